@@ -1,0 +1,216 @@
+import Foundation
+import GRDB
+import ImageCore
+
+/// The embedded catalog: one SQLite file in WAL mode, through GRDB.
+/// Tags and extra properties are JSON documents in the image row, so one read returns a whole image.
+public final class SQLiteCatalog: Catalog {
+    public enum Durability: String, Sendable {
+        /// fsync on every commit: an acknowledged write survives power loss.
+        case full
+        /// fsync at checkpoints only: survives a process crash, may lose the last commits on power loss.
+        case normal
+    }
+
+    let pool: DatabasePool
+
+    public init(path: String, durability: Durability = .full) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.maximumReaderCount = 8
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1: images and members") { db in
+            try db.execute(sql: """
+                CREATE TABLE images (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT,
+                    status TEXT NOT NULL,
+                    visibility TEXT NOT NULL,
+                    protected INTEGER NOT NULL,
+                    os_hidden INTEGER NOT NULL,
+                    owner TEXT,
+                    container_format TEXT,
+                    disk_format TEXT,
+                    size INTEGER,
+                    virtual_size INTEGER,
+                    min_disk INTEGER NOT NULL,
+                    min_ram INTEGER NOT NULL,
+                    checksum TEXT,
+                    os_hash_algo TEXT,
+                    os_hash_value TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    deleted_at INTEGER,
+                    tags TEXT NOT NULL,
+                    properties TEXT NOT NULL,
+                    version INTEGER NOT NULL
+                );
+                CREATE INDEX images_created ON images(created_at, id);
+                CREATE INDEX images_status_created ON images(status, created_at, id);
+                CREATE INDEX images_owner_created ON images(owner, created_at, id);
+                CREATE INDEX images_name ON images(name);
+                CREATE INDEX images_updated ON images(updated_at, id);
+                CREATE TABLE image_members (
+                    image_id TEXT NOT NULL REFERENCES images(id),
+                    member_id TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (image_id, member_id)
+                );
+                CREATE INDEX image_members_member ON image_members(member_id, status);
+                """)
+        }
+        return m
+    }
+
+    static let columns = """
+        id, name, status, visibility, protected, os_hidden, owner, container_format, disk_format, size, \
+        virtual_size, min_disk, min_ram, checksum, os_hash_algo, os_hash_value, created_at, updated_at, \
+        deleted_at, tags, properties, version
+        """
+
+    static func arguments(_ i: Image) -> StatementArguments {
+        [i.id, i.name, i.status.rawValue, i.visibility.rawValue, i.isProtected, i.osHidden, i.owner,
+         i.containerFormat, i.diskFormat, i.size, i.virtualSize, i.minDisk, i.minRam, i.checksum,
+         i.osHashAlgo, i.osHashValue, i.createdAt, i.updatedAt, i.deletedAt,
+         DocumentColumns.encodeTags(i.tags), DocumentColumns.encodeProperties(i.properties), i.version]
+    }
+
+    static func image(_ row: Row) throws -> Image {
+        guard let status = ImageStatus(rawValue: row[2]), let visibility = Visibility(rawValue: row[3]) else {
+            throw ImageError(.internal, "corrupt image row \(row[0] as String)")
+        }
+        return Image(
+            id: row[0], name: row[1], status: status, visibility: visibility, isProtected: row[4], osHidden: row[5],
+            owner: row[6], containerFormat: row[7], diskFormat: row[8], size: row[9], virtualSize: row[10],
+            minDisk: row[11], minRam: row[12], checksum: row[13], osHashAlgo: row[14], osHashValue: row[15],
+            createdAt: row[16], updatedAt: row[17], deletedAt: row[18],
+            tags: try DocumentColumns.decodeTags(row[19]), properties: try DocumentColumns.decodeProperties(row[20]),
+            version: row[21])
+    }
+
+    public func insertImage(_ image: Image) async throws {
+        let args = Self.arguments(image)
+        do {
+            try await pool.write { db in
+                try db.execute(sql: "INSERT INTO images (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                               arguments: args)
+            }
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_CONSTRAINT {
+            throw ImageError.conflict("An image with identifier \(image.id) already exists.")
+        }
+    }
+
+    public func image(id: String) async throws -> Image? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM images WHERE id = ?", arguments: [id]).map(Self.image)
+        }
+    }
+
+    public func updateImage(_ image: Image) async throws -> Bool {
+        var updateArgs = Self.arguments(image)
+        updateArgs += [image.id, image.version]
+        let args = updateArgs
+        return try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE images SET id=?, name=?, status=?, visibility=?, protected=?, os_hidden=?, owner=?, \
+                container_format=?, disk_format=?, size=?, virtual_size=?, min_disk=?, min_ram=?, checksum=?, \
+                os_hash_algo=?, os_hash_value=?, created_at=?, updated_at=?, deleted_at=?, tags=?, properties=?, \
+                version=? + 1 WHERE id = ? AND version = ?
+                """, arguments: args)
+            return db.changesCount == 1
+        }
+    }
+
+    public func listImages(_ query: ImageListQuery) async throws -> [Image] {
+        let (sql, args) = ListSQL.build(query)
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: args).map(Self.image)
+        }
+    }
+
+    // MARK: Members
+
+    static func member(_ row: Row) throws -> ImageMember {
+        guard let status = MemberStatus(rawValue: row[2]) else { throw ImageError(.internal, "corrupt member row") }
+        return ImageMember(imageId: row[0], memberId: row[1], status: status, createdAt: row[3], updatedAt: row[4])
+    }
+
+    public func members(imageId: String) async throws -> [ImageMember] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT image_id, member_id, status, created_at, updated_at FROM image_members
+                WHERE image_id = ? ORDER BY created_at, member_id
+                """, arguments: [imageId]).map(Self.member)
+        }
+    }
+
+    public func member(imageId: String, memberId: String) async throws -> ImageMember? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT image_id, member_id, status, created_at, updated_at FROM image_members
+                WHERE image_id = ? AND member_id = ?
+                """, arguments: [imageId, memberId]).map(Self.member)
+        }
+    }
+
+    public func insertMember(_ m: ImageMember) async throws {
+        do {
+            try await pool.write { db in
+                try db.execute(sql: "INSERT INTO image_members VALUES (?,?,?,?,?)",
+                               arguments: [m.imageId, m.memberId, m.status.rawValue, m.createdAt, m.updatedAt])
+            }
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_CONSTRAINT {
+            throw ImageError.conflict("Member \(m.memberId) already exists on image \(m.imageId).")
+        }
+    }
+
+    public func updateMember(_ m: ImageMember) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE image_members SET status = ?, updated_at = ? WHERE image_id = ? AND member_id = ?",
+                           arguments: [m.status.rawValue, m.updatedAt, m.imageId, m.memberId])
+        }
+    }
+
+    public func deleteMember(imageId: String, memberId: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM image_members WHERE image_id = ? AND member_id = ?", arguments: [imageId, memberId])
+            return db.changesCount == 1
+        }
+    }
+}
+
+/// Tags and properties as JSON text columns.
+enum DocumentColumns {
+    static func encodeTags(_ tags: [String]) -> String {
+        JSONValue.array(tags.map { .string($0) }).serialized
+    }
+
+    static func encodeProperties(_ p: [String: String]) -> String {
+        JSONValue.object(p.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).serialized
+    }
+
+    static func decodeTags(_ text: String) throws -> [String] {
+        if text == "[]" { return [] }
+        guard case .array(let items) = try JSONValue.parse(text) else { throw ImageError(.internal, "corrupt tags") }
+        return items.compactMap(\.stringValue)
+    }
+
+    static func decodeProperties(_ text: String) throws -> [String: String] {
+        if text == "{}" { return [:] }
+        guard case .object(let members) = try JSONValue.parse(text) else { throw ImageError(.internal, "corrupt properties") }
+        var out: [String: String] = [:]
+        for (k, v) in members { if let s = v.stringValue { out[k] = s } }
+        return out
+    }
+}

@@ -1,0 +1,385 @@
+import Logging
+
+public struct ImageServiceConfig: Sendable {
+    public var containerFormats = ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
+    public var diskFormats = ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]
+    public var propertyQuota = 128
+    public var tagQuota = 128
+    public var memberQuota = 128
+    public var listDefaultLimit = 25
+    public var listMaxLimit = 1000
+
+    public init() {}
+}
+
+/// One change of a PATCH (or of a vendor front-end's update), in OpenStack attribute names.
+public struct ImageChange: Sendable, Equatable {
+    public enum Operation: Sendable, Equatable {
+        /// `strict` is the draft-04 `add`: refuses to overwrite an existing value.
+        case add(strict: Bool)
+        case replace
+        case remove
+    }
+    public var operation: Operation
+    public var attribute: String
+    public var value: JSONValue?
+
+    public init(_ operation: Operation, _ attribute: String, _ value: JSONValue? = nil) {
+        self.operation = operation; self.attribute = attribute; self.value = value
+    }
+}
+
+/// A list request as the caller phrased it; the service turns it into an `ImageListQuery`.
+public struct ImageListRequest: Sendable, Equatable {
+    public var filters: [ImageListQuery.Filter] = []
+    public var sort: [ImageListQuery.Sort] = []
+    public var visibility: ImageListQuery.Scope.VisibilityFilter = .default
+    /// nil: the default (`accepted`); empty: any status.
+    public var memberStatuses: [MemberStatus]? = nil
+    public var osHidden = false
+    public var limit: Int? = nil
+    public var marker: String? = nil
+
+    public init() {}
+}
+
+/// The rules of the catalog: lifecycle, visibility, policy, quotas, validation.
+/// Front-ends translate to and from it; they never touch storage.
+public struct ImageService: Sendable {
+    public let catalog: any Catalog
+    public let config: ImageServiceConfig
+    let logger: Logger
+
+    public init(catalog: any Catalog, config: ImageServiceConfig = .init(), logger: Logger = Logger(label: "imaged.service")) {
+        self.catalog = catalog
+        self.config = config
+        self.logger = logger
+    }
+
+    // MARK: Policy
+
+    /// Whether the caller may see the image at all (metadata).
+    public func canRead(_ image: Image, _ p: Principal, membership: ImageMember?) -> Bool {
+        if image.status.isGone { return false }
+        if p.isAdmin { return true }
+        guard p.isReader else { return false }
+        if image.owner == nil || image.owner == p.projectId { return true }
+        switch image.visibility {
+        case .public, .community: return true
+        case .shared: return membership != nil
+        case .private: return false
+        }
+    }
+
+    /// Owner project's member role, or admin.
+    public func canModify(_ image: Image, _ p: Principal) -> Bool {
+        p.isAdmin || (p.isMember && p.projectId != nil && image.owner == p.projectId)
+    }
+
+    private func membership(_ image: Image, _ p: Principal) async throws -> ImageMember? {
+        guard image.visibility == .shared, let project = p.projectId, image.owner != project, !p.isAdmin else { return nil }
+        return try await catalog.member(imageId: image.id, memberId: project)
+    }
+
+    /// Loads an image the caller can see, or 404 (never revealing whether it exists).
+    public func visibleImage(id: String, by p: Principal) async throws -> Image {
+        guard ImageID.isValid(id), let image = try await catalog.image(id: id.lowercased()) else {
+            throw ImageError.notFound("No image found with ID \(id)")
+        }
+        guard canRead(image, p, membership: try await membership(image, p)) else {
+            throw ImageError.notFound("No image found with ID \(id)")
+        }
+        return image
+    }
+
+    /// Loads an image the caller may modify: 404 if invisible, 403 if visible but not theirs.
+    func modifiableImage(id: String, by p: Principal, action: String) async throws -> Image {
+        let image = try await visibleImage(id: id, by: p)
+        guard canModify(image, p) else { throw ImageError.forbidden("You are not authorized to \(action) image \(image.id).") }
+        return image
+    }
+
+    // MARK: Images
+
+    public func showImage(id: String, by p: Principal) async throws -> Image {
+        try await visibleImage(id: id, by: p)
+    }
+
+    /// Creates an image from attributes (OpenStack names, in the order the caller sent them).
+    public func createImage(_ attributes: [(String, JSONValue)], by p: Principal) async throws -> Image {
+        guard p.isMember else { throw ImageError.forbidden("You are not authorized to create images.") }
+        let now = Timestamp.now()
+        var image = Image(id: ImageID.generate(), owner: p.projectId, createdAt: now, updatedAt: now)
+        var readOnlyKey: String?
+        var ownerGiven = false
+        for (key, value) in attributes {
+            if key == "id" {
+                guard case .string(let s) = value, ImageID.isValid(s) else {
+                    throw ImageError.badRequest("Invalid value for 'id': not a UUID")
+                }
+                image.id = s.lowercased()
+            } else if ImageAttributes.writable.contains(key) {
+                try ImageAttributes.set(key, value, on: &image, config: config)
+                if key == "owner" { ownerGiven = true }
+            } else if ImageAttributes.readOnly.contains(key) {
+                readOnlyKey = readOnlyKey ?? key
+            } else {
+                try ImageAttributes.checkPropertyKey(key)
+                try ImageAttributes.set(key, value, on: &image, config: config)
+            }
+        }
+        if ownerGiven, !p.isAdmin, image.owner != p.projectId {
+            throw ImageError.forbidden("You are not permitted to create images owned by '\(image.owner ?? "null")'.")
+        }
+        try checkVisibilityPolicy(image.visibility, p)
+        try checkQuotas(image)
+        if let key = readOnlyKey { throw ImageError.forbidden("Attribute '\(key)' is read-only.") }
+        try await catalog.insertImage(image)
+        logger.info("image created", metadata: ["image": .string(image.id), "owner": .string(image.owner ?? "-")])
+        return image
+    }
+
+    func checkVisibilityPolicy(_ v: Visibility, _ p: Principal) throws(ImageError) {
+        if v == .public, !p.isAdmin {
+            throw .forbidden("You are not authorized to set visibility to public (admin only).")
+        }
+    }
+
+    func checkQuotas(_ image: Image) throws(ImageError) {
+        if image.tags.count > config.tagQuota {
+            throw .tooLarge("Maximum number of tags exceeded (\(image.tags.count) of \(config.tagQuota)).")
+        }
+        let counted = image.properties.keys.filter { !$0.hasPrefix(ImageAttributes.reservedPrefix) }.count
+        if counted > config.propertyQuota {
+            throw .tooLarge("Maximum number of properties exceeded (\(counted) of \(config.propertyQuota)).")
+        }
+    }
+
+    /// Applies changes in order and saves once; any failure leaves the image untouched.
+    public func updateImage(id: String, changes: [ImageChange], by p: Principal) async throws -> Image {
+        for change in changes {
+            let a = change.attribute
+            if ImageAttributes.readOnly.contains(a) { throw ImageError.forbidden("Attribute '\(a)' is read-only.") }
+            if ImageAttributes.isReserved(a) { throw ImageError.forbidden("Attribute '\(a)' is reserved.") }
+        }
+        return try await mutate(id: id, by: p, action: "update") { image in
+            for change in changes { try applyChange(change, to: &image, by: p) }
+            try checkQuotas(image)
+        }
+    }
+
+    func applyChange(_ change: ImageChange, to image: inout Image, by p: Principal) throws(ImageError) {
+        let key = change.attribute
+        let isBase = ImageAttributes.writable.contains(key)
+        if !isBase { try ImageAttributes.checkPropertyKey(key) }
+        switch change.operation {
+        case .remove:
+            guard !isBase else { throw .forbidden("Attribute '\(key)' may not be removed.") }
+            guard image.properties.removeValue(forKey: key) != nil else {
+                throw .conflict("Property \(key) does not exist.")
+            }
+            return
+        case .replace:
+            if !isBase, image.properties[key] == nil { throw .conflict("Property \(key) does not exist.") }
+        case .add(let strict):
+            // draft-04 `add` never overwrites, and base attributes always exist.
+            if strict, isBase || image.properties[key] != nil {
+                throw .conflict("Property \(key) already present.")
+            }
+        }
+        guard let value = change.value else { throw .badRequest("Operation on '\(key)' needs a value.") }
+        let before = image
+        try ImageAttributes.set(key, value, on: &image, config: config)
+        switch key {
+        case "owner" where image.owner != before.owner && !p.isAdmin:
+            throw .forbidden("Owner can't be updated by non admin.")
+        case "visibility" where image.visibility != before.visibility:
+            try checkVisibilityPolicy(image.visibility, p)
+        case "disk_format" where image.diskFormat != before.diskFormat,
+            "container_format" where image.containerFormat != before.containerFormat:
+            guard before.status == .queued || before.status == .importing else {
+                throw .forbidden("Attribute \(key) can be only replaced for a queued image.")
+            }
+        default: break
+        }
+    }
+
+    /// Read, change, write with optimistic concurrency; retried when another writer won.
+    func mutate(id: String, by p: Principal, action: String, _ change: (inout Image) throws -> Void) async throws -> Image {
+        for _ in 0..<8 {
+            var image = try await modifiableImage(id: id, by: p, action: action)
+            let original = image
+            try change(&image)
+            if image == original { return image }
+            image.updatedAt = max(Timestamp.now(), original.updatedAt)
+            if try await catalog.updateImage(image) {
+                image.version += 1
+                return image
+            }
+        }
+        throw ImageError.conflict("Image \(id) is being changed by another request; try again.")
+    }
+
+    public func deleteImage(id: String, by p: Principal) async throws {
+        _ = try await mutate(id: id, by: p, action: "delete") { image in
+            if image.isProtected { throw ImageError.forbidden("Image \(image.id) is protected and cannot be deleted.") }
+            image.status = .deleted
+            image.deletedAt = Timestamp.now()
+        }
+        logger.info("image deleted", metadata: ["image": .string(id)])
+    }
+
+    public func deactivateImage(id: String, by p: Principal) async throws {
+        _ = try await mutate(id: id, by: p, action: "deactivate") { image in
+            switch image.status {
+            case .deactivated: return
+            case .active: image.status = .deactivated
+            default: throw ImageError.forbidden("Not allowed to deactivate image in status '\(image.status.rawValue)'")
+            }
+        }
+    }
+
+    public func reactivateImage(id: String, by p: Principal) async throws {
+        _ = try await mutate(id: id, by: p, action: "reactivate") { image in
+            switch image.status {
+            case .active: return
+            case .deactivated: image.status = .active
+            default: throw ImageError.forbidden("Not allowed to reactivate image in status '\(image.status.rawValue)'")
+            }
+        }
+    }
+
+    public func addTag(id: String, tag: String, by p: Principal) async throws {
+        let tag = try ImageAttributes.validTag(tag)
+        _ = try await mutate(id: id, by: p, action: "update") { image in
+            guard !image.tags.contains(tag) else { return }
+            image.tags = ImageAttributes.normalizedTags(image.tags + [tag])
+            try checkQuotas(image)
+        }
+    }
+
+    public func removeTag(id: String, tag: String, by p: Principal) async throws {
+        _ = try await mutate(id: id, by: p, action: "update") { image in
+            guard let i = image.tags.firstIndex(of: tag) else { throw ImageError.notFound("Tag \(tag) not found.") }
+            image.tags.remove(at: i)
+        }
+    }
+
+    // MARK: Lists
+
+    public func listImages(_ request: ImageListRequest, by p: Principal) async throws -> [Image] {
+        guard p.isReader else { throw ImageError.forbidden("You are not authorized to list images.") }
+        var limit = request.limit ?? config.listDefaultLimit
+        guard limit >= 0 else { throw ImageError.badRequest("limit param must be positive") }
+        limit = min(limit, config.listMaxLimit)
+
+        var sort = request.sort
+        let lastDirection = sort.last?.direction ?? .desc
+        if !sort.contains(where: { $0.key == .createdAt }) { sort.append(.init(.createdAt, lastDirection)) }
+        if !sort.contains(where: { $0.key == .id }) { sort.append(.init(.id, lastDirection)) }
+
+        let scope = ImageListQuery.Scope(
+            isAdmin: p.isAdmin, projectId: p.projectId, visibility: request.visibility,
+            memberStatuses: request.memberStatuses.map { $0.isEmpty ? nil : $0 } ?? [.accepted])
+
+        var marker: Image?
+        if let m = request.marker {
+            do {
+                marker = try await visibleImage(id: m, by: p)
+            } catch let e as ImageError where e.kind == .notFound {
+                throw ImageError.badRequest("Invalid marker. Image \(m) could not be found.")
+            }
+        }
+        let query = ImageListQuery(scope: scope, filters: request.filters, sort: sort,
+                                   osHidden: request.osHidden, limit: limit, marker: marker)
+        return try await catalog.listImages(query)
+    }
+
+    // MARK: Members
+
+    func sharedImageOwnedBy(id: String, _ p: Principal, action: String) async throws -> Image {
+        let image = try await modifiableImage(id: id, by: p, action: action)
+        guard image.visibility == .shared else { throw ImageError.forbidden("Only shared images have members.") }
+        return image
+    }
+
+    public func addMember(imageId: String, memberId: String, by p: Principal) async throws -> ImageMember {
+        let memberId = memberId.trimmingSpaces
+        guard !memberId.isEmpty, memberId.count <= 255 else {
+            throw ImageError.badRequest("Member id must be 1 to 255 characters.")
+        }
+        let image = try await sharedImageOwnedBy(id: imageId, p, action: "add members to")
+        let existing = try await catalog.members(imageId: image.id)
+        if existing.contains(where: { $0.memberId == memberId }) {
+            throw ImageError.conflict("Member \(memberId) already exists on image \(image.id).")
+        }
+        guard existing.count < config.memberQuota else {
+            throw ImageError.tooLarge("Maximum number of image members exceeded (\(config.memberQuota)).")
+        }
+        let now = Timestamp.now()
+        let member = ImageMember(imageId: image.id, memberId: memberId, status: .pending, createdAt: now, updatedAt: now)
+        try await catalog.insertMember(member)
+        return member
+    }
+
+    public func listMembers(imageId: String, by p: Principal) async throws -> [ImageMember] {
+        let image = try await visibleImage(id: imageId, by: p)
+        guard image.visibility == .shared else { throw ImageError.forbidden("Only shared images have members.") }
+        let all = try await catalog.members(imageId: image.id)
+        if canModify(image, p) || p.isAdmin { return all }
+        guard let project = p.projectId, let mine = all.first(where: { $0.memberId == project }) else {
+            throw ImageError.notFound("No image found with ID \(imageId)")
+        }
+        return [mine]
+    }
+
+    public func showMember(imageId: String, memberId: String, by p: Principal) async throws -> ImageMember {
+        let notFound = ImageError.notFound("Member \(memberId) not found for image \(imageId).")
+        let image: Image
+        do { image = try await visibleImage(id: imageId, by: p) } catch { throw notFound }
+        guard image.visibility == .shared,
+              p.isAdmin || image.owner == p.projectId || memberId == p.projectId,
+              let m = try await catalog.member(imageId: image.id, memberId: memberId)
+        else { throw notFound }
+        return m
+    }
+
+    public func setMemberStatus(imageId: String, memberId: String, status: String, by p: Principal) async throws -> ImageMember {
+        guard let newStatus = MemberStatus(rawValue: status) else {
+            throw ImageError.badRequest("Invalid status '\(status)': must be pending, accepted or rejected.")
+        }
+        let image = try await visibleImage(id: imageId, by: p)
+        guard var m = try await catalog.member(imageId: image.id, memberId: memberId), image.visibility == .shared else {
+            throw ImageError.notFound("Member \(memberId) not found for image \(imageId).")
+        }
+        guard p.isAdmin || (p.isMember && p.projectId == memberId) else {
+            throw ImageError.forbidden("You are not permitted to modify the status of member \(memberId).")
+        }
+        if m.status != newStatus {
+            m.status = newStatus
+            m.updatedAt = Timestamp.now()
+            try await catalog.updateMember(m)
+        }
+        return m
+    }
+
+    public func removeMember(imageId: String, memberId: String, by p: Principal) async throws {
+        let image = try await visibleImage(id: imageId, by: p)
+        guard canModify(image, p) else {
+            // A member may see the image but not manage its members.
+            throw ImageError.forbidden("You are not authorized to remove members of image \(image.id).")
+        }
+        guard try await catalog.deleteMember(imageId: image.id, memberId: memberId) else {
+            throw ImageError.notFound("Member \(memberId) not found for image \(imageId).")
+        }
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first?.isWhitespace == true { s = s.dropFirst() }
+        while s.last?.isWhitespace == true { s = s.dropLast() }
+        return String(s)
+    }
+}

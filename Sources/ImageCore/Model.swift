@@ -1,0 +1,143 @@
+import Foundation
+
+/// The lifecycle the core keeps for every image (OpenStack's, which other front-ends map).
+public enum ImageStatus: String, Sendable, CaseIterable, Codable {
+    case queued, saving, uploading, importing, active, killed, deleted
+    case pendingDelete = "pending_delete"
+    case deactivated
+
+    /// Statuses that never appear in lists nor to non-admin readers.
+    public var isGone: Bool { self == .deleted || self == .killed || self == .pendingDelete }
+}
+
+public enum Visibility: String, Sendable, CaseIterable, Codable {
+    case `public`, community, shared, `private`
+}
+
+public enum MemberStatus: String, Sendable, CaseIterable, Codable {
+    case pending, accepted, rejected
+}
+
+/// One catalog entry. Timestamps are whole seconds since the epoch (what the APIs show).
+public struct Image: Sendable, Equatable {
+    public var id: String
+    public var name: String?
+    public var status: ImageStatus
+    public var visibility: Visibility
+    public var isProtected: Bool
+    public var osHidden: Bool
+    public var owner: String?
+    public var containerFormat: String?
+    public var diskFormat: String?
+    public var size: Int64?
+    public var virtualSize: Int64?
+    public var minDisk: Int64
+    public var minRam: Int64
+    public var checksum: String?
+    public var osHashAlgo: String?
+    public var osHashValue: String?
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var deletedAt: Int64?
+    /// A set: kept sorted and without duplicates.
+    public var tags: [String]
+    /// Extra (free-form) properties, always strings.
+    public var properties: [String: String]
+    /// Optimistic-concurrency counter, bumped by every catalog update.
+    public var version: Int64
+
+    public init(
+        id: String, name: String? = nil, status: ImageStatus = .queued, visibility: Visibility = .shared,
+        isProtected: Bool = false, osHidden: Bool = false, owner: String? = nil,
+        containerFormat: String? = nil, diskFormat: String? = nil, size: Int64? = nil, virtualSize: Int64? = nil,
+        minDisk: Int64 = 0, minRam: Int64 = 0, checksum: String? = nil, osHashAlgo: String? = nil,
+        osHashValue: String? = nil, createdAt: Int64, updatedAt: Int64, deletedAt: Int64? = nil,
+        tags: [String] = [], properties: [String: String] = [:], version: Int64 = 0
+    ) {
+        self.id = id; self.name = name; self.status = status; self.visibility = visibility
+        self.isProtected = isProtected; self.osHidden = osHidden; self.owner = owner
+        self.containerFormat = containerFormat; self.diskFormat = diskFormat; self.size = size
+        self.virtualSize = virtualSize; self.minDisk = minDisk; self.minRam = minRam; self.checksum = checksum
+        self.osHashAlgo = osHashAlgo; self.osHashValue = osHashValue; self.createdAt = createdAt
+        self.updatedAt = updatedAt; self.deletedAt = deletedAt; self.tags = tags; self.properties = properties
+        self.version = version
+    }
+}
+
+/// A project an image is shared with.
+public struct ImageMember: Sendable, Equatable {
+    public var imageId: String
+    public var memberId: String
+    public var status: MemberStatus
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    public init(imageId: String, memberId: String, status: MemberStatus, createdAt: Int64, updatedAt: Int64) {
+        self.imageId = imageId; self.memberId = memberId; self.status = status
+        self.createdAt = createdAt; self.updatedAt = updatedAt
+    }
+}
+
+/// Who is calling. Roles are lower-cased and already include implied ones (admin ⇒ member ⇒ reader).
+public struct Principal: Sendable, Equatable {
+    public var userId: String
+    public var projectId: String?
+    public var roles: Set<String>
+
+    public init(userId: String, projectId: String?, roles: some Sequence<String>) {
+        self.userId = userId
+        self.projectId = projectId
+        self.roles = Principal.expand(roles)
+    }
+
+    public var isAdmin: Bool { roles.contains("admin") }
+    public var isMember: Bool { roles.contains("member") }
+    public var isReader: Bool { roles.contains("reader") }
+
+    /// Keystone's default implied roles: admin ⇒ member ⇒ reader.
+    static func expand(_ roles: some Sequence<String>) -> Set<String> {
+        var set = Set(roles.map { $0.lowercased() })
+        if set.contains("admin") { set.insert("member") }
+        if set.contains("member") { set.insert("reader") }
+        return set
+    }
+}
+
+/// A failure the caller can act on. Each front-end renders it in its own format.
+public struct ImageError: Error, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case badRequest, unauthorized, forbidden, notFound, conflict, payloadTooLarge
+        case unsupportedMediaType, gone, rangeNotSatisfiable, unavailable, `internal`
+    }
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+
+    public static func badRequest(_ m: String) -> ImageError { .init(.badRequest, m) }
+    public static func forbidden(_ m: String) -> ImageError { .init(.forbidden, m) }
+    public static func notFound(_ m: String) -> ImageError { .init(.notFound, m) }
+    public static func conflict(_ m: String) -> ImageError { .init(.conflict, m) }
+    public static func tooLarge(_ m: String) -> ImageError { .init(.payloadTooLarge, m) }
+    public var description: String { "\(kind): \(message)" }
+}
+
+public enum ImageID {
+    /// Caller-chosen ids must look like a UUID (any case, hyphenated); stored lower-case.
+    public static func isValid(_ s: String) -> Bool {
+        let u = Array(s.utf8)
+        guard u.count == 36 else { return false }
+        for (i, c) in u.enumerated() {
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                if c != UInt8(ascii: "-") { return false }
+            } else if !Self.isHex(c) { return false }
+        }
+        return true
+    }
+
+    static func isHex(_ c: UInt8) -> Bool {
+        (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70)
+    }
+
+    public static func generate() -> String { UUID().uuidString.lowercased() }
+}

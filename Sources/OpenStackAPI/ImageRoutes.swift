@@ -1,0 +1,284 @@
+import HTTPTypes
+import Foundation
+import Hummingbird
+import ImageCore
+
+/// The `/v2` routes. Each handler parses the request, calls `ImageService`, and writes Glance's JSON.
+struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
+    let service: ImageService
+    let options: OpenStackAPIOptions
+    let imageSchema: String
+    let imagesSchema: String
+
+    init(service: ImageService, options: OpenStackAPIOptions) {
+        self.service = service
+        self.options = options
+        imageSchema = Schemas.image(service.config)
+        imagesSchema = Schemas.images(service.config)
+    }
+
+    typealias Handler = @Sendable (Request, Context) async throws -> Response
+
+    func register(on router: Router<Context>) {
+        route(router, "/v2/images", [.get: list, .post: create])
+        route(router, "/v2/images/{id}", [.get: show, .patch: update, .delete: delete])
+        route(router, "/v2/images/{id}/actions/deactivate", [.post: deactivate])
+        route(router, "/v2/images/{id}/actions/reactivate", [.post: reactivate])
+        route(router, "/v2/images/{id}/tags/{tag}", [.put: addTag, .delete: removeTag])
+        route(router, "/v2/images/{id}/members", [.get: listMembers, .post: addMember])
+        route(router, "/v2/images/{id}/members/{member}", [.get: showMember, .put: updateMember, .delete: removeMember])
+        for (name, body) in [("image", imageSchema), ("images", imagesSchema), ("member", Schemas.member), ("members", Schemas.members)] {
+            route(router, RouterPath("/v2/schemas/\(name)"), [.get: { request, _ in
+                try await Self.requireNoBody(request)
+                return Views.json(body)
+            }])
+        }
+    }
+
+    /// Registers handlers and answers every other common method with 405 and `Allow`.
+    func route(_ router: Router<Context>, _ path: RouterPath, _ handlers: [HTTPRequest.Method: Handler]) {
+        let order: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete]
+        let allow = order.filter { handlers[$0] != nil }.map(\.rawValue).joined(separator: ", ")
+        for method in order {
+            if let handler = handlers[method] {
+                router.on(path, method: method, use: handler)
+            } else {
+                router.on(path, method: method) { _, _ -> Response in
+                    throw GlanceError(.methodNotAllowed, "The method is not allowed for the requested URL.", headers: [.allow: allow])
+                }
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    static func principal(_ context: Context) throws -> Principal {
+        guard let p = context.principal else {
+            throw GlanceError(.unauthorized, "The request you have made requires authentication.")
+        }
+        return p
+    }
+
+    static func parameter(_ context: Context, _ name: String) throws -> String {
+        let raw = try context.parameters.require(name)
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    static func baseURL(_ request: Request, _ options: OpenStackAPIOptions) -> String {
+        if let e = options.publicEndpoint { return e.hasSuffix("/") ? String(e.dropLast()) : e }
+        return "http://" + (request.head.authority ?? "localhost")
+    }
+
+    /// Reads a JSON body up to Glance's request size limit; nil when the body is empty.
+    static func readJSON(_ request: Request) async throws -> JSONValue? {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > OpenStackAPILimits.maxJSONBody {
+            throw GlanceError(.contentTooLarge, "Request body is larger than the limit of \(OpenStackAPILimits.maxJSONBody) bytes.")
+        }
+        var request = request
+        let buffer = try await request.collectBody(upTo: OpenStackAPILimits.maxJSONBody)
+        guard buffer.readableBytes > 0 else { return nil }
+        let value = try JSONValue.parse(buffer.readableBytesView)
+        switch value {
+        case .object, .array: return value
+        default: throw GlanceError(.badRequest, "Malformed JSON in request body: expected an object or an array.")
+        }
+    }
+
+    static func requireNoBody(_ request: Request) async throws {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length == 0 { return }
+        guard request.headers[.contentLength] != nil || request.headers[.transferEncoding] != nil else { return }
+        var request = request
+        let buffer = try await request.collectBody(upTo: OpenStackAPILimits.maxJSONBody)
+        if buffer.readableBytes > 0 { throw GlanceError(.badRequest, "A body is not expected with this request.") }
+    }
+
+    static func imageResponse(_ image: Image, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var w = JSONWriter(capacity: 1024)
+        Views.image(image, into: &w)
+        return Views.json(w, status: status, headers: headers)
+    }
+
+    static var noContent: Response { Response(status: .noContent) }
+
+    // MARK: Images
+
+    var create: Handler {
+        { [service, options] request, context in
+            let p = try Self.principal(context)
+            guard let body = try await Self.readJSON(request) else { throw GlanceError(.badRequest, "Body expected in request.") }
+            guard case .object(let members) = body else { throw GlanceError(.badRequest, "Image body must be a JSON object.") }
+            for (key, _) in members where ["direct_url", "self", "file", "schema", "stores"].contains(key) {
+                throw GlanceError(.forbidden, "Attribute '\(key)' is read-only.")
+            }
+            let image = try await service.createImage(members, by: p)
+            let location = Self.baseURL(request, options) + "/v2/images/" + image.id
+            return Self.imageResponse(image, status: .created, headers: [.location: location])
+        }
+    }
+
+    var show: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            return Self.imageResponse(try await service.showImage(id: try Self.parameter(context, "id"), by: p))
+        }
+    }
+
+    var list: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            let listRequest = try ListParameters.parse(request.uri.query)
+            let images = try await service.listImages(listRequest, by: p)
+            let limit = min(listRequest.limit ?? service.config.listDefaultLimit, service.config.listMaxLimit)
+
+            // `first` is the query without `marker`; `next` adds the last id whenever the page is full.
+            let kept = (request.uri.query ?? "").split(separator: "&").filter {
+                ListParameters.decode($0.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]) != "marker"
+            }.joined(separator: "&")
+            var w = JSONWriter(capacity: 1024 * (images.count + 1))
+            w.raw("{\"images\":[")
+            for (i, image) in images.enumerated() {
+                if i > 0 { w.raw(",") }
+                Views.image(image, into: &w)
+            }
+            w.raw("],\"first\":"); w.string(kept.isEmpty ? "/v2/images" : "/v2/images?" + kept)
+            w.raw(",\"schema\":\"/v2/schemas/images\"")
+            if let last = images.last, images.count >= limit {
+                w.raw(",\"next\":"); w.string("/v2/images?" + (kept.isEmpty ? "" : kept + "&") + "marker=" + last.id)
+            }
+            w.raw("}")
+            return Views.json(w)
+        }
+    }
+
+    static var patchTypes: [String] { ["application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"] }
+
+    var update: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first
+                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            guard let kind = Self.patchTypes.firstIndex(of: mediaType) else {
+                throw GlanceError(.unsupportedMediaType,
+                    "The request media type \(mediaType.isEmpty ? "(none)" : mediaType) is not supported by this server. Use one of: \(Self.patchTypes.joined(separator: ", ")).",
+                    headers: [.acceptPatch: "application/openstack-images-v2.0-json-patch, application/openstack-images-v2.1-json-patch"])
+            }
+            guard let body = try await Self.readJSON(request) else { throw GlanceError(.badRequest, "Body expected in request.") }
+            let changes = try JSONPatch.changes(from: body, draft04: kind == 1)
+            let image = try await service.updateImage(id: try Self.parameter(context, "id"), changes: changes, by: p)
+            return Self.imageResponse(image)
+        }
+    }
+
+    var delete: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            try await service.deleteImage(id: try Self.parameter(context, "id"), by: p)
+            return Self.noContent
+        }
+    }
+
+    var deactivate: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            try await service.deactivateImage(id: try Self.parameter(context, "id"), by: p)
+            return Self.noContent
+        }
+    }
+
+    var reactivate: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            try await service.reactivateImage(id: try Self.parameter(context, "id"), by: p)
+            return Self.noContent
+        }
+    }
+
+    var addTag: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            try await service.addTag(id: try Self.parameter(context, "id"), tag: try Self.parameter(context, "tag"), by: p)
+            return Self.noContent
+        }
+    }
+
+    var removeTag: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            try await service.removeTag(id: try Self.parameter(context, "id"), tag: try Self.parameter(context, "tag"), by: p)
+            return Self.noContent
+        }
+    }
+
+    // MARK: Members
+
+    static func memberResponse(_ m: ImageMember) -> Response {
+        var w = JSONWriter(capacity: 256)
+        Views.member(m, into: &w)
+        return Views.json(w)
+    }
+
+    static func stringField(_ body: JSONValue?, _ key: String) throws -> String {
+        guard case .object = body else { throw GlanceError(.badRequest, "Body must be a JSON object with '\(key)'.") }
+        guard let value = body?[key] else { throw GlanceError(.badRequest, "'\(key)' is a required property.") }
+        guard case .string(let s) = value else { throw GlanceError(.badRequest, "'\(key)' must be a string, not \(value.typeName).") }
+        return s
+    }
+
+    var addMember: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            let memberId = try Self.stringField(try await Self.readJSON(request), "member")
+            return Self.memberResponse(try await service.addMember(imageId: try Self.parameter(context, "id"), memberId: memberId, by: p))
+        }
+    }
+
+    var listMembers: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            let members = try await service.listMembers(imageId: try Self.parameter(context, "id"), by: p)
+            var w = JSONWriter(capacity: 256 * (members.count + 1))
+            w.raw("{\"members\":[")
+            for (i, m) in members.enumerated() {
+                if i > 0 { w.raw(",") }
+                Views.member(m, into: &w)
+            }
+            w.raw("],\"schema\":\"/v2/schemas/members\"}")
+            return Views.json(w)
+        }
+    }
+
+    var showMember: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            return Self.memberResponse(try await service.showMember(
+                imageId: try Self.parameter(context, "id"), memberId: try Self.parameter(context, "member"), by: p))
+        }
+    }
+
+    var updateMember: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            let status = try Self.stringField(try await Self.readJSON(request), "status")
+            return Self.memberResponse(try await service.setMemberStatus(
+                imageId: try Self.parameter(context, "id"), memberId: try Self.parameter(context, "member"), status: status, by: p))
+        }
+    }
+
+    var removeMember: Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            try await service.removeMember(imageId: try Self.parameter(context, "id"), memberId: try Self.parameter(context, "member"), by: p)
+            return Self.noContent
+        }
+    }
+}

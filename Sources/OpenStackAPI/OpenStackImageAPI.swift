@@ -1,0 +1,124 @@
+import HTTPTypes
+import Foundation
+import Hummingbird
+import Identity
+import ImageCore
+
+/// What the OpenStack front-end needs from the application's request context.
+public protocol OpenStackRequestContext: RequestContext {
+    var principal: Principal? { get set }
+}
+
+public struct OpenStackAPIOptions: Sendable {
+    /// Base URL clients reach us at (e.g. `https://img.example.net`), for `Location` and the
+    /// versions document. When nil, it is built from the request's Host.
+    public var publicEndpoint: String?
+    /// Sent as `WWW-Authenticate: Keystone uri="…"` on 401 when set.
+    public var identityURI: String?
+
+    public init(publicEndpoint: String? = nil, identityURI: String? = nil) {
+        self.publicEndpoint = publicEndpoint
+        self.identityURI = identityURI
+    }
+}
+
+extension HTTPField.Name {
+    static let requestID = HTTPField.Name("x-openstack-request-id")!
+    static let authToken = HTTPField.Name("x-auth-token")!
+    static let acceptPatch = HTTPField.Name("accept-patch")!
+    static let importMethods = HTTPField.Name("openstack-image-import-methods")!
+}
+
+/// The OpenStack Image API v2 front-end. It answers everything itself: version discovery,
+/// authentication, routing, and errors in Glance's negotiated format.
+public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder {
+    let service: ImageService
+    let authenticator: any TokenAuthenticator
+    let options: OpenStackAPIOptions
+    let routes: RouterResponder<Context>
+
+    /// Minor versions we implement, newest first; the first is CURRENT.
+    static var versions: [String] { ["v2.7", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"] }
+
+    public init(service: ImageService, authenticator: any TokenAuthenticator, options: OpenStackAPIOptions = .init()) {
+        self.service = service
+        self.authenticator = authenticator
+        self.options = options
+        let router = Router(context: Context.self, options: .autoGenerateHeadEndpoints)
+        ImageRoutes<Context>(service: service, options: options).register(on: router)
+        routes = router.buildResponder()
+    }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        let requestID = Self.requestID(from: request.headers[.requestID])
+        var response: Response
+        do {
+            response = try await route(request, context: context)
+        } catch {
+            guard let rendered = GlanceError.from(error) else {
+                context.logger.error("unhandled error", metadata: ["error": "\(error)", "request_id": .string(requestID)])
+                throw error
+            }
+            response = rendered.response(accept: request.headers[.accept])
+        }
+        response.headers[.requestID] = requestID
+        return response
+    }
+
+    func route(_ request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        // `/` and `/versions` are anonymous; anything that is not a known version is answered with the versions list.
+        guard let first = segments.first, !first.isEmpty else { return versionsResponse(request, status: .multipleChoices) }
+        if first == "versions", segments.count == 1 { return versionsResponse(request, status: .ok) }
+        guard first == "v2" || Self.versions.contains(String(first)) else {
+            return versionsResponse(request, status: .multipleChoices)
+        }
+        segments.removeFirst()
+        if segments.isEmpty || segments == [""] { return versionsResponse(request, status: .multipleChoices) }
+        // Glance answers 404 for `/v2/images/` (an empty id), never the collection.
+        if segments.last == "" { throw GlanceError(.notFound, "The resource could not be found.") }
+
+        var context = context
+        guard let token = request.headers[.authToken], !token.isEmpty,
+              let principal = try await authenticator.principal(forToken: token)
+        else {
+            var headers: HTTPFields = [:]
+            if let uri = options.identityURI { headers[.wwwAuthenticate] = "Keystone uri=\"\(uri)\"" }
+            throw GlanceError(.unauthorized, "The request you have made requires authentication.", headers: headers)
+        }
+        context.principal = principal
+
+        var routed = request
+        if first != "v2" {
+            // `/v2.N/...` aliases the v2 API.
+            var head = request.head
+            head.path = "/v2/" + segments.joined(separator: "/") + (request.uri.query.map { "?" + $0 } ?? "")
+            routed = Request(head: head, body: request.body)
+        }
+        return try await routes.respond(to: routed, context: context)
+    }
+
+    func versionsResponse(_ request: Request, status: HTTPResponse.Status) -> Response {
+        let href = ImageRoutes<Context>.baseURL(request, options) + "/v2/"
+        var w = JSONWriter(capacity: 1024)
+        w.raw("{\"versions\":[")
+        for (i, v) in Self.versions.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"id\":"); w.string(v)
+            w.raw(",\"status\":"); w.string(i == 0 ? "CURRENT" : "SUPPORTED")
+            w.raw(",\"links\":[{\"rel\":\"self\",\"href\":"); w.string(href); w.raw("}]}")
+        }
+        w.raw("]}")
+        return Views.json(w, status: status)
+    }
+
+    /// Adopts a caller's `X-OpenStack-Request-ID` when it is sane (as Glance does), else makes one.
+    static func requestID(from incoming: String?) -> String {
+        if let incoming, !incoming.isEmpty, incoming.utf8.count <= 64,
+           incoming.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 }) {
+            return incoming.hasPrefix("req-") ? incoming : "req-" + incoming
+        }
+        return "req-" + ImageID.generate()
+    }
+}

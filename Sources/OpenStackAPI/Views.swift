@@ -1,0 +1,58 @@
+import HTTPTypes
+import Hummingbird
+import ImageCore
+
+/// JSON shapes of the Image API v2, written straight into bytes.
+enum Views {
+    static func image(_ i: Image, into w: inout JSONWriter) {
+        w.raw("{\"id\":"); w.string(i.id)
+        w.raw(",\"name\":"); w.optionalString(i.name)
+        w.raw(",\"status\":"); w.string(i.status.rawValue)
+        w.raw(",\"visibility\":"); w.string(i.visibility.rawValue)
+        w.raw(",\"protected\":"); w.bool(i.isProtected)
+        w.raw(",\"os_hidden\":"); w.bool(i.osHidden)
+        w.raw(",\"owner\":"); w.optionalString(i.owner)
+        w.raw(",\"container_format\":"); w.optionalString(i.containerFormat)
+        w.raw(",\"disk_format\":"); w.optionalString(i.diskFormat)
+        w.raw(",\"size\":"); w.optionalInt(i.size)
+        w.raw(",\"virtual_size\":"); w.optionalInt(i.virtualSize)
+        w.raw(",\"min_disk\":"); w.int(i.minDisk)
+        w.raw(",\"min_ram\":"); w.int(i.minRam)
+        w.raw(",\"checksum\":"); w.optionalString(i.checksum)
+        w.raw(",\"os_hash_algo\":"); w.optionalString(i.osHashAlgo)
+        w.raw(",\"os_hash_value\":"); w.optionalString(i.osHashValue)
+        w.raw(",\"created_at\":"); w.string(Timestamp.format(i.createdAt))
+        w.raw(",\"updated_at\":"); w.string(Timestamp.format(i.updatedAt))
+        w.raw(",\"tags\":[")
+        for (k, t) in i.tags.enumerated() {
+            if k > 0 { w.raw(",") }
+            w.string(t)
+        }
+        w.raw("],\"self\":\"/v2/images/"); w.bytes.append(contentsOf: i.id.utf8)
+        w.raw("\",\"file\":\"/v2/images/"); w.bytes.append(contentsOf: i.id.utf8)
+        w.raw("/file\",\"schema\":\"/v2/schemas/image\"")
+        for key in i.properties.keys.sorted() {
+            w.raw(","); w.key(key); w.string(i.properties[key]!)
+        }
+        w.raw("}")
+    }
+
+    static func member(_ m: ImageMember, into w: inout JSONWriter) {
+        w.raw("{\"member_id\":"); w.string(m.memberId)
+        w.raw(",\"image_id\":"); w.string(m.imageId)
+        w.raw(",\"status\":"); w.string(m.status.rawValue)
+        w.raw(",\"created_at\":"); w.string(Timestamp.format(m.createdAt))
+        w.raw(",\"updated_at\":"); w.string(Timestamp.format(m.updatedAt))
+        w.raw(",\"schema\":\"/v2/schemas/member\"}")
+    }
+
+    static func json(_ w: JSONWriter, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: w.bytes)))
+    }
+
+    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}

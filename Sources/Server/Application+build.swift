@@ -1,0 +1,108 @@
+import HTTPTypes
+import CatalogSQLite
+import Foundation
+import Hummingbird
+import Identity
+import ImageCore
+import Logging
+import OpenStackAPI
+
+/// The request context every front-end sees.
+public struct ImagedRequestContext: OpenStackRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var principal: Principal?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+    }
+}
+
+/// The composition root's pieces, so tests can reach the service behind the HTTP surface.
+public struct Imaged: Sendable {
+    public let service: ImageService
+    public let responder: ImagedResponder
+    public let authDescription: String
+    public let dataDirectory: String
+}
+
+/// Builds stores, service and front-ends from the configuration.
+public func buildImaged(_ config: ServerConfig, logger: Logger) throws -> Imaged {
+    let dataDir = URL(fileURLWithPath: config.dataDirectory).standardizedFileURL.path
+    try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
+                                            attributes: [.posixPermissions: 0o700])
+    let catalog = try SQLiteCatalog(path: dataDir + "/catalog.sqlite", durability: config.durability)
+    let service = ImageService(catalog: catalog, logger: logger)
+
+    let authenticator: any TokenAuthenticator
+    let authDescription: String
+    switch config.auth {
+    case .none:
+        authenticator = NoAuthAuthenticator()
+        authDescription = "NONE (--no-auth: every request is an admin of project 'local')"
+    case .tokenFile(let path):
+        let file = path ?? dataDir + "/tokens.json"
+        if path == nil, !FileManager.default.fileExists(atPath: file) {
+            try TokenFile.createDefault(at: file)
+        }
+        authenticator = try StaticTokenAuthenticator(contentsOf: file)
+        authDescription = "static tokens from \(file)"
+    }
+    let openstack = OpenStackImageAPI<ImagedRequestContext>(
+        service: service, authenticator: authenticator,
+        options: .init(publicEndpoint: config.publicEndpoint))
+    return Imaged(service: service, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
+                  dataDirectory: dataDir)
+}
+
+public func buildApplication(_ config: ServerConfig) throws -> some ApplicationProtocol {
+    var configured = Logger(label: "imaged")
+    configured.logLevel = config.logLevel
+    let logger = configured
+    let imaged = try buildImaged(config, logger: logger)
+    let listenLine = "imaged listening on http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port), data in \(imaged.dataDirectory) (SQLite catalog, file blobs), auth: \(imaged.authDescription)"
+    return Application(
+        responder: imaged.responder,
+        server: .http1(configuration: .init(idleTimeout: .seconds(300))),
+        configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
+        onServerRunning: { _ in logger.notice("\(listenLine)") },
+        logger: logger)
+}
+
+/// The front door: health check, then the OpenStack API (other front-ends are mounted here later).
+public struct ImagedResponder: HTTPResponder {
+    public typealias Context = ImagedRequestContext
+    let openstack: OpenStackImageAPI<ImagedRequestContext>
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        if request.uri.path == "/healthz" {
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
+        }
+        let response = try await openstack.respond(to: request, context: context)
+        if context.logger.logLevel <= .info {
+            context.logger.info("\(request.method) \(request.uri.path) \(response.status.code)", metadata: [
+                "request_id": .string(response.headers[HTTPField.Name("x-openstack-request-id")!] ?? "-"),
+            ])
+        }
+        return response
+    }
+}
+
+enum TokenFile {
+    /// A first start without configuration gets one random admin token, readable by the owner only.
+    static func createDefault(at path: String) throws {
+        var bytes = [UInt8](repeating: 0, count: 24)
+        var rng = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        let token = bytes.map { String(format: "%02x", $0) }.joined()
+        let doc = """
+            {"tokens": [
+              {"token": "\(token)", "user_id": "admin", "project_id": "admin", "roles": ["admin"]}
+            ]}
+
+            """
+        guard FileManager.default.createFile(atPath: path, contents: Data(doc.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ConfigError("cannot create token file \(path)")
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import CatalogSQLite
+import Logging
+
+/// Everything `imaged serve` can be told. The defaults are the embedded single-node setup.
+public struct ServerConfig: Sendable {
+    public enum Auth: Sendable, Equatable {
+        /// Every request is an admin of project `local` (local use only).
+        case none
+        /// Static tokens from a JSON file; nil means `<data-dir>/tokens.json`, created with one admin token if missing.
+        case tokenFile(String?)
+    }
+
+    public var dataDirectory = "./imaged-data"
+    public var host = "127.0.0.1"
+    public var port = 9292
+    public var auth = Auth.tokenFile(nil)
+    public var durability = SQLiteCatalog.Durability.full
+    public var publicEndpoint: String?
+    public var logLevel = Logger.Level.info
+
+    public init() {}
+
+    /// `host:port`, `[v6]:port`, or `:port`.
+    public mutating func setListen(_ text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ConfigError("--listen expects host:port, got '\(text)'")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "127.0.0.1" : host
+        self.port = port
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+extension ServerConfig {
+    public func durability(named name: String) -> SQLiteCatalog.Durability? { SQLiteCatalog.Durability(rawValue: name) }
+}
