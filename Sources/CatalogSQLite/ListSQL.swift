@@ -105,7 +105,7 @@ enum ListSQL {
                     equalPrefix.append("\(col) IS NULL")
                 }
             }
-            sql += alternatives.isEmpty ? " AND 0" : " AND ((\(alternatives.joined(separator: ") OR (")))"
+            sql += alternatives.isEmpty ? " AND 0" : " AND ((" + alternatives.joined(separator: ") OR (") + "))"
         }
 
         sql += " ORDER BY " + q.sort.map { "\($0.key.rawValue) \($0.direction == .asc ? "ASC" : "DESC")" }.joined(separator: ", ")

@@ -55,11 +55,14 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         do {
             response = try await route(request, context: context)
         } catch {
-            guard let rendered = GlanceError.from(error) else {
-                context.logger.error("unhandled error", metadata: ["error": "\(error)", "request_id": .string(requestID)])
-                throw error
+            var rendered = GlanceError.from(error)
+            if rendered == nil || rendered?.status == .internalServerError {
+                // Details go to the log, never to the client.
+                context.logger.error("request failed", metadata: ["error": "\(error)", "request_id": .string(requestID)])
+                rendered = GlanceError(.internalServerError,
+                                       "The server has either erred or is incapable of performing the requested operation.")
             }
-            response = rendered.response(accept: request.headers[.accept])
+            response = rendered!.response(accept: request.headers[.accept])
         }
         response.headers[.requestID] = requestID
         return response

@@ -1,0 +1,146 @@
+import HTTPTypes
+import ImageCore
+import Testing
+
+@Suite struct VersionsAndErrorsTests {
+    @Test func rootIsMultipleChoicesWithoutToken() async throws {
+        try await withAPI { api in
+            for path in ["/", "/v1/images", "/images", "/v3/", "/v2"] {
+                let r = try await api.call(.get, path, token: nil)
+                #expect(r.status == .multipleChoices, "\(path)")
+                let versions = try r.json["versions"]?.arrayValue ?? []
+                #expect(versions.first?["id"] == .string("v2.7"))
+                #expect(versions.first?["status"] == .string("CURRENT"))
+                #expect(versions.dropFirst().allSatisfy { $0["status"] == .string("SUPPORTED") })
+                let ids = versions.compactMap { $0["id"]?.stringValue }
+                #expect(ids.contains("v2.0"))
+                let href = versions.first?["links"]?.arrayValue.first?["href"]?.stringValue
+                #expect(href?.hasSuffix("/v2/") == true)
+                #expect(r.header("x-openstack-request-id")?.hasPrefix("req-") == true)
+            }
+            let v = try await api.call(.get, "/versions", token: nil)
+            #expect(v.status == .ok)
+            #expect(try v.json["versions"]?.arrayValue.count == 7)
+        }
+    }
+
+    @Test func missingOrUnknownTokenIs401() async throws {
+        try await withAPI { api in
+            for token in [nil, "", "no-such-token"] as [String?] {
+                let r = try await api.call(.get, "/v2/images", token: token)
+                #expect(r.status == .unauthorized)
+                #expect(try r.json["code"] == .string("401 Unauthorized"))
+            }
+        }
+    }
+
+    @Test func errorBodyFollowsAccept() async throws {
+        try await withAPI { api in
+            let missing = "/v2/images/" + ImageID.generate()
+            let json = try await api.call(.get, missing, accept: "application/json")
+            #expect(json.status == .notFound)
+            #expect(json.header("content-type") == "application/json")
+            #expect(try json.json["code"] == .string("404 Not Found"))
+            #expect(try json.json["title"] == .string("Not Found"))
+            #expect(try json.json["message"]?.stringValue?.contains("No image found with ID") == true)
+
+            let html = try await api.call(.get, missing, accept: "*/*")
+            #expect(html.header("content-type") == "text/html; charset=UTF-8")
+            #expect(html.text.contains("<h1>404 Not Found</h1>"))
+            #expect(html.text.contains("No image found with ID"))
+
+            let both = try await api.call(.get, missing, accept: "text/html, application/json")
+            #expect(both.header("content-type") == "text/html; charset=UTF-8")
+            let jsonFirst = try await api.call(.get, missing, accept: "application/json;q=0.9, text/html")
+            #expect(jsonFirst.header("content-type") == "application/json")
+
+            let text = try await api.call(.get, missing, accept: nil)
+            #expect(text.header("content-type") == "text/plain; charset=UTF-8")
+            #expect(text.text.hasPrefix("404 Not Found\n\nNo image found with ID"))
+        }
+    }
+
+    @Test func requestIDIsAdoptedOrGenerated() async throws {
+        try await withAPI { api in
+            let adopted = try await api.call(.get, "/v2/images", headers: ["x-openstack-request-id": "abc-123"])
+            #expect(adopted.header("x-openstack-request-id") == "req-abc-123")
+            let kept = try await api.call(.get, "/v2/images", headers: ["x-openstack-request-id": "req-77"])
+            #expect(kept.header("x-openstack-request-id") == "req-77")
+            let hostile = try await api.call(.get, "/v2/images", headers: ["x-openstack-request-id": "a b<script>"])
+            let generated = try #require(hostile.header("x-openstack-request-id"))
+            #expect(generated.hasPrefix("req-") && generated.count == 40 && !generated.contains("script"))
+            let failed = try await api.call(.get, "/v2/images/nope")
+            #expect(failed.header("x-openstack-request-id")?.hasPrefix("req-") == true)
+        }
+    }
+
+    @Test(arguments: [
+        (HTTPRequest.Method.put, "/v2/images", "GET, POST"),
+        (.post, "/v2/images/6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d4", "GET, PATCH, DELETE"),
+        (.get, "/v2/images/6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d4/actions/deactivate", "POST"),
+        (.get, "/v2/images/6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d4/tags/x", "PUT, DELETE"),
+        (.delete, "/v2/schemas/image", "GET"),
+    ])
+    func wrongMethodIs405WithAllow(method: HTTPRequest.Method, path: String, allow: String) async throws {
+        try await withAPI { api in
+            let r = try await api.call(method, path)
+            #expect(r.status == .methodNotAllowed)
+            #expect(r.header("allow") == allow)
+            #expect(try r.json["code"] == .string("405 Method Not Allowed"))
+        }
+    }
+
+    @Test func unknownPathsAndEmptyIdsAre404() async throws {
+        try await withAPI { api in
+            for (method, path) in [(HTTPRequest.Method.get, "/v2/images/"), (.delete, "/v2/images/"), (.get, "/v2/nothing"),
+                                   (.get, "/v2/schemas/bogus")] {
+                let r = try await api.call(method, path)
+                #expect(r.status == .notFound, "\(method) \(path)")
+            }
+        }
+    }
+
+    @Test func minorVersionPrefixAliasesV2() async throws {
+        try await withAPI { api in
+            let id = try await api.create(#"{"name": "aliased"}"#)
+            let r = try await api.call(.get, "/v2.1/images/\(id)")
+            #expect(r.status == .ok)
+            #expect(r["name"] == .string("aliased"))
+            let list = try await api.call(.get, "/v2.7/images?name=aliased")
+            #expect(list["images"]?.arrayValue.count == 1)
+            let unknownMinor = try await api.call(.get, "/v2.99/images")
+            #expect(unknownMinor.status == .multipleChoices)
+        }
+    }
+
+    @Test func healthzIsAnonymous() async throws {
+        try await withAPI { api in
+            let r = try await api.call(.get, "/healthz", token: nil)
+            #expect(r.status == .ok)
+            #expect(r["status"] == .string("ok"))
+        }
+    }
+
+    @Test func schemasDescribeWhatShowReturns() async throws {
+        try await withAPI { api in
+            for name in ["image", "images", "member", "members"] {
+                let r = try await api.call(.get, "/v2/schemas/\(name)")
+                #expect(r.status == .ok)
+                #expect(try r.json["name"] == .string(name))
+            }
+            let schema = try await api.call(.get, "/v2/schemas/image").json
+            let declared = Set(schema["properties"]?.objectKeys ?? [])
+            #expect(schema["additionalProperties"]?["type"] == .string("string"))
+            let id = try await api.create(#"{"name": "s", "os_distro": "x"}"#)
+            let shown = try await api.show(id)
+            // Every base attribute shown is declared; extra properties are strings.
+            for key in shown.objectKeys where !declared.contains(key) {
+                #expect(shown[key]?.stringValue != nil, "undeclared \(key) must be a string")
+            }
+            #expect(schema["properties"]?["disk_format"]?["enum"]?.arrayValue.contains(.null) == true)
+            #expect(schema["properties"]?["status"]?["readOnly"] == .bool(true))
+            let images = try await api.call(.get, "/v2/schemas/images").json
+            #expect(images["properties"]?["images"]?["items"]?["name"] == .string("image"))
+        }
+    }
+}
