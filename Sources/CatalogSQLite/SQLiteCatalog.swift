@@ -117,18 +117,26 @@ public final class SQLiteCatalog: Catalog {
         }
     }
 
-    public func updateImage(_ image: Image) async throws -> Bool {
-        var updateArgs = Self.arguments(image)
-        updateArgs += [image.id, image.version]
-        let args = updateArgs
-        return try await pool.write { db in
+    public func updateImage(id: String, _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image? {
+        try await pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM images WHERE id = ?", arguments: [id]) else {
+                return nil
+            }
+            let original = try Self.image(row)
+            var image = original
+            try change(&image)
+            image.id = original.id
+            guard image != original else { return original }
+            image.version = original.version + 1
+            var args = Self.arguments(image)
+            args += [id]
             try db.execute(sql: """
                 UPDATE images SET id=?, name=?, status=?, visibility=?, protected=?, os_hidden=?, owner=?, \
                 container_format=?, disk_format=?, size=?, virtual_size=?, min_disk=?, min_ram=?, checksum=?, \
                 os_hash_algo=?, os_hash_value=?, created_at=?, updated_at=?, deleted_at=?, tags=?, properties=?, \
-                version=? + 1 WHERE id = ? AND version = ?
+                version=? WHERE id = ?
                 """, arguments: args)
-            return db.changesCount == 1
+            return image
         }
     }
 

@@ -5,9 +5,10 @@ public protocol Catalog: Sendable {
     func insertImage(_ image: Image) async throws
     /// The row whatever its status, deleted included; nil when the id was never used.
     func image(id: String) async throws -> Image?
-    /// Writes `image` if the stored version still equals `image.version`; the stored version
-    /// becomes `image.version + 1`. Returns false (and writes nothing) when someone else won.
-    func updateImage(_ image: Image) async throws -> Bool
+    /// Applies `change` to the stored image inside one write transaction (no lost updates between
+    /// concurrent writers) and returns the result; nil when the id was never used. When `change`
+    /// throws, nothing is written. `version` is bumped when the image changed.
+    func updateImage(id: String, _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image?
     func listImages(_ query: ImageListQuery) async throws -> [Image]
 
     func members(imageId: String) async throws -> [ImageMember]

@@ -162,7 +162,7 @@ public struct ImageService: Sendable {
             if ImageAttributes.readOnly.contains(a) { throw ImageError.forbidden("Attribute '\(a)' is read-only.") }
             if ImageAttributes.isReserved(a) { throw ImageError.forbidden("Attribute '\(a)' is reserved.") }
         }
-        return try await mutate(id: id, by: p, action: "update") { image in
+        return try await mutate(id: id, by: p, action: "update") { [self] image in
             for change in changes { try applyChange(change, to: &image, by: p) }
             try checkQuotas(image)
         }
@@ -204,20 +204,19 @@ public struct ImageService: Sendable {
         }
     }
 
-    /// Read, change, write with optimistic concurrency; retried when another writer won.
-    func mutate(id: String, by p: Principal, action: String, _ change: (inout Image) throws -> Void) async throws -> Image {
-        for _ in 0..<8 {
-            var image = try await modifiableImage(id: id, by: p, action: action)
+    /// Checks access, then changes the image atomically in the catalog. Access is checked again
+    /// inside the transaction, against the row being changed.
+    func mutate(id: String, by p: Principal, action: String,
+                _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image {
+        let visible = try await modifiableImage(id: id, by: p, action: action)
+        let updated = try await catalog.updateImage(id: visible.id) { [self] image in
+            guard !image.status.isGone, canModify(image, p) else { throw ImageError.notFound("No image found with ID \(id)") }
             let original = image
             try change(&image)
-            if image == original { return image }
-            image.updatedAt = max(Timestamp.now(), original.updatedAt)
-            if try await catalog.updateImage(image) {
-                image.version += 1
-                return image
-            }
+            if image != original { image.updatedAt = max(Timestamp.now(), original.updatedAt) }
         }
-        throw ImageError.conflict("Image \(id) is being changed by another request; try again.")
+        guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        return updated
     }
 
     public func deleteImage(id: String, by p: Principal) async throws {
@@ -251,7 +250,7 @@ public struct ImageService: Sendable {
 
     public func addTag(id: String, tag: String, by p: Principal) async throws {
         let tag = try ImageAttributes.validTag(tag)
-        _ = try await mutate(id: id, by: p, action: "update") { image in
+        _ = try await mutate(id: id, by: p, action: "update") { [self] image in
             guard !image.tags.contains(tag) else { return }
             image.tags = ImageAttributes.normalizedTags(image.tags + [tag])
             try checkQuotas(image)

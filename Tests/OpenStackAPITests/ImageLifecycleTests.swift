@@ -305,3 +305,26 @@ import Testing
         }
     }
 }
+
+@Suite struct ConcurrencyTests {
+    /// Concurrent writers to one image all land: the optimistic update retries instead of losing changes.
+    @Test func concurrentTagAndPropertyWritesAllLand() async throws {
+        try await withAPI { api in
+            let id = try await api.create()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<20 {
+                    group.addTask {
+                        let r = i % 2 == 0
+                            ? try await api.call(.put, "/v2/images/\(id)/tags/t\(i)")
+                            : try await api.patch(id, #"[{"op": "add", "path": "/p\#(i)", "value": "v"}]"#)
+                        #expect(r.status == .noContent || r.status == .ok, "\(r.text)")
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let image = try await api.show(id)
+            #expect(image["tags"]?.arrayValue.count == 10)
+            for i in stride(from: 1, to: 20, by: 2) { #expect(image["p\(i)"] == .string("v")) }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import CatalogSQLite
+import Foundation
+import ImageCore
+import Testing
+
+func temporaryCatalogPath() throws -> (String, String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imaged-catalog-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return (dir, dir + "/catalog.sqlite")
+}
+
+func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int64 = 1_000) -> Image {
+    Image(id: ImageID.generate(), name: name, status: .queued, visibility: .private, owner: owner,
+          size: i % 3 == 0 ? nil : Int64(i % 7), createdAt: created, updatedAt: created,
+          tags: ["t\(i % 2)"], properties: ["k": "v\(i % 3)", "quote\"d": "\u{2603}"])
+}
+
+@Suite struct SQLiteCatalogTests {
+    @Test func roundTripsEveryField() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        let image = Image(id: ImageID.generate(), name: "n", status: .active, visibility: .community, isProtected: true,
+                          osHidden: true, owner: "o", containerFormat: "bare", diskFormat: "qcow2", size: 123,
+                          virtualSize: 456, minDisk: 1, minRam: 2, checksum: "c", osHashAlgo: "sha512", osHashValue: "h",
+                          createdAt: 10, updatedAt: 20, deletedAt: nil, tags: ["a", "b"], properties: ["x": "y", "e": ""])
+        try await catalog.insertImage(image)
+        #expect(try await catalog.image(id: image.id) == image)
+        #expect(try await catalog.image(id: ImageID.generate()) == nil)
+    }
+
+    @Test func duplicateIDsConflict() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        let image = makeImage(1)
+        try await catalog.insertImage(image)
+        await #expect(throws: ImageError.conflict("An image with identifier \(image.id) already exists.")) {
+            try await catalog.insertImage(image)
+        }
+    }
+
+    @Test func updatesAreAtomicAndBumpTheVersion() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        let image = makeImage(1)
+        try await catalog.insertImage(image)
+        let updated = try await catalog.updateImage(id: image.id) { $0.name = "first" }
+        #expect(updated?.name == "first" && updated?.version == 1)
+        // A throwing change writes nothing.
+        await #expect(throws: ImageError.self) {
+            _ = try await catalog.updateImage(id: image.id) { i in
+                i.name = "half-done"
+                throw ImageError.conflict("no")
+            }
+        }
+        // 50 concurrent increments all land.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<50 {
+                group.addTask { _ = try await catalog.updateImage(id: image.id) { $0.minRam += 1 } }
+            }
+            try await group.waitForAll()
+        }
+        let stored = try #require(try await catalog.image(id: image.id))
+        #expect(stored.name == "first" && stored.minRam == 50 && stored.version == 51)
+        #expect(try await catalog.updateImage(id: ImageID.generate()) { $0.name = "x" } == nil)
+    }
+
+    @Test func survivesReopen() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var images: [Image] = []
+        do {
+            let catalog = try SQLiteCatalog(path: path)
+            for i in 0..<20 {
+                let image = makeImage(i)
+                try await catalog.insertImage(image)
+                images.append(image)
+            }
+        }
+        let reopened = try SQLiteCatalog(path: path)
+        for image in images { #expect(try await reopened.image(id: image.id) == image) }
+    }
+
+    /// Keyset paging returns exactly the in-memory sorted order, page after page, for mixed directions and NULLs.
+    @Test(arguments: [
+        [ImageListQuery.Sort(.name, .asc)], [ImageListQuery.Sort(.name, .desc)], [ImageListQuery.Sort(.size, .asc)],
+        [ImageListQuery.Sort(.size, .desc), ImageListQuery.Sort(.name, .asc)], [ImageListQuery.Sort(.createdAt, .desc)],
+    ])
+    func keysetPagingMatchesSortedOrder(sort: [ImageListQuery.Sort]) async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        var images: [Image] = []
+        for i in 0..<60 {
+            let image = makeImage(i, name: i % 5 == 0 ? nil : "n\(i % 4)", created: Int64(1_000 + i % 6))
+            try await catalog.insertImage(image)
+            images.append(image)
+        }
+        let fullSort = sort + [.init(.createdAt, sort.last!.direction), .init(.id, sort.last!.direction)]
+        let expected = images.sorted { a, b in
+            for s in fullSort {
+                let (x, y) = (a.sortValue(s.key), b.sortValue(s.key))
+                if x == y { continue }
+                let less = Self.less(x, y)
+                return s.direction == .asc ? less : !less
+            }
+            return false
+        }.map(\.id)
+        let scope = ImageListQuery.Scope(isAdmin: true, projectId: "p1", visibility: .all, memberStatuses: nil)
+        var seen: [String] = []
+        var marker: Image?
+        while true {
+            let page = try await catalog.listImages(.init(scope: scope, sort: fullSort, limit: 7, marker: marker))
+            seen += page.map(\.id)
+            guard page.count == 7 else { break }
+            marker = page.last
+        }
+        #expect(seen == expected)
+    }
+
+    /// NULL sorts before any value (SQLite's ascending order).
+    static func less(_ a: SortValue, _ b: SortValue) -> Bool {
+        switch (a, b) {
+        case let (.text(x), .text(y)): return x == nil ? y != nil : (y == nil ? false : x! < y!)
+        case let (.integer(x), .integer(y)): return x == nil ? y != nil : (y == nil ? false : x! < y!)
+        default: return false
+        }
+    }
+
+    @Test func propertyAndTagFiltersUseBoundValues() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        var hostile = makeImage(1)
+        hostile.properties = ["x' OR '1'='1": "v", "k": "a'); DROP TABLE images; --"]
+        hostile.tags = ["'; DELETE FROM images; --"]
+        try await catalog.insertImage(hostile)
+        try await catalog.insertImage(makeImage(2))
+        let scope = ImageListQuery.Scope(isAdmin: true, projectId: nil, visibility: .all, memberStatuses: nil)
+        let sort = [ImageListQuery.Sort(.createdAt, .desc), .init(.id, .desc)]
+        for filter: ImageListQuery.Filter in [.property("k", "a'); DROP TABLE images; --"), .property("x' OR '1'='1", "v"),
+                                              .tag("'; DELETE FROM images; --")] {
+            let found = try await catalog.listImages(.init(scope: scope, filters: [filter], sort: sort, limit: 10))
+            #expect(found.map(\.id) == [hostile.id])
+        }
+        #expect(try await catalog.listImages(.init(scope: scope, sort: sort, limit: 10)).count == 2)
+        #expect(try await catalog.listImages(.init(scope: scope, filters: [.oneOf(.name, [])], sort: sort, limit: 10)).isEmpty)
+    }
+}

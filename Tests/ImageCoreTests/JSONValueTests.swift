@@ -1,0 +1,104 @@
+import ImageCore
+import Testing
+
+@Suite struct JSONValueTests {
+    @Test func parsesEveryKindAndKeepsIntegersApartFromFloats() throws {
+        let v = try JSONValue.parse(#" {"a": 1, "b": -2.5, "c": 1e3, "d": true, "e": null, "f": [ "x", {} ], "g": "é\n\u00e9\ud83d\ude00"} "#)
+        #expect(v["a"] == .int(1))
+        #expect(v["b"] == .double(-2.5))
+        #expect(v["c"] == .double(1000))
+        #expect(v["d"] == .bool(true))
+        #expect(v["e"] == .null)
+        #expect(v["f"] == .array([.string("x"), .object([])]))
+        #expect(v["g"] == .string("é\né😀"))
+        #expect(try JSONValue.parse("9223372036854775807") == .int(Int64.max))
+        #expect(try JSONValue.parse("9223372036854775808") == .double(9223372036854775808))
+    }
+
+    @Test func duplicateKeysKeepTheLastValue() throws {
+        let v = try JSONValue.parse(#"{"k": 1, "k": 2}"#)
+        #expect(v == .object([("k", .int(2))]))
+    }
+
+    @Test(arguments: [
+        "", "   ", "{", "}", "[1,]", "{\"a\":}", "{\"a\" 1}", "{a: 1}", "'x'", "01", "1.", ".5", "-", "1e", "tru", "nul",
+        "\"unterminated", "\"bad \\x escape\"", "\"\\ud800\"", "\"\\udc00\"", "\"ctl \u{01}\"", "[1] [2]", "NaN", "Infinity", "1e999",
+    ])
+    func rejectsMalformedInput(text: String) {
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(text) }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        #expect(throws: JSONParseError.self) { try JSONValue.parse([0x22, 0xFF, 0xFE, 0x22]) }
+    }
+
+    @Test func limitsNestingDepth() throws {
+        let ok = String(repeating: "[", count: JSONValue.maxDepth) + String(repeating: "]", count: JSONValue.maxDepth)
+        _ = try JSONValue.parse(ok)
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(deep) }
+    }
+
+    @Test func writerRoundTripsAndEscapes() throws {
+        let original = JSONValue.object([
+            ("s", .string("quote \" backslash \\ newline \n tab \t ctl \u{01} ☃")), ("i", .int(-42)), ("b", .bool(false)),
+            ("n", .null), ("a", .array([.int(1), .string("x")])),
+        ])
+        let text = original.serialized
+        #expect(text.contains(#"\u0001"#) && text.contains(#"\""#) && text.contains(#"\\"#))
+        #expect(try JSONValue.parse(text) == original)
+    }
+}
+
+@Suite struct TimestampTests {
+    @Test(arguments: [
+        ("1970-01-01T00:00:00Z", Int64(0)),
+        ("2026-03-01T12:34:56Z", Int64(1_772_368_496)),
+        ("2026-03-01T12:34:56", Int64(1_772_368_496)),
+        ("2026-03-01T12:34:56.123456Z", Int64(1_772_368_496)),
+        ("2026-03-01T14:34:56+02:00", Int64(1_772_368_496)),
+        ("2026-03-01T10:34:56-0200", Int64(1_772_368_496)),
+        ("2026-03-01", Int64(1_772_323_200)),
+        ("2000-02-29T23:59:59Z", Int64(951_868_799)),
+    ])
+    func parses(text: String, seconds: Int64) {
+        #expect(Timestamp.parse(text) == seconds)
+    }
+
+    @Test(arguments: ["", "yesterday", "2026-13-01", "2026-01-32", "2026-01-01T25:00:00", "2026-01-01T00:00:00Q", "2026-1-1", "2026-01-01T00:00:00Z extra"])
+    func refuses(text: String) {
+        #expect(Timestamp.parse(text) == nil)
+    }
+
+    @Test func formatsAndRoundTrips() {
+        #expect(Timestamp.format(0) == "1970-01-01T00:00:00Z")
+        #expect(Timestamp.format(1_772_368_496) == "2026-03-01T12:34:56Z")
+        #expect(Timestamp.formatNaive(1_772_368_496) == "2026-03-01T12:34:56.000000")
+        for t in stride(from: Int64(-86_400 * 400), through: 86_400 * 365 * 200, by: 86_400 * 37 + 3_671) {
+            #expect(Timestamp.parse(Timestamp.format(t)) == t)
+        }
+    }
+}
+
+@Suite struct PrincipalTests {
+    @Test func impliedRolesAndCase() {
+        let admin = Principal(userId: "u", projectId: "p", roles: ["Admin"])
+        #expect(admin.isAdmin && admin.isMember && admin.isReader)
+        let member = Principal(userId: "u", projectId: "p", roles: ["MEMBER"])
+        #expect(!member.isAdmin && member.isMember && member.isReader)
+        let reader = Principal(userId: "u", projectId: "p", roles: ["reader"])
+        #expect(!reader.isMember && reader.isReader)
+        let none = Principal(userId: "u", projectId: "p", roles: ["observer"])
+        #expect(!none.isReader)
+    }
+
+    @Test func imageIDs() {
+        #expect(ImageID.isValid("6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d4"))
+        #expect(ImageID.isValid("6F3A5D66-2C38-4C36-9F11-0ED5A1B2C3D4"))
+        #expect(!ImageID.isValid("6f3a5d662c384c369f110ed5a1b2c3d4"))
+        #expect(!ImageID.isValid("6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3dg"))
+        #expect(!ImageID.isValid("6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d4 "))
+        let generated = ImageID.generate()
+        #expect(ImageID.isValid(generated) && generated == generated.lowercased())
+    }
+}
