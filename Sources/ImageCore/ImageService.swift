@@ -228,23 +228,23 @@ public struct ImageService: Sendable {
         logger.info("image deleted", metadata: ["image": .string(id)])
     }
 
+    /// active → deactivated; already deactivated is a no-op; any other status is refused (403).
     public func deactivateImage(id: String, by p: Principal) async throws {
-        _ = try await mutate(id: id, by: p, action: "deactivate") { image in
-            switch image.status {
-            case .deactivated: return
-            case .active: image.status = .deactivated
-            default: throw ImageError.forbidden("Not allowed to deactivate image in status '\(image.status.rawValue)'")
-            }
-        }
+        try await transition(id: id, by: p, action: "deactivate", from: .active, to: .deactivated)
     }
 
+    /// deactivated → active; already active is a no-op; any other status is refused (403).
     public func reactivateImage(id: String, by p: Principal) async throws {
-        _ = try await mutate(id: id, by: p, action: "reactivate") { image in
-            switch image.status {
-            case .active: return
-            case .deactivated: image.status = .active
-            default: throw ImageError.forbidden("Not allowed to reactivate image in status '\(image.status.rawValue)'")
+        try await transition(id: id, by: p, action: "reactivate", from: .deactivated, to: .active)
+    }
+
+    func transition(id: String, by p: Principal, action: String, from: ImageStatus, to: ImageStatus) async throws {
+        _ = try await mutate(id: id, by: p, action: action) { image in
+            guard image.status != to else { return }
+            guard image.status == from else {
+                throw ImageError.forbidden("Not allowed to \(action) image in status '\(image.status.rawValue)'")
             }
+            image.status = to
         }
     }
 

@@ -100,6 +100,25 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
 
     static var noContent: Response { Response(status: .noContent) }
 
+    /// A body-less action answered with 204: the service call gets the caller and the path parameters.
+    func action(_ perform: @escaping @Sendable (ImageService, Principal, (String) throws -> String) async throws -> Void) -> Handler {
+        { [service] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            try await perform(service, p) { try Self.parameter(context, $0) }
+            return Self.noContent
+        }
+    }
+
+    var delete: Handler { action { s, p, param in try await s.deleteImage(id: try param("id"), by: p) } }
+    var deactivate: Handler { action { s, p, param in try await s.deactivateImage(id: try param("id"), by: p) } }
+    var reactivate: Handler { action { s, p, param in try await s.reactivateImage(id: try param("id"), by: p) } }
+    var addTag: Handler { action { s, p, param in try await s.addTag(id: try param("id"), tag: try param("tag"), by: p) } }
+    var removeTag: Handler { action { s, p, param in try await s.removeTag(id: try param("id"), tag: try param("tag"), by: p) } }
+    var removeMember: Handler {
+        action { s, p, param in try await s.removeMember(imageId: try param("id"), memberId: try param("member"), by: p) }
+    }
+
     // MARK: Images
 
     var create: Handler {
@@ -171,50 +190,10 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         }
     }
 
-    var delete: Handler {
-        { [service] request, context in
-            let p = try Self.principal(context)
-            try await Self.requireNoBody(request)
-            try await service.deleteImage(id: try Self.parameter(context, "id"), by: p)
-            return Self.noContent
-        }
-    }
 
-    var deactivate: Handler {
-        { [service] request, context in
-            let p = try Self.principal(context)
-            try await Self.requireNoBody(request)
-            try await service.deactivateImage(id: try Self.parameter(context, "id"), by: p)
-            return Self.noContent
-        }
-    }
 
-    var reactivate: Handler {
-        { [service] request, context in
-            let p = try Self.principal(context)
-            try await Self.requireNoBody(request)
-            try await service.reactivateImage(id: try Self.parameter(context, "id"), by: p)
-            return Self.noContent
-        }
-    }
 
-    var addTag: Handler {
-        { [service] request, context in
-            let p = try Self.principal(context)
-            try await Self.requireNoBody(request)
-            try await service.addTag(id: try Self.parameter(context, "id"), tag: try Self.parameter(context, "tag"), by: p)
-            return Self.noContent
-        }
-    }
 
-    var removeTag: Handler {
-        { [service] request, context in
-            let p = try Self.principal(context)
-            try await Self.requireNoBody(request)
-            try await service.removeTag(id: try Self.parameter(context, "id"), tag: try Self.parameter(context, "tag"), by: p)
-            return Self.noContent
-        }
-    }
 
     // MARK: Members
 
@@ -273,12 +252,4 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         }
     }
 
-    var removeMember: Handler {
-        { [service] request, context in
-            let p = try Self.principal(context)
-            try await Self.requireNoBody(request)
-            try await service.removeMember(imageId: try Self.parameter(context, "id"), memberId: try Self.parameter(context, "member"), by: p)
-            return Self.noContent
-        }
-    }
 }
