@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The one command that runs the whole test suite on a fresh Debian bookworm machine (as root):
+#   1. Debian packages the build and tests need (skipped when already installed)
+#   2. a venv at .venv with the real OpenStack clients (skipped when already up to date)
+#   3. swift build --build-tests (once), swift test --skip-build
+#   4. the end-to-end suite: the real imaged binary driven by openstack CLI / openstacksdk / glanceclient
+# Exits non-zero if any step fails. Safe to run twice; the second run skips installs.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+ROOT=$(pwd)
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PYTHONDONTWRITEBYTECODE=1
+[ -x /opt/swift/usr/bin/swift ] && case ":$PATH:" in *":/opt/swift/usr/bin:"*) ;; *) PATH="$PATH:/opt/swift/usr/bin" ;; esac
+
+started=$(date +%s)
+log() { printf '\n==> %s\n' "$*"; }
+elapsed() { echo "$(( $(date +%s) - started ))s"; }
+
+declare -A result=()
+order=(deps build swift-test e2e)
+for s in "${order[@]}"; do result[$s]="not run"; done
+
+summary() {
+  local failed=()
+  echo
+  echo "==> Summary ($(elapsed))"
+  for s in "${order[@]}"; do
+    printf '    %-11s %s\n' "$s" "${result[$s]}"
+    case "${result[$s]}" in ok*) ;; *) failed+=("$s") ;; esac
+  done
+  if [ ${#failed[@]} -eq 0 ]; then
+    echo "test.sh: ALL PASSED"
+    exit 0
+  fi
+  echo "test.sh: FAILED (${failed[*]})"
+  exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. Debian packages and the Python venv
+deps() {
+  local pkgs=(libsqlite3-dev python3-venv ca-certificates)
+  log "Debian packages: ${pkgs[*]} (installed only when missing)"
+  # shellcheck source=lib/deps.sh
+  source scripts/lib/deps.sh || return 1
+  ensure_debian_packages "${pkgs[@]}" </dev/null || return 1
+  local p
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || { echo "missing: $p"; return 1; }
+  done
+
+  # Python for the venv: python3 on PATH if it can make venvs, else Debian's.
+  local py=""
+  for cand in "${PYTHON:-}" python3 /usr/bin/python3; do
+    [ -n "$cand" ] || continue
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import venv, ensurepip' >/dev/null 2>&1; then py=$cand; break; fi
+  done
+  [ -n "$py" ] || { echo "no python3 with venv/ensurepip found"; return 1; }
+
+  local req=tests/e2e/requirements.txt stamp=.venv/.e2e-requirements.sha256 want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ -x .venv/bin/python ] && [ -x .venv/bin/openstack ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] \
+     && .venv/bin/python -c 'import openstack, glanceclient, openstackclient, pytest, requests' >/dev/null 2>&1; then
+    log "venv .venv is up to date"
+    return 0
+  fi
+  log "creating/refreshing venv .venv with $py ($("$py" --version 2>&1))"
+  if ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
+    "$py" -m venv --clear .venv || return 1
+  fi
+  .venv/bin/python -m pip install -q -r "$req" </dev/null || return 1
+  echo "$want" > "$stamp"
+  .venv/bin/python -m pip list 2>/dev/null | grep -iE '^(python-openstackclient|openstacksdk|python-glanceclient|keystoneauth1|pytest|requests) '
+}
+
+log "dependencies"
+if deps; then result[deps]="ok"; else result[deps]="FAILED"; summary; fi
+
+# ---------------------------------------------------------------------------------------------
+# 2. Build once (product and tests)
+log "swift build --build-tests"
+if swift build --build-tests </dev/null; then
+  result[build]="ok"
+else
+  result[build]="FAILED"
+  summary
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. Swift unit and HTTP tests
+log "swift test --skip-build"
+if swift test --skip-build </dev/null; then
+  result[swift-test]="ok"
+else
+  result[swift-test]="FAILED (exit $?)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. End-to-end: the real binary and the real clients
+log "pytest tests/e2e"
+export IMAGED_BIN="${IMAGED_BIN:-.build/debug/imaged}"
+.venv/bin/pytest -q tests/e2e </dev/null
+rc=$?
+case $rc in
+  0) result[e2e]="ok" ;;
+  5) result[e2e]="FAILED (no tests collected)" ;;
+  *) result[e2e]="FAILED (pytest exit $rc)" ;;
+esac
+
+summary
