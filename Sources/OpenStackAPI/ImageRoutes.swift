@@ -27,6 +27,12 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         route(router, "/v2/images/{id}/tags/{tag}", [.put: addTag, .delete: removeTag])
         route(router, "/v2/images/{id}/members", [.get: listMembers, .post: addMember])
         route(router, "/v2/images/{id}/members/{member}", [.get: showMember, .put: updateMember, .delete: removeMember])
+        // Unmatched paths get Glance's negotiated 404 (the router's own 404 has no body).
+        for method: HTTPRequest.Method in [.get, .post, .put, .patch, .delete, .head, .options] {
+            router.on("/v2/**", method: method) { _, _ -> Response in
+                throw GlanceError(.notFound, "The resource could not be found.")
+            }
+        }
         for (name, body) in [("image", imageSchema), ("images", imagesSchema), ("member", Schemas.member), ("members", Schemas.members)] {
             route(router, RouterPath("/v2/schemas/\(name)"), [.get: { request, _ in
                 try await Self.requireNoBody(request)

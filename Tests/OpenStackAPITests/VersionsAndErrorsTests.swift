@@ -144,3 +144,17 @@ import Testing
         }
     }
 }
+
+@Suite struct UnmatchedPathTests {
+    @Test(arguments: ["/v2/no-such-collection", "/v2/images/6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d4/nothing", "/v2/tenants/x/y"])
+    func unmatchedV2PathsGetGlanceErrors(path: String) async throws {
+        try await withAPI { api in
+            let r = try await api.call(.get, path)
+            #expect(r.status == .notFound)
+            #expect(r.header("content-type") == "application/json")
+            #expect(try r.json["code"] == .string("404 Not Found"))
+            let html = try await api.call(.post, path, accept: "*/*")
+            #expect(html.status == .notFound && html.text.contains("<h1>404 Not Found</h1>"))
+        }
+    }
+}
