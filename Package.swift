@@ -25,6 +25,8 @@ let package = Package(
         .target(name: "CatalogSQLite", dependencies: [
             "ImageCore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            // The raw C API, to decode hot rows without GRDB's generic per-column conversions.
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ], swiftSettings: strict),
         // Principals from credentials (static token file for now; Keystone later).
         .target(name: "Identity", dependencies: ["ImageCore"], swiftSettings: strict),

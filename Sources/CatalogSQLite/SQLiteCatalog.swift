@@ -1,6 +1,8 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import ImageCore
+import Synchronization
 
 /// The embedded catalog: one SQLite file in WAL mode, through GRDB.
 /// Tags and extra properties are JSON documents in the image row, so one read returns a whole image.
@@ -13,6 +15,7 @@ public final class SQLiteCatalog: Catalog {
     }
 
     let pool: DatabasePool
+    let cache = ImageCache(capacity: 20_000)
 
     public init(path: String, durability: Durability = .full) throws {
         var config = Configuration()
@@ -88,17 +91,35 @@ public final class SQLiteCatalog: Catalog {
          DocumentColumns.encodeTags(i.tags), DocumentColumns.encodeProperties(i.properties), i.version]
     }
 
-    static func image(_ row: Row) throws -> Image {
-        guard let status = ImageStatus(rawValue: row[2]), let visibility = Visibility(rawValue: row[3]) else {
-            throw ImageError(.internal, "corrupt image row \(row[0] as String)")
+    /// Decodes the current row of a statement selecting `columns`, reading the C API directly.
+    static func image(_ st: SQLiteStatement) throws -> Image {
+        @inline(__always) func text(_ i: Int32) -> String? {
+            guard sqlite3_column_type(st, i) != SQLITE_NULL, let p = sqlite3_column_text(st, i) else { return nil }
+            return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, i))), as: UTF8.self)
+        }
+        @inline(__always) func int(_ i: Int32) -> Int64 { sqlite3_column_int64(st, i) }
+        @inline(__always) func optInt(_ i: Int32) -> Int64? { sqlite3_column_type(st, i) == SQLITE_NULL ? nil : int(i) }
+        guard let id = text(0), let status = text(2).flatMap(ImageStatus.init(rawValue:)),
+              let visibility = text(3).flatMap(Visibility.init(rawValue:)) else {
+            throw ImageError(.internal, "corrupt image row \(text(0) ?? "?")")
         }
         return Image(
-            id: row[0], name: row[1], status: status, visibility: visibility, isProtected: row[4], osHidden: row[5],
-            owner: row[6], containerFormat: row[7], diskFormat: row[8], size: row[9], virtualSize: row[10],
-            minDisk: row[11], minRam: row[12], checksum: row[13], osHashAlgo: row[14], osHashValue: row[15],
-            createdAt: row[16], updatedAt: row[17], deletedAt: row[18],
-            tags: try DocumentColumns.decodeTags(row[19]), properties: try DocumentColumns.decodeProperties(row[20]),
-            version: row[21])
+            id: id, name: text(1), status: status, visibility: visibility, isProtected: int(4) != 0, osHidden: int(5) != 0,
+            owner: text(6), containerFormat: text(7), diskFormat: text(8), size: optInt(9), virtualSize: optInt(10),
+            minDisk: int(11), minRam: int(12), checksum: text(13), osHashAlgo: text(14), osHashValue: text(15),
+            createdAt: int(16), updatedAt: int(17), deletedAt: optInt(18),
+            tags: try DocumentColumns.decodeTags(text(19) ?? "[]"),
+            properties: try DocumentColumns.decodeProperties(text(20) ?? "{}"),
+            version: int(21))
+    }
+
+    /// Runs a cached SELECT of `columns` and decodes every row.
+    static func fetchImages(_ db: Database, sql: String, arguments: StatementArguments) throws -> [Image] {
+        let statement = try db.cachedStatement(sql: sql)
+        let cursor = try Row.fetchCursor(statement, arguments: arguments)
+        var images: [Image] = []
+        while try cursor.next() != nil { images.append(try image(statement.sqliteStatement)) }
+        return images
     }
 
     public func insertImage(_ image: Image) async throws {
@@ -111,21 +132,24 @@ public final class SQLiteCatalog: Catalog {
         } catch let e as DatabaseError where e.resultCode == .SQLITE_CONSTRAINT {
             throw ImageError.conflict("An image with identifier \(image.id) already exists.")
         }
+        cache.offer(image)
     }
 
     public func image(id: String) async throws -> Image? {
-        try await pool.read { db in
-            // Prepared once per connection: the point read is the hottest query.
-            try Row.fetchOne(db.cachedStatement(sql: Self.selectByID), arguments: [id]).map(Self.image)
+        // This process is the only writer of the file (the data dir is locked), so cached rows are current.
+        if let cached = cache.get(id) { return cached }
+        let image = try await pool.read { db in
+            try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first
         }
+        if let image { cache.offer(image) }
+        return image
     }
 
     public func updateImage(id: String, _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image? {
-        try await pool.write { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: Self.selectByID), arguments: [id]) else {
+        try await pool.write { db -> Image? in
+            guard let original = try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first else {
                 return nil
             }
-            let original = try Self.image(row)
             var image = original
             try change(&image)
             image.id = original.id
@@ -140,6 +164,9 @@ public final class SQLiteCatalog: Catalog {
                 version=? WHERE id = ?
                 """, arguments: args)
             return image
+        }.map { image in
+            cache.offer(image)
+            return image
         }
     }
 
@@ -147,7 +174,7 @@ public final class SQLiteCatalog: Catalog {
         let (sql, args) = ListSQL.build(query)
         return try await pool.read { db in
             // The SQL text depends only on the query's shape, so statements are reused across requests.
-            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: args).map(Self.image)
+            try Self.fetchImages(db, sql: sql, arguments: args)
         }
     }
 
@@ -224,5 +251,24 @@ enum DocumentColumns {
         var out: [String: String] = [:]
         for (k, v) in members { if let s = v.stringValue { out[k] = s } }
         return out
+    }
+}
+
+/// Recently read or written images by id. An entry is replaced only by a newer version, so a
+/// reader that fetched a row before a concurrent write commits cannot put the older row back.
+final class ImageCache: Sendable {
+    let capacity: Int
+    let entries = Mutex<[String: Image]>([:])
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func get(_ id: String) -> Image? { entries.withLock { $0[id] } }
+
+    func offer(_ image: Image) {
+        entries.withLock { map in
+            if let current = map[image.id], current.version >= image.version { return }
+            if map.count >= capacity, map[image.id] == nil { map.removeAll(keepingCapacity: true) }
+            map[image.id] = image
+        }
     }
 }

@@ -79,7 +79,7 @@ public enum Timestamp {
         return Int64(era * 146097 + doe - 719468)
     }
 
-    static func civil(_ t: Int64) -> (Int, Int, Int, Int, Int, Int) {
+    @usableFromInline static func civil(_ t: Int64) -> (Int, Int, Int, Int, Int, Int) {
         var z = t / 86400
         var rem = t % 86400
         if rem < 0 { rem += 86400; z -= 1 }

@@ -14,9 +14,33 @@ enum ListParameters {
         }
     }
 
+    /// Percent-decoding with `+` as space; invalid escapes are kept as written.
     static func decode(_ s: Substring) -> String {
-        let spaced = s.replacingOccurrences(of: "+", with: " ")
-        return spaced.removingPercentEncoding ?? spaced
+        let u = Array(s.utf8)
+        guard u.contains(where: { $0 == 0x25 || $0 == 0x2B }) else { return String(s) }
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count)
+        var i = 0
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: return c - 48
+            case 65...70: return c - 55
+            case 97...102: return c - 87
+            default: return nil
+            }
+        }
+        while i < u.count {
+            if u[i] == 0x2B {
+                out.append(0x20)
+            } else if u[i] == 0x25, i + 2 < u.count, let hi = hex(u[i + 1]), let lo = hex(u[i + 2]) {
+                out.append(hi << 4 | lo)
+                i += 2
+            } else {
+                out.append(u[i])
+            }
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func parse(_ rawQuery: String?) throws(ImageError) -> ImageListRequest {

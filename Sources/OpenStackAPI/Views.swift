@@ -21,8 +21,8 @@ enum Views {
         w.raw(",\"checksum\":"); w.optionalString(i.checksum)
         w.raw(",\"os_hash_algo\":"); w.optionalString(i.osHashAlgo)
         w.raw(",\"os_hash_value\":"); w.optionalString(i.osHashValue)
-        w.raw(",\"created_at\":"); w.string(Timestamp.format(i.createdAt))
-        w.raw(",\"updated_at\":"); w.string(Timestamp.format(i.updatedAt))
+        w.raw(",\"created_at\":"); w.timestamp(i.createdAt)
+        w.raw(",\"updated_at\":"); w.timestamp(i.updatedAt)
         w.raw(",\"tags\":[")
         for (k, t) in i.tags.enumerated() {
             if k > 0 { w.raw(",") }
@@ -41,8 +41,8 @@ enum Views {
         w.raw("{\"member_id\":"); w.string(m.memberId)
         w.raw(",\"image_id\":"); w.string(m.imageId)
         w.raw(",\"status\":"); w.string(m.status.rawValue)
-        w.raw(",\"created_at\":"); w.string(Timestamp.format(m.createdAt))
-        w.raw(",\"updated_at\":"); w.string(Timestamp.format(m.updatedAt))
+        w.raw(",\"created_at\":"); w.timestamp(m.createdAt)
+        w.raw(",\"updated_at\":"); w.timestamp(m.updatedAt)
         w.raw(",\"schema\":\"/v2/schemas/member\"}")
     }
 

@@ -23,6 +23,8 @@ public struct Imaged: Sendable {
     public let responder: ImagedResponder
     public let authDescription: String
     public let dataDirectory: String
+    /// Held for the life of the server: one process per data directory.
+    let lock: DataDirectoryLock
 }
 
 /// Builds stores, service and front-ends from the configuration.
@@ -30,6 +32,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) throws -> Imaged
     let dataDir = URL(fileURLWithPath: config.dataDirectory).standardizedFileURL.path
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
                                             attributes: [.posixPermissions: 0o700])
+    let lock = try DataDirectoryLock(directory: dataDir)
     let catalog = try SQLiteCatalog(path: dataDir + "/catalog.sqlite", durability: config.durability)
     let service = ImageService(catalog: catalog, logger: logger)
 
@@ -51,7 +54,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) throws -> Imaged
         service: service, authenticator: authenticator,
         options: .init(publicEndpoint: config.publicEndpoint))
     return Imaged(service: service, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
-                  dataDirectory: dataDir)
+                  dataDirectory: dataDir, lock: lock)
 }
 
 public func buildApplication(_ config: ServerConfig) throws -> some ApplicationProtocol {
@@ -105,4 +108,21 @@ enum TokenFile {
             throw ConfigError("cannot create token file \(path)")
         }
     }
+}
+
+/// An exclusive `flock` on `<data-dir>/lock`. The kernel drops it when the process dies, even by SIGKILL.
+final class DataDirectoryLock: Sendable {
+    let fd: Int32
+
+    init(directory: String) throws {
+        let path = directory + "/lock"
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ConfigError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ConfigError("another imaged process is using \(directory) (\(path) is locked)")
+        }
+    }
+
+    deinit { close(fd) }
 }

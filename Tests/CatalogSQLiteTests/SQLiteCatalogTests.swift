@@ -1,4 +1,4 @@
-import CatalogSQLite
+@testable import CatalogSQLite
 import Foundation
 import ImageCore
 import Testing
@@ -147,5 +147,30 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
         }
         #expect(try await catalog.listImages(.init(scope: scope, sort: sort, limit: 10)).count == 2)
         #expect(try await catalog.listImages(.init(scope: scope, filters: [.oneOf(.name, [])], sort: sort, limit: 10)).isEmpty)
+    }
+}
+
+@Suite struct ImageCacheTests {
+    @Test func olderVersionsNeverReplaceNewerOnes() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        let image = makeImage(1)
+        try await catalog.insertImage(image)
+        _ = try await catalog.updateImage(id: image.id) { $0.name = "v1" }
+        // A reader that fetched version 0 before the write committed offers it late: ignored.
+        catalog.cache.offer(image)
+        #expect(try await catalog.image(id: image.id)?.name == "v1")
+        // Every write is visible to the next read.
+        for i in 2...5 {
+            _ = try await catalog.updateImage(id: image.id) { $0.name = "v\(i)" }
+            #expect(try await catalog.image(id: image.id)?.name == "v\(i)")
+        }
+    }
+
+    @Test func boundedInSize() {
+        let cache = ImageCache(capacity: 10)
+        for i in 0..<25 { cache.offer(makeImage(i)) }
+        #expect(cache.entries.withLock { $0.count } <= 10)
     }
 }

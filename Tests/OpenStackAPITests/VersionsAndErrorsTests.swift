@@ -1,3 +1,6 @@
+import Foundation
+import Logging
+import Server
 import HTTPTypes
 import ImageCore
 import Testing
@@ -156,5 +159,34 @@ import Testing
             let html = try await api.call(.post, path, accept: "*/*")
             #expect(html.status == .notFound && html.text.contains("<h1>404 Not Found</h1>"))
         }
+    }
+}
+
+@Suite struct DataDirectoryTests {
+    @Test func oneServerPerDataDirectory() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imaged-lock-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = ServerConfig()
+        config.dataDirectory = dir
+        config.auth = .none
+        let first = try buildImaged(config, logger: Logger(label: "t"))
+        #expect(throws: ConfigError.self) { _ = try buildImaged(config, logger: Logger(label: "t")) }
+        #expect(first.dataDirectory.hasSuffix(dir.split(separator: "/").last.map(String.init) ?? "?"))
+    }
+
+    @Test func firstStartCreatesAPrivateAdminTokenFile() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imaged-tokens-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = ServerConfig()
+        config.dataDirectory = dir
+        let imaged = try buildImaged(config, logger: Logger(label: "t"))
+        let file = imaged.dataDirectory + "/tokens.json"
+        let attributes = try FileManager.default.attributesOfItem(atPath: file)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let doc = try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: file))))
+        let entry = try #require(doc["tokens"]?.arrayValue.first)
+        #expect(entry["token"]?.stringValue?.count == 48)
+        #expect(entry["roles"] == .array([.string("admin")]))
+        #expect(imaged.authDescription.contains(file))
     }
 }

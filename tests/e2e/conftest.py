@@ -137,8 +137,13 @@ class ImagedServer:
 
         Image data upload is not implemented yet, so no API call can make an image `active`.
         Deactivate/reactivate need an active image; this stands in for an upload until there is one.
-        The server reads every request from the database (no cache), so the change is seen at once.
+        The server owns its catalog file (it locks the data dir and caches rows it has read), so the
+        seam stops it, writes, and starts it again on the same port.
         """
+        running = self.proc is not None and self.proc.poll() is None
+        port = self.port
+        if running:
+            self.kill(signal.SIGTERM)
         db = sqlite3.connect(self.data_dir / "catalog.sqlite", timeout=30)
         try:
             db.execute("PRAGMA busy_timeout = 30000")
@@ -147,6 +152,8 @@ class ImagedServer:
                 assert cur.rowcount == 1, f"no image {image_id} in the catalog"
         finally:
             db.close()
+        if running:
+            self.start(port=port)
 
 
 @pytest.fixture(scope="session")
