@@ -16,6 +16,7 @@ public final class SQLiteCatalog: Catalog {
 
     let pool: DatabasePool
     let cache = ImageCache(capacity: 20_000)
+    let inserts: InsertBatcher
 
     public init(path: String, durability: Durability = .full) throws {
         var config = Configuration()
@@ -27,6 +28,7 @@ public final class SQLiteCatalog: Catalog {
         }
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
+        inserts = InsertBatcher(pool: pool)
     }
 
     static var migrator: DatabaseMigrator {
@@ -83,6 +85,7 @@ public final class SQLiteCatalog: Catalog {
         """
 
     static let selectByID = "SELECT \(columns) FROM images WHERE id = ?"
+    static let insertSQL = "INSERT INTO images (\(columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
     static func arguments(_ i: Image) -> StatementArguments {
         [i.id, i.name, i.status.rawValue, i.visibility.rawValue, i.isProtected, i.osHidden, i.owner,
@@ -122,16 +125,10 @@ public final class SQLiteCatalog: Catalog {
         return images
     }
 
+    /// Concurrent inserts share one transaction (group commit): one commit, and with `full`
+    /// durability one fsync, for every insert waiting when the writer becomes free.
     public func insertImage(_ image: Image) async throws {
-        let args = Self.arguments(image)
-        do {
-            try await pool.write { db in
-                try db.execute(sql: "INSERT INTO images (\(Self.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                               arguments: args)
-            }
-        } catch let e as DatabaseError where e.resultCode == .SQLITE_CONSTRAINT {
-            throw ImageError.conflict("An image with identifier \(image.id) already exists.")
-        }
+        try await inserts.insert(image)
         cache.offer(image)
     }
 
@@ -269,6 +266,68 @@ final class ImageCache: Sendable {
             if let current = map[image.id], current.version >= image.version { return }
             if map.count >= capacity, map[image.id] == nil { map.removeAll(keepingCapacity: true) }
             map[image.id] = image
+        }
+    }
+}
+
+/// Group commit for image inserts. Callers wait on a continuation; one drain loop at a time takes
+/// every pending insert and runs them in a single write transaction. A duplicate id fails only its
+/// own statement (SQLite aborts the statement, not the transaction).
+final class InsertBatcher: Sendable {
+    typealias Waiter = (image: Image, continuation: CheckedContinuation<Void, any Error>)
+    struct State {
+        var waiting: [Waiter] = []
+        var draining = false
+    }
+
+    let pool: DatabasePool
+    let state = Mutex(State())
+    /// Bounds one transaction (and so the latency of its first waiter).
+    static let maxBatch = 256
+
+    init(pool: DatabasePool) { self.pool = pool }
+
+    func insert(_ image: Image) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let startDrain = state.withLock { s -> Bool in
+                s.waiting.append((image, continuation))
+                if s.draining { return false }
+                s.draining = true
+                return true
+            }
+            if startDrain { Task { await self.drain() } }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = state.withLock { s -> [Waiter] in
+                let n = min(s.waiting.count, Self.maxBatch)
+                if n == 0 { s.draining = false }
+                let taken = Array(s.waiting.prefix(n))
+                s.waiting.removeFirst(n)
+                return taken
+            }
+            if batch.isEmpty { return }
+            let images = batch.map(\.image)
+            do {
+                let outcomes = try await pool.write { db -> [ImageError?] in
+                    let statement = try db.cachedStatement(sql: SQLiteCatalog.insertSQL)
+                    return try images.map { image -> ImageError? in
+                        do {
+                            try statement.execute(arguments: SQLiteCatalog.arguments(image))
+                            return nil
+                        } catch let e as DatabaseError where e.resultCode == .SQLITE_CONSTRAINT {
+                            return ImageError.conflict("An image with identifier \(image.id) already exists.")
+                        }
+                    }
+                }
+                for (waiter, outcome) in zip(batch, outcomes) {
+                    if let outcome { waiter.continuation.resume(throwing: outcome) } else { waiter.continuation.resume() }
+                }
+            } catch {
+                for waiter in batch { waiter.continuation.resume(throwing: error) }
+            }
         }
     }
 }

@@ -40,6 +40,43 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
         }
     }
 
+    /// Group commit: many concurrent inserts, some with ids already taken before, some duplicated
+    /// between two concurrent inserts (often in one batch); exactly the duplicates fail.
+    @Test func concurrentInsertsWithDuplicates() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        let existing = makeImage(0)
+        try await catalog.insertImage(existing)
+        var images = (1...200).map { makeImage($0) }
+        for i in images.indices {
+            if i % 20 == 1 { images[i].id = images[i - 1].id }   // pairs racing for one id
+            if i % 20 == 2 { images[i].id = existing.id }        // id taken before
+        }
+        let toInsert = images
+        let failures = try await withThrowingTaskGroup(of: Int?.self) { group in
+            for (i, image) in toInsert.enumerated() {
+                group.addTask {
+                    do {
+                        try await catalog.insertImage(image)
+                        return nil
+                    } catch let e as ImageError where e.kind == .conflict {
+                        return i
+                    }
+                }
+            }
+            return try await group.reduce(into: [Int]()) { if let i = $1 { $0.append(i) } }
+        }
+        // One of each racing pair fails, and every insert of the taken id.
+        #expect(failures.filter { $0 % 20 == 2 }.count == 10)
+        #expect(failures.filter { $0 % 20 == 0 || $0 % 20 == 1 }.count == 10)
+        #expect(failures.count == 20)
+        let scope = ImageListQuery.Scope(isAdmin: true, projectId: nil, visibility: .all, memberStatuses: nil)
+        let all = try await catalog.listImages(.init(scope: scope, sort: [.init(.id, .asc)], limit: 1000))
+        #expect(all.count == 1 + 200 - 20)
+        #expect(Set(all.map(\.id)) == Set(images.map(\.id)).union([existing.id]))
+    }
+
     @Test func updatesAreAtomicAndBumpTheVersion() async throws {
         let (dir, path) = try temporaryCatalogPath()
         defer { try? FileManager.default.removeItem(atPath: dir) }
