@@ -374,8 +374,9 @@ public struct ImageService: Sendable {
     }
 }
 
-extension String {
-    var trimmingSpaces: String {
+extension StringProtocol {
+    /// Without leading and trailing whitespace (no Foundation on hot paths).
+    public var trimmingSpaces: String {
         var s = Substring(self)
         while s.first?.isWhitespace == true { s = s.dropFirst() }
         while s.last?.isWhitespace == true { s = s.dropLast() }

@@ -71,7 +71,7 @@ struct GlanceError: Error {
     static func format(accept: String?) -> Format {
         guard let accept, !accept.isEmpty else { return .text }
         for part in accept.split(separator: ",") {
-            let fields = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            let fields = part.split(separator: ";").map { $0.trimmingSpaces.lowercased() }
             guard let type = fields.first else { continue }
             if fields.dropFirst().contains(where: { $0.replacingOccurrences(of: " ", with: "") == "q=0" }) { continue }
             switch type {

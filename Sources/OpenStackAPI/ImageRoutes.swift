@@ -183,7 +183,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         { [service] request, context in
             let p = try Self.principal(context)
             let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first
-                .map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+                .map { $0.trimmingSpaces.lowercased() } ?? ""
             guard let kind = Self.patchTypes.firstIndex(of: mediaType) else {
                 throw GlanceError(.unsupportedMediaType,
                     "The request media type \(mediaType.isEmpty ? "(none)" : mediaType) is not supported by this server. Use one of: \(Self.patchTypes.joined(separator: ", ")).",

@@ -72,7 +72,7 @@ enum JSONPatch {
             throw GlanceError(.badRequest, "Invalid JSON pointer for this resource: '\(pointer)'")
         }
         chars = Array(String(segments[0]).replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~"))
-        let name = String(chars).trimmingCharacters(in: .whitespaces)
+        let name = String(chars).trimmingSpaces
         guard !name.isEmpty else { throw GlanceError(.badRequest, "Invalid JSON pointer for this resource: '\(pointer)'") }
         return name
     }

@@ -110,7 +110,7 @@ enum ListParameters {
     }
 
     static func integer(_ key: String, _ value: String) throws(ImageError) -> Int64 {
-        guard let n = Int64(value.trimmingCharacters(in: .whitespaces)) else {
+        guard let n = Int64(value.trimmingSpaces) else {
             throw .badRequest("\(key) filter must be an integer, got '\(value)'")
         }
         return n
@@ -139,7 +139,7 @@ enum ListParameters {
                 quoted.toggle()
                 wasQuoted = true
             } else if c == ",", !quoted {
-                items.append(wasQuoted ? current : current.trimmingCharacters(in: .whitespaces))
+                items.append(wasQuoted ? current : current.trimmingSpaces)
                 current = ""
                 wasQuoted = false
             } else {
@@ -147,7 +147,7 @@ enum ListParameters {
             }
         }
         guard !quoted else { throw .badRequest("Invalid filter value \(s). The quote is not closed.") }
-        items.append(wasQuoted ? current : current.trimmingCharacters(in: .whitespaces))
+        items.append(wasQuoted ? current : current.trimmingSpaces)
         return items
     }
 
@@ -165,14 +165,14 @@ enum ListParameters {
     }
 
     static func sortKey(_ s: String) throws(ImageError) -> ImageListQuery.SortKey {
-        guard let k = ImageListQuery.SortKey(rawValue: s.trimmingCharacters(in: .whitespaces)) else {
+        guard let k = ImageListQuery.SortKey(rawValue: s.trimmingSpaces) else {
             throw .badRequest("Invalid sort key: \(s). It should be one of: \(ImageListQuery.SortKey.allCases.map(\.rawValue).joined(separator: ", ")).")
         }
         return k
     }
 
     static func direction(_ s: String) throws(ImageError) -> ImageListQuery.Direction {
-        guard let d = ImageListQuery.Direction(rawValue: s.trimmingCharacters(in: .whitespaces)) else {
+        guard let d = ImageListQuery.Direction(rawValue: s.trimmingSpaces) else {
             throw .badRequest("Invalid sort direction: \(s)")
         }
         return d
@@ -186,7 +186,7 @@ enum ListParameters {
             var out: [ImageListQuery.Sort] = []
             for item in sortParam.split(separator: ",", omittingEmptySubsequences: false) {
                 let parts = item.split(separator: ":", omittingEmptySubsequences: false)
-                guard parts.count <= 2, !parts[0].trimmingCharacters(in: .whitespaces).isEmpty else {
+                guard parts.count <= 2, !parts[0].trimmingSpaces.isEmpty else {
                     throw .badRequest("Invalid sort value: \(item)")
                 }
                 out.append(.init(try sortKey(String(parts[0])), parts.count == 2 ? try direction(String(parts[1])) : .desc))
