@@ -43,14 +43,98 @@ PORT=${PORT:-19393}
 SEED_MAX_SECONDS=${SEED_MAX_SECONDS:-3600}
 URL=http://127.0.0.1:$PORT
 
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$BENCH/results/catalog-$STAMP
-mkdir -p "$OUT/raw"
-RESULTS=$OUT/results.tsv
-printf 'figure\tround\trps\tmean_us\tp50_us\tp90_us\tp99_us\tmax_us\trequests\terrors\tsrv_cpu_us_per_req\tbusy_pct\tctxsw_per_req\n' > "$RESULTS"
+if [ "${1:-}" = --table ]; then
+    OUT=$(cd "${2:?usage: bench/catalog.sh --table bench/results/catalog-<time>}" && pwd)
+    RESULTS=$OUT/results.tsv
+    TABLE_ONLY=1
+else
+    STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+    OUT=$BENCH/results/catalog-$STAMP
+    mkdir -p "$OUT/raw"
+    RESULTS=$OUT/results.tsv
+    TABLE_ONLY=
+    printf 'figure\tround\trps\tmean_us\tp50_us\tp90_us\tp99_us\tmax_us\trequests\terrors\tsrv_cpu_us_per_req\tbusy_pct\tctxsw_per_req\n' > "$RESULTS"
+fi
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/log.txt" >&2; }
+
 die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- table
+
+# Reads $OUT/results.tsv and $OUT/meta.env; `bench/catalog.sh --table <results dir>` reprints it.
+
+# stat figure column -> "median min max n"
+stat() {
+    awk -F'\t' -v f="$1" -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) col = i; next }
+        $1 == f { print $col }' "$RESULTS" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "- - - 0"; exit }
+        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        print m, v[1], v[NR], NR }'
+}
+# paired figure ref column -> median over rounds of figure/ref
+paired() {
+    awk -F'\t' -v f="$1" -v g="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) col = i; next }
+        $1 == f { a[$2] = $col } $1 == g { b[$2] = $col }
+        END { for (r in a) if ((r in b) && b[r] > 0) print a[r] / b[r] }' "$RESULTS" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "-"; exit }
+        printf "%.2f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+errors_of() { awk -F'\t' -v f="$1" '$1 == f { s += $10 } END { print s + 0 }' "$RESULTS"; }
+
+print_table() {
+    # shellcheck disable=SC1091
+    . "$OUT/meta.env"
+    local TABLE=$OUT/table.txt
+    {
+    printf '%-44s %-26s %-30s %-8s %-10s %s\n' "figure" "median (min-max), n=$RUNS" "reference: median" "ratio" "target" "result"
+    v() { awk -v x="$1" -v s="$scale" -v f="$fmt" 'BEGIN { if (x == "-") print "-"; else printf f, x / s }'; }
+    row() { # label fig column ref refcolumn unit op target
+        local label=$1 fig=$2 col=$3 ref=$4 rcol=$5 unit=$6 op=${7:-} target=${8:-}
+        local m lo hi n rm ratio scale=1 fmt='%.0f' verdict=info
+        read -r m lo hi n <<<"$(stat "$fig" "$col")"
+        read -r rm _ <<<"$(stat "$ref" "$rcol")"
+        ratio=$(paired "$fig" "$ref" "$col")
+        if [ "$unit" = ms ]; then scale=1000; fmt='%.2f'; fi
+        if [ -n "$op" ] && [ "$m" != - ]; then
+            verdict=$(awk -v x="$m" -v s=$scale -v t="$target" -v op="$op" 'BEGIN { x /= s;
+                print ((op == ">=" && x >= t) || (op == "<=" && x <= t)) ? "PASS" : "FAIL" }')
+        fi
+        local e; e=$(errors_of "$fig"); [ "$e" -gt 0 ] && verdict="FAIL ($e errors)"
+        printf '%-44s %-26s %-30s %-8s %-10s %s\n' "$label" "$(v "$m") $unit ($(v "$lo")-$(v "$hi"))" \
+            "$ref $(v "$rm") $unit" "$ratio" "${op:+$op $target $unit}" "$verdict"
+    }
+    row "GET one image (uniform over all ids)" get rps healthz rps req/s ">=" 15000
+    row "GET one image (uniform), p99" get p99_us healthz p99_us ms
+    row "GET one image (hot set of 10,000 ids)" get_hot rps healthz rps req/s
+    row "list 25 status=active sort=created_at, p99" list_active p99_us healthz p99_us ms "<=" 10
+    row "list 25 status=active, p50" list_active p50_us healthz p50_us ms
+    row "list 25 status=active, throughput" list_active rps healthz rps req/s
+    row "list 25 status=queued sort=created_at, p99" list_queued p99_us healthz p99_us ms "<=" 10
+    row "list 25 status=queued, throughput" list_queued rps healthz rps req/s
+    row "list 25 status=queued random marker, p99" list_marker p99_us healthz p99_us ms "<=" 10
+    row "list 25 status=queued random marker, req/s" list_marker rps healthz rps req/s
+    row "create, --durability normal" create_normal rps sqlite_normal rps req/s ">=" 3000
+    row "create, --durability full (default)" create_full rps sqlite_full rps req/s ">=" 3000
+    row "create full, p99" create_full p99_us healthz_full p99_us ms
+    row "create normal vs 32 rows/txn sqlite3 CLI" create_normal rps sqlite_normal_b32 rps req/s
+    row "create full vs 32 rows/txn sqlite3 CLI" create_full rps sqlite_full_b32 rps req/s
+    row "sqlite3 CLI 32 rows/txn, NORMAL (batching)" sqlite_normal_b32 rps sqlite_normal rps rows/s
+    row "sqlite3 CLI 32 rows/txn, FULL (batching)" sqlite_full_b32 rps sqlite_full rps rows/s
+    row "/healthz (reference), normal server" healthz rps healthz rps req/s
+    row "/healthz (reference), full server" healthz_full rps healthz_full rps req/s
+    echo
+    echo "server CPU per request (median us): healthz $(stat healthz srv_cpu_us_per_req | cut -d' ' -f1), get $(stat get srv_cpu_us_per_req | cut -d' ' -f1), get_hot $(stat get_hot srv_cpu_us_per_req | cut -d' ' -f1), list_active $(stat list_active srv_cpu_us_per_req | cut -d' ' -f1), list_queued $(stat list_queued srv_cpu_us_per_req | cut -d' ' -f1), list_marker $(stat list_marker srv_cpu_us_per_req | cut -d' ' -f1), create_normal $(stat create_normal srv_cpu_us_per_req | cut -d' ' -f1), create_full $(stat create_full srv_cpu_us_per_req | cut -d' ' -f1)"
+    echo "server context switches per request (median): healthz $(stat healthz ctxsw_per_req | cut -d' ' -f1), get $(stat get ctxsw_per_req | cut -d' ' -f1), get_hot $(stat get_hot ctxsw_per_req | cut -d' ' -f1), list_active $(stat list_active ctxsw_per_req | cut -d' ' -f1), create_normal $(stat create_normal ctxsw_per_req | cut -d' ' -f1), create_full $(stat create_full ctxsw_per_req | cut -d' ' -f1)"
+    echo "machine busy during runs (median %): healthz $(stat healthz busy_pct | cut -d' ' -f1), get $(stat get busy_pct | cut -d' ' -f1), list_active $(stat list_active busy_pct | cut -d' ' -f1), create_normal $(stat create_normal busy_pct | cut -d' ' -f1), create_full $(stat create_full busy_pct | cut -d' ' -f1)"
+    echo "server peak RSS (VmHWM): $(awk -F'\t' '{ printf "%s%s %d MiB", (NR > 1 ? ", " : ""), $1, $2 / 1024 }' "$OUT/rss.tsv")"
+    echo "catalog: $API_QUEUED API-created (queued) + $EXTRA_ACTIVE active / $EXTRA_DEACTIVATED deactivated / $EXTRA_DELETED deleted rows added with sqlite3; $(grep 'images during reads' "$OUT/env.txt" | cut -d: -f2 | tr -d ' ') rows during reads, $(grep 'images at the end' "$OUT/env.txt" | cut -d: -f2 | tr -d ' ') at the end"
+    echo "ratio = median over rounds of (figure / reference in the same round); reference for create = sqlite3 CLI, one autocommit INSERT per row, WAL, same synchronous; 32 rows/txn rows show what batching commits would allow"
+    echo "binary: $BUILD; $RUNS rounds x ${DURATION}s; $CONNS connections, $THREADS wrk threads; $(grep -E '^[0-9:]+ end: ' "$OUT/uptime.txt" | sed 's/.*load average/load average at the end/')"
+} | tee "$TABLE"
+}
+
+if [ -n "$TABLE_ONLY" ]; then print_table; exit 0; fi
 
 # ---------------------------------------------------------------- tools and binary
 
@@ -312,69 +396,16 @@ sql 'SELECT status, count(*) FROM images GROUP BY status ORDER BY 2 DESC' > "$OU
 echo "images at the end: $(count_images)" >> "$OUT/env.txt"
 note_load end
 
-# ---------------------------------------------------------------- table
-
-# stat figure column -> "median min max n"
-stat() {
-    awk -F'\t' -v f="$1" -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) col = i; next }
-        $1 == f { print $col }' "$RESULTS" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "- - - 0"; exit }
-        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        print m, v[1], v[NR], NR }'
-}
-# paired figure ref column -> median over rounds of figure/ref
-paired() {
-    awk -F'\t' -v f="$1" -v g="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) col = i; next }
-        $1 == f { a[$2] = $col } $1 == g { b[$2] = $col }
-        END { for (r in a) if ((r in b) && b[r] > 0) print a[r] / b[r] }' "$RESULTS" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "-"; exit }
-        printf "%.2f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-errors_of() { awk -F'\t' -v f="$1" '$1 == f { s += $10 } END { print s + 0 }' "$RESULTS"; }
-
-TABLE=$OUT/table.txt
-{
-    printf '%-44s %-26s %-30s %-8s %-10s %s\n' "figure" "median (min-max), n=$RUNS" "reference: median" "ratio" "target" "result"
-    v() { awk -v x="$1" -v s="$scale" -v f="$fmt" 'BEGIN { if (x == "-") print "-"; else printf f, x / s }'; }
-    row() { # label fig column ref refcolumn unit op target
-        local label=$1 fig=$2 col=$3 ref=$4 rcol=$5 unit=$6 op=${7:-} target=${8:-}
-        local m lo hi n rm ratio scale=1 fmt='%.0f' verdict=info
-        read -r m lo hi n <<<"$(stat "$fig" "$col")"
-        read -r rm _ <<<"$(stat "$ref" "$rcol")"
-        ratio=$(paired "$fig" "$ref" "$col")
-        if [ "$unit" = ms ]; then scale=1000; fmt='%.2f'; fi
-        if [ -n "$op" ] && [ "$m" != - ]; then
-            verdict=$(awk -v x="$m" -v s=$scale -v t="$target" -v op="$op" 'BEGIN { x /= s;
-                print ((op == ">=" && x >= t) || (op == "<=" && x <= t)) ? "PASS" : "FAIL" }')
-        fi
-        local e; e=$(errors_of "$fig"); [ "$e" -gt 0 ] && verdict="FAIL ($e errors)"
-        printf '%-44s %-26s %-30s %-8s %-10s %s\n' "$label" "$(v "$m") $unit ($(v "$lo")-$(v "$hi"))" \
-            "$ref $(v "$rm") $unit" "$ratio" "${op:+$op $target $unit}" "$verdict"
-    }
-    row "GET one image (uniform over all ids)" get rps healthz rps req/s ">=" 15000
-    row "GET one image (uniform), p99" get p99_us healthz p99_us ms
-    row "GET one image (hot set of 10,000 ids)" get_hot rps healthz rps req/s
-    row "list 25 status=active sort=created_at, p99" list_active p99_us healthz p99_us ms "<=" 10
-    row "list 25 status=active, p50" list_active p50_us healthz p50_us ms
-    row "list 25 status=active, throughput" list_active rps healthz rps req/s
-    row "list 25 status=queued sort=created_at, p99" list_queued p99_us healthz p99_us ms "<=" 10
-    row "list 25 status=queued, throughput" list_queued rps healthz rps req/s
-    row "list 25 status=queued random marker, p99" list_marker p99_us healthz p99_us ms "<=" 10
-    row "list 25 status=queued random marker, req/s" list_marker rps healthz rps req/s
-    row "create, --durability normal" create_normal rps sqlite_normal rps req/s ">=" 3000
-    row "create, --durability full (default)" create_full rps sqlite_full rps req/s ">=" 3000
-    row "create full, p99" create_full p99_us healthz_full p99_us ms
-    row "sqlite3 CLI 32 rows/txn, NORMAL (batching)" sqlite_normal_b32 rps sqlite_normal rps rows/s
-    row "sqlite3 CLI 32 rows/txn, FULL (batching)" sqlite_full_b32 rps sqlite_full rps rows/s
-    row "/healthz (reference), normal server" healthz rps healthz rps req/s
-    row "/healthz (reference), full server" healthz_full rps healthz_full rps req/s
-    echo
-    echo "server CPU per request (median us): healthz $(stat healthz srv_cpu_us_per_req | cut -d' ' -f1), get $(stat get srv_cpu_us_per_req | cut -d' ' -f1), get_hot $(stat get_hot srv_cpu_us_per_req | cut -d' ' -f1), list_active $(stat list_active srv_cpu_us_per_req | cut -d' ' -f1), list_queued $(stat list_queued srv_cpu_us_per_req | cut -d' ' -f1), list_marker $(stat list_marker srv_cpu_us_per_req | cut -d' ' -f1), create_normal $(stat create_normal srv_cpu_us_per_req | cut -d' ' -f1), create_full $(stat create_full srv_cpu_us_per_req | cut -d' ' -f1)"
-    echo "server context switches per request (median): healthz $(stat healthz ctxsw_per_req | cut -d' ' -f1), get $(stat get ctxsw_per_req | cut -d' ' -f1), get_hot $(stat get_hot ctxsw_per_req | cut -d' ' -f1), list_active $(stat list_active ctxsw_per_req | cut -d' ' -f1), create_normal $(stat create_normal ctxsw_per_req | cut -d' ' -f1), create_full $(stat create_full ctxsw_per_req | cut -d' ' -f1)"
-    echo "machine busy during runs (median %): healthz $(stat healthz busy_pct | cut -d' ' -f1), get $(stat get busy_pct | cut -d' ' -f1), list_active $(stat list_active busy_pct | cut -d' ' -f1), create_normal $(stat create_normal busy_pct | cut -d' ' -f1), create_full $(stat create_full busy_pct | cut -d' ' -f1)"
-    echo "server peak RSS (VmHWM): $(awk -F'\t' '{ printf "%s%s %d MiB", (NR > 1 ? ", " : ""), $1, $2 / 1024 }' "$OUT/rss.tsv")"
-    echo "catalog: $API_QUEUED API-created (queued) + $EXTRA_ACTIVE active / $EXTRA_DEACTIVATED deactivated / $EXTRA_DELETED deleted rows added with sqlite3; $(grep 'images during reads' "$OUT/env.txt" | cut -d: -f2 | tr -d ' ') rows during reads, $(grep 'images at the end' "$OUT/env.txt" | cut -d: -f2 | tr -d ' ') at the end"
-    echo "ratio = median over rounds of (figure / reference in the same round); reference for create = sqlite3 CLI, one autocommit INSERT per row, WAL, same synchronous; 32 rows/txn rows show what batching commits would allow"
-    echo "binary: $BUILD; $RUNS rounds x ${DURATION}s; $CONNS connections, $THREADS wrk threads; load: $(uptime | sed 's/.*load/load/')"
-} | tee "$TABLE"
+cat > "$OUT/meta.env" <<META
+RUNS=$RUNS
+DURATION=$DURATION
+CONNS=$CONNS
+THREADS=$THREADS
+API_QUEUED=$API_QUEUED
+EXTRA_ACTIVE=$EXTRA_ACTIVE
+EXTRA_DEACTIVATED=$EXTRA_DEACTIVATED
+EXTRA_DELETED=$EXTRA_DELETED
+BUILD="$BUILD"
+META
+print_table
 log "raw results in ${OUT#"$ROOT"/}"
