@@ -48,7 +48,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore"], swiftSettings: strict),
-        .testTarget(name: "CatalogSQLiteTests", dependencies: ["CatalogSQLite", "ImageCore"], swiftSettings: strict),
+        .testTarget(name: "CatalogSQLiteTests", dependencies: [
+            "CatalogSQLite", "ImageCore", .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
             "Server", "OpenStackAPI", "ImageCore", "CatalogSQLite", "Identity",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

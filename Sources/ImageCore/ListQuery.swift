@@ -6,6 +6,14 @@ public struct ImageListQuery: Sendable, Equatable {
         case diskFormat = "disk_format"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
+
+        /// Whether the column may hold NULL (which changes how keyset paging compares it).
+        public var isNullable: Bool {
+            switch self {
+            case .name, .size, .containerFormat, .diskFormat: return true
+            case .status, .id, .createdAt, .updatedAt: return false
+            }
+        }
     }
     public enum Direction: String, Sendable { case asc, desc }
     public struct Sort: Sendable, Equatable {

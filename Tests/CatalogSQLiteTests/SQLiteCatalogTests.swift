@@ -1,6 +1,7 @@
 @testable import CatalogSQLite
 import Foundation
 import ImageCore
+import GRDB
 import Testing
 
 func temporaryCatalogPath() throws -> (String, String) {
@@ -209,5 +210,25 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
         let cache = ImageCache(capacity: 10)
         for i in 0..<25 { cache.offer(makeImage(i)) }
         #expect(cache.entries.withLock { $0.count } <= 10)
+    }
+}
+
+@Suite struct ListPlanTests {
+    /// Paging after a marker must be an index range, not a scan of every newer row.
+    @Test func markerPagingIsAnIndexRange() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        let marker = makeImage(1)
+        try await catalog.insertImage(marker)
+        let scope = ImageListQuery.Scope(isAdmin: true, projectId: "p1", visibility: .default, memberStatuses: nil)
+        let query = ImageListQuery(scope: scope, filters: [.oneOf(.status, ["queued"])],
+                                   sort: [.init(.createdAt, .desc), .init(.id, .desc)], limit: 25, marker: marker)
+        let (sql, args) = ListSQL.build(query)
+        #expect(sql.contains("(created_at, id) < (?,?)"))
+        let plan = try catalog.readNow { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: args).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("images_status_created") && $0.contains("(created_at,id)<(?,?)") }, "\(plan)")
     }
 }
