@@ -25,6 +25,8 @@ public final class SQLiteCatalog: Catalog {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
+            // Pages are read through a memory map instead of one pread per page.
+            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
         }
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
@@ -127,9 +129,8 @@ public final class SQLiteCatalog: Catalog {
 
     /// Concurrent inserts share one transaction (group commit): one commit, and with `full`
     /// durability one fsync, for every insert waiting when the writer becomes free.
-    /// Reads on the calling thread. WAL readers never wait for writers, and these reads take
-    /// microseconds, while an `await pool.read` round trip through GRDB's reader queue costs
-    /// thread wake-ups worth several times the query (measured: +120 µs per point read).
+    /// Reads on the calling thread, for point reads: WAL readers never wait for writers, a point
+    /// read takes microseconds, and the `await pool.read` round trip costs thread wake-ups.
     func readNow<T>(_ block: (Database) throws -> T) throws -> T {
         try pool.read(block)
     }
@@ -174,8 +175,10 @@ public final class SQLiteCatalog: Catalog {
 
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
         let (sql, args) = ListSQL.build(query)
+        // Lists read on GRDB's reader queue: they take long enough that running them on the
+        // cooperative pool lengthened everyone's tail latency (bench: list p99 13.7 → 25 ms).
         // The SQL text depends only on the query's shape, so statements are reused across requests.
-        return try readNow { db in try Self.fetchImages(db, sql: sql, arguments: args) }
+        return try await pool.read { db in try Self.fetchImages(db, sql: sql, arguments: args) }
     }
 
     // MARK: Members
