@@ -129,8 +129,9 @@ public final class SQLiteCatalog: Catalog {
 
     /// Concurrent inserts share one transaction (group commit): one commit, and with `full`
     /// durability one fsync, for every insert waiting when the writer becomes free.
-    /// Reads on the calling thread, for point reads: WAL readers never wait for writers, a point
-    /// read takes microseconds, and the `await pool.read` round trip costs thread wake-ups.
+    /// A synchronous read, for tests and tools only. Never call it from request handling: it blocks
+    /// a cooperative thread waiting for a reader, while async reads need those threads to finish
+    /// (bench/catalog.sh deadlocked the server that way when point reads used it).
     func readNow<T>(_ block: (Database) throws -> T) throws -> T {
         try pool.read(block)
     }
@@ -143,7 +144,7 @@ public final class SQLiteCatalog: Catalog {
     public func image(id: String) async throws -> Image? {
         // This process is the only writer of the file (the data dir is locked), so cached rows are current.
         if let cached = cache.get(id) { return cached }
-        let image = try readNow { db in try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first }
+        let image = try await pool.read { db in try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first }
         if let image { cache.offer(image) }
         return image
     }
@@ -175,8 +176,6 @@ public final class SQLiteCatalog: Catalog {
 
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
         let (sql, args) = ListSQL.build(query)
-        // Lists read on GRDB's reader queue: they take long enough that running them on the
-        // cooperative pool lengthened everyone's tail latency (bench: list p99 13.7 → 25 ms).
         // The SQL text depends only on the query's shape, so statements are reused across requests.
         return try await pool.read { db in try Self.fetchImages(db, sql: sql, arguments: args) }
     }

@@ -232,3 +232,42 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
         #expect(plan.contains { $0.contains("images_status_created") && $0.contains("(created_at,id)<(?,?)") }, "\(plan)")
     }
 }
+
+@Suite struct CatalogStressTests {
+    /// Many concurrent point reads (cache misses), lists and writes at once must all finish. With
+    /// synchronous point reads this deadlocked (the test then hangs instead of finishing).
+    @Test(.timeLimit(.minutes(1)))
+    func mixedConcurrentLoadCompletes() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        var ids: [String] = []
+        for i in 0..<300 {
+            let image = makeImage(i)
+            try await catalog.insertImage(image)
+            ids.append(image.id)
+        }
+        let known = ids
+        let scope = ImageListQuery.Scope(isAdmin: true, projectId: nil, visibility: .all, memberStatuses: nil)
+        let sort = [ImageListQuery.Sort(.createdAt, .desc), .init(.id, .desc)]
+        let finished = try await withThrowingTaskGroup(of: Int.self) { group in
+            for t in 0..<256 {
+                group.addTask {
+                    switch t % 4 {
+                    case 0: return try await catalog.listImages(.init(scope: scope, sort: sort, limit: 25)).count > 0 ? 1 : 0
+                    case 1:
+                        catalog.cache.entries.withLock { $0.removeAll() }
+                        return try await catalog.image(id: known[t % known.count]) != nil ? 1 : 0
+                    case 2:
+                        return try await catalog.updateImage(id: known[t % known.count]) { $0.minRam += 1 } != nil ? 1 : 0
+                    default:
+                        try await catalog.insertImage(makeImage(t))
+                        return 1
+                    }
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(finished == 256)
+    }
+}
