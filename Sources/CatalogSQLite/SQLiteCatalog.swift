@@ -317,14 +317,17 @@ final class InsertBatcher: Sendable {
             let images = batch.map(\.image)
             do {
                 let outcomes = try await pool.write { db -> [ImageError?] in
-                    let statement = try db.cachedStatement(sql: SQLiteCatalog.insertSQL)
+                    // Writers are serialized, so checking first is race-free, and a duplicate never
+                    // reaches the INSERT: a failed step can leave a reused statement reporting the
+                    // stale error on its next execution, which would refuse a valid image.
+                    let exists = try db.cachedStatement(sql: "SELECT 1 FROM images WHERE id = ?")
+                    let insert = try db.cachedStatement(sql: SQLiteCatalog.insertSQL)
                     return try images.map { image -> ImageError? in
-                        do {
-                            try statement.execute(arguments: SQLiteCatalog.arguments(image))
-                            return nil
-                        } catch let e as DatabaseError where e.resultCode == .SQLITE_CONSTRAINT {
+                        if try Int.fetchOne(exists, arguments: [image.id]) != nil {
                             return ImageError.conflict("An image with identifier \(image.id) already exists.")
                         }
+                        try insert.execute(arguments: SQLiteCatalog.arguments(image))
+                        return nil
                     }
                 }
                 for (waiter, outcome) in zip(batch, outcomes) {
