@@ -25,8 +25,6 @@ public final class SQLiteCatalog: Catalog {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(durability == .full ? "FULL" : "NORMAL")")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
-            // Pages are read through a memory map instead of one pread per page.
-            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
         }
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
