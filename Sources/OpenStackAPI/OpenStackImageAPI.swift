@@ -26,7 +26,6 @@ extension HTTPField.Name {
     static let requestID = HTTPField.Name("x-openstack-request-id")!
     static let authToken = HTTPField.Name("x-auth-token")!
     static let acceptPatch = HTTPField.Name("accept-patch")!
-    static let importMethods = HTTPField.Name("openstack-image-import-methods")!
 }
 
 /// The OpenStack Image API v2 front-end. It answers everything itself: version discovery,
