@@ -85,9 +85,16 @@ public final class SQLiteCatalog: Catalog {
         """
 
     static let selectByID = "SELECT \(columns) FROM images WHERE id = ?"
-    static let insertSQL = "INSERT INTO images (\(columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    static let insertSQL = "INSERT INTO images (\(columns)) VALUES (\(ListSQL.placeholders(columnCount)))"
+    /// Every column but `id`, in `columns` order: `arguments(image)` minus its first value, then the id.
+    static let updateSQL = "UPDATE images SET " + columnNames.dropFirst().map { "\($0) = ?" }.joined(separator: ", ") + " WHERE id = ?"
+    static var columnNames: [String] { columns.split(separator: ",").map { $0.trimmingSpaces } }
+    static var columnCount: Int { columnNames.count }
 
-    static func arguments(_ i: Image) -> StatementArguments {
+    static func arguments(_ i: Image) -> StatementArguments { StatementArguments(argumentValues(i)) }
+
+    /// One value per column of `columns`, in order.
+    static func argumentValues(_ i: Image) -> [(any DatabaseValueConvertible)?] {
         [i.id, i.name, i.status.rawValue, i.visibility.rawValue, i.isProtected, i.osHidden, i.owner,
          i.containerFormat, i.diskFormat, i.size, i.virtualSize, i.minDisk, i.minRam, i.checksum,
          i.osHashAlgo, i.osHashValue, i.createdAt, i.updatedAt, i.deletedAt,
@@ -125,8 +132,6 @@ public final class SQLiteCatalog: Catalog {
         return images
     }
 
-    /// Concurrent inserts share one transaction (group commit): one commit, and with `full`
-    /// durability one fsync, for every insert waiting when the writer becomes free.
     /// A synchronous read, for tests and tools only. Never call it from request handling: it blocks
     /// a cooperative thread waiting for a reader, while async reads need those threads to finish
     /// (bench/catalog.sh deadlocked the server that way when point reads used it).
@@ -134,6 +139,8 @@ public final class SQLiteCatalog: Catalog {
         try pool.read(block)
     }
 
+    /// Concurrent inserts share one transaction (group commit): one commit, and with `full`
+    /// durability one fsync, for every insert waiting when the writer becomes free.
     public func insertImage(_ image: Image) async throws {
         try await inserts.insert(image)
         cache.offer(image)
@@ -157,14 +164,9 @@ public final class SQLiteCatalog: Catalog {
             image.id = original.id
             guard image != original else { return original }
             image.version = original.version + 1
-            var args = Self.arguments(image)
-            args += [id]
-            try db.execute(sql: """
-                UPDATE images SET id=?, name=?, status=?, visibility=?, protected=?, os_hidden=?, owner=?, \
-                container_format=?, disk_format=?, size=?, virtual_size=?, min_disk=?, min_ram=?, checksum=?, \
-                os_hash_algo=?, os_hash_value=?, created_at=?, updated_at=?, deleted_at=?, tags=?, properties=?, \
-                version=? WHERE id = ?
-                """, arguments: args)
+            var values = Self.argumentValues(image)
+            values.append(values.removeFirst())  // id moves to the WHERE clause
+            try db.execute(sql: Self.updateSQL, arguments: StatementArguments(values))
             return image
         }.map { image in
             cache.offer(image)

@@ -38,5 +38,5 @@ public struct ConfigError: Error, CustomStringConvertible {
 }
 
 extension ServerConfig {
-    public func durability(named name: String) -> SQLiteCatalog.Durability? { SQLiteCatalog.Durability(rawValue: name) }
+    public static func durability(named name: String) -> SQLiteCatalog.Durability? { SQLiteCatalog.Durability(rawValue: name) }
 }

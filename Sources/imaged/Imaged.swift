@@ -42,7 +42,7 @@ struct Serve: AsyncParsableCommand {
         try config.setListen(listen)
         if noAuth, tokenFile != nil { throw ValidationError("--no-auth and --token-file exclude each other") }
         config.auth = noAuth ? .none : .tokenFile(tokenFile)
-        guard let d = ServerConfig().durability(named: durability) else {
+        guard let d = ServerConfig.durability(named: durability) else {
             throw ValidationError("--durability must be full or normal")
         }
         config.durability = d
