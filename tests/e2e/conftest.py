@@ -2,22 +2,27 @@
 
 The session fixture `server` starts `$IMAGED_BIN` (default `.build/debug/imaged`) on a free
 loopback port with a temporary data dir and a static token file, waits for `/healthz`, and
-kills it at the end. Tests that need their own process (the restart test) use `ImagedServer`
-directly.
+kills it at the end. Tests that need their own process (restarts, other flags) use `ImagedServer`
+directly. Images become `active` through real uploads (`upload`, `make_active`); disk images are made
+by `qemu-img`/`genisoimage` during the run (`disk`); imports fetch from `Origin`, a local HTTP server.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import http.server
 import json
 import os
 import shutil
+import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -51,8 +56,9 @@ def free_port() -> int:
 class ImagedServer:
     """One `imaged serve` process on loopback; can be SIGKILLed and started again on the same data dir."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, *extra_args: str):
         self.workdir = Path(workdir)
+        self.extra_args = [str(a) for a in extra_args]
         self.data_dir = self.workdir / "data"
         self.token_file = self.workdir / "tokens.json"
         self.token_file.write_text(json.dumps({"tokens": list(TOKENS.values())}))
@@ -84,7 +90,7 @@ class ImagedServer:
             self.starts += 1
             log = open(self.log_path, "wb")
             argv = [str(binary), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
-                    "--token-file", str(self.token_file), "--log-level", "info"]
+                    "--token-file", str(self.token_file), "--log-level", "info", *self.extra_args]
             busy_until = time.monotonic() + 300
             while True:
                 try:
@@ -132,28 +138,21 @@ class ImagedServer:
                 self.proc.wait(timeout=20)
         self.proc = None
 
-    def force_status(self, image_id: str, status: str) -> None:
-        """Test seam: sets an image's status directly in the SQLite catalog.
+    def all_logs(self) -> str:
+        """Every log of this server's runs (one file per start), oldest first."""
+        return "".join((self.workdir / f"imaged-{n}.log").read_text(errors="replace")
+                       for n in range(1, self.starts + 1) if (self.workdir / f"imaged-{n}.log").exists())
 
-        Image data upload is not implemented yet, so no API call can make an image `active`.
-        Deactivate/reactivate need an active image; this stands in for an upload until there is one.
-        The server owns its catalog file (it locks the data dir and caches rows it has read), so the
-        seam stops it, writes, and starts it again on the same port.
-        """
-        running = self.proc is not None and self.proc.poll() is None
-        port = self.port
-        if running:
-            self.kill(signal.SIGTERM)
-        db = sqlite3.connect(self.data_dir / "catalog.sqlite", timeout=30)
-        try:
-            db.execute("PRAGMA busy_timeout = 30000")
-            with db:
-                cur = db.execute("UPDATE images SET status = ?, version = version + 1 WHERE id = ?", (status, image_id))
-                assert cur.rowcount == 1, f"no image {image_id} in the catalog"
-        finally:
-            db.close()
-        if running:
-            self.start(port=port)
+    # Where the server keeps data (design.md): committed blobs, staged blobs, temporaries.
+    def blob_path(self, image_id: str) -> Path:
+        return self.data_dir / "blobs" / "images" / image_id
+
+    def staging_path(self, image_id: str) -> Path:
+        return self.data_dir / "blobs" / "staging" / image_id
+
+    def temporaries(self) -> list[str]:
+        tmp = self.data_dir / "blobs" / ".tmp"
+        return sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
 
 
 @pytest.fixture(scope="session")
@@ -259,13 +258,13 @@ class OSC:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         self.env["OS_CLIENT_CONFIG_FILE"] = os.devnull
 
-    def run(self, *args: str, json_out: bool = True, check: bool = True):
+    def run(self, *args: str, json_out: bool = True, check: bool = True, timeout: float = 120):
         cmd = [self.exe, "--os-auth-type", "admin_token", "--os-endpoint", self.base + "/v2",
                "--os-token", token(self.who), "--os-image-api-version", "2", *args]
         if json_out:
             cmd += ["-f", "json"]
         # stdin must be *closed*, not /dev/null: `image create` reads image data from a non-tty stdin.
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=120,
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout,
                               stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
         if check and proc.returncode != 0:
             raise OSCError(cmd, proc)
@@ -306,3 +305,442 @@ def glance(url):
     import glanceclient
 
     return {who: glanceclient.Client("2", endpoint=url, token=token(who)) for who in TOKENS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Image data helpers
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):
+    """Polls `predicate` until it returns something truthy; that value is returned."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def image_status(client: "Raw", image_id: str) -> str | None:
+    r = client.get(f"/v2/images/{image_id}")
+    return r.json()["status"] if r.status_code == 200 else None
+
+
+def wait_status(client: "Raw", image_id: str, wanted, timeout: float = 60.0) -> dict:
+    """Polls the image until its status is one of `wanted`; returns the image."""
+    wanted = {wanted} if isinstance(wanted, str) else set(wanted)
+    seen = []
+
+    def check():
+        r = client.get(f"/v2/images/{image_id}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if not seen or seen[-1] != body["status"]:
+            seen.append(body["status"])
+        return body if body["status"] in wanted else None
+
+    try:
+        return wait_for(check, timeout=timeout, interval=0.2, what=f"image {image_id} to be {sorted(wanted)}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; statuses seen: {seen}") from None
+
+
+def upload(client: "Raw", image_id: str, data, headers: dict | None = None, **kw) -> requests.Response:
+    """`PUT /v2/images/{id}/file` with an octet-stream body (bytes, a file object or an iterator)."""
+    h = {"Content-Type": "application/octet-stream", **(headers or {})}
+    kw.setdefault("timeout", 300)
+    return client.put(f"/v2/images/{image_id}/file", data=data, headers=h, **kw)
+
+
+def make_active(client: "Raw", data: bytes = b"imaged e2e image data\n" * 64, **create) -> dict:
+    """Creates an image and uploads `data` (raw/bare unless told); returns the active image."""
+    create.setdefault("name", unique("active"))
+    create.setdefault("disk_format", "raw")
+    create.setdefault("container_format", "bare")
+    image = client.create(**create)
+    r = upload(client, image["id"], data)
+    assert r.status_code == 204, r.text
+    got = client.get(f"/v2/images/{image['id']}").json()
+    assert got["status"] == "active", got
+    return got
+
+
+def digests(path_or_bytes) -> dict:
+    """md5, sha512, sha256 and size of a file or bytes, as the server should record them."""
+    md5, sha512, sha256 = hashlib.md5(), hashlib.sha512(), hashlib.sha256()
+    size = 0
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        chunks = [bytes(path_or_bytes)]
+    else:
+        def read():
+            with open(path_or_bytes, "rb") as f:
+                while chunk := f.read(4 << 20):
+                    yield chunk
+        chunks = read()
+    for chunk in chunks:
+        md5.update(chunk)
+        sha512.update(chunk)
+        sha256.update(chunk)
+        size += len(chunk)
+    return {"md5": md5.hexdigest(), "sha512": sha512.hexdigest(), "sha256": sha256.hexdigest(), "size": size}
+
+
+def assert_data_facts(image: dict, expected: dict, algo: str = "sha512") -> None:
+    """The image records exactly the size and digests of the bytes it was given."""
+    assert image["status"] == "active", image
+    assert image["size"] == expected["size"], image
+    assert image["checksum"] == expected["md5"], image
+    assert image["os_hash_algo"] == algo, image
+    assert image["os_hash_value"] == expected[algo], image
+
+
+def assert_nothing_kept(srv: "ImagedServer", image_id: str, timeout: float = 15.0) -> None:
+    """No committed or staged blob for the image and no temporary in the store (polled: cleanup
+    may finish just after the response)."""
+    def clean():
+        return (not srv.blob_path(image_id).exists() and not srv.staging_path(image_id).exists()
+                and srv.temporaries() == [])
+    try:
+        wait_for(clean, timeout=timeout, what="no blob and no temporary")
+    except AssertionError:
+        raise AssertionError(f"data left behind for {image_id}: blob={srv.blob_path(image_id).exists()} "
+                             f"staged={srv.staging_path(image_id).exists()} tmp={srv.temporaries()}") from None
+
+
+def tasks_of(client: "Raw", image_id: str) -> list[dict]:
+    r = client.get(f"/v2/images/{image_id}/tasks")
+    assert r.status_code == 200, r.text
+    return r.json()["tasks"]
+
+
+def wait_task_finished(client: "Raw", image_id: str, timeout: float = 120.0) -> dict:
+    """Polls the image's tasks until the newest one is `success` or `failure`; returns it."""
+    def done():
+        tasks = tasks_of(client, image_id)
+        if not tasks:
+            return None
+        newest = max(tasks, key=lambda t: t["created_at"])
+        return newest if newest["status"] in ("success", "failure") else None
+    return wait_for(done, timeout=timeout, interval=0.3, what=f"the import task of {image_id} to finish")
+
+
+# ---------------------------------------------------------------------------------------------
+# Disk images made by the real tools (qemu-img from qemu-utils, genisoimage)
+
+
+def run_tool(*argv: str, cwd: Path | None = None) -> str:
+    tool = shutil.which(argv[0])
+    if tool is None:
+        pytest.fail(f"`{argv[0]}` is not installed (scripts/test.sh installs qemu-utils and genisoimage)")
+    proc = subprocess.run([tool, *argv[1:]], capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(argv)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def qemu_info(path: Path) -> dict:
+    return json.loads(run_tool("qemu-img", "info", "--output", "json", str(path)))
+
+
+def random_bytes(n: int, seed: int) -> bytes:
+    """Deterministic incompressible bytes (fast: SHAKE-256 stream)."""
+    return hashlib.shake_256(seed.to_bytes(8, "little")).digest(n)
+
+
+class DiskImages:
+    """Makes real disk images once per session (cached by name) in a temporary directory."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._cache: dict[str, Path] = {}
+
+    def _once(self, name: str, make) -> Path:
+        if name not in self._cache:
+            path = self.root / name
+            make(path)
+            self._cache[name] = path
+        return self._cache[name]
+
+    def raw_with_data(self, name: str = "data.raw", virtual: int = 64 << 20, data: int = 3 << 20, seed: int = 1) -> Path:
+        """A raw disk of `virtual` bytes whose first `data` bytes (and a block near the end) are random."""
+        def make(p):
+            with open(p, "wb") as f:
+                f.write(random_bytes(data, seed))
+                f.truncate(virtual)
+                f.seek(virtual - (1 << 20))
+                f.write(random_bytes(1 << 20, seed + 1))
+        return self._once(name, make)
+
+    def qcow2(self, name: str = "good.qcow2", virtual: int = 64 << 20, seed: int = 1) -> Path:
+        """A real qcow2 (qemu-img convert of a raw disk with some non-zero data)."""
+        src = self.raw_with_data(f"{name}.src.raw", virtual=virtual, seed=seed)
+        return self._once(name, lambda p: run_tool("qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(src), str(p)))
+
+    def qcow2_with_backing_file(self, name: str = "backed.qcow2") -> Path:
+        base = self.qcow2("backing-base.qcow2", seed=7)
+        return self._once(name, lambda p: run_tool("qemu-img", "create", "-f", "qcow2", "-b", str(base),
+                                                   "-F", "qcow2", str(p)))
+
+    def qcow2_with_backing_to_host_file(self, name: str = "backed-passwd.qcow2") -> Path:
+        """The CVE-2015-5163 shape: a raw backing file that is a host file."""
+        return self._once(name, lambda p: run_tool("qemu-img", "create", "-f", "qcow2", "-b", "/etc/passwd",
+                                                   "-F", "raw", str(p), "1M"))
+
+    def qcow2_with_data_file(self, name: str = "datafile.qcow2") -> Path:
+        """CVE-2024-32498 shape: qcow2 whose data lives in an external (raw) file."""
+        def make(p):
+            run_tool("qemu-img", "create", "-f", "qcow2", "-o", f"data_file={p}.data,data_file_raw=on", str(p), "16M")
+        return self._once(name, make)
+
+    def qcow2_huge_virtual(self, name: str = "huge.qcow2", virtual: str = "20T") -> Path:
+        return self._once(name, lambda p: run_tool("qemu-img", "create", "-f", "qcow2", str(p), virtual))
+
+    def qcow2_unknown_incompatible_feature(self, name: str = "incompat.qcow2") -> Path:
+        """A v3 qcow2 with an incompatible-feature bit no reader knows (bit 63)."""
+        good = self.qcow2()
+        def make(p):
+            data = bytearray(good.read_bytes())
+            assert data[:4] == b"QFI\xfb" and int.from_bytes(data[4:8], "big") == 3
+            features = int.from_bytes(data[72:80], "big") | (1 << 63)
+            data[72:80] = features.to_bytes(8, "big")
+            p.write_bytes(bytes(data))
+        return self._once(name, make)
+
+    def qcow2_iso_polyglot(self, name: str = "polyglot.qcow2") -> Path:
+        """A qcow2 that is also an ISO 9660 image (a primary volume descriptor at 32 KiB)."""
+        good = self.qcow2()
+        def make(p):
+            data = bytearray(good.read_bytes())
+            pvd = bytearray(2048)
+            pvd[0:7] = b"\x01CD001\x01"
+            pvd[80:84] = (64).to_bytes(4, "little")
+            pvd[84:88] = (64).to_bytes(4, "big")
+            pvd[128:130] = (2048).to_bytes(2, "little")
+            pvd[130:132] = (2048).to_bytes(2, "big")
+            assert data[0x8000:0x8800] == bytes(2048), "the qcow2 header cluster is not empty at 32 KiB"
+            data[0x8000:0x8800] = pvd
+            p.write_bytes(bytes(data))
+        return self._once(name, make)
+
+    def qed(self, name: str = "x.qed") -> Path:
+        return self._once(name, lambda p: run_tool("qemu-img", "create", "-f", "qed", str(p), "16M"))
+
+    def vmdk(self, subformat: str, name: str | None = None) -> Path:
+        """`qemu-img convert` of the random raw disk to a vmdk of the given create type."""
+        name = name or f"{subformat}.vmdk"
+        src = self.raw_with_data("vmdk.src.raw", virtual=32 << 20, seed=11)
+        return self._once(name, lambda p: run_tool("qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o",
+                                                   f"subformat={subformat}", str(src), str(p)))
+
+    def vmdk_sparse_with_descriptor(self, name: str, rewrite) -> Path:
+        """A monolithicSparse vmdk whose embedded descriptor is passed through `rewrite(text) -> text`
+        (kept at the same length, padded with spaces/newlines)."""
+        good = self.vmdk("monolithicSparse")
+        def make(p):
+            data = bytearray(good.read_bytes())
+            assert data[:4] == b"KDMV"
+            desc_off = int.from_bytes(data[28:36], "little") * 512
+            desc_len = int.from_bytes(data[36:44], "little") * 512
+            region = bytes(data[desc_off:desc_off + desc_len])
+            text = region.split(b"\0", 1)[0].decode()
+            new = rewrite(text).encode()
+            assert new != text.encode() and len(new) <= desc_len
+            data[desc_off:desc_off + desc_len] = new + bytes(desc_len - len(new))
+            p.write_bytes(bytes(data))
+        return self._once(name, make)
+
+    def vhd(self, name: str = "x.vhd") -> Path:
+        src = self.raw_with_data("vhd.src.raw", virtual=32 << 20, seed=21)
+        return self._once(name, lambda p: run_tool("qemu-img", "convert", "-f", "raw", "-O", "vpc", str(src), str(p)))
+
+    def vhdx(self, name: str = "x.vhdx") -> Path:
+        src = self.raw_with_data("vhdx.src.raw", virtual=32 << 20, seed=31)
+        return self._once(name, lambda p: run_tool("qemu-img", "convert", "-f", "raw", "-O", "vhdx", str(src), str(p)))
+
+    def vdi(self, name: str = "x.vdi") -> Path:
+        src = self.raw_with_data("vdi.src.raw", virtual=32 << 20, seed=41)
+        return self._once(name, lambda p: run_tool("qemu-img", "convert", "-f", "raw", "-O", "vdi", str(src), str(p)))
+
+    def iso(self, name: str = "x.iso") -> Path:
+        def make(p):
+            tree = self.root / f"{name}.tree"
+            (tree / "boot").mkdir(parents=True, exist_ok=True)
+            (tree / "README.txt").write_text("imaged e2e iso\n")
+            (tree / "boot" / "blob.bin").write_bytes(random_bytes(2 << 20, 51))
+            run_tool("genisoimage", "-quiet", "-o", str(p), "-V", "IMAGEDE2E", "-J", "-r", str(tree))
+        return self._once(name, make)
+
+
+def iso_volume_size(path: Path) -> int:
+    """Volume space size × logical block size from the primary volume descriptor (ISO 9660)."""
+    with open(path, "rb") as f:
+        f.seek(0x8000)
+        pvd = f.read(2048)
+    assert pvd[1:6] == b"CD001"
+    return int.from_bytes(pvd[80:84], "little") * int.from_bytes(pvd[128:130], "little")
+
+
+def vhd_current_size(path: Path) -> int:
+    """`current size` from the VHD footer (the copy at the start of a dynamic disk)."""
+    with open(path, "rb") as f:
+        footer = f.read(512)
+    assert footer[:8] == b"conectix"
+    return int.from_bytes(footer[48:56], "big")
+
+
+@pytest.fixture(scope="session")
+def disk(tmp_path_factory) -> DiskImages:
+    return DiskImages(tmp_path_factory.mktemp("disks"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Origin: a local HTTP server that web-download imports fetch from
+
+
+class Origin:
+    """A threaded HTTP/1.0 server on a loopback address. Routes map a path to a handler; every
+    request is recorded in `hits` (path) so tests can prove a forbidden target was never reached."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.routes: dict[str, callable] = {}
+        self.hits: list[str] = []
+        self.stop = threading.Event()
+        origin = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = urllib.parse.urlsplit(self.path).path
+                origin.hits.append(path)
+                route = origin.routes.get(path)
+                if route is None:
+                    self.send_error(404)
+                    return
+                try:
+                    route(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.host, self.port = self.httpd.server_address[:2]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def close(self):
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # route builders
+    def serve(self, path: str, data, content_type: str = "application/octet-stream") -> str:
+        """Serves `data` (bytes or a file path) with a Content-Length."""
+        def handler(h):
+            body = data if isinstance(data, (bytes, bytearray)) else Path(data).read_bytes()
+            h.send_response(200)
+            h.send_header("Content-Type", content_type)
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+        self.routes[path] = handler
+        return self.url(path)
+
+    def redirect(self, path: str, location: str, code: int = 302) -> str:
+        def handler(h):
+            h.send_response(code)
+            h.send_header("Location", location)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+        self.routes[path] = handler
+        return self.url(path)
+
+    def slow(self, path: str, data: bytes, chunk: int, delay: float) -> str:
+        """Serves `data` (with its Content-Length) `chunk` bytes every `delay` seconds."""
+        def handler(h):
+            h.send_response(200)
+            h.send_header("Content-Type", "application/octet-stream")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            for off in range(0, len(data), chunk):
+                if self.stop.is_set():
+                    return
+                h.wfile.write(data[off:off + chunk])
+                h.wfile.flush()
+                time.sleep(delay)
+        self.routes[path] = handler
+        return self.url(path)
+
+    def endless(self, path: str) -> str:
+        """Streams random bytes without a Content-Length until the client goes away."""
+        block = random_bytes(1 << 20, 99)
+        def handler(h):
+            h.send_response(200)
+            h.send_header("Content-Type", "application/octet-stream")
+            h.end_headers()
+            sent = 0
+            while not self.stop.is_set() and sent < (8 << 30):
+                h.wfile.write(block)
+                sent += len(block)
+        self.routes[path] = handler
+        return self.url(path)
+
+
+@pytest.fixture(scope="session")
+def origin():
+    o = Origin()
+    yield o
+    o.close()
+
+
+@pytest.fixture(scope="session")
+def import_server(tmp_path_factory, origin):
+    """A server that may fetch from the origin (127.0.0.1 and exactly its port), short task leases."""
+    srv = ImagedServer(tmp_path_factory.mktemp("imaged-import"), "--import-allow-cidr", "127.0.0.1/32",
+                       "--import-allow-port", str(origin.port), "--task-lease-seconds", "3")
+    srv.start()
+    yield srv
+    srv.kill(signal.SIGTERM)
+
+
+# ---------------------------------------------------------------------------------------------
+# The `glance` CLI (python-glanceclient's shell)
+
+
+class GlanceCLI:
+    def __init__(self, base: str, who: str):
+        exe = Path(sys.executable).parent / "glance"
+        self.exe = str(exe) if exe.exists() else shutil.which("glance")
+        if not self.exe:
+            raise RuntimeError("the `glance` CLI (python-glanceclient) is not installed")
+        self.base = base
+        self.who = who
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+
+    def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        cmd = [self.exe, "--os-image-url", self.base, "--os-auth-token", token(self.who),
+               "--os-image-api-version", "2", *args]
+        # stdin closed (not /dev/null): glance reads image data from any valid non-tty stdin.
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout,
+                              stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
+        if check and proc.returncode != 0:
+            raise OSCError(cmd, proc)
+        return proc
+
+
+def glance_table(stdout: str) -> dict:
+    """The `Property | Value` table glance prints for an image, as a dict."""
+    out = {}
+    for line in stdout.splitlines():
+        m = re.match(r"^\|\s*(\S+)\s*\|\s?(.*?)\s*\|$", line)
+        if m and m.group(1) != "Property":
+            out[m.group(1)] = m.group(2)
+    return out

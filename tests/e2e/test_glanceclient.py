@@ -4,6 +4,8 @@ glanceclient fetches /v2/schemas/image and validates every `get`/`create`/`updat
 against it (warlock), so each call here also checks the schema describes what the server returns.
 """
 
+import io
+
 import pytest
 from glanceclient import exc as gexc
 
@@ -84,13 +86,14 @@ def test_glance_protected_delete_refused(glance):
         g.images.get(img.id)
 
 
-def test_glance_deactivate_reactivate(glance, server):
+def test_glance_deactivate_reactivate(glance):
     g = glance["alice"]
     img = g.images.create(name=unique("gc-deact"), disk_format="raw", container_format="bare")
     with pytest.raises(gexc.HTTPForbidden):
         g.images.deactivate(img.id)  # queued: not allowed
     assert g.images.get(img.id).status == "queued"
-    server.force_status(img.id, "active")  # stands in for an upload (not implemented yet)
+    g.images.upload(img.id, io.BytesIO(b"glanceclient upload\n" * 100))
+    assert g.images.get(img.id).status == "active"
     g.images.deactivate(img.id)
     assert g.images.get(img.id).status == "deactivated"
     # a non-owner can't reactivate; admin can

@@ -8,7 +8,7 @@ project through Keystone, which this setup does not have; sharing is driven by g
 
 import pytest
 
-from conftest import OSCError, project, unique
+from conftest import OSCError, project, unique, upload
 
 
 def by_name(rows, key="Name"):
@@ -176,7 +176,7 @@ def test_osc_protected_image_cannot_be_deleted(osc, raw):
     assert proc.returncode != 0 and "No Image found" in proc.stderr
 
 
-def test_osc_deactivate_and_reactivate(osc, raw, server):
+def test_osc_deactivate_and_reactivate(osc, raw):
     alice = osc["alice"]
     iid = alice.run("image", "create", "--disk-format", "raw", "--container-format", "bare", unique("osc-deact"))["id"]
     # A queued image cannot be deactivated: the server answers 403 (openstacksdk does not check
@@ -185,7 +185,7 @@ def test_osc_deactivate_and_reactivate(osc, raw, server):
     assert alice.run("image", "show", iid)["status"] == "queued"
     assert raw["alice"].post(f"/v2/images/{iid}/actions/deactivate").status_code == 403
 
-    server.force_status(iid, "active")  # stands in for an upload (not implemented yet)
+    assert upload(raw["alice"], iid, b"deactivate me\n" * 100).status_code == 204
     assert alice.run("image", "show", iid)["status"] == "active"
     alice.run("image", "set", "--deactivate", iid, json_out=False)
     assert alice.run("image", "show", iid)["status"] == "deactivated"

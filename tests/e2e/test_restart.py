@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from conftest import ImagedServer, Raw, project, unique
+from conftest import ImagedServer, Raw, project, unique, upload
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_sigkill_and_restart_keeps_every_image(own_server):
     assert alice.put(f"/v2/images/{ids[4]}/tags/late-tag").status_code == 204
     assert alice.post(f"/v2/images/{ids[1]}/members", json={"member": project("bob")}).status_code == 200
     assert bob.put(f"/v2/images/{ids[1]}/members/{project('bob')}", json={"status": "accepted"}).status_code == 200
-    srv.force_status(ids[4], "active")
+    assert upload(alice, ids[4], b"restart test data\n" * 1000).status_code == 204
     assert alice.post(f"/v2/images/{ids[4]}/actions/deactivate").status_code == 204
     assert alice.delete(f"/v2/images/{ids[5]}").status_code == 204
     live = ids[:5]

@@ -160,11 +160,10 @@ def test_sdk_limit_above_max_is_clamped_and_default_page_is_25(sdk):
     assert len(body["images"]) == 26 and "next" not in body
 
 
-def test_sdk_deactivate_reactivate(sdk, server):
+def test_sdk_deactivate_reactivate(sdk):
     c = sdk["alice"]
     img = c.image.create_image(name=unique("sdk-deact"), disk_format="raw", container_format="bare",
-                               allow_duplicates=True)
-    server.force_status(img.id, "active")  # stands in for an upload (not implemented yet)
+                               allow_duplicates=True, data=b"sdk upload\n" * 100)
     assert c.image.get_image(img.id).status == "active"
     c.image.deactivate_image(img)
     assert c.image.get_image(img.id).status == "deactivated"
