@@ -15,11 +15,37 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // The domain: images, principals, policy, the Catalog protocol and ImageService.
+        // ByteBuffer is the data path's currency from socket to disk, so the core speaks it too.
         .target(name: "ImageCore", dependencies: [
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: strict),
+        // The streaming data path: digests on the fly, size caps, disk-format inspection, import tasks.
+        .target(name: "ImageData", dependencies: [
+            "ImageCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // Image bytes as files under the data directory: temp name, fsync, rename.
+        .target(name: "BlobStoreFile", dependencies: [
+            "ImageCore",
+            // Blocking file syscalls run on NIO's thread pool, never on the cooperative pool.
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: strict),
+        // Outbound HTTP for imports: the URL guard and a fetcher that re-checks every redirect.
+        .target(name: "Outbound", dependencies: [
+            "ImageCore", "ImageData",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
         // The embedded catalog: SQLite through GRDB, WAL, migrations.
         .target(name: "CatalogSQLite", dependencies: [
@@ -32,27 +58,38 @@ let package = Package(
         .target(name: "Identity", dependencies: ["ImageCore"], swiftSettings: strict),
         // The OpenStack Image API v2 front-end.
         .target(name: "OpenStackAPI", dependencies: [
-            "ImageCore", "Identity",
+            "ImageCore", "ImageData", "Identity",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
         .target(name: "Server", dependencies: [
-            "ImageCore", "CatalogSQLite", "Identity", "OpenStackAPI",
+            "ImageCore", "ImageData", "CatalogSQLite", "BlobStoreFile", "Outbound", "Identity", "OpenStackAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .executableTarget(name: "imaged", dependencies: [
-            "Server",
+            "Server", "ImageData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore"], swiftSettings: strict),
+        .testTarget(name: "ImageDataTests", dependencies: [
+            "ImageData", "ImageCore", "BlobStoreFile", "CatalogSQLite",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: strict),
+        // One conformance suite, run against every BlobStore driver.
+        .testTarget(name: "BlobStoreTests", dependencies: [
+            "BlobStoreFile", "ImageCore", .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: strict),
+        .testTarget(name: "OutboundTests", dependencies: ["Outbound", "ImageCore"], swiftSettings: strict),
         .testTarget(name: "CatalogSQLiteTests", dependencies: [
             "CatalogSQLite", "ImageCore", .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
-            "Server", "OpenStackAPI", "ImageCore", "CatalogSQLite", "Identity",
+            "Server", "OpenStackAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
     ]

@@ -75,6 +75,32 @@ public final class SQLiteCatalog: Catalog {
                 CREATE INDEX image_members_member ON image_members(member_id, status);
                 """)
         }
+        m.registerMigration("v2: tasks") { db in
+            try db.execute(sql: """
+                CREATE TABLE tasks (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    type TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    owner TEXT,
+                    image_id TEXT,
+                    user_id TEXT,
+                    request_id TEXT,
+                    input TEXT NOT NULL,
+                    result TEXT,
+                    message TEXT NOT NULL,
+                    bytes_done INTEGER NOT NULL,
+                    bytes_total INTEGER,
+                    attempts INTEGER NOT NULL,
+                    lease_owner TEXT,
+                    lease_expires_at INTEGER,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    expires_at INTEGER
+                );
+                CREATE INDEX tasks_image ON tasks(image_id, created_at);
+                CREATE INDEX tasks_runnable ON tasks(status, created_at) WHERE status IN ('pending', 'processing');
+                """)
+        }
         return m
     }
 
@@ -178,6 +204,14 @@ public final class SQLiteCatalog: Catalog {
         let (sql, args) = ListSQL.build(query)
         // The SQL text depends only on the query's shape, so statements are reused across requests.
         return try await pool.read { db in try Self.fetchImages(db, sql: sql, arguments: args) }
+    }
+
+    public func images(withStatus statuses: [ImageStatus]) async throws -> [Image] {
+        guard !statuses.isEmpty else { return [] }
+        let sql = "SELECT \(Self.columns) FROM images WHERE status IN (\(ListSQL.placeholders(statuses.count)))"
+        return try await pool.read { db in
+            try Self.fetchImages(db, sql: sql, arguments: StatementArguments(statuses.map(\.rawValue)))
+        }
     }
 
     // MARK: Members

@@ -2,16 +2,19 @@ import HTTPTypes
 import Foundation
 import Hummingbird
 import ImageCore
+import ImageData
 
 /// The `/v2` routes. Each handler parses the request, calls `ImageService`, and writes Glance's JSON.
 struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     let service: ImageService
+    let data: ImageDataService
     let options: OpenStackAPIOptions
     let imageSchema: String
     let imagesSchema: String
 
-    init(service: ImageService, options: OpenStackAPIOptions) {
+    init(service: ImageService, data: ImageDataService, options: OpenStackAPIOptions) {
         self.service = service
+        self.data = data
         self.options = options
         imageSchema = Schemas.image(service.config)
         imagesSchema = Schemas.images(service.config)
@@ -116,7 +119,14 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         }
     }
 
-    var delete: Handler { action { s, p, param in try await s.deleteImage(id: try param("id"), by: p) } }
+    var delete: Handler {
+        { [data] request, context in
+            let p = try Self.principal(context)
+            try await Self.requireNoBody(request)
+            try await data.deleteImage(id: try Self.parameter(context, "id"), by: p)
+            return Self.noContent
+        }
+    }
     var deactivate: Handler { action { s, p, param in try await s.deactivateImage(id: try param("id"), by: p) } }
     var reactivate: Handler { action { s, p, param in try await s.reactivateImage(id: try param("id"), by: p) } }
     var addTag: Handler { action { s, p, param in try await s.addTag(id: try param("id"), tag: try param("tag"), by: p) } }
@@ -128,7 +138,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     // MARK: Images
 
     var create: Handler {
-        { [service, options] request, context in
+        { [service, data, options] request, context in
             let p = try Self.principal(context)
             guard let body = try await Self.readJSON(request) else { throw GlanceError(.badRequest, "Body expected in request.") }
             guard case .object(let members) = body else { throw GlanceError(.badRequest, "Image body must be a JSON object.") }
@@ -137,7 +147,9 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
             }
             let image = try await service.createImage(members, by: p)
             let location = Self.baseURL(request, options) + "/v2/images/" + image.id
-            return Self.imageResponse(image, status: .created, headers: [.location: location])
+            return Self.imageResponse(image, status: .created, headers: [
+                .location: location, .importMethods: data.config.importMethods.joined(separator: ","),
+            ])
         }
     }
 

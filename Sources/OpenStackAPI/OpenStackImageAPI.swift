@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Identity
 import ImageCore
+import ImageData
 
 /// What the OpenStack front-end needs from the application's request context.
 public protocol OpenStackRequestContext: RequestContext {
@@ -37,14 +38,17 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
     let routes: RouterResponder<Context>
 
     /// Minor versions we implement, newest first; the first is CURRENT.
-    static var versions: [String] { ["v2.7", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"] }
+    static var versions: [String] { ["v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"] }
 
-    public init(service: ImageService, authenticator: any TokenAuthenticator, options: OpenStackAPIOptions = .init()) {
-        self.service = service
+    public init(imports: ImageImports, authenticator: any TokenAuthenticator, options: OpenStackAPIOptions = .init()) {
+        self.service = imports.data.images
         self.authenticator = authenticator
         self.options = options
         let router = Router(context: Context.self, options: .autoGenerateHeadEndpoints)
-        ImageRoutes<Context>(service: service, options: options).register(on: router)
+        let imageRoutes = ImageRoutes<Context>(service: service, data: imports.data, options: options)
+        // Data routes first: the catch-all `/v2/**` registered with the image routes must stay last.
+        DataRoutes<Context>(data: imports.data, imports: imports).register(on: router, using: imageRoutes)
+        imageRoutes.register(on: router)
         routes = router.buildResponder()
     }
 
@@ -52,7 +56,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         let requestID = Self.requestID(from: request.headers[.requestID])
         var response: Response
         do {
-            response = try await route(request, context: context)
+            response = try await route(request, requestID: requestID, context: context)
         } catch {
             var rendered = GlanceError.from(error)
             if rendered == nil || rendered?.status == .internalServerError {
@@ -67,7 +71,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         return response
     }
 
-    func route(_ request: Request, context: Context) async throws -> Response {
+    func route(_ request: Request, requestID: String, context: Context) async throws -> Response {
         let path = request.uri.path
         var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         // `/` and `/versions` are anonymous; anything that is not a known version is answered with the versions list.
@@ -91,13 +95,13 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         }
         context.principal = principal
 
-        var routed = request
+        // `/v2.N/...` aliases the v2 API; the request id travels in the header to handlers that record it (tasks).
+        var head = request.head
         if first != "v2" {
-            // `/v2.N/...` aliases the v2 API.
-            var head = request.head
             head.path = "/v2/" + segments.joined(separator: "/") + (request.uri.query.map { "?" + $0 } ?? "")
-            routed = Request(head: head, body: request.body)
         }
+        head.headerFields[.requestID] = requestID
+        let routed = Request(head: head, body: request.body)
         return try await routes.respond(to: routed, context: context)
     }
 

@@ -46,6 +46,47 @@ enum Views {
         w.raw(",\"schema\":\"/v2/schemas/member\"}")
     }
 
+    /// A task as `/v2/tasks/{id}` shows it; `stub` omits input, result and message (lists);
+    /// `rawDatabaseShape` is the `/v2/images/{id}/tasks` form (timestamps without `Z`, deleted fields).
+    static func task(_ t: ImageTask, into w: inout JSONWriter, stub: Bool = false, rawDatabaseShape: Bool = false) {
+        func time(_ seconds: Int64?) {
+            guard let seconds else { w.raw("null"); return }
+            if rawDatabaseShape {
+                var inner = JSONWriter(capacity: 32)
+                inner.timestamp(seconds)
+                // "2026-03-01T12:34:56Z" -> "2026-03-01T12:34:56.000000"
+                var text = inner.text
+                text.removeFirst(); text.removeLast(2)
+                w.string(text + ".000000")
+            } else {
+                w.timestamp(seconds)
+            }
+        }
+        w.raw("{\"id\":"); w.string(t.id)
+        w.raw(",\"type\":"); w.string(t.type)
+        w.raw(",\"status\":"); w.string(t.status.rawValue)
+        w.raw(",\"owner\":"); w.optionalString(t.owner)
+        w.raw(",\"image_id\":"); w.optionalString(t.imageId)
+        w.raw(",\"request_id\":"); w.optionalString(t.requestId)
+        w.raw(",\"user_id\":"); w.optionalString(t.userId)
+        if !stub {
+            w.raw(",\"input\":"); w.value((try? JSONValue.parse(t.input)) ?? .object([]))
+            w.raw(",\"result\":")
+            if let r = t.result, let v = try? JSONValue.parse(r) { w.value(v) } else { w.raw("null") }
+            w.raw(",\"message\":"); w.string(t.message)
+        }
+        w.raw(",\"created_at\":"); time(t.createdAt)
+        w.raw(",\"updated_at\":"); time(t.updatedAt)
+        w.raw(",\"expires_at\":"); time(t.expiresAt)
+        if rawDatabaseShape {
+            w.raw(",\"deleted_at\":null,\"deleted\":false")
+        } else {
+            w.raw(",\"self\":\"/v2/tasks/"); w.bytes.append(contentsOf: t.id.utf8)
+            w.raw("\",\"schema\":\"/v2/schemas/task\"")
+        }
+        w.raw("}")
+    }
+
     static func json(_ w: JSONWriter, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var headers = headers
         headers[.contentType] = "application/json"

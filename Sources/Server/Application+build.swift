@@ -1,11 +1,15 @@
 import HTTPTypes
+import BlobStoreFile
 import CatalogSQLite
 import Foundation
 import Hummingbird
 import Identity
 import ImageCore
+import ImageData
 import Logging
 import OpenStackAPI
+import Outbound
+import ServiceLifecycle
 
 /// The request context every front-end sees.
 public struct ImagedRequestContext: OpenStackRequestContext {
@@ -20,6 +24,9 @@ public struct ImagedRequestContext: OpenStackRequestContext {
 /// The composition root's pieces, so tests can reach the service behind the HTTP surface.
 public struct Imaged: Sendable {
     public let service: ImageService
+    public let data: ImageDataService
+    public let runner: TaskRunner
+    public let scrub: StartupScrub.Report
     public let responder: ImagedResponder
     public let authDescription: String
     public let dataDirectory: String
@@ -28,13 +35,35 @@ public struct Imaged: Sendable {
 }
 
 /// Builds stores, service and front-ends from the configuration.
-public func buildImaged(_ config: ServerConfig, logger: Logger) throws -> Imaged {
+public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> Imaged {
     let dataDir = URL(fileURLWithPath: config.dataDirectory).standardizedFileURL.path
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
                                             attributes: [.posixPermissions: 0o700])
     let lock = try DataDirectoryLock(directory: dataDir)
     let catalog = try SQLiteCatalog(path: dataDir + "/catalog.sqlite", durability: config.durability)
     let service = ImageService(catalog: catalog, logger: logger)
+    let blobs = try FileBlobStore(root: dataDir + "/blobs")
+    // Before serving: no half-written blob, no image stuck in a state only a dead upload could leave.
+    let scrub = try await StartupScrub(catalog: catalog, blobs: blobs, logger: logger).run()
+
+    var dataConfig = ImageDataConfig()
+    dataConfig.hashAlgorithm = config.hashAlgorithm
+    dataConfig.imageSizeCap = config.imageSizeCap
+    dataConfig.maxVirtualSize = config.maxVirtualSize
+    let data = ImageDataService(images: service, blobs: blobs, config: dataConfig, logger: logger)
+
+    var policy = URLGuardPolicy()
+    policy.allowedPorts = config.importAllowedPorts
+    policy.allowCIDRs = try config.importAllowCIDRs.map { text in
+        guard let cidr = CIDR(text) else { throw ConfigError("--import-allow-cidr: '\(text)' is not an address range") }
+        return cidr
+    }
+    let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy))
+    var runnerOptions = TaskRunner.Options()
+    runnerOptions.leaseSeconds = config.taskLeaseSeconds
+    let runner = TaskRunner(catalog: catalog, options: runnerOptions, logger: logger)
+    runner.attach(data: data, fetcher: fetcher)
+    let imports = ImageImports(data: data, fetcher: fetcher, runner: runner)
 
     let authenticator: any TokenAuthenticator
     let authDescription: String
@@ -51,24 +80,34 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) throws -> Imaged
         authDescription = "static tokens from \(file)"
     }
     let openstack = OpenStackImageAPI<ImagedRequestContext>(
-        service: service, authenticator: authenticator,
+        imports: imports, authenticator: authenticator,
         options: .init(publicEndpoint: config.publicEndpoint))
-    return Imaged(service: service, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
+    return Imaged(service: service, data: data, runner: runner, scrub: scrub, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
                   dataDirectory: dataDir, lock: lock)
 }
 
-public func buildApplication(_ config: ServerConfig) throws -> some ApplicationProtocol {
+/// Runs the task runner for the life of the server.
+struct TaskRunnerService: Service {
+    let runner: TaskRunner
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await runner.run() }
+    }
+}
+
+public func buildApplication(_ config: ServerConfig) async throws -> some ApplicationProtocol {
     var configured = Logger(label: "imaged")
     configured.logLevel = config.logLevel
     let logger = configured
-    let imaged = try buildImaged(config, logger: logger)
+    let imaged = try await buildImaged(config, logger: logger)
     let listenLine = "imaged listening on http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port), data in \(imaged.dataDirectory) (SQLite catalog, file blobs), auth: \(imaged.authDescription)"
-    return Application(
+    var app = Application(
         responder: imaged.responder,
         server: .http1(configuration: .init(idleTimeout: .seconds(300))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
         onServerRunning: { _ in logger.notice("\(listenLine)") },
         logger: logger)
+    app.addServices(TaskRunnerService(runner: imaged.runner))
+    return app
 }
 
 /// The front door: health check, then the OpenStack API (other front-ends are mounted here later).

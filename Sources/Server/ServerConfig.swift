@@ -1,4 +1,5 @@
 import CatalogSQLite
+import ImageData
 import Logging
 
 /// Everything `imaged serve` can be told. The defaults are the embedded single-node setup.
@@ -17,6 +18,18 @@ public struct ServerConfig: Sendable {
     public var durability = SQLiteCatalog.Durability.full
     public var publicEndpoint: String?
     public var logLevel = Logger.Level.info
+    /// `os_hash_algo`: sha512 (Glance's default) or sha256.
+    public var hashAlgorithm = HashAlgorithm.sha512
+    /// Bytes per image at most (Glance's `image_size_cap`, 1 TiB).
+    public var imageSizeCap: Int64 = 1 << 40
+    /// Header virtual sizes above this are refused as absurd.
+    public var maxVirtualSize: Int64 = 16 << 40
+    /// Address ranges imports may reach although they are loopback/private/link-local (`--import-allow-cidr`).
+    public var importAllowCIDRs: [String] = []
+    /// Ports an import URL may name explicitly; empty means any (`--import-allow-port`).
+    public var importAllowedPorts: Set<Int> = [80, 443]
+    /// Seconds a task lease lasts without renewal (a dead node's task is resumed after this).
+    public var taskLeaseSeconds: Int64 = 30
 
     public init() {}
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Hummingbird
+import ImageData
 import Logging
 import Server
 
@@ -36,6 +37,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Option(help: "Multihash algorithm for os_hash_value: sha512 or sha256.")
+    var hashAlgorithm = "sha512"
+
+    @Option(help: "Largest image accepted, in bytes (upload, stage or import).")
+    var imageSizeCap: Int64 = 1 << 40
+
+    @Option(help: "Largest virtual size a disk image header may declare, in bytes.")
+    var maxVirtualSize: Int64 = 16 << 40
+
+    @Option(help: "Address range imports may fetch from although it is loopback, private or link-local (repeatable), e.g. 10.20.0.0/16.")
+    var importAllowCidr: [String] = []
+
+    @Option(help: "Port an import URL may name explicitly (repeatable; default 80 and 443; 'any' allows every port).")
+    var importAllowPort: [String] = []
+
+    @Option(help: "Seconds a background task's lease lasts without renewal.")
+    var taskLeaseSeconds: Int64 = 30
+
     func run() async throws {
         var config = ServerConfig()
         config.dataDirectory = dataDir
@@ -49,7 +68,28 @@ struct Serve: AsyncParsableCommand {
         config.publicEndpoint = publicEndpoint
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
         config.logLevel = level
-        let app = try buildApplication(config)
+        guard let algorithm = HashAlgorithm(rawValue: hashAlgorithm) else {
+            throw ValidationError("--hash-algorithm must be sha512 or sha256")
+        }
+        config.hashAlgorithm = algorithm
+        guard imageSizeCap > 0, maxVirtualSize > 0, taskLeaseSeconds >= 3 else {
+            throw ValidationError("--image-size-cap and --max-virtual-size must be positive, --task-lease-seconds at least 3")
+        }
+        config.imageSizeCap = imageSizeCap
+        config.maxVirtualSize = maxVirtualSize
+        config.importAllowCIDRs = importAllowCidr
+        if !importAllowPort.isEmpty {
+            if importAllowPort == ["any"] {
+                config.importAllowedPorts = []
+            } else {
+                config.importAllowedPorts = Set(try importAllowPort.map { text in
+                    guard let p = Int(text), (1...65535).contains(p) else { throw ValidationError("--import-allow-port: bad port '\(text)'") }
+                    return p
+                })
+            }
+        }
+        config.taskLeaseSeconds = taskLeaseSeconds
+        let app = try await buildApplication(config)
         try await app.runService()
     }
 }

@@ -21,6 +21,7 @@ struct Reply {
     let status: HTTPResponse.Status
     let headers: HTTPFields
     let text: String
+    var bytes: [UInt8] = []
 
     var json: JSONValue {
         get throws { try JSONValue.parse(text) }
@@ -36,7 +37,7 @@ struct API {
     let imaged: Imaged
 
     func call(_ method: HTTPRequest.Method, _ uri: String, token: String? = Tok.alice, json: String? = nil,
-              body: String? = nil, contentType: String? = nil, accept: String? = "application/json",
+              body: String? = nil, bytes: [UInt8]? = nil, contentType: String? = nil, accept: String? = "application/json",
               headers extra: [String: String] = [:]) async throws -> Reply {
         var headers = HTTPFields()
         if let token { headers[HTTPField.Name("x-auth-token")!] = token }
@@ -48,11 +49,15 @@ struct API {
         } else if let body {
             payload = ByteBuffer(string: body)
             if let contentType { headers[.contentType] = contentType }
+        } else if let bytes {
+            payload = ByteBuffer(bytes: bytes)
+            if let contentType { headers[.contentType] = contentType }
         }
         if let payload { headers[.contentLength] = String(payload.readableBytes) }
         for (k, v) in extra { headers[HTTPField.Name(k)!] = v }
         let r = try await client.executeRequest(uri: uri, method: method, headers: headers, body: payload)
-        return Reply(status: r.status, headers: r.headers, text: String(buffer: r.body))
+        return Reply(status: r.status, headers: r.headers, text: String(decoding: r.body.readableBytesView, as: UTF8.self),
+                     bytes: Array(r.body.readableBytesView))
     }
 
     /// Creates an image and returns its id (expects 201).
@@ -94,7 +99,7 @@ struct API {
     }
 }
 
-func withAPI(_ test: @Sendable (API) async throws -> Void) async throws {
+func withAPI(configure: (inout ServerConfig) -> Void = { _ in }, _ test: @Sendable (API) async throws -> Void) async throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imaged-test-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -113,9 +118,10 @@ func withAPI(_ test: @Sendable (API) async throws -> Void) async throws {
     config.dataDirectory = dir + "/data"
     config.auth = .tokenFile(dir + "/tokens.json")
     config.durability = .normal
+    configure(&config)
     var logger = Logger(label: "test")
     logger.logLevel = .warning
-    let imaged = try buildImaged(config, logger: logger)
+    let imaged = try await buildImaged(config, logger: logger)
     let app = Application(responder: imaged.responder, logger: logger)
     try await app.test(.router) { client in
         try await test(API(client: client, imaged: imaged))

@@ -12,7 +12,7 @@ import Testing
                 let r = try await api.call(.get, path, token: nil)
                 #expect(r.status == .multipleChoices, "\(path)")
                 let versions = try r.json["versions"]?.arrayValue ?? []
-                #expect(versions.first?["id"] == .string("v2.7"))
+                #expect(versions.first?["id"] == .string("v2.12"))
                 #expect(versions.first?["status"] == .string("CURRENT"))
                 #expect(versions.dropFirst().allSatisfy { $0["status"] == .string("SUPPORTED") })
                 let ids = versions.compactMap { $0["id"]?.stringValue }
@@ -23,7 +23,7 @@ import Testing
             }
             let v = try await api.call(.get, "/versions", token: nil)
             #expect(v.status == .ok)
-            #expect(try v.json["versions"]?.arrayValue.count == 7)
+            #expect(try v.json["versions"]?.arrayValue.count == 13)
         }
     }
 
@@ -169,8 +169,8 @@ import Testing
         var config = ServerConfig()
         config.dataDirectory = dir
         config.auth = .none
-        let first = try buildImaged(config, logger: Logger(label: "t"))
-        #expect(throws: ConfigError.self) { _ = try buildImaged(config, logger: Logger(label: "t")) }
+        let first = try await buildImaged(config, logger: Logger(label: "t"))
+        await #expect(throws: ConfigError.self) { _ = try await buildImaged(config, logger: Logger(label: "t")) }
         #expect(first.dataDirectory.hasSuffix(dir.split(separator: "/").last.map(String.init) ?? "?"))
     }
 
@@ -179,7 +179,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var config = ServerConfig()
         config.dataDirectory = dir
-        let imaged = try buildImaged(config, logger: Logger(label: "t"))
+        let imaged = try await buildImaged(config, logger: Logger(label: "t"))
         let file = imaged.dataDirectory + "/tokens.json"
         let attributes = try FileManager.default.attributesOfItem(atPath: file)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)

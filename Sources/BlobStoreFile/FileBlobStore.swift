@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ImageCore
+import NIOCore
+import NIOPosix
+
+/// Blobs as files under one directory. A writer fills `.tmp/<random>.part`, then `commit()` fsyncs
+/// it, renames it over the final name and fsyncs the directory, so a blob appears whole or not at all,
+/// even across a power loss. Blocking syscalls run on NIO's thread pool.
+public struct FileBlobStore: BlobStore {
+    public let id = "file"
+    public let root: String
+    let pool: NIOThreadPool
+
+    static let temporaryDirectory = ".tmp"
+
+    /// Creates `root` (and its temporary directory) when missing.
+    public init(root: String, threadPool: NIOThreadPool = .singleton) throws {
+        self.root = root.hasSuffix("/") ? String(root.dropLast()) : root
+        self.pool = threadPool
+        try Self.makeDirectories(self.root + "/" + Self.temporaryDirectory)
+    }
+
+    static func makeDirectories(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o750) != 0 && errno != EEXIST { throw FileBlobError.syscall("mkdir \(current)", errno) }
+        }
+    }
+
+    /// Keys are made by the service, but a key must never climb out of the root whatever happens.
+    func path(_ key: String) throws -> String {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard !key.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." || $0.hasPrefix(".") }),
+              key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\\") }) else {
+            throw FileBlobError.badKey(key)
+        }
+        return root + "/" + key
+    }
+
+    public func makeWriter(key: String) async throws -> any BlobWriter {
+        let final = try path(key)
+        let directory = String(final[..<final.lastIndex(of: "/")!])
+        let temporary = root + "/" + Self.temporaryDirectory + "/" + randomName() + ".part"
+        let fd = try await pool.runIfActive {
+            try Self.makeDirectories(directory)
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+            guard fd >= 0 else { throw FileBlobError.syscall("open \(temporary)", errno) }
+            return fd
+        }
+        return FileBlobWriter(fd: fd, temporary: temporary, final: final, directory: directory, pool: pool)
+    }
+
+    public func size(key: String) async throws -> Int64? {
+        let p = try path(key)
+        return try await pool.runIfActive {
+            var st = stat()
+            if stat(p, &st) != 0 {
+                if errno == ENOENT || errno == ENOTDIR { return nil }
+                throw FileBlobError.syscall("stat \(p)", errno)
+            }
+            return Int64(st.st_size)
+        }
+    }
+
+    public func read(key: String, range: Range<Int64>?, chunkSize: Int,
+                     into sink: (ByteBuffer) async throws -> Void) async throws {
+        let p = try path(key)
+        let fd = try await pool.runIfActive {
+            let fd = open(p, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw errno == ENOENT ? FileBlobError.missing(key) : FileBlobError.syscall("open \(p)", errno)
+            }
+            return fd
+        }
+        defer { close(fd) }
+        var offset = range?.lowerBound ?? 0
+        let end = range?.upperBound ?? Int64.max
+        let allocator = ByteBufferAllocator()
+        while offset < end {
+            let want = Int(min(Int64(chunkSize), end - offset))
+            let at = offset
+            let chunk = try await pool.runIfActive { () -> ByteBuffer in
+                var buffer = allocator.buffer(capacity: want)
+                let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { ptr in
+                    let n = pread(fd, ptr.baseAddress, want, off_t(at))
+                    guard n >= 0 else { throw FileBlobError.syscall("pread \(p)", errno) }
+                    return n
+                }
+                _ = n
+                return buffer
+            }
+            if chunk.readableBytes == 0 {
+                if range != nil { throw FileBlobError.shortRead(key) }
+                return
+            }
+            offset += Int64(chunk.readableBytes)
+            try await sink(chunk)
+        }
+    }
+
+    public func delete(key: String) async throws {
+        let p = try path(key)
+        try await pool.runIfActive {
+            if unlink(p) != 0 && errno != ENOENT { throw FileBlobError.syscall("unlink \(p)", errno) }
+        }
+    }
+
+    public func keys(prefix: String) async throws -> [String] {
+        let root = self.root
+        return try await pool.runIfActive { try Self.walk(root, "", prefix: prefix) }
+    }
+
+    static func walk(_ root: String, _ relative: String, prefix: String) throws -> [String] {
+        let directory = relative.isEmpty ? root : root + "/" + relative
+        guard let dir = opendir(directory) else {
+            if errno == ENOENT { return [] }
+            throw FileBlobError.syscall("opendir \(directory)", errno)
+        }
+        defer { closedir(dir) }
+        var out: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name.hasPrefix(".") { continue }  // ".", "..", and the temporary directory
+            let key = relative.isEmpty ? name : relative + "/" + name
+            // Only descend where the prefix can still match.
+            guard key.hasPrefix(prefix) || prefix.hasPrefix(key) else { continue }
+            if entry.pointee.d_type == UInt8(DT_DIR) {
+                out += try walk(root, key, prefix: prefix)
+            } else if key.hasPrefix(prefix) {
+                out.append(key)
+            }
+        }
+        return out
+    }
+
+    public func removeLeftovers() async throws -> Int {
+        let temporaryRoot = root + "/" + Self.temporaryDirectory
+        return try await pool.runIfActive {
+            var removed = 0
+            for name in try Self.walk(temporaryRoot, "", prefix: "") {
+                if unlink(temporaryRoot + "/" + name) == 0 { removed += 1 }
+            }
+            return removed
+        }
+    }
+
+    func randomName() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in String(g.next() as UInt64, radix: 16) }.joined(separator: "-")
+    }
+}
+
+public enum FileBlobError: Error, CustomStringConvertible {
+    case syscall(String, Int32)
+    case badKey(String)
+    case missing(String)
+    case shortRead(String)
+    case finished
+
+    public var description: String {
+        switch self {
+        case .syscall(let what, let code): "\(what): \(String(cString: strerror(code)))"
+        case .badKey(let key): "invalid blob key '\(key)'"
+        case .missing(let key): "blob '\(key)' does not exist"
+        case .shortRead(let key): "blob '\(key)' is shorter than expected"
+        case .finished: "blob writer already committed or cancelled"
+        }
+    }
+}
+
+/// Used by one task at a time (the upload that owns it); the lock only makes that checkable.
+final class FileBlobWriter: BlobWriter, @unchecked Sendable {
+    let temporary: String
+    let final: String
+    let directory: String
+    let pool: NIOThreadPool
+    private var fd: Int32
+    private var offset: Int64 = 0
+
+    init(fd: Int32, temporary: String, final: String, directory: String, pool: NIOThreadPool) {
+        self.fd = fd; self.temporary = temporary; self.final = final; self.directory = directory; self.pool = pool
+    }
+
+    deinit {
+        // A writer dropped without commit or cancel must not leak its descriptor or its bytes.
+        if fd >= 0 { close(fd); unlink(temporary) }
+    }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        guard fd >= 0 else { throw FileBlobError.finished }
+        let fd = self.fd, at = offset, path = temporary
+        try await pool.runIfActive {
+            try buffer.withUnsafeReadableBytes { bytes in
+                var done = 0
+                while done < bytes.count {
+                    let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(at + Int64(done)))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw FileBlobError.syscall("write \(path)", errno)
+                    }
+                    done += n
+                }
+            }
+        }
+        offset += Int64(buffer.readableBytes)
+    }
+
+    func commit() async throws {
+        guard fd >= 0 else { throw FileBlobError.finished }
+        let fd = self.fd, temporary = self.temporary, final = self.final, directory = self.directory
+        self.fd = -1
+        try await pool.runIfActive {
+            defer { close(fd) }
+            do {
+                guard fsync(fd) == 0 else { throw FileBlobError.syscall("fsync \(temporary)", errno) }
+                guard rename(temporary, final) == 0 else { throw FileBlobError.syscall("rename \(final)", errno) }
+            } catch {
+                unlink(temporary)
+                throw error
+            }
+            // The rename itself is durable only once the directory is synced.
+            let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dfd >= 0 { fsync(dfd); close(dfd) }
+        }
+    }
+
+    func cancel() async {
+        guard fd >= 0 else { return }
+        let fd = self.fd, temporary = self.temporary
+        self.fd = -1
+        _ = try? await pool.runIfActive {
+            close(fd)
+            unlink(temporary)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import GRDB
+import ImageCore
+
+extension SQLiteCatalog {
+    static let taskColumns = """
+        id, type, status, owner, image_id, user_id, request_id, input, result, message, bytes_done, \
+        bytes_total, attempts, lease_owner, lease_expires_at, created_at, updated_at, expires_at
+        """
+    static var taskColumnNames: [String] { taskColumns.split(separator: ",").map { $0.trimmingSpaces } }
+
+    static func taskValues(_ t: ImageTask) -> [(any DatabaseValueConvertible)?] {
+        [t.id, t.type, t.status.rawValue, t.owner, t.imageId, t.userId, t.requestId, t.input, t.result, t.message,
+         t.bytesDone, t.bytesTotal, t.attempts, t.leaseOwner, t.leaseExpiresAt, t.createdAt, t.updatedAt, t.expiresAt]
+    }
+
+    static func task(_ row: Row) throws -> ImageTask {
+        guard let status = ImageTask.Status(rawValue: row["status"]) else { throw ImageError(.internal, "corrupt task row") }
+        return ImageTask(
+            id: row["id"], type: row["type"], status: status, owner: row["owner"], imageId: row["image_id"],
+            userId: row["user_id"], requestId: row["request_id"], input: row["input"], result: row["result"],
+            message: row["message"], bytesDone: row["bytes_done"], bytesTotal: row["bytes_total"],
+            attempts: row["attempts"], leaseOwner: row["lease_owner"], leaseExpiresAt: row["lease_expires_at"],
+            createdAt: row["created_at"], updatedAt: row["updated_at"], expiresAt: row["expires_at"])
+    }
+
+    static func writeTask(_ db: Database, _ t: ImageTask) throws {
+        let names = taskColumnNames
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO tasks (\(taskColumns)) VALUES (\(ListSQL.placeholders(names.count)))",
+            arguments: StatementArguments(taskValues(t)))
+    }
+
+    public func insertTask(_ task: ImageTask) async throws {
+        try await pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM tasks WHERE id = ?", arguments: [task.id]) == true {
+                throw ImageError.conflict("Task \(task.id) exists.")
+            }
+            try Self.writeTask(db, task)
+        }
+    }
+
+    public func task(id: String) async throws -> ImageTask? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ?", arguments: [id]).map(Self.task)
+        }
+    }
+
+    public func tasks(imageId: String) async throws -> [ImageTask] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE image_id = ? ORDER BY created_at DESC, id",
+                             arguments: [imageId]).map(Self.task)
+        }
+    }
+
+    public func listTasks(limit: Int) async throws -> [ImageTask] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(Self.taskColumns) FROM tasks ORDER BY created_at DESC, id LIMIT ?",
+                             arguments: [limit]).map(Self.task)
+        }
+    }
+
+    public func updateTask(id: String, _ change: @escaping @Sendable (inout ImageTask) throws -> Void) async throws -> ImageTask? {
+        try await pool.write { db -> ImageTask? in
+            guard let original = try Row.fetchOne(db, sql: "SELECT \(Self.taskColumns) FROM tasks WHERE id = ?",
+                                                  arguments: [id]).map(Self.task) else { return nil }
+            var t = original
+            try change(&t)
+            t.id = original.id
+            if t != original { try Self.writeTask(db, t) }
+            return t
+        }
+    }
+
+    public func claimTask(owner: String, now: Int64, leaseSeconds: Int64) async throws -> ImageTask? {
+        try await pool.write { db -> ImageTask? in
+            guard var t = try Row.fetchOne(db, sql: """
+                SELECT \(Self.taskColumns) FROM tasks
+                WHERE status = 'pending' OR (status = 'processing' AND (lease_expires_at IS NULL OR lease_expires_at < ?))
+                ORDER BY created_at, id LIMIT 1
+                """, arguments: [now]).map(Self.task) else { return nil }
+            t.status = .processing
+            t.attempts += 1
+            t.leaseOwner = owner
+            t.leaseExpiresAt = now + leaseSeconds
+            t.updatedAt = now
+            try Self.writeTask(db, t)
+            return t
+        }
+    }
+}

@@ -1,0 +1,122 @@
+/// The lifecycle rules of image data (Glance's state machine, reference §4). The bytes themselves
+/// move in ImageData; these methods only decide and record.
+extension ImageService {
+    /// What a finished upload or import records, in the same step that makes the image active.
+    public struct DataFacts: Sendable, Equatable {
+        public var size: Int64
+        public var checksum: String
+        public var hashAlgorithm: String
+        public var hashValue: String
+        public var virtualSize: Int64?
+        public init(size: Int64, checksum: String, hashAlgorithm: String, hashValue: String, virtualSize: Int64?) {
+            self.size = size; self.checksum = checksum; self.hashAlgorithm = hashAlgorithm
+            self.hashValue = hashValue; self.virtualSize = virtualSize
+        }
+    }
+
+    /// queued → `to` (saving for `PUT /file`, uploading for `PUT /stage`), for the owner or an admin.
+    public func beginUpload(id: String, to: ImageStatus, by p: Principal) async throws -> Image {
+        try await mutate(id: id, by: p, action: "upload data to") { image in
+            guard image.status == .queued else {
+                throw ImageError.conflict("Image status transition from \(image.status.rawValue) to \(to.rawValue) is not allowed")
+            }
+            guard image.diskFormat != nil, image.containerFormat != nil else {
+                throw ImageError.badRequest("Properties disk_format, container_format must be set prior to saving data.")
+            }
+            image.status = to
+        }
+    }
+
+    /// saving (or importing) → active with size and digests, all in one catalog write. When the image
+    /// was deleted meanwhile the caller gets 410 and must discard the data it committed.
+    public func finishData(id: String, from: ImageStatus, facts: DataFacts,
+                           also: @escaping @Sendable (inout Image) -> Void = { _ in }) async throws -> Image {
+        let updated = try await catalog.updateImage(id: id) { image in
+            guard image.status == from else {
+                if image.status == .deleted || image.status == .pendingDelete {
+                    throw ImageError(.gone, "Image \(id) was deleted while its data was being written.")
+                }
+                throw ImageError.conflict("Image \(id) is \(image.status.rawValue), not \(from.rawValue); data discarded.")
+            }
+            image.status = .active
+            image.size = facts.size
+            image.checksum = facts.checksum
+            image.osHashAlgo = facts.hashAlgorithm
+            image.osHashValue = facts.hashValue
+            image.virtualSize = facts.virtualSize
+            image.updatedAt = max(Timestamp.now(), image.updatedAt)
+            also(&image)
+        }
+        guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        return updated
+    }
+
+    /// uploading → uploading with the staged size recorded (staged data is not downloadable).
+    public func finishStage(id: String, size: Int64) async throws {
+        let updated = try await catalog.updateImage(id: id) { image in
+            guard image.status == .uploading else {
+                if image.status == .deleted { throw ImageError(.gone, "Image \(id) was deleted while its data was being staged.") }
+                throw ImageError.conflict("Image \(id) is \(image.status.rawValue), not uploading.")
+            }
+            image.size = size
+            image.updatedAt = max(Timestamp.now(), image.updatedAt)
+        }
+        if updated == nil { throw ImageError.notFound("No image found with ID \(id)") }
+    }
+
+    /// A failed or abandoned upload/import: back to queued (Glance), size and virtual size cleared,
+    /// so the client can retry. Does nothing when the image has moved on (deleted, say).
+    @discardableResult
+    public func returnToQueued(id: String, from: Set<ImageStatus>,
+                               also: @escaping @Sendable (inout Image) -> Void = { _ in }) async throws -> Image? {
+        try await catalog.updateImage(id: id) { image in
+            guard from.contains(image.status) else { return }
+            image.status = .queued
+            image.size = nil
+            image.virtualSize = nil
+            image.checksum = nil
+            image.osHashAlgo = nil
+            image.osHashValue = nil
+            image.updatedAt = max(Timestamp.now(), image.updatedAt)
+            also(&image)
+        }
+    }
+
+    /// An image whose data the caller may download: visible, member role (Glance's `download_image`),
+    /// and not deactivated unless admin.
+    public func imageForDownload(id: String, by p: Principal) async throws -> Image {
+        let image = try await visibleImage(id: id, by: p)
+        guard p.isMember || p.isAdmin else {
+            throw ImageError.forbidden("You are not authorized to download image \(image.id).")
+        }
+        if image.status == .deactivated && !p.isAdmin {
+            throw ImageError.forbidden("The requested image has been deactivated. Image data download is forbidden.")
+        }
+        return image
+    }
+
+    /// Checks and records the start of an import: takes the image's import lock
+    /// (`os_glance_import_task`) and moves it to `importing`, all in one write.
+    public func beginImport(id: String, method: String, taskId: String, by p: Principal) async throws -> Image {
+        try await mutate(id: id, by: p, action: "import data to") { image in
+            guard image.diskFormat != nil, image.containerFormat != nil else {
+                throw ImageError.conflict("Image \(image.id) needs disk_format and container_format before import.")
+            }
+            if let holder = image.properties[ImageService.importLockKey], !holder.isEmpty {
+                throw ImageError.conflict("Image \(image.id) has an import in progress (task \(holder)).")
+            }
+            let needed: ImageStatus = method == "glance-direct" ? .uploading : .queued
+            guard image.status == needed else {
+                throw ImageError.conflict("Image status transition from \(image.status.rawValue) to importing is not allowed"
+                    + (method == "glance-direct" ? " (stage data first)" : ""))
+            }
+            image.status = .importing
+            image.properties[ImageService.importLockKey] = taskId
+            image.properties.removeValue(forKey: ImageService.failedImportKey)
+        }
+    }
+
+    public static let importLockKey = "os_glance_import_task"
+    public static let failedImportKey = "os_glance_failed_import"
+    public static let importingToStoresKey = "os_glance_importing_to_stores"
+}

@@ -1,0 +1,257 @@
+import Foundation
+import ImageCore
+import Logging
+import NIOCore
+
+public struct ImageDataConfig: Sendable {
+    public var hashAlgorithm: HashAlgorithm = .sha512
+    /// Glance's `image_size_cap` (1 TiB).
+    public var imageSizeCap: Int64 = 1 << 40
+    /// Larger virtual sizes are refused as absurd (qemu DoS class, CVE-2015-5162).
+    public var maxVirtualSize: Int64 = 16 << 40
+    /// Glance's `[image_format] require_image_format_match`.
+    public var requireFormatMatch = true
+    /// Bytes per read when serving downloads.
+    public var readChunkSize = 1 << 20
+    public var importMethods = ["glance-direct", "web-download"]
+    public init() {}
+}
+
+/// Pulls bytes from a URL for imports. Implemented in Outbound, which owns the URL guard.
+public protocol RemoteFetcher: Sendable {
+    /// Refuses a URL the guard would refuse, before any task is created (400 on the API).
+    func vet(_ url: String) async throws
+    /// Streams the body of `url` (following vetted redirects) into `sink`. `announce` gets the
+    /// length the server declared, if any, before the first byte.
+    func fetch(_ url: String, maxBytes: Int64, announce: (Int64?) async throws -> Void,
+               into sink: (ByteBuffer) async throws -> Void) async throws
+}
+
+/// The data path of every front-end: uploads, staging, downloads and the start of imports.
+public struct ImageDataService: Sendable {
+    public let images: ImageService
+    public let blobs: any BlobStore
+    public let config: ImageDataConfig
+    let logger: Logger
+
+    public init(images: ImageService, blobs: any BlobStore, config: ImageDataConfig = .init(),
+                logger: Logger = Logger(label: "imaged.data")) {
+        self.images = images; self.blobs = blobs; self.config = config; self.logger = logger
+    }
+
+    // MARK: Upload (`PUT /file`) and stage (`PUT /stage`)
+
+    /// Streams `body` into the image's blob. On success the image is active with size, digests and
+    /// virtual size; on any failure the blob is discarded and the image is queued again.
+    public func upload(id: String, declaredSize: Int64?, body: some AsyncSequence<ByteBuffer, any Error>,
+                       by p: Principal) async throws -> Image {
+        try checkDeclared(declaredSize)
+        let image = try await images.beginUpload(id: id, to: .saving, by: p)
+        let key = BlobKey.image(image.id)
+        do {
+            let result = try await ingest(into: key, declaredSize: declaredSize, from: body)
+            let virtualSize = try decideFormat(image, result)
+            do {
+                let done = try await images.finishData(id: image.id, from: .saving, facts: facts(result, virtualSize))
+                logger.info("image data uploaded", metadata: ["image": .string(image.id), "size": "\(result.size)"])
+                return done
+            } catch {
+                try? await blobs.delete(key: key)
+                throw error
+            }
+        } catch {
+            await uncancelled { try? await images.returnToQueued(id: image.id, from: [.saving]) }
+            logger.info("upload failed, image queued again", metadata: ["image": .string(image.id), "error": "\(error)"])
+            throw error
+        }
+    }
+
+    /// Stores the bytes for a later `glance-direct` import: queued → uploading, size recorded.
+    public func stage(id: String, declaredSize: Int64?, body: some AsyncSequence<ByteBuffer, any Error>,
+                      by p: Principal) async throws {
+        guard config.importMethods.contains("glance-direct") else {
+            throw ImageError.notFound("'glance-direct' method is not available at this site.")
+        }
+        try checkDeclared(declaredSize)
+        let image = try await images.beginUpload(id: id, to: .uploading, by: p)
+        let key = BlobKey.staging(image.id)
+        do {
+            let result = try await ingest(into: key, declaredSize: declaredSize, from: body)
+            do {
+                try await images.finishStage(id: image.id, size: result.size)
+            } catch {
+                try? await blobs.delete(key: key)
+                throw error
+            }
+        } catch {
+            await uncancelled { try? await images.returnToQueued(id: image.id, from: [.uploading]) }
+            throw error
+        }
+    }
+
+    func checkDeclared(_ size: Int64?) throws {
+        if let size, size > config.imageSizeCap {
+            throw ImageError.tooLarge("Image size \(size) exceeds the storage limit of \(config.imageSizeCap) bytes.")
+        }
+    }
+
+    /// Writes a stream into `key` and commits it; the blob is gone again when anything fails.
+    func ingest(into key: String, declaredSize: Int64?, from body: some AsyncSequence<ByteBuffer, any Error>) async throws -> IngestResult {
+        try await ingest(into: key, declaredSize: declaredSize) { sink in
+            for try await buffer in body { try await sink(buffer) }
+        }
+    }
+
+    /// Writes what `feed` pushes into `key` and commits it once digests and sizes are known;
+    /// on any failure the writer is cancelled, so nothing of it remains.
+    func ingest(into key: String, declaredSize: Int64?,
+                _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
+        let writer = try await blobs.makeWriter(key: key)
+        let ingest = ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits(expected: declaredSize))
+        do {
+            try await feed { try await ingest.append($0) }
+            let result = try await ingest.finish()
+            try await writer.commit()
+            return result
+        } catch {
+            await uncancelled {
+                await ingest.abort()
+                await writer.cancel()
+            }
+            throw Self.clientError(error)
+        }
+    }
+
+    func limits(expected: Int64?) -> IngestLimits {
+        IngestLimits(sizeCap: config.imageSizeCap, expectedSize: expected, maxVirtualSize: config.maxVirtualSize)
+    }
+
+    /// Store failures are ours (500/503); everything else a client caused keeps its kind.
+    static func clientError(_ error: any Error) -> any Error {
+        if error is ImageError { return error }
+        if error is CancellationError { return ImageError.badRequest("Upload cancelled.") }
+        return error
+    }
+
+    /// Glance's format rules (reference §11.1): the virtual size to record, or 415 naming the rule.
+    func decideFormat(_ image: Image, _ result: IngestResult) throws -> Int64? {
+        do {
+            return try checkDiskFormat(declared: image.diskFormat ?? "raw", containerFormat: image.containerFormat ?? "bare",
+                                       inspection: result.inspection)
+        } catch {
+            let isSafety = result.inspection.safetyFailure != nil || result.inspection.isPolyglot
+            if !config.requireFormatMatch && !isSafety {
+                logger.warning("disk format mismatch accepted", metadata: ["image": .string(image.id), "why": .string(error.message)])
+                return nil
+            }
+            throw ImageError(.unsupportedMediaType, error.message)
+        }
+    }
+
+    func facts(_ r: IngestResult, _ virtualSize: Int64?) -> ImageService.DataFacts {
+        .init(size: r.size, checksum: r.md5, hashAlgorithm: r.hashAlgorithm.rawValue, hashValue: r.hashValue,
+              virtualSize: virtualSize)
+    }
+
+    // MARK: Download
+
+    public enum Download: Sendable {
+        /// The image has no data (queued, uploading, importing…): 204.
+        case noData
+        /// Bytes `range` of `total`; `partial` when the caller asked for a range.
+        case bytes(image: Image, range: Range<Int64>, total: Int64, partial: Bool)
+    }
+
+    /// Decides what a download returns. `range` is the parsed single range, if any; unsatisfiable → 416.
+    public func prepareDownload(id: String, range: ByteRangeRequest?, by p: Principal) async throws -> Download {
+        let image = try await images.imageForDownload(id: id, by: p)
+        guard image.status == .active || image.status == .deactivated, let size = image.size else { return .noData }
+        guard let range else { return .bytes(image: image, range: 0..<size, total: size, partial: false) }
+        guard let r = range.resolve(size: size) else {
+            throw ImageError(.rangeNotSatisfiable, "Requested range \(range) not satisfiable for an image of \(size) bytes.")
+        }
+        return .bytes(image: image, range: r, total: size, partial: true)
+    }
+
+    /// Streams the bytes of a prepared download into `sink`.
+    public func read(_ image: Image, range: Range<Int64>, into sink: (ByteBuffer) async throws -> Void) async throws {
+        try await blobs.read(key: BlobKey.image(image.id), range: range, chunkSize: config.readChunkSize, into: sink)
+    }
+}
+
+/// Runs clean-up work to completion even when the calling task was cancelled (a client that went
+/// away): a cancelled task would make the catalog or the thread pool refuse the work and leave an
+/// image in `saving` until the next restart.
+public func uncancelled(_ work: @escaping @Sendable () async -> Void) async {
+    await Task { await work() }.value
+}
+
+/// One `Range: bytes=…` specification.
+public enum ByteRangeRequest: Sendable, Equatable, CustomStringConvertible {
+    case from(Int64, to: Int64?)  // bytes=a-b, bytes=a-
+    case suffix(Int64)            // bytes=-n
+
+    /// Parses `bytes=a-b`, `bytes=a-`, `bytes=-n`. Several ranges throw 400 (Glance), anything else 416.
+    public static func parse(_ header: String) throws -> ByteRangeRequest {
+        let h = header.trimmingSpaces
+        guard h.lowercased().hasPrefix("bytes=") else {
+            throw ImageError(.rangeNotSatisfiable, "Invalid Range header: \(header)")
+        }
+        let spec = h.dropFirst(6)
+        if spec.contains(",") { throw ImageError.badRequest("Multiple ranges are not supported: \(header)") }
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { throw ImageError(.rangeNotSatisfiable, "Invalid Range header: \(header)") }
+        let a = parts[0].trimmingSpaces, b = parts[1].trimmingSpaces
+        func number(_ s: String) -> Int64? { s.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } && !s.isEmpty ? Int64(s) : nil }
+        if a.isEmpty {
+            guard let n = number(b), n > 0 else { throw ImageError(.rangeNotSatisfiable, "Invalid Range header: \(header)") }
+            return .suffix(n)
+        }
+        guard let start = number(a) else { throw ImageError(.rangeNotSatisfiable, "Invalid Range header: \(header)") }
+        if b.isEmpty { return .from(start, to: nil) }
+        guard let end = number(b), end >= start else { throw ImageError(.rangeNotSatisfiable, "Invalid Range header: \(header)") }
+        return .from(start, to: end)
+    }
+
+    /// Parses the legacy `Content-Range: bytes a-b/*` request header Glance also accepts.
+    public static func parseContentRange(_ header: String) throws -> ByteRangeRequest {
+        let h = header.trimmingSpaces
+        guard h.lowercased().hasPrefix("bytes ") else { throw ImageError(.rangeNotSatisfiable, "Invalid Content-Range: \(header)") }
+        let spec = h.dropFirst(6).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
+        return try parse("bytes=" + spec)
+    }
+
+    /// The half-open byte range within an object of `size` bytes; nil when unsatisfiable.
+    public func resolve(size: Int64) -> Range<Int64>? {
+        switch self {
+        case .from(let a, let b):
+            guard a < size else { return nil }
+            return a..<(min(b ?? (size - 1), size - 1) + 1)
+        case .suffix(let n):
+            guard size > 0 else { return nil }
+            return max(0, size - n)..<size
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .from(let a, let b): "bytes=\(a)-\(b.map(String.init) ?? "")"
+        case .suffix(let n): "bytes=-\(n)"
+        }
+    }
+}
+
+extension ImageDataService {
+    /// Deletes the image, then its data. An upload or import still running sees the deletion
+    /// when it finishes and discards what it wrote (410); a crash in between is cleaned by the scrub.
+    public func deleteImage(id: String, by p: Principal) async throws {
+        try await images.deleteImage(id: id, by: p)
+        let id = id.lowercased()
+        do {
+            try await blobs.delete(key: BlobKey.image(id))
+            try await blobs.delete(key: BlobKey.staging(id))
+        } catch {
+            logger.warning("image deleted but its data could not be removed yet", metadata: ["image": .string(id), "error": "\(error)"])
+        }
+    }
+}

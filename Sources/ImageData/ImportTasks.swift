@@ -1,0 +1,276 @@
+import Foundation
+import ImageCore
+import Logging
+import NIOCore
+import Synchronization
+
+/// `POST /import`: checks, records and queues image imports; `TaskRunner` does the work.
+public struct ImageImports: Sendable {
+    public let data: ImageDataService
+    public let fetcher: any RemoteFetcher
+    public let runner: TaskRunner
+
+    public init(data: ImageDataService, fetcher: any RemoteFetcher, runner: TaskRunner) {
+        self.data = data; self.fetcher = fetcher; self.runner = runner
+    }
+
+    public static let taskType = "api_image_import"
+
+    /// Validates an import request and queues its task. web-download URLs are checked by the
+    /// guard now (400), and again, with every redirect, when fetched.
+    public func start(id: String, method: String, uri: String?, requestBody: JSONValue, requestId: String?,
+                      by p: Principal) async throws -> ImageTask {
+        guard data.config.importMethods.contains(method) else {
+            throw ImageError.badRequest("Unknown import method name '\(method)'.")
+        }
+        switch method {
+        case "web-download":
+            guard let uri, !uri.isEmpty else { throw ImageError.badRequest("web-download needs method.uri.") }
+            do { try await fetcher.vet(uri) } catch let e as ImageError { throw e } catch {
+                throw ImageError.badRequest("URI for web-download does not pass filtering: \(uri) (\(error))")
+            }
+        case "glance-direct":
+            break
+        default:
+            throw ImageError.badRequest("Unknown import method name '\(method)'.")
+        }
+        // Visibility and ownership first, so a stranger learns nothing from the checks below.
+        let visible = try await data.images.visibleImage(id: id, by: p)
+        let now = Timestamp.now()
+        let taskId = ImageID.generate()
+        let input = JSONValue.object([
+            ("image_id", .string(visible.id)),
+            ("import_req", requestBody),
+            ("backend", .array([.string(data.blobs.id)])),
+        ]).serialized
+        let task = ImageTask(id: taskId, type: Self.taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
+                             requestId: requestId, input: input, createdAt: now, updatedAt: now)
+        _ = try await data.images.beginImport(id: visible.id, method: method, taskId: taskId, by: p)
+        do {
+            try await data.images.catalog.insertTask(task)
+        } catch {
+            try? await data.images.returnToQueued(id: visible.id, from: [.importing]) { $0.properties.removeValue(forKey: ImageService.importLockKey) }
+            throw error
+        }
+        runner.wake()
+        return task
+    }
+}
+
+/// Runs catalog tasks on this node. A task is run while its lease is held and renewed; a task whose
+/// lease lapsed (its node died or restarted) is claimed again and restarted from the beginning,
+/// at most `maxAttempts` times, then failed. The image always ends active, or queued again with
+/// `os_glance_failed_import`, never stuck in `importing`.
+public final class TaskRunner: Sendable {
+    public struct Options: Sendable {
+        public var nodeId = "node-" + ImageID.generate().prefix(8)
+        public var leaseSeconds: Int64 = 30
+        public var pollSeconds: Double = 5
+        public var concurrency = 2
+        public var maxAttempts = 3
+        /// Finished tasks are kept this long (Glance's `task_time_to_live`).
+        public var timeToLive: Int64 = 48 * 3600
+        public init() {}
+    }
+
+    let catalog: any Catalog
+    let options: Options
+    let logger: Logger
+    let wakeups: AsyncStream<Void>
+    let wakeup: AsyncStream<Void>.Continuation
+    // Set once at wiring time, before `run()`.
+    nonisolated(unsafe) var data: ImageDataService!
+    nonisolated(unsafe) var fetcher: (any RemoteFetcher)!
+
+    public init(catalog: any Catalog, options: Options = .init(), logger: Logger = Logger(label: "imaged.tasks")) {
+        self.catalog = catalog
+        self.options = options
+        self.logger = logger
+        (wakeups, wakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public func attach(data: ImageDataService, fetcher: any RemoteFetcher) {
+        self.data = data
+        self.fetcher = fetcher
+    }
+
+    /// Something may be runnable now.
+    public func wake() { wakeup.yield() }
+
+    /// Claims and runs tasks until cancelled.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<options.concurrency {
+                group.addTask { await self.worker() }
+            }
+            group.addTask {
+                // Turn wake-ups into periodic polls too, so expired leases of other nodes are noticed.
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(self.options.pollSeconds))
+                    self.wakeup.yield()
+                }
+            }
+        }
+    }
+
+    func worker() async {
+        var iterator = wakeups.makeAsyncIterator()
+        while !Task.isCancelled {
+            do {
+                while let task = try await catalog.claimTask(owner: options.nodeId, now: Timestamp.now(),
+                                                              leaseSeconds: options.leaseSeconds) {
+                    await execute(task)
+                    if Task.isCancelled { return }
+                }
+            } catch {
+                logger.error("task claim failed", metadata: ["error": "\(error)"])
+            }
+            guard await iterator.next() != nil else { return }
+        }
+    }
+
+    /// Runs one claimed task to success or failure, renewing its lease meanwhile.
+    public func execute(_ task: ImageTask) async {
+        logger.info("task started", metadata: ["task": .string(task.id), "attempt": "\(task.attempts)"])
+        let progress = TaskProgress()
+        let outcome: Result<String, any Error> = await withTaskGroup(of: Result<String, any Error>?.self) { group in
+            group.addTask {
+                do { return .success(try await self.perform(task, progress)) } catch { return .failure(error) }
+            }
+            group.addTask {
+                // Renew the lease and publish progress until the work ends.
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(Double(self.options.leaseSeconds) / 3))
+                    if Task.isCancelled { break }
+                    let (done, total) = progress.snapshot
+                    _ = try? await self.catalog.updateTask(id: task.id) { t in
+                        t.leaseExpiresAt = Timestamp.now() + self.options.leaseSeconds
+                        t.bytesDone = done
+                        t.bytesTotal = total ?? t.bytesTotal
+                        t.updatedAt = Timestamp.now()
+                        // Glance reports import progress in the task message the same way.
+                        t.message = "Copied \(done >> 20) MiB" + (total.map { " of \($0 >> 20) MiB" } ?? "")
+                    }
+                }
+                return nil
+            }
+            let first = await group.next()!!
+            group.cancelAll()
+            return first
+        }
+        let now = Timestamp.now()
+        let (done, total) = progress.snapshot
+        switch outcome {
+        case .success(let result):
+            _ = try? await catalog.updateTask(id: task.id) { t in
+                t.status = .success; t.result = result; t.message = ""; t.bytesDone = done
+                t.bytesTotal = total ?? done; t.leaseOwner = nil; t.leaseExpiresAt = nil
+                t.updatedAt = now; t.expiresAt = now + self.options.timeToLive
+            }
+            logger.info("task succeeded", metadata: ["task": .string(task.id), "bytes": "\(done)"])
+        case .failure(let error):
+            let message = (error as? ImageError)?.message ?? "\(error)"
+            _ = try? await catalog.updateTask(id: task.id) { t in
+                t.status = .failure; t.message = message; t.bytesDone = done; t.bytesTotal = total ?? t.bytesTotal
+                t.leaseOwner = nil; t.leaseExpiresAt = nil; t.updatedAt = now; t.expiresAt = now + self.options.timeToLive
+            }
+            logger.warning("task failed", metadata: ["task": .string(task.id), "error": .string(message)])
+        }
+    }
+
+    /// The work of one task; returns the result JSON text.
+    func perform(_ task: ImageTask, _ progress: TaskProgress) async throws -> String {
+        guard task.type == ImageImports.taskType else { throw ImageError.badRequest("Unknown task type \(task.type).") }
+        guard let imageId = task.imageId else { throw ImageError.badRequest("Task has no image.") }
+        let input = try JSONValue.parse(task.input)
+        let method = input["import_req"]?["method"]?["name"]?.stringValue ?? ""
+        let data = self.data!
+        let images = data.images
+        guard let image = try await catalog.image(id: imageId), image.status == .importing,
+              image.properties[ImageService.importLockKey] == task.id else {
+            throw ImageError.conflict("Image \(imageId) is no longer importing for this task.")
+        }
+        if task.attempts > options.maxAttempts {
+            await giveUp(image, method: method)
+            throw ImageError(.internal, "Import interrupted \(task.attempts - 1) times; giving up.")
+        }
+        let key = BlobKey.image(imageId)
+        do {
+            let result: IngestResult
+            switch method {
+            case "web-download":
+                guard let uri = input["import_req"]?["method"]?["uri"]?.stringValue else {
+                    throw ImageError.badRequest("web-download task without uri")
+                }
+                result = try await ingestRemote(uri, into: key, progress)
+            case "glance-direct":
+                result = try await ingestStaged(imageId, into: key, progress)
+            default:
+                throw ImageError.badRequest("Unknown import method name '\(method)'.")
+            }
+            let virtualSize: Int64?
+            do { virtualSize = try data.decideFormat(image, result) } catch {
+                try? await data.blobs.delete(key: key)
+                throw error
+            }
+            do {
+                _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize)) { i in
+                    i.properties.removeValue(forKey: ImageService.importLockKey)
+                    i.properties.removeValue(forKey: ImageService.importingToStoresKey)
+                }
+            } catch {
+                try? await data.blobs.delete(key: key)
+                throw error
+            }
+            if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(imageId)) }
+            return JSONValue.object([("image_id", .string(imageId))]).serialized
+        } catch {
+            await giveUp(image, method: method)
+            throw error
+        }
+    }
+
+    /// The import failed: the image is queued again with the store named in `os_glance_failed_import`.
+    func giveUp(_ image: Image, method: String) async {
+        let store = data.blobs.id
+        _ = try? await data.images.returnToQueued(id: image.id, from: [.importing]) { i in
+            i.properties.removeValue(forKey: ImageService.importLockKey)
+            i.properties.removeValue(forKey: ImageService.importingToStoresKey)
+            i.properties[ImageService.failedImportKey] = store
+        }
+        if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(image.id)) }
+    }
+
+    func ingestRemote(_ uri: String, into key: String, _ progress: TaskProgress) async throws -> IngestResult {
+        let data = self.data!, fetcher = self.fetcher!
+        return try await data.ingest(into: key, declaredSize: nil) { sink in
+            try await fetcher.fetch(uri, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
+                try await sink(buffer)
+                progress.add(buffer.readableBytes)
+            }
+        }
+    }
+
+    func ingestStaged(_ imageId: String, into key: String, _ progress: TaskProgress) async throws -> IngestResult {
+        let data = self.data!
+        let staged = BlobKey.staging(imageId)
+        guard let size = try await data.blobs.size(key: staged) else {
+            throw ImageError.conflict("No staged data for image \(imageId).")
+        }
+        progress.setTotal(size)
+        return try await data.ingest(into: key, declaredSize: size) { sink in
+            try await data.blobs.read(key: staged, range: nil, chunkSize: 1 << 20) { buffer in
+                try await sink(buffer)
+                progress.add(buffer.readableBytes)
+            }
+        }
+    }
+}
+
+/// Bytes done and total of the running task, read by the lease renewer.
+final class TaskProgress: Sendable {
+    private let state = Mutex<(Int64, Int64?)>((0, nil))
+    func add(_ n: Int) { state.withLock { $0.0 += Int64(n) } }
+    func setTotal(_ total: Int64?) { state.withLock { $0.1 = total } }
+    var snapshot: (Int64, Int64?) { state.withLock { $0 } }
+}

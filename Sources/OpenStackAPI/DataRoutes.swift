@@ -1,0 +1,214 @@
+import HTTPTypes
+import Hummingbird
+import ImageCore
+import ImageData
+import NIOCore
+
+extension HTTPField.Name {
+    static let imageSize = HTTPField.Name("x-openstack-image-size")!
+    static let contentMD5 = HTTPField.Name("content-md5")!
+    static let importMethods = HTTPField.Name("openstack-image-import-methods")!
+    static let imageMetaStore = HTTPField.Name("x-image-meta-store")!
+}
+
+/// Image data (`/file`, `/stage`), imports, discovery and tasks (reference §6.7–6.15).
+struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
+    let data: ImageDataService
+    let imports: ImageImports
+    typealias Handler = ImageRoutes<Context>.Handler
+    typealias R = ImageRoutes<Context>
+
+    func register(on router: Router<Context>, using routes: ImageRoutes<Context>) {
+        routes.route(router, "/v2/images/{id}/file", [.put: upload, .get: download])
+        routes.route(router, "/v2/images/{id}/stage", [.put: stage])
+        routes.route(router, "/v2/images/{id}/import", [.post: startImport])
+        routes.route(router, "/v2/images/{id}/tasks", [.get: imageTasks])
+        routes.route(router, "/v2/info/import", [.get: importInfo])
+        routes.route(router, "/v2/info/stores", [.get: storesInfo])
+        routes.route(router, "/v2/tasks", [.get: listTasks])
+        routes.route(router, "/v2/tasks/{task}", [.get: showTask])
+    }
+
+    /// Upload preconditions shared by `/file` and `/stage`: octet-stream body and a sane size header.
+    static func uploadRequest(_ request: Request) throws -> Int64? {
+        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingSpaces.lowercased() } ?? ""
+        guard mediaType == "application/octet-stream" else {
+            throw GlanceError(.unsupportedMediaType,
+                "The request media type \(mediaType.isEmpty ? "(none)" : mediaType) is not supported by this server: image data must be application/octet-stream.")
+        }
+        if request.headers[.imageMetaStore] != nil {
+            throw GlanceError(.badRequest, "Multi backend is not supported at this site: X-Image-Meta-Store is not accepted.")
+        }
+        if let s = request.headers[.imageSize] {
+            guard let n = Int64(s.trimmingSpaces), n >= 0 else {
+                throw GlanceError(.badRequest, "x-openstack-image-size must be a non-negative integer, not '\(s)'.")
+            }
+            return n
+        }
+        if let s = request.headers[.contentLength] {
+            guard let n = Int64(s), n >= 0 else { throw GlanceError(.badRequest, "Invalid Content-Length '\(s)'.") }
+            return n
+        }
+        return nil
+    }
+
+    var upload: Handler {
+        { [data] request, context in
+            let p = try R.principal(context)
+            let declared = try Self.uploadRequest(request)
+            _ = try await data.upload(id: try R.parameter(context, "id"), declaredSize: declared, body: request.body, by: p)
+            return Response(status: .noContent)
+        }
+    }
+
+    var stage: Handler {
+        { [data] request, context in
+            let p = try R.principal(context)
+            let declared = try Self.uploadRequest(request)
+            try await data.stage(id: try R.parameter(context, "id"), declaredSize: declared, body: request.body, by: p)
+            return Response(status: .noContent)
+        }
+    }
+
+    var download: Handler {
+        { [data] request, context in
+            let p = try R.principal(context)
+            try await R.requireNoBody(request)
+            var range: ByteRangeRequest?
+            if let h = request.headers[.range] {
+                range = try ByteRangeRequest.parse(h)
+            } else if let h = request.headers[.contentRange] {
+                range = try ByteRangeRequest.parseContentRange(h)
+            }
+            switch try await data.prepareDownload(id: try R.parameter(context, "id"), range: range, by: p) {
+            case .noData:
+                return Response(status: .noContent)
+            case .bytes(let image, let r, let total, let partial):
+                // Check the blob before the 200 goes out: afterwards an error can only cut the connection.
+                guard let stored = try await data.blobs.size(key: BlobKey.image(image.id)), stored == total else {
+                    throw ImageError(.unavailable, "The data of image \(image.id) is not available.")
+                }
+                var headers: HTTPFields = [.contentType: "application/octet-stream"]
+                if let md5 = image.checksum { headers[.contentMD5] = md5 }
+                if partial { headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound - 1)/\(total)" }
+                let body = ResponseBody(contentLength: Int(r.count)) { writer in
+                    try await data.read(image, range: r) { try await writer.write($0) }
+                    try await writer.finish(nil)
+                }
+                return Response(status: partial ? .partialContent : .ok, headers: headers, body: body)
+            }
+        }
+    }
+
+    var startImport: Handler {
+        { [imports] request, context in
+            let p = try R.principal(context)
+            guard let body = try await R.readJSON(request), case .object = body else {
+                throw GlanceError(.badRequest, "Import request body must be a JSON object.")
+            }
+            guard let method = body["method"], case .object = method else {
+                throw GlanceError(.badRequest, "'method' is a required property.")
+            }
+            guard let nameValue = method["name"] else { throw GlanceError(.badRequest, "'method.name' is a required property.") }
+            guard case .string(let name) = nameValue else { throw GlanceError(.badRequest, "'method.name' must be a string.") }
+            var uri: String?
+            if let u = method["uri"] {
+                guard case .string(let s) = u else { throw GlanceError(.badRequest, "'method.uri' must be a string.") }
+                uri = s
+            }
+            for key in ["all_stores", "all_stores_must_succeed"] {
+                if let v = body[key] {
+                    guard case .bool(let b) = v else { throw GlanceError(.badRequest, "'\(key)' must be a boolean.") }
+                    if key == "all_stores_must_succeed", !b {
+                        throw GlanceError(.badRequest, "all_stores_must_succeed can only be false with multiple stores.")
+                    }
+                }
+            }
+            if let stores = body["stores"] {
+                guard case .array(let items) = stores else { throw GlanceError(.badRequest, "'stores' must be a list.") }
+                for item in items where item.stringValue != imports.data.blobs.id {
+                    throw GlanceError(.conflict, "Unknown store '\(item.stringValue ?? item.typeName)'.")
+                }
+            }
+            let id = try R.parameter(context, "id")
+            _ = try await imports.start(id: id, method: name, uri: uri, requestBody: body,
+                                        requestId: request.headers[.requestID], by: p)
+            return Response(status: .accepted)
+        }
+    }
+
+    var importInfo: Handler {
+        { [data] request, context in
+            _ = try R.principal(context)
+            try await R.requireNoBody(request)
+            var w = JSONWriter(capacity: 256)
+            w.raw("{\"import-methods\":{\"description\":\"Import methods available.\",\"type\":\"array\",\"value\":")
+            w.value(.array(data.config.importMethods.map { .string($0) }))
+            w.raw("}}")
+            return Views.json(w)
+        }
+    }
+
+    var storesInfo: Handler {
+        { request, context in
+            _ = try R.principal(context)
+            throw GlanceError(.notFound, "Multi backend is not supported at this site.")
+        }
+    }
+
+    // MARK: Tasks
+
+    var imageTasks: Handler {
+        { [data] request, context in
+            let p = try R.principal(context)
+            try await R.requireNoBody(request)
+            let image = try await data.images.visibleImage(id: try R.parameter(context, "id"), by: p)
+            let tasks = try await data.images.catalog.tasks(imageId: image.id)
+            var w = JSONWriter(capacity: 512 * (tasks.count + 1))
+            w.raw("{\"tasks\":[")
+            for (i, t) in tasks.enumerated() {
+                if i > 0 { w.raw(",") }
+                Views.task(t, into: &w, rawDatabaseShape: true)
+            }
+            w.raw("]}")
+            return Views.json(w)
+        }
+    }
+
+    /// The tasks API is admin-only (Glance's `tasks_api_access`).
+    static func requireAdmin(_ p: Principal) throws {
+        guard p.isAdmin else { throw GlanceError(.forbidden, "You are not authorized to access the tasks API.") }
+    }
+
+    var listTasks: Handler {
+        { [data] request, context in
+            let p = try R.principal(context)
+            try Self.requireAdmin(p)
+            try await R.requireNoBody(request)
+            let tasks = try await data.images.catalog.listTasks(limit: data.images.config.listMaxLimit)
+            var w = JSONWriter(capacity: 512 * (tasks.count + 1))
+            w.raw("{\"tasks\":[")
+            for (i, t) in tasks.enumerated() {
+                if i > 0 { w.raw(",") }
+                Views.task(t, into: &w, stub: true)
+            }
+            w.raw("],\"first\":\"/v2/tasks\",\"schema\":\"/v2/schemas/tasks\"}")
+            return Views.json(w)
+        }
+    }
+
+    var showTask: Handler {
+        { [data] request, context in
+            let p = try R.principal(context)
+            try Self.requireAdmin(p)
+            try await R.requireNoBody(request)
+            let id = try R.parameter(context, "task")
+            guard let t = try await data.images.catalog.task(id: id.lowercased()) else {
+                throw GlanceError(.notFound, "Task with the given id \(id) was not found.")
+            }
+            var w = JSONWriter(capacity: 1024)
+            Views.task(t, into: &w)
+            return Views.json(w)
+        }
+    }
+}

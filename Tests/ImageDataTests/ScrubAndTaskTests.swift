@@ -1,0 +1,244 @@
+import BlobStoreFile
+import CatalogSQLite
+import Crypto
+import Foundation
+import ImageCore
+import NIOCore
+import Testing
+@testable import ImageData
+
+/// A catalog and a file store in a temp dir, as one node has them.
+struct Node {
+    let dir: String
+    let catalog: SQLiteCatalog
+    let blobs: FileBlobStore
+    var service: ImageService { ImageService(catalog: catalog) }
+    let admin = Principal(userId: "u", projectId: "p", roles: ["admin"])
+
+    init() throws {
+        dir = temporaryDirectory("node")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        catalog = try SQLiteCatalog(path: dir + "/catalog.sqlite", durability: .normal)
+        blobs = try FileBlobStore(root: dir + "/blobs")
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: dir) }
+
+    @discardableResult
+    func image(_ status: ImageStatus, properties: [String: String] = [:]) async throws -> String {
+        let now = Timestamp.now()
+        let image = Image(id: ImageID.generate(), status: status, owner: "p", containerFormat: "bare", diskFormat: "raw",
+                          size: status == .active ? 3 : nil, createdAt: now, updatedAt: now, properties: properties)
+        try await catalog.insertImage(image)
+        return image.id
+    }
+
+    func put(_ key: String, _ bytes: [UInt8]) async throws {
+        let w = try await blobs.makeWriter(key: key)
+        try await w.write(ByteBuffer(bytes: bytes))
+        try await w.commit()
+    }
+}
+
+@Suite struct StartupScrubTests {
+    @Test func crashLeftoversAreCleanedAndStuckImagesQueued() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let active = try await node.image(.active)
+        try await node.put(BlobKey.image(active), [1, 2, 3])
+        let saving = try await node.image(.saving)
+        try await node.put(BlobKey.image(saving), [4])          // committed, but the catalog never recorded it
+        let stagedOK = try await node.image(.uploading)
+        try await node.put(BlobKey.staging(stagedOK), [5])
+        let stagedLost = try await node.image(.uploading)       // crashed while staging: no staged blob
+        let orphan = ImageID.generate()
+        try await node.put(BlobKey.image(orphan), [6])          // no image at all
+        let deleted = try await node.image(.deleted)
+        try await node.put(BlobKey.image(deleted), [7])
+        let importingDead = try await node.image(.importing, properties: [ImageService.importLockKey: "no-such-task"])
+        FileManager.default.createFile(atPath: node.dir + "/blobs/.tmp/crash.part", contents: Data([1]))
+
+        let report = try await StartupScrub(catalog: node.catalog, blobs: node.blobs).run()
+        #expect(report.temporariesRemoved == 1)
+        #expect(report.imagesRequeued == 3)
+        #expect(report.blobsRemoved == 3)
+        #expect(try await node.catalog.image(id: saving)?.status == .queued)
+        #expect(try await node.catalog.image(id: stagedLost)?.status == .queued)
+        #expect(try await node.catalog.image(id: stagedOK)?.status == .uploading)
+        let requeuedImport = try await node.catalog.image(id: importingDead)
+        #expect(requeuedImport?.status == .queued)
+        #expect(requeuedImport?.properties[ImageService.failedImportKey] == "file")
+        #expect(requeuedImport?.properties[ImageService.importLockKey] == nil)
+        #expect(try await node.blobs.keys(prefix: "images/") == [BlobKey.image(active)])
+        #expect(try await node.blobs.keys(prefix: "staging/") == [BlobKey.staging(stagedOK)])
+        #expect(try await node.catalog.image(id: active)?.status == .active)
+        // A second run finds nothing to do.
+        #expect(try await StartupScrub(catalog: node.catalog, blobs: node.blobs).run() == .init())
+    }
+}
+
+/// A test double for the network side of web-download.
+struct ScriptedFetcher: RemoteFetcher {
+    var body: [UInt8]
+    var failAfter: Int? = nil
+    var delayPerChunk: Duration = .zero
+    struct Cut: Error {}
+    func vet(_ url: String) async throws {
+        if url.contains("forbidden") { throw ImageError.badRequest("URI for web-download does not pass filtering: \(url)") }
+    }
+    func fetch(_ url: String, maxBytes: Int64, announce: (Int64?) async throws -> Void,
+               into sink: (ByteBuffer) async throws -> Void) async throws {
+        try await announce(Int64(body.count))
+        var sent = 0
+        while sent < body.count {
+            if let failAfter, sent >= failAfter { throw Cut() }
+            let n = min(65_536, body.count - sent)
+            try await sink(ByteBuffer(bytes: body[sent..<sent + n]))
+            sent += n
+            if delayPerChunk > .zero { try await Task.sleep(for: delayPerChunk) }
+        }
+    }
+}
+
+func webDownload(_ uri: String) -> JSONValue {
+    .object([("method", .object([("name", .string("web-download")), ("uri", .string(uri))]))])
+}
+
+@Suite struct ImportTaskTests {
+    func setUp(_ node: Node, fetcher: ScriptedFetcher, options: TaskRunner.Options = .init()) -> (ImageImports, TaskRunner) {
+        let data = ImageDataService(images: node.service, blobs: node.blobs)
+        let runner = TaskRunner(catalog: node.catalog, options: options)
+        runner.attach(data: data, fetcher: fetcher)
+        return (ImageImports(data: data, fetcher: fetcher, runner: runner), runner)
+    }
+
+    func queued(_ node: Node) async throws -> String {
+        let now = Timestamp.now()
+        let image = Image(id: ImageID.generate(), owner: "p", containerFormat: "bare", diskFormat: "raw", createdAt: now, updatedAt: now)
+        try await node.catalog.insertImage(image)
+        return image.id
+    }
+
+    @Test func webDownloadRunsToActiveWithDigestsAndProgress() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let body = pseudoRandom(300_000, seed: 5)
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: body))
+        let id = try await queued(node)
+        let task = try await imports.start(id: id, method: "web-download", uri: "http://example.org/x", requestBody: webDownload("http://example.org/x"),
+                                           requestId: "req-1", by: node.admin)
+        #expect(try await node.catalog.image(id: id)?.status == .importing)
+        #expect(try await node.catalog.image(id: id)?.properties[ImageService.importLockKey] == task.id)
+        let claimed = try #require(try await node.catalog.claimTask(owner: "n1", now: Timestamp.now(), leaseSeconds: 30))
+        await runner.execute(claimed)
+        let image = try #require(try await node.catalog.image(id: id))
+        #expect(image.status == .active)
+        #expect(image.checksum == hex(Insecure.MD5.hash(data: body)))
+        #expect(image.osHashValue == hex(SHA512.hash(data: body)))
+        #expect(image.size == 300_000)
+        #expect(image.properties[ImageService.importLockKey] == nil)
+        let done = try #require(try await node.catalog.task(id: task.id))
+        #expect(done.status == .success)
+        #expect(done.bytesDone == 300_000 && done.bytesTotal == 300_000)
+        #expect(done.result == #"{"image_id":"\#(id)"}"#)
+        #expect(done.requestId == "req-1")
+        #expect(try await node.blobs.size(key: BlobKey.image(id)) == 300_000)
+    }
+
+    @Test func failedDownloadQueuesImageAgainAndLeavesNoBlob() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(300_000), failAfter: 131_072))
+        let id = try await queued(node)
+        let task = try await imports.start(id: id, method: "web-download", uri: "http://example.org/x", requestBody: webDownload("http://example.org/x"),
+                                           requestId: nil, by: node.admin)
+        await runner.execute(try #require(try await node.catalog.claimTask(owner: "n1", now: Timestamp.now(), leaseSeconds: 30)))
+        let image = try #require(try await node.catalog.image(id: id))
+        #expect(image.status == .queued)
+        #expect(image.properties[ImageService.failedImportKey] == "file")
+        #expect(image.properties[ImageService.importLockKey] == nil)
+        #expect(try await node.catalog.task(id: task.id)?.status == .failure)
+        #expect(try await node.catalog.task(id: task.id)?.message.contains("Cut") == true)
+        #expect(try await node.blobs.keys(prefix: "").isEmpty)
+        #expect(try await node.blobs.removeLeftovers() == 0)
+    }
+
+    @Test func refusedURLIs400AndCreatesNoTask() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let (imports, _) = setUp(node, fetcher: ScriptedFetcher(body: []))
+        let id = try await queued(node)
+        await #expect { _ = try await imports.start(id: id, method: "web-download", uri: "http://forbidden/", requestBody: webDownload("http://forbidden/"), requestId: nil, by: node.admin) } throws: { e in
+            (e as? ImageError)?.kind == .badRequest
+        }
+        #expect(try await node.catalog.tasks(imageId: id).isEmpty)
+        #expect(try await node.catalog.image(id: id)?.status == .queued)
+    }
+
+    @Test func secondImportWhileOneRunsIs409() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let (imports, _) = setUp(node, fetcher: ScriptedFetcher(body: [1]))
+        let id = try await queued(node)
+        _ = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
+        await #expect { _ = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin) } throws: { e in
+            (e as? ImageError)?.kind == .conflict
+        }
+    }
+
+    /// A node died holding the lease: once it expires another run claims the task and finishes it.
+    @Test func expiredLeaseIsClaimedAgainAndResumed() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let body = pseudoRandom(100_000)
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: body))
+        let id = try await queued(node)
+        let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
+        let now = Timestamp.now()
+        let first = try #require(try await node.catalog.claimTask(owner: "dead-node", now: now, leaseSeconds: 30))
+        #expect(first.attempts == 1 && first.leaseOwner == "dead-node")
+        // Held lease: nobody else may take it.
+        #expect(try await node.catalog.claimTask(owner: "n2", now: now + 10, leaseSeconds: 30) == nil)
+        let second = try #require(try await node.catalog.claimTask(owner: "n2", now: now + 31, leaseSeconds: 30))
+        #expect(second.id == task.id && second.attempts == 2 && second.leaseOwner == "n2")
+        await runner.execute(second)
+        #expect(try await node.catalog.task(id: task.id)?.status == .success)
+        #expect(try await node.catalog.image(id: id)?.status == .active)
+    }
+
+    /// A task interrupted more than `maxAttempts` times fails instead of looping, and the image is queued.
+    @Test func tooManyAttemptsFailCleanly() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        var options = TaskRunner.Options()
+        options.maxAttempts = 2
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: [1, 2, 3]), options: options)
+        let id = try await queued(node)
+        let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
+        var claimed: ImageTask?
+        for k in 0..<3 { claimed = try await node.catalog.claimTask(owner: "n", now: Timestamp.now() + Int64(k) * 100, leaseSeconds: 30) }
+        #expect(claimed?.attempts == 3)
+        await runner.execute(try #require(claimed))
+        let t = try #require(try await node.catalog.task(id: task.id))
+        #expect(t.status == .failure && t.message.contains("giving up"))
+        #expect(try await node.catalog.image(id: id)?.status == .queued)
+    }
+
+    @Test func deletedDuringImportDiscardsData() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(400_000), delayPerChunk: .milliseconds(20)))
+        let id = try await queued(node)
+        let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
+        let claimed = try #require(try await node.catalog.claimTask(owner: "n", now: Timestamp.now(), leaseSeconds: 30))
+        async let run: Void = runner.execute(claimed)
+        try await Task.sleep(for: .milliseconds(40))
+        try await node.service.deleteImage(id: id, by: node.admin)
+        await run
+        let failed = try #require(try await node.catalog.task(id: task.id))
+        #expect(failed.status == .failure)
+        #expect(failed.message.contains("deleted"), "\(failed.message)")
+        #expect(try await node.catalog.image(id: id)?.status == .deleted)
+        #expect(try await node.blobs.keys(prefix: "").isEmpty)
+    }
+}
