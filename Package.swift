@@ -84,7 +84,11 @@ let package = Package(
         .testTarget(name: "BlobStoreTests", dependencies: [
             "BlobStoreFile", "ImageCore", .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
-        .testTarget(name: "OutboundTests", dependencies: ["Outbound", "ImageCore"], swiftSettings: strict),
+        .testTarget(name: "OutboundTests", dependencies: [
+            "Outbound", "ImageCore", "ImageData",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ], swiftSettings: strict),
         .testTarget(name: "CatalogSQLiteTests", dependencies: [
             "CatalogSQLite", "ImageCore", .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strict),
