@@ -97,7 +97,7 @@ extension ImageService {
 
     /// Checks and records the start of an import: takes the image's import lock
     /// (`os_glance_import_task`) and moves it to `importing`, all in one write.
-    public func beginImport(id: String, method: String, taskId: String, by p: Principal) async throws -> Image {
+    public func beginImport(id: String, method: String, taskId: String, store: String, by p: Principal) async throws -> Image {
         try await mutate(id: id, by: p, action: "import data to") { image in
             guard image.diskFormat != nil, image.containerFormat != nil else {
                 throw ImageError.conflict("Image \(image.id) needs disk_format and container_format before import.")
@@ -112,6 +112,7 @@ extension ImageService {
             }
             image.status = .importing
             image.properties[ImageService.importLockKey] = taskId
+            image.properties[ImageService.importingToStoresKey] = store
             image.properties.removeValue(forKey: ImageService.failedImportKey)
         }
     }

@@ -45,11 +45,14 @@ public struct ImageImports: Sendable {
         ]).serialized
         let task = ImageTask(id: taskId, type: Self.taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
                              requestId: requestId, input: input, createdAt: now, updatedAt: now)
-        _ = try await data.images.beginImport(id: visible.id, method: method, taskId: taskId, by: p)
+        _ = try await data.images.beginImport(id: visible.id, method: method, taskId: taskId, store: data.blobs.id, by: p)
         do {
             try await data.images.catalog.insertTask(task)
         } catch {
-            try? await data.images.returnToQueued(id: visible.id, from: [.importing]) { $0.properties.removeValue(forKey: ImageService.importLockKey) }
+            try? await data.images.returnToQueued(id: visible.id, from: [.importing]) {
+                $0.properties.removeValue(forKey: ImageService.importLockKey)
+                $0.properties.removeValue(forKey: ImageService.importingToStoresKey)
+            }
             throw error
         }
         runner.wake()

@@ -54,6 +54,7 @@ public struct StartupScrub: Sendable {
             let store = blobs.id
             try await service.returnToQueued(id: image.id, from: [image.status]) { i in
                 i.properties.removeValue(forKey: ImageService.importLockKey)
+                i.properties.removeValue(forKey: ImageService.importingToStoresKey)
                 if failedImport { i.properties[ImageService.failedImportKey] = store }
             }
             report.imagesRequeued += 1
