@@ -164,15 +164,22 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             try await R.requireNoBody(request)
             let image = try await data.images.visibleImage(id: try R.parameter(context, "id"), by: p)
             let tasks = try await data.images.catalog.tasks(imageId: image.id)
-            var w = JSONWriter(capacity: 512 * (tasks.count + 1))
-            w.raw("{\"tasks\":[")
-            for (i, t) in tasks.enumerated() {
-                if i > 0 { w.raw(",") }
-                Views.task(t, into: &w, rawDatabaseShape: true)
-            }
-            w.raw("]}")
-            return Views.json(w)
+            return Self.tasksResponse(tasks, rawDatabaseShape: true)
         }
+    }
+
+    /// `{"tasks": [...]}`: the image's tasks in Glance's raw DB shape, or the admin list of stubs with its links.
+    static func tasksResponse(_ tasks: [ImageTask], stub: Bool = false, rawDatabaseShape: Bool = false) -> Response {
+        var w = JSONWriter(capacity: 512 * (tasks.count + 1))
+        w.raw("{\"tasks\":[")
+        for (i, t) in tasks.enumerated() {
+            if i > 0 { w.raw(",") }
+            Views.task(t, into: &w, stub: stub, rawDatabaseShape: rawDatabaseShape)
+        }
+        w.raw("]")
+        if stub { w.raw(",\"first\":\"/v2/tasks\",\"schema\":\"/v2/schemas/tasks\"") }
+        w.raw("}")
+        return Views.json(w)
     }
 
     /// The tasks API is admin-only (Glance's `tasks_api_access`).
@@ -186,14 +193,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             try Self.requireAdmin(p)
             try await R.requireNoBody(request)
             let tasks = try await data.images.catalog.listTasks(limit: data.images.config.listMaxLimit)
-            var w = JSONWriter(capacity: 512 * (tasks.count + 1))
-            w.raw("{\"tasks\":[")
-            for (i, t) in tasks.enumerated() {
-                if i > 0 { w.raw(",") }
-                Views.task(t, into: &w, stub: true)
-            }
-            w.raw("],\"first\":\"/v2/tasks\",\"schema\":\"/v2/schemas/tasks\"}")
-            return Views.json(w)
+            return Self.tasksResponse(tasks, stub: true)
         }
     }
 

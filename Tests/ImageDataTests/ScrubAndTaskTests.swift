@@ -112,19 +112,12 @@ func webDownload(_ uri: String) -> JSONValue {
         return (ImageImports(data: data, fetcher: fetcher, runner: runner), runner)
     }
 
-    func queued(_ node: Node) async throws -> String {
-        let now = Timestamp.now()
-        let image = Image(id: ImageID.generate(), owner: "p", containerFormat: "bare", diskFormat: "raw", createdAt: now, updatedAt: now)
-        try await node.catalog.insertImage(image)
-        return image.id
-    }
-
     @Test func webDownloadRunsToActiveWithDigestsAndProgress() async throws {
         let node = try Node()
         defer { node.remove() }
         let body = pseudoRandom(300_000, seed: 5)
         let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: body))
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         let task = try await imports.start(id: id, method: "web-download", uri: "http://example.org/x", requestBody: webDownload("http://example.org/x"),
                                            requestId: "req-1", by: node.admin)
         #expect(try await node.catalog.image(id: id)?.status == .importing)
@@ -151,7 +144,7 @@ func webDownload(_ uri: String) -> JSONValue {
         let node = try Node()
         defer { node.remove() }
         let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(300_000), failAfter: 131_072))
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         let task = try await imports.start(id: id, method: "web-download", uri: "http://example.org/x", requestBody: webDownload("http://example.org/x"),
                                            requestId: nil, by: node.admin)
         await runner.execute(try #require(try await node.catalog.claimTask(owner: "n1", now: Timestamp.now(), leaseSeconds: 30)))
@@ -169,7 +162,7 @@ func webDownload(_ uri: String) -> JSONValue {
         let node = try Node()
         defer { node.remove() }
         let (imports, _) = setUp(node, fetcher: ScriptedFetcher(body: []))
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         await #expect { _ = try await imports.start(id: id, method: "web-download", uri: "http://forbidden/", requestBody: webDownload("http://forbidden/"), requestId: nil, by: node.admin) } throws: { e in
             (e as? ImageError)?.kind == .badRequest
         }
@@ -181,7 +174,7 @@ func webDownload(_ uri: String) -> JSONValue {
         let node = try Node()
         defer { node.remove() }
         let (imports, _) = setUp(node, fetcher: ScriptedFetcher(body: [1]))
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         _ = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
         await #expect { _ = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin) } throws: { e in
             (e as? ImageError)?.kind == .conflict
@@ -194,7 +187,7 @@ func webDownload(_ uri: String) -> JSONValue {
         defer { node.remove() }
         let body = pseudoRandom(100_000)
         let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: body))
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
         let now = Timestamp.now()
         let first = try #require(try await node.catalog.claimTask(owner: "dead-node", now: now, leaseSeconds: 30))
@@ -215,7 +208,7 @@ func webDownload(_ uri: String) -> JSONValue {
         var options = TaskRunner.Options()
         options.maxAttempts = 2
         let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: [1, 2, 3]), options: options)
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
         var claimed: ImageTask?
         for k in 0..<3 { claimed = try await node.catalog.claimTask(owner: "n", now: Timestamp.now() + Int64(k) * 100, leaseSeconds: 30) }
@@ -230,7 +223,7 @@ func webDownload(_ uri: String) -> JSONValue {
         let node = try Node()
         defer { node.remove() }
         let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(400_000), delayPerChunk: .milliseconds(20)))
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
         let claimed = try #require(try await node.catalog.claimTask(owner: "n", now: Timestamp.now(), leaseSeconds: 30))
         async let run: Void = runner.execute(claimed)

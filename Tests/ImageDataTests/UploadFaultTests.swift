@@ -29,18 +29,11 @@ struct BrokenBody: AsyncSequence {
 }
 
 @Suite struct UploadFaultTests {
-    func queued(_ node: Node) async throws -> String {
-        let now = Timestamp.now()
-        let image = Image(id: ImageID.generate(), owner: "p", containerFormat: "bare", diskFormat: "raw", createdAt: now, updatedAt: now)
-        try await node.catalog.insertImage(image)
-        return image.id
-    }
-
     @Test func clientGoneMidUploadQueuesTheImageAndKeepsNothing() async throws {
         let node = try Node()
         defer { node.remove() }
         let data = ImageDataService(images: node.service, blobs: node.blobs)
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         await #expect(throws: BrokenBody.Disconnected.self) {
             _ = try await data.upload(id: id, declaredSize: nil, body: BrokenBody(chunks: 25), by: node.admin)
         }
@@ -55,7 +48,7 @@ struct BrokenBody: AsyncSequence {
         let node = try Node()
         defer { node.remove() }
         let data = ImageDataService(images: node.service, blobs: node.blobs)
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         let upload = Task { try await data.upload(id: id, declaredSize: nil, body: BrokenBody(chunks: 30, hang: true), by: node.admin) }
         // Wait until the upload is under way.
         for _ in 0..<200 where try await node.catalog.image(id: id)?.status != .saving {
@@ -73,7 +66,7 @@ struct BrokenBody: AsyncSequence {
         let node = try Node()
         defer { node.remove() }
         let data = ImageDataService(images: node.service, blobs: node.blobs)
-        let id = try await queued(node)
+        let id = try await node.image(.queued)
         struct SlowBody: AsyncSequence {
             typealias Element = ByteBuffer
             typealias Failure = any Error
