@@ -77,30 +77,47 @@ public struct FileBlobStore: BlobStore {
             }
             return fd
         }
-        defer { close(fd) }
-        var offset = range?.lowerBound ?? 0
+        let start = range?.lowerBound ?? 0
         let end = range?.upperBound ?? Int64.max
-        let allocator = ByteBufferAllocator()
-        while offset < end {
+        let pool = self.pool
+        /// One pread on the thread pool; an empty buffer means end of file.
+        @Sendable func chunk(at offset: Int64) async throws -> ByteBuffer {
             let want = Int(min(Int64(chunkSize), end - offset))
-            let at = offset
-            let chunk = try await pool.runIfActive { () -> ByteBuffer in
-                var buffer = allocator.buffer(capacity: want)
-                let n = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { ptr in
-                    let n = pread(fd, ptr.baseAddress, want, off_t(at))
+            return try await pool.runIfActive {
+                var buffer = ByteBufferAllocator().buffer(capacity: want)
+                _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { ptr in
+                    let n = pread(fd, ptr.baseAddress, want, off_t(offset))
                     guard n >= 0 else { throw FileBlobError.syscall("pread \(p)", errno) }
                     return n
                 }
-                _ = n
                 return buffer
             }
-            if chunk.readableBytes == 0 {
-                if range != nil { throw FileBlobError.shortRead(key) }
-                return
-            }
-            offset += Int64(chunk.readableBytes)
-            try await sink(chunk)
         }
+        // Read one chunk ahead, so the disk (or page cache) and the consumer work at the same time.
+        var offset = start
+        var next: Task<ByteBuffer, any Error>? = start < end ? Task { try await chunk(at: start) } : nil
+        do {
+            while let pending = next {
+                let current = try await pending.value
+                next = nil
+                if current.readableBytes == 0 {
+                    if range != nil { throw FileBlobError.shortRead(key) }
+                    break
+                }
+                offset += Int64(current.readableBytes)
+                if offset < end {
+                    let at = offset
+                    next = Task { try await chunk(at: at) }
+                }
+                try await sink(current)
+            }
+        } catch {
+            // The read ahead must finish before its descriptor is closed (and its number reused).
+            _ = try? await next?.value
+            close(fd)
+            throw error
+        }
+        close(fd)
     }
 
     public func delete(key: String) async throws {
