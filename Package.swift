@@ -34,9 +34,11 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        // Linux file calls glibc hides behind _GNU_SOURCE (sync_file_range).
+        .target(name: "CFileShims"),
         // Image bytes as files under the data directory: temp name, fsync, rename.
         .target(name: "BlobStoreFile", dependencies: [
-            "ImageCore",
+            "ImageCore", "CFileShims",
             // Blocking file syscalls run on NIO's thread pool, never on the cooperative pool.
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
