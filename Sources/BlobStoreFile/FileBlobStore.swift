@@ -10,7 +10,7 @@ import NIOPosix
 
 /// Blobs as files under one directory. A writer fills `.tmp/<random>.part`, then `commit()` fsyncs
 /// it, renames it over the final name and fsyncs the directory, so a blob appears whole or not at all,
-/// even across a power loss. Blocking syscalls run on NIO's thread pool.
+/// even across a power loss. Blocking syscalls run on a thread pool of its own (`ioThreads`).
 public struct FileBlobStore: BlobStore {
     public let id = "file"
     public let root: String
@@ -18,8 +18,17 @@ public struct FileBlobStore: BlobStore {
 
     static let temporaryDirectory = ".tmp"
 
+    /// Blocking file calls of every file store. NIO's shared pool has one thread per core, so a few
+    /// fsyncs of finishing uploads would stall every other upload and download; these threads only
+    /// wait on the disk, so there can be many.
+    public static let ioThreads: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
+
     /// Creates `root` (and its temporary directory) when missing.
-    public init(root: String, threadPool: NIOThreadPool = .singleton) throws {
+    public init(root: String, threadPool: NIOThreadPool = FileBlobStore.ioThreads) throws {
         self.root = root.hasSuffix("/") ? String(root.dropLast()) : root
         self.pool = threadPool
         try Self.makeDirectories(self.root + "/" + Self.temporaryDirectory)
