@@ -151,8 +151,10 @@ class ImagedServer:
         return self.data_dir / "blobs" / "staging" / image_id
 
     def temporaries(self) -> list[str]:
-        tmp = self.data_dir / "blobs" / ".tmp"
-        return sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
+        try:
+            return sorted(p.name for p in (self.data_dir / "blobs" / ".tmp").iterdir())
+        except FileNotFoundError:
+            return []
 
 
 @pytest.fixture(scope="session")

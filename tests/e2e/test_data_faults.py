@@ -334,6 +334,16 @@ def test_sigkill_during_upload_and_stage(killable):
     assert_data_facts(wait_status(alice, staged, ["active", "queued"], timeout=120), digests(staged_data))
 
 
+def largest_temporary(srv: ImagedServer) -> int:
+    sizes = [0]
+    for name in srv.temporaries():
+        try:
+            sizes.append((srv.data_dir / "blobs" / ".tmp" / name).stat().st_size)
+        except FileNotFoundError:
+            pass
+    return max(sizes)
+
+
 def test_sigkill_during_web_download(killable, origin):
     srv = killable
     alice = Raw(srv.url, "alice")
@@ -347,8 +357,11 @@ def test_sigkill_during_web_download(killable, origin):
     wait_for(lambda: origin.hits.count(path) >= 1, timeout=30, what="the origin to be asked")
     wait_for(lambda: [t for t in tasks_of(alice, iid) if t["status"] == "processing"], timeout=30,
              what="a processing task")
-    time.sleep(1.0)  # let a part of the body arrive (the origin needs about 3 s for all of it)
+    # kill once part of the body is on disk (the origin needs about 3 s for all of it)
+    wait_for(lambda: largest_temporary(srv) >= MiB, timeout=30, interval=0.05,
+             what="1 MiB of the import in a temporary")
     srv.kill(signal.SIGKILL)
+    assert srv.temporaries(), "the SIGKILL should have left the import's temporary behind"
     srv.start(port=srv.port)
 
     # the task is resumed (restarted from zero) or failed; never left importing/processing
