@@ -31,45 +31,73 @@ public struct IngestLimits: Sendable {
 }
 
 /// Moves one stream of image bytes into a blob writer while computing MD5, the multihash and the
-/// format inspection, without ever holding more than two batches in memory.
+/// format inspection, in bounded memory.
 ///
-/// Bytes are gathered into batches of `batchSize`. Each full batch is processed in three
-/// concurrent lanes (MD5; the multihash; inspection + blob write), so the slowest lane sets the
-/// pace, and the next batch is gathered from the network while the previous one is processed.
+/// Bytes are gathered into batches of `batchSize` and handed to three lanes that run concurrently,
+/// each at its own pace: MD5; the multihash; inspection + blob write. Each lane has a short queue
+/// (`lanesAhead` batches), so a lane that is momentarily slower does not stall the others and the
+/// slowest lane sets the pace; a full queue makes `append` wait, which slows the sender (the HTTP
+/// body's back-pressure). Batches are shared between lanes, not copied.
 /// Not for concurrent use: one task appends, then finishes or aborts.
 public final class ImageIngest: @unchecked Sendable {
-    // Lanes are touched by at most one batch job at a time: each job awaits the previous one first.
-    final class Lanes: @unchecked Sendable {
-        var md5 = Insecure.MD5()
-        var sha256: SHA256? = nil
-        var sha512: SHA512? = nil
-        var inspector: FormatInspector
-        init(_ algorithm: HashAlgorithm, maxVirtualSize: Int64) {
-            switch algorithm {
-            case .sha256: sha256 = SHA256()
-            case .sha512: sha512 = SHA512()
-            }
-            inspector = FormatInspector(maxVirtualSize: maxVirtualSize)
-        }
-    }
-
     let writer: any BlobWriter
     let algorithm: HashAlgorithm
     let limits: IngestLimits
     let batchSize: Int
-    let lanes: Lanes
+    private let queues: [BatchQueue]
+    private let md5Lane: Task<Insecure.MD5, Never>
+    private let hashLane: Task<String, Never>
+    private let writeLane: Task<FormatInspector, any Error>
     private var batch: ByteBuffer
-    private var pending: Task<Void, any Error>?
     public private(set) var received: Int64 = 0
     private var finished = false
 
-    public init(writer: any BlobWriter, algorithm: HashAlgorithm, limits: IngestLimits, batchSize: Int = 1 << 20) {
+    public init(writer: any BlobWriter, algorithm: HashAlgorithm, limits: IngestLimits,
+                batchSize: Int = 1 << 20, lanesAhead: Int = 3) {
         self.writer = writer
         self.algorithm = algorithm
         self.limits = limits
         self.batchSize = batchSize
-        self.lanes = Lanes(algorithm, maxVirtualSize: limits.maxVirtualSize)
         self.batch = ByteBufferAllocator().buffer(capacity: batchSize)
+        let queues = (0..<3).map { _ in BatchQueue(capacity: lanesAhead) }
+        self.queues = queues
+        md5Lane = Task {
+            var md5 = Insecure.MD5()
+            while let b = await queues[0].next() { b.withUnsafeReadableBytes { md5.update(bufferPointer: $0) } }
+            return md5
+        }
+        hashLane = Task {
+            switch algorithm {
+            case .sha512:
+                var h = SHA512()
+                while let b = await queues[1].next() { b.withUnsafeReadableBytes { h.update(bufferPointer: $0) } }
+                return Self.hex(h.finalize())
+            case .sha256:
+                var h = SHA256()
+                while let b = await queues[1].next() { b.withUnsafeReadableBytes { h.update(bufferPointer: $0) } }
+                return Self.hex(h.finalize())
+            }
+        }
+        let maxVirtualSize = limits.maxVirtualSize
+        writeLane = Task {
+            var inspector = FormatInspector(maxVirtualSize: maxVirtualSize)
+            do {
+                while let b = await queues[2].next() {
+                    b.withUnsafeReadableBytes { inspector.feed($0) }
+                    try await writer.write(b)
+                }
+            } catch {
+                queues[2].fail(error)
+                throw error
+            }
+            return inspector
+        }
+    }
+
+    deinit {
+        // Dropped without finish or abort (a bug elsewhere): let the lanes end instead of waiting forever.
+        struct Dropped: Error {}
+        for q in queues { q.fail(Dropped()) }
     }
 
     /// Takes the next bytes of the stream.
@@ -99,34 +127,11 @@ public final class ImageIngest: @unchecked Sendable {
         }
     }
 
-    /// Processes `buffer` once the previous batch is done, without waiting for this one.
     private func submit(_ buffer: ByteBuffer) async throws {
-        if let previous = pending {
-            pending = nil
-            try await previous.value
-        }
-        let lanes = self.lanes, writer = self.writer
-        pending = Task { try await Self.process(buffer, lanes: lanes, writer: writer) }
+        for q in queues { try await q.send(buffer) }
     }
 
-    static func process(_ buffer: ByteBuffer, lanes: Lanes, writer: any BlobWriter) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                buffer.withUnsafeReadableBytes { lanes.md5.update(bufferPointer: $0) }
-            }
-            group.addTask {
-                buffer.withUnsafeReadableBytes { bytes in
-                    lanes.sha512?.update(bufferPointer: bytes)
-                    lanes.sha256?.update(bufferPointer: bytes)
-                }
-            }
-            buffer.withUnsafeReadableBytes { lanes.inspector.feed($0) }
-            try await writer.write(buffer)
-            try await group.waitForAll()
-        }
-    }
-
-    /// Ends the stream: processes what is left and returns the digests and the inspection.
+    /// Ends the stream: lets the lanes drain and returns the digests and the inspection.
     /// The blob is not committed: the caller decides, after checking the result.
     public func finish() async throws -> IngestResult {
         precondition(!finished, "ImageIngest finished twice")
@@ -136,27 +141,26 @@ public final class ImageIngest: @unchecked Sendable {
             batch = ByteBuffer()
             try await submit(last)
         }
-        if let previous = pending {
-            pending = nil
-            try await previous.value
-        }
+        for q in queues { q.close() }
+        let inspector = try await writeLane.value
+        let md5 = await md5Lane.value
+        let hashValue = await hashLane.value
         if let expected = limits.expectedSize, received != expected {
             throw ImageError.badRequest("Image data is \(received) bytes, but \(expected) bytes were declared.")
         }
-        let hashValue: String
-        if let h = lanes.sha512 { hashValue = Self.hex(h.finalize()) } else { hashValue = Self.hex(lanes.sha256!.finalize()) }
-        return IngestResult(size: received, md5: Self.hex(lanes.md5.finalize()), hashAlgorithm: algorithm,
-                            hashValue: hashValue, inspection: lanes.inspector.finish())
+        return IngestResult(size: received, md5: Self.hex(md5.finalize()), hashAlgorithm: algorithm,
+                            hashValue: hashValue, inspection: inspector.finish())
     }
 
-    /// Stops after a failure: waits for the batch in flight so nothing writes after the caller
-    /// cancels the blob. Never throws.
+    /// Stops after a failure: drops queued batches and waits for the lanes, so nothing writes after
+    /// the caller cancels the blob. Never throws.
     public func abort() async {
         finished = true
-        if let previous = pending {
-            pending = nil
-            _ = try? await previous.value
-        }
+        struct Aborted: Error {}
+        for q in queues { q.fail(Aborted()) }
+        _ = await md5Lane.value
+        _ = await hashLane.value
+        _ = try? await writeLane.value
     }
 
     static func hex(_ digest: some Digest) -> String {
