@@ -20,7 +20,8 @@ extension ImageService {
             guard image.status == .queued else {
                 throw ImageError.conflict("Image status transition from \(image.status.rawValue) to \(to.rawValue) is not allowed")
             }
-            guard image.diskFormat != nil, image.containerFormat != nil else {
+            // Staged data may come first; glance-direct then insists on formats at import (409).
+            guard to != .saving || (image.diskFormat != nil && image.containerFormat != nil) else {
                 throw ImageError.badRequest("Properties disk_format, container_format must be set prior to saving data.")
             }
             image.status = to

@@ -49,8 +49,9 @@ public struct ImageDataService: Sendable {
         let image = try await images.beginUpload(id: id, to: .saving, by: p)
         let key = BlobKey.image(image.id)
         do {
-            let result = try await ingest(into: key, declaredSize: declaredSize, from: body)
-            let virtualSize = try decideFormat(image, result)
+            var virtualSize: Int64?
+            // The format decision comes before the commit: refused data is never published.
+            let result = try await ingest(into: key, declaredSize: declaredSize, from: body) { virtualSize = try decideFormat(image, $0) }
             do {
                 let done = try await images.finishData(id: image.id, from: .saving, facts: facts(result, virtualSize))
                 logger.info("image data uploaded", metadata: ["image": .string(image.id), "size": "\(result.size)"])
@@ -96,21 +97,24 @@ public struct ImageDataService: Sendable {
     }
 
     /// Writes a stream into `key` and commits it; the blob is gone again when anything fails.
-    func ingest(into key: String, declaredSize: Int64?, from body: some AsyncSequence<ByteBuffer, any Error>) async throws -> IngestResult {
-        try await ingest(into: key, declaredSize: declaredSize) { sink in
+    func ingest(into key: String, declaredSize: Int64?, from body: some AsyncSequence<ByteBuffer, any Error>,
+                verify: (IngestResult) throws -> Void = { _ in }) async throws -> IngestResult {
+        try await ingest(into: key, declaredSize: declaredSize, verify: verify) { sink in
             for try await buffer in body { try await sink(buffer) }
         }
     }
 
-    /// Writes what `feed` pushes into `key` and commits it once digests and sizes are known;
-    /// on any failure the writer is cancelled, so nothing of it remains.
-    func ingest(into key: String, declaredSize: Int64?,
+    /// Writes what `feed` pushes into `key`; once digests, size and inspection are known, `verify`
+    /// may refuse them, else the blob is committed. On any failure the writer is cancelled, so
+    /// nothing of it remains.
+    func ingest(into key: String, declaredSize: Int64?, verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         let writer = try await blobs.makeWriter(key: key)
         let ingest = ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits(expected: declaredSize))
         do {
             try await feed { try await ingest.append($0) }
             let result = try await ingest.finish()
+            try verify(result)
             try await writer.commit()
             return result
         } catch {

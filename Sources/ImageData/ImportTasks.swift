@@ -200,21 +200,19 @@ public final class TaskRunner: Sendable {
         let key = BlobKey.image(imageId)
         do {
             let result: IngestResult
+            var virtualSize: Int64?
+            // The format decision comes before the commit: refused data is never published.
+            let verify: (IngestResult) throws -> Void = { virtualSize = try data.decideFormat(image, $0) }
             switch method {
             case "web-download":
                 guard let uri = input["import_req"]?["method"]?["uri"]?.stringValue else {
                     throw ImageError.badRequest("web-download task without uri")
                 }
-                result = try await ingestRemote(uri, into: key, progress)
+                result = try await ingestRemote(uri, into: key, progress, verify: verify)
             case "glance-direct":
-                result = try await ingestStaged(imageId, into: key, progress)
+                result = try await ingestStaged(imageId, into: key, progress, verify: verify)
             default:
                 throw ImageError.badRequest("Unknown import method name '\(method)'.")
-            }
-            let virtualSize: Int64?
-            do { virtualSize = try data.decideFormat(image, result) } catch {
-                try? await data.blobs.delete(key: key)
-                throw error
             }
             do {
                 _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize)) { i in
@@ -244,9 +242,10 @@ public final class TaskRunner: Sendable {
         if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(image.id)) }
     }
 
-    func ingestRemote(_ uri: String, into key: String, _ progress: TaskProgress) async throws -> IngestResult {
+    func ingestRemote(_ uri: String, into key: String, _ progress: TaskProgress,
+                      verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!, fetcher = self.fetcher!
-        return try await data.ingest(into: key, declaredSize: nil) { sink in
+        return try await data.ingest(into: key, declaredSize: nil, verify: verify) { sink in
             try await fetcher.fetch(uri, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)
@@ -254,14 +253,15 @@ public final class TaskRunner: Sendable {
         }
     }
 
-    func ingestStaged(_ imageId: String, into key: String, _ progress: TaskProgress) async throws -> IngestResult {
+    func ingestStaged(_ imageId: String, into key: String, _ progress: TaskProgress,
+                      verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!
         let staged = BlobKey.staging(imageId)
         guard let size = try await data.blobs.size(key: staged) else {
             throw ImageError.conflict("No staged data for image \(imageId).")
         }
         progress.setTotal(size)
-        return try await data.ingest(into: key, declaredSize: size) { sink in
+        return try await data.ingest(into: key, declaredSize: size, verify: verify) { sink in
             try await data.blobs.read(key: staged, range: nil, chunkSize: 1 << 20) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)

@@ -134,6 +134,36 @@ extension API {
         }
     }
 
+    /// A refused disk image is never published: no blob, image queued, retry possible.
+    @Test func formatRefusalIs415AndKeepsNothing() async throws {
+        try await withAPI { api in
+            let id = try await api.create(#"{"name":"q","disk_format":"qcow2","container_format":"bare"}"#)
+            let r = try await api.upload(id, testBytes(100_000))
+            #expect(r.status == .unsupportedMediaType)
+            #expect(r.text.contains("does not match stream data raw"), "\(r.text)")
+            #expect(try await api.status(id) == "queued")
+            #expect(!api.blobExists(id))
+            #expect(try api.temporaries().isEmpty)
+            // Fix the declaration and retry with the same bytes.
+            #expect(try await api.patch(id, #"[{"op":"replace","path":"/disk_format","value":"raw"}]"#).status == .ok)
+            #expect(try await api.upload(id, testBytes(100_000)).status == .noContent)
+            #expect(api.blobExists(id))
+        }
+    }
+
+    /// Glance lets data be staged before the formats are set; the import then says 409.
+    @Test func stagingWithoutFormatsThenImportIs409() async throws {
+        try await withAPI { api in
+            let id = try await api.create(#"{"name":"s"}"#)
+            let staged = try await api.call(.put, "/v2/images/\(id)/stage", bytes: [1, 2, 3], contentType: "application/octet-stream")
+            #expect(staged.status == .noContent)
+            let r = try await api.call(.post, "/v2/images/\(id)/import", json: #"{"method":{"name":"glance-direct"}}"#)
+            #expect(r.status == .conflict)
+            #expect(r.text.contains("disk_format and container_format"))
+            #expect(try await api.status(id) == "uploading")
+        }
+    }
+
     @Test func sizeCapIs413() async throws {
         try await withAPI(configure: { $0.imageSizeCap = 4096 }) { api in
             let id = try await api.create(Self.rawImage)
