@@ -27,6 +27,16 @@ import Testing
         }
     }
 
+    /// `--no-auth` means no credentials at all: a request without a token is the local admin.
+    @Test func noAuthNeedsNoToken() async throws {
+        try await withAPI(configure: { $0.auth = .none }) { api in
+            let created = try await api.call(.post, "/v2/images", token: nil, json: #"{"name":"n"}"#)
+            #expect(created.status == .created)
+            #expect(created["owner"] == .string("local"))
+            #expect(try await api.call(.get, "/v2/images", token: nil)["images"]?.arrayValue.count == 1)
+        }
+    }
+
     @Test func missingOrUnknownTokenIs401() async throws {
         try await withAPI { api in
             for token in [nil, "", "no-such-token"] as [String?] {
