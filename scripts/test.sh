@@ -42,7 +42,7 @@ summary() {
 # 1. Debian packages and the Python venv
 deps() {
   # qemu-utils (qemu-img) and genisoimage make the real disk images of the data-path e2e tests.
-  local pkgs=(libsqlite3-dev python3-venv ca-certificates qemu-utils genisoimage)
+  local pkgs=(libsqlite3-dev libssl-dev python3-venv ca-certificates qemu-utils genisoimage)
   log "Debian packages: ${pkgs[*]} (installed only when missing)"
   # shellcheck source=lib/deps.sh
   source scripts/lib/deps.sh || return 1

@@ -110,7 +110,13 @@ public struct ImageDataService: Sendable {
     func ingest(into key: String, declaredSize: Int64?, verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         let writer = try await blobs.makeWriter(key: key)
-        let ingest = ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits(expected: declaredSize))
+        let ingest: ImageIngest
+        do {
+            ingest = try ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits(expected: declaredSize))
+        } catch {
+            await writer.cancel()
+            throw error
+        }
         do {
             try await feed { try await ingest.append($0) }
             let result = try await ingest.finish()

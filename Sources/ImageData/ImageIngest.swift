@@ -1,4 +1,3 @@
-import Crypto
 import ImageCore
 import NIOCore
 
@@ -45,7 +44,7 @@ public final class ImageIngest: @unchecked Sendable {
     let limits: IngestLimits
     let batchSize: Int
     private let queues: [BatchQueue]
-    private let md5Lane: Task<Insecure.MD5, Never>
+    private let md5Lane: Task<String, Never>
     private let hashLane: Task<String, Never>
     private let writeLane: Task<FormatInspector, any Error>
     private var batch: ByteBuffer
@@ -53,7 +52,9 @@ public final class ImageIngest: @unchecked Sendable {
     private var finished = false
 
     public init(writer: any BlobWriter, algorithm: HashAlgorithm, limits: IngestLimits,
-                batchSize: Int = 1 << 20, lanesAhead: Int = 3) {
+                batchSize: Int = 1 << 20, lanesAhead: Int = 3) throws {
+        let md5 = try StreamDigest(.md5)
+        let multihash = try StreamDigest(algorithm == .sha512 ? .sha512 : .sha256)
         self.writer = writer
         self.algorithm = algorithm
         self.limits = limits
@@ -62,21 +63,12 @@ public final class ImageIngest: @unchecked Sendable {
         let queues = (0..<3).map { _ in BatchQueue(capacity: lanesAhead) }
         self.queues = queues
         md5Lane = Task {
-            var md5 = Insecure.MD5()
-            while let b = await queues[0].next() { b.withUnsafeReadableBytes { md5.update(bufferPointer: $0) } }
-            return md5
+            while let b = await queues[0].next() { b.withUnsafeReadableBytes { md5.update($0) } }
+            return md5.finalizeHex()
         }
         hashLane = Task {
-            switch algorithm {
-            case .sha512:
-                var h = SHA512()
-                while let b = await queues[1].next() { b.withUnsafeReadableBytes { h.update(bufferPointer: $0) } }
-                return Self.hex(h.finalize())
-            case .sha256:
-                var h = SHA256()
-                while let b = await queues[1].next() { b.withUnsafeReadableBytes { h.update(bufferPointer: $0) } }
-                return Self.hex(h.finalize())
-            }
+            while let b = await queues[1].next() { b.withUnsafeReadableBytes { multihash.update($0) } }
+            return multihash.finalizeHex()
         }
         let maxVirtualSize = limits.maxVirtualSize
         writeLane = Task {
@@ -148,7 +140,7 @@ public final class ImageIngest: @unchecked Sendable {
         if let expected = limits.expectedSize, received != expected {
             throw ImageError.badRequest("Image data is \(received) bytes, but \(expected) bytes were declared.")
         }
-        return IngestResult(size: received, md5: Self.hex(md5.finalize()), hashAlgorithm: algorithm,
+        return IngestResult(size: received, md5: md5, hashAlgorithm: algorithm,
                             hashValue: hashValue, inspection: inspector.finish())
     }
 
@@ -161,18 +153,5 @@ public final class ImageIngest: @unchecked Sendable {
         _ = await md5Lane.value
         _ = await hashLane.value
         _ = try? await writeLane.value
-    }
-
-    static func hex(_ digest: some Digest) -> String {
-        let table: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(128)
-        digest.withUnsafeBytes { bytes in
-            for b in bytes {
-                out.append(table[Int(b >> 4)])
-                out.append(table[Int(b & 0x0f)])
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

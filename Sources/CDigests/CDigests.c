@@ -1,0 +1,36 @@
+#include <openssl/evp.h>
+#include "CDigests.h"
+
+struct imaged_digest { EVP_MD_CTX *ctx; };
+
+imaged_digest *imaged_digest_new(int algorithm) {
+    const EVP_MD *md = algorithm == IMAGED_MD5 ? EVP_md5()
+                     : algorithm == IMAGED_SHA256 ? EVP_sha256()
+                     : algorithm == IMAGED_SHA512 ? EVP_sha512() : NULL;
+    if (md == NULL) return NULL;
+    imaged_digest *d = OPENSSL_malloc(sizeof *d);
+    if (d == NULL) return NULL;
+    d->ctx = EVP_MD_CTX_new();
+    if (d->ctx == NULL || EVP_DigestInit_ex(d->ctx, md, NULL) != 1) {
+        EVP_MD_CTX_free(d->ctx);
+        OPENSSL_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int imaged_digest_update(imaged_digest *d, const void *bytes, size_t count) {
+    return EVP_DigestUpdate(d->ctx, bytes, count);
+}
+
+unsigned int imaged_digest_final(imaged_digest *d, unsigned char *out) {
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(d->ctx, out, &length) != 1) return 0;
+    return length;
+}
+
+void imaged_digest_free(imaged_digest *d) {
+    if (d == NULL) return;
+    EVP_MD_CTX_free(d->ctx);
+    OPENSSL_free(d);
+}

@@ -1,0 +1,19 @@
+#ifndef CDIGESTS_H
+#define CDIGESTS_H
+#include <stddef.h>
+
+/// Streaming digests through the system's OpenSSL libcrypto (EVP), which picks the fastest code
+/// for this CPU (AVX2 SHA-512 on AMD too, where BoringSSL falls back to scalar code).
+typedef struct imaged_digest imaged_digest;
+
+enum { IMAGED_MD5 = 0, IMAGED_SHA256 = 1, IMAGED_SHA512 = 2 };
+
+/// NULL when the algorithm is unknown or OpenSSL refuses it (a FIPS-only provider refuses MD5).
+imaged_digest *imaged_digest_new(int algorithm);
+/// 1 on success.
+int imaged_digest_update(imaged_digest *d, const void *bytes, size_t count);
+/// Writes the digest (at most 64 bytes) and returns its length, or 0 on failure. Once per digest.
+unsigned int imaged_digest_final(imaged_digest *d, unsigned char *out);
+void imaged_digest_free(imaged_digest *d);
+
+#endif
