@@ -33,6 +33,7 @@ let package = Package(
         .target(name: "ImageData", dependencies: [
             "ImageCore", "CDigests",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // Linux file calls glibc hides behind _GNU_SOURCE (sync_file_range).
