@@ -43,15 +43,21 @@ public struct ImageDataService: Sendable {
 
     /// Streams `body` into the image's blob. On success the image is active with size, digests and
     /// virtual size; on any failure the blob is discarded and the image is queued again.
-    public func upload(id: String, declaredSize: Int64?, body: some AsyncSequence<ByteBuffer, any Error>,
-                       by p: Principal) async throws -> Image {
+    /// `expectedMD5` (hex), when the client sent one, must match the data or the upload fails with 400.
+    public func upload(id: String, declaredSize: Int64?, expectedMD5: String? = nil,
+                       body: some AsyncSequence<ByteBuffer, any Error>, by p: Principal) async throws -> Image {
         try checkDeclared(declaredSize)
         let image = try await images.beginUpload(id: id, to: .saving, by: p)
         let key = BlobKey.image(image.id)
         do {
             var virtualSize: Int64?
-            // The format decision comes before the commit: refused data is never published.
-            let result = try await ingest(into: key, declaredSize: declaredSize, from: body) { virtualSize = try decideFormat(image, $0) }
+            // Checksum and format decisions come before the commit: refused data is never published.
+            let result = try await ingest(into: key, declaredSize: declaredSize, from: body) { result in
+                if let expectedMD5, expectedMD5 != result.md5 {
+                    throw ImageError.badRequest("Checksum verification failed: the data's MD5 is \(result.md5), the request said \(expectedMD5).")
+                }
+                virtualSize = try decideFormat(image, result)
+            }
             do {
                 let done = try await images.finishData(id: image.id, from: .saving, facts: facts(result, virtualSize))
                 logger.info("image data uploaded", metadata: ["image": .string(image.id), "size": "\(result.size)"])

@@ -3,6 +3,7 @@ import Hummingbird
 import ImageCore
 import ImageData
 import NIOCore
+import Foundation
 
 extension HTTPField.Name {
     static let imageSize = HTTPField.Name("x-openstack-image-size")!
@@ -52,11 +53,28 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
         return nil
     }
 
+    /// A request `Content-MD5` (RFC 1864 base64, or the hex digest Glance itself returns). Glance
+    /// ignores it; we check the data against it, so a client that states a digest gets 400 and
+    /// nothing stored when the bytes were damaged on the way.
+    static func expectedMD5(_ request: Request) throws -> String? {
+        guard let raw = request.headers[.contentMD5]?.trimmingSpaces, !raw.isEmpty else { return nil }
+        let hexDigits = raw.lowercased()
+        if hexDigits.utf8.count == 32, hexDigits.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) {
+            return hexDigits
+        }
+        if let bytes = Data(base64Encoded: raw).map(Array.init), bytes.count == 16 {
+            return bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        }
+        throw GlanceError(.badRequest, "Content-MD5 must be the MD5 of the data, in base64 or hex: '\(raw)'.")
+    }
+
     var upload: Handler {
         { [data] request, context in
             let p = try R.principal(context)
             let declared = try Self.uploadRequest(request)
-            _ = try await data.upload(id: try R.parameter(context, "id"), declaredSize: declared, body: request.body, by: p)
+            let md5 = try Self.expectedMD5(request)
+            _ = try await data.upload(id: try R.parameter(context, "id"), declaredSize: declared, expectedMD5: md5,
+                                      body: request.body, by: p)
             return Response(status: .noContent)
         }
     }

@@ -30,7 +30,7 @@ func temporaryDirectory(_ tag: String) -> String {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try FileBlobStore(root: dir)
         let writer = try await store.makeWriter(key: "images/x")
-        let ingest = ImageIngest(writer: writer, algorithm: algorithm, limits: limits, batchSize: batch)
+        let ingest = try ImageIngest(writer: writer, algorithm: algorithm, limits: limits, batchSize: batch)
         var i = 0, k = 0
         do {
             while i < data.count {
@@ -98,7 +98,7 @@ func temporaryDirectory(_ tag: String) -> String {
             func commit() async throws {}
             func cancel() async {}
         }
-        let ingest = ImageIngest(writer: FailingWriter(), algorithm: .sha512, limits: .init(sizeCap: 1 << 30), batchSize: 1000)
+        let ingest = try ImageIngest(writer: FailingWriter(), algorithm: .sha512, limits: .init(sizeCap: 1 << 30), batchSize: 1000)
         await #expect(throws: Boom.self) {
             for _ in 0..<10 { try await ingest.append(ByteBuffer(bytes: pseudoRandom(1000))) }
             _ = try await ingest.finish()

@@ -164,6 +164,28 @@ extension API {
         }
     }
 
+    /// A digest the client states (Content-MD5, base64 or hex) must match, or nothing is kept.
+    @Test func statedChecksumMismatchIs400AndKeepsNothing() async throws {
+        try await withAPI { api in
+            let data = testBytes(50_000)
+            let md5 = Array(Insecure.MD5.hash(data: data))
+            let id = try await api.create(Self.rawImage)
+            let wrong = try await api.upload(id, data, headers: ["Content-MD5": hexDigest(Insecure.MD5.hash(data: [1, 2, 3]))])
+            #expect(wrong.status == .badRequest)
+            #expect(wrong.text.contains("Checksum verification failed"))
+            #expect(try await api.status(id) == "queued")
+            #expect(!api.blobExists(id))
+            #expect(try api.temporaries().isEmpty)
+            #expect(try await api.upload(id, data, headers: ["Content-MD5": "not-a-digest"]).status == .badRequest)
+            let right = try await api.upload(id, data, headers: ["Content-MD5": Data(md5).base64EncodedString()])
+            #expect(right.status == .noContent)
+            #expect(try await api.show(id)["checksum"]?.stringValue == hexDigest(md5))
+            // Hex works too.
+            let other = try await api.create(Self.rawImage)
+            #expect(try await api.upload(other, data, headers: ["Content-MD5": hexDigest(md5)]).status == .noContent)
+        }
+    }
+
     @Test func sizeCapIs413() async throws {
         try await withAPI(configure: { $0.imageSizeCap = 4096 }) { api in
             let id = try await api.create(Self.rawImage)
