@@ -63,7 +63,7 @@ for mib in $SIZES; do
     row "&nbsp;&nbsp;dd $L bs=1M conv=fsync (reference)" "$(fmt "$(med "$dd")") MB/s" "$(runs "$dd")" "" "" "" "reference"
     row "&nbsp;&nbsp;openssl speed md5 / $HASH, 16 KiB (reference)" "$(fmt "$(med "$md5")") / $(fmt "$(med "$hs")") MB/s" "$(runs "$dg")" "" "" "" "reference"
     bs=$(values "$p" bssl_digest | stats)
-    [ "$(med "$bs")" = - ] || row "&nbsp;&nbsp;md5 / $HASH in swift-crypto's BoringSSL, as linked in imaged (bench/digest_speed.c)" \
+    [ "$(med "$bs")" = - ] || row "&nbsp;&nbsp;md5 / $HASH in swift-crypto's BoringSSL, which imaged no longer uses for them (bench/digest_speed.c)" \
         "$(fmt "$(med "$(values "$p" bssl_md5 | stats)")") / $(fmt "$(med "$(values "$p" "bssl_$HASH" | stats)")") MB/s" "$(runs "$bs")" \
         "upload / min(dd, slower of these)" "$(fmt "$(med "$(paired "$p" upload dd bssl_digest | stats)")" %.2f)" "" "info"
     dq=$(values "$p" dirty_upload | stats)
