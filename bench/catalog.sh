@@ -138,12 +138,9 @@ if [ -n "$TABLE_ONLY" ]; then print_table; exit 0; fi
 
 # ---------------------------------------------------------------- tools and binary
 
-need_pkg() { # command package
-    command -v "$1" >/dev/null 2>&1 && return 0
-    log "installing $2 (Debian package)"
-    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq "$2" >/dev/null || die "cannot install $2"
-}
+# shellcheck source=../scripts/lib/deps.sh
+. "$ROOT/scripts/lib/deps.sh"
+need_pkg() { ensure_command "$@"; }  # command package
 need_pkg wrk wrk
 need_pkg sqlite3 sqlite3
 need_pkg curl curl

@@ -66,12 +66,9 @@ note_load() { echo "$(date -u +%H:%M:%S) $1: $(cat /proc/loadavg)" >> "$OUT/upti
 
 # ---------------------------------------------------------------- tools and binary
 
-need_pkg() { # command package
-    command -v "$1" >/dev/null 2>&1 && return 0
-    log "installing $2 (Debian package)"
-    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq "$2" >/dev/null || die "cannot install $2"
-}
+# shellcheck source=../scripts/lib/deps.sh
+. "$ROOT/scripts/lib/deps.sh"
+need_pkg() { ensure_command "$@"; }  # command package
 need_pkg curl curl
 need_pkg openssl openssl
 need_pkg fincore util-linux

@@ -12,3 +12,11 @@ ensure_debian_packages() {
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 }
+
+# ensure_command COMMAND PACKAGE: installs the Debian package when the command is missing.
+ensure_command() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    echo "installing $2 (Debian package, for $1)" >&2
+    ensure_debian_packages "$2"
+    command -v "$1" >/dev/null 2>&1 || { echo "cannot install $2" >&2; exit 1; }
+}
