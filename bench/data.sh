@@ -66,8 +66,8 @@ note_load() { echo "$(date -u +%H:%M:%S) $1: $(cat /proc/loadavg)" >> "$OUT/upti
 
 # ---------------------------------------------------------------- tools and binary
 
-# shellcheck source=../scripts/lib/deps.sh
-. "$ROOT/scripts/lib/deps.sh"
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
 need_pkg() { ensure_command "$@"; }  # command package
 need_pkg curl curl
 need_pkg openssl openssl
@@ -146,13 +146,8 @@ start_server() { # label
     "$IMAGED_BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --no-auth --log-level warning \
         --hash-algorithm "$HASH" >> "$OUT/server-$1.log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 300); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz" || true)" = 200 ] && {
-            log "server up (pid $SERVER_PID) for $1"; return 0; }
-        kill -0 "$SERVER_PID" 2>/dev/null || die "server exited; see $OUT/server-$1.log"
-        sleep 0.2
-    done
-    die "server did not answer /healthz within 60 s"
+    wait_for_healthz "$URL" "$SERVER_PID" "$OUT/server-$1.log" || die "server did not start"
+    log "server up (pid $SERVER_PID) for $1"
 }
 
 api() { curl -sS -H "X-Auth-Token: $TOKEN" "$@"; }

@@ -122,3 +122,13 @@ extension ImageService {
     public static let failedImportKey = "os_glance_failed_import"
     public static let importingToStoresKey = "os_glance_importing_to_stores"
 }
+
+extension Image {
+    /// Ends an import's hold on the image (its lock and target stores); `failedStore` records a
+    /// failure in `os_glance_failed_import`, as Glance does.
+    public mutating func releaseImportLock(failedStore: String? = nil) {
+        properties.removeValue(forKey: ImageService.importLockKey)
+        properties.removeValue(forKey: ImageService.importingToStoresKey)
+        if let failedStore { properties[ImageService.failedImportKey] = failedStore }
+    }
+}

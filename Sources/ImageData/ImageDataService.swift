@@ -19,7 +19,8 @@ public struct ImageDataConfig: Sendable {
 
 /// Pulls bytes from a URL for imports. Implemented in Outbound, which owns the URL guard.
 public protocol RemoteFetcher: Sendable {
-    /// Refuses a URL the guard would refuse, before any task is created (400 on the API).
+    /// Refuses a URL the guard would refuse, before any task is created: throws
+    /// `ImageError.badRequest` naming the rule (400 on the API).
     func vet(_ url: String) async throws
     /// Streams the body of `url` (following vetted redirects) into `sink`. `announce` gets the
     /// length the server declared, if any, before the first byte.

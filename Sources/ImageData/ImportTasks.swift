@@ -20,19 +20,13 @@ public struct ImageImports: Sendable {
     /// guard now (400), and again, with every redirect, when fetched.
     public func start(id: String, method: String, uri: String?, requestBody: JSONValue, requestId: String?,
                       by p: Principal) async throws -> ImageTask {
+        // Only implemented methods can be enabled (`ImageDataConfig.importMethods`).
         guard data.config.importMethods.contains(method) else {
             throw ImageError.badRequest("Unknown import method name '\(method)'.")
         }
-        switch method {
-        case "web-download":
+        if method == "web-download" {
             guard let uri, !uri.isEmpty else { throw ImageError.badRequest("web-download needs method.uri.") }
-            do { try await fetcher.vet(uri) } catch let e as ImageError { throw e } catch {
-                throw ImageError.badRequest("URI for web-download does not pass filtering: \(uri) (\(error))")
-            }
-        case "glance-direct":
-            break
-        default:
-            throw ImageError.badRequest("Unknown import method name '\(method)'.")
+            try await fetcher.vet(uri)
         }
         // Visibility and ownership first, so a stranger learns nothing from the checks below.
         let visible = try await data.images.visibleImage(id: id, by: p)
@@ -49,10 +43,7 @@ public struct ImageImports: Sendable {
         do {
             try await data.images.catalog.insertTask(task)
         } catch {
-            try? await data.images.returnToQueued(id: visible.id, from: [.importing]) {
-                $0.properties.removeValue(forKey: ImageService.importLockKey)
-                $0.properties.removeValue(forKey: ImageService.importingToStoresKey)
-            }
+            try? await data.images.returnToQueued(id: visible.id, from: [.importing]) { $0.releaseImportLock() }
             throw error
         }
         runner.wake()
@@ -163,20 +154,24 @@ public final class TaskRunner: Sendable {
         }
         let now = Timestamp.now()
         let (done, total) = progress.snapshot
-        switch outcome {
-        case .success(let result):
-            _ = try? await catalog.updateTask(id: task.id) { t in
-                t.status = .success; t.result = result; t.message = ""; t.bytesDone = done
-                t.bytesTotal = total ?? done; t.leaseOwner = nil; t.leaseExpiresAt = nil
-                t.updatedAt = now; t.expiresAt = now + self.options.timeToLive
-            }
+        let (result, message): (String?, String) = switch outcome {
+        case .success(let r): (r, "")
+        case .failure(let e): (nil, (e as? ImageError)?.message ?? "\(e)")
+        }
+        _ = try? await catalog.updateTask(id: task.id) { t in
+            t.status = result != nil ? .success : .failure
+            t.result = result
+            t.message = message
+            t.bytesDone = done
+            t.bytesTotal = total ?? (result != nil ? done : t.bytesTotal)
+            t.leaseOwner = nil
+            t.leaseExpiresAt = nil
+            t.updatedAt = now
+            t.expiresAt = now + self.options.timeToLive
+        }
+        if result != nil {
             logger.info("task succeeded", metadata: ["task": .string(task.id), "bytes": "\(done)"])
-        case .failure(let error):
-            let message = (error as? ImageError)?.message ?? "\(error)"
-            _ = try? await catalog.updateTask(id: task.id) { t in
-                t.status = .failure; t.message = message; t.bytesDone = done; t.bytesTotal = total ?? t.bytesTotal
-                t.leaseOwner = nil; t.leaseExpiresAt = nil; t.updatedAt = now; t.expiresAt = now + self.options.timeToLive
-            }
+        } else {
             logger.warning("task failed", metadata: ["task": .string(task.id), "error": .string(message)])
         }
     }
@@ -215,9 +210,8 @@ public final class TaskRunner: Sendable {
                 throw ImageError.badRequest("Unknown import method name '\(method)'.")
             }
             do {
-                _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize)) { i in
-                    i.properties.removeValue(forKey: ImageService.importLockKey)
-                    i.properties.removeValue(forKey: ImageService.importingToStoresKey)
+                _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize)) {
+                    $0.releaseImportLock()
                 }
             } catch {
                 try? await data.blobs.delete(key: key)
@@ -234,11 +228,7 @@ public final class TaskRunner: Sendable {
     /// The import failed: the image is queued again with the store named in `os_glance_failed_import`.
     func giveUp(_ image: Image, method: String) async {
         let store = data.blobs.id
-        _ = try? await data.images.returnToQueued(id: image.id, from: [.importing]) { i in
-            i.properties.removeValue(forKey: ImageService.importLockKey)
-            i.properties.removeValue(forKey: ImageService.importingToStoresKey)
-            i.properties[ImageService.failedImportKey] = store
-        }
+        _ = try? await data.images.returnToQueued(id: image.id, from: [.importing]) { $0.releaseImportLock(failedStore: store) }
         if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(image.id)) }
     }
 

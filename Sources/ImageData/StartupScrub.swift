@@ -37,8 +37,8 @@ public struct StartupScrub: Sendable {
             case .uploading:
                 if try await blobs.size(key: BlobKey.staging(image.id)) == nil { reason = "staging interrupted by a restart" }
             case .importing:
-                let taskId = image.properties[ImageService.importLockKey]
-                let task = try await taskId.asyncMap { try await catalog.task(id: $0) } ?? nil
+                var task: ImageTask?
+                if let taskId = image.properties[ImageService.importLockKey] { task = try await catalog.task(id: taskId) }
                 if let task, !task.status.isFinished {
                     // This node is the only one: the lease holder is dead, so resume now.
                     _ = try await catalog.updateTask(id: task.id) { $0.leaseExpiresAt = 0 }
@@ -50,13 +50,8 @@ public struct StartupScrub: Sendable {
             default: break
             }
             guard let reason else { continue }
-            let failedImport = image.status == .importing
-            let store = blobs.id
-            try await service.returnToQueued(id: image.id, from: [image.status]) { i in
-                i.properties.removeValue(forKey: ImageService.importLockKey)
-                i.properties.removeValue(forKey: ImageService.importingToStoresKey)
-                if failedImport { i.properties[ImageService.failedImportKey] = store }
-            }
+            let failedStore = image.status == .importing ? blobs.id : nil
+            try await service.returnToQueued(id: image.id, from: [image.status]) { $0.releaseImportLock(failedStore: failedStore) }
             report.imagesRequeued += 1
             logger.notice("image \(image.id) was \(image.status.rawValue) (\(reason)): back to queued")
         }
@@ -77,12 +72,5 @@ public struct StartupScrub: Sendable {
             logger.notice("removed staged blob \(key): image is \(status?.rawValue ?? "gone")")
         }
         return report
-    }
-}
-
-extension Optional {
-    func asyncMap<T>(_ f: (Wrapped) async throws -> T) async rethrows -> T? {
-        guard let v = self else { return nil }
-        return try await f(v)
     }
 }

@@ -32,7 +32,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
 
     /// Upload preconditions shared by `/file` and `/stage`: octet-stream body and a sane size header.
     static func uploadRequest(_ request: Request) throws -> Int64? {
-        let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingSpaces.lowercased() } ?? ""
+        let mediaType = R.mediaType(request)
         guard mediaType == "application/octet-stream" else {
             throw GlanceError(.unsupportedMediaType,
                 "The request media type \(mediaType.isEmpty ? "(none)" : mediaType) is not supported by this server: image data must be application/octet-stream.")

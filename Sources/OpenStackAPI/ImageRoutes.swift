@@ -73,6 +73,11 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         return raw.removingPercentEncoding ?? raw
     }
 
+    /// The request's media type, lower-case, without parameters; "" when absent.
+    static func mediaType(_ request: Request) -> String {
+        (request.headers[.contentType] ?? "").split(separator: ";").first.map { $0.trimmingSpaces.lowercased() } ?? ""
+    }
+
     static func baseURL(_ request: Request, _ options: OpenStackAPIOptions) -> String {
         if let e = options.publicEndpoint { return e.hasSuffix("/") ? String(e.dropLast()) : e }
         return "http://" + (request.head.authority ?? "localhost")
@@ -194,8 +199,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     var update: Handler {
         { [service] request, context in
             let p = try Self.principal(context)
-            let mediaType = (request.headers[.contentType] ?? "").split(separator: ";").first
-                .map { $0.trimmingSpaces.lowercased() } ?? ""
+            let mediaType = Self.mediaType(request)
             guard let kind = Self.patchTypes.firstIndex(of: mediaType) else {
                 throw GlanceError(.unsupportedMediaType,
                     "The request media type \(mediaType.isEmpty ? "(none)" : mediaType) is not supported by this server. Use one of: \(Self.patchTypes.joined(separator: ", ")).",

@@ -49,11 +49,7 @@ public final class HTTPFetcher: RemoteFetcher {
     }
 
     public func vet(_ url: String) async throws {
-        do {
-            _ = try await urlGuard.check(url)
-        } catch let refusal as URLRefusal {
-            throw ImageError.badRequest("URI for web-download does not pass filtering: \(url) (\(refusal.reason))")
-        }
+        _ = try await vetted { try await self.urlGuard.check(url) }
     }
 
     public func fetch(_ url: String, maxBytes: Int64, announce: (Int64?) async throws -> Void,

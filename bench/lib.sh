@@ -1,0 +1,15 @@
+# Shared by the bench scripts (sourced after they cd to the repo root).
+# shellcheck source=../scripts/lib/deps.sh
+. scripts/lib/deps.sh
+
+# wait_for_healthz URL PID LOGFILE: waits up to 60 s for GET URL/healthz to answer 200;
+# fails at once if the server process exits.
+wait_for_healthz() {
+    for _ in $(seq 1 300); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/healthz" || true)" = 200 ] && return 0
+        kill -0 "$2" 2>/dev/null || { echo "server exited; see $3" >&2; return 1; }
+        sleep 0.2
+    done
+    echo "server did not answer /healthz within 60 s; see $3" >&2
+    return 1
+}
