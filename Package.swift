@@ -58,8 +58,15 @@ let package = Package(
             // The raw C API, to decode hot rows without GRDB's generic per-column conversions.
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ], swiftSettings: strict),
-        // Principals from credentials (static token file for now; Keystone later).
-        .target(name: "Identity", dependencies: ["ImageCore"], swiftSettings: strict),
+        // Principals from credentials: static tokens, Keystone v3 validation, local accounts and API keys.
+        // CDigests gives PBKDF2 and SHA-256 from OpenSSL; AsyncHTTPClient talks to Keystone.
+        .target(name: "Identity", dependencies: [
+            "ImageCore", "CDigests",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         // The OpenStack Image API v2 front-end.
         .target(name: "OpenStackAPI", dependencies: [
             "ImageCore", "ImageData", "Identity",
@@ -75,7 +82,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .executableTarget(name: "imaged", dependencies: [
-            "Server", "ImageData",
+            "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore"], swiftSettings: strict),

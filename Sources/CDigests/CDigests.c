@@ -1,4 +1,5 @@
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include "CDigests.h"
 
 struct imaged_digest { EVP_MD_CTX *ctx; };
@@ -33,4 +34,16 @@ void imaged_digest_free(imaged_digest *d) {
     if (d == NULL) return;
     EVP_MD_CTX_free(d->ctx);
     OPENSSL_free(d);
+}
+
+int imaged_pbkdf2_sha256(const char *password, size_t password_len, const unsigned char *salt, size_t salt_len,
+                         unsigned int iterations, unsigned char *out, size_t out_len) {
+    if (iterations == 0 || password_len > 0x7fffffff || salt_len > 0x7fffffff || out_len > 0x7fffffff) return 0;
+    return PKCS5_PBKDF2_HMAC(password, (int)password_len, salt, (int)salt_len, (int)iterations, EVP_sha256(),
+                             (int)out_len, out);
+}
+
+int imaged_random_bytes(unsigned char *out, size_t count) {
+    if (count > 0x7fffffff) return 0;
+    return RAND_bytes(out, (int)count);
 }

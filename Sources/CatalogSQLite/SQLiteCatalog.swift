@@ -101,6 +101,33 @@ public final class SQLiteCatalog: Catalog {
                 CREATE INDEX tasks_runnable ON tasks(status, created_at) WHERE status IN ('pending', 'processing');
                 """)
         }
+        m.registerMigration("v3: local accounts, API keys, project quotas") { db in
+            try db.execute(sql: """
+                CREATE TABLE accounts (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL UNIQUE,
+                    project_id TEXT NOT NULL,
+                    roles TEXT NOT NULL,
+                    password_hash TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE TABLE api_keys (
+                    key_id TEXT PRIMARY KEY NOT NULL,
+                    account_name TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+                    secret_hash TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE INDEX api_keys_account ON api_keys(account_name);
+                CREATE TABLE project_quotas (
+                    project_id TEXT PRIMARY KEY NOT NULL,
+                    image_count_total INTEGER,
+                    image_size_total INTEGER,
+                    image_stage_total INTEGER,
+                    image_count_uploading INTEGER
+                );
+                """)
+        }
         return m
     }
 
@@ -167,8 +194,8 @@ public final class SQLiteCatalog: Catalog {
 
     /// Concurrent inserts share one transaction (group commit): one commit, and with `full`
     /// durability one fsync, for every insert waiting when the writer becomes free.
-    public func insertImage(_ image: Image) async throws {
-        try await inserts.insert(image)
+    public func insertImage(_ image: Image, check: (@Sendable (UsageReader) throws -> Void)?) async throws {
+        try await inserts.insert(image, check: check)
         cache.offer(image)
     }
 
@@ -180,13 +207,13 @@ public final class SQLiteCatalog: Catalog {
         return image
     }
 
-    public func updateImage(id: String, _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image? {
+    public func updateImage(id: String, _ change: @escaping @Sendable (inout Image, UsageReader) throws -> Void) async throws -> Image? {
         try await pool.write { db -> Image? in
             guard let original = try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first else {
                 return nil
             }
             var image = original
-            try change(&image)
+            try change(&image) { try Self.usage(db, project: $0) }
             image.id = original.id
             guard image != original else { return original }
             image.version = original.version + 1
@@ -211,6 +238,57 @@ public final class SQLiteCatalog: Catalog {
         let sql = "SELECT \(Self.columns) FROM images WHERE status IN (\(ListSQL.placeholders(statuses.count)))"
         return try await pool.read { db in
             try Self.fetchImages(db, sql: sql, arguments: StatementArguments(statuses.map(\.rawValue)))
+        }
+    }
+
+    // MARK: Usage and quotas
+
+    static func statusList(_ statuses: [ImageStatus]) -> String {
+        statuses.map { "'\($0.rawValue)'" }.joined(separator: ",")
+    }
+
+    /// One pass over the owner's rows (index images_owner_created); status sets from `ProjectUsage`.
+    static let usageSQL = """
+        SELECT COALESCE(SUM(status IN (\(statusList(ProjectUsage.countedStatuses)))), 0),
+               COALESCE(SUM(CASE WHEN status IN (\(statusList(ProjectUsage.storedStatuses))) THEN COALESCE(size, 0) ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN status IN (\(statusList(ProjectUsage.stagedStatuses))) THEN COALESCE(size, 0) ELSE 0 END), 0),
+               COALESCE(SUM(status IN (\(statusList(ProjectUsage.uploadingStatuses)))), 0)
+        FROM images WHERE owner = ?
+        """
+
+    static func usage(_ db: Database, project: String) throws -> ProjectUsage {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: usageSQL), arguments: [project]) else { return ProjectUsage() }
+        return ProjectUsage(imageCount: row[0], sizeTotal: row[1], stageTotal: row[2], uploadingCount: row[3])
+    }
+
+    public func usage(project: String) async throws -> ProjectUsage {
+        try await pool.read { db in try Self.usage(db, project: project) }
+    }
+
+    public func quotaOverride(project: String) async throws -> QuotaLimits? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT image_count_total, image_size_total, image_stage_total, image_count_uploading
+                FROM project_quotas WHERE project_id = ?
+                """, arguments: [project]).map { row in
+                QuotaLimits(imageCountTotal: row[0], imageSizeTotal: row[1], imageStageTotal: row[2], imageCountUploading: row[3])
+            }
+        }
+    }
+
+    public func setQuotaOverride(project: String, _ limits: QuotaLimits?) async throws {
+        try await pool.write { db in
+            guard let l = limits else {
+                try db.execute(sql: "DELETE FROM project_quotas WHERE project_id = ?", arguments: [project])
+                return
+            }
+            try db.execute(sql: """
+                INSERT INTO project_quotas (project_id, image_count_total, image_size_total, image_stage_total, image_count_uploading)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (project_id) DO UPDATE SET image_count_total = excluded.image_count_total,
+                    image_size_total = excluded.image_size_total, image_stage_total = excluded.image_stage_total,
+                    image_count_uploading = excluded.image_count_uploading
+                """, arguments: [project, l.imageCountTotal, l.imageSizeTotal, l.imageStageTotal, l.imageCountUploading])
         }
     }
 
@@ -313,7 +391,8 @@ final class ImageCache: Sendable {
 /// every pending insert and runs them in a single write transaction. A duplicate id fails only its
 /// own statement (SQLite aborts the statement, not the transaction).
 final class InsertBatcher: Sendable {
-    typealias Waiter = (image: Image, continuation: CheckedContinuation<Void, any Error>)
+    typealias Check = @Sendable (UsageReader) throws -> Void
+    typealias Waiter = (image: Image, check: Check?, continuation: CheckedContinuation<Void, any Error>)
     struct State {
         var waiting: [Waiter] = []
         var draining = false
@@ -326,10 +405,10 @@ final class InsertBatcher: Sendable {
 
     init(pool: DatabasePool) { self.pool = pool }
 
-    func insert(_ image: Image) async throws {
+    func insert(_ image: Image, check: Check?) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let startDrain = state.withLock { s -> Bool in
-                s.waiting.append((image, continuation))
+                s.waiting.append((image, check, continuation))
                 if s.draining { return false }
                 s.draining = true
                 return true
@@ -348,18 +427,20 @@ final class InsertBatcher: Sendable {
                 return taken
             }
             if batch.isEmpty { return }
-            let images = batch.map(\.image)
+            let entries = batch.map { ($0.image, $0.check) }
             do {
-                let outcomes = try await pool.write { db -> [ImageError?] in
+                let outcomes = try await pool.write { db -> [(any Error)?] in
                     // Writers are serialized, so checking first is race-free, and a duplicate never
                     // reaches the INSERT: a failed step can leave a reused statement reporting the
                     // stale error on its next execution, which would refuse a valid image.
                     let exists = try db.cachedStatement(sql: "SELECT 1 FROM images WHERE id = ?")
                     let insert = try db.cachedStatement(sql: SQLiteCatalog.insertSQL)
-                    return try images.map { image -> ImageError? in
+                    return try entries.map { image, check -> (any Error)? in
                         if try Int.fetchOne(exists, arguments: [image.id]) != nil {
                             return ImageError.conflict("An image with identifier \(image.id) already exists.")
                         }
+                        // Earlier inserts of this batch are already visible to the usage read.
+                        do { try check?({ try SQLiteCatalog.usage(db, project: $0) }) } catch { return error }
                         try insert.execute(arguments: SQLiteCatalog.arguments(image))
                         return nil
                     }

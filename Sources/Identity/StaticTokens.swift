@@ -1,10 +1,31 @@
 import Foundation
 import ImageCore
 
-/// Turns a credential into a principal. Keystone validation and vendor sessions implement it later.
+/// Turns a request's token into a principal: static tokens, Keystone, local API keys, or a chain.
 public protocol TokenAuthenticator: Sendable {
-    /// nil when the token is unknown, expired or revoked.
-    func principal(forToken token: String) async throws -> Principal?
+    /// nil when the token is unknown, expired or revoked. `serviceToken` is `X-Service-Token`
+    /// (a service acting for the user); authenticators that do not know it ignore it.
+    func principal(forToken token: String, serviceToken: String?) async throws -> Principal?
+}
+
+extension TokenAuthenticator {
+    public func principal(forToken token: String) async throws -> Principal? {
+        try await principal(forToken: token, serviceToken: nil)
+    }
+}
+
+/// Asks each authenticator in turn; the first that knows the token wins. Local ones go first so
+/// they never cost a round trip to Keystone.
+public struct ChainedAuthenticator: TokenAuthenticator {
+    let members: [any TokenAuthenticator]
+    public init(_ members: [any TokenAuthenticator]) { self.members = members }
+
+    public func principal(forToken token: String, serviceToken: String?) async throws -> Principal? {
+        for m in members {
+            if let p = try await m.principal(forToken: token, serviceToken: serviceToken) { return p }
+        }
+        return nil
+    }
 }
 
 /// Tokens read once from a JSON file:
@@ -35,7 +56,7 @@ public struct StaticTokenAuthenticator: TokenAuthenticator {
         principals = map
     }
 
-    public func principal(forToken token: String) async throws -> Principal? {
+    public func principal(forToken token: String, serviceToken: String?) async throws -> Principal? {
         token.isEmpty ? nil : principals[token]
     }
 }
@@ -44,7 +65,7 @@ public struct StaticTokenAuthenticator: TokenAuthenticator {
 public struct NoAuthAuthenticator: TokenAuthenticator {
     public static let principal = Principal(userId: "local-admin", projectId: "local", roles: ["admin"])
     public init() {}
-    public func principal(forToken token: String) async throws -> Principal? { Self.principal }
+    public func principal(forToken token: String, serviceToken: String?) async throws -> Principal? { Self.principal }
 }
 
 public struct IdentityError: Error, CustomStringConvertible {

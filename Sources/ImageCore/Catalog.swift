@@ -1,14 +1,17 @@
 /// Metadata storage. Implementations: SQLite (embedded) and PostgreSQL (scale-out).
 /// The catalog stores and queries; it decides no policy (the service does).
-public protocol Catalog: TaskCatalog {
+public protocol Catalog: TaskCatalog, AccountCatalog {
     /// Throws `ImageError.conflict` when the id exists, deleted images included (ids are never reused).
-    func insertImage(_ image: Image) async throws
+    /// `check` runs inside the inserting transaction, with the owner's usage read there too;
+    /// when it throws, that image is not inserted.
+    func insertImage(_ image: Image, check: (@Sendable (UsageReader) throws -> Void)?) async throws
     /// The row whatever its status, deleted included; nil when the id was never used.
     func image(id: String) async throws -> Image?
     /// Applies `change` to the stored image inside one write transaction (no lost updates between
     /// concurrent writers) and returns the result; nil when the id was never used. When `change`
     /// throws, nothing is written. `version` is bumped when the image changed.
-    func updateImage(id: String, _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image?
+    /// `change` gets a reader of any project's usage as stored in the same transaction.
+    func updateImage(id: String, _ change: @escaping @Sendable (inout Image, UsageReader) throws -> Void) async throws -> Image?
     func listImages(_ query: ImageListQuery) async throws -> [Image]
     /// Images in any of `statuses`, whatever their owner (for the start-up scrub).
     func images(withStatus statuses: [ImageStatus]) async throws -> [Image]
@@ -19,4 +22,19 @@ public protocol Catalog: TaskCatalog {
     func insertMember(_ member: ImageMember) async throws
     func updateMember(_ member: ImageMember) async throws
     func deleteMember(imageId: String, memberId: String) async throws -> Bool
+
+    /// What a project's images use now (statuses as in `ProjectUsage`).
+    func usage(project: String) async throws -> ProjectUsage
+    /// Per-project limits set by the operator (`imaged quota set`); nil when none.
+    func quotaOverride(project: String) async throws -> QuotaLimits?
+    /// nil removes the override.
+    func setQuotaOverride(project: String, _ limits: QuotaLimits?) async throws
+}
+
+extension Catalog {
+    public func insertImage(_ image: Image) async throws { try await insertImage(image, check: nil) }
+
+    public func updateImage(id: String, _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image? {
+        try await updateImage(id: id) { image, _ in try change(&image) }
+    }
 }

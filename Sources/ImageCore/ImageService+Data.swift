@@ -16,7 +16,7 @@ extension ImageService {
 
     /// queued → `to` (saving for `PUT /file`, uploading for `PUT /stage`), for the owner or an admin.
     public func beginUpload(id: String, to: ImageStatus, by p: Principal) async throws -> Image {
-        try await mutate(id: id, by: p, action: "upload data to") { image in
+        try await mutate(id: id, by: p, action: to == .saving ? .uploadImage : .modifyImage, verb: "upload data to") { image in
             guard image.status == .queued else {
                 throw ImageError.conflict("Image status transition from \(image.status.rawValue) to \(to.rawValue) is not allowed")
             }
@@ -32,7 +32,7 @@ extension ImageService {
     /// was deleted meanwhile the caller gets 410 and must discard the data it committed.
     public func finishData(id: String, from: ImageStatus, facts: DataFacts,
                            also: @escaping @Sendable (inout Image) -> Void = { _ in }) async throws -> Image {
-        let updated = try await catalog.updateImage(id: id) { image in
+        let updated = try await updateCheckingQuota(id: id) { image in
             guard image.status == from else {
                 if image.status == .deleted || image.status == .pendingDelete {
                     throw ImageError(.gone, "Image \(id) was deleted while its data was being written.")
@@ -54,7 +54,7 @@ extension ImageService {
 
     /// uploading → uploading with the staged size recorded (staged data is not downloadable).
     public func finishStage(id: String, size: Int64) async throws {
-        let updated = try await catalog.updateImage(id: id) { image in
+        let updated = try await updateCheckingQuota(id: id) { image in
             guard image.status == .uploading else {
                 if image.status == .deleted { throw ImageError(.gone, "Image \(id) was deleted while its data was being staged.") }
                 throw ImageError.conflict("Image \(id) is \(image.status.rawValue), not uploading.")
@@ -63,6 +63,16 @@ extension ImageService {
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
         }
         if updated == nil { throw ImageError.notFound("No image found with ID \(id)") }
+    }
+
+    /// A catalog update refused with 413 when it makes the owner's usage grow past a limit.
+    func updateCheckingQuota(id: String, _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image? {
+        let limits = try await limits(for: try await catalog.image(id: id)?.owner)
+        return try await catalog.updateImage(id: id) { image, usage in
+            let original = image
+            try change(&image)
+            try Self.checkQuota(before: original, after: image, limits: limits, usage: usage)
+        }
     }
 
     /// A failed or abandoned upload/import: back to queued (Glance), size and virtual size cleared,
@@ -86,10 +96,7 @@ extension ImageService {
     /// An image whose data the caller may download: visible, member role (Glance's `download_image`),
     /// and not deactivated unless admin.
     public func imageForDownload(id: String, by p: Principal) async throws -> Image {
-        let image = try await visibleImage(id: id, by: p)
-        guard p.isMember || p.isAdmin else {
-            throw ImageError.forbidden("You are not authorized to download image \(image.id).")
-        }
+        let image = try await authorizedImage(id: id, by: p, for: .downloadImage, verb: "download")
         if image.status == .deactivated && !p.isAdmin {
             throw ImageError.forbidden("The requested image has been deactivated. Image data download is forbidden.")
         }
@@ -99,7 +106,7 @@ extension ImageService {
     /// Checks and records the start of an import: takes the image's import lock
     /// (`os_glance_import_task`) and moves it to `importing`, all in one write.
     public func beginImport(id: String, method: String, taskId: String, store: String, by p: Principal) async throws -> Image {
-        try await mutate(id: id, by: p, action: "import data to") { image in
+        try await mutate(id: id, by: p, action: .modifyImage, verb: "import data to") { image in
             guard image.diskFormat != nil, image.containerFormat != nil else {
                 throw ImageError.conflict("Image \(image.id) needs disk_format and container_format before import.")
             }

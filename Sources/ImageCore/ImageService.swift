@@ -8,6 +8,8 @@ public struct ImageServiceConfig: Sendable {
     public var memberQuota = 128
     public var listDefaultLimit = 25
     public var listMaxLimit = 1000
+    /// Limits for every project unless overridden per project in the catalog.
+    public var quota = QuotaLimits.unlimited
 
     public init() {}
 }
@@ -56,46 +58,42 @@ public struct ImageService: Sendable {
         self.logger = logger
     }
 
-    // MARK: Policy
+    // MARK: Policy (the rules themselves are the table in Policy.swift)
 
     /// Whether the caller may see the image at all (metadata).
     public func canRead(_ image: Image, _ p: Principal, membership: ImageMember?) -> Bool {
-        if image.status.isGone { return false }
-        if p.isAdmin { return true }
-        guard p.isReader else { return false }
-        if image.owner == nil || image.owner == p.projectId { return true }
-        switch image.visibility {
-        case .public, .community: return true
-        case .shared: return membership != nil
-        case .private: return false
-        }
+        !image.status.isGone && Policy.allows(.getImage, p, PolicyTarget(image, callerIsImageMember: membership != nil))
     }
 
-    /// Owner project's member role, or admin.
-    public func canModify(_ image: Image, _ p: Principal) -> Bool {
-        p.isAdmin || (p.isMember && p.projectId != nil && image.owner == p.projectId)
-    }
-
-    private func membership(_ image: Image, _ p: Principal) async throws -> ImageMember? {
+    /// The caller's membership of a shared image it does not own (any member status grants reading).
+    func membership(_ image: Image, _ p: Principal) async throws -> ImageMember? {
         guard image.visibility == .shared, let project = p.projectId, image.owner != project, !p.isAdmin else { return nil }
         return try await catalog.member(imageId: image.id, memberId: project)
     }
 
     /// Loads an image the caller can see, or 404 (never revealing whether it exists).
     public func visibleImage(id: String, by p: Principal) async throws -> Image {
+        try await visibleImageAndMembership(id: id, by: p).image
+    }
+
+    func visibleImageAndMembership(id: String, by p: Principal) async throws -> (image: Image, member: ImageMember?) {
         guard ImageID.isValid(id), let image = try await catalog.image(id: id.lowercased()) else {
             throw ImageError.notFound("No image found with ID \(id)")
         }
-        guard canRead(image, p, membership: try await membership(image, p)) else {
+        let member = try await membership(image, p)
+        guard canRead(image, p, membership: member) else {
             throw ImageError.notFound("No image found with ID \(id)")
         }
-        return image
+        return (image, member)
     }
 
-    /// Loads an image the caller may modify: 404 if invisible, 403 if visible but not theirs.
-    func modifiableImage(id: String, by p: Principal, action: String) async throws -> Image {
-        let image = try await visibleImage(id: id, by: p)
-        guard canModify(image, p) else { throw ImageError.forbidden("You are not authorized to \(action) image \(image.id).") }
+    /// Loads an image for an action: 404 if the caller cannot see it, 403 if it can but the
+    /// policy refuses the action (reference §2.4).
+    public func authorizedImage(id: String, by p: Principal, for action: PolicyAction, verb: String) async throws -> Image {
+        let (image, member) = try await visibleImageAndMembership(id: id, by: p)
+        guard Policy.allows(action, p, PolicyTarget(image, callerIsImageMember: member != nil)) else {
+            throw ImageError.forbidden("You are not authorized to \(verb) image \(image.id).")
+        }
         return image
     }
 
@@ -107,7 +105,6 @@ public struct ImageService: Sendable {
 
     /// Creates an image from attributes (OpenStack names, in the order the caller sent them).
     public func createImage(_ attributes: [(String, JSONValue)], by p: Principal) async throws -> Image {
-        guard p.isMember else { throw ImageError.forbidden("You are not authorized to create images.") }
         let now = Timestamp.now()
         var image = Image(id: ImageID.generate(), owner: p.projectId, createdAt: now, updatedAt: now)
         var readOnlyKey: String?
@@ -131,17 +128,27 @@ public struct ImageService: Sendable {
         if ownerGiven, !p.isAdmin, image.owner != p.projectId {
             throw ImageError.forbidden("You are not permitted to create images owned by '\(image.owner ?? "null")'.")
         }
-        try checkVisibilityPolicy(image.visibility, p)
+        guard Policy.allows(.addImage, p, PolicyTarget(image)) else {
+            throw ImageError.forbidden("You are not authorized to create images.")
+        }
+        try checkVisibilityPolicy(image, p)
         try checkQuotas(image)
         if let key = readOnlyKey { throw ImageError.forbidden("Attribute '\(key)' is read-only.") }
-        try await catalog.insertImage(image)
+        let limits = try await limits(for: image.owner)
+        try await catalog.insertImage(image) { [image] usage in
+            try Self.checkQuota(before: nil, after: image, limits: limits, usage: usage)
+        }
         logger.info("image created", metadata: ["image": .string(image.id), "owner": .string(image.owner ?? "-")])
         return image
     }
 
-    func checkVisibilityPolicy(_ v: Visibility, _ p: Principal) throws(ImageError) {
-        if v == .public, !p.isAdmin {
+    func checkVisibilityPolicy(_ image: Image, _ p: Principal) throws(ImageError) {
+        switch image.visibility {
+        case .public where !Policy.allows(.publicizeImage, p, PolicyTarget(image)):
             throw .forbidden("You are not authorized to set visibility to public (admin only).")
+        case .community where !Policy.allows(.communitizeImage, p, PolicyTarget(image)):
+            throw .forbidden("You are not authorized to set visibility to community.")
+        default: break
         }
     }
 
@@ -162,7 +169,7 @@ public struct ImageService: Sendable {
             if ImageAttributes.readOnly.contains(a) { throw ImageError.forbidden("Attribute '\(a)' is read-only.") }
             if ImageAttributes.isReserved(a) { throw ImageError.forbidden("Attribute '\(a)' is reserved.") }
         }
-        return try await mutate(id: id, by: p, action: "update") { [self] image in
+        return try await mutate(id: id, by: p, action: .modifyImage, verb: "update") { [self] image in
             for change in changes { try applyChange(change, to: &image, by: p) }
             try checkQuotas(image)
         }
@@ -194,7 +201,7 @@ public struct ImageService: Sendable {
         case "owner" where image.owner != before.owner && !p.isAdmin:
             throw .forbidden("Owner can't be updated by non admin.")
         case "visibility" where image.visibility != before.visibility:
-            try checkVisibilityPolicy(image.visibility, p)
+            try checkVisibilityPolicy(image, p)
         case "disk_format" where image.diskFormat != before.diskFormat,
             "container_format" where image.containerFormat != before.containerFormat:
             guard before.status == .queued || before.status == .importing else {
@@ -206,21 +213,28 @@ public struct ImageService: Sendable {
 
     /// Checks access, then changes the image atomically in the catalog. Access is checked again
     /// inside the transaction, against the row being changed.
-    func mutate(id: String, by p: Principal, action: String,
+    func mutate(id: String, by p: Principal, action: PolicyAction, verb: String,
                 _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image {
-        let visible = try await modifiableImage(id: id, by: p, action: action)
-        let updated = try await catalog.updateImage(id: visible.id) { [self] image in
-            guard !image.status.isGone, canModify(image, p) else { throw ImageError.notFound("No image found with ID \(id)") }
+        let visible = try await authorizedImage(id: id, by: p, for: action, verb: verb)
+        let limits = try await limits(for: visible.owner)
+        let updated = try await catalog.updateImage(id: visible.id) { image, usage in
+            // Owner and visibility may have changed since the check above; only owner-based rules
+            // reach here (members never modify images), so no membership lookup is needed.
+            guard !image.status.isGone, Policy.allows(action, p, PolicyTarget(image)) else {
+                throw ImageError.notFound("No image found with ID \(id)")
+            }
             let original = image
             try change(&image)
-            if image != original { image.updatedAt = max(Timestamp.now(), original.updatedAt) }
+            guard image != original else { return }
+            image.updatedAt = max(Timestamp.now(), original.updatedAt)
+            try Self.checkQuota(before: original, after: image, limits: original.owner == image.owner ? limits : .unlimited, usage: usage)
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
         return updated
     }
 
     public func deleteImage(id: String, by p: Principal) async throws {
-        _ = try await mutate(id: id, by: p, action: "delete") { image in
+        _ = try await mutate(id: id, by: p, action: .deleteImage, verb: "delete") { image in
             if image.isProtected { throw ImageError.forbidden("Image \(image.id) is protected and cannot be deleted.") }
             image.status = .deleted
             image.deletedAt = Timestamp.now()
@@ -230,19 +244,19 @@ public struct ImageService: Sendable {
 
     /// active → deactivated; already deactivated is a no-op; any other status is refused (403).
     public func deactivateImage(id: String, by p: Principal) async throws {
-        try await transition(id: id, by: p, action: "deactivate", from: .active, to: .deactivated)
+        try await transition(id: id, by: p, action: .deactivate, from: .active, to: .deactivated)
     }
 
     /// deactivated → active; already active is a no-op; any other status is refused (403).
     public func reactivateImage(id: String, by p: Principal) async throws {
-        try await transition(id: id, by: p, action: "reactivate", from: .deactivated, to: .active)
+        try await transition(id: id, by: p, action: .reactivate, from: .deactivated, to: .active)
     }
 
-    func transition(id: String, by p: Principal, action: String, from: ImageStatus, to: ImageStatus) async throws {
-        _ = try await mutate(id: id, by: p, action: action) { image in
+    func transition(id: String, by p: Principal, action: PolicyAction, from: ImageStatus, to: ImageStatus) async throws {
+        _ = try await mutate(id: id, by: p, action: action, verb: action.rawValue) { image in
             guard image.status != to else { return }
             guard image.status == from else {
-                throw ImageError.forbidden("Not allowed to \(action) image in status '\(image.status.rawValue)'")
+                throw ImageError.forbidden("Not allowed to \(action.rawValue) image in status '\(image.status.rawValue)'")
             }
             image.status = to
         }
@@ -250,7 +264,7 @@ public struct ImageService: Sendable {
 
     public func addTag(id: String, tag: String, by p: Principal) async throws {
         let tag = try ImageAttributes.validTag(tag)
-        _ = try await mutate(id: id, by: p, action: "update") { [self] image in
+        _ = try await mutate(id: id, by: p, action: .modifyImage, verb: "update") { [self] image in
             guard !image.tags.contains(tag) else { return }
             image.tags = ImageAttributes.normalizedTags(image.tags + [tag])
             try checkQuotas(image)
@@ -258,7 +272,7 @@ public struct ImageService: Sendable {
     }
 
     public func removeTag(id: String, tag: String, by p: Principal) async throws {
-        _ = try await mutate(id: id, by: p, action: "update") { image in
+        _ = try await mutate(id: id, by: p, action: .modifyImage, verb: "update") { image in
             guard let i = image.tags.firstIndex(of: tag) else { throw ImageError.notFound("Tag \(tag) not found.") }
             image.tags.remove(at: i)
         }
@@ -267,7 +281,7 @@ public struct ImageService: Sendable {
     // MARK: Lists
 
     public func listImages(_ request: ImageListRequest, by p: Principal) async throws -> [Image] {
-        guard p.isReader else { throw ImageError.forbidden("You are not authorized to list images.") }
+        guard Policy.allows(.getImages, p) else { throw ImageError.forbidden("You are not authorized to list images.") }
         var limit = request.limit ?? config.listDefaultLimit
         guard limit >= 0 else { throw ImageError.badRequest("limit param must be positive") }
         limit = min(limit, config.listMaxLimit)
@@ -296,18 +310,13 @@ public struct ImageService: Sendable {
 
     // MARK: Members
 
-    func sharedImageOwnedBy(id: String, _ p: Principal, action: String) async throws -> Image {
-        let image = try await modifiableImage(id: id, by: p, action: action)
-        guard image.visibility == .shared else { throw ImageError.forbidden("Only shared images have members.") }
-        return image
-    }
-
     public func addMember(imageId: String, memberId: String, by p: Principal) async throws -> ImageMember {
         let memberId = memberId.trimmingSpaces
         guard !memberId.isEmpty, memberId.count <= 255 else {
             throw ImageError.badRequest("Member id must be 1 to 255 characters.")
         }
-        let image = try await sharedImageOwnedBy(id: imageId, p, action: "add members to")
+        let image = try await authorizedImage(id: imageId, by: p, for: .addMember, verb: "add members to")
+        guard image.visibility == .shared else { throw ImageError.forbidden("Only shared images have members.") }
         let existing = try await catalog.members(imageId: image.id)
         if existing.contains(where: { $0.memberId == memberId }) {
             throw ImageError.conflict("Member \(memberId) already exists on image \(image.id).")
@@ -321,28 +330,32 @@ public struct ImageService: Sendable {
         return member
     }
 
+    /// The owner (or an admin) sees every member; a member project sees only its own entry.
     public func listMembers(imageId: String, by p: Principal) async throws -> [ImageMember] {
-        let image = try await visibleImage(id: imageId, by: p)
+        let (image, mine) = try await visibleImageAndMembership(id: imageId, by: p)
         guard image.visibility == .shared else { throw ImageError.forbidden("Only shared images have members.") }
-        let all = try await catalog.members(imageId: image.id)
-        if canModify(image, p) || p.isAdmin { return all }
-        guard let project = p.projectId, let mine = all.first(where: { $0.memberId == project }) else {
+        guard Policy.allows(.getMembers, p, PolicyTarget(image, callerIsImageMember: mine != nil)) else {
             throw ImageError.notFound("No image found with ID \(imageId)")
         }
-        return [mine]
+        if let mine, !Policy.allows(.addMember, p, PolicyTarget(image)) { return [mine] }
+        return try await catalog.members(imageId: image.id)
     }
 
+    /// Any refusal is 404 here, as in Glance.
     public func showMember(imageId: String, memberId: String, by p: Principal) async throws -> ImageMember {
         let notFound = ImageError.notFound("Member \(memberId) not found for image \(imageId).")
-        let image: Image
-        do { image = try await visibleImage(id: imageId, by: p) } catch { throw notFound }
+        let found: (image: Image, member: ImageMember?)
+        do { found = try await visibleImageAndMembership(id: imageId, by: p) } catch { throw notFound }
+        let image = found.image
         guard image.visibility == .shared,
+              Policy.allows(.getMember, p, PolicyTarget(image, callerIsImageMember: found.member != nil)),
               p.isAdmin || image.owner == p.projectId || memberId == p.projectId,
               let m = try await catalog.member(imageId: image.id, memberId: memberId)
         else { throw notFound }
         return m
     }
 
+    /// Only the member project itself (or an admin) changes a member status; the owner gets 403.
     public func setMemberStatus(imageId: String, memberId: String, status: String, by p: Principal) async throws -> ImageMember {
         guard let newStatus = MemberStatus(rawValue: status) else {
             throw ImageError.badRequest("Invalid status '\(status)': must be pending, accepted or rejected.")
@@ -351,7 +364,9 @@ public struct ImageService: Sendable {
         guard var m = try await catalog.member(imageId: image.id, memberId: memberId), image.visibility == .shared else {
             throw ImageError.notFound("Member \(memberId) not found for image \(imageId).")
         }
-        guard p.isAdmin || (p.isMember && p.projectId == memberId) else {
+        var target = PolicyTarget(image)
+        target.memberId = memberId
+        guard Policy.allows(.modifyMember, p, target) else {
             throw ImageError.forbidden("You are not permitted to modify the status of member \(memberId).")
         }
         if m.status != newStatus {
@@ -363,11 +378,8 @@ public struct ImageService: Sendable {
     }
 
     public func removeMember(imageId: String, memberId: String, by p: Principal) async throws {
-        let image = try await visibleImage(id: imageId, by: p)
-        guard canModify(image, p) else {
-            // A member may see the image but not manage its members.
-            throw ImageError.forbidden("You are not authorized to remove members of image \(image.id).")
-        }
+        // A member may see the image but not manage its members (403).
+        let image = try await authorizedImage(id: imageId, by: p, for: .deleteMember, verb: "remove members of")
         guard try await catalog.deleteMember(imageId: image.id, memberId: memberId) else {
             throw ImageError.notFound("Member \(memberId) not found for image \(imageId).")
         }

@@ -79,15 +79,25 @@ public struct ImageMember: Sendable, Equatable {
 }
 
 /// Who is calling. Roles are lower-cased and already include implied ones (admin ⇒ member ⇒ reader).
+/// Who is calling, whatever proved it (static token, Keystone token, local account or API key).
 public struct Principal: Sendable, Equatable {
     public var userId: String
+    /// The project the credential is scoped to; image ownership and policy are per project.
     public var projectId: String?
     public var roles: Set<String>
+    public var userName: String?
+    public var projectName: String?
+    /// The user's domain (Keystone), nil for local credentials.
+    public var domainId: String?
 
-    public init(userId: String, projectId: String?, roles: some Sequence<String>) {
+    public init(userId: String, projectId: String?, roles: some Sequence<String>,
+                userName: String? = nil, projectName: String? = nil, domainId: String? = nil) {
         self.userId = userId
         self.projectId = projectId
         self.roles = Principal.expand(roles)
+        self.userName = userName
+        self.projectName = projectName
+        self.domainId = domainId
     }
 
     public var isAdmin: Bool { roles.contains("admin") }

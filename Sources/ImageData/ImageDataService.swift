@@ -51,9 +51,10 @@ public struct ImageDataService: Sendable {
         let image = try await images.beginUpload(id: id, to: .saving, by: p)
         let key = BlobKey.image(image.id)
         do {
+            let quota = try await quotaRoom(.imageSizeTotal, owner: image.owner, declared: declaredSize)
             var virtualSize: Int64?
             // Checksum and format decisions come before the commit: refused data is never published.
-            let result = try await ingest(into: key, declaredSize: declaredSize, from: body) { result in
+            let result = try await ingest(into: key, declaredSize: declaredSize, quota: quota, from: body) { result in
                 if let expectedMD5, expectedMD5 != result.md5 {
                     throw ImageError.badRequest("Checksum verification failed: the data's MD5 is \(result.md5), the request said \(expectedMD5).")
                 }
@@ -84,7 +85,8 @@ public struct ImageDataService: Sendable {
         let image = try await images.beginUpload(id: id, to: .uploading, by: p)
         let key = BlobKey.staging(image.id)
         do {
-            let result = try await ingest(into: key, declaredSize: declaredSize, from: body)
+            let quota = try await quotaRoom(.imageStageTotal, owner: image.owner, declared: declaredSize)
+            let result = try await ingest(into: key, declaredSize: declaredSize, quota: quota, from: body)
             do {
                 try await images.finishStage(id: image.id, size: result.size)
             } catch {
@@ -103,10 +105,20 @@ public struct ImageDataService: Sendable {
         }
     }
 
+    /// What the owner may still store in `resource`: refuses a declared size that does not fit
+    /// (413 before any byte is written); the stream is then bounded by the room, and the catalog
+    /// write that records the data re-checks the quota exactly.
+    func quotaRoom(_ resource: QuotaResource, owner: String?, declared: Int64?) async throws -> QuotaRoom? {
+        guard let owner, let room = try await images.room(in: resource, for: owner) else { return nil }
+        let message = "Quota exceeded for project \(owner): \(resource.rawValue) leaves room for \(room) more bytes."
+        if let declared, declared > room { throw ImageError.tooLarge(message) }
+        return QuotaRoom(bytes: room, message: message)
+    }
+
     /// Writes a stream into `key` and commits it; the blob is gone again when anything fails.
-    func ingest(into key: String, declaredSize: Int64?, from body: some AsyncSequence<ByteBuffer, any Error>,
+    func ingest(into key: String, declaredSize: Int64?, quota: QuotaRoom? = nil, from body: some AsyncSequence<ByteBuffer, any Error>,
                 verify: (IngestResult) throws -> Void = { _ in }) async throws -> IngestResult {
-        try await ingest(into: key, declaredSize: declaredSize, verify: verify) { sink in
+        try await ingest(into: key, declaredSize: declaredSize, quota: quota, verify: verify) { sink in
             for try await buffer in body { try await sink(buffer) }
         }
     }
@@ -114,12 +126,14 @@ public struct ImageDataService: Sendable {
     /// Writes what `feed` pushes into `key`; once digests, size and inspection are known, `verify`
     /// may refuse them, else the blob is committed. On any failure the writer is cancelled, so
     /// nothing of it remains.
-    func ingest(into key: String, declaredSize: Int64?, verify: (IngestResult) throws -> Void = { _ in },
+    func ingest(into key: String, declaredSize: Int64?, quota: QuotaRoom? = nil, verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         let writer = try await blobs.makeWriter(key: key)
         let ingest: ImageIngest
         do {
-            ingest = try ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits(expected: declaredSize))
+            var limits = limits(expected: declaredSize)
+            limits.quota = quota
+            ingest = try ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits)
         } catch {
             await writer.cancel()
             throw error

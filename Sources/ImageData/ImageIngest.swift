@@ -24,10 +24,18 @@ public struct IngestLimits: Sendable {
     /// more or fewer bytes fail with 400.
     public var expectedSize: Int64?
     public var maxVirtualSize: Int64
+    /// The owner's remaining quota for these bytes; crossing it fails at once with 413 and `message`.
+    public var quota: QuotaRoom?
 
-    public init(sizeCap: Int64, expectedSize: Int64? = nil, maxVirtualSize: Int64 = 16 << 40) {
-        self.sizeCap = sizeCap; self.expectedSize = expectedSize; self.maxVirtualSize = maxVirtualSize
+    public init(sizeCap: Int64, expectedSize: Int64? = nil, maxVirtualSize: Int64 = 16 << 40, quota: QuotaRoom? = nil) {
+        self.sizeCap = sizeCap; self.expectedSize = expectedSize; self.maxVirtualSize = maxVirtualSize; self.quota = quota
     }
+}
+
+public struct QuotaRoom: Sendable {
+    public var bytes: Int64
+    public var message: String
+    public init(bytes: Int64, message: String) { self.bytes = bytes; self.message = message }
 }
 
 /// Moves one stream of image bytes into a blob writer while computing MD5, the multihash and the
@@ -116,6 +124,7 @@ public final class ImageIngest: @unchecked Sendable {
         if received > limits.sizeCap {
             throw ImageError.tooLarge("Image exceeds the storage limit: more than \(limits.sizeCap) bytes.")
         }
+        if let quota = limits.quota, received > quota.bytes { throw ImageError.tooLarge(quota.message) }
         if let expected = limits.expectedSize, received > expected {
             throw ImageError.badRequest("Image data is larger than the declared size of \(expected) bytes.")
         }

@@ -203,7 +203,7 @@ public final class TaskRunner: Sendable {
                 guard let uri = input["import_req"]?["method"]?["uri"]?.stringValue else {
                     throw ImageError.badRequest("web-download task without uri")
                 }
-                result = try await ingestRemote(uri, into: key, progress, verify: verify)
+                result = try await ingestRemote(uri, into: key, owner: image.owner, progress, verify: verify)
             case "glance-direct":
                 result = try await ingestStaged(imageId, into: key, progress, verify: verify)
             default:
@@ -232,10 +232,11 @@ public final class TaskRunner: Sendable {
         if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(image.id)) }
     }
 
-    func ingestRemote(_ uri: String, into key: String, _ progress: TaskProgress,
+    func ingestRemote(_ uri: String, into key: String, owner: String?, _ progress: TaskProgress,
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!, fetcher = self.fetcher!
-        return try await data.ingest(into: key, declaredSize: nil, verify: verify) { sink in
+        let quota = try await data.quotaRoom(.imageSizeTotal, owner: owner, declared: nil)
+        return try await data.ingest(into: key, declaredSize: nil, quota: quota, verify: verify) { sink in
             try await fetcher.fetch(uri, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)

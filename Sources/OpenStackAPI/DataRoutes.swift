@@ -26,6 +26,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
         routes.route(router, "/v2/images/{id}/tasks", [.get: imageTasks])
         routes.route(router, "/v2/info/import", [.get: importInfo])
         routes.route(router, "/v2/info/stores", [.get: storesInfo])
+        routes.route(router, "/v2/info/usage", [.get: usageInfo])
         routes.route(router, "/v2/tasks", [.get: listTasks])
         routes.route(router, "/v2/tasks/{task}", [.get: showTask])
     }
@@ -174,6 +175,28 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
         }
     }
 
+    /// Glance's unified-limits shape; sizes in MiB (usage rounded up, so a byte used shows), -1 = no limit.
+    var usageInfo: Handler {
+        { [data] request, context in
+            let p = try R.principal(context)
+            try await R.requireNoBody(request)
+            let (usage, limits) = try await data.images.usage(by: p)
+            let mib: Int64 = 1 << 20
+            var w = JSONWriter(capacity: 256)
+            w.raw("{\"usage\":{")
+            for (i, r) in QuotaResource.allCases.enumerated() {
+                if i > 0 { w.raw(",") }
+                let used = r.isBytes ? (usage[r] + mib - 1) / mib : usage[r]
+                let limit = limits[r].map { r.isBytes ? $0 / mib : $0 } ?? -1
+                w.key(r.rawValue)
+                w.raw("{\"limit\":"); w.int(limit)
+                w.raw(",\"usage\":"); w.int(used); w.raw("}")
+            }
+            w.raw("}}")
+            return Views.json(w)
+        }
+    }
+
     // MARK: Tasks
 
     var imageTasks: Handler {
@@ -202,7 +225,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
 
     /// The tasks API is admin-only (Glance's `tasks_api_access`).
     static func requireAdmin(_ p: Principal) throws {
-        guard p.isAdmin else { throw GlanceError(.forbidden, "You are not authorized to access the tasks API.") }
+        guard Policy.allows(.tasksAPIAccess, p) else { throw GlanceError(.forbidden, "You are not authorized to access the tasks API.") }
     }
 
     var listTasks: Handler {

@@ -26,6 +26,7 @@ public struct OpenStackAPIOptions: Sendable {
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("x-openstack-request-id")!
     static let authToken = HTTPField.Name("x-auth-token")!
+    static let serviceToken = HTTPField.Name("x-service-token")!
     static let acceptPatch = HTTPField.Name("accept-patch")!
 }
 
@@ -38,7 +39,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
     let routes: RouterResponder<Context>
 
     /// Minor versions we implement, newest first; the first is CURRENT.
-    static var versions: [String] { ["v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"] }
+    static var versions: [String] { ["v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"] }
 
     public init(imports: ImageImports, authenticator: any TokenAuthenticator, options: OpenStackAPIOptions = .init()) {
         self.service = imports.data.images
@@ -87,7 +88,8 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
 
         var context = context
         // The authenticator decides about a missing token: `--no-auth` accepts it, real ones refuse "".
-        guard let principal = try await authenticator.principal(forToken: request.headers[.authToken] ?? "")
+        guard let principal = try await authenticator.principal(forToken: request.headers[.authToken] ?? "",
+                                                                serviceToken: request.headers[.serviceToken])
         else {
             var headers: HTTPFields = [:]
             if let uri = options.identityURI { headers[.wwwAuthenticate] = "Keystone uri=\"\(uri)\"" }

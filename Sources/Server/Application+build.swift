@@ -41,7 +41,9 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
                                             attributes: [.posixPermissions: 0o700])
     let lock = try DataDirectoryLock(directory: dataDir)
     let catalog = try SQLiteCatalog(path: dataDir + "/catalog.sqlite", durability: config.durability)
-    let service = ImageService(catalog: catalog, logger: logger)
+    var serviceConfig = ImageServiceConfig()
+    serviceConfig.quota = config.quota
+    let service = ImageService(catalog: catalog, config: serviceConfig, logger: logger)
     let blobs = try FileBlobStore(root: dataDir + "/blobs")
     // Before serving: no half-written blob, no image stuck in a state only a dead upload could leave.
     let scrub = try await StartupScrub(catalog: catalog, blobs: blobs, logger: logger).run()
@@ -65,25 +67,40 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     runner.attach(data: data, fetcher: fetcher)
     let imports = ImageImports(data: data, fetcher: fetcher, runner: runner)
 
-    let authenticator: any TokenAuthenticator
-    let authDescription: String
-    switch config.auth {
-    case .none:
-        authenticator = NoAuthAuthenticator()
-        authDescription = "NONE (--no-auth: every request is an admin of project 'local')"
-    case .tokenFile(let path):
+    let (authenticator, authDescription) = try makeAuthenticator(config, catalog: catalog, dataDir: dataDir, logger: logger)
+    let openstack = OpenStackImageAPI<ImagedRequestContext>(
+        imports: imports, authenticator: authenticator,
+        options: .init(publicEndpoint: config.publicEndpoint,
+                       identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" }))
+    return Imaged(service: service, data: data, runner: runner, scrub: scrub, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
+                  dataDirectory: dataDir, lock: lock)
+}
+
+/// The identity providers the configuration asks for, cheapest first: static tokens, local API
+/// keys (`imk_…:secret`), then Keystone.
+func makeAuthenticator(_ config: ServerConfig, catalog: SQLiteCatalog, dataDir: String,
+                       logger: Logger) throws -> (any TokenAuthenticator, String) {
+    if case .none = config.auth {
+        guard config.keystone == nil else { throw ConfigError("--no-auth and --keystone-url exclude each other") }
+        return (NoAuthAuthenticator(), "NONE (--no-auth: every request is an admin of project 'local')")
+    }
+    var chain: [any TokenAuthenticator] = []
+    var described: [String] = []
+    if case .tokenFile(let path) = config.auth, path != nil || config.keystone == nil {
         let file = path ?? dataDir + "/tokens.json"
         if path == nil, !FileManager.default.fileExists(atPath: file) {
             try TokenFile.createDefault(at: file)
         }
-        authenticator = try StaticTokenAuthenticator(contentsOf: file)
-        authDescription = "static tokens from \(file)"
+        chain.append(try StaticTokenAuthenticator(contentsOf: file))
+        described.append("static tokens from \(file)")
     }
-    let openstack = OpenStackImageAPI<ImagedRequestContext>(
-        imports: imports, authenticator: authenticator,
-        options: .init(publicEndpoint: config.publicEndpoint))
-    return Imaged(service: service, data: data, runner: runner, scrub: scrub, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
-                  dataDirectory: dataDir, lock: lock)
+    chain.append(APIKeyAuthenticator(accounts: LocalAccounts(catalog: catalog)))
+    described.append("local API keys")
+    if let keystone = config.keystone {
+        chain.append(KeystoneAuthenticator(config: keystone, logger: logger))
+        described.append("Keystone at \(keystone.baseURL) (cache \(Int(keystone.cacheSeconds)) s)")
+    }
+    return (ChainedAuthenticator(chain), described.joined(separator: ", "))
 }
 
 /// Runs the task runner for the life of the server.

@@ -1,4 +1,6 @@
 import CatalogSQLite
+import Identity
+import ImageCore
 import ImageData
 import Logging
 
@@ -15,6 +17,12 @@ public struct ServerConfig: Sendable {
     public var host = "127.0.0.1"
     public var port = 9292
     public var auth = Auth.tokenFile(nil)
+    /// Validate tokens against Keystone (with `auth == .tokenFile(nil)` no static token file is used).
+    public var keystone: KeystoneConfig?
+    /// Keystone's public URL for `WWW-Authenticate` (default: the validation URL).
+    public var keystonePublicURL: String?
+    /// Default per-project limits; `imaged quota set` overrides them per project.
+    public var quota = QuotaLimits.unlimited
     public var durability = SQLiteCatalog.Durability.full
     public var publicEndpoint: String?
     public var logLevel = Logger.Level.info

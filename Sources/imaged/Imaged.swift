@@ -1,5 +1,8 @@
 import ArgumentParser
+import Foundation
 import Hummingbird
+import Identity
+import ImageCore
 import ImageData
 import Logging
 import Server
@@ -9,7 +12,7 @@ struct ImagedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imaged",
         abstract: "A fast and safe image service: one catalog behind the OpenStack Image API v2 and vendor APIs.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, AccountCommand.self, QuotaCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -55,6 +58,39 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a background task's lease lasts without renewal.")
     var taskLeaseSeconds: Int64 = 30
 
+    @Option(help: "Validate X-Auth-Token against this Keystone (e.g. http://keystone:5000/v3).")
+    var keystoneUrl: String?
+
+    @Option(help: "Keystone service user imaged validates tokens with.")
+    var keystoneUser = "imaged"
+
+    @Option(help: "File holding the service user's password (or set IMAGED_KEYSTONE_PASSWORD). Never on the command line.")
+    var keystonePasswordFile: String?
+
+    @Option(help: "Project the service user's token is scoped to.")
+    var keystoneProject = "service"
+
+    @Option(help: "Domain id of the service user and its project.")
+    var keystoneDomain = "default"
+
+    @Option(help: "Seconds a validated (or refused) token is remembered; a revoked token is refused after at most this long.")
+    var keystoneCacheSeconds: Double = 300
+
+    @Option(help: "Keystone's public URL, announced in WWW-Authenticate on 401 (default: --keystone-url).")
+    var keystonePublicUrl: String?
+
+    @Option(help: "Default limit on images per project (image_count_total).")
+    var quotaImageCount: Int64?
+
+    @Option(help: "Default limit on stored bytes per project, e.g. 500GiB (image_size_total).")
+    var quotaImageSize: String?
+
+    @Option(help: "Default limit on staged bytes per project, e.g. 50GiB (image_stage_total).")
+    var quotaStageSize: String?
+
+    @Option(help: "Default limit on images receiving data at once per project (image_count_uploading).")
+    var quotaUploading: Int64?
+
     func run() async throws {
         var config = ServerConfig()
         config.dataDirectory = dataDir
@@ -89,6 +125,28 @@ struct Serve: AsyncParsableCommand {
             }
         }
         config.taskLeaseSeconds = taskLeaseSeconds
+        if let url = keystoneUrl {
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw ValidationError("--keystone-url must be an http(s) URL") }
+            var password = ProcessInfo.processInfo.environment["IMAGED_KEYSTONE_PASSWORD"]
+            if let file = keystonePasswordFile {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw ValidationError("cannot read --keystone-password-file \(file)")
+                }
+                password = text.trimmingCharacters(in: .newlines)
+            }
+            guard let password, !password.isEmpty else {
+                throw ValidationError("--keystone-url needs the service password: --keystone-password-file or IMAGED_KEYSTONE_PASSWORD")
+            }
+            guard keystoneCacheSeconds >= 0 else { throw ValidationError("--keystone-cache-seconds must not be negative") }
+            var k = KeystoneConfig(authURL: url, username: keystoneUser, password: password, projectName: keystoneProject)
+            k.userDomainId = keystoneDomain
+            k.projectDomainId = keystoneDomain
+            k.cacheSeconds = keystoneCacheSeconds
+            config.keystone = k
+            config.keystonePublicURL = keystonePublicUrl
+        }
+        config.quota = try QuotaOptions(imageCount: quotaImageCount, imageSize: quotaImageSize,
+                                        stageSize: quotaStageSize, uploading: quotaUploading).limits()
         let app = try await buildApplication(config)
         try await app.runService()
     }

@@ -12,7 +12,7 @@ import Testing
                 let r = try await api.call(.get, path, token: nil)
                 #expect(r.status == .multipleChoices, "\(path)")
                 let versions = try r.json["versions"]?.arrayValue ?? []
-                #expect(versions.first?["id"] == .string("v2.12"))
+                #expect(versions.first?["id"] == .string("v2.13"))
                 #expect(versions.first?["status"] == .string("CURRENT"))
                 #expect(versions.dropFirst().allSatisfy { $0["status"] == .string("SUPPORTED") })
                 let ids = versions.compactMap { $0["id"]?.stringValue }

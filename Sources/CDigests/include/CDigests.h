@@ -16,4 +16,10 @@ int imaged_digest_update(imaged_digest *d, const void *bytes, size_t count);
 unsigned int imaged_digest_final(imaged_digest *d, unsigned char *out);
 void imaged_digest_free(imaged_digest *d);
 
+/// PBKDF2-HMAC-SHA256 (PKCS #5) into `out` (`out_len` bytes). 1 on success.
+int imaged_pbkdf2_sha256(const char *password, size_t password_len, const unsigned char *salt, size_t salt_len,
+                         unsigned int iterations, unsigned char *out, size_t out_len);
+/// `count` bytes from OpenSSL's CSPRNG. 1 on success.
+int imaged_random_bytes(unsigned char *out, size_t count);
+
 #endif

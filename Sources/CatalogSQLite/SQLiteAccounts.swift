@@ -1,0 +1,84 @@
+import GRDB
+import ImageCore
+
+/// Local accounts and API keys. These rows are never cached in memory, so `imaged account …`
+/// may change them while a server runs on the same data directory (SQLite serializes writers).
+extension SQLiteCatalog {
+    static let accountColumns = "name, user_id, project_id, roles, password_hash, created_at, updated_at"
+
+    static func account(_ row: Row) throws -> LocalAccount {
+        LocalAccount(name: row[0], userId: row[1], projectId: row[2], roles: try DocumentColumns.decodeTags(row[3]),
+                     passwordHash: row[4], createdAt: row[5], updatedAt: row[6])
+    }
+
+    public func insertAccount(_ a: LocalAccount) async throws {
+        try await pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM accounts WHERE name = ? OR user_id = ?", arguments: [a.name, a.userId]) == true {
+                throw ImageError.conflict("Account \(a.name) already exists.")
+            }
+            try db.execute(sql: "INSERT INTO accounts (\(Self.accountColumns)) VALUES (?,?,?,?,?,?,?)",
+                           arguments: [a.name, a.userId, a.projectId, DocumentColumns.encodeTags(a.roles), a.passwordHash,
+                                       a.createdAt, a.updatedAt])
+        }
+    }
+
+    public func account(name: String) async throws -> LocalAccount? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.accountColumns) FROM accounts WHERE name = ?", arguments: [name]).map(Self.account)
+        }
+    }
+
+    public func accounts() async throws -> [LocalAccount] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(Self.accountColumns) FROM accounts ORDER BY name").map(Self.account)
+        }
+    }
+
+    public func updateAccount(_ a: LocalAccount) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE accounts SET project_id = ?, roles = ?, password_hash = ?, updated_at = ? WHERE name = ?",
+                           arguments: [a.projectId, DocumentColumns.encodeTags(a.roles), a.passwordHash, a.updatedAt, a.name])
+            if db.changesCount != 1 { throw ImageError.notFound("Account \(a.name) not found.") }
+        }
+    }
+
+    public func deleteAccount(name: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM api_keys WHERE account_name = ?", arguments: [name])
+            try db.execute(sql: "DELETE FROM accounts WHERE name = ?", arguments: [name])
+            return db.changesCount == 1
+        }
+    }
+
+    public func insertAPIKey(_ k: APIKeyRecord) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO api_keys (key_id, account_name, secret_hash, created_at) VALUES (?,?,?,?)",
+                           arguments: [k.keyId, k.accountName, k.secretHash, k.createdAt])
+        }
+    }
+
+    static func apiKey(_ row: Row) -> APIKeyRecord {
+        APIKeyRecord(keyId: row[0], accountName: row[1], secretHash: row[2], createdAt: row[3])
+    }
+
+    public func apiKey(id: String) async throws -> APIKeyRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT key_id, account_name, secret_hash, created_at FROM api_keys WHERE key_id = ?",
+                             arguments: [id]).map(Self.apiKey)
+        }
+    }
+
+    public func apiKeys(accountName: String) async throws -> [APIKeyRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT key_id, account_name, secret_hash, created_at FROM api_keys WHERE account_name = ? ORDER BY created_at, key_id",
+                             arguments: [accountName]).map(Self.apiKey)
+        }
+    }
+
+    public func deleteAPIKey(id: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM api_keys WHERE key_id = ?", arguments: [id])
+            return db.changesCount == 1
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import CDigests
+import Foundation
+import ImageCore
+import NIOPosix
+
+/// Password records: `pbkdf2-sha256$<iterations>$<salt, base64>$<key, base64>` (the layout
+/// Django and passlib use). Verification re-derives with the record's own iteration count, so
+/// raising the default later does not invalidate stored passwords.
+public enum PasswordHash {
+    /// OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256.
+    public static let defaultIterations: UInt32 = 600_000
+    static let scheme = "pbkdf2-sha256"
+
+    public static func make(_ password: String, iterations: UInt32 = defaultIterations) throws -> String {
+        let salt = try Secrets.randomBytes(16)
+        let key = try derive(password, salt: salt, iterations: iterations)
+        return "\(scheme)$\(iterations)$\(Data(salt).base64EncodedString())$\(Data(key).base64EncodedString())"
+    }
+
+    public static func verify(_ password: String, against record: String) -> Bool {
+        let parts = record.split(separator: "$", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == scheme, let iterations = UInt32(parts[1]), iterations > 0,
+              let salt = Data(base64Encoded: String(parts[2])), let expected = Data(base64Encoded: String(parts[3])),
+              !expected.isEmpty, let key = try? derive(password, salt: Array(salt), iterations: iterations, length: expected.count)
+        else { return false }
+        return Secrets.constantTimeEqual(key, Array(expected))
+    }
+
+    static func derive(_ password: String, salt: [UInt8], iterations: UInt32, length: Int = 32) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: length)
+        let utf8 = Array(password.utf8)
+        let ok = utf8.withUnsafeBufferPointer { pw in
+            pw.withMemoryRebound(to: CChar.self) { pwc in
+                imaged_pbkdf2_sha256(pwc.baseAddress, pwc.count, salt, salt.count, iterations, &out, length)
+            }
+        }
+        guard ok == 1 else { throw IdentityError("PBKDF2 failed in libcrypto") }
+        return out
+    }
+}
+
+public enum Secrets {
+    public static func randomBytes(_ n: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: n)
+        guard imaged_random_bytes(&out, n) == 1 else { throw IdentityError("no randomness from libcrypto") }
+        return out
+    }
+
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// base64url without padding: safe in headers, URLs and shells.
+    public static func base64url(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    public static func sha256Hex(_ text: String) -> String {
+        guard let d = imaged_digest_new(Int32(IMAGED_SHA256)) else { return "" }
+        defer { imaged_digest_free(d) }
+        let bytes = Array(text.utf8)
+        _ = imaged_digest_update(d, bytes, bytes.count)
+        var out = [UInt8](repeating: 0, count: 64)
+        let n = imaged_digest_final(d, &out)
+        return hex(out.prefix(Int(n)))
+    }
+
+    /// Compares without an early exit, so timing does not reveal how much of a secret matched.
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in a.indices { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+}
+
+/// Local accounts and their API keys, kept in the catalog as hashes only.
+public struct LocalAccounts: Sendable {
+    public let catalog: any AccountCatalog
+    public let iterations: UInt32
+
+    public init(catalog: any AccountCatalog, iterations: UInt32 = PasswordHash.defaultIterations) {
+        self.catalog = catalog; self.iterations = iterations
+    }
+
+    /// Names of accounts, projects and roles: 1–64 of `A-Z a-z 0-9 . _ @ -`.
+    public static func validName(_ s: String, _ what: String) throws -> String {
+        let ok = !s.isEmpty && s.utf8.count <= 64 && s.utf8.allSatisfy { c in
+            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 46 || c == 95 || c == 64 || c == 45
+        }
+        guard ok else { throw IdentityError("\(what) '\(s)' must be 1 to 64 characters of A-Z a-z 0-9 . _ @ -") }
+        return s
+    }
+
+    public static let minimumPasswordLength = 8
+
+    public func create(name: String, project: String, roles: [String], password: String?) async throws -> LocalAccount {
+        let name = try Self.validName(name, "account name")
+        let project = try Self.validName(project, "project")
+        let roles = try roles.map { try Self.validName($0.lowercased(), "role") }
+        guard !roles.isEmpty else { throw IdentityError("an account needs at least one role (--role admin|member|reader)") }
+        var hash: String?
+        if let password { hash = try await hashPassword(password) }
+        let now = Timestamp.now()
+        let account = LocalAccount(name: name, userId: Secrets.hex(try Secrets.randomBytes(16)), projectId: project,
+                                   roles: Array(Set(roles)).sorted(), passwordHash: hash, createdAt: now, updatedAt: now)
+        try await catalog.insertAccount(account)
+        return account
+    }
+
+    public func setPassword(name: String, password: String) async throws {
+        guard var account = try await catalog.account(name: name) else { throw IdentityError("no account named \(name)") }
+        account.passwordHash = try await hashPassword(password)
+        account.updatedAt = Timestamp.now()
+        try await catalog.updateAccount(account)
+    }
+
+    func hashPassword(_ password: String) async throws -> String {
+        guard password.count >= Self.minimumPasswordLength else {
+            throw IdentityError("a password needs at least \(Self.minimumPasswordLength) characters")
+        }
+        let iterations = iterations
+        return try await NIOThreadPool.singleton.runIfActive { try PasswordHash.make(password, iterations: iterations) }
+    }
+
+    /// A new API key: the secret is returned once and only its SHA-256 is kept (it is 256 random
+    /// bits, so a slow KDF adds nothing).
+    public func createKey(accountName: String) async throws -> (keyId: String, secret: String) {
+        guard try await catalog.account(name: accountName) != nil else { throw IdentityError("no account named \(accountName)") }
+        let keyId = "imk_" + Secrets.hex(try Secrets.randomBytes(10))
+        let secret = Secrets.base64url(try Secrets.randomBytes(32))
+        try await catalog.insertAPIKey(APIKeyRecord(keyId: keyId, accountName: accountName,
+                                                    secretHash: "sha256$" + Secrets.sha256Hex(secret), createdAt: Timestamp.now()))
+        return (keyId, secret)
+    }
+
+    /// The account's principal when the password matches. PBKDF2 runs off the cooperative pool.
+    public func authenticate(name: String, password: String) async throws -> Principal? {
+        guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
+            // Same cost as a real check, so response time does not reveal which names exist.
+            let iterations = iterations
+            _ = try await NIOThreadPool.singleton.runIfActive { try PasswordHash.derive(password, salt: [0], iterations: iterations) }
+            return nil
+        }
+        let ok = try await NIOThreadPool.singleton.runIfActive { PasswordHash.verify(password, against: record) }
+        return ok ? account.principal : nil
+    }
+
+    public func authenticate(keyId: String, secret: String) async throws -> Principal? {
+        guard keyId.hasPrefix("imk_"), keyId.utf8.count <= 64, let key = try await catalog.apiKey(id: keyId),
+              Secrets.constantTimeEqual(Array(("sha256$" + Secrets.sha256Hex(secret)).utf8), Array(key.secretHash.utf8)),
+              let account = try await catalog.account(name: key.accountName)
+        else { return nil }
+        return account.principal
+    }
+}
+
+/// `X-Auth-Token: <key id>:<secret>` authenticates with a local API key on the OpenStack API.
+public struct APIKeyAuthenticator: TokenAuthenticator {
+    let accounts: LocalAccounts
+    public init(accounts: LocalAccounts) { self.accounts = accounts }
+
+    public func principal(forToken token: String, serviceToken: String?) async throws -> Principal? {
+        guard token.hasPrefix("imk_"), let colon = token.firstIndex(of: ":") else { return nil }
+        return try await accounts.authenticate(keyId: String(token[..<colon]), secret: String(token[token.index(after: colon)...]))
+    }
+}
