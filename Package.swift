@@ -95,6 +95,12 @@ let package = Package(
         .testTarget(name: "BlobStoreTests", dependencies: [
             "BlobStoreFile", "ImageCore", .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
+        .testTarget(name: "IdentityTests", dependencies: [
+            "Identity", "ImageCore", "CatalogSQLite",
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ], swiftSettings: strict),
         .testTarget(name: "OutboundTests", dependencies: [
             "Outbound", "ImageCore", "ImageData",
             .product(name: "Hummingbird", package: "hummingbird"),

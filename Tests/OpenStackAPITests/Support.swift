@@ -15,6 +15,7 @@ enum Tok {
     static let bob = "tok-bob"          // project "pb", role member
     static let carol = "tok-carol"      // project "pc", role member
     static let reader = "tok-reader"    // project "pa", role reader only
+    static let readerB = "tok-reader-b" // project "pb", role reader only
 }
 
 struct Reply {
@@ -110,7 +111,8 @@ func withAPI(configure: (inout ServerConfig) -> Void = { _ in }, _ test: @Sendab
           {"token": "\(Tok.alice2)", "user_id": "u-alice2", "project_id": "pa", "roles": ["Member"]},
           {"token": "\(Tok.bob)", "user_id": "u-bob", "project_id": "pb", "roles": ["member"]},
           {"token": "\(Tok.carol)", "user_id": "u-carol", "project_id": "pc", "roles": ["member"]},
-          {"token": "\(Tok.reader)", "user_id": "u-reader", "project_id": "pa", "roles": ["reader"]}
+          {"token": "\(Tok.reader)", "user_id": "u-reader", "project_id": "pa", "roles": ["reader"]},
+          {"token": "\(Tok.readerB)", "user_id": "u-reader-b", "project_id": "pb", "roles": ["reader"]}
         ]}
         """
     try tokens.write(toFile: dir + "/tokens.json", atomically: true, encoding: .utf8)

@@ -23,7 +23,7 @@ import Testing
             }
             let v = try await api.call(.get, "/versions", token: nil)
             #expect(v.status == .ok)
-            #expect(try v.json["versions"]?.arrayValue.count == 13)
+            #expect(try v.json["versions"]?.arrayValue.count == 14)
         }
     }
 

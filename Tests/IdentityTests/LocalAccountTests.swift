@@ -1,0 +1,78 @@
+import CatalogSQLite
+import Foundation
+import ImageCore
+import Testing
+@testable import Identity
+
+@Suite struct LocalAccountTests {
+    @Test func passwordRecordsVerifyOnlyTheirPassword() throws {
+        let record = try PasswordHash.make("correct horse", iterations: 1000)
+        let parts = record.split(separator: "$")
+        #expect(parts.count == 4 && parts[0] == "pbkdf2-sha256" && parts[1] == "1000")
+        #expect(!record.contains("correct horse"))
+        #expect(PasswordHash.verify("correct horse", against: record))
+        #expect(!PasswordHash.verify("correct horsf", against: record))
+        #expect(!PasswordHash.verify("", against: record))
+        // Same password, fresh salt: a different record.
+        #expect(try PasswordHash.make("correct horse", iterations: 1000) != record)
+        // Tampered or foreign records never verify.
+        #expect(!PasswordHash.verify("correct horse", against: record.replacingOccurrences(of: "$1000$", with: "$1001$")))
+        #expect(!PasswordHash.verify("correct horse", against: "md5$x$y$z"))
+        #expect(!PasswordHash.verify("correct horse", against: "pbkdf2-sha256$0$AA==$AA=="))
+        #expect(!PasswordHash.verify("correct horse", against: "garbage"))
+        #expect(PasswordHash.defaultIterations >= 600_000)
+    }
+
+    /// RFC 6070-style vector for PBKDF2-HMAC-SHA256 (password "password", salt "salt", 1 iteration).
+    @Test func pbkdf2MatchesTheStandardVector() throws {
+        let key = try PasswordHash.derive("password", salt: Array("salt".utf8), iterations: 1, length: 32)
+        #expect(Secrets.hex(key) == "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b")
+        let k2 = try PasswordHash.derive("password", salt: Array("salt".utf8), iterations: 4096, length: 32)
+        #expect(Secrets.hex(k2) == "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a")
+    }
+
+    @Test func accountsKeysAndWhatTheCatalogKeeps() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imaged-acc-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: dir + "/catalog.sqlite")
+        let accounts = LocalAccounts(catalog: catalog, iterations: 2000)
+        let password = "pw-\(UUID().uuidString)"
+        let a = try await accounts.create(name: "ops", project: "p1", roles: ["Member", "member"], password: password)
+        #expect(a.roles == ["member"] && a.projectId == "p1" && a.userId.count == 32)
+        await #expect(throws: ImageError.self) { _ = try await accounts.create(name: "ops", project: "p2", roles: ["reader"], password: nil) }
+        await #expect(throws: IdentityError.self) { _ = try await accounts.create(name: "bad name", project: "p", roles: ["reader"], password: nil) }
+        await #expect(throws: IdentityError.self) { _ = try await accounts.create(name: "x", project: "p", roles: [], password: nil) }
+        await #expect(throws: IdentityError.self) { _ = try await accounts.create(name: "y", project: "p", roles: ["reader"], password: "short") }
+
+        let p = try #require(try await accounts.authenticate(name: "ops", password: password))
+        #expect(p.userId == a.userId && p.projectId == "p1" && p.roles == ["member", "reader"] && p.userName == "ops")
+        #expect(try await accounts.authenticate(name: "ops", password: password + "x") == nil)
+        #expect(try await accounts.authenticate(name: "nobody", password: password) == nil)
+
+        let (keyId, secret) = try await accounts.createKey(accountName: "ops")
+        #expect(keyId.hasPrefix("imk_") && secret.count == 43)
+        let viaKey = APIKeyAuthenticator(accounts: accounts)
+        #expect(try await viaKey.principal(forToken: "\(keyId):\(secret)")?.userId == a.userId)
+        #expect(try await viaKey.principal(forToken: "\(keyId):\(secret.dropLast())A") == nil)
+        #expect(try await viaKey.principal(forToken: "imk_00:\(secret)") == nil)
+        #expect(try await viaKey.principal(forToken: secret) == nil)
+
+        try await accounts.setPassword(name: "ops", password: "a-new-password")
+        #expect(try await accounts.authenticate(name: "ops", password: password) == nil)
+        #expect(try await accounts.authenticate(name: "ops", password: "a-new-password") != nil)
+
+        // Neither the passwords nor the secret are anywhere in the database files.
+        for file in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + file))
+            for needle in [password, "a-new-password", secret] {
+                #expect(bytes.range(of: Data(needle.utf8)) == nil, "\(needle) found in \(file)")
+            }
+        }
+
+        #expect(try await catalog.deleteAPIKey(id: keyId))
+        #expect(try await viaKey.principal(forToken: "\(keyId):\(secret)") == nil)
+        #expect(try await catalog.deleteAccount(name: "ops"))
+        #expect(try await accounts.authenticate(name: "ops", password: "a-new-password") == nil)
+    }
+}
