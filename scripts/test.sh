@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite on a fresh Debian bookworm machine (as root):
 #   1. Debian packages the build and tests need (skipped when already installed)
-#   2. a venv at .venv with the real OpenStack clients (skipped when already up to date)
+#   2. a venv at .venv with the real OpenStack clients, and .venv-keystone with a real Keystone server
+#      (each skipped when already up to date)
 #   3. swift build --build-tests (once), swift test --skip-build
 #   4. the end-to-end suite: the real imaged binary driven by openstack CLI / openstacksdk / glanceclient
 # Exits non-zero if any step fails. Safe to run twice; the second run skips installs.
@@ -76,8 +77,14 @@ deps() {
   .venv/bin/python -m pip list 2>/dev/null | grep -iE '^(python-openstackclient|openstacksdk|python-glanceclient|keystoneauth1|pytest|requests) '
 }
 
+# A real Keystone (PyPI, its own venv .venv-keystone) for the Keystone-mode end-to-end tests.
+keystone_deps() {
+  log "Keystone server venv (.venv-keystone)"
+  scripts/keystone.sh install </dev/null
+}
+
 log "dependencies"
-if deps; then result[deps]="ok"; else result[deps]="FAILED"; summary; fi
+if deps && keystone_deps; then result[deps]="ok"; else result[deps]="FAILED"; summary; fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. Build once (product and tests)
