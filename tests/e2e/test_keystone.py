@@ -261,3 +261,14 @@ def test_admin_sees_every_project_and_usage_is_per_project(cloud):
     assert usage["image_count_total"]["usage"] >= 1 and usage["image_count_total"]["limit"] == -1
     alpha_ids = {i.id for i in cloud.sdk("alpha-member").image.images()}
     assert beta_private.id not in alpha_ids
+
+
+def test_no_credential_reaches_imaged_logs(cloud):
+    tok = cloud.token("alpha-member")
+    assert cloud.raw("GET", "/v2/images", tok).status_code == 200
+    assert cloud.raw("GET", "/v2/images", tok + "x").status_code == 401
+    logs = cloud.server.all_logs()
+    assert "/v2/images" in logs  # the log is there and records requests
+    secrets = [cloud.info["service"]["password"], tok, *(u["password"] for u in cloud.info["users"].values())]
+    for secret in secrets:
+        assert secret not in logs
