@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# What Keystone token validation costs: the catalog benchmark's figures (GET one image, list 25,
+# create) with a static token and with a real Keystone token (warm cache), on the same server and
+# catalog, alternating which goes first in each round. The static-token figure is the reference.
+#
+#   bench/keystone.sh                        # release build, then ~10 min
+#   IMAGED_BIN=path/to/imaged bench/keystone.sh
+#
+# Knobs: RUNS=5 DURATION=10 CONNS=32 THREADS=2 TARGET_IMAGES=20000 PORT=19394 KS_PORT=19395
+# Needs .venv (scripts/test.sh makes it) for the provisioning client; installs .venv-keystone,
+# wrk, sqlite3 and curl when missing. Results: bench/results/keystone-<UTC time>/.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BENCH=$ROOT/bench
+export BENCH_DIR=$BENCH
+
+RUNS=${RUNS:-5}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-2}
+TARGET_IMAGES=${TARGET_IMAGES:-20000}
+PORT=${PORT:-19394}
+KS_PORT=${KS_PORT:-19395}
+URL=http://127.0.0.1:$PORT
+KS_URL=http://127.0.0.1:$KS_PORT/v3
+
+OUT=$BENCH/results/keystone-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT/raw"
+RESULTS=$OUT/results.tsv
+printf 'figure\tround\trps\tp50_us\tp99_us\terrors\n' > "$RESULTS"
+
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/log.txt" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
+ensure_command wrk wrk
+ensure_command sqlite3 sqlite3
+ensure_command curl curl
+[ -x .venv/bin/python ] && .venv/bin/python -c 'import openstack, requests' 2>/dev/null \
+    || die ".venv with openstacksdk is missing: run scripts/test.sh once (it creates it)"
+scripts/keystone.sh install >&2
+
+if [ -z "${IMAGED_BIN:-}" ]; then
+    log "building imaged (release, scratch path .build-release)"
+    swift build -c release --scratch-path .build-release --product imaged 2>&1 | tee "$OUT/build.log" | tail -3 >&2
+    IMAGED_BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)/imaged
+    BUILD=release
+else
+    BUILD="given: $IMAGED_BIN"
+fi
+[ -x "$IMAGED_BIN" ] || die "no executable at $IMAGED_BIN"
+
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/imaged-kbench.XXXXXX")
+KS_DIR=$DATA/keystone
+SERVER_PID=
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    scripts/keystone.sh stop "$KS_DIR" >/dev/null 2>&1 || true
+    rm -rf "$DATA"
+}
+trap cleanup EXIT
+curl -s -o /dev/null "$URL/healthz" && die "something already answers on $URL (set PORT=...)"
+
+log "starting Keystone on $KS_URL"
+scripts/keystone.sh start "$KS_DIR" "$KS_PORT" > "$OUT/keystone-start.log" 2>&1 || { cat "$OUT/keystone-start.log" >&2; die "keystone did not start"; }
+.venv/bin/python - "$KS_URL" > "$OUT/keystone.json" <<'PY'
+import json, sys
+sys.path.insert(0, "tests/e2e")
+import keystone_env as k
+url = sys.argv[1]
+info = k.provision(url, "admin-secret")
+info["bench_token"] = k.token(url, "alpha-admin", info["users"]["alpha-admin"]["password"], "alpha")
+print(json.dumps(info))
+PY
+field() { .venv/bin/python -c "import json,sys; d=json.load(open('$OUT/keystone.json')); print($1)"; }
+KTOKEN=$(field 'd["bench_token"]')
+PROJECT=$(field 'd["projects"]["alpha"]')
+SERVICE_PASSWORD=$(field 'd["service"]["password"]')
+printf '%s\n' "$SERVICE_PASSWORD" > "$DATA/ks-password"; chmod 600 "$DATA/ks-password"
+# The static token stands for the same project and role as the Keystone token.
+printf '{"tokens": [{"token": "benchtok", "user_id": "u-static", "project_id": "%s", "roles": ["admin"]}]}\n' "$PROJECT" > "$DATA/tokens.json"
+
+"$IMAGED_BIN" serve --data-dir "$DATA/imaged" --listen "127.0.0.1:$PORT" --token-file "$DATA/tokens.json" \
+    --keystone-url "$KS_URL" --keystone-password-file "$DATA/ks-password" --keystone-cache-seconds 300 \
+    --durability normal --log-level warning > "$OUT/server.log" 2>&1 &
+SERVER_PID=$!
+wait_for_healthz "$URL" "$SERVER_PID" "$OUT/server.log" || die "imaged did not start"
+DB=$DATA/imaged/catalog.sqlite
+count() { sqlite3 -batch "$DB" 'SELECT count(*) FROM images'; }
+
+run_wrk() { # figure round script [env...]
+    local fig=$1 round=$2 script=$3; shift 3
+    local raw=$OUT/raw/$fig-r$round.txt
+    env "$@" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$script" "$URL/" > "$raw" 2>&1 \
+        || die "wrk failed for $fig; see $raw"
+    local line; line=$(grep '^RESULT ' "$raw") || die "no RESULT line in $raw"
+    # shellcheck disable=SC2086
+    local $(echo "${line#RESULT }")
+    local errors=$((err_connect + err_read + err_write + err_status + err_timeout))
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$round" "$rps" "$p50_us" "$p99_us" "$errors" >> "$RESULTS"
+    log "$(printf '%-22s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s' "$fig" "$round" "$rps" \
+        "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')" "$errors")"
+}
+
+log "seeding $TARGET_IMAGES images (static token)"
+while [ "$(count)" -lt "$TARGET_IMAGES" ]; do
+    env BENCH_TOKEN=benchtok BENCH_TAG="seed$RANDOM" wrk -t"$THREADS" -c"$CONNS" -d10s --timeout 10s -s "$BENCH/create.lua" "$URL/" \
+        > "$OUT/raw/seed.txt" 2>&1 || die "seeding failed"
+done
+sqlite3 -batch "$DB" "SELECT id FROM images WHERE status = 'queued'" > "$OUT/ids.txt"
+log "catalog: $(count) images"
+
+for tok in benchtok "$KTOKEN"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $tok" "$URL/v2/images/$(head -1 "$OUT/ids.txt")")
+    [ "$code" = 200 ] || die "probe GET answered $code"
+done
+validations_before=$(grep -c 'GET /v3/auth/tokens' "$KS_DIR/access.log" || true)
+
+LIST='/v2/images?status=queued&sort=created_at:desc&limit=25'
+for r in $(seq 1 "$RUNS"); do
+    if [ $((r % 2)) -eq 1 ]; then order="static keystone"; else order="keystone static"; fi
+    for mode in $order; do
+        if [ "$mode" = static ]; then tok=benchtok; else tok=$KTOKEN; fi
+        run_wrk "get_$mode" "$r" get_one.lua BENCH_TOKEN="$tok" BENCH_IDS="$OUT/ids.txt"
+        run_wrk "list_$mode" "$r" list.lua BENCH_TOKEN="$tok" BENCH_LIST_PATH="$LIST"
+        run_wrk "create_$mode" "$r" create.lua BENCH_TOKEN="$tok" BENCH_TAG="$mode$r"
+    done
+done
+validations_after=$(grep -c 'GET /v3/auth/tokens' "$KS_DIR/access.log" || true)
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } printf "%.2f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -F'\t' -v f="$1" -v c="$2" 'NR > 1 && $1 == f { print $c }' "$RESULTS"; }
+ratio() { awk -F'\t' -v a="$1" -v b="$2" -v c="$3" 'NR > 1 && $1 == a { x[$2] = $c } NR > 1 && $1 == b { y[$2] = $c }
+    END { for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r] }' "$RESULTS" | median; }
+{
+    echo "Keystone token (warm cache) vs static token, same server and catalog; $RUNS rounds x ${DURATION}s, $CONNS connections; $BUILD"
+    printf '%-30s %-14s %-16s %-10s %s\n' figure "static token" "Keystone token" "ratio" "target (>= 0.90)"
+    for fig in get list create; do
+        s=$(col "${fig}_static" 3 | median); k=$(col "${fig}_keystone" 3 | median); q=$(ratio "${fig}_keystone" "${fig}_static" 3)
+        verdict=$(awk -v q="$q" 'BEGIN { print (q >= 0.90 ? "PASS" : "FAIL") }')
+        printf '%-30s %-14s %-16s %-10s %s\n' "$fig req/s (median)" "$s" "$k" "$q" "$verdict"
+        s=$(col "${fig}_static" 5 | median); k=$(col "${fig}_keystone" 5 | median); q=$(ratio "${fig}_keystone" "${fig}_static" 5)
+        printf '%-30s %-14s %-16s %-10s %s\n' "$fig p99 us (median)" "$s" "$k" "$q" "info"
+    done
+    echo "errors: $(awk -F'\t' 'NR > 1 { s += $6 } END { print s + 0 }' "$RESULTS"); Keystone validation requests during the measured rounds: $((validations_after - validations_before)) (warm cache: 0 expected)"
+    echo "ratio = median over rounds of keystone/static in the same round; load at the end: $(uptime | sed 's/.*load average/load average/')"
+} | tee "$OUT/table.txt"
