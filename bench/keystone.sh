@@ -117,6 +117,7 @@ for tok in benchtok "$KTOKEN"; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $tok" "$URL/v2/images/$(head -1 "$OUT/ids.txt")")
     [ "$code" = 200 ] || die "probe GET answered $code"
 done
+sleep 2  # gunicorn writes its access log lines asynchronously: let the probe's validation land first
 validations_before=$(grep -c 'GET /v3/auth/tokens' "$KS_DIR/access.log" || true)
 
 LIST='/v2/images?status=queued&sort=created_at:desc&limit=25'
@@ -129,6 +130,7 @@ for r in $(seq 1 "$RUNS"); do
         run_wrk "create_$mode" "$r" create.lua BENCH_TOKEN="$tok" BENCH_TAG="$mode$r"
     done
 done
+sleep 2
 validations_after=$(grep -c 'GET /v3/auth/tokens' "$KS_DIR/access.log" || true)
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } printf "%.2f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

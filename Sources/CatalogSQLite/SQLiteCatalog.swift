@@ -17,6 +17,9 @@ public final class SQLiteCatalog: Catalog {
     let pool: DatabasePool
     let cache = ImageCache(capacity: 20_000)
     let inserts: InsertBatcher
+    /// Quota overrides are read on every create and data write; `imaged quota set` (another
+    /// process) changes them, so they are remembered for a few seconds only.
+    let quotaCache = TTLCache<String, QuotaLimits?>(seconds: 5)
 
     public init(path: String, durability: Durability = .full) throws {
         var config = Configuration()
@@ -266,6 +269,13 @@ public final class SQLiteCatalog: Catalog {
     }
 
     public func quotaOverride(project: String) async throws -> QuotaLimits? {
+        if let hit = quotaCache.get(project) { return hit }
+        let found = try await readQuotaOverride(project: project)
+        quotaCache.set(project, found)
+        return found
+    }
+
+    func readQuotaOverride(project: String) async throws -> QuotaLimits? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT image_count_total, image_size_total, image_stage_total, image_count_uploading
@@ -290,6 +300,7 @@ public final class SQLiteCatalog: Catalog {
                     image_count_uploading = excluded.image_count_uploading
                 """, arguments: [project, l.imageCountTotal, l.imageSizeTotal, l.imageStageTotal, l.imageCountUploading])
         }
+        quotaCache.remove(project)
     }
 
     // MARK: Members
@@ -366,6 +377,30 @@ enum DocumentColumns {
         for (k, v) in members { if let s = v.stringValue { out[k] = s } }
         return out
     }
+}
+
+/// Values remembered for a fixed time (bounded: cleared when it grows past `capacity`).
+final class TTLCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    let seconds: Double
+    let capacity: Int
+    let entries = Mutex<[Key: (value: Value, until: Double)]>([:])
+
+    init(seconds: Double, capacity: Int = 10_000) { self.seconds = seconds; self.capacity = capacity }
+
+    func get(_ key: Key) -> Value? {
+        let now = Date().timeIntervalSince1970
+        return entries.withLock { m in m[key].flatMap { $0.until > now ? $0.value : nil } }
+    }
+
+    func set(_ key: Key, _ value: Value) {
+        let until = Date().timeIntervalSince1970 + seconds
+        entries.withLock { m in
+            if m.count >= capacity { m.removeAll(keepingCapacity: true) }
+            m[key] = (value, until)
+        }
+    }
+
+    func remove(_ key: Key) { _ = entries.withLock { $0.removeValue(forKey: key) } }
 }
 
 /// Recently read or written images by id. An entry is replaced only by a newer version, so a

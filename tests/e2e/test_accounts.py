@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import ImagedServer, imaged_bin, unique
+from conftest import ImagedServer, imaged_bin, unique, wait_for
 
 PASSWORD = "Corr3ct-Horse-" + unique("pw")
 
@@ -91,6 +91,9 @@ def test_quota_set_applies_to_the_running_server(srv):
     project_token = {"X-Auth-Token": "bobtok"}
     out = imaged("quota", "set", "p-bob", "--image-count", "1", "--data-dir", data)
     assert out.returncode == 0 and "image_count_total=1" in out.stdout
+    # The server remembers a project's overrides for 5 s at most.
+    wait_for(lambda: requests.get(srv.url + "/v2/info/usage", headers=project_token, timeout=30)
+             .json()["usage"]["image_count_total"]["limit"] == 1, timeout=8, what="override seen by the server")
     first = requests.post(srv.url + "/v2/images", json={"name": unique("q")}, headers=project_token, timeout=30)
     assert first.status_code == 201, first.text
     second = requests.post(srv.url + "/v2/images", json={"name": unique("q")}, headers=project_token, timeout=30)
@@ -98,4 +101,5 @@ def test_quota_set_applies_to_the_running_server(srv):
     usage = requests.get(srv.url + "/v2/info/usage", headers=project_token, timeout=30).json()["usage"]
     assert usage["image_count_total"] == {"limit": 1, "usage": 1}
     assert imaged("quota", "clear", "p-bob", "--data-dir", data).returncode == 0
-    assert requests.post(srv.url + "/v2/images", json={}, headers=project_token, timeout=30).status_code == 201
+    wait_for(lambda: requests.post(srv.url + "/v2/images", json={}, headers=project_token, timeout=30).status_code == 201,
+             timeout=8, what="override cleared")
