@@ -145,14 +145,7 @@ need_pkg wrk wrk
 need_pkg sqlite3 sqlite3
 need_pkg curl curl
 
-if [ -z "${IMAGED_BIN:-}" ]; then
-    log "building imaged (release, scratch path .build-release; 20-30 min cold on 2 cores)"
-    swift build -c release --scratch-path .build-release --product imaged 2>&1 | tee "$OUT/build.log" | tail -3 >&2
-    IMAGED_BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)/imaged
-    BUILD=release
-else
-    BUILD="given: $IMAGED_BIN"
-fi
+release_imaged "$OUT/build.log" || die "no binary"
 [ -x "$IMAGED_BIN" ] || die "no executable at $IMAGED_BIN"
 log "binary: $IMAGED_BIN ($BUILD)"
 

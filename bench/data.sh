@@ -74,15 +74,7 @@ need_pkg openssl openssl
 need_pkg fincore util-linux
 need_pkg python3 python3-minimal
 
-if [ -z "${IMAGED_BIN:-}" ]; then
-    log "building imaged (release, scratch path .build-release)"
-    swift build -c release --scratch-path .build-release --product imaged > "$OUT/build.log" 2>&1 \
-        || { tail -20 "$OUT/build.log" >&2; die "release build failed; see $OUT/build.log"; }
-    IMAGED_BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)/imaged
-    BUILD=release
-else
-    BUILD="given: $IMAGED_BIN"
-fi
+release_imaged "$OUT/build.log" || die "no binary"
 [ -x "$IMAGED_BIN" ] || die "no executable at $IMAGED_BIN"
 
 # ---------------------------------------------------------------- work directory and server

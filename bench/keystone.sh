@@ -43,14 +43,7 @@ ensure_command curl curl
     || die ".venv with openstacksdk is missing: run scripts/test.sh once (it creates it)"
 scripts/keystone.sh install >&2
 
-if [ -z "${IMAGED_BIN:-}" ]; then
-    log "building imaged (release, scratch path .build-release)"
-    swift build -c release --scratch-path .build-release --product imaged 2>&1 | tee "$OUT/build.log" | tail -3 >&2
-    IMAGED_BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)/imaged
-    BUILD=release
-else
-    BUILD="given: $IMAGED_BIN"
-fi
+release_imaged "$OUT/build.log" || die "no binary"
 [ -x "$IMAGED_BIN" ] || die "no executable at $IMAGED_BIN"
 
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/imaged-kbench.XXXXXX")

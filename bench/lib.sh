@@ -13,3 +13,17 @@ wait_for_healthz() {
     echo "server did not answer /healthz within 60 s; see $3" >&2
     return 1
 }
+
+# release_imaged BUILD_LOG: sets IMAGED_BIN and BUILD. Builds the release binary in .build-release
+# unless IMAGED_BIN is already set (then that binary is used as given).
+release_imaged() {
+    if [ -n "${IMAGED_BIN:-}" ]; then
+        BUILD="given: $IMAGED_BIN"
+        return 0
+    fi
+    echo "building imaged (release, scratch path .build-release; 20-30 min cold on 2 cores)" >&2
+    swift build -c release --scratch-path .build-release --product imaged > "$1" 2>&1 \
+        || { tail -20 "$1" >&2; echo "release build failed; see $1" >&2; return 1; }
+    IMAGED_BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)/imaged
+    BUILD=release
+}

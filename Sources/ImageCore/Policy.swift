@@ -72,6 +72,9 @@ public enum Policy {
     /// Who may see an image: owner, members, public/community for everyone, ownerless rows.
     static let readable = Rule.any([.ownerProject, .ownerless, .imageMember, .visibility([.public, .community])])
 
+    /// Who may read an image's member list or entries: the owner project and the members themselves.
+    static let readsMembers = Rule.any([.admin, .all([.role("reader"), .any([.ownerProject, .imageMember])])])
+
     /// The table. Defaults from Glance's `glance/policies/*.py` with secure RBAC on.
     public static let rules: [PolicyAction: Rule] = [
         .getImages: .any([.admin, .role("reader")]),
@@ -89,8 +92,8 @@ public enum Policy {
         .copyImage: .admin,
         .addMember: inOwnerProject("member"),
         .deleteMember: inOwnerProject("member"),
-        .getMember: .any([.admin, .all([.role("reader"), .any([.ownerProject, .imageMember])])]),
-        .getMembers: .any([.admin, .all([.role("reader"), .any([.ownerProject, .imageMember])])]),
+        .getMember: readsMembers,
+        .getMembers: readsMembers,
         .modifyMember: .any([.admin, .all([.role("member"), .memberSelf])]),
         .getUsage: .any([.admin, .role("reader")]),
         .tasksAPIAccess: .admin,
