@@ -89,15 +89,21 @@ public final class KeystoneAuthenticator: TokenAuthenticator {
         return try await cached(token, allowExpired: false)
     }
 
+    enum Lookup {
+        case hit(Principal?)
+        case wait(Task<Validated, any Error>)
+    }
+
     func cached(_ token: String, allowExpired: Bool) async throws -> Principal? {
         let key = (allowExpired ? "e:" : "v:") + token
         let now = Date().timeIntervalSince1970
-        let task: Task<Validated, any Error> = state.withLock { s in
+        // The warm path answers under the lock, with no task or suspension.
+        let lookup: Lookup = state.withLock { s in
             switch s.cache[key] {
             case .done(let v)? where v.until > now:
-                return Task { v }
+                return .hit(v.principal)
             case .pending(let t)?:
-                return t
+                return .wait(t)
             default:
                 if s.cache.count >= config.maxCachedTokens {
                     s.cache = s.cache.filter { if case .done(let v) = $0.value { v.until > now } else { true } }
@@ -105,8 +111,12 @@ public final class KeystoneAuthenticator: TokenAuthenticator {
                 }
                 let t = Task { try await self.validate(token, allowExpired: allowExpired) }
                 s.cache[key] = .pending(t)
-                return t
+                return .wait(t)
             }
+        }
+        guard case .wait(let task) = lookup else {
+            if case .hit(let p) = lookup { return p }
+            return nil
         }
         do {
             let v = try await task.value
