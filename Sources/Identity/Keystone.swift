@@ -53,13 +53,19 @@ public final class KeystoneAuthenticator: TokenAuthenticator {
         case done(Validated)
     }
 
+    /// Cache key: the token as given, and whether an expired token was acceptable (X-Service-Token).
+    struct Key: Hashable {
+        let token: String
+        let allowExpired: Bool
+    }
+
     struct ServiceToken: Sendable {
         let token: String
         let expiresAt: Double
     }
 
     struct State {
-        var cache: [String: Entry] = [:]
+        var cache: [Key: Entry] = [:]
         var serviceToken: ServiceToken?
         var serviceTokenTask: Task<ServiceToken, any Error>?
     }
@@ -95,7 +101,7 @@ public final class KeystoneAuthenticator: TokenAuthenticator {
     }
 
     func cached(_ token: String, allowExpired: Bool) async throws -> Principal? {
-        let key = (allowExpired ? "e:" : "v:") + token
+        let key = Key(token: token, allowExpired: allowExpired)
         let now = Date().timeIntervalSince1970
         // The warm path answers under the lock, with no task or suspension.
         let lookup: Lookup = state.withLock { s in
