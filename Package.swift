@@ -46,6 +46,15 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
         // Outbound HTTP for imports: the URL guard and a fetcher that re-checks every redirect.
+        // Image bytes in an S3 bucket (SigV4 with swift-crypto, multipart uploads over AsyncHTTPClient).
+        .target(name: "BlobStoreS3", dependencies: [
+            "ImageCore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .target(name: "Outbound", dependencies: [
             "ImageCore", "ImageData",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -93,7 +102,8 @@ let package = Package(
         ], swiftSettings: strict),
         // One conformance suite, run against every BlobStore driver.
         .testTarget(name: "BlobStoreTests", dependencies: [
-            "BlobStoreFile", "ImageCore", .product(name: "NIOCore", package: "swift-nio"),
+            "BlobStoreFile", "BlobStoreS3", "ImageCore", .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         .testTarget(name: "IdentityTests", dependencies: [
             "Identity", "ImageCore", "CatalogSQLite",

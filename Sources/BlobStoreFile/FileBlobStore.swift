@@ -44,11 +44,7 @@ public struct FileBlobStore: BlobStore {
 
     /// Keys are made by the service, but a key must never climb out of the root whatever happens.
     func path(_ key: String) throws -> String {
-        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
-        guard !key.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." || $0.hasPrefix(".") }),
-              key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\\") }) else {
-            throw FileBlobError.badKey(key)
-        }
+        guard BlobKey.isValid(key) else { throw FileBlobError.badKey(key) }
         return root + "/" + key
     }
 

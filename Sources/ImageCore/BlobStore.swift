@@ -40,4 +40,11 @@ public protocol BlobWriter: Sendable {
 public enum BlobKey {
     public static func image(_ id: String) -> String { "images/\(id)" }
     public static func staging(_ id: String) -> String { "staging/\(id)" }
+
+    /// What every store accepts as a key: `/`-separated names of printable ASCII, none empty or
+    /// starting with `.` (so no `..`, no hidden or temporary names, no absolute paths), no `\\`.
+    public static func isValid(_ key: String) -> Bool {
+        guard !key.isEmpty, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\\") }) else { return false }
+        return !key.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0.hasPrefix(".") }
+    }
 }

@@ -1,0 +1,395 @@
+import AsyncHTTPClient
+import Foundation
+import ImageCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Where the bucket is and how to sign for it.
+public struct S3Config: Sendable {
+    /// `http(s)://host[:port]` of the S3 service (RGW, AWS, MinIO…).
+    public var endpoint: String
+    public var bucket: String
+    public var region = "us-east-1"
+    public var accessKey: String
+    public var secretKey: String
+    /// `https://host/bucket/key` (RGW and most private stores) or `https://bucket.host/key`.
+    public var pathStyle = true
+    /// Prepended to every key, so several installations can share a bucket (e.g. `imaged/`).
+    public var keyPrefix = ""
+    /// Bytes per multipart part (S3's minimum is 5 MiB except for the last part).
+    public var partSize = 8 << 20
+    /// Parts uploaded at once per writer; memory per writer is about (this + 1) × partSize.
+    public var partsInFlight = 3
+    /// Attempts after the first for requests that can be repeated (5xx, throttling, lost connections).
+    public var retries = 4
+    public var requestTimeout: TimeAmount = .seconds(300)
+    public var id = "s3"
+
+    public init(endpoint: String, bucket: String, accessKey: String, secretKey: String) {
+        self.endpoint = endpoint; self.bucket = bucket; self.accessKey = accessKey; self.secretKey = secretKey
+    }
+}
+
+public struct S3Error: Error, CustomStringConvertible, Equatable {
+    public let status: Int
+    public let code: String
+    public let message: String
+    public var description: String { "S3 \(status) \(code): \(message)" }
+}
+
+/// Image bytes as objects in an S3 bucket. A writer is a multipart upload (a single PUT when the
+/// blob fits in one part): nothing is visible under the key until CompleteMultipartUpload, and
+/// cancelling aborts the upload, so no part is left behind.
+public final class S3BlobStore: BlobStore {
+    public let config: S3Config
+    let signer: SigV4Signer
+    let client: HTTPClient
+    let logger: Logger
+    let hostHeader: String
+    /// `scheme://host[:port]` requests go to (the bucket is in the host for virtual-host style).
+    let origin: String
+
+    public var id: String { config.id }
+
+    public init(config: S3Config, client: HTTPClient = .shared, logger: Logger = Logger(label: "imaged.s3")) throws {
+        guard let url = URL(string: config.endpoint), let scheme = url.scheme, scheme == "http" || scheme == "https",
+              let host = url.host, !config.bucket.isEmpty, config.partSize >= 5 << 20, config.partsInFlight >= 1 else {
+            throw S3Error(status: 0, code: "BadConfig", message: "S3 endpoint must be http(s)://host[:port], with a bucket and parts of at least 5 MiB")
+        }
+        self.config = config
+        self.signer = SigV4Signer(accessKey: config.accessKey, secretKey: config.secretKey, region: config.region)
+        self.client = client
+        self.logger = logger
+        let port = url.port.map { ":\($0)" } ?? ""
+        hostHeader = config.pathStyle ? host + port : "\(config.bucket).\(host)\(port)"
+        origin = "\(scheme)://\(hostHeader)"
+    }
+
+    // MARK: Requests
+
+    struct Reply {
+        let status: Int
+        let headers: HTTPHeaders
+        let body: ByteBuffer
+    }
+
+    /// The object name for a blob key (checked like every store checks keys).
+    func objectName(_ key: String) throws -> String {
+        guard BlobKey.isValid(key) else { throw S3Error(status: 0, code: "BadKey", message: "invalid blob key '\(key)'") }
+        return config.keyPrefix + key
+    }
+
+    func path(_ object: String?) -> String {
+        let bucketPath = config.pathStyle ? "/" + SigV4Signer.uriEncode(config.bucket, keepSlash: false) : ""
+        guard let object else { return bucketPath + "/" }
+        return bucketPath + "/" + SigV4Signer.uriEncode(object, keepSlash: true)
+    }
+
+    func makeRequest(_ method: HTTPMethod, object: String?, query: [(String, String)], headers extra: [(String, String)],
+                     body: ByteBuffer?, payloadHash: String) -> HTTPClientRequest {
+        let p = path(object)
+        var url = origin + p
+        if !query.isEmpty {
+            url += "?" + query.map { $0.1.isEmpty && $0.0 == "uploads" ? "uploads" :
+                "\(SigV4Signer.uriEncode($0.0, keepSlash: false))=\(SigV4Signer.uriEncode($0.1, keepSlash: false))" }
+                .joined(separator: "&")
+        }
+        var headers: [(String, String)] = [("host", hostHeader)] + extra.map { ($0.0.lowercased(), $0.1) }
+        let signed = signer.sign(method: method.rawValue, path: p, query: query, headers: headers,
+                                 payloadHash: payloadHash, date: Date())
+        headers.append(contentsOf: signed)
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (name, value) in headers where name != "host" { request.headers.add(name: name, value: value) }
+        if let body {
+            request.body = .bytes(body)
+            request.headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+        }
+        return request
+    }
+
+    /// One request with its whole answer read, retried with backoff when S3 says it may be.
+    func send(_ method: HTTPMethod, object: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
+              body: ByteBuffer? = nil, signedBody: Bool = false, accept: Set<Int>) async throws -> Reply {
+        let payloadHash: String
+        if let body, signedBody { payloadHash = SigV4Signer.sha256Hex(Data(body.readableBytesView)) }
+        else if body == nil || body?.readableBytes == 0 { payloadHash = SigV4Signer.emptyPayloadHash }
+        else { payloadHash = SigV4Signer.unsignedPayload }
+        var attempt = 0
+        while true {
+            try Task.checkCancellation()
+            let request = makeRequest(method, object: object, query: query, headers: headers, body: body, payloadHash: payloadHash)
+            do {
+                let response = try await client.execute(request, timeout: config.requestTimeout)
+                let bytes = try await response.body.collect(upTo: 16 << 20)
+                let status = Int(response.status.code)
+                if accept.contains(status) { return Reply(status: status, headers: response.headers, body: bytes) }
+                let error = Self.error(status: status, body: bytes)
+                guard Self.retryable(status), attempt < config.retries else { throw error }
+                logger.warning("S3 request failed, retrying", metadata: ["status": "\(status)", "code": .string(error.code)])
+            } catch let error as S3Error {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                guard attempt < config.retries else { throw error }
+                logger.warning("S3 request failed, retrying", metadata: ["error": "\(error)"])
+            }
+            attempt += 1
+            try await Task.sleep(for: .milliseconds(Int64(100 << min(attempt, 6)) + Int64.random(in: 0...100)))
+        }
+    }
+
+    static func retryable(_ status: Int) -> Bool { status == 500 || status == 502 || status == 503 || status == 504 || status == 429 }
+
+    static func error(status: Int, body: ByteBuffer) -> S3Error {
+        let text = String(buffer: body)
+        return S3Error(status: status, code: S3XML.values("Code", in: text).first ?? "HTTP\(status)",
+                       message: S3XML.values("Message", in: text).first ?? "")
+    }
+
+    // MARK: BlobStore
+
+    public func makeWriter(key: String) async throws -> any BlobWriter {
+        S3BlobWriter(store: self, object: try objectName(key))
+    }
+
+    public func size(key: String) async throws -> Int64? {
+        let r = try await send(.HEAD, object: try objectName(key), accept: [200, 404])
+        guard r.status == 200 else { return nil }
+        return r.headers.first(name: "content-length").flatMap { Int64($0) }
+    }
+
+    public func read(key: String, range: Range<Int64>?, chunkSize: Int,
+                     into sink: (ByteBuffer) async throws -> Void) async throws {
+        if let range, range.isEmpty { return }
+        var headers: [(String, String)] = []
+        if let range { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")) }
+        let object = try objectName(key)
+        var attempt = 0
+        while true {
+            let request = makeRequest(.GET, object: object, query: [], headers: headers, body: nil,
+                                      payloadHash: SigV4Signer.emptyPayloadHash)
+            let response: HTTPClientResponse
+            do {
+                response = try await client.execute(request, timeout: config.requestTimeout)
+            } catch {
+                guard attempt < config.retries, !(error is CancellationError) else { throw error }
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(100 << attempt))
+                continue
+            }
+            let status = Int(response.status.code)
+            guard status == 200 || status == 206 else {
+                let error = Self.error(status: status, body: try await response.body.collect(upTo: 1 << 20))
+                guard Self.retryable(status), attempt < config.retries else { throw error }
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(100 << attempt))
+                continue
+            }
+            // Once bytes have reached the sink a retry would repeat them: failures from here on are final.
+            for try await buffer in response.body { try await sink(buffer) }
+            return
+        }
+    }
+
+    public func delete(key: String) async throws {
+        _ = try await send(.DELETE, object: try objectName(key), accept: [200, 204, 404])
+    }
+
+    public func keys(prefix: String) async throws -> [String] {
+        var keys: [String] = []
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", config.keyPrefix + prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let r = try await send(.GET, object: nil, query: query, accept: [200])
+            let text = String(buffer: r.body)
+            for block in S3XML.blocks("Contents", in: text) {
+                if let k = S3XML.values("Key", in: block).first { keys.append(String(k.dropFirst(config.keyPrefix.count))) }
+            }
+            token = S3XML.values("IsTruncated", in: text).first == "true" ? S3XML.values("NextContinuationToken", in: text).first : nil
+        } while token != nil
+        return keys
+    }
+
+    /// Multipart uploads begun under our prefix and never completed or aborted.
+    public func incompleteUploads() async throws -> [(key: String, uploadId: String)] {
+        var found: [(String, String)] = []
+        var keyMarker: String?, idMarker: String?
+        repeat {
+            var query = [("uploads", ""), ("prefix", config.keyPrefix)]
+            if let keyMarker { query.append(("key-marker", keyMarker)) }
+            if let idMarker { query.append(("upload-id-marker", idMarker)) }
+            let r = try await send(.GET, object: nil, query: query, accept: [200])
+            let text = String(buffer: r.body)
+            for block in S3XML.blocks("Upload", in: text) {
+                if let k = S3XML.values("Key", in: block).first, let u = S3XML.values("UploadId", in: block).first {
+                    found.append((k, u))
+                }
+            }
+            if S3XML.values("IsTruncated", in: text).first == "true" {
+                keyMarker = S3XML.values("NextKeyMarker", in: text).first
+                idMarker = S3XML.values("NextUploadIdMarker", in: text).first
+            } else {
+                keyMarker = nil
+            }
+        } while keyMarker != nil
+        return found
+    }
+
+    /// A crash leaves multipart uploads open: abort every one under our prefix.
+    public func removeLeftovers() async throws -> Int {
+        let open = try await incompleteUploads()
+        for (object, uploadId) in open {
+            try await abort(object: object, uploadId: uploadId)
+        }
+        return open.count
+    }
+
+    // MARK: Multipart
+
+    func createUpload(object: String) async throws -> String {
+        let r = try await send(.POST, object: object, query: [("uploads", "")], accept: [200])
+        guard let id = S3XML.values("UploadId", in: String(buffer: r.body)).first, !id.isEmpty else {
+            throw S3Error(status: r.status, code: "NoUploadId", message: "CreateMultipartUpload answered without an UploadId")
+        }
+        return id
+    }
+
+    func uploadPart(object: String, uploadId: String, number: Int, bytes: ByteBuffer) async throws -> String {
+        let r = try await send(.PUT, object: object, query: [("partNumber", String(number)), ("uploadId", uploadId)],
+                               body: bytes, accept: [200])
+        guard let etag = r.headers.first(name: "etag") else {
+            throw S3Error(status: r.status, code: "NoETag", message: "UploadPart answered without an ETag")
+        }
+        return etag
+    }
+
+    func complete(object: String, uploadId: String, parts: [(Int, String)]) async throws {
+        var xml = "<CompleteMultipartUpload>"
+        for (n, etag) in parts.sorted(by: { $0.0 < $1.0 }) {
+            xml += "<Part><PartNumber>\(n)</PartNumber><ETag>\(S3XML.escape(etag))</ETag></Part>"
+        }
+        xml += "</CompleteMultipartUpload>"
+        let r = try await send(.POST, object: object, query: [("uploadId", uploadId)],
+                               headers: [("content-type", "application/xml")],
+                               body: ByteBuffer(string: xml), signedBody: true, accept: [200])
+        // S3 may answer 200 and still report a failure in the body.
+        let text = String(buffer: r.body)
+        if text.contains("<Error>") { throw Self.error(status: 200, body: r.body) }
+    }
+
+    func abort(object: String, uploadId: String) async throws {
+        _ = try await send(.DELETE, object: object, query: [("uploadId", uploadId)], accept: [200, 204, 404])
+    }
+
+    func putObject(object: String, bytes: ByteBuffer) async throws {
+        _ = try await send(.PUT, object: object, body: bytes, accept: [200])
+    }
+}
+
+/// One blob on its way into S3: parts are uploaded as soon as they fill, a few at a time.
+actor S3BlobWriter: BlobWriter {
+    let store: S3BlobStore
+    let object: String
+    var buffer: ByteBuffer
+    var uploadId: String?
+    var nextPart = 1
+    var inFlight: [Task<(Int, String), any Error>] = []
+    var done: [(Int, String)] = []
+    var finished = false
+
+    init(store: S3BlobStore, object: String) {
+        self.store = store
+        self.object = object
+        buffer = ByteBufferAllocator().buffer(capacity: 0)
+    }
+
+    func write(_ bytes: ByteBuffer) async throws {
+        guard !finished else { throw S3Error(status: 0, code: "WriterClosed", message: "write after commit or cancel") }
+        var bytes = bytes
+        let partSize = store.config.partSize
+        while bytes.readableBytes > 0 {
+            if buffer.capacity == 0 { buffer.reserveCapacity(partSize) }
+            var slice = bytes.readSlice(length: min(bytes.readableBytes, partSize - buffer.readableBytes))!
+            buffer.writeBuffer(&slice)
+            if buffer.readableBytes == partSize { try await sendPart() }
+        }
+    }
+
+    /// Hands the full buffer to a part upload, waiting for the oldest when enough are in flight.
+    func sendPart() async throws {
+        if uploadId == nil { uploadId = try await store.createUpload(object: object) }
+        while inFlight.count >= store.config.partsInFlight {
+            done.append(try await inFlight.removeFirst().value)
+        }
+        let part = buffer, number = nextPart, id = uploadId!, store = store, object = object
+        nextPart += 1
+        buffer = ByteBufferAllocator().buffer(capacity: 0)
+        inFlight.append(Task { (number, try await store.uploadPart(object: object, uploadId: id, number: number, bytes: part)) })
+    }
+
+    func commit() async throws {
+        guard !finished else { throw S3Error(status: 0, code: "WriterClosed", message: "commit after commit or cancel") }
+        do {
+            if uploadId == nil {
+                try await store.putObject(object: object, bytes: buffer)
+            } else {
+                if buffer.readableBytes > 0 { try await sendPart() }
+                while !inFlight.isEmpty { done.append(try await inFlight.removeFirst().value) }
+                try await store.complete(object: object, uploadId: uploadId!, parts: done)
+            }
+            finished = true
+            buffer = ByteBufferAllocator().buffer(capacity: 0)
+        } catch {
+            await cancel()
+            throw error
+        }
+    }
+
+    func cancel() async {
+        guard !finished else { return }
+        finished = true
+        buffer = ByteBufferAllocator().buffer(capacity: 0)
+        for t in inFlight { t.cancel() }
+        for t in inFlight { _ = try? await t.value }
+        inFlight.removeAll()
+        if let uploadId {
+            // Even when the caller is being cancelled: parts must not stay behind.
+            let store = store, object = object
+            await Task.detached { try? await store.abort(object: object, uploadId: uploadId) }.value
+        }
+    }
+}
+
+/// Just enough XML for S3's answers: values of simple elements, entity-decoded.
+enum S3XML {
+    static func values(_ tag: String, in text: String) -> [String] {
+        blocks(tag, in: text).map(unescape)
+    }
+
+    static func blocks(_ tag: String, in text: String) -> [String] {
+        var out: [String] = []
+        var rest = Substring(text)
+        let open = "<\(tag)>", close = "</\(tag)>"
+        while let o = rest.range(of: open), let c = rest.range(of: close, range: o.upperBound..<rest.endIndex) {
+            out.append(String(rest[o.upperBound..<c.lowerBound]))
+            rest = rest[c.upperBound...]
+        }
+        return out
+    }
+
+    static func unescape(_ s: String) -> String {
+        guard s.contains("&") else { return s }
+        return s.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
+            .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+            .replacingOccurrences(of: "&amp;", with: "&")
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}
