@@ -3,7 +3,7 @@
 #   1. Debian packages the build and tests need (skipped when already installed)
 #   2. a venv at .venv with the real OpenStack clients, and .venv-keystone with a real Keystone server
 #      (each skipped when already up to date)
-#   3. swift build --build-tests (once), swift test --skip-build
+#   3. swift build --build-tests (once), swift test --skip-build (with a real S3 server for the S3 store)
 #   4. the end-to-end suite: the real imaged binary driven by openstack CLI / openstacksdk / glanceclient
 # Exits non-zero if any step fails. Safe to run twice; the second run skips installs.
 set -uo pipefail
@@ -77,10 +77,13 @@ deps() {
   .venv/bin/python -m pip list 2>/dev/null | grep -iE '^(python-openstackclient|openstacksdk|python-glanceclient|keystoneauth1|pytest|requests) '
 }
 
-# A real Keystone (PyPI, its own venv .venv-keystone) for the Keystone-mode end-to-end tests.
+# A real Keystone (PyPI, its own venv .venv-keystone) for the Keystone-mode end-to-end tests, and a
+# real S3 server (Ceph RGW from Debian packages) for the S3 blob store's conformance suite.
 keystone_deps() {
   log "Keystone server venv (.venv-keystone)"
-  scripts/keystone.sh install </dev/null
+  scripts/keystone.sh install </dev/null || return 1
+  log "S3 server packages (Ceph RGW)"
+  scripts/s3.sh install </dev/null
 }
 
 log "dependencies"
@@ -97,7 +100,18 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 3. Swift unit and HTTP tests
+# 3. Swift unit and HTTP tests; the S3 driver's suite runs against a fresh single-node Ceph RGW
+S3_DIR=/tmp/imaged-test-s3-$$
+stop_s3() { scripts/s3.sh stop "$S3_DIR" >/dev/null 2>&1; rm -rf "$S3_DIR"; }
+trap stop_s3 EXIT
+S3_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log "S3 server (Ceph RGW) on 127.0.0.1:$S3_PORT"
+if scripts/s3.sh start "$S3_DIR" "$S3_PORT" </dev/null; then
+  export IMAGED_TEST_S3_ENV=$S3_DIR/s3.env
+else
+  result[swift-test]="FAILED (S3 server did not start)"
+  summary
+fi
 log "swift test --skip-build"
 if swift test --skip-build </dev/null; then
   result[swift-test]="ok"
