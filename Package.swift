@@ -84,14 +84,14 @@ let package = Package(
         ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
         .target(name: "Server", dependencies: [
-            "ImageCore", "ImageData", "CatalogSQLite", "BlobStoreFile", "Outbound", "Identity", "OpenStackAPI",
+            "ImageCore", "ImageData", "CatalogSQLite", "BlobStoreFile", "BlobStoreS3", "Outbound", "Identity", "OpenStackAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .executableTarget(name: "imaged", dependencies: [
-            "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite",
+            "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite", "BlobStoreS3",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore"], swiftSettings: strict),

@@ -1,5 +1,6 @@
 import HTTPTypes
 import BlobStoreFile
+import BlobStoreS3
 import CatalogSQLite
 import Foundation
 import Hummingbird
@@ -29,6 +30,7 @@ public struct Imaged: Sendable {
     public let scrub: StartupScrub.Report
     public let responder: ImagedResponder
     public let authDescription: String
+    public let blobsDescription: String
     public let dataDirectory: String
     /// Held for the life of the server: one process per data directory.
     let lock: DataDirectoryLock
@@ -44,7 +46,16 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     var serviceConfig = ImageServiceConfig()
     serviceConfig.quota = config.quota
     let service = ImageService(catalog: catalog, config: serviceConfig, logger: logger)
-    let blobs = try FileBlobStore(root: dataDir + "/blobs")
+    let blobs: any BlobStore
+    let blobsDescription: String
+    switch config.blobs {
+    case .file(let dir):
+        blobs = try FileBlobStore(root: dir ?? dataDir + "/blobs")
+        blobsDescription = "file blobs"
+    case .s3(let s3):
+        blobs = try S3BlobStore(config: s3, logger: logger)
+        blobsDescription = "S3 blobs in \(s3.endpoint) bucket \(s3.bucket)" + (s3.keyPrefix.isEmpty ? "" : " under \(s3.keyPrefix)")
+    }
     // Before serving: no half-written blob, no image stuck in a state only a dead upload could leave.
     let scrub = try await StartupScrub(catalog: catalog, blobs: blobs, logger: logger).run()
 
@@ -73,6 +84,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
         options: .init(publicEndpoint: config.publicEndpoint,
                        identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" }))
     return Imaged(service: service, data: data, runner: runner, scrub: scrub, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
+                  blobsDescription: blobsDescription,
                   dataDirectory: dataDir, lock: lock)
 }
 
@@ -116,7 +128,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     configured.logLevel = config.logLevel
     let logger = configured
     let imaged = try await buildImaged(config, logger: logger)
-    let listenLine = "imaged listening on http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port), data in \(imaged.dataDirectory) (SQLite catalog, file blobs), auth: \(imaged.authDescription)"
+    let listenLine = "imaged listening on http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port), data in \(imaged.dataDirectory) (SQLite catalog, \(imaged.blobsDescription)), auth: \(imaged.authDescription)"
     var app = Application(
         responder: imaged.responder,
         server: .http1(configuration: .init(idleTimeout: .seconds(300))),

@@ -1,3 +1,4 @@
+import BlobStoreS3
 import CatalogSQLite
 import Identity
 import ImageCore
@@ -17,6 +18,12 @@ public struct ServerConfig: Sendable {
     public var host = "127.0.0.1"
     public var port = 9292
     public var auth = Auth.tokenFile(nil)
+    public enum Blobs: Sendable {
+        /// Files under this directory (nil: `<data-dir>/blobs`).
+        case file(String?)
+        case s3(S3Config)
+    }
+    public var blobs = Blobs.file(nil)
     /// Validate tokens against Keystone (with `auth == .tokenFile(nil)` no static token file is used).
     public var keystone: KeystoneConfig?
     /// Keystone's public URL for `WWW-Authenticate` (default: the validation URL).

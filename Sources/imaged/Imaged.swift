@@ -1,4 +1,5 @@
 import ArgumentParser
+import BlobStoreS3
 import Foundation
 import Hummingbird
 import Identity
@@ -79,6 +80,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Keystone's public URL, announced in WWW-Authenticate on 401 (default: --keystone-url).")
     var keystonePublicUrl: String?
 
+    @Option(help: "Where image bytes go: 'file' (<data-dir>/blobs), 'file:DIR', or 's3:BUCKET' (see --s3-*).")
+    var blobStore = "file"
+
+    @Option(help: "S3 endpoint, e.g. https://rgw.example.net (default: AWS_ENDPOINT_URL or S3_ENDPOINT). Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
+    var s3Endpoint: String?
+
+    @Option(help: "S3 signing region (default: AWS_REGION, AWS_DEFAULT_REGION or us-east-1).")
+    var s3Region: String?
+
+    @Option(help: "Prefix of every object name in the bucket, e.g. 'imaged/'.")
+    var s3KeyPrefix = ""
+
+    @Flag(help: "Virtual-host addressing (https://BUCKET.host/key) instead of path style.")
+    var s3VirtualHost = false
+
+    @Option(help: "Multipart part size in MiB (at least 5).")
+    var s3PartMib = 8
+
     @Option(help: "Default limit on images per project (image_count_total).")
     var quotaImageCount: Int64?
 
@@ -145,9 +164,32 @@ struct Serve: AsyncParsableCommand {
             config.keystone = k
             config.keystonePublicURL = keystonePublicUrl
         }
+        config.blobs = try blobConfig()
         config.quota = try QuotaOptions(imageCount: quotaImageCount, imageSize: quotaImageSize,
                                         stageSize: quotaStageSize, uploading: quotaUploading).limits()
         let app = try await buildApplication(config)
         try await app.runService()
+    }
+
+    func blobConfig() throws -> ServerConfig.Blobs {
+        if blobStore == "file" { return .file(nil) }
+        if blobStore.hasPrefix("file:") { return .file(String(blobStore.dropFirst(5))) }
+        guard blobStore.hasPrefix("s3:"), blobStore.count > 3 else {
+            throw ValidationError("--blob-store must be file, file:DIR or s3:BUCKET")
+        }
+        let env = ProcessInfo.processInfo.environment
+        guard let endpoint = s3Endpoint ?? env["AWS_ENDPOINT_URL"] ?? env["S3_ENDPOINT"] else {
+            throw ValidationError("--blob-store s3: needs --s3-endpoint (or AWS_ENDPOINT_URL)")
+        }
+        guard let key = env["AWS_ACCESS_KEY_ID"], let secret = env["AWS_SECRET_ACCESS_KEY"], !key.isEmpty, !secret.isEmpty else {
+            throw ValidationError("--blob-store s3: needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
+        }
+        guard s3PartMib >= 5, s3PartMib <= 1024 else { throw ValidationError("--s3-part-mib must be 5 to 1024") }
+        var c = S3Config(endpoint: endpoint, bucket: String(blobStore.dropFirst(3)), accessKey: key, secretKey: secret)
+        c.region = s3Region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
+        c.keyPrefix = s3KeyPrefix
+        c.pathStyle = !s3VirtualHost
+        c.partSize = s3PartMib << 20
+        return .s3(c)
     }
 }

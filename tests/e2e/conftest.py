@@ -56,9 +56,10 @@ def free_port() -> int:
 class ImagedServer:
     """One `imaged serve` process on loopback; can be SIGKILLed and started again on the same data dir."""
 
-    def __init__(self, workdir: Path, *extra_args: str):
+    def __init__(self, workdir: Path, *extra_args: str, env: dict | None = None):
         self.workdir = Path(workdir)
         self.extra_args = [str(a) for a in extra_args]
+        self.env = env  # the whole environment of the process (None: inherit)
         self.data_dir = self.workdir / "data"
         self.token_file = self.workdir / "tokens.json"
         self.token_file.write_text(json.dumps({"tokens": list(TOKENS.values())}))
@@ -94,7 +95,7 @@ class ImagedServer:
             busy_until = time.monotonic() + 300
             while True:
                 try:
-                    self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                    self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                                  stdin=subprocess.DEVNULL, start_new_session=True)
                     break
                 except OSError as e:
