@@ -78,8 +78,11 @@ for r in $(seq 1 "$RUNS"); do
     id=$(api -H 'Content-Type: application/json' -d '{"name":"b","disk_format":"raw","container_format":"bare"}' "$URL/v2/images" \
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
     timed imaged_put "$r" api -X PUT -H 'Expect:' -H 'Content-Type: application/octet-stream' -T "$FILE" "$URL/v2/images/$id/file"
-    timed aws_get "$r" sh -c "${AWS[*]} s3 cp --only-show-errors s3://$S3_BUCKET/ref/$r - > /dev/null"
-    timed imaged_get "$r" api -o /dev/null "$URL/v2/images/$id/file"
+    # Both downloads land in a file on the same disk (aws s3 cp to stdout stalled on 1 GiB objects).
+    timed aws_get "$r" "${AWS[@]}" s3 cp --only-show-errors "s3://$S3_BUCKET/ref/$r" "$WORK/aws.out"
+    timed imaged_get "$r" api -o "$WORK/imaged.out" "$URL/v2/images/$id/file"
+    cmp -s "$WORK/imaged.out" "$FILE" || die "imaged returned other bytes than were uploaded"
+    rm -f "$WORK/aws.out" "$WORK/imaged.out"
     "${AWS[@]}" s3 rm --only-show-errors "s3://$S3_BUCKET/ref/$r"
     api -X DELETE "$URL/v2/images/$id"
 done
