@@ -120,9 +120,10 @@ public final class KeystoneAuthenticator: TokenAuthenticator {
                 return .wait(t)
             }
         }
-        guard case .wait(let task) = lookup else {
-            if case .hit(let p) = lookup { return p }
-            return nil
+        let task: Task<Validated, any Error>
+        switch lookup {
+        case .hit(let principal): return principal
+        case .wait(let pending): task = pending
         }
         do {
             let v = try await task.value

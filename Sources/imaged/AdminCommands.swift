@@ -151,7 +151,7 @@ struct QuotaCommand: AsyncParsableCommand {
             let given = try QuotaOptions(imageCount: imageCount, imageSize: imageSize, stageSize: stageSize, uploading: uploading).limits()
             let merged = (try await catalog.quotaOverride(project: project) ?? .unlimited).overridden(by: given)
             try await catalog.setQuotaOverride(project: project, merged)
-            print(describe(project, merged))
+            print(QuotaCommand.describe(project, merged))
         }
     }
 
@@ -162,7 +162,7 @@ struct QuotaCommand: AsyncParsableCommand {
 
         func run() async throws {
             let catalog = try openCatalog(dataDir)
-            print(describe(project, try await catalog.quotaOverride(project: project) ?? .unlimited))
+            print(QuotaCommand.describe(project, try await catalog.quotaOverride(project: project) ?? .unlimited))
             let u = try await catalog.usage(project: project)
             print("usage: images \(u.imageCount), stored \(u.sizeTotal) bytes, staged \(u.stageTotal) bytes, uploading \(u.uploadingCount)")
         }
@@ -184,5 +184,3 @@ struct QuotaCommand: AsyncParsableCommand {
         return "project \(project): " + parts.joined(separator: " ")
     }
 }
-
-func describe(_ project: String, _ l: QuotaLimits) -> String { QuotaCommand.describe(project, l) }
