@@ -56,9 +56,8 @@ else
     printf 'figure\tround\trps\tmean_us\tp50_us\tp90_us\tp99_us\tmax_us\trequests\terrors\tsrv_cpu_us_per_req\tbusy_pct\tctxsw_per_req\n' > "$RESULTS"
 fi
 
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/log.txt" >&2; }
-
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"   # log, die, wait_for_healthz, release_imaged, ensure_command
 
 # ---------------------------------------------------------------- table
 
@@ -138,8 +137,6 @@ if [ -n "$TABLE_ONLY" ]; then print_table; exit 0; fi
 
 # ---------------------------------------------------------------- tools and binary
 
-# shellcheck source=lib.sh
-. "$ROOT/bench/lib.sh"
 need_pkg() { ensure_command "$@"; }  # command package
 need_pkg wrk wrk
 need_pkg sqlite3 sqlite3

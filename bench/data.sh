@@ -60,14 +60,12 @@ printf 'phase\tround\tfigure\tvalue\tunit\tbytes\tseconds\tnote\n' > "$RESULTS"
 printf 'phase\tround\twhat\tbaseline_kib\tpeak_sampled_kib\thwm_kib\tsamples\tbefore_kib\n' > "$RSS_TSV"
 printf 'phase\tround\tcheck\tresult\tdetail\n' > "$CHECKS"
 
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/log.txt" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"   # log, die, wait_for_healthz, release_imaged, ensure_command
 note_load() { echo "$(date -u +%H:%M:%S) $1: $(cat /proc/loadavg)" >> "$OUT/uptime.txt"; log "load $1: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 
 # ---------------------------------------------------------------- tools and binary
 
-# shellcheck source=lib.sh
-. "$ROOT/bench/lib.sh"
 need_pkg() { ensure_command "$@"; }  # command package
 need_pkg curl curl
 need_pkg openssl openssl

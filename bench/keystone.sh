@@ -31,11 +31,9 @@ mkdir -p "$OUT/raw"
 RESULTS=$OUT/results.tsv
 printf 'figure\tround\trps\tp50_us\tp99_us\terrors\n' > "$RESULTS"
 
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/log.txt" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 # shellcheck source=lib.sh
-. "$ROOT/bench/lib.sh"
+. "$ROOT/bench/lib.sh"   # log, die, wait_for_healthz, release_imaged, ensure_command
+
 ensure_command wrk wrk
 ensure_command sqlite3 sqlite3
 ensure_command curl curl

@@ -2,6 +2,10 @@
 # shellcheck source=../scripts/lib/deps.sh
 . scripts/lib/deps.sh
 
+# log MESSAGE: a timestamped line on stderr and in $OUT/log.txt; die MESSAGE: log it and exit 1.
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/log.txt" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
 # wait_for_healthz URL PID LOGFILE: waits up to 60 s for GET URL/healthz to answer 200;
 # fails at once if the server process exits.
 wait_for_healthz() {

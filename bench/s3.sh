@@ -23,11 +23,9 @@ OUT=$ROOT/bench/results/s3-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 RESULTS=$OUT/results.tsv
 printf 'figure\tround\tseconds\tMiB_per_s\n' > "$RESULTS"
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/log.txt" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 # shellcheck source=lib.sh
-. "$ROOT/bench/lib.sh"
+. "$ROOT/bench/lib.sh"   # log, die, wait_for_healthz, release_imaged, ensure_command
+
 ensure_command curl curl
 scripts/s3.sh install >&2
 if ! .venv-bench/bin/aws --version >/dev/null 2>&1; then

@@ -137,8 +137,13 @@ public final class S3BlobStore: BlobStore {
                 logger.warning("S3 request failed, retrying", metadata: ["error": "\(error)"])
             }
             attempt += 1
-            try await Task.sleep(for: .milliseconds(Int64(100 << min(attempt, 6)) + Int64.random(in: 0...100)))
+            try await Self.backoff(attempt)
         }
+    }
+
+    /// Exponential, with jitter so retrying writers do not hit the store in step.
+    static func backoff(_ attempt: Int) async throws {
+        try await Task.sleep(for: .milliseconds(Int64(100 << min(attempt, 6)) + Int64.random(in: 0...100)))
     }
 
     static func retryable(_ status: Int) -> Bool { status == 500 || status == 502 || status == 503 || status == 504 || status == 429 }
@@ -177,7 +182,7 @@ public final class S3BlobStore: BlobStore {
             } catch {
                 guard attempt < config.retries, !(error is CancellationError) else { throw error }
                 attempt += 1
-                try await Task.sleep(for: .milliseconds(100 << attempt))
+                try await Self.backoff(attempt)
                 continue
             }
             let status = Int(response.status.code)
@@ -185,7 +190,7 @@ public final class S3BlobStore: BlobStore {
                 let error = Self.error(status: status, body: try await response.body.collect(upTo: 1 << 20))
                 guard Self.retryable(status), attempt < config.retries else { throw error }
                 attempt += 1
-                try await Task.sleep(for: .milliseconds(100 << attempt))
+                try await Self.backoff(attempt)
                 continue
             }
             // Once bytes have reached the sink a retry would repeat them: failures from here on are final.

@@ -52,10 +52,12 @@ extension SQLiteCatalog {
 
     public func insertAPIKey(_ k: APIKeyRecord) async throws {
         try await pool.write { db in
-            try db.execute(sql: "INSERT INTO api_keys (key_id, account_name, secret_hash, created_at) VALUES (?,?,?,?)",
+            try db.execute(sql: "INSERT INTO api_keys (\(Self.apiKeyColumns)) VALUES (?,?,?,?)",
                            arguments: [k.keyId, k.accountName, k.secretHash, k.createdAt])
         }
     }
+
+    static let apiKeyColumns = "key_id, account_name, secret_hash, created_at"
 
     static func apiKey(_ row: Row) -> APIKeyRecord {
         APIKeyRecord(keyId: row[0], accountName: row[1], secretHash: row[2], createdAt: row[3])
@@ -63,14 +65,14 @@ extension SQLiteCatalog {
 
     public func apiKey(id: String) async throws -> APIKeyRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT key_id, account_name, secret_hash, created_at FROM api_keys WHERE key_id = ?",
+            try Row.fetchOne(db, sql: "SELECT \(Self.apiKeyColumns) FROM api_keys WHERE key_id = ?",
                              arguments: [id]).map(Self.apiKey)
         }
     }
 
     public func apiKeys(accountName: String) async throws -> [APIKeyRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT key_id, account_name, secret_hash, created_at FROM api_keys WHERE account_name = ? ORDER BY created_at, key_id",
+            try Row.fetchAll(db, sql: "SELECT \(Self.apiKeyColumns) FROM api_keys WHERE account_name = ? ORDER BY created_at, key_id",
                              arguments: [accountName]).map(Self.apiKey)
         }
     }

@@ -65,16 +65,6 @@ extension ImageService {
         if updated == nil { throw ImageError.notFound("No image found with ID \(id)") }
     }
 
-    /// A catalog update refused with 413 when it makes the owner's usage grow past a limit.
-    func updateCheckingQuota(id: String, _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image? {
-        let limits = try await limits(for: try await catalog.image(id: id)?.owner)
-        return try await catalog.updateImage(id: id) { image, usage in
-            let original = image
-            try change(&image)
-            try Self.checkQuota(before: original, after: image, limits: limits, usage: usage)
-        }
-    }
-
     /// A failed or abandoned upload/import: back to queued (Glance), size and virtual size cleared,
     /// so the client can retry. Does nothing when the image has moved on (deleted, say).
     @discardableResult

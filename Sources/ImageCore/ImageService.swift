@@ -216,8 +216,7 @@ public struct ImageService: Sendable {
     func mutate(id: String, by p: Principal, action: PolicyAction, verb: String,
                 _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image {
         let visible = try await authorizedImage(id: id, by: p, for: action, verb: verb)
-        let limits = try await limits(for: visible.owner)
-        let updated = try await catalog.updateImage(id: visible.id) { image, usage in
+        let updated = try await updateCheckingQuota(id: visible.id, limits: try await limits(for: visible.owner)) { image in
             // Owner and visibility may have changed since the check above; only owner-based rules
             // reach here (members never modify images), so no membership lookup is needed.
             guard !image.status.isGone, Policy.allows(action, p, PolicyTarget(image)) else {
@@ -225,9 +224,7 @@ public struct ImageService: Sendable {
             }
             let original = image
             try change(&image)
-            guard image != original else { return }
-            image.updatedAt = max(Timestamp.now(), original.updatedAt)
-            try Self.checkQuota(before: original, after: image, limits: original.owner == image.owner ? limits : .unlimited, usage: usage)
+            if image != original { image.updatedAt = max(Timestamp.now(), original.updatedAt) }
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
         return updated

@@ -131,6 +131,21 @@ extension ImageService {
         }
     }
 
+    /// Applies `change` in one catalog write, refused with 413 when it makes the owner's usage grow
+    /// past `limits` (the owner's, looked up when not given). A change of owner (admin) is not limited.
+    func updateCheckingQuota(id: String, limits given: QuotaLimits? = nil,
+                             _ change: @escaping @Sendable (inout Image) throws -> Void) async throws -> Image? {
+        var limits = given
+        if limits == nil { limits = try await self.limits(for: try await catalog.image(id: id)?.owner) }
+        let applying = limits ?? .unlimited
+        return try await catalog.updateImage(id: id) { image, usage in
+            let original = image
+            try change(&image)
+            guard original.owner == image.owner else { return }
+            try Self.checkQuota(before: original, after: image, limits: applying, usage: usage)
+        }
+    }
+
     static func quotaMessage(_ r: QuotaResource, owner: String, wouldBe: Int64, limit: Int64) -> String {
         let unit = r.isBytes ? " bytes" : ""
         return "Quota exceeded for project \(owner): \(r.rawValue) would be \(wouldBe)\(unit), the limit is \(limit)\(unit)."

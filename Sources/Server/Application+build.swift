@@ -90,7 +90,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
 
 /// The identity providers the configuration asks for, cheapest first: static tokens, local API
 /// keys (`imk_…:secret`), then Keystone.
-func makeAuthenticator(_ config: ServerConfig, catalog: SQLiteCatalog, dataDir: String,
+func makeAuthenticator(_ config: ServerConfig, catalog: any AccountCatalog, dataDir: String,
                        logger: Logger) throws -> (any TokenAuthenticator, String) {
     if case .none = config.auth {
         guard config.keystone == nil else { throw ConfigError("--no-auth and --keystone-url exclude each other") }
