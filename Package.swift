@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The domain: images, principals, policy, the Catalog protocol and ImageService.
@@ -60,12 +61,20 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
+        // What both SQL catalogs share: column lists, the list-query builder, the usage query.
+        .target(name: "CatalogSQL", dependencies: ["ImageCore"], swiftSettings: strict),
         // The embedded catalog: SQLite through GRDB, WAL, migrations.
         .target(name: "CatalogSQLite", dependencies: [
-            "ImageCore",
+            "ImageCore", "CatalogSQL",
             .product(name: "GRDB", package: "GRDB.swift"),
             // The raw C API, to decode hot rows without GRDB's generic per-column conversions.
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ], swiftSettings: strict),
+        // The scale-out catalog: PostgreSQL through postgres-nio's pooled client; several nodes share it.
+        .target(name: "CatalogPostgres", dependencies: [
+            "ImageCore", "CatalogSQL",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // Principals from credentials: static tokens, Keystone v3 validation, local accounts and API keys.
         // CDigests gives PBKDF2 and SHA-256 from OpenSSL; AsyncHTTPClient talks to Keystone.
@@ -84,14 +93,15 @@ let package = Package(
         ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
         .target(name: "Server", dependencies: [
-            "ImageCore", "ImageData", "CatalogSQLite", "BlobStoreFile", "BlobStoreS3", "Outbound", "Identity", "OpenStackAPI",
+            "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound",
+            "Identity", "OpenStackAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .executableTarget(name: "imaged", dependencies: [
-            "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite", "BlobStoreS3",
+            "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite", "CatalogPostgres", "BlobStoreS3", "BlobStoreFile",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore"], swiftSettings: strict),
@@ -117,7 +127,11 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: strict),
         .testTarget(name: "CatalogSQLiteTests", dependencies: [
-            "CatalogSQLite", "ImageCore", .product(name: "GRDB", package: "GRDB.swift"),
+            "CatalogSQLite", "CatalogSQL", "ImageCore", .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: strict),
+        // One catalog suite, run against SQLite and (with IMAGED_TEST_POSTGRES_URL) PostgreSQL.
+        .testTarget(name: "CatalogConformanceTests", dependencies: [
+            "CatalogSQLite", "CatalogPostgres", "ImageCore", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
             "Server", "OpenStackAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",

@@ -1,10 +1,11 @@
+import CatalogSQL
 import GRDB
 import ImageCore
 
 /// Local accounts and API keys. These rows are never cached in memory, so `imaged account …`
 /// may change them while a server runs on the same data directory (SQLite serializes writers).
 extension SQLiteCatalog {
-    static let accountColumns = "name, user_id, project_id, roles, password_hash, created_at, updated_at"
+    static let accountColumns = CatalogColumns.accounts
 
     static func account(_ row: Row) throws -> LocalAccount {
         LocalAccount(name: row[0], userId: row[1], projectId: row[2], roles: try DocumentColumns.decodeTags(row[3]),
@@ -57,7 +58,7 @@ extension SQLiteCatalog {
         }
     }
 
-    static let apiKeyColumns = "key_id, account_name, secret_hash, created_at"
+    static let apiKeyColumns = CatalogColumns.apiKeys
 
     static func apiKey(_ row: Row) -> APIKeyRecord {
         APIKeyRecord(keyId: row[0], accountName: row[1], secretHash: row[2], createdAt: row[3])

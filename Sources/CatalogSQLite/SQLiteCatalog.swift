@@ -1,3 +1,4 @@
+import CatalogSQL
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -134,27 +135,23 @@ public final class SQLiteCatalog: Catalog {
         return m
     }
 
-    static let columns = """
-        id, name, status, visibility, protected, os_hidden, owner, container_format, disk_format, size, \
-        virtual_size, min_disk, min_ram, checksum, os_hash_algo, os_hash_value, created_at, updated_at, \
-        deleted_at, tags, properties, version
-        """
-
+    static let columns = CatalogColumns.images
     static let selectByID = "SELECT \(columns) FROM images WHERE id = ?"
-    static let insertSQL = "INSERT INTO images (\(columns)) VALUES (\(ListSQL.placeholders(columnCount)))"
-    /// Every column but `id`, in `columns` order: `arguments(image)` minus its first value, then the id.
-    static let updateSQL = "UPDATE images SET " + columnNames.dropFirst().map { "\($0) = ?" }.joined(separator: ", ") + " WHERE id = ?"
-    static var columnNames: [String] { columns.split(separator: ",").map { $0.trimmingSpaces } }
-    static var columnCount: Int { columnNames.count }
+    static let insertSQL = "INSERT INTO images (\(columns)) VALUES (\(placeholders(CatalogColumns.imageNames.count)))"
+    /// Every column but `id`, in column order, then the id.
+    static let updateSQL = "UPDATE images SET " + CatalogColumns.imageNames.dropFirst().map { "\($0) = ?" }.joined(separator: ", ") + " WHERE id = ?"
 
-    static func arguments(_ i: Image) -> StatementArguments { StatementArguments(argumentValues(i)) }
+    static func placeholders(_ n: Int) -> String { Array(repeating: "?", count: max(n, 1)).joined(separator: ",") }
 
-    /// One value per column of `columns`, in order.
-    static func argumentValues(_ i: Image) -> [(any DatabaseValueConvertible)?] {
-        [i.id, i.name, i.status.rawValue, i.visibility.rawValue, i.isProtected, i.osHidden, i.owner,
-         i.containerFormat, i.diskFormat, i.size, i.virtualSize, i.minDisk, i.minRam, i.checksum,
-         i.osHashAlgo, i.osHashValue, i.createdAt, i.updatedAt, i.deletedAt,
-         DocumentColumns.encodeTags(i.tags), DocumentColumns.encodeProperties(i.properties), i.version]
+    static func arguments(_ values: [SQLValue]) -> StatementArguments {
+        StatementArguments(values.map { v -> (any DatabaseValueConvertible)? in
+            switch v {
+            case .null: nil
+            case .text(let s): s
+            case .int(let i): i
+            case .bool(let b): b
+            }
+        })
     }
 
     /// Decodes the current row of a statement selecting `columns`, reading the C API directly.
@@ -220,9 +217,9 @@ public final class SQLiteCatalog: Catalog {
             image.id = original.id
             guard image != original else { return original }
             image.version = original.version + 1
-            var values = Self.argumentValues(image)
+            var values = CatalogColumns.values(image)
             values.append(values.removeFirst())  // id moves to the WHERE clause
-            try db.execute(sql: Self.updateSQL, arguments: StatementArguments(values))
+            try db.execute(sql: Self.updateSQL, arguments: Self.arguments(values))
             return image
         }.map { image in
             cache.offer(image)
@@ -231,14 +228,15 @@ public final class SQLiteCatalog: Catalog {
     }
 
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
-        let (sql, args) = ListSQL.build(query)
+        let statement = ListSQL.build(query, .sqlite)
+        let (sql, args) = (statement.sql, Self.arguments(statement.values))
         // The SQL text depends only on the query's shape, so statements are reused across requests.
         return try await pool.read { db in try Self.fetchImages(db, sql: sql, arguments: args) }
     }
 
     public func images(withStatus statuses: [ImageStatus]) async throws -> [Image] {
         guard !statuses.isEmpty else { return [] }
-        let sql = "SELECT \(Self.columns) FROM images WHERE status IN (\(ListSQL.placeholders(statuses.count)))"
+        let sql = "SELECT \(Self.columns) FROM images WHERE status IN (\(Self.placeholders(statuses.count)))"
         return try await pool.read { db in
             try Self.fetchImages(db, sql: sql, arguments: StatementArguments(statuses.map(\.rawValue)))
         }
@@ -246,18 +244,7 @@ public final class SQLiteCatalog: Catalog {
 
     // MARK: Usage and quotas
 
-    static func statusList(_ statuses: [ImageStatus]) -> String {
-        statuses.map { "'\($0.rawValue)'" }.joined(separator: ",")
-    }
-
-    /// One pass over the owner's rows (index images_owner_created); status sets from `ProjectUsage`.
-    static let usageSQL = """
-        SELECT COALESCE(SUM(status IN (\(statusList(ProjectUsage.countedStatuses)))), 0),
-               COALESCE(SUM(CASE WHEN status IN (\(statusList(ProjectUsage.storedStatuses))) THEN COALESCE(size, 0) ELSE 0 END), 0),
-               COALESCE(SUM(CASE WHEN status IN (\(statusList(ProjectUsage.stagedStatuses))) THEN COALESCE(size, 0) ELSE 0 END), 0),
-               COALESCE(SUM(status IN (\(statusList(ProjectUsage.uploadingStatuses)))), 0)
-        FROM images WHERE owner = ?
-        """
+    static let usageSQL = UsageSQL.select(.sqlite)
 
     static func usage(_ db: Database, project: String) throws -> ProjectUsage {
         guard let row = try Row.fetchOne(db.cachedStatement(sql: usageSQL), arguments: [project]) else { return ProjectUsage() }
@@ -278,8 +265,7 @@ public final class SQLiteCatalog: Catalog {
     func readQuotaOverride(project: String) async throws -> QuotaLimits? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: """
-                SELECT image_count_total, image_size_total, image_stage_total, image_count_uploading
-                FROM project_quotas WHERE project_id = ?
+                SELECT \(CatalogColumns.quotas) FROM project_quotas WHERE project_id = ?
                 """, arguments: [project]).map { row in
                 QuotaLimits(imageCountTotal: row[0], imageSizeTotal: row[1], imageStageTotal: row[2], imageCountUploading: row[3])
             }
@@ -313,7 +299,7 @@ public final class SQLiteCatalog: Catalog {
     public func members(imageId: String) async throws -> [ImageMember] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT image_id, member_id, status, created_at, updated_at FROM image_members
+                SELECT \(CatalogColumns.members) FROM image_members
                 WHERE image_id = ? ORDER BY created_at, member_id
                 """, arguments: [imageId]).map(Self.member)
         }
@@ -322,7 +308,7 @@ public final class SQLiteCatalog: Catalog {
     public func member(imageId: String, memberId: String) async throws -> ImageMember? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: """
-                SELECT image_id, member_id, status, created_at, updated_at FROM image_members
+                SELECT \(CatalogColumns.members) FROM image_members
                 WHERE image_id = ? AND member_id = ?
                 """, arguments: [imageId, memberId]).map(Self.member)
         }
@@ -352,55 +338,6 @@ public final class SQLiteCatalog: Catalog {
             return db.changesCount == 1
         }
     }
-}
-
-/// Tags and properties as JSON text columns.
-enum DocumentColumns {
-    static func encodeTags(_ tags: [String]) -> String {
-        JSONValue.array(tags.map { .string($0) }).serialized
-    }
-
-    static func encodeProperties(_ p: [String: String]) -> String {
-        JSONValue.object(p.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).serialized
-    }
-
-    static func decodeTags(_ text: String) throws -> [String] {
-        if text == "[]" { return [] }
-        guard case .array(let items) = try JSONValue.parse(text) else { throw ImageError(.internal, "corrupt tags") }
-        return items.compactMap(\.stringValue)
-    }
-
-    static func decodeProperties(_ text: String) throws -> [String: String] {
-        if text == "{}" { return [:] }
-        guard case .object(let members) = try JSONValue.parse(text) else { throw ImageError(.internal, "corrupt properties") }
-        var out: [String: String] = [:]
-        for (k, v) in members { if let s = v.stringValue { out[k] = s } }
-        return out
-    }
-}
-
-/// Values remembered for a fixed time (bounded: cleared when it grows past `capacity`).
-final class TTLCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-    let seconds: Double
-    let capacity: Int
-    let entries = Mutex<[Key: (value: Value, until: Double)]>([:])
-
-    init(seconds: Double, capacity: Int = 10_000) { self.seconds = seconds; self.capacity = capacity }
-
-    func get(_ key: Key) -> Value? {
-        let now = Date().timeIntervalSince1970
-        return entries.withLock { m in m[key].flatMap { $0.until > now ? $0.value : nil } }
-    }
-
-    func set(_ key: Key, _ value: Value) {
-        let until = Date().timeIntervalSince1970 + seconds
-        entries.withLock { m in
-            if m.count >= capacity { m.removeAll(keepingCapacity: true) }
-            m[key] = (value, until)
-        }
-    }
-
-    func remove(_ key: Key) { _ = entries.withLock { $0.removeValue(forKey: key) } }
 }
 
 /// Recently read or written images by id. An entry is replaced only by a newer version, so a
@@ -476,7 +413,7 @@ final class InsertBatcher: Sendable {
                         }
                         // Earlier inserts of this batch are already visible to the usage read.
                         do { try check?({ try SQLiteCatalog.usage(db, project: $0) }) } catch { return error }
-                        try insert.execute(arguments: SQLiteCatalog.arguments(image))
+                        try insert.execute(arguments: SQLiteCatalog.arguments(CatalogColumns.values(image)))
                         return nil
                     }
                 }

@@ -1,17 +1,9 @@
+import CatalogSQL
 import GRDB
 import ImageCore
 
 extension SQLiteCatalog {
-    static let taskColumns = """
-        id, type, status, owner, image_id, user_id, request_id, input, result, message, bytes_done, \
-        bytes_total, attempts, lease_owner, lease_expires_at, created_at, updated_at, expires_at
-        """
-    static var taskColumnNames: [String] { taskColumns.split(separator: ",").map { $0.trimmingSpaces } }
-
-    static func taskValues(_ t: ImageTask) -> [(any DatabaseValueConvertible)?] {
-        [t.id, t.type, t.status.rawValue, t.owner, t.imageId, t.userId, t.requestId, t.input, t.result, t.message,
-         t.bytesDone, t.bytesTotal, t.attempts, t.leaseOwner, t.leaseExpiresAt, t.createdAt, t.updatedAt, t.expiresAt]
-    }
+    static let taskColumns = CatalogColumns.tasks
 
     static func task(_ row: Row) throws -> ImageTask {
         guard let status = ImageTask.Status(rawValue: row["status"]) else { throw ImageError(.internal, "corrupt task row") }
@@ -24,10 +16,9 @@ extension SQLiteCatalog {
     }
 
     static func writeTask(_ db: Database, _ t: ImageTask) throws {
-        let names = taskColumnNames
         try db.execute(
-            sql: "INSERT OR REPLACE INTO tasks (\(taskColumns)) VALUES (\(ListSQL.placeholders(names.count)))",
-            arguments: StatementArguments(taskValues(t)))
+            sql: "INSERT OR REPLACE INTO tasks (\(taskColumns)) VALUES (\(placeholders(CatalogColumns.taskNames.count)))",
+            arguments: arguments(CatalogColumns.values(t)))
     }
 
     public func insertTask(_ task: ImageTask) async throws {

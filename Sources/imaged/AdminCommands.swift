@@ -1,16 +1,22 @@
 import ArgumentParser
-import CatalogSQLite
 import Foundation
 import Identity
 import ImageCore
+import Server
 
-/// The catalog of a data directory, for admin commands. They touch only accounts, keys and
-/// quotas, which the server never caches, so they may run while `imaged serve` does.
-func openCatalog(_ dataDir: String) throws -> SQLiteCatalog {
-    let path = dataDir + "/catalog.sqlite"
-    try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
-                                            attributes: [.posixPermissions: 0o700])
-    return try SQLiteCatalog(path: path)
+/// Where the admin commands find the catalog. They touch only accounts, keys and quotas, which
+/// the server never caches for long, so they may run while `imaged serve` does.
+struct CatalogOptions: ParsableArguments {
+    @Option(help: "Data directory (holds the default SQLite catalog).") var dataDir = "./imaged-data"
+    @Option(help: "Catalog: sqlite, sqlite:PATH or postgres://USER@HOST:PORT/DB (default: IMAGED_CATALOG or sqlite).")
+    var catalog: String?
+
+    func open() async throws -> any Catalog {
+        let text = catalog ?? ProcessInfo.processInfo.environment["IMAGED_CATALOG"] ?? "sqlite"
+        let location: CatalogLocation
+        do { location = try CatalogLocation(parsing: text) } catch { throw ValidationError("\(error)") }
+        return try await location.open(dataDir: dataDir)
+    }
 }
 
 /// `10GiB`, `512M`, `1T`, `4096` (bytes). Units are binary, as Glance's `user_storage_quota`.
@@ -50,11 +56,11 @@ struct AccountCommand: AsyncParsableCommand {
         @Option(help: "Project the account belongs to.") var project: String
         @Option(help: "Role (repeatable): admin, member or reader.") var role: [String] = []
         @Flag(help: "Read the password from standard input (first line).") var passwordStdin = false
-        @Option(help: "Data directory.") var dataDir = "./imaged-data"
+        @OptionGroup var store: CatalogOptions
 
         func run() async throws {
             let password = passwordStdin ? try readPassword() : nil
-            let accounts = LocalAccounts(catalog: try openCatalog(dataDir))
+            let accounts = LocalAccounts(catalog: try await store.open())
             let a = try await accounts.create(name: name, project: project, roles: role, password: password)
             print("account \(a.name) created: user id \(a.userId), project \(a.projectId), roles \(a.roles.joined(separator: ","))")
         }
@@ -62,10 +68,10 @@ struct AccountCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List accounts and their API key ids.")
-        @Option(help: "Data directory.") var dataDir = "./imaged-data"
+        @OptionGroup var store: CatalogOptions
 
         func run() async throws {
-            let catalog = try openCatalog(dataDir)
+            let catalog = try await store.open()
             for a in try await catalog.accounts() {
                 let keys = try await catalog.apiKeys(accountName: a.name).map(\.keyId)
                 print("\(a.name)\tproject=\(a.projectId)\troles=\(a.roles.joined(separator: ","))\tpassword=\(a.passwordHash == nil ? "no" : "yes")\tkeys=\(keys.joined(separator: ","))")
@@ -76,10 +82,10 @@ struct AccountCommand: AsyncParsableCommand {
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete an account and its API keys.")
         @Argument var name: String
-        @Option(help: "Data directory.") var dataDir = "./imaged-data"
+        @OptionGroup var store: CatalogOptions
 
         func run() async throws {
-            guard try await openCatalog(dataDir).deleteAccount(name: name) else { throw ValidationError("no account named \(name)") }
+            guard try await store.open().deleteAccount(name: name) else { throw ValidationError("no account named \(name)") }
             print("account \(name) deleted")
         }
     }
@@ -87,10 +93,10 @@ struct AccountCommand: AsyncParsableCommand {
     struct Password: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "passwd", abstract: "Set an account's password (read from standard input).")
         @Argument var name: String
-        @Option(help: "Data directory.") var dataDir = "./imaged-data"
+        @OptionGroup var store: CatalogOptions
 
         func run() async throws {
-            try await LocalAccounts(catalog: try openCatalog(dataDir)).setPassword(name: name, password: try readPassword())
+            try await LocalAccounts(catalog: try await store.open()).setPassword(name: name, password: try readPassword())
             print("password of \(name) changed")
         }
     }
@@ -102,10 +108,10 @@ struct AccountCommand: AsyncParsableCommand {
     struct KeyCreate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an API key; its secret is shown once.")
         @Argument var name: String
-        @Option(help: "Data directory.") var dataDir = "./imaged-data"
+        @OptionGroup var store: CatalogOptions
 
         func run() async throws {
-            let (keyId, secret) = try await LocalAccounts(catalog: try openCatalog(dataDir)).createKey(accountName: name)
+            let (keyId, secret) = try await LocalAccounts(catalog: try await store.open()).createKey(accountName: name)
             print("key id: \(keyId)")
             print("secret: \(secret)")
             print("The secret is not stored and cannot be shown again. OpenStack API: X-Auth-Token: \(keyId):<secret>")
@@ -115,10 +121,10 @@ struct AccountCommand: AsyncParsableCommand {
     struct KeyDelete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "delete", abstract: "Revoke an API key.")
         @Argument var keyId: String
-        @Option(help: "Data directory.") var dataDir = "./imaged-data"
+        @OptionGroup var store: CatalogOptions
 
         func run() async throws {
-            guard try await openCatalog(dataDir).deleteAPIKey(id: keyId) else { throw ValidationError("no API key \(keyId)") }
+            guard try await store.open().deleteAPIKey(id: keyId) else { throw ValidationError("no API key \(keyId)") }
             print("key \(keyId) deleted")
         }
     }
@@ -144,10 +150,10 @@ struct QuotaCommand: AsyncParsableCommand {
         @Option(help: "Stored bytes, e.g. 100GiB (image_size_total).") var imageSize: String?
         @Option(help: "Staged bytes (image_stage_total).") var stageSize: String?
         @Option(help: "Images receiving data at once (image_count_uploading).") var uploading: Int64?
-        @Option(help: "Data directory.") var dataDir = "./imaged-data"
+        @OptionGroup var store: CatalogOptions
 
         func run() async throws {
-            let catalog = try openCatalog(dataDir)
+            let catalog = try await store.open()
             let given = try QuotaOptions(imageCount: imageCount, imageSize: imageSize, stageSize: stageSize, uploading: uploading).limits()
             let merged = (try await catalog.quotaOverride(project: project) ?? .unlimited).overridden(by: given)
             try await catalog.setQuotaOverride(project: project, merged)
@@ -158,10 +164,10 @@ struct QuotaCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a project's limit overrides and usage.")
         @Argument var project: String
-        @Option(help: "Data directory.") var dataDir = "./imaged-data"
+        @OptionGroup var store: CatalogOptions
 
         func run() async throws {
-            let catalog = try openCatalog(dataDir)
+            let catalog = try await store.open()
             print(QuotaCommand.describe(project, try await catalog.quotaOverride(project: project) ?? .unlimited))
             let u = try await catalog.usage(project: project)
             print("usage: images \(u.imageCount), stored \(u.sizeTotal) bytes, staged \(u.stageTotal) bytes, uploading \(u.uploadingCount)")
@@ -171,10 +177,10 @@ struct QuotaCommand: AsyncParsableCommand {
     struct Clear: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a project's overrides (the defaults apply again).")
         @Argument var project: String
-        @Option(help: "Data directory.") var dataDir = "./imaged-data"
+        @OptionGroup var store: CatalogOptions
 
         func run() async throws {
-            try await openCatalog(dataDir).setQuotaOverride(project: project, nil)
+            try await store.open().setQuotaOverride(project: project, nil)
             print("project \(project): overrides removed")
         }
     }

@@ -1,0 +1,307 @@
+import CatalogSQL
+import Foundation
+import ImageCore
+import Logging
+import PostgresNIO
+
+/// The scale-out catalog: every node of a cluster opens the same database. Nothing about images is
+/// cached in memory (another node may change any row); writes lock the rows they change
+/// (`SELECT … FOR UPDATE`), so concurrent writers on any node never lose an update.
+public final class PostgresCatalog: Catalog {
+    let client: PostgresClient
+    let running: Task<Void, Never>
+    let logger: Logger
+    let runStarted: AsyncStream<Void>
+    public let location: PostgresLocation
+    /// Quota overrides change rarely (`imaged quota set`); every node sees a change within 5 s.
+    let quotaCache = TTLCache<String, QuotaLimits?>(seconds: 5)
+
+    /// Connects, creates the schema when missing and applies pending migrations (once, whatever
+    /// the number of nodes starting together).
+    public static func open(_ location: PostgresLocation, logger: Logger = Logger(label: "imaged.postgres")) async throws -> PostgresCatalog {
+        let catalog = PostgresCatalog(location: location, logger: logger)
+        // Queries made before the pool's run loop is up work but log a warning; give it a moment.
+        for await _ in catalog.runStarted {}
+        try? await Task.sleep(for: .milliseconds(20))
+        do {
+            try await catalog.migrate()
+        } catch {
+            catalog.close()
+            throw error
+        }
+        return catalog
+    }
+
+    init(location: PostgresLocation, logger: Logger) {
+        self.location = location
+        self.logger = logger
+        let client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
+        self.client = client
+        let (started, signal) = AsyncStream.makeStream(of: Void.self)
+        runStarted = started
+        running = Task {
+            signal.finish()
+            await client.run()
+        }
+    }
+
+    /// Closes the pool's connections.
+    public func close() { running.cancel() }
+
+    deinit { running.cancel() }
+
+    // MARK: Statements
+
+    static func bindings(_ values: [SQLValue]) -> PostgresBindings {
+        var b = PostgresBindings(capacity: values.count)
+        for v in values {
+            switch v {
+            case .null: b.appendNull()
+            case .text(let s): b.append(s)
+            case .int(let i): b.append(i)
+            case .bool(let x): b.append(x)
+            }
+        }
+        return b
+    }
+
+    static func query(_ sql: String, _ values: [SQLValue] = []) -> PostgresQuery {
+        PostgresQuery(unsafeSQL: sql, binds: bindings(values))
+    }
+
+    /// Runs one statement, on `connection` when inside a transaction, else on any pooled connection.
+    func rows(_ sql: String, _ values: [SQLValue] = [], on connection: PostgresConnection? = nil) async throws -> [PostgresRow] {
+        let q = Self.query(sql, values)
+        do {
+            if let connection { return try await connection.query(q, logger: logger).collect() }
+            return try await client.query(q, logger: logger).collect()
+        } catch let e as PSQLError {
+            throw Self.translate(e)
+        }
+    }
+
+    /// A duplicate key; callers turn it into their own conflict message.
+    struct UniqueViolation: Error { let detail: String }
+
+    static func translate(_ e: PSQLError) -> any Error {
+        if e.serverInfo?[.sqlState] == "23505" { return UniqueViolation(detail: e.serverInfo?[.detail] ?? "") }
+        return e
+    }
+
+    /// BEGIN … COMMIT on one pooled connection; any error rolls back and is rethrown as it was.
+    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withConnection { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                let result = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    func migrate() async throws {
+        try await transaction { c in
+            // One node migrates at a time; the others wait, then find nothing to do.
+            _ = try await rows("SELECT pg_advisory_xact_lock(7274, 0)", on: c)
+            if let schema = location.schema { _ = try await rows("CREATE SCHEMA IF NOT EXISTS \"\(schema)\"", on: c) }
+            _ = try await rows("CREATE TABLE IF NOT EXISTS imaged_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)", on: c)
+            let applied = Set(try await rows("SELECT id FROM imaged_migrations", on: c).map { try $0.decode(String.self) })
+            for m in PostgresSchema.migrations where !applied.contains(m.id) {
+                for statement in m.statements { _ = try await rows(statement, on: c) }
+                _ = try await rows("INSERT INTO imaged_migrations (id, applied_at) VALUES ($1, $2)",
+                                   [.text(m.id), .int(Timestamp.now())], on: c)
+                logger.notice("catalog migration applied: \(m.id)")
+            }
+        }
+    }
+
+    // MARK: Images
+
+    static let columns = ListSQL.selectColumns(.postgres)
+    static let selectByID = "SELECT \(columns) FROM images WHERE id = $1"
+
+    /// `$1, …, $n`, with the JSON documents cast to JSONB.
+    static func placeholders(_ names: [String]) -> String {
+        names.enumerated().map { i, name in
+            name == "tags" || name == "properties" ? "CAST($\(i + 1) AS JSONB)" : "$\(i + 1)"
+        }.joined(separator: ", ")
+    }
+
+    static let insertSQL = "INSERT INTO images (\(CatalogColumns.images)) VALUES (\(placeholders(CatalogColumns.imageNames)))"
+    /// Every column but `id` (values in column order from $2), then `WHERE id = $1`.
+    static let updateSQL: String = {
+        let names = CatalogColumns.imageNames
+        let casts = placeholders(names).components(separatedBy: ", ")
+        return "UPDATE images SET " + zip(names, casts).dropFirst().map { "\($0) = \($1)" }.joined(separator: ", ") + " WHERE id = $1"
+    }()
+
+    static func image(_ row: PostgresRow) throws -> Image {
+        let r = row.makeRandomAccess()
+        func text(_ i: Int) throws -> String? { try r[i].decode(String?.self) }
+        func int(_ i: Int) throws -> Int64? { try r[i].decode(Int64?.self) }
+        guard let id = try text(0), let status = try text(2).flatMap(ImageStatus.init(rawValue:)),
+              let visibility = try text(3).flatMap(Visibility.init(rawValue:)) else {
+            throw ImageError(.internal, "corrupt image row \((try? text(0)) ?? "?")")
+        }
+        return Image(
+            id: id, name: try text(1), status: status, visibility: visibility,
+            isProtected: try r[4].decode(Bool.self), osHidden: try r[5].decode(Bool.self),
+            owner: try text(6), containerFormat: try text(7), diskFormat: try text(8), size: try int(9),
+            virtualSize: try int(10), minDisk: try int(11) ?? 0, minRam: try int(12) ?? 0, checksum: try text(13),
+            osHashAlgo: try text(14), osHashValue: try text(15), createdAt: try int(16) ?? 0, updatedAt: try int(17) ?? 0,
+            deletedAt: try int(18), tags: try DocumentColumns.decodeTags(try text(19) ?? "[]"),
+            properties: try DocumentColumns.decodeProperties(try text(20) ?? "{}"), version: try int(21) ?? 0)
+    }
+
+    func images(_ sql: String, _ values: [SQLValue], on c: PostgresConnection? = nil) async throws -> [Image] {
+        try await rows(sql, values, on: c).map(Self.image)
+    }
+
+    /// A check needs a project's usage, which a synchronous `UsageReader` cannot fetch: the check
+    /// is run again once the usage has been read.
+    struct UsageNeeded: Error { let project: String }
+
+    /// Runs `body` with the usages it asks for, read on `c` after taking the project's quota lock,
+    /// so writers checking one project's quota run one at a time (the same guarantee SQLite's single
+    /// writer gives). `body` must not have effects beyond its result: it may run more than once.
+    func withUsage<T>(on c: PostgresConnection, _ body: (@escaping UsageReader) throws -> T) async throws -> T {
+        var known: [String: ProjectUsage] = [:]
+        while true {
+            let snapshot = known
+            do {
+                return try body { project in
+                    if let u = snapshot[project] { return u }
+                    throw UsageNeeded(project: project)
+                }
+            } catch let needed as UsageNeeded {
+                guard known[needed.project] == nil, known.count < 8 else { throw ImageError(.internal, "usage read loop") }
+                _ = try await rows("SELECT pg_advisory_xact_lock(7274, hashtext($1))", [.text(needed.project)], on: c)
+                known[needed.project] = try await usage(project: needed.project, on: c)
+            }
+        }
+    }
+
+    public func insertImage(_ image: Image, check: (@Sendable (UsageReader) throws -> Void)?) async throws {
+        do {
+            try await transaction { c in
+                if let check { try await withUsage(on: c) { try check($0) } }
+                _ = try await rows(Self.insertSQL, CatalogColumns.values(image), on: c)
+            }
+        } catch is UniqueViolation {
+            throw ImageError.conflict("An image with identifier \(image.id) already exists.")
+        }
+    }
+
+    public func image(id: String) async throws -> Image? {
+        try await images(Self.selectByID, [.text(id)]).first
+    }
+
+    public func updateImage(id: String, _ change: @escaping @Sendable (inout Image, UsageReader) throws -> Void) async throws -> Image? {
+        try await transaction { c -> Image? in
+            guard let original = try await images(Self.selectByID + " FOR UPDATE", [.text(id)], on: c).first else { return nil }
+            var image = try await withUsage(on: c) { usage in
+                var changed = original
+                try change(&changed, usage)
+                return changed
+            }
+            image.id = original.id
+            guard image != original else { return original }
+            image.version = original.version + 1
+            _ = try await rows(Self.updateSQL, CatalogColumns.values(image), on: c)
+            return image
+        }
+    }
+
+    public func listImages(_ query: ImageListQuery) async throws -> [Image] {
+        let st = ListSQL.build(query, .postgres)
+        return try await images(st.sql, st.values)
+    }
+
+    public func images(withStatus statuses: [ImageStatus]) async throws -> [Image] {
+        guard !statuses.isEmpty else { return [] }
+        var st = SQLStatement(.postgres)
+        st.append("SELECT \(Self.columns) FROM images WHERE status IN (\(st.bindList(statuses.map { .text($0.rawValue) })))")
+        return try await images(st.sql, st.values)
+    }
+
+    // MARK: Usage and quotas
+
+    static let usageSQL = UsageSQL.select(.postgres)
+
+    func usage(project: String, on c: PostgresConnection?) async throws -> ProjectUsage {
+        guard let row = try await rows(Self.usageSQL, [.text(project)], on: c).first else { return ProjectUsage() }
+        let (count, size, staged, uploading) = try row.decode((Int64, Int64, Int64, Int64).self)
+        return ProjectUsage(imageCount: count, sizeTotal: size, stageTotal: staged, uploadingCount: uploading)
+    }
+
+    public func usage(project: String) async throws -> ProjectUsage {
+        try await usage(project: project, on: nil)
+    }
+
+    public func quotaOverride(project: String) async throws -> QuotaLimits? {
+        if let hit = quotaCache.get(project) { return hit }
+        let found = try await rows("SELECT \(CatalogColumns.quotas) FROM project_quotas WHERE project_id = $1",
+                                   [.text(project)]).first.map { row in
+            let (a, b, c, d) = try row.decode((Int64?, Int64?, Int64?, Int64?).self)
+            return QuotaLimits(imageCountTotal: a, imageSizeTotal: b, imageStageTotal: c, imageCountUploading: d)
+        }
+        quotaCache.set(project, found)
+        return found
+    }
+
+    public func setQuotaOverride(project: String, _ limits: QuotaLimits?) async throws {
+        if let l = limits {
+            _ = try await rows("""
+                INSERT INTO project_quotas (project_id, \(CatalogColumns.quotas)) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (project_id) DO UPDATE SET image_count_total = excluded.image_count_total,
+                    image_size_total = excluded.image_size_total, image_stage_total = excluded.image_stage_total,
+                    image_count_uploading = excluded.image_count_uploading
+                """, [.text(project), SQLValue(l.imageCountTotal), SQLValue(l.imageSizeTotal),
+                      SQLValue(l.imageStageTotal), SQLValue(l.imageCountUploading)])
+        } else {
+            _ = try await rows("DELETE FROM project_quotas WHERE project_id = $1", [.text(project)])
+        }
+        quotaCache.remove(project)
+    }
+
+    // MARK: Members
+
+    static func member(_ row: PostgresRow) throws -> ImageMember {
+        let (imageId, memberId, status, created, updated) = try row.decode((String, String, String, Int64, Int64).self)
+        guard let s = MemberStatus(rawValue: status) else { throw ImageError(.internal, "corrupt member row") }
+        return ImageMember(imageId: imageId, memberId: memberId, status: s, createdAt: created, updatedAt: updated)
+    }
+
+    public func members(imageId: String) async throws -> [ImageMember] {
+        try await rows("SELECT \(CatalogColumns.members) FROM image_members WHERE image_id = $1 ORDER BY created_at, member_id",
+                       [.text(imageId)]).map(Self.member)
+    }
+
+    public func member(imageId: String, memberId: String) async throws -> ImageMember? {
+        try await rows("SELECT \(CatalogColumns.members) FROM image_members WHERE image_id = $1 AND member_id = $2",
+                       [.text(imageId), .text(memberId)]).first.map(Self.member)
+    }
+
+    public func insertMember(_ m: ImageMember) async throws {
+        do {
+            _ = try await rows("INSERT INTO image_members (\(CatalogColumns.members)) VALUES ($1, $2, $3, $4, $5)",
+                               [.text(m.imageId), .text(m.memberId), .text(m.status.rawValue), .int(m.createdAt), .int(m.updatedAt)])
+        } catch is UniqueViolation {
+            throw ImageError.conflict("Member \(m.memberId) already exists on image \(m.imageId).")
+        }
+    }
+
+    public func updateMember(_ m: ImageMember) async throws {
+        _ = try await rows("UPDATE image_members SET status = $1, updated_at = $2 WHERE image_id = $3 AND member_id = $4",
+                           [.text(m.status.rawValue), .int(m.updatedAt), .text(m.imageId), .text(m.memberId)])
+    }
+
+    public func deleteMember(imageId: String, memberId: String) async throws -> Bool {
+        try await !rows("DELETE FROM image_members WHERE image_id = $1 AND member_id = $2 RETURNING 1",
+                        [.text(imageId), .text(memberId)]).isEmpty
+    }
+}

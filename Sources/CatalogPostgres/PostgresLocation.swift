@@ -1,0 +1,58 @@
+import Foundation
+import ImageCore
+import PostgresNIO
+
+/// Where the catalog lives: `postgres://USER:PASSWORD@HOST:PORT/DATABASE?schema=S&sslmode=disable|prefer|require&pool=N`.
+/// `host=/run/postgresql` (a socket directory) may replace the host part, as libpq allows.
+public struct PostgresLocation: Sendable {
+    public var configuration: PostgresClient.Configuration
+    /// Tables live in this schema (created when missing); nil: the user's default search path.
+    public var schema: String?
+    /// The URL without its password, for logs.
+    public var redacted: String
+
+    public init(url text: String) throws {
+        guard let url = URLComponents(string: text), url.scheme == "postgres" || url.scheme == "postgresql" else {
+            throw ImageError.badRequest("not a PostgreSQL URL (postgres://user:password@host:port/database): \(Self.redact(text))")
+        }
+        let query = Dictionary((url.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
+        let user = url.percentEncodedUser.flatMap { $0.removingPercentEncoding } ?? "postgres"
+        // Kept off command lines: a URL without a password takes PGPASSWORD, as libpq does.
+        let password = url.percentEncodedPassword.flatMap { $0.removingPercentEncoding } ?? ProcessInfo.processInfo.environment["PGPASSWORD"]
+        var database = String(url.path.drop { $0 == "/" })
+        if database.isEmpty { database = user }
+        let port = url.port ?? 5432
+        let tls: PostgresClient.Configuration.TLS
+        switch query["sslmode"] ?? "prefer" {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
+        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        case let other: throw ImageError.badRequest("unknown sslmode '\(other)' in the PostgreSQL URL")
+        }
+        if let socketDir = query["host"], socketDir.hasPrefix("/") {
+            configuration = .init(unixSocketPath: "\(socketDir)/.s.PGSQL.\(port)", username: user, password: password, database: database)
+        } else {
+            guard let host = url.host, !host.isEmpty else { throw ImageError.badRequest("the PostgreSQL URL names no host") }
+            configuration = .init(host: host, port: port, username: user, password: password, database: database, tls: tls)
+        }
+        if let schema = query["schema"] {
+            // Interpolated into DDL and the search path, so only plain identifiers.
+            guard schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
+                throw ImageError.badRequest("schema must be a lowercase identifier, got '\(schema)'")
+            }
+            self.schema = schema
+            configuration.options.additionalStartupParameters = [("search_path", schema)]
+        }
+        if let pool = query["pool"] {
+            guard let n = Int(pool), (1...500).contains(n) else { throw ImageError.badRequest("pool must be 1 to 500") }
+            configuration.options.maximumConnections = n
+        }
+        redacted = Self.redact(text)
+    }
+
+    static func redact(_ text: String) -> String {
+        guard var url = URLComponents(string: text), url.password != nil else { return text }
+        url.password = "***"
+        return url.string ?? "postgres://…"
+    }
+}

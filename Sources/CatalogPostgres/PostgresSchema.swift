@@ -1,0 +1,110 @@
+/// The catalog's tables in PostgreSQL, one migration per step of the SQLite catalog's history.
+/// Text columns compare bytewise (`COLLATE "C"`) so sorting and paging match SQLite exactly.
+enum PostgresSchema {
+    /// Each migration is a list of single statements (the extended protocol runs one at a time).
+    static let migrations: [(id: String, statements: [String])] = [
+        ("v1: images and members", [
+            """
+            CREATE TABLE images (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                name TEXT COLLATE "C",
+                status TEXT COLLATE "C" NOT NULL,
+                visibility TEXT COLLATE "C" NOT NULL,
+                protected BOOLEAN NOT NULL,
+                os_hidden BOOLEAN NOT NULL,
+                owner TEXT COLLATE "C",
+                container_format TEXT COLLATE "C",
+                disk_format TEXT COLLATE "C",
+                size BIGINT,
+                virtual_size BIGINT,
+                min_disk BIGINT NOT NULL,
+                min_ram BIGINT NOT NULL,
+                checksum TEXT COLLATE "C",
+                os_hash_algo TEXT COLLATE "C",
+                os_hash_value TEXT COLLATE "C",
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                deleted_at BIGINT,
+                tags JSONB NOT NULL,
+                properties JSONB NOT NULL,
+                version BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX images_created ON images(created_at, id)",
+            "CREATE INDEX images_status_created ON images(status, created_at, id)",
+            "CREATE INDEX images_owner_created ON images(owner, created_at, id)",
+            "CREATE INDEX images_name ON images(name)",
+            "CREATE INDEX images_updated ON images(updated_at, id)",
+            "CREATE INDEX images_tags ON images USING GIN (tags jsonb_path_ops)",
+            "CREATE INDEX images_properties ON images USING GIN (properties jsonb_path_ops)",
+            """
+            CREATE TABLE image_members (
+                image_id TEXT COLLATE "C" NOT NULL REFERENCES images(id),
+                member_id TEXT COLLATE "C" NOT NULL,
+                status TEXT COLLATE "C" NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (image_id, member_id)
+            )
+            """,
+            "CREATE INDEX image_members_member ON image_members(member_id, status)",
+        ]),
+        ("v2: tasks", [
+            """
+            CREATE TABLE tasks (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                type TEXT NOT NULL,
+                status TEXT COLLATE "C" NOT NULL,
+                owner TEXT,
+                image_id TEXT COLLATE "C",
+                user_id TEXT,
+                request_id TEXT,
+                input TEXT NOT NULL,
+                result TEXT,
+                message TEXT NOT NULL,
+                bytes_done BIGINT NOT NULL,
+                bytes_total BIGINT,
+                attempts BIGINT NOT NULL,
+                lease_owner TEXT,
+                lease_expires_at BIGINT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                expires_at BIGINT
+            )
+            """,
+            "CREATE INDEX tasks_image ON tasks(image_id, created_at)",
+            "CREATE INDEX tasks_runnable ON tasks(status, created_at) WHERE status IN ('pending', 'processing')",
+        ]),
+        ("v3: local accounts, API keys, project quotas", [
+            """
+            CREATE TABLE accounts (
+                name TEXT COLLATE "C" PRIMARY KEY,
+                user_id TEXT COLLATE "C" NOT NULL UNIQUE,
+                project_id TEXT NOT NULL,
+                roles TEXT NOT NULL,
+                password_hash TEXT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE api_keys (
+                key_id TEXT COLLATE "C" PRIMARY KEY,
+                account_name TEXT COLLATE "C" NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+                secret_hash TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX api_keys_account ON api_keys(account_name)",
+            """
+            CREATE TABLE project_quotas (
+                project_id TEXT COLLATE "C" PRIMARY KEY,
+                image_count_total BIGINT,
+                image_size_total BIGINT,
+                image_stage_total BIGINT,
+                image_count_uploading BIGINT
+            )
+            """,
+        ]),
+    ]
+}

@@ -1,0 +1,50 @@
+import CatalogPostgres
+import CatalogSQLite
+import Foundation
+import ImageCore
+import Logging
+
+/// Which catalog a process opens: `sqlite` (`<data-dir>/catalog.sqlite`), `sqlite:PATH`, or a
+/// PostgreSQL URL (`postgres://user@host:5432/db?schema=imaged`, password from the URL or PGPASSWORD).
+public enum CatalogLocation: Sendable, Equatable {
+    case sqlite(String?)
+    case postgres(String)
+
+    public init(parsing text: String) throws {
+        if text == "sqlite" {
+            self = .sqlite(nil)
+        } else if text.hasPrefix("sqlite:"), text.count > 7 {
+            self = .sqlite(String(text.dropFirst(7)))
+        } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            _ = try PostgresLocation(url: text)
+            self = .postgres(text)
+        } else {
+            throw ConfigError("--catalog must be sqlite, sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
+        }
+    }
+
+    /// Several nodes may share this catalog (so nothing may assume this process is the only writer).
+    public var isShared: Bool { if case .postgres = self { true } else { false } }
+
+    /// Opens (and migrates) the catalog. `dataDir` holds the default SQLite file.
+    public func open(dataDir: String, durability: SQLiteCatalog.Durability = .full,
+                     logger: Logger = Logger(label: "imaged.catalog")) async throws -> any Catalog {
+        switch self {
+        case .sqlite(let path):
+            if path == nil {
+                try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            }
+            return try SQLiteCatalog(path: path ?? dataDir + "/catalog.sqlite", durability: durability)
+        case .postgres(let url):
+            return try await PostgresCatalog.open(try PostgresLocation(url: url), logger: logger)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .sqlite(let path): "SQLite catalog" + (path.map { " \($0)" } ?? "")
+        case .postgres(let url): "PostgreSQL catalog \((try? PostgresLocation(url: url))?.redacted ?? "?")"
+        }
+    }
+}

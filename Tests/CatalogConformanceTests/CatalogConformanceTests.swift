@@ -1,0 +1,476 @@
+import Foundation
+import ImageCore
+import Testing
+
+/// The behaviour every catalog must have, run against each backend (`Backend.available`).
+@Suite struct ImageRowConformance {
+    @Test(arguments: Backend.available)
+    func roundTripsEveryField(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let image = Image(id: ImageID.generate(), name: "n", status: .active, visibility: .community, isProtected: true,
+                              osHidden: true, owner: "o", containerFormat: "bare", diskFormat: "qcow2", size: 123,
+                              virtualSize: 456, minDisk: 1, minRam: 2, checksum: "c", osHashAlgo: "sha512", osHashValue: "h",
+                              createdAt: 10, updatedAt: 20, deletedAt: nil, tags: ["a", "b", "\u{2603}"],
+                              properties: ["x": "y", "e": "", "quote\"d": "back\\slash", "nul\u{1}": "ctl\u{7}"])
+            try await catalog.insertImage(image)
+            let stored = try await catalog.image(id: image.id)
+            #expect(stored == image)
+            let missing = try await catalog.image(id: ImageID.generate())
+            #expect(missing == nil)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func duplicateIDsConflict(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let image = makeImage(1)
+            try await catalog.insertImage(image)
+            var deleted = try #require(try await catalog.updateImage(id: image.id) { $0.status = .deleted })
+            deleted.name = "reuse"
+            let again = deleted
+            // Ids are never reused, deleted images included.
+            await #expect(throws: ImageError.conflict("An image with identifier \(image.id) already exists.")) {
+                try await catalog.insertImage(again)
+            }
+        }
+    }
+
+    /// Many concurrent inserts, some with ids already taken, some racing for one id: exactly the
+    /// duplicates fail.
+    @Test(arguments: Backend.available)
+    func concurrentInsertsWithDuplicates(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let existing = makeImage(0)
+            try await catalog.insertImage(existing)
+            var images = (1...200).map { makeImage($0) }
+            for i in images.indices {
+                if i % 20 == 1 { images[i].id = images[i - 1].id }   // pairs racing for one id
+                if i % 20 == 2 { images[i].id = existing.id }        // id taken before
+            }
+            let toInsert = images
+            let failures = try await withThrowingTaskGroup(of: Int?.self) { group in
+                for (i, image) in toInsert.enumerated() {
+                    group.addTask {
+                        do {
+                            try await catalog.insertImage(image)
+                            return nil
+                        } catch let e as ImageError where e.kind == .conflict {
+                            return i
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { if let i = $1 { $0.append(i) } }
+            }
+            #expect(failures.filter { $0 % 20 == 2 }.count == 10)
+            #expect(failures.filter { $0 % 20 == 0 || $0 % 20 == 1 }.count == 10)
+            #expect(failures.count == 20)
+            let scope = ImageListQuery.Scope(isAdmin: true, projectId: nil, visibility: .all, memberStatuses: nil)
+            let all = try await catalog.listImages(.init(scope: scope, sort: [.init(.id, .asc)], limit: 1000))
+            #expect(all.count == 1 + 200 - 20)
+            #expect(Set(all.map(\.id)) == Set(images.map(\.id)).union([existing.id]))
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func updatesAreAtomicAndBumpTheVersion(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let image = makeImage(1)
+            try await catalog.insertImage(image)
+            let updated = try await catalog.updateImage(id: image.id) { $0.name = "first" }
+            #expect(updated?.name == "first" && updated?.version == 1)
+            // A change that changes nothing writes nothing.
+            let same = try await catalog.updateImage(id: image.id) { $0.name = "first" }
+            #expect(same?.version == 1)
+            // A throwing change writes nothing.
+            await #expect(throws: ImageError.self) {
+                _ = try await catalog.updateImage(id: image.id) { i in
+                    i.name = "half-done"
+                    throw ImageError.conflict("no")
+                }
+            }
+            // 50 concurrent increments all land.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<50 {
+                    group.addTask { _ = try await catalog.updateImage(id: image.id) { $0.minRam += 1 } }
+                }
+                try await group.waitForAll()
+            }
+            let stored = try #require(try await catalog.image(id: image.id))
+            #expect(stored.name == "first" && stored.minRam == 50 && stored.version == 51)
+            let unknown = try await catalog.updateImage(id: ImageID.generate()) { $0.name = "x" }
+            #expect(unknown == nil)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func imagesWithStatusFindEveryOwner(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            var a = makeImage(1, owner: "p1"); a.status = .saving
+            var b = makeImage(2, owner: "p2"); b.status = .importing
+            let c = makeImage(3, owner: "p3")
+            for i in [a, b, c] { try await catalog.insertImage(i) }
+            let found = try await catalog.images(withStatus: [.saving, .importing])
+            #expect(Set(found.map(\.id)) == [a.id, b.id])
+            let none = try await catalog.images(withStatus: [])
+            #expect(none.isEmpty)
+        }
+    }
+}
+
+@Suite struct ListConformance {
+    static let sorts: [[ImageListQuery.Sort]] = [
+        [.init(.name, .asc)], [.init(.name, .desc)], [.init(.size, .asc)],
+        [.init(.size, .desc), .init(.name, .asc)], [.init(.createdAt, .desc)], [.init(.status, .asc), .init(.diskFormat, .desc)],
+    ]
+
+    /// Keyset paging returns exactly the in-memory sorted order, page after page, for mixed
+    /// directions and NULLs (NULL before any value ascending, after descending, on both engines).
+    @Test(arguments: Backend.available, sorts)
+    func keysetPagingMatchesSortedOrder(_ backend: Backend, sort: [ImageListQuery.Sort]) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            var images: [Image] = []
+            for i in 0..<60 {
+                var image = makeImage(i, name: i % 5 == 0 ? nil : ["n\(i % 4)", "N", "a b", "Z"][i % 4], created: Int64(1_000 + i % 6))
+                image.diskFormat = i % 3 == 0 ? nil : ["raw", "qcow2"][i % 2]
+                image.status = i % 7 == 0 ? .active : .queued
+                try await catalog.insertImage(image)
+                images.append(image)
+            }
+            let fullSort = sort + [.init(.createdAt, sort.last!.direction), .init(.id, sort.last!.direction)]
+            let expected = images.sorted { a, b in
+                for s in fullSort {
+                    let (x, y) = (a.sortValue(s.key), b.sortValue(s.key))
+                    if x == y { continue }
+                    let less = Self.less(x, y)
+                    return s.direction == .asc ? less : !less
+                }
+                return false
+            }.map(\.id)
+            let scope = ImageListQuery.Scope(isAdmin: true, projectId: "p1", visibility: .all, memberStatuses: nil)
+            var seen: [String] = []
+            var marker: Image?
+            while true {
+                let page = try await catalog.listImages(.init(scope: scope, sort: fullSort, limit: 7, marker: marker))
+                seen += page.map(\.id)
+                guard page.count == 7 else { break }
+                marker = page.last
+            }
+            #expect(seen == expected)
+        }
+    }
+
+    /// NULL sorts before any value; text compares bytewise (as both catalogs store it).
+    static func less(_ a: SortValue, _ b: SortValue) -> Bool {
+        switch (a, b) {
+        case let (.text(x), .text(y)):
+            guard let x else { return y != nil }
+            guard let y else { return false }
+            return Array(x.utf8).lexicographicallyPrecedes(Array(y.utf8))
+        case let (.integer(x), .integer(y)): return x == nil ? y != nil : (y == nil ? false : x! < y!)
+        default: return false
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func filtersUseBoundValues(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            var hostile = makeImage(1)
+            hostile.properties = ["x' OR '1'='1": "v", "k": "a'); DROP TABLE images; --"]
+            hostile.tags = ["'; DELETE FROM images; --"]
+            hostile.size = 10
+            try await catalog.insertImage(hostile)
+            var other = makeImage(2)
+            other.size = 20
+            other.isProtected = true
+            try await catalog.insertImage(other)
+            let scope = ImageListQuery.Scope(isAdmin: true, projectId: nil, visibility: .all, memberStatuses: nil)
+            let sort = [ImageListQuery.Sort(.createdAt, .desc), .init(.id, .desc)]
+            let cases: [(ImageListQuery.Filter, [String])] = [
+                (.property("k", "a'); DROP TABLE images; --"), [hostile.id]), (.property("x' OR '1'='1", "v"), [hostile.id]),
+                (.property("k", "v2"), [other.id]), (.property("k", "nope"), []),
+                (.tag("'; DELETE FROM images; --"), [hostile.id]), (.tag("t0"), [other.id]),
+                (.int(.size, .gt, 15), [other.id]), (.int(.size, .lte, 15), [hostile.id]),
+                (.isProtected(true), [other.id]), (.oneOf(.id, [hostile.id, "x"]), [hostile.id]), (.oneOf(.name, []), []),
+                (.string(.owner, "p1"), Array([other.id, hostile.id].sorted().reversed())),
+            ]
+            for (filter, expected) in cases {
+                let found = try await catalog.listImages(.init(scope: scope, filters: [filter], sort: [.init(.id, .desc)], limit: 10))
+                #expect(found.map(\.id) == expected, "\(filter)")
+            }
+            let all = try await catalog.listImages(.init(scope: scope, sort: sort, limit: 10))
+            #expect(all.count == 2)
+        }
+    }
+
+    /// Who sees what: the scope the service derives from policy, applied by the catalog.
+    @Test(arguments: Backend.available)
+    func scopesFollowVisibilityAndMembership(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            func image(_ name: String, _ owner: String, _ v: Visibility, hidden: Bool = false, status: ImageStatus = .active) async throws -> Image {
+                let i = Image(id: ImageID.generate(), name: name, status: status, visibility: v, osHidden: hidden, owner: owner,
+                              createdAt: 1, updatedAt: 1)
+                try await catalog.insertImage(i)
+                return i
+            }
+            _ = try await image("pub", "a", .public)
+            _ = try await image("com", "a", .community)
+            let shared = try await image("shr", "a", .shared)
+            let sharedPending = try await image("shr-pending", "a", .shared)
+            _ = try await image("priv-a", "a", .private)
+            _ = try await image("priv-b", "b", .private)
+            _ = try await image("hidden", "b", .public, hidden: true)
+            _ = try await image("gone", "b", .public, status: .deleted)
+            try await catalog.insertMember(ImageMember(imageId: shared.id, memberId: "b", status: .accepted, createdAt: 1, updatedAt: 1))
+            try await catalog.insertMember(ImageMember(imageId: sharedPending.id, memberId: "b", status: .pending, createdAt: 1, updatedAt: 1))
+            func names(_ scope: ImageListQuery.Scope, hidden: Bool = false) async throws -> [String] {
+                try await catalog.listImages(.init(scope: scope, sort: [.init(.name, .asc), .init(.id, .asc)], osHidden: hidden, limit: 100))
+                    .map { $0.name ?? "" }
+            }
+            let bDefault = try await names(.init(isAdmin: false, projectId: "b", visibility: .default, memberStatuses: [.accepted]))
+            #expect(bDefault == ["priv-b", "pub", "shr"])
+            let bAll = try await names(.init(isAdmin: false, projectId: "b", visibility: .all, memberStatuses: nil))
+            #expect(bAll == ["com", "priv-b", "pub", "shr", "shr-pending"])
+            let bShared = try await names(.init(isAdmin: false, projectId: "b", visibility: .only(.shared), memberStatuses: [.pending]))
+            #expect(bShared == ["shr-pending"])
+            let aPrivate = try await names(.init(isAdmin: false, projectId: "a", visibility: .only(.private), memberStatuses: nil))
+            #expect(aPrivate == ["priv-a"])
+            let adminDefault = try await names(.init(isAdmin: true, projectId: "b", visibility: .default, memberStatuses: nil))
+            #expect(adminDefault == ["priv-a", "priv-b", "pub", "shr", "shr-pending"])
+            let adminHidden = try await names(.init(isAdmin: true, projectId: "b", visibility: .all, memberStatuses: nil), hidden: true)
+            #expect(adminHidden == ["hidden"])
+        }
+    }
+}
+
+@Suite struct MemberConformance {
+    @Test(arguments: Backend.available)
+    func membersLifecycle(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let image = makeImage(1)
+            try await catalog.insertImage(image)
+            let m1 = ImageMember(imageId: image.id, memberId: "p2", status: .pending, createdAt: 5, updatedAt: 5)
+            let m2 = ImageMember(imageId: image.id, memberId: "p3", status: .pending, createdAt: 6, updatedAt: 6)
+            try await catalog.insertMember(m1)
+            try await catalog.insertMember(m2)
+            await #expect(throws: ImageError.conflict("Member p2 already exists on image \(image.id).")) {
+                try await catalog.insertMember(m1)
+            }
+            var accepted = m1
+            accepted.status = .accepted
+            accepted.updatedAt = 9
+            try await catalog.updateMember(accepted)
+            let one = try await catalog.member(imageId: image.id, memberId: "p2")
+            #expect(one == accepted)
+            let all = try await catalog.members(imageId: image.id)
+            #expect(all == [accepted, m2])
+            let removed = try await catalog.deleteMember(imageId: image.id, memberId: "p3")
+            let removedAgain = try await catalog.deleteMember(imageId: image.id, memberId: "p3")
+            #expect(removed && !removedAgain)
+            let left = try await catalog.members(imageId: image.id)
+            #expect(left == [accepted])
+        }
+    }
+}
+
+@Suite struct QuotaConformance {
+    @Test(arguments: Backend.available)
+    func usageCountsByStatus(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let statuses: [(ImageStatus, Int64?)] = [(.active, 100), (.deactivated, 10), (.uploading, 7), (.importing, 3),
+                                                     (.saving, 50), (.queued, nil), (.deleted, 1000), (.killed, 1000)]
+            for (i, (status, size)) in statuses.enumerated() {
+                var image = makeImage(i, owner: "q")
+                image.status = status
+                image.size = size
+                try await catalog.insertImage(image)
+            }
+            try await catalog.insertImage(makeImage(99, owner: "other"))
+            let usage = try await catalog.usage(project: "q")
+            #expect(usage == ProjectUsage(imageCount: 6, sizeTotal: 110, stageTotal: 10, uploadingCount: 3))
+            let none = try await catalog.usage(project: "nobody")
+            #expect(none == ProjectUsage())
+        }
+    }
+
+    /// The check runs in the writing transaction: 20 concurrent creates under a limit of 5 images
+    /// leave exactly 5, and concurrent size increases never pass the byte limit.
+    @Test(arguments: Backend.available)
+    func concurrentWritesNeverPassALimit(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0..<20 {
+                    group.addTask {
+                        do {
+                            try await catalog.insertImage(makeImage(i, owner: "q")) { usage in
+                                if try usage("q").imageCount >= 5 { throw ImageError.tooLarge("count") }
+                            }
+                            return true
+                        } catch let e as ImageError where e.kind == .payloadTooLarge {
+                            return false
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 }.count == 5)
+            let count = try await catalog.usage(project: "q").imageCount
+            #expect(count == 5)
+
+            let scope = ImageListQuery.Scope(isAdmin: true, projectId: nil, visibility: .all, memberStatuses: nil)
+            let ids = try await catalog.listImages(.init(scope: scope, sort: [.init(.id, .asc)], limit: 10)).map(\.id)
+            let activated = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for id in ids {
+                    group.addTask {
+                        do {
+                            _ = try await catalog.updateImage(id: id) { image, usage in
+                                let before = try usage("q").sizeTotal
+                                image.status = .active
+                                image.size = 40
+                                if before + 40 > 100 { throw ImageError.tooLarge("bytes") }
+                            }
+                            return true
+                        } catch let e as ImageError where e.kind == .payloadTooLarge {
+                            return false
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(activated.filter { $0 }.count == 2)
+            let bytes = try await catalog.usage(project: "q").sizeTotal
+            #expect(bytes == 80)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func overridesAreSetReplacedAndCleared(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let none = try await catalog.quotaOverride(project: "q")
+            #expect(none == nil)
+            let limits = QuotaLimits(imageCountTotal: 3, imageSizeTotal: 1 << 40, imageStageTotal: nil, imageCountUploading: 0)
+            try await catalog.setQuotaOverride(project: "q", limits)
+            let set = try await catalog.quotaOverride(project: "q")
+            #expect(set == limits)
+            try await catalog.setQuotaOverride(project: "q", QuotaLimits(imageCountTotal: 7))
+            let replaced = try await catalog.quotaOverride(project: "q")
+            #expect(replaced == QuotaLimits(imageCountTotal: 7))
+            try await catalog.setQuotaOverride(project: "q", nil)
+            let cleared = try await catalog.quotaOverride(project: "q")
+            #expect(cleared == nil)
+        }
+    }
+}
+
+@Suite struct TaskConformance {
+    static func task(_ i: Int, created: Int64) -> ImageTask {
+        ImageTask(id: "task-\(i)-\(UUID().uuidString)", type: "api_image_import", owner: "p1", imageId: "img-\(i % 3)",
+                  userId: "u", requestId: "req-\(i)", input: "{\"n\":\(i)}", createdAt: created, updatedAt: created)
+    }
+
+    @Test(arguments: Backend.available)
+    func tasksRoundTripAndUpdate(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            var t = Self.task(1, created: 10)
+            t.bytesTotal = 99
+            t.expiresAt = 77
+            try await catalog.insertTask(t)
+            await #expect(throws: ImageError.conflict("Task \(t.id) exists.")) { try await catalog.insertTask(t) }
+            let stored = try await catalog.task(id: t.id)
+            #expect(stored == t)
+            let updated = try await catalog.updateTask(id: t.id) { $0.status = .success; $0.result = "{}"; $0.bytesDone = 99 }
+            #expect(updated?.status == .success && updated?.bytesDone == 99)
+            let reread = try await catalog.task(id: t.id)
+            #expect(reread == updated)
+            let unknown = try await catalog.updateTask(id: "nope") { $0.message = "x" }
+            #expect(unknown == nil)
+            let t2 = Self.task(4, created: 20)
+            try await catalog.insertTask(t2)
+            let ofImage = try await catalog.tasks(imageId: "img-1")
+            #expect(ofImage.map(\.id) == [t2.id, t.id])
+            let listed = try await catalog.listTasks(limit: 1)
+            #expect(listed.map(\.id) == [t2.id])
+        }
+    }
+
+    /// Claims take pending tasks oldest first, each by one claimer, and take back expired leases only.
+    @Test(arguments: Backend.available)
+    func eachTaskIsClaimedOnceAndExpiredLeasesAgain(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let tasks = (0..<12).map { Self.task($0, created: Int64(100 + $0)) }
+            for t in tasks { try await catalog.insertTask(t) }
+            let claims = try await withThrowingTaskGroup(of: [String].self) { group in
+                for node in 0..<4 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while let t = try await catalog.claimTask(owner: "node-\(node)", now: 1_000, leaseSeconds: 30) {
+                            #expect(t.status == .processing && t.attempts == 1 && t.leaseOwner == "node-\(node)" && t.leaseExpiresAt == 1_030)
+                            mine.append(t.id)
+                        }
+                        return mine
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(claims.count == 12 && Set(claims) == Set(tasks.map(\.id)))
+            // Leases still held: nothing to claim.
+            let early = try await catalog.claimTask(owner: "late", now: 1_029, leaseSeconds: 30)
+            #expect(early == nil)
+            // Renewed one stays; the others expire and are taken over oldest first, attempt 2.
+            _ = try await catalog.updateTask(id: tasks[0].id) { $0.leaseExpiresAt = 2_000 }
+            _ = try await catalog.updateTask(id: tasks[5].id) { $0.status = .success; $0.leaseOwner = nil; $0.leaseExpiresAt = nil }
+            let taken = try #require(try await catalog.claimTask(owner: "survivor", now: 1_031, leaseSeconds: 30))
+            #expect(taken.id == tasks[1].id && taken.attempts == 2 && taken.leaseOwner == "survivor")
+            var rest: [String] = []
+            while let t = try await catalog.claimTask(owner: "survivor", now: 1_031, leaseSeconds: 30) { rest.append(t.id) }
+            #expect(rest == tasks[2...].map(\.id).filter { $0 != tasks[5].id })
+        }
+    }
+}
+
+@Suite struct AccountConformance {
+    @Test(arguments: Backend.available)
+    func accountsAndKeys(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let a = LocalAccount(name: "alice", userId: "u-alice", projectId: "p1", roles: ["reader", "member"],
+                                 passwordHash: "pbkdf2$x", createdAt: 1, updatedAt: 1)
+            let b = LocalAccount(name: "bob", userId: "u-bob", projectId: "p2", roles: [], passwordHash: nil, createdAt: 2, updatedAt: 2)
+            try await catalog.insertAccount(b)
+            try await catalog.insertAccount(a)
+            await #expect(throws: ImageError.conflict("Account alice already exists.")) { try await catalog.insertAccount(a) }
+            var sameUser = b
+            sameUser.name = "bob2"
+            let clash = sameUser
+            await #expect(throws: ImageError.self) { try await catalog.insertAccount(clash) }
+            let all = try await catalog.accounts()
+            #expect(all == [a, b])
+            var changed = a
+            changed.roles = ["admin"]
+            changed.passwordHash = nil
+            changed.updatedAt = 5
+            try await catalog.updateAccount(changed)
+            let reread = try await catalog.account(name: "alice")
+            #expect(reread == changed)
+            var ghost = a
+            ghost.name = "ghost"
+            let missing = ghost
+            await #expect(throws: ImageError.notFound("Account ghost not found.")) { try await catalog.updateAccount(missing) }
+
+            let k1 = APIKeyRecord(keyId: "imk_1", accountName: "alice", secretHash: "h1", createdAt: 3)
+            let k2 = APIKeyRecord(keyId: "imk_2", accountName: "alice", secretHash: "h2", createdAt: 4)
+            let k3 = APIKeyRecord(keyId: "imk_3", accountName: "bob", secretHash: "h3", createdAt: 4)
+            for k in [k1, k2, k3] { try await catalog.insertAPIKey(k) }
+            let keys = try await catalog.apiKeys(accountName: "alice")
+            #expect(keys == [k1, k2])
+            let deletedKey = try await catalog.deleteAPIKey(id: "imk_1")
+            let k1Gone = try await catalog.apiKey(id: "imk_1")
+            #expect(deletedKey && k1Gone == nil)
+            // Deleting an account deletes its keys.
+            let deleted = try await catalog.deleteAccount(name: "alice")
+            let deletedAgain = try await catalog.deleteAccount(name: "alice")
+            #expect(deleted && !deletedAgain)
+            let k2Gone = try await catalog.apiKey(id: "imk_2")
+            let k3Kept = try await catalog.apiKey(id: "imk_3")
+            #expect(k2Gone == nil && k3Kept == k3)
+        }
+    }
+}
