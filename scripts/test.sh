@@ -3,8 +3,11 @@
 #   1. Debian packages the build and tests need (skipped when already installed)
 #   2. a venv at .venv with the real OpenStack clients, and .venv-keystone with a real Keystone server
 #      (each skipped when already up to date)
-#   3. swift build --build-tests (once), swift test --skip-build (with a real S3 server for the S3 store)
-#   4. the end-to-end suite: the real imaged binary driven by openstack CLI / openstacksdk / glanceclient
+#   3. swift build --build-tests (once); a real PostgreSQL (Debian) and a real S3 server (Ceph RGW, Debian) on
+#      loopback; swift test --skip-build (the catalog suite on SQLite and PostgreSQL, the blob store suite on
+#      files and S3)
+#   4. the end-to-end suite: the real imaged binary driven by openstack CLI / openstacksdk / glanceclient, on the
+#      embedded default, then the client suites again on PostgreSQL + S3 (plus the multi-node tests)
 # Exits non-zero if any step fails. Safe to run twice; the second run skips installs.
 set -uo pipefail
 
@@ -20,7 +23,7 @@ log() { printf '\n==> %s\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
 declare -A result=()
-order=(deps build swift-test e2e)
+order=(deps build swift-test e2e e2e-scaleout)
 for s in "${order[@]}"; do result[$s]="not run"; done
 
 summary() {
@@ -28,7 +31,7 @@ summary() {
   echo
   echo "==> Summary ($(elapsed))"
   for s in "${order[@]}"; do
-    printf '    %-11s %s\n' "$s" "${result[$s]}"
+    printf '    %-13s %s\n' "$s" "${result[$s]}"
     case "${result[$s]}" in ok*) ;; *) failed+=("$s") ;; esac
   done
   if [ ${#failed[@]} -eq 0 ]; then
@@ -78,12 +81,14 @@ deps() {
 }
 
 # A real Keystone (PyPI, its own venv .venv-keystone) for the Keystone-mode end-to-end tests, and a
-# real S3 server (Ceph RGW from Debian packages) for the S3 blob store's conformance suite.
+# real S3 server (Ceph RGW from Debian packages) and PostgreSQL for the scale-out configuration.
 keystone_deps() {
   log "Keystone server venv (.venv-keystone)"
   scripts/keystone.sh install </dev/null || return 1
   log "S3 server packages (Ceph RGW)"
-  scripts/s3.sh install </dev/null
+  scripts/s3.sh install </dev/null || return 1
+  log "PostgreSQL server packages"
+  scripts/postgres.sh install </dev/null
 }
 
 log "dependencies"
@@ -101,15 +106,30 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # 3. Swift unit and HTTP tests; the S3 driver's suite runs against a fresh single-node Ceph RGW
+# Both servers live under /tmp (the postgres OS user must reach its directory) and stop on exit.
 S3_DIR=/tmp/imaged-test-s3-$$
-stop_s3() { scripts/s3.sh stop "$S3_DIR" >/dev/null 2>&1; rm -rf "$S3_DIR"; }
-trap stop_s3 EXIT
-S3_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PG_DIR=/tmp/imaged-test-pg-$$
+stop_servers() {
+  scripts/s3.sh stop "$S3_DIR" >/dev/null 2>&1; rm -rf "$S3_DIR"
+  scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1; rm -rf "$PG_DIR"
+}
+trap stop_servers EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+S3_PORT=$(free_port)
 log "S3 server (Ceph RGW) on 127.0.0.1:$S3_PORT"
 if scripts/s3.sh start "$S3_DIR" "$S3_PORT" </dev/null; then
   export IMAGED_TEST_S3_ENV=$S3_DIR/s3.env
 else
   result[swift-test]="FAILED (S3 server did not start)"
+  summary
+fi
+PG_PORT=$(free_port)
+log "PostgreSQL on 127.0.0.1:$PG_PORT"
+if scripts/postgres.sh start "$PG_DIR" "$PG_PORT" </dev/null; then
+  IMAGED_TEST_POSTGRES_URL=$(cat "$PG_DIR/test-url")
+  export IMAGED_TEST_POSTGRES_URL
+else
+  result[swift-test]="FAILED (PostgreSQL did not start)"
   summary
 fi
 log "swift test --skip-build"
@@ -129,6 +149,16 @@ case $rc in
   0) result[e2e]="ok" ;;
   5) result[e2e]="FAILED (no tests collected)" ;;
   *) result[e2e]="FAILED (pytest exit $rc)" ;;
+esac
+
+# The client suites again, the session server now on PostgreSQL + S3 (a fresh schema and key prefix).
+log "pytest (openstack CLI, openstacksdk, glanceclient, raw HTTP) on PostgreSQL + S3"
+IMAGED_E2E_BACKEND=postgres-s3 .venv/bin/pytest -q tests/e2e/test_osc.py tests/e2e/test_sdk.py \
+  tests/e2e/test_glanceclient.py tests/e2e/test_raw_http.py </dev/null
+rc=$?
+case $rc in
+  0) result[e2e-scaleout]="ok" ;;
+  *) result[e2e-scaleout]="FAILED (pytest exit $rc)" ;;
 esac
 
 summary

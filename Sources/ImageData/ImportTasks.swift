@@ -123,10 +123,13 @@ public final class TaskRunner: Sendable {
         }
     }
 
-    /// Runs one claimed task to success or failure, renewing its lease meanwhile.
+    /// Runs one claimed task to success or failure, renewing its lease meanwhile. When the lease
+    /// turns out to be someone else's (this node stalled past its expiry and another node took the
+    /// task over), the work stops and leaves the task and its image to the new holder.
     public func execute(_ task: ImageTask) async {
         logger.info("task started", metadata: ["task": .string(task.id), "attempt": "\(task.attempts)"])
         let progress = TaskProgress()
+        let nodeId = options.nodeId
         let outcome: Result<String, any Error> = await withTaskGroup(of: Result<String, any Error>?.self) { group in
             group.addTask {
                 do { return .success(try await self.perform(task, progress)) } catch { return .failure(error) }
@@ -137,13 +140,18 @@ public final class TaskRunner: Sendable {
                     try? await Task.sleep(for: .seconds(Double(self.options.leaseSeconds) / 3))
                     if Task.isCancelled { break }
                     let (done, total) = progress.snapshot
-                    _ = try? await self.catalog.updateTask(id: task.id) { t in
+                    let renewed = try? await self.catalog.updateTask(id: task.id) { t in
+                        guard t.leaseOwner == nodeId, t.status == .processing else { return }
                         t.leaseExpiresAt = Timestamp.now() + self.options.leaseSeconds
                         t.bytesDone = done
                         t.bytesTotal = total ?? t.bytesTotal
                         t.updatedAt = Timestamp.now()
                         // Glance reports import progress in the task message the same way.
                         t.message = "Copied \(done >> 20) MiB" + (total.map { " of \($0 >> 20) MiB" } ?? "")
+                    }
+                    if let renewed, renewed.leaseOwner != nodeId || renewed.status != .processing {
+                        progress.loseLease()
+                        return .failure(ImageError.conflict("Task \(task.id) was taken over by \(renewed.leaseOwner ?? "another run")."))
                     }
                 }
                 return nil
@@ -152,6 +160,10 @@ public final class TaskRunner: Sendable {
             group.cancelAll()
             return first
         }
+        if progress.leaseLost {
+            logger.warning("task lease lost: stopped, the new holder carries on", metadata: ["task": .string(task.id)])
+            return
+        }
         let now = Timestamp.now()
         let (done, total) = progress.snapshot
         let (result, message): (String?, String) = switch outcome {
@@ -159,6 +171,7 @@ public final class TaskRunner: Sendable {
         case .failure(let e): (nil, (e as? ImageError)?.message ?? "\(e)")
         }
         _ = try? await catalog.updateTask(id: task.id) { t in
+            guard t.leaseOwner == nodeId else { return }
             t.status = result != nil ? .success : .failure
             t.result = result
             t.message = message
@@ -220,7 +233,8 @@ public final class TaskRunner: Sendable {
             if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(imageId)) }
             return JSONValue.object([("image_id", .string(imageId))]).serialized
         } catch {
-            await giveUp(image, method: method)
+            // A run that lost its lease leaves the image to the task's new holder.
+            if !progress.leaseLost { await giveUp(image, method: method) }
             throw error
         }
     }
@@ -261,10 +275,13 @@ public final class TaskRunner: Sendable {
     }
 }
 
-/// Bytes done and total of the running task, read by the lease renewer.
+/// Bytes done and total of the running task, read by the lease renewer, and whether the lease was lost.
 final class TaskProgress: Sendable {
     private let state = Mutex<(Int64, Int64?)>((0, nil))
+    private let lost = Mutex(false)
     func add(_ n: Int) { state.withLock { $0.0 += Int64(n) } }
     func setTotal(_ total: Int64?) { state.withLock { $0.1 = total } }
     var snapshot: (Int64, Int64?) { state.withLock { $0 } }
+    func loseLease() { lost.withLock { $0 = true } }
+    var leaseLost: Bool { lost.withLock { $0 } }
 }

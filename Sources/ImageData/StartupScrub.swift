@@ -12,6 +12,7 @@ public struct StartupScrub: Sendable {
         public var blobsRemoved = 0
         public var imagesRequeued = 0
         public var tasksResumed = 0
+        public init() {}
     }
 
     let catalog: any Catalog

@@ -31,6 +31,7 @@ public struct Imaged: Sendable {
     public let responder: ImagedResponder
     public let authDescription: String
     public let blobsDescription: String
+    public let catalogDescription: String
     public let dataDirectory: String
     /// Held for the life of the server: one process per data directory.
     let lock: DataDirectoryLock
@@ -42,7 +43,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
                                             attributes: [.posixPermissions: 0o700])
     let lock = try DataDirectoryLock(directory: dataDir)
-    let catalog = try SQLiteCatalog(path: dataDir + "/catalog.sqlite", durability: config.durability)
+    let catalog = try await config.catalog.open(dataDir: dataDir, durability: config.durability, logger: logger)
     var serviceConfig = ImageServiceConfig()
     serviceConfig.quota = config.quota
     let service = ImageService(catalog: catalog, config: serviceConfig, logger: logger)
@@ -57,7 +58,12 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
         blobsDescription = "S3 blobs in \(s3.endpoint) bucket \(s3.bucket)" + (s3.keyPrefix.isEmpty ? "" : " under \(s3.keyPrefix)")
     }
     // Before serving: no half-written blob, no image stuck in a state only a dead upload could leave.
-    let scrub = try await StartupScrub(catalog: catalog, blobs: blobs, logger: logger).run()
+    // Only a node that owns its catalog may do this: on a shared catalog another node's upload in
+    // flight would look abandoned. Shared catalogs rely on task leases instead.
+    var scrub = StartupScrub.Report()
+    if !config.catalog.isShared {
+        scrub = try await StartupScrub(catalog: catalog, blobs: blobs, logger: logger).run()
+    }
 
     var dataConfig = ImageDataConfig()
     dataConfig.hashAlgorithm = config.hashAlgorithm
@@ -84,7 +90,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
         options: .init(publicEndpoint: config.publicEndpoint,
                        identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" }))
     return Imaged(service: service, data: data, runner: runner, scrub: scrub, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
-                  blobsDescription: blobsDescription,
+                  blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)
 }
 
@@ -128,7 +134,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     configured.logLevel = config.logLevel
     let logger = configured
     let imaged = try await buildImaged(config, logger: logger)
-    let listenLine = "imaged listening on http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port), data in \(imaged.dataDirectory) (SQLite catalog, \(imaged.blobsDescription)), auth: \(imaged.authDescription)"
+    let listenLine = "imaged listening on http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port), data in \(imaged.dataDirectory) (\(imaged.catalogDescription), \(imaged.blobsDescription)), auth: \(imaged.authDescription)"
     var app = Application(
         responder: imaged.responder,
         server: .http1(configuration: .init(idleTimeout: .seconds(300))),

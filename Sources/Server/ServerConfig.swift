@@ -24,6 +24,8 @@ public struct ServerConfig: Sendable {
         case s3(S3Config)
     }
     public var blobs = Blobs.file(nil)
+    /// The embedded SQLite file by default; a PostgreSQL URL for several nodes.
+    public var catalog = CatalogLocation.sqlite(nil)
     /// Validate tokens against Keystone (with `auth == .tokenFile(nil)` no static token file is used).
     public var keystone: KeystoneConfig?
     /// Keystone's public URL for `WWW-Authenticate` (default: the validation URL).

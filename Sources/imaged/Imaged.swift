@@ -80,6 +80,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Keystone's public URL, announced in WWW-Authenticate on 401 (default: --keystone-url).")
     var keystonePublicUrl: String?
 
+    @Option(help: "Catalog: sqlite (<data-dir>/catalog.sqlite), sqlite:PATH, or postgres://USER@HOST:PORT/DB[?schema=S&sslmode=require] (password in the URL or PGPASSWORD; default: IMAGED_CATALOG or sqlite). Several nodes may share one PostgreSQL catalog.")
+    var catalog: String?
+
     @Option(help: "Where image bytes go: 'file' (<data-dir>/blobs), 'file:DIR', or 's3:BUCKET' (see --s3-*).")
     var blobStore = "file"
 
@@ -165,6 +168,15 @@ struct Serve: AsyncParsableCommand {
             config.keystonePublicURL = keystonePublicUrl
         }
         config.blobs = try blobConfig()
+        do {
+            config.catalog = try CatalogLocation(parsing: catalog ?? ProcessInfo.processInfo.environment["IMAGED_CATALOG"] ?? "sqlite")
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if config.catalog.isShared, case .file(nil) = config.blobs {
+            // Allowed (one node on PostgreSQL), but other nodes cannot read this node's files.
+            FileHandle.standardError.write(Data("note: a PostgreSQL catalog with file blobs under the data directory serves one node only; use --blob-store s3:BUCKET for several\n".utf8))
+        }
         config.quota = try QuotaOptions(imageCount: quotaImageCount, imageSize: quotaImageSize,
                                         stageSize: quotaStageSize, uploading: quotaUploading).limits()
         let app = try await buildApplication(config)

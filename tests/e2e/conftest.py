@@ -158,10 +158,57 @@ class ImagedServer:
             return []
 
 
+def s3_env() -> dict:
+    """The S3 server scripts/test.sh started (IMAGED_TEST_S3_ENV names its env file)."""
+    path = os.environ.get("IMAGED_TEST_S3_ENV")
+    if not path:
+        pytest.fail("IMAGED_TEST_S3_ENV is not set: scripts/test.sh starts an S3 server and sets it")
+    env = {}
+    for line in open(path):
+        line = line.strip().removeprefix("export ")
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            env[k] = v.strip("'\"")
+    return env
+
+
+def postgres_url(schema: str) -> str:
+    """A fresh schema in the PostgreSQL scripts/test.sh started (IMAGED_TEST_POSTGRES_URL)."""
+    base = os.environ.get("IMAGED_TEST_POSTGRES_URL")
+    if not base:
+        pytest.fail("IMAGED_TEST_POSTGRES_URL is not set: scripts/test.sh starts PostgreSQL and sets it")
+    return base + ("&" if "?" in base else "?") + f"schema={schema}"
+
+
+def scale_out_config(tag: str | None = None, part_mib: int = 5) -> tuple[list[str], dict]:
+    """Arguments and environment for `imaged serve` on PostgreSQL + S3. Nodes given the same `tag`
+    share one catalog schema and one key prefix in the bucket, i.e. form one cluster."""
+    tag = tag or uuid.uuid4().hex[:12]
+    s3 = s3_env()
+    args = ["--catalog", postgres_url(f"e2e_{tag}"), "--blob-store", f"s3:{s3['S3_BUCKET']}",
+            "--s3-endpoint", s3["S3_ENDPOINT"], "--s3-region", s3["S3_REGION"], "--s3-key-prefix", f"e2e-{tag}/",
+            "--s3-part-mib", str(part_mib)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=s3["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY=s3["AWS_SECRET_ACCESS_KEY"])
+    return args, env
+
+
+# IMAGED_E2E_BACKEND=postgres-s3 runs the session server (and so the client suites) on PostgreSQL + S3.
+E2E_BACKEND = os.environ.get("IMAGED_E2E_BACKEND", "embedded")
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    srv = ImagedServer(tmp_path_factory.mktemp("imaged"))
+    if E2E_BACKEND == "postgres-s3":
+        args, env = scale_out_config()
+        srv = ImagedServer(tmp_path_factory.mktemp("imaged"), *args, env=env)
+    elif E2E_BACKEND == "embedded":
+        srv = ImagedServer(tmp_path_factory.mktemp("imaged"))
+    else:
+        pytest.fail(f"unknown IMAGED_E2E_BACKEND {E2E_BACKEND!r} (embedded or postgres-s3)")
     srv.start()
+    if E2E_BACKEND == "postgres-s3":
+        assert "PostgreSQL catalog" in srv.log_text() and "S3 blobs" in srv.log_text(), srv.log_text()
     yield srv
     srv.kill(signal.SIGTERM)
 

@@ -10,24 +10,11 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from conftest import (ImagedServer, Raw, assert_data_facts, digests, random_bytes, unique, upload, wait_for,
+from conftest import (ImagedServer, Raw, assert_data_facts, digests, random_bytes, s3_env, unique, upload, wait_for,
                       wait_status)
 from test_data_faults import SocketUpload
 
 MiB = 1 << 20
-
-
-def s3_env():
-    path = os.environ.get("IMAGED_TEST_S3_ENV")
-    if not path:
-        pytest.fail("IMAGED_TEST_S3_ENV is not set: scripts/test.sh starts an S3 server and sets it")
-    env = {}
-    for line in open(path):
-        line = line.strip().removeprefix("export ")
-        if "=" in line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            env[k] = v.strip("'\"")
-    return env
 
 
 class Store:

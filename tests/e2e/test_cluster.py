@@ -1,0 +1,204 @@
+"""Several imaged nodes on one PostgreSQL catalog and one S3 bucket (scripts/test.sh starts both and
+sets IMAGED_TEST_POSTGRES_URL and IMAGED_TEST_S3_ENV). Each test builds its own cluster: a fresh
+schema and a fresh key prefix shared by its nodes."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from conftest import (ImagedServer, Raw, assert_data_facts, digests, imaged_bin, random_bytes, scale_out_config,
+                      tasks_of, unique, upload, wait_for, wait_status)
+
+MiB = 1 << 20
+
+
+class Cluster:
+    def __init__(self, tmp_path, *extra):
+        self.tag = uuid.uuid4().hex[:12]
+        self.args, self.env = scale_out_config(self.tag)
+        self.extra = extra
+        self.tmp = tmp_path
+        self.nodes: list[ImagedServer] = []
+
+    def node(self) -> ImagedServer:
+        workdir = self.tmp / f"node{len(self.nodes) + 1}"
+        workdir.mkdir(exist_ok=True)
+        srv = ImagedServer(workdir, *self.args, *self.extra, env=self.env)
+        self.nodes.append(srv)
+        srv.start()
+        return srv
+
+    def stop(self):
+        for n in self.nodes:
+            n.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    made = []
+
+    def make(*extra):
+        c = Cluster(tmp_path, *extra)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.stop()
+
+
+def test_upload_through_one_node_download_through_the_other(cluster):
+    c = cluster()
+    a, b = c.node(), c.node()
+    assert "PostgreSQL catalog" in a.log_text() and "S3 blobs" in a.log_text()
+    alice_a, alice_b, bob_b = Raw(a.url, "alice"), Raw(b.url, "alice"), Raw(b.url, "bob")
+    data = random_bytes(12 * MiB + 17, 501)
+    image = alice_a.create(name=unique("cluster"), disk_format="raw", container_format="bare", tags=["x"])
+    # Created on A: B lists and shows it at once (no cache between nodes).
+    listed = alice_b.get("/v2/images", params={"name": image["name"]}).json()["images"]
+    assert [i["id"] for i in listed] == [image["id"]]
+    assert bob_b.get(f"/v2/images/{image['id']}").status_code == 404
+    r = upload(alice_a, image["id"], data)
+    assert r.status_code == 204, r.text
+    on_b = alice_b.get(f"/v2/images/{image['id']}").json()
+    assert_data_facts(on_b, digests(data))
+    got = alice_b.get(f"/v2/images/{image['id']}/file", timeout=120)
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["Content-MD5"] == on_b["checksum"]
+    # A range through B, a delete through B, gone on A.
+    part = alice_b.get(f"/v2/images/{image['id']}/file", headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == data[1000:2000]
+    assert alice_b.delete(f"/v2/images/{image['id']}").status_code == 204
+    assert alice_a.get(f"/v2/images/{image['id']}").status_code == 404
+    assert alice_a.get(f"/v2/images/{image['id']}/file").status_code == 404
+
+
+def test_concurrent_patches_through_both_nodes_lose_no_acknowledged_update(cluster):
+    c = cluster()
+    nodes = [c.node(), c.node()]
+    clients = [Raw(n.url, "alice") for n in nodes]
+    image = clients[0].create(name=unique("patch"), disk_format="raw", container_format="bare")
+    acknowledged: list[str] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def writer(w: int):
+        for i in range(30):
+            client = clients[(w + i) % 2]
+            if i % 3 == 2:
+                r = client.put(f"/v2/images/{image['id']}/tags/t-{w}-{i}")
+                ok = r.status_code == 204
+            else:
+                r = client.patch(f"/v2/images/{image['id']}", [{"op": "add", "path": f"/k_{w}_{i}", "value": f"v{w}.{i}"}])
+                ok = r.status_code == 200
+            with lock:
+                (acknowledged if ok else failures).append(f"{w}-{i}" if ok else f"{w}-{i}: {r.status_code} {r.text}")
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(acknowledged) == 120
+    for client in clients:
+        final = client.get(f"/v2/images/{image['id']}").json()
+        for w in range(4):
+            for i in range(30):
+                if i % 3 == 2:
+                    assert f"t-{w}-{i}" in final["tags"], (w, i)
+                else:
+                    assert final.get(f"k_{w}_{i}") == f"v{w}.{i}", (w, i)
+        assert len(final["tags"]) == 40
+
+
+class OneAtATimeOrigin:
+    """Serves one file; the first request trickles (so a node can die mid-download), later ones run at
+    full speed. Counts requests in flight at once: a task run twice concurrently would show 2."""
+
+    def __init__(self, origin, data: bytes):
+        self.data = data
+        self.active = 0
+        self.max_active = 0
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.path = f"/{unique('cluster-web')}.raw"
+        origin.routes[self.path] = self.handle
+        self.url = origin.url(self.path)
+        self.stop = origin.stop
+
+    def handle(self, h):
+        with self.lock:
+            self.requests += 1
+            first = self.requests == 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            h.send_response(200)
+            h.send_header("Content-Type", "application/octet-stream")
+            h.send_header("Content-Length", str(len(self.data)))
+            h.end_headers()
+            step = 64 << 10 if first else 1 << 20
+            for off in range(0, len(self.data), step):
+                if self.stop.is_set():
+                    return
+                h.wfile.write(self.data[off:off + step])
+                if first:
+                    time.sleep(0.1)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_sigkill_during_web_download_the_other_node_finishes_the_task(cluster, origin):
+    c = cluster("--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port),
+                "--task-lease-seconds", "3")
+    node1 = c.node()
+    alice1 = Raw(node1.url, "alice")
+    data = random_bytes(8 * MiB, 502)
+    source = OneAtATimeOrigin(origin, data)
+    image = alice1.create(name=unique("web-kill"), disk_format="raw", container_format="bare")
+    r = alice1.post(f"/v2/images/{image['id']}/import", json={"method": {"name": "web-download", "uri": source.url}})
+    assert r.status_code == 202, r.text
+    # Node 1 is downloading (slowly) when it dies; node 2 joins only now, so node 1 surely took the task.
+    wait_for(lambda: source.requests == 1 and source.active == 1, timeout=30, what="node 1 to start the download")
+    time.sleep(1.0)
+    node1.kill(signal.SIGKILL)
+    node2 = c.node()
+    alice2 = Raw(node2.url, "alice")
+    assert wait_status(alice2, image["id"], "importing", timeout=5)["status"] == "importing"
+    done = wait_status(alice2, image["id"], ["active", "queued"], timeout=90)
+    assert_data_facts(done, digests(data))
+    tasks = tasks_of(alice2, image["id"])
+    assert [t["status"] for t in tasks] == ["success"], tasks
+    # Restarted from the beginning by node 2 after the lease lapsed, never two downloads at once.
+    assert source.requests == 2 and source.max_active == 1
+    assert "attempt=2" in node2.log_text(), node2.log_text()
+    got = alice2.get(f"/v2/images/{image['id']}/file", timeout=120)
+    assert got.content == data
+
+
+def test_admin_commands_reach_the_shared_catalog(cluster):
+    """`imaged quota set --catalog postgres://…` on any machine limits every node within seconds."""
+    c = cluster()
+    a, b = c.node(), c.node()
+    catalog = c.args[c.args.index("--catalog") + 1]
+    out = subprocess.run([str(imaged_bin()), "quota", "set", "p-alice", "--image-count", "2", "--catalog", catalog],
+                         capture_output=True, text=True, timeout=60, env=c.env)
+    assert out.returncode == 0, out.stderr
+    assert "image_count_total=2" in out.stdout
+    alice_a, alice_b = Raw(a.url, "alice"), Raw(b.url, "alice")
+
+    def refused_third():
+        listed = alice_a.get("/v2/images", params={"owner": "p-alice"}).json()["images"]
+        client = alice_a if len(listed) % 2 == 0 else alice_b
+        r = client.post("/v2/images", json={"name": unique("q")})
+        return r.text if r.status_code == 413 else None  # (a 4xx Response is falsy)
+    refusal = wait_for(refused_third, timeout=20, interval=0.5, what="the quota to apply on both nodes")
+    assert "image_count_total" in refusal
+    usage = alice_b.get("/v2/info/usage").json()["usage"]
+    assert usage["image_count_total"] == {"limit": 2, "usage": 2}
