@@ -228,6 +228,10 @@ public final class PostgresCatalog: Catalog {
         return try await images(st.sql, st.values)
     }
 
+    public func exportImages(after id: String?, limit: Int) async throws -> [Image] {
+        try await images("SELECT \(Self.columns) FROM images WHERE id > $1 ORDER BY id LIMIT $2", [.text(id ?? ""), .int(Int64(limit))])
+    }
+
     // MARK: Usage and quotas
 
     static let usageSQL = UsageSQL.select(.postgres)
@@ -251,6 +255,15 @@ public final class PostgresCatalog: Catalog {
         }
         quotaCache.set(project, found)
         return found
+    }
+
+    public func quotaOverrides() async throws -> [String: QuotaLimits] {
+        var out: [String: QuotaLimits] = [:]
+        for row in try await rows("SELECT project_id, \(CatalogColumns.quotas) FROM project_quotas") {
+            let (p, a, b, c, d) = try row.decode((String, Int64?, Int64?, Int64?, Int64?).self)
+            out[p] = QuotaLimits(imageCountTotal: a, imageSizeTotal: b, imageStageTotal: c, imageCountUploading: d)
+        }
+        return out
     }
 
     public func setQuotaOverride(project: String, _ limits: QuotaLimits?) async throws {

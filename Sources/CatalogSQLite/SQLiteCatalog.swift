@@ -242,6 +242,13 @@ public final class SQLiteCatalog: Catalog {
         }
     }
 
+    public func exportImages(after id: String?, limit: Int) async throws -> [Image] {
+        try await pool.read { db in
+            try Self.fetchImages(db, sql: "SELECT \(Self.columns) FROM images WHERE id > ? ORDER BY id LIMIT ?",
+                                 arguments: [id ?? "", limit])
+        }
+    }
+
     // MARK: Usage and quotas
 
     static let usageSQL = UsageSQL.select(.sqlite)
@@ -269,6 +276,16 @@ public final class SQLiteCatalog: Catalog {
                 """, arguments: [project]).map { row in
                 QuotaLimits(imageCountTotal: row[0], imageSizeTotal: row[1], imageStageTotal: row[2], imageCountUploading: row[3])
             }
+        }
+    }
+
+    public func quotaOverrides() async throws -> [String: QuotaLimits] {
+        try await pool.read { db in
+            var out: [String: QuotaLimits] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT project_id, \(CatalogColumns.quotas) FROM project_quotas") {
+                out[row[0]] = QuotaLimits(imageCountTotal: row[1], imageSizeTotal: row[2], imageStageTotal: row[3], imageCountUploading: row[4])
+            }
+            return out
         }
     }
 

@@ -15,6 +15,8 @@ public protocol Catalog: TaskCatalog, AccountCatalog {
     func listImages(_ query: ImageListQuery) async throws -> [Image]
     /// Images in any of `statuses`, whatever their owner (for the start-up scrub).
     func images(withStatus statuses: [ImageStatus]) async throws -> [Image]
+    /// Every row, deleted included, in id order after `id` (nil: from the start), for `imaged migrate`.
+    func exportImages(after id: String?, limit: Int) async throws -> [Image]
 
     func members(imageId: String) async throws -> [ImageMember]
     func member(imageId: String, memberId: String) async throws -> ImageMember?
@@ -29,6 +31,8 @@ public protocol Catalog: TaskCatalog, AccountCatalog {
     func quotaOverride(project: String) async throws -> QuotaLimits?
     /// nil removes the override.
     func setQuotaOverride(project: String, _ limits: QuotaLimits?) async throws
+    /// Every project's overrides, by project id.
+    func quotaOverrides() async throws -> [String: QuotaLimits]
 }
 
 extension Catalog {

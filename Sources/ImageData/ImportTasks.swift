@@ -43,7 +43,7 @@ public struct ImageImports: Sendable {
         do {
             try await data.images.catalog.insertTask(task)
         } catch {
-            try? await data.images.returnToQueued(id: visible.id, from: [.importing]) { $0.releaseImportLock() }
+            _ = try? await data.images.returnToQueued(id: visible.id, from: [.importing]) { $0.releaseImportLock() }
             throw error
         }
         runner.wake()
@@ -129,7 +129,8 @@ public final class TaskRunner: Sendable {
     public func execute(_ task: ImageTask) async {
         logger.info("task started", metadata: ["task": .string(task.id), "attempt": "\(task.attempts)"])
         let progress = TaskProgress()
-        let nodeId = options.nodeId
+        // The lease this run holds: the claim's.
+        let nodeId = task.leaseOwner ?? options.nodeId
         let outcome: Result<String, any Error> = await withTaskGroup(of: Result<String, any Error>?.self) { group in
             group.addTask {
                 do { return .success(try await self.perform(task, progress)) } catch { return .failure(error) }

@@ -47,16 +47,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     var serviceConfig = ImageServiceConfig()
     serviceConfig.quota = config.quota
     let service = ImageService(catalog: catalog, config: serviceConfig, logger: logger)
-    let blobs: any BlobStore
-    let blobsDescription: String
-    switch config.blobs {
-    case .file(let dir):
-        blobs = try FileBlobStore(root: dir ?? dataDir + "/blobs")
-        blobsDescription = "file blobs"
-    case .s3(let s3):
-        blobs = try S3BlobStore(config: s3, logger: logger)
-        blobsDescription = "S3 blobs in \(s3.endpoint) bucket \(s3.bucket)" + (s3.keyPrefix.isEmpty ? "" : " under \(s3.keyPrefix)")
-    }
+    let (blobs, blobsDescription) = try makeBlobStore(config.blobs, dataDir: dataDir, logger: logger)
     // Before serving: no half-written blob, no image stuck in a state only a dead upload could leave.
     // Only a node that owns its catalog may do this: on a shared catalog another node's upload in
     // flight would look abandoned. Shared catalogs rely on task leases instead.
@@ -92,6 +83,17 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     return Imaged(service: service, data: data, runner: runner, scrub: scrub, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)
+}
+
+/// The blob store a configuration names, and a description for the logs.
+public func makeBlobStore(_ choice: ServerConfig.Blobs, dataDir: String, logger: Logger) throws -> (any BlobStore, String) {
+    switch choice {
+    case .file(let dir):
+        return (try FileBlobStore(root: dir ?? dataDir + "/blobs"), "file blobs")
+    case .s3(let s3):
+        return (try S3BlobStore(config: s3, logger: logger),
+                "S3 blobs in \(s3.endpoint) bucket \(s3.bucket)" + (s3.keyPrefix.isEmpty ? "" : " under \(s3.keyPrefix)"))
+    }
 }
 
 /// The identity providers the configuration asks for, cheapest first: static tokens, local API
@@ -185,10 +187,10 @@ enum TokenFile {
 }
 
 /// An exclusive `flock` on `<data-dir>/lock`. The kernel drops it when the process dies, even by SIGKILL.
-final class DataDirectoryLock: Sendable {
+public final class DataDirectoryLock: Sendable {
     let fd: Int32
 
-    init(directory: String) throws {
+    public init(directory: String) throws {
         let path = directory + "/lock"
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ConfigError("cannot open \(path): \(String(cString: strerror(errno)))") }

@@ -13,7 +13,7 @@ struct ImagedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imaged",
         abstract: "A fast and safe image service: one catalog behind the OpenStack Image API v2 and vendor APIs.",
-        subcommands: [Serve.self, AccountCommand.self, QuotaCommand.self],
+        subcommands: [Serve.self, AccountCommand.self, QuotaCommand.self, MigrateCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -184,24 +184,31 @@ struct Serve: AsyncParsableCommand {
     }
 
     func blobConfig() throws -> ServerConfig.Blobs {
-        if blobStore == "file" { return .file(nil) }
-        if blobStore.hasPrefix("file:") { return .file(String(blobStore.dropFirst(5))) }
-        guard blobStore.hasPrefix("s3:"), blobStore.count > 3 else {
-            throw ValidationError("--blob-store must be file, file:DIR or s3:BUCKET")
-        }
-        let env = ProcessInfo.processInfo.environment
-        guard let endpoint = s3Endpoint ?? env["AWS_ENDPOINT_URL"] ?? env["S3_ENDPOINT"] else {
-            throw ValidationError("--blob-store s3: needs --s3-endpoint (or AWS_ENDPOINT_URL)")
-        }
-        guard let key = env["AWS_ACCESS_KEY_ID"], let secret = env["AWS_SECRET_ACCESS_KEY"], !key.isEmpty, !secret.isEmpty else {
-            throw ValidationError("--blob-store s3: needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
-        }
-        guard s3PartMib >= 5, s3PartMib <= 1024 else { throw ValidationError("--s3-part-mib must be 5 to 1024") }
-        var c = S3Config(endpoint: endpoint, bucket: String(blobStore.dropFirst(3)), accessKey: key, secretKey: secret)
-        c.region = s3Region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
-        c.keyPrefix = s3KeyPrefix
-        c.pathStyle = !s3VirtualHost
-        c.partSize = s3PartMib << 20
-        return .s3(c)
+        try blobChoice(blobStore, endpoint: s3Endpoint, region: s3Region, keyPrefix: s3KeyPrefix,
+                       virtualHost: s3VirtualHost, partMib: s3PartMib)
     }
+}
+
+/// `file`, `file:DIR` or `s3:BUCKET` with the S3 settings (credentials from the AWS environment variables).
+func blobChoice(_ text: String, endpoint: String?, region: String?, keyPrefix: String, virtualHost: Bool,
+                partMib: Int) throws -> ServerConfig.Blobs {
+    if text == "file" { return .file(nil) }
+    if text.hasPrefix("file:"), text.count > 5 { return .file(String(text.dropFirst(5))) }
+    guard text.hasPrefix("s3:"), text.count > 3 else {
+        throw ValidationError("a blob store is file, file:DIR or s3:BUCKET, got '\(text)'")
+    }
+    let env = ProcessInfo.processInfo.environment
+    guard let endpoint = endpoint ?? env["AWS_ENDPOINT_URL"] ?? env["S3_ENDPOINT"] else {
+        throw ValidationError("an s3: blob store needs --s3-endpoint (or AWS_ENDPOINT_URL)")
+    }
+    guard let key = env["AWS_ACCESS_KEY_ID"], let secret = env["AWS_SECRET_ACCESS_KEY"], !key.isEmpty, !secret.isEmpty else {
+        throw ValidationError("an s3: blob store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
+    }
+    guard partMib >= 5, partMib <= 1024 else { throw ValidationError("--s3-part-mib must be 5 to 1024") }
+    var c = S3Config(endpoint: endpoint, bucket: String(text.dropFirst(3)), accessKey: key, secretKey: secret)
+    c.region = region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
+    c.keyPrefix = keyPrefix
+    c.pathStyle = !virtualHost
+    c.partSize = partMib << 20
+    return .s3(c)
 }

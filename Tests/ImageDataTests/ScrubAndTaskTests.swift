@@ -201,6 +201,32 @@ func webDownload(_ uri: String) -> JSONValue {
         #expect(try await node.catalog.image(id: id)?.status == .active)
     }
 
+    /// This run stalled past its lease and another node took the task over: the run stops at its
+    /// next renewal and touches neither the task nor the image (the new holder owns both now).
+    @Test func aRunThatLostItsLeaseStopsAndLeavesTheTaskAlone() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        var options = TaskRunner.Options()
+        options.leaseSeconds = 1
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(4 << 20), delayPerChunk: .milliseconds(50)),
+                                      options: options)
+        let id = try await node.image(.queued)
+        let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
+        let claimed = try #require(try await node.catalog.claimTask(owner: "n1", now: Timestamp.now(), leaseSeconds: 1))
+        let started = ContinuousClock.now
+        async let run: Void = runner.execute(claimed)
+        try await Task.sleep(for: .milliseconds(200))
+        // What another node's claim after expiry writes.
+        _ = try await node.catalog.updateTask(id: task.id) { $0.leaseOwner = "n2"; $0.attempts += 1; $0.leaseExpiresAt = Timestamp.now() + 60 }
+        await run
+        #expect(ContinuousClock.now - started < .seconds(2.5), "the run went on downloading")
+        let t = try #require(try await node.catalog.task(id: task.id))
+        #expect(t.status == .processing && t.leaseOwner == "n2" && t.attempts == 2 && t.result == nil)
+        let image = try #require(try await node.catalog.image(id: id))
+        #expect(image.status == .importing && image.properties[ImageService.importLockKey] == task.id)
+        #expect(try await node.blobs.size(key: BlobKey.image(id)) == nil)
+    }
+
     /// A task interrupted more than `maxAttempts` times fails instead of looping, and the image is queued.
     @Test func tooManyAttemptsFailCleanly() async throws {
         let node = try Node()
