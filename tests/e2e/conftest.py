@@ -58,6 +58,7 @@ class ImagedServer:
 
     def __init__(self, workdir: Path, *extra_args: str, env: dict | None = None):
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.extra_args = [str(a) for a in extra_args]
         self.env = env  # the whole environment of the process (None: inherit)
         self.data_dir = self.workdir / "data"

@@ -26,9 +26,7 @@ class Cluster:
         self.nodes: list[ImagedServer] = []
 
     def node(self) -> ImagedServer:
-        workdir = self.tmp / f"node{len(self.nodes) + 1}"
-        workdir.mkdir(exist_ok=True)
-        srv = ImagedServer(workdir, *self.args, *self.extra, env=self.env)
+        srv = ImagedServer(self.tmp / f"node{len(self.nodes) + 1}", *self.args, *self.extra, env=self.env)
         self.nodes.append(srv)
         srv.start()
         return srv

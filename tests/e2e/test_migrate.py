@@ -34,12 +34,13 @@ def members_of(client: Raw, ids) -> dict:
 
 
 def populate(srv: ImagedServer) -> dict:
-    """1,000 images as alice: most with data, some queued, tags, properties, shares; a few deleted."""
+    """1,000 images (alice's; the public ones the admin's): most with data, some queued, tags, properties, shares; a few deleted."""
     alice, bob = Raw(srv.url, "alice"), Raw(srv.url, "bob")
     data = {}
 
     def make(n: int):
-        client = Raw(srv.url, "alice")
+        # public images are admin-only in Glance's policy
+        client = Raw(srv.url, "admin" if n % 4 == 2 else "alice")
         body = {"name": f"mig-{n:04d}", "disk_format": "raw", "container_format": "bare",
                 "visibility": ["private", "shared", "public", "community"][n % 4], "tags": [f"t{n % 5}"],
                 f"prop_{n % 3}": f"value {n}"}
@@ -99,7 +100,6 @@ def check_same(before: dict, members_before: dict, srv: ImagedServer, data: dict
 
 def test_migrate_embedded_to_postgres_s3_and_back(tmp_path):
     embedded = ImagedServer(tmp_path / "embedded")
-    (tmp_path / "embedded").mkdir()
     embedded.start()
     data = populate(embedded)
     admin = Raw(embedded.url, "admin")
@@ -127,7 +127,6 @@ def test_migrate_embedded_to_postgres_s3_and_back(tmp_path):
 
     sample = random.Random(5).sample(sorted(i for i, b in data.items() if b is not None), 60)
     scale_out = ImagedServer(tmp_path / "scale-out", *cluster_args, env=env)
-    (tmp_path / "scale-out").mkdir()
     scale_out.start()
     check_same(before, members_before, scale_out, data, sample)
     scale_out.kill(signal.SIGTERM)
