@@ -325,7 +325,7 @@ fi
 sql 'SELECT status, count(*) FROM images GROUP BY status ORDER BY 2 DESC' | tee "$OUT/catalog-before.txt" >&2
 API_QUEUED=$(sql "SELECT count(*) FROM images WHERE status = 'queued'")
 [ "$API_QUEUED" -ge "$TARGET_IMAGES" ] || die "only $API_QUEUED API-created images"
-# The plans SQLite picks for the list queries (the SQL mirrors Sources/CatalogSQLite/ListSQL.swift for an admin).
+# The plans SQLite picks for the list queries (the SQL mirrors Sources/CatalogSQL/ListSQL.swift for an admin).
 LIST_SQL="SELECT * FROM images WHERE status NOT IN ('deleted','killed','pending_delete') AND os_hidden = 0 AND (visibility <> 'community' OR owner = 'p1') AND status IN ('active') ORDER BY created_at DESC, id DESC LIMIT 25"
 { echo "list: $LIST_SQL"; sql "EXPLAIN QUERY PLAN $LIST_SQL"; } > "$OUT/query-plans.txt"
 

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# PostgreSQL catalog benchmark: metadata GET (one image by id) and list 25 over the same 100,000-image
+# catalog on SQLite (the embedded default) and on PostgreSQL (a private Debian PostgreSQL cluster on
+# loopback), in the same rounds, with /healthz as the HTTP reference.
+#
+#   bench/postgres.sh                          # release build, then ~10 min
+#   IMAGED_BIN=path/to/imaged bench/postgres.sh
+#
+# Knobs: RUNS=5 DURATION=10 CONNS=32 THREADS=2 IMAGES=100000 PORT=19494 (SQLite server; PostgreSQL server PORT+1)
+#
+#  1. seeds IMAGES rows (random UUIDs, 4 owners, tags and properties) into a fresh SQLite catalog with the sqlite3
+#     CLI, creates the PostgreSQL schema by starting imaged on it once, and copies the same rows in with psql \copy;
+#  2. both servers up (release, --log-level warning); each round: /healthz, GET one on SQLite, GET one on
+#     PostgreSQL, list 25 on SQLite, list 25 on PostgreSQL (wrk, CONNS connections);
+#  3. prints medians, min-max and the paired ratio PostgreSQL / SQLite; raw output in bench/results/postgres-<time>/.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BENCH=$ROOT/bench
+export BENCH_DIR=$BENCH
+RUNS=${RUNS:-5}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-2}
+IMAGES=${IMAGES:-100000}
+PORT=${PORT:-19494}
+PG_PORT_SERVER=$((PORT + 1))
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=$BENCH/results/postgres-$STAMP
+mkdir -p "$OUT/raw"
+RESULTS=$OUT/results.tsv
+printf 'figure\tround\trps\tp50_us\tp99_us\terrors\n' > "$RESULTS"
+
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
+ensure_command wrk wrk
+ensure_command sqlite3 sqlite3
+ensure_command curl curl
+scripts/postgres.sh install >/dev/null
+
+release_imaged "$OUT/build.log" || die "no binary"
+log "binary: $IMAGED_BIN ($BUILD)"
+
+WORK=$(mktemp -d /tmp/imaged-bench-pg.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    scripts/postgres.sh stop "$WORK/pg" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+TOKENS=$WORK/tokens.json
+echo '{"tokens": [{"token": "benchtok", "user_id": "u1", "project_id": "p1", "roles": ["admin"]}]}' > "$TOKENS"
+export BENCH_TOKEN=benchtok
+
+PG_DB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+scripts/postgres.sh start "$WORK/pg" "$PG_DB_PORT" >> "$OUT/postgres.log" 2>&1 || die "PostgreSQL did not start; see $OUT/postgres.log"
+PG_URL="$(cat "$WORK/pg/url")?schema=bench&sslmode=disable"
+PSQL_URL=$(cat "$WORK/pg/url")
+PSQL=$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)
+log "PostgreSQL $("$PSQL" --version | awk '{print $3}') on 127.0.0.1:$PG_DB_PORT"
+
+start() { # name port catalog
+    "$IMAGED_BIN" serve --data-dir "$WORK/$1" --listen "127.0.0.1:$2" --token-file "$TOKENS" --log-level warning \
+        --catalog "$3" >> "$OUT/server-$1.log" 2>&1 &
+    PIDS+=($!)
+    wait_for_healthz "http://127.0.0.1:$2" "$!" "$OUT/server-$1.log" || die "$1 server did not start"
+}
+stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
+
+# ---- seed: schemas first (each server migrates its catalog), then the same rows in both
+start sqlite "$PORT" sqlite
+start postgres "$PG_PORT_SERVER" "$PG_URL"
+stop_all
+DB=$WORK/sqlite/catalog.sqlite
+log "seeding $IMAGES images into SQLite"
+sqlite3 -batch "$DB" "
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $IMAGES)
+    INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, container_format, disk_format,
+        size, virtual_size, min_disk, min_ram, checksum, os_hash_algo, os_hash_value, created_at, updated_at,
+        deleted_at, tags, properties, version)
+    SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-'
+                 || hex(randomblob(2)) || '-' || hex(randomblob(6))),
+        'seed-' || i, CASE WHEN i % 5 = 0 THEN 'queued' ELSE 'active' END, 'shared', 0, 0, 'p' || (i % 4), 'bare', 'qcow2',
+        1073741824 + i, 10737418240, 0, 0, lower(hex(randomblob(16))), 'sha512', lower(hex(randomblob(64))),
+        1700000000 + i / 10, 1700000000 + i / 10, NULL, '[\"bench\",\"t' || (i % 7) || '\"]',
+        '{\"os_distro\":\"debian\",\"n\":\"' || i || '\"}', 2
+    FROM n;"
+sqlite3 -batch "$DB" "SELECT id FROM images" > "$WORK/ids.txt"
+log "copying the same rows into PostgreSQL"
+sqlite3 -batch -csv "$DB" "SELECT * FROM images" > "$WORK/images.csv"
+"$PSQL" -q "$PSQL_URL" -c "\\copy bench.images FROM '$WORK/images.csv' WITH (FORMAT csv)" \
+    -c "ANALYZE bench.images" >> "$OUT/postgres.log" 2>&1 || die "psql copy failed; see $OUT/postgres.log"
+n_sqlite=$(sqlite3 -batch "$DB" "SELECT count(*) FROM images")
+n_pg=$("$PSQL" -tA "$PSQL_URL" -c "SELECT count(*) FROM bench.images")
+log "images: SQLite $n_sqlite, PostgreSQL $n_pg"
+[ "$n_sqlite" = "$n_pg" ] && [ "$n_pg" -ge "$IMAGES" ] || die "catalogs differ in size"
+
+start sqlite "$PORT" sqlite
+start postgres "$PG_PORT_SERVER" "$PG_URL"
+# Same answer from both before measuring anything.
+id=$(head -1 "$WORK/ids.txt")
+a=$(curl -s -H "X-Auth-Token: benchtok" "http://127.0.0.1:$PORT/v2/images/$id")
+b=$(curl -s -H "X-Auth-Token: benchtok" "http://127.0.0.1:$PG_PORT_SERVER/v2/images/$id")
+[ "$a" = "$b" ] && [ -n "$a" ] || die "the two servers answer differently for $id: $a / $b"
+export BENCH_IDS=$WORK/ids.txt
+
+run() { # figure round port script
+    local raw=$OUT/raw/$1-r$2.txt line
+    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$4" "http://127.0.0.1:$3/" > "$raw" 2>&1 \
+        || die "wrk failed; see $raw"
+    line=$(grep '^RESULT ' "$raw") || die "no RESULT in $raw"
+    # shellcheck disable=SC2086
+    local $(echo "${line#RESULT }")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$p50_us" "$p99_us" \
+        $((err_connect + err_read + err_write + err_status + err_timeout)) >> "$RESULTS"
+    log "$(printf '%-16s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms' "$1" "$2" "$rps" "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')")"
+}
+
+for r in $(seq 1 "$RUNS"); do
+    run healthz "$r" "$PORT" healthz.lua
+    run get_sqlite "$r" "$PORT" get_one.lua
+    run get_postgres "$r" "$PG_PORT_SERVER" get_one.lua
+    BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run list_sqlite "$r" "$PORT" list.lua
+    BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run list_postgres "$r" "$PG_PORT_SERVER" list.lua
+done
+stop_all
+
+stat() { awk -F'\t' -v f="$1" -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) col = i; next } $1 == f { print $col }' "$RESULTS" \
+    | sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s %s %s", m, v[1], v[NR] }'; }
+paired() { awk -F'\t' -v f="$1" -v g="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) col = i; next }
+    $1 == f { a[$2] = $col } $1 == g { b[$2] = $col } END { for (r in a) if (b[r] > 0) print a[r] / b[r] }' "$RESULTS" \
+    | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULTS"; }
+{
+    printf '%-34s %-28s %-28s %-14s %s\n' "figure" "PostgreSQL median (min-max)" "SQLite median (min-max)" "PG/SQLite" "errors"
+    for pair in "get:GET one image (req/s):rps:1" "get:GET one image p99 (ms):p99_us:1000" "get:GET one image p50 (ms):p50_us:1000" \
+                "list:list 25 active, random marker (req/s):rps:1" "list:list 25 active, random marker p99 (ms):p99_us:1000"; do
+        IFS=: read -r fig label col scale <<<"$pair"
+        read -r pm plo phi <<<"$(stat "${fig}_postgres" "$col")"
+        read -r sm slo shi <<<"$(stat "${fig}_sqlite" "$col")"
+        f() { awk -v x="$1" -v s="$scale" 'BEGIN { printf (s == 1 ? "%.0f" : "%.2f"), x / s }'; }
+        printf '%-34s %-28s %-28s %-14s %s\n' "$label" "$(f "$pm") ($(f "$plo")-$(f "$phi"))" "$(f "$sm") ($(f "$slo")-$(f "$shi"))" \
+            "$(paired "${fig}_postgres" "${fig}_sqlite" "$col")" "$(( $(errs "${fig}_postgres") + $(errs "${fig}_sqlite") ))"
+    done
+    read -r hm _ <<<"$(stat healthz rps)"
+    echo "/healthz reference: $hm req/s (median). $n_pg images in each catalog; $RUNS rounds x ${DURATION}s, $CONNS connections, $THREADS wrk threads."
+    echo "binary: $BUILD; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$OUT/table.txt"
