@@ -8,6 +8,8 @@ import NIOCore
 public protocol BlobStore: Sendable {
     /// A short name for logs and `/v2/info/stores`.
     var id: String { get }
+    /// What `/v2/info/stores` says about it.
+    var description: String { get }
     /// Starts a blob. Its bytes stay invisible until `commit()`; `cancel()` discards them.
     /// Committing replaces any blob already under `key`.
     func makeWriter(key: String) async throws -> any BlobWriter
@@ -24,6 +26,10 @@ public protocol BlobStore: Sendable {
     /// Removes what writers left behind without committing or cancelling (a crash).
     /// Returns how many leftovers were removed. Call only when no writer of this process is open.
     func removeLeftovers() async throws -> Int
+}
+
+extension BlobStore {
+    public var description: String { id }
 }
 
 /// One blob being written. Not for concurrent use: one task writes, then commits or cancels.
@@ -46,5 +52,71 @@ public enum BlobKey {
     public static func isValid(_ key: String) -> Bool {
         guard !key.isEmpty, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\\") }) else { return false }
         return !key.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0.hasPrefix(".") }
+    }
+}
+
+/// A store under the name the operator gave it (`--store NAME=…`); everything else is the base store's.
+public struct NamedBlobStore: BlobStore {
+    let base: any BlobStore
+    public let id: String
+    public let description: String
+
+    public init(_ base: any BlobStore, id: String, description: String) { self.base = base; self.id = id; self.description = description }
+
+    public func makeWriter(key: String) async throws -> any BlobWriter { try await base.makeWriter(key: key) }
+    public func size(key: String) async throws -> Int64? { try await base.size(key: key) }
+    public func read(key: String, range: Range<Int64>?, chunkSize: Int,
+                     into sink: (ByteBuffer) async throws -> Void) async throws {
+        try await base.read(key: key, range: range, chunkSize: chunkSize, into: sink)
+    }
+    public func delete(key: String) async throws { try await base.delete(key: key) }
+    public func keys(prefix: String) async throws -> [String] { try await base.keys(prefix: prefix) }
+    public func removeLeftovers() async throws -> Int { try await base.removeLeftovers() }
+}
+
+/// Every configured store (Glance's multiple backends). Uploads and imports go to the default store
+/// unless told otherwise; staged data always lives in the default store. An image records where its
+/// data is in its `stores` property (comma-separated ids, Glance's attribute).
+public struct BlobStores: Sendable {
+    public let all: [any BlobStore]
+    public let defaultStore: any BlobStore
+    /// Stores were named by the operator: `/v2/info/stores` lists them and imports may choose.
+    public let multiple: Bool
+
+    public init(_ stores: [any BlobStore], defaultId: String? = nil) throws {
+        guard let first = stores.first else { throw ImageError(.internal, "no blob store configured") }
+        guard Set(stores.map(\.id)).count == stores.count else { throw ImageError(.internal, "store ids must be unique") }
+        all = stores
+        guard let d = defaultId.map({ id in stores.first { $0.id == id } }) ?? first else {
+            throw ImageError(.internal, "the default store '\(defaultId ?? "")' is not configured")
+        }
+        defaultStore = d
+        multiple = true
+    }
+
+    /// One unnamed store (the default configuration): no `/v2/info/stores`, no store choices.
+    public init(single: any BlobStore) {
+        all = [single]; defaultStore = single; multiple = false
+    }
+
+    public func store(_ id: String) -> (any BlobStore)? { all.first { $0.id == id } }
+
+    /// Ids of the stores the image's data is in (its `stores` property; the default store for
+    /// images written before stores were recorded).
+    public func ids(of image: Image) -> [String] {
+        let listed = ImageService.storeIds(image)
+        return listed.isEmpty ? [defaultStore.id] : listed
+    }
+
+    /// The configured stores holding the image's data, in the order recorded.
+    public func holding(_ image: Image) -> [any BlobStore] { ids(of: image).compactMap(store) }
+}
+
+extension ImageService {
+    /// Glance's `stores` image attribute: where the data is.
+    public static let storesKey = "stores"
+
+    public static func storeIds(_ image: Image) -> [String] {
+        (image.properties[storesKey] ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
     }
 }

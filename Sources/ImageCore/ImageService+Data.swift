@@ -115,6 +115,22 @@ extension ImageService {
         }
     }
 
+    /// `copy-image` on an active image: takes the import lock and names the target stores; the
+    /// image stays active (and downloadable) while its data is copied.
+    public func beginCopy(id: String, taskId: String, stores: String, by p: Principal) async throws -> Image {
+        try await mutate(id: id, by: p, action: .modifyImage, verb: "copy data of") { image in
+            guard image.status == .active else {
+                throw ImageError.conflict("Image \(image.id) is \(image.status.rawValue); only active images can be copied.")
+            }
+            if let holder = image.properties[ImageService.importLockKey], !holder.isEmpty {
+                throw ImageError.conflict("Image \(image.id) has an import in progress (task \(holder)).")
+            }
+            image.properties[ImageService.importLockKey] = taskId
+            image.properties[ImageService.importingToStoresKey] = stores
+            image.properties.removeValue(forKey: ImageService.failedImportKey)
+        }
+    }
+
     public static let importLockKey = "os_glance_import_task"
     public static let failedImportKey = "os_glance_failed_import"
     public static let importingToStoresKey = "os_glance_importing_to_stores"

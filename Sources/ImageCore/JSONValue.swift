@@ -29,6 +29,8 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    public var arrayItems: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
 
     /// The JSON type name used in validation messages.
     public var typeName: String {

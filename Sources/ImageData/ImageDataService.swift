@@ -13,7 +13,7 @@ public struct ImageDataConfig: Sendable {
     public var requireFormatMatch = true
     /// Bytes per read when serving downloads.
     public var readChunkSize = 1 << 20
-    public var importMethods = ["glance-direct", "web-download"]
+    public var importMethods = ["glance-direct", "web-download", "copy-image"]
     public init() {}
 }
 
@@ -31,13 +31,41 @@ public protocol RemoteFetcher: Sendable {
 /// The data path of every front-end: uploads, staging, downloads and the start of imports.
 public struct ImageDataService: Sendable {
     public let images: ImageService
-    public let blobs: any BlobStore
+    public let stores: BlobStores
     public let config: ImageDataConfig
     let logger: Logger
 
+    /// The default store: uploads and imports without a choice, and every staged blob.
+    public var blobs: any BlobStore { stores.defaultStore }
+
+    public init(images: ImageService, stores: BlobStores, config: ImageDataConfig = .init(),
+                logger: Logger = Logger(label: "imaged.data")) {
+        self.images = images; self.stores = stores; self.config = config; self.logger = logger
+    }
+
     public init(images: ImageService, blobs: any BlobStore, config: ImageDataConfig = .init(),
                 logger: Logger = Logger(label: "imaged.data")) {
-        self.images = images; self.blobs = blobs; self.config = config; self.logger = logger
+        self.init(images: images, stores: BlobStores(single: blobs), config: config, logger: logger)
+    }
+
+    /// The import methods this site offers: copy-image only with several stores to copy between.
+    public var importMethods: [String] {
+        config.importMethods.filter { $0 != "copy-image" || stores.multiple }
+    }
+
+    /// A store the caller named (`X-Image-Meta-Store`, import `stores`); 400 when not configured.
+    public func store(named id: String) throws -> any BlobStore {
+        guard stores.multiple else {
+            throw ImageError.badRequest("Multi backend is not supported at this site: X-Image-Meta-Store is not accepted.")
+        }
+        guard let store = stores.store(id) else { throw ImageError.badRequest("Store for identifier \(id) not found.") }
+        return store
+    }
+
+    /// What an image records about where its data went (only with named stores, as Glance).
+    func recordStores(_ ids: [String]) -> @Sendable (inout Image) -> Void {
+        let multiple = stores.multiple
+        return { image in if multiple { image.properties[ImageService.storesKey] = ids.joined(separator: ",") } }
     }
 
     // MARK: Upload (`PUT /file`) and stage (`PUT /stage`)
@@ -45,31 +73,33 @@ public struct ImageDataService: Sendable {
     /// Streams `body` into the image's blob. On success the image is active with size, digests and
     /// virtual size; on any failure the blob is discarded and the image is queued again.
     /// `expectedMD5` (hex), when the client sent one, must match the data or the upload fails with 400.
-    public func upload(id: String, declaredSize: Int64?, expectedMD5: String? = nil,
+    public func upload(id: String, declaredSize: Int64?, expectedMD5: String? = nil, store storeId: String? = nil,
                        body: some AsyncSequence<ByteBuffer, any Error>, by p: Principal) async throws -> Image {
         try checkDeclared(declaredSize)
+        let store = try storeId.map { try self.store(named: $0) } ?? blobs
         let image = try await images.beginUpload(id: id, to: .saving, by: p)
         let key = BlobKey.image(image.id)
         do {
             let quota = try await quotaRoom(.imageSizeTotal, owner: image.owner, declared: declaredSize)
             var virtualSize: Int64?
             // Checksum and format decisions come before the commit: refused data is never published.
-            let result = try await ingest(into: key, declaredSize: declaredSize, quota: quota, from: body) { result in
+            let result = try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, from: body) { result in
                 if let expectedMD5, expectedMD5 != result.md5 {
                     throw ImageError.badRequest("Checksum verification failed: the data's MD5 is \(result.md5), the request said \(expectedMD5).")
                 }
                 virtualSize = try decideFormat(image, result)
             }
             do {
-                let done = try await images.finishData(id: image.id, from: .saving, facts: facts(result, virtualSize))
-                logger.info("image data uploaded", metadata: ["image": .string(image.id), "size": "\(result.size)"])
+                let done = try await images.finishData(id: image.id, from: .saving, facts: facts(result, virtualSize),
+                                                       also: recordStores([store.id]))
+                logger.info("image data uploaded", metadata: ["image": .string(image.id), "size": "\(result.size)", "store": .string(store.id)])
                 return done
             } catch {
-                try? await blobs.delete(key: key)
+                try? await store.delete(key: key)
                 throw error
             }
         } catch {
-            await uncancelled { try? await images.returnToQueued(id: image.id, from: [.saving]) }
+            await uncancelled { _ = try? await images.returnToQueued(id: image.id, from: [.saving]) }
             logger.info("upload failed, image queued again", metadata: ["image": .string(image.id), "error": "\(error)"])
             throw error
         }
@@ -94,7 +124,7 @@ public struct ImageDataService: Sendable {
                 throw error
             }
         } catch {
-            await uncancelled { try? await images.returnToQueued(id: image.id, from: [.uploading]) }
+            await uncancelled { _ = try? await images.returnToQueued(id: image.id, from: [.uploading]) }
             throw error
         }
     }
@@ -116,9 +146,10 @@ public struct ImageDataService: Sendable {
     }
 
     /// Writes a stream into `key` and commits it; the blob is gone again when anything fails.
-    func ingest(into key: String, declaredSize: Int64?, quota: QuotaRoom? = nil, from body: some AsyncSequence<ByteBuffer, any Error>,
+    func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil,
+                from body: some AsyncSequence<ByteBuffer, any Error>,
                 verify: (IngestResult) throws -> Void = { _ in }) async throws -> IngestResult {
-        try await ingest(into: key, declaredSize: declaredSize, quota: quota, verify: verify) { sink in
+        try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, verify: verify) { sink in
             for try await buffer in body { try await sink(buffer) }
         }
     }
@@ -126,9 +157,10 @@ public struct ImageDataService: Sendable {
     /// Writes what `feed` pushes into `key`; once digests, size and inspection are known, `verify`
     /// may refuse them, else the blob is committed. On any failure the writer is cancelled, so
     /// nothing of it remains.
-    func ingest(into key: String, declaredSize: Int64?, quota: QuotaRoom? = nil, verify: (IngestResult) throws -> Void = { _ in },
+    func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil,
+                verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
-        let writer = try await blobs.makeWriter(key: key)
+        let writer = try await (store ?? blobs).makeWriter(key: key)
         let ingest: ImageIngest
         do {
             var limits = limits(expected: declaredSize)
@@ -204,9 +236,17 @@ public struct ImageDataService: Sendable {
         return .bytes(image: image, range: r, total: size, partial: true)
     }
 
+    /// The store a download reads from: the first recorded one that is configured; 503 when none is.
+    public func storeHolding(_ image: Image) throws -> any BlobStore {
+        guard let store = stores.holding(image).first else {
+            throw ImageError(.unavailable, "The data of image \(image.id) is in stores not configured here (\(stores.ids(of: image).joined(separator: ","))).")
+        }
+        return store
+    }
+
     /// Streams the bytes of a prepared download into `sink`.
     public func read(_ image: Image, range: Range<Int64>, into sink: (ByteBuffer) async throws -> Void) async throws {
-        try await blobs.read(key: BlobKey.image(image.id), range: range, chunkSize: config.readChunkSize, into: sink)
+        try await storeHolding(image).read(key: BlobKey.image(image.id), range: range, chunkSize: config.readChunkSize, into: sink)
     }
 }
 
@@ -279,7 +319,7 @@ extension ImageDataService {
         try await images.deleteImage(id: id, by: p)
         let id = id.lowercased()
         do {
-            try await blobs.delete(key: BlobKey.image(id))
+            for store in stores.all { try await store.delete(key: BlobKey.image(id)) }
             try await blobs.delete(key: BlobKey.staging(id))
         } catch {
             logger.warning("image deleted but its data could not be removed yet", metadata: ["image": .string(id), "error": "\(error)"])

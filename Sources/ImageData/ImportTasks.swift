@@ -21,7 +21,7 @@ public struct ImageImports: Sendable {
     public func start(id: String, method: String, uri: String?, requestBody: JSONValue, requestId: String?,
                       by p: Principal) async throws -> ImageTask {
         // Only implemented methods can be enabled (`ImageDataConfig.importMethods`).
-        guard data.config.importMethods.contains(method) else {
+        guard data.importMethods.contains(method) else {
             throw ImageError.badRequest("Unknown import method name '\(method)'.")
         }
         if method == "web-download" {
@@ -30,24 +30,58 @@ public struct ImageImports: Sendable {
         }
         // Visibility and ownership first, so a stranger learns nothing from the checks below.
         let visible = try await data.images.visibleImage(id: id, by: p)
+        var targets = try targetStores(requestBody)
+        if method == "copy-image" {
+            guard requestBody["stores"] != nil || requestBody["all_stores"]?.boolValue == true else {
+                throw ImageError.badRequest("copy-image needs 'stores' or 'all_stores'.")
+            }
+            let present = Set(data.stores.ids(of: visible))
+            targets.removeAll { present.contains($0) }
+            guard !targets.isEmpty else { throw ImageError.conflict("Image \(visible.id) is already in every store asked for.") }
+        }
         let now = Timestamp.now()
         let taskId = ImageID.generate()
         let input = JSONValue.object([
             ("image_id", .string(visible.id)),
             ("import_req", requestBody),
-            ("backend", .array([.string(data.blobs.id)])),
+            ("backend", .array(targets.map { .string($0) })),
+            ("all_stores_must_succeed", .bool(requestBody["all_stores_must_succeed"]?.boolValue ?? true)),
         ]).serialized
         let task = ImageTask(id: taskId, type: Self.taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
                              requestId: requestId, input: input, createdAt: now, updatedAt: now)
-        _ = try await data.images.beginImport(id: visible.id, method: method, taskId: taskId, store: data.blobs.id, by: p)
+        let stores = targets.joined(separator: ",")
+        if method == "copy-image" {
+            _ = try await data.images.beginCopy(id: visible.id, taskId: taskId, stores: stores, by: p)
+        } else {
+            _ = try await data.images.beginImport(id: visible.id, method: method, taskId: taskId, store: stores, by: p)
+        }
         do {
             try await data.images.catalog.insertTask(task)
         } catch {
-            _ = try? await data.images.returnToQueued(id: visible.id, from: [.importing]) { $0.releaseImportLock() }
+            if method == "copy-image" {
+                _ = try? await data.images.catalog.updateImage(id: visible.id) { $0.releaseImportLock() }
+            } else {
+                _ = try? await data.images.returnToQueued(id: visible.id, from: [.importing]) { $0.releaseImportLock() }
+            }
             throw error
         }
         runner.wake()
         return task
+    }
+
+    /// The stores an import writes to: `stores`, every store for `all_stores`, else the default.
+    func targetStores(_ body: JSONValue) throws -> [String] {
+        if body["all_stores"]?.boolValue == true { return data.stores.all.map(\.id) }
+        guard case .array(let items)? = body["stores"], !items.isEmpty else { return [data.blobs.id] }
+        var ids: [String] = []
+        for item in items {
+            guard let id = item.stringValue, data.stores.store(id) != nil,
+                  data.stores.multiple || id == data.blobs.id else {
+                throw ImageError.conflict("Unknown store '\(item.stringValue ?? "?")'.")
+            }
+            if !ids.contains(id) { ids.append(id) }
+        }
+        return ids
     }
 }
 
@@ -198,16 +232,27 @@ public final class TaskRunner: Sendable {
         let method = input["import_req"]?["method"]?["name"]?.stringValue ?? ""
         let data = self.data!
         let images = data.images
-        guard let image = try await catalog.image(id: imageId), image.status == .importing,
+        let targetIds = input["backend"]?.arrayItems?.compactMap(\.stringValue) ?? [data.blobs.id]
+        let mustSucceed = input["all_stores_must_succeed"]?.boolValue ?? true
+        let expected: ImageStatus = method == "copy-image" ? .active : .importing
+        guard let image = try await catalog.image(id: imageId), image.status == expected,
               image.properties[ImageService.importLockKey] == task.id else {
             throw ImageError.conflict("Image \(imageId) is no longer importing for this task.")
         }
         if task.attempts > options.maxAttempts {
-            await giveUp(image, method: method)
+            await giveUp(image, method: method, stores: targetIds)
             throw ImageError(.internal, "Import interrupted \(task.attempts - 1) times; giving up.")
         }
         let key = BlobKey.image(imageId)
         do {
+            let targets = try targetIds.map { id in
+                guard let store = data.stores.store(id) else { throw ImageError.conflict("Store \(id) is not configured.") }
+                return store
+            }
+            if method == "copy-image" {
+                return try await copyToStores(image, targets, mustSucceed: mustSucceed, progress)
+            }
+            let first = targets[0]
             let result: IngestResult
             var virtualSize: Int64?
             // The format decision comes before the commit: refused data is never published.
@@ -217,41 +262,111 @@ public final class TaskRunner: Sendable {
                 guard let uri = input["import_req"]?["method"]?["uri"]?.stringValue else {
                     throw ImageError.badRequest("web-download task without uri")
                 }
-                result = try await ingestRemote(uri, into: key, owner: image.owner, progress, verify: verify)
+                result = try await ingestRemote(uri, into: key, store: first, owner: image.owner, progress, verify: verify)
             case "glance-direct":
-                result = try await ingestStaged(imageId, into: key, progress, verify: verify)
+                result = try await ingestStaged(imageId, into: key, store: first, progress, verify: verify)
             default:
                 throw ImageError.badRequest("Unknown import method name '\(method)'.")
             }
+            // Further stores get a verified copy of what the first one committed.
+            var withFacts = image
+            withFacts.size = result.size
+            withFacts.checksum = result.md5
+            withFacts.osHashAlgo = result.hashAlgorithm.rawValue
+            withFacts.osHashValue = result.hashValue
+            let (copied, failed) = await copy(withFacts, from: first, to: Array(targets.dropFirst()), progress)
+            if mustSucceed, !failed.isEmpty {
+                for store in [first] + copied { try? await store.delete(key: key) }
+                throw ImageError(.internal, "Import to store(s) \(failed.map(\.id).joined(separator: ",")) failed.")
+            }
+            let stored = ([first] + copied).map(\.id)
+            let failedIds = failed.map(\.id)
+            let record = data.recordStores(stored)
             do {
                 _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize)) {
-                    $0.releaseImportLock()
+                    $0.releaseImportLock(failedStore: failedIds.isEmpty ? nil : failedIds.joined(separator: ","))
+                    record(&$0)
                 }
             } catch {
-                try? await data.blobs.delete(key: key)
+                for store in [first] + copied { try? await store.delete(key: key) }
                 throw error
             }
             if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(imageId)) }
-            return JSONValue.object([("image_id", .string(imageId))]).serialized
+            return Self.result(imageId, stores: data.stores.multiple ? stored : nil)
         } catch {
             // A run that lost its lease leaves the image to the task's new holder.
-            if !progress.leaseLost { await giveUp(image, method: method) }
+            if !progress.leaseLost { await giveUp(image, method: method, stores: targetIds) }
             throw error
         }
     }
 
-    /// The import failed: the image is queued again with the store named in `os_glance_failed_import`.
-    func giveUp(_ image: Image, method: String) async {
-        let store = data.blobs.id
-        _ = try? await data.images.returnToQueued(id: image.id, from: [.importing]) { $0.releaseImportLock(failedStore: store) }
+    /// Verified copies of the image's blob into each store; returns the stores that got one and those that failed.
+    func copy(_ image: Image, from source: any BlobStore, to targets: [any BlobStore],
+              _ progress: TaskProgress) async -> (copied: [any BlobStore], failed: [any BlobStore]) {
+        var copied: [any BlobStore] = [], failed: [any BlobStore] = []
+        for target in targets {
+            do {
+                _ = try await copyImageBlob(image, from: source, to: target) { progress.add($0) }
+                copied.append(target)
+            } catch {
+                logger.warning("copy to store failed", metadata: ["image": .string(image.id), "store": .string(target.id), "error": "\(error)"])
+                failed.append(target)
+            }
+        }
+        return (copied, failed)
+    }
+
+    /// `copy-image`: the active image's data into more stores; it stays active and downloadable meanwhile.
+    func copyToStores(_ image: Image, _ targets: [any BlobStore], mustSucceed: Bool, _ progress: TaskProgress) async throws -> String {
+        let data = self.data!
+        guard let source = data.stores.holding(image).first else {
+            throw ImageError.conflict("Image \(image.id) has no data in a configured store.")
+        }
+        progress.setTotal(image.size.map { $0 * Int64(targets.count) })
+        let (copied, failed) = await copy(image, from: source, to: targets, progress)
+        let key = BlobKey.image(image.id)
+        if mustSucceed, !failed.isEmpty {
+            for store in copied { try? await store.delete(key: key) }
+            throw ImageError(.internal, "Copy to store(s) \(failed.map(\.id).joined(separator: ",")) failed.")
+        }
+        let stores = data.stores.ids(of: image) + copied.map(\.id)
+        let failedIds = failed.map(\.id)
+        let record = data.recordStores(stores)
+        let updated = try await data.images.catalog.updateImage(id: image.id) { current in
+            guard current.status == .active || current.status == .deactivated else {
+                throw ImageError(.gone, "Image \(image.id) was deleted while it was being copied.")
+            }
+            current.releaseImportLock(failedStore: failedIds.isEmpty ? nil : failedIds.joined(separator: ","))
+            record(&current)
+        }
+        if updated == nil { throw ImageError.notFound("No image found with ID \(image.id)") }
+        return Self.result(image.id, stores: stores)
+    }
+
+    /// The task's `result`: the image, and with named stores where its data now is.
+    static func result(_ imageId: String, stores: [String]?) -> String {
+        var members: [(String, JSONValue)] = [("image_id", .string(imageId))]
+        if let stores { members.append(("stores", .array(stores.map { .string($0) }))) }
+        return JSONValue.object(members).serialized
+    }
+
+    /// The import failed: the image is queued again with the stores named in `os_glance_failed_import`
+    /// (a failed copy-image leaves the image active, only the failure recorded).
+    func giveUp(_ image: Image, method: String, stores: [String]) async {
+        let failed = stores.joined(separator: ",")
+        if method == "copy-image" {
+            _ = try? await data.images.catalog.updateImage(id: image.id) { $0.releaseImportLock(failedStore: failed) }
+            return
+        }
+        _ = try? await data.images.returnToQueued(id: image.id, from: [.importing]) { $0.releaseImportLock(failedStore: failed) }
         if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(image.id)) }
     }
 
-    func ingestRemote(_ uri: String, into key: String, owner: String?, _ progress: TaskProgress,
+    func ingestRemote(_ uri: String, into key: String, store: any BlobStore, owner: String?, _ progress: TaskProgress,
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!, fetcher = self.fetcher!
         let quota = try await data.quotaRoom(.imageSizeTotal, owner: owner, declared: nil)
-        return try await data.ingest(into: key, declaredSize: nil, quota: quota, verify: verify) { sink in
+        return try await data.ingest(into: key, store: store, declaredSize: nil, quota: quota, verify: verify) { sink in
             try await fetcher.fetch(uri, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)
@@ -259,7 +374,7 @@ public final class TaskRunner: Sendable {
         }
     }
 
-    func ingestStaged(_ imageId: String, into key: String, _ progress: TaskProgress,
+    func ingestStaged(_ imageId: String, into key: String, store: any BlobStore, _ progress: TaskProgress,
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!
         let staged = BlobKey.staging(imageId)
@@ -267,7 +382,7 @@ public final class TaskRunner: Sendable {
             throw ImageError.conflict("No staged data for image \(imageId).")
         }
         progress.setTotal(size)
-        return try await data.ingest(into: key, declaredSize: size, verify: verify) { sink in
+        return try await data.ingest(into: key, store: store, declaredSize: size, verify: verify) { sink in
             try await data.blobs.read(key: staged, range: nil, chunkSize: 1 << 20) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)

@@ -95,7 +95,7 @@ public struct Migration: Sendable {
             report.imagesSkipped += 1
         } else {
             if hasData, !blobInPlace {
-                report.bytesCopied += try await copyVerified(image)
+                report.bytesCopied += try await copyImageBlob(image, from: source.blobs, to: target.blobs)
                 report.blobsCopied += 1
             }
             if image.status == .uploading, try await source.blobs.size(key: BlobKey.staging(image.id)) != nil {
@@ -117,41 +117,6 @@ public struct Migration: Sendable {
                 try await target.catalog.updateMember(member)
             }
             report.members += 1
-        }
-    }
-
-    /// Streams the blob into the target, digesting it; commits only when size, MD5 and multihash
-    /// are the catalog's.
-    func copyVerified(_ image: Image) async throws -> Int64 {
-        let key = BlobKey.image(image.id)
-        guard try await source.blobs.size(key: key) != nil else {
-            throw ImageError(.internal, "image \(image.id) is \(image.status.rawValue) but the source has no blob \(key)")
-        }
-        let algorithm = HashAlgorithm(rawValue: image.osHashAlgo ?? "sha512") ?? .sha512
-        let writer = try await target.blobs.makeWriter(key: key)
-        let ingest: ImageIngest
-        do {
-            ingest = try ImageIngest(writer: writer, algorithm: algorithm,
-                                     limits: IngestLimits(sizeCap: Int64.max, expectedSize: image.size, maxVirtualSize: Int64.max))
-        } catch {
-            await writer.cancel()
-            throw error
-        }
-        do {
-            try await source.blobs.read(key: key, range: nil, chunkSize: 1 << 20) { try await ingest.append($0) }
-            let result = try await ingest.finish()
-            guard image.checksum == nil || result.md5 == image.checksum else {
-                throw ImageError(.internal, "image \(image.id): MD5 of the source blob is \(result.md5), the catalog says \(image.checksum ?? "-")")
-            }
-            guard image.osHashValue == nil || result.hashValue == image.osHashValue else {
-                throw ImageError(.internal, "image \(image.id): \(algorithm.rawValue) of the source blob differs from the catalog's")
-            }
-            try await writer.commit()
-            return result.size
-        } catch {
-            await ingest.abort()
-            await writer.cancel()
-            throw error
         }
     }
 

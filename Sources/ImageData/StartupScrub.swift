@@ -18,9 +18,13 @@ public struct StartupScrub: Sendable {
     let catalog: any Catalog
     let blobs: any BlobStore
     let logger: Logger
+    /// False for a store that is not the default: it holds no staged data, so only its leftovers and
+    /// orphaned blobs are its business; the images are checked once, against the default store.
+    let checkImages: Bool
 
-    public init(catalog: any Catalog, blobs: any BlobStore, logger: Logger = Logger(label: "imaged.scrub")) {
-        self.catalog = catalog; self.blobs = blobs; self.logger = logger
+    public init(catalog: any Catalog, blobs: any BlobStore, checkImages: Bool = true,
+                logger: Logger = Logger(label: "imaged.scrub")) {
+        self.catalog = catalog; self.blobs = blobs; self.checkImages = checkImages; self.logger = logger
     }
 
     public func run() async throws -> Report {
@@ -30,7 +34,7 @@ public struct StartupScrub: Sendable {
             logger.notice("removed \(report.temporariesRemoved) unfinished blob write(s) left by a crash")
         }
         let service = ImageService(catalog: catalog)
-        for image in try await catalog.images(withStatus: [.saving, .uploading, .importing]) {
+        for image in checkImages ? try await catalog.images(withStatus: [.saving, .uploading, .importing]) : [] {
             var reason: String?
             switch image.status {
             case .saving:

@@ -38,9 +38,6 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             throw GlanceError(.unsupportedMediaType,
                 "The request media type \(mediaType.isEmpty ? "(none)" : mediaType) is not supported by this server: image data must be application/octet-stream.")
         }
-        if request.headers[.imageMetaStore] != nil {
-            throw GlanceError(.badRequest, "Multi backend is not supported at this site: X-Image-Meta-Store is not accepted.")
-        }
         if let s = request.headers[.imageSize] {
             guard let n = Int64(s.trimmingSpaces), n >= 0 else {
                 throw GlanceError(.badRequest, "x-openstack-image-size must be a non-negative integer, not '\(s)'.")
@@ -74,8 +71,10 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             let p = try R.principal(context)
             let declared = try Self.uploadRequest(request)
             let md5 = try Self.expectedMD5(request)
+            // Glance's multi-store upload names its store in a header.
+            let store = request.headers[.imageMetaStore].map { $0.trimmingSpaces }
             _ = try await data.upload(id: try R.parameter(context, "id"), declaredSize: declared, expectedMD5: md5,
-                                      body: request.body, by: p)
+                                      store: store, body: request.body, by: p)
             return Response(status: .noContent)
         }
     }
@@ -104,7 +103,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
                 return Response(status: .noContent)
             case .bytes(let image, let r, let total, let partial):
                 // Check the blob before the 200 goes out: afterwards an error can only cut the connection.
-                guard let stored = try await data.blobs.size(key: BlobKey.image(image.id)), stored == total else {
+                guard let stored = try await data.storeHolding(image).size(key: BlobKey.image(image.id)), stored == total else {
                     throw ImageError(.unavailable, "The data of image \(image.id) is not available.")
                 }
                 var headers: HTTPFields = [.contentType: "application/octet-stream"]
@@ -135,18 +134,24 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
                 guard case .string(let s) = u else { throw GlanceError(.badRequest, "'method.uri' must be a string.") }
                 uri = s
             }
+            var flags: [String: Bool] = [:]
             for key in ["all_stores", "all_stores_must_succeed"] {
                 if let v = body[key] {
                     guard case .bool(let b) = v else { throw GlanceError(.badRequest, "'\(key)' must be a boolean.") }
-                    if key == "all_stores_must_succeed", !b {
-                        throw GlanceError(.badRequest, "all_stores_must_succeed can only be false with multiple stores.")
-                    }
+                    flags[key] = b
                 }
+            }
+            if flags["all_stores_must_succeed"] == false, !imports.data.stores.multiple {
+                throw GlanceError(.badRequest, "all_stores_must_succeed can only be false with multiple stores.")
             }
             if let stores = body["stores"] {
                 guard case .array(let items) = stores else { throw GlanceError(.badRequest, "'stores' must be a list.") }
-                for item in items where item.stringValue != imports.data.blobs.id {
+                for item in items where item.stringValue.flatMap(imports.data.stores.store) == nil
+                    || (!imports.data.stores.multiple && item.stringValue != imports.data.blobs.id) {
                     throw GlanceError(.conflict, "Unknown store '\(item.stringValue ?? item.typeName)'.")
+                }
+                if flags["all_stores"] == true, !items.isEmpty {
+                    throw GlanceError(.badRequest, "'stores' and 'all_stores' exclude each other.")
                 }
             }
             let id = try R.parameter(context, "id")
@@ -162,16 +167,29 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             try await R.requireNoBody(request)
             var w = JSONWriter(capacity: 256)
             w.raw("{\"import-methods\":{\"description\":\"Import methods available.\",\"type\":\"array\",\"value\":")
-            w.value(.array(data.config.importMethods.map { .string($0) }))
+            w.value(.array(data.importMethods.map { .string($0) }))
             w.raw("}}")
             return Views.json(w)
         }
     }
 
+    /// The configured stores (only when the operator named them, as Glance with `enabled_backends`).
     var storesInfo: Handler {
-        { request, context in
+        { [data] request, context in
             _ = try R.principal(context)
-            throw GlanceError(.notFound, "Multi backend is not supported at this site.")
+            try await R.requireNoBody(request)
+            guard data.stores.multiple else { throw GlanceError(.notFound, "Multi backend is not supported at this site.") }
+            var w = JSONWriter(capacity: 256)
+            w.raw("{\"stores\":[")
+            for (i, store) in data.stores.all.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{\"id\":"); w.string(store.id)
+                w.raw(",\"description\":"); w.string(store.description)
+                if store.id == data.blobs.id { w.raw(",\"default\":true") }
+                w.raw("}")
+            }
+            w.raw("]}")
+            return Views.json(w)
         }
     }
 

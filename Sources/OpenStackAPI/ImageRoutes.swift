@@ -153,7 +153,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
             let image = try await service.createImage(members, by: p)
             let location = Self.baseURL(request, options) + "/v2/images/" + image.id
             return Self.imageResponse(image, status: .created, headers: [
-                .location: location, .importMethods: data.config.importMethods.joined(separator: ","),
+                .location: location, .importMethods: data.importMethods.joined(separator: ","),
             ])
         }
     }

@@ -47,20 +47,41 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     var serviceConfig = ImageServiceConfig()
     serviceConfig.quota = config.quota
     let service = ImageService(catalog: catalog, config: serviceConfig, logger: logger)
-    let (blobs, blobsDescription) = try makeBlobStore(config.blobs, dataDir: dataDir, logger: logger)
+    let stores: BlobStores
+    let blobsDescription: String
+    if config.stores.isEmpty {
+        let (blobs, description) = try makeBlobStore(config.blobs, dataDir: dataDir, logger: logger)
+        stores = BlobStores(single: blobs)
+        blobsDescription = description
+    } else {
+        var named: [any BlobStore] = []
+        for (id, choice) in config.stores {
+            let (store, description) = try makeBlobStore(choice, dataDir: dataDir, storeId: id, logger: logger)
+            named.append(NamedBlobStore(store, id: id, description: description))
+        }
+        do { stores = try BlobStores(named, defaultId: config.defaultStore) } catch { throw ConfigError("\(error)") }
+        blobsDescription = "stores " + named.map { "\($0.id) (\($0.description))" }.joined(separator: ", ") + ", default \(stores.defaultStore.id)"
+    }
     // Before serving: no half-written blob, no image stuck in a state only a dead upload could leave.
     // Only a node that owns its catalog may do this: on a shared catalog another node's upload in
     // flight would look abandoned. Shared catalogs rely on task leases instead.
     var scrub = StartupScrub.Report()
     if !config.catalog.isShared {
-        scrub = try await StartupScrub(catalog: catalog, blobs: blobs, logger: logger).run()
+        for store in stores.all {
+            let report = try await StartupScrub(catalog: catalog, blobs: store, checkImages: store.id == stores.defaultStore.id,
+                                                logger: logger).run()
+            scrub.temporariesRemoved += report.temporariesRemoved
+            scrub.blobsRemoved += report.blobsRemoved
+            scrub.imagesRequeued += report.imagesRequeued
+            scrub.tasksResumed += report.tasksResumed
+        }
     }
 
     var dataConfig = ImageDataConfig()
     dataConfig.hashAlgorithm = config.hashAlgorithm
     dataConfig.imageSizeCap = config.imageSizeCap
     dataConfig.maxVirtualSize = config.maxVirtualSize
-    let data = ImageDataService(images: service, blobs: blobs, config: dataConfig, logger: logger)
+    let data = ImageDataService(images: service, stores: stores, config: dataConfig, logger: logger)
 
     var policy = URLGuardPolicy()
     policy.allowedPorts = config.importAllowedPorts
@@ -86,10 +107,13 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
 }
 
 /// The blob store a configuration names, and a description for the logs.
-public func makeBlobStore(_ choice: ServerConfig.Blobs, dataDir: String, logger: Logger) throws -> (any BlobStore, String) {
+/// A named store without a directory of its own gets `<data-dir>/stores/<id>`.
+public func makeBlobStore(_ choice: ServerConfig.Blobs, dataDir: String, storeId: String? = nil,
+                          logger: Logger) throws -> (any BlobStore, String) {
     switch choice {
     case .file(let dir):
-        return (try FileBlobStore(root: dir ?? dataDir + "/blobs"), "file blobs")
+        let root = dir ?? (storeId.map { dataDir + "/stores/" + $0 } ?? dataDir + "/blobs")
+        return (try FileBlobStore(root: root), storeId == nil ? "file blobs" : "files in \(root)")
     case .s3(let s3):
         return (try S3BlobStore(config: s3, logger: logger),
                 "S3 blobs in \(s3.endpoint) bucket \(s3.bucket)" + (s3.keyPrefix.isEmpty ? "" : " under \(s3.keyPrefix)"))

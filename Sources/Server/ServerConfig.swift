@@ -24,6 +24,10 @@ public struct ServerConfig: Sendable {
         case s3(S3Config)
     }
     public var blobs = Blobs.file(nil)
+    /// Named stores (`--store NAME=SPEC`, Glance's multiple backends); when empty, `blobs` is the one store.
+    public var stores: [(id: String, blobs: Blobs)] = []
+    /// The store uploads and imports use unless told otherwise (default: the first named).
+    public var defaultStore: String?
     /// The embedded SQLite file by default; a PostgreSQL URL for several nodes.
     public var catalog = CatalogLocation.sqlite(nil)
     /// Validate tokens against Keystone (with `auth == .tokenFile(nil)` no static token file is used).

@@ -86,6 +86,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Where image bytes go: 'file' (<data-dir>/blobs), 'file:DIR', or 's3:BUCKET' (see --s3-*).")
     var blobStore = "file"
 
+    @Option(help: "A named store (repeatable; Glance's multiple backends): NAME=file, NAME=file:DIR or NAME=s3:BUCKET (S3 settings from --s3-*). Replaces --blob-store; /v2/info/stores lists them, uploads may pick one (X-Image-Meta-Store), copy-image copies between them.")
+    var store: [String] = []
+
+    @Option(help: "The named store uploads and imports use by default (default: the first --store).")
+    var defaultStore: String?
+
     @Option(help: "S3 endpoint, e.g. https://rgw.example.net (default: AWS_ENDPOINT_URL or S3_ENDPOINT). Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
     var s3Endpoint: String?
 
@@ -168,6 +174,20 @@ struct Serve: AsyncParsableCommand {
             config.keystonePublicURL = keystonePublicUrl
         }
         config.blobs = try blobConfig()
+        if !store.isEmpty {
+            guard blobStore == "file" else { throw ValidationError("--store and --blob-store exclude each other") }
+            config.stores = try store.map { spec in
+                guard let eq = spec.firstIndex(of: "="), case let name = String(spec[..<eq]),
+                      name.range(of: "^[a-z0-9][a-z0-9_-]{0,62}$", options: .regularExpression) != nil else {
+                    throw ValidationError("--store expects NAME=SPEC with a lowercase name, got '\(spec)'")
+                }
+                return (name, try blobChoice(String(spec[spec.index(after: eq)...]), endpoint: s3Endpoint, region: s3Region,
+                                             keyPrefix: s3KeyPrefix, virtualHost: s3VirtualHost, partMib: s3PartMib))
+            }
+            config.defaultStore = defaultStore
+        } else if defaultStore != nil {
+            throw ValidationError("--default-store needs --store")
+        }
         do {
             config.catalog = try CatalogLocation(parsing: catalog ?? ProcessInfo.processInfo.environment["IMAGED_CATALOG"] ?? "sqlite")
         } catch {
