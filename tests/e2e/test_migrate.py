@@ -9,6 +9,8 @@ import signal
 import subprocess
 import uuid
 
+import pytest
+
 from conftest import (ImagedServer, Raw, imaged_bin, postgres_url, random_bytes, s3_env, scale_out_config, unique,
                       upload)
 
@@ -98,8 +100,18 @@ def check_same(before: dict, members_before: dict, srv: ImagedServer, data: dict
         assert r.status_code == 200 and r.content == data[i], i
 
 
-def test_migrate_embedded_to_postgres_s3_and_back(tmp_path):
+@pytest.fixture
+def servers():
+    """Servers a test starts; killed at the end whatever happened."""
+    made: list[ImagedServer] = []
+    yield made
+    for srv in made:
+        srv.kill()
+
+
+def test_migrate_embedded_to_postgres_s3_and_back(tmp_path, servers):
     embedded = ImagedServer(tmp_path / "embedded")
+    servers.append(embedded)
     embedded.start()
     data = populate(embedded)
     admin = Raw(embedded.url, "admin")
@@ -127,6 +139,7 @@ def test_migrate_embedded_to_postgres_s3_and_back(tmp_path):
 
     sample = random.Random(5).sample(sorted(i for i, b in data.items() if b is not None), 60)
     scale_out = ImagedServer(tmp_path / "scale-out", *cluster_args, env=env)
+    servers.append(scale_out)
     scale_out.start()
     check_same(before, members_before, scale_out, data, sample)
     scale_out.kill(signal.SIGTERM)
@@ -138,6 +151,7 @@ def test_migrate_embedded_to_postgres_s3_and_back(tmp_path):
     out = run_migrate(*back, env=env)
     assert f"images {COUNT} (0 already there)" in out, out
     returned = ImagedServer(back_dir)
+    servers.append(returned)
     returned.start()
     check_same(before, members_before, returned, data, sample)
     # The files are where the embedded layout keeps them, byte for byte.
