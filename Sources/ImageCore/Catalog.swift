@@ -10,7 +10,9 @@ public protocol Catalog: TaskCatalog, AccountCatalog {
     /// Applies `change` to the stored image inside one write transaction (no lost updates between
     /// concurrent writers) and returns the result; nil when the id was never used. When `change`
     /// throws, nothing is written. `version` is bumped when the image changed.
-    /// `change` gets a reader of any project's usage as stored in the same transaction.
+    /// `change` gets a reader of any project's usage as stored in the same transaction. It may run
+    /// more than once (PostgreSQL runs it again once the usage it asked for has been read), so it
+    /// must have no effect beyond the image it is given.
     func updateImage(id: String, _ change: @escaping @Sendable (inout Image, UsageReader) throws -> Void) async throws -> Image?
     func listImages(_ query: ImageListQuery) async throws -> [Image]
     /// Images in any of `statuses`, whatever their owner (for the start-up scrub).
