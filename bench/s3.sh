@@ -5,7 +5,7 @@
 #   bench/s3.sh                         # release build, then ~5 min
 #   IMAGED_BIN=path/to/imaged bench/s3.sh
 #
-# Knobs: RUNS=3 SIZE_MIB=1024 PORT=19396 S3_PORT=19397 PART_MIB=8
+# Knobs: RUNS=3 SIZE_MIB=1024 PORT=19396 S3_PORT=19397 PART_MIB=16
 # The aws CLI comes from PyPI into .venv-bench (its botocore pins stay out of the test venvs).
 # imaged does more than aws s3 cp on the way in: MD5 and SHA-512 of every byte and format inspection.
 set -euo pipefail
@@ -16,7 +16,7 @@ RUNS=${RUNS:-3}
 SIZE_MIB=${SIZE_MIB:-1024}
 PORT=${PORT:-19396}
 S3_PORT=${S3_PORT:-19397}
-PART_MIB=${PART_MIB:-8}
+PART_MIB=${PART_MIB:-16}
 URL=http://127.0.0.1:$PORT
 
 OUT=$ROOT/bench/results/s3-$(date -u +%Y%m%dT%H%M%SZ)

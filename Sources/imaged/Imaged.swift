@@ -105,7 +105,7 @@ struct Serve: AsyncParsableCommand {
     var s3VirtualHost = false
 
     @Option(help: "Multipart part size in MiB (at least 5).")
-    var s3PartMib = 8
+    var s3PartMib = 16
 
     @Option(help: "Default limit on images per project (image_count_total).")
     var quotaImageCount: Int64?

@@ -27,7 +27,7 @@ struct MigrateCommand: AsyncParsableCommand {
     @Option(help: "Object name prefix in the source bucket.") var fromS3KeyPrefix = ""
     @Option(help: "Object name prefix in the target bucket.") var toS3KeyPrefix = ""
     @Flag(help: "Virtual-host S3 addressing.") var s3VirtualHost = false
-    @Option(help: "Multipart part size in MiB.") var s3PartMib = 8
+    @Option(help: "Multipart part size in MiB.") var s3PartMib = 16
 
     func run() async throws {
         var logger = Logger(label: "imaged.migrate")
