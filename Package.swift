@@ -91,10 +91,16 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
+        // The Avi controller's image API: /login sessions with CSRF, the `image` object.
+        .target(name: "AviAPI", dependencies: [
+            "ImageCore", "ImageData", "Identity",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
         .target(name: "Server", dependencies: [
             "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound",
-            "Identity", "OpenStackAPI",
+            "Identity", "OpenStackAPI", "AviAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
@@ -134,7 +140,7 @@ let package = Package(
             "CatalogSQLite", "CatalogPostgres", "ImageCore", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
-            "Server", "OpenStackAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
+            "Server", "OpenStackAPI", "AviAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             // Digests in tests come from BoringSSL, independent of the server's OpenSSL ones.
             .product(name: "Crypto", package: "swift-crypto"),

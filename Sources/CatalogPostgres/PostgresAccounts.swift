@@ -62,4 +62,26 @@ extension PostgresCatalog {
     public func deleteAPIKey(id: String) async throws -> Bool {
         try await !rows("DELETE FROM api_keys WHERE key_id = $1 RETURNING 1", [.text(id)]).isEmpty
     }
+
+    // MARK: Login sessions
+
+    public func insertSession(_ s: LoginSession) async throws {
+        _ = try await rows("INSERT INTO login_sessions (\(CatalogColumns.sessions)) VALUES ($1, $2, $3, $4, $5)",
+                           [.text(s.idHash), .text(s.accountName), .text(s.csrfToken), .int(s.createdAt), .int(s.expiresAt)])
+    }
+
+    public func session(idHash: String) async throws -> LoginSession? {
+        try await rows("SELECT \(CatalogColumns.sessions) FROM login_sessions WHERE id_hash = $1", [.text(idHash)]).first.map { row in
+            let (h, a, c, created, expires) = try row.decode((String, String, String, Int64, Int64).self)
+            return LoginSession(idHash: h, accountName: a, csrfToken: c, createdAt: created, expiresAt: expires)
+        }
+    }
+
+    public func deleteSession(idHash: String) async throws -> Bool {
+        try await !rows("DELETE FROM login_sessions WHERE id_hash = $1 RETURNING 1", [.text(idHash)]).isEmpty
+    }
+
+    public func deleteSessions(expiredBefore time: Int64) async throws -> Int {
+        try await rows("DELETE FROM login_sessions WHERE expires_at < $1 RETURNING 1", [.int(time)]).count
+    }
 }

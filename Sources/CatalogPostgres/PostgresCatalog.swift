@@ -154,7 +154,8 @@ public final class PostgresCatalog: Catalog {
             virtualSize: try int(10), minDisk: try int(11) ?? 0, minRam: try int(12) ?? 0, checksum: try text(13),
             osHashAlgo: try text(14), osHashValue: try text(15), createdAt: try int(16) ?? 0, updatedAt: try int(17) ?? 0,
             deletedAt: try int(18), tags: try DocumentColumns.decodeTags(try text(19) ?? "[]"),
-            properties: try DocumentColumns.decodeProperties(try text(20) ?? "{}"), version: try int(21) ?? 0)
+            properties: try DocumentColumns.decodeProperties(try text(20) ?? "{}"), version: try int(21) ?? 0,
+            extensions: try DocumentColumns.decodeExtensions(try text(22) ?? "{}"))
     }
 
     func images(_ sql: String, _ values: [SQLValue], on c: PostgresConnection? = nil) async throws -> [Image] {
@@ -219,6 +220,11 @@ public final class PostgresCatalog: Catalog {
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
         let st = ListSQL.build(query, .postgres)
         return try await images(st.sql, st.values)
+    }
+
+    public func countImages(_ query: ImageListQuery) async throws -> Int {
+        let st = ListSQL.buildCount(query, .postgres)
+        return Int(try await rows(st.sql, st.values).first?.decode(Int64.self) ?? 0)
     }
 
     public func images(withStatus statuses: [ImageStatus]) async throws -> [Image] {

@@ -106,5 +106,19 @@ enum PostgresSchema {
             )
             """,
         ]),
+        ("v4: vendor extension documents, login sessions", [
+            // TEXT, not JSONB: the documents come back byte for byte (JSONB would reorder object keys).
+            "ALTER TABLE images ADD COLUMN extensions TEXT NOT NULL DEFAULT '{}'",
+            """
+            CREATE TABLE login_sessions (
+                id_hash TEXT COLLATE "C" PRIMARY KEY,
+                account_name TEXT COLLATE "C" NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+                csrf_token TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX login_sessions_expiry ON login_sessions(expires_at)",
+        ]),
     ]
 }

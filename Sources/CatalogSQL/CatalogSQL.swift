@@ -47,7 +47,7 @@ public enum CatalogColumns {
     public static let imageNames = [
         "id", "name", "status", "visibility", "protected", "os_hidden", "owner", "container_format", "disk_format",
         "size", "virtual_size", "min_disk", "min_ram", "checksum", "os_hash_algo", "os_hash_value", "created_at",
-        "updated_at", "deleted_at", "tags", "properties", "version",
+        "updated_at", "deleted_at", "tags", "properties", "version", "extensions",
     ]
     public static let images = imageNames.joined(separator: ", ")
 
@@ -59,6 +59,7 @@ public enum CatalogColumns {
 
     public static let accounts = "name, user_id, project_id, roles, password_hash, created_at, updated_at"
     public static let apiKeys = "key_id, account_name, secret_hash, created_at"
+    public static let sessions = "id_hash, account_name, csrf_token, created_at, expires_at"
     public static let members = "image_id, member_id, status, created_at, updated_at"
     public static let quotas = "image_count_total, image_size_total, image_stage_total, image_count_uploading"
 
@@ -68,7 +69,8 @@ public enum CatalogColumns {
          .bool(i.osHidden), SQLValue(i.owner), SQLValue(i.containerFormat), SQLValue(i.diskFormat), SQLValue(i.size),
          SQLValue(i.virtualSize), .int(i.minDisk), .int(i.minRam), SQLValue(i.checksum), SQLValue(i.osHashAlgo),
          SQLValue(i.osHashValue), .int(i.createdAt), .int(i.updatedAt), SQLValue(i.deletedAt),
-         .text(DocumentColumns.encodeTags(i.tags)), .text(DocumentColumns.encodeProperties(i.properties)), .int(i.version)]
+         .text(DocumentColumns.encodeTags(i.tags)), .text(DocumentColumns.encodeProperties(i.properties)), .int(i.version),
+         .text(DocumentColumns.encodeExtensions(i.extensions))]
     }
 
     /// One value per task column, in `taskNames` order.
@@ -94,6 +96,16 @@ public enum DocumentColumns {
         if text == "[]" { return [] }
         guard case .array(let items) = try JSONValue.parse(text) else { throw ImageError(.internal, "corrupt tags") }
         return items.compactMap(\.stringValue)
+    }
+
+    public static func encodeExtensions(_ e: [String: JSONValue]) -> String {
+        JSONValue.object(e.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }).serialized
+    }
+
+    public static func decodeExtensions(_ text: String) throws -> [String: JSONValue] {
+        if text == "{}" { return [:] }
+        guard case .object(let members) = try JSONValue.parse(text) else { throw ImageError(.internal, "corrupt extensions") }
+        return Dictionary(members, uniquingKeysWith: { $1 })
     }
 
     public static func decodeProperties(_ text: String) throws -> [String: String] {

@@ -4,7 +4,32 @@ import ImageCore
 /// come only from the query's enums; every caller-supplied value is bound.
 public enum ListSQL {
     public static func build(_ q: ImageListQuery, _ dialect: SQLDialect) -> SQLStatement {
-        var st = SQLStatement(dialect, "SELECT \(selectColumns(dialect)) FROM images WHERE status NOT IN ('deleted','killed','pending_delete')")
+        var st = SQLStatement(dialect, "SELECT \(selectColumns(dialect)) FROM images")
+        appendWhere(q, &st)
+        if let marker = q.marker { appendAfterMarker(marker, q.sort, &st) }
+
+        st.append(" ORDER BY " + q.sort.map { sort in
+            let dir = sort.direction == .asc ? "ASC" : "DESC"
+            // SQLite sorts NULLs first ascending and last descending; PostgreSQL the other way round.
+            guard dialect == .postgres, sort.key.isNullable else { return "\(sort.key.rawValue) \(dir)" }
+            return "\(sort.key.rawValue) \(dir) \(sort.direction == .asc ? "NULLS FIRST" : "NULLS LAST")"
+        }.joined(separator: ", "))
+        st.append(" LIMIT \(st.bind(.int(Int64(q.limit))))")
+        if q.offset > 0 { st.append(" OFFSET \(st.bind(.int(Int64(q.offset))))") }
+        return st
+    }
+
+    /// `SELECT COUNT(*)` over what `build` would list, without paging.
+    public static func buildCount(_ q: ImageListQuery, _ dialect: SQLDialect) -> SQLStatement {
+        var st = SQLStatement(dialect, "SELECT COUNT(*) FROM images")
+        appendWhere(q, &st)
+        return st
+    }
+
+    /// Status, hidden flag, visibility scope and filters.
+    static func appendWhere(_ q: ImageListQuery, _ st: inout SQLStatement) {
+        let dialect = st.dialect
+        st.append(" WHERE status NOT IN ('deleted','killed','pending_delete')")
         st.append(" AND os_hidden = \(st.bind(.bool(q.osHidden)))")
 
         let s = q.scope
@@ -70,17 +95,6 @@ public enum ListSQL {
                 }
             }
         }
-
-        if let marker = q.marker { appendAfterMarker(marker, q.sort, &st) }
-
-        st.append(" ORDER BY " + q.sort.map { sort in
-            let dir = sort.direction == .asc ? "ASC" : "DESC"
-            // SQLite sorts NULLs first ascending and last descending; PostgreSQL the other way round.
-            guard dialect == .postgres, sort.key.isNullable else { return "\(sort.key.rawValue) \(dir)" }
-            return "\(sort.key.rawValue) \(dir) \(sort.direction == .asc ? "NULLS FIRST" : "NULLS LAST")"
-        }.joined(separator: ", "))
-        st.append(" LIMIT \(st.bind(.int(Int64(q.limit))))")
-        return st
     }
 
     /// The image columns as selected: PostgreSQL hands JSONB documents back as text.

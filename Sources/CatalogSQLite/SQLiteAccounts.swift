@@ -84,4 +84,34 @@ extension SQLiteCatalog {
             return db.changesCount == 1
         }
     }
+
+    // MARK: Login sessions
+
+    public func insertSession(_ s: LoginSession) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO login_sessions (\(CatalogColumns.sessions)) VALUES (?,?,?,?,?)",
+                           arguments: [s.idHash, s.accountName, s.csrfToken, s.createdAt, s.expiresAt])
+        }
+    }
+
+    public func session(idHash: String) async throws -> LoginSession? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(CatalogColumns.sessions) FROM login_sessions WHERE id_hash = ?", arguments: [idHash])
+                .map { LoginSession(idHash: $0[0], accountName: $0[1], csrfToken: $0[2], createdAt: $0[3], expiresAt: $0[4]) }
+        }
+    }
+
+    public func deleteSession(idHash: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM login_sessions WHERE id_hash = ?", arguments: [idHash])
+            return db.changesCount == 1
+        }
+    }
+
+    public func deleteSessions(expiredBefore time: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM login_sessions WHERE expires_at < ?", arguments: [time])
+            return db.changesCount
+        }
+    }
 }

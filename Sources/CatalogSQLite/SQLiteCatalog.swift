@@ -132,6 +132,19 @@ public final class SQLiteCatalog: Catalog {
                 );
                 """)
         }
+        m.registerMigration("v4: vendor extension documents, login sessions") { db in
+            try db.execute(sql: """
+                ALTER TABLE images ADD COLUMN extensions TEXT NOT NULL DEFAULT '{}';
+                CREATE TABLE login_sessions (
+                    id_hash TEXT PRIMARY KEY NOT NULL,
+                    account_name TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+                    csrf_token TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
+                CREATE INDEX login_sessions_expiry ON login_sessions(expires_at);
+                """)
+        }
         return m
     }
 
@@ -173,7 +186,7 @@ public final class SQLiteCatalog: Catalog {
             createdAt: int(16), updatedAt: int(17), deletedAt: optInt(18),
             tags: try DocumentColumns.decodeTags(text(19) ?? "[]"),
             properties: try DocumentColumns.decodeProperties(text(20) ?? "{}"),
-            version: int(21))
+            version: int(21), extensions: try DocumentColumns.decodeExtensions(text(22) ?? "{}"))
     }
 
     /// Runs a cached SELECT of `columns` and decodes every row.
@@ -232,6 +245,12 @@ public final class SQLiteCatalog: Catalog {
         let (sql, args) = (statement.sql, Self.arguments(statement.values))
         // The SQL text depends only on the query's shape, so statements are reused across requests.
         return try await pool.read { db in try Self.fetchImages(db, sql: sql, arguments: args) }
+    }
+
+    public func countImages(_ query: ImageListQuery) async throws -> Int {
+        let statement = ListSQL.buildCount(query, .sqlite)
+        let (sql, args) = (statement.sql, Self.arguments(statement.values))
+        return try await pool.read { db in try Int.fetchOne(db.cachedStatement(sql: sql), arguments: args) ?? 0 }
     }
 
     public func images(withStatus statuses: [ImageStatus]) async throws -> [Image] {

@@ -31,6 +31,21 @@ public struct APIKeyRecord: Sendable, Equatable {
     }
 }
 
+/// A vendor API login session (Avi `/login`). Only a hash of the session id is stored, so a copy of
+/// the catalog does not hold usable sessions; the CSRF token stays the same for the session's life.
+public struct LoginSession: Sendable, Equatable {
+    public var idHash: String
+    public var accountName: String
+    public var csrfToken: String
+    public var createdAt: Int64
+    public var expiresAt: Int64
+
+    public init(idHash: String, accountName: String, csrfToken: String, createdAt: Int64, expiresAt: Int64) {
+        self.idHash = idHash; self.accountName = accountName; self.csrfToken = csrfToken
+        self.createdAt = createdAt; self.expiresAt = expiresAt
+    }
+}
+
 /// Storage of local accounts and API keys (both catalogs implement it).
 public protocol AccountCatalog: Sendable {
     /// Throws `ImageError.conflict` when the name exists.
@@ -45,4 +60,10 @@ public protocol AccountCatalog: Sendable {
     func apiKey(id: String) async throws -> APIKeyRecord?
     func apiKeys(accountName: String) async throws -> [APIKeyRecord]
     func deleteAPIKey(id: String) async throws -> Bool
+    /// Sessions live in the catalog so that every node of a cluster knows them.
+    func insertSession(_ session: LoginSession) async throws
+    func session(idHash: String) async throws -> LoginSession?
+    func deleteSession(idHash: String) async throws -> Bool
+    /// Removes sessions that expired before `time`; returns how many.
+    func deleteSessions(expiredBefore time: Int64) async throws -> Int
 }

@@ -15,6 +15,8 @@ public protocol Catalog: TaskCatalog, AccountCatalog {
     /// must have no effect beyond the image it is given.
     func updateImage(id: String, _ change: @escaping @Sendable (inout Image, UsageReader) throws -> Void) async throws -> Image?
     func listImages(_ query: ImageListQuery) async throws -> [Image]
+    /// How many rows `query` matches, ignoring its sort, marker, offset and limit.
+    func countImages(_ query: ImageListQuery) async throws -> Int
     /// Images in any of `statuses`, whatever their owner (for the start-up scrub).
     func images(withStatus statuses: [ImageStatus]) async throws -> [Image]
     /// Every row, deleted included, in id order after `id` (nil: from the start), for `imaged migrate`.

@@ -41,6 +41,8 @@ public struct ImageListRequest: Sendable, Equatable {
     public var osHidden = false
     public var limit: Int? = nil
     public var marker: String? = nil
+    /// Rows to skip (page-numbered APIs).
+    public var offset = 0
 
     public init() {}
 }
@@ -103,10 +105,12 @@ public struct ImageService: Sendable {
         try await visibleImage(id: id, by: p)
     }
 
-    /// Creates an image from attributes (OpenStack names, in the order the caller sent them).
-    public func createImage(_ attributes: [(String, JSONValue)], by p: Principal) async throws -> Image {
+    /// Creates an image from attributes (OpenStack names, in the order the caller sent them) and
+    /// the vendor documents of the front-end that created it.
+    public func createImage(_ attributes: [(String, JSONValue)], extensions: [String: JSONValue] = [:],
+                            by p: Principal) async throws -> Image {
         let now = Timestamp.now()
-        var image = Image(id: ImageID.generate(), owner: p.projectId, createdAt: now, updatedAt: now)
+        var image = Image(id: ImageID.generate(), owner: p.projectId, createdAt: now, updatedAt: now, extensions: extensions)
         var readOnlyKey: String?
         var ownerGiven = false
         for (key, value) in attributes {
@@ -162,15 +166,25 @@ public struct ImageService: Sendable {
         }
     }
 
+    /// A change of one vendor's extension document, computed from the stored one inside the write
+    /// (so concurrent changes through that vendor's API are not lost); nil removes the document.
+    public typealias ExtensionChange = @Sendable (JSONValue?) throws -> JSONValue?
+
     /// Applies changes in order and saves once; any failure leaves the image untouched.
-    public func updateImage(id: String, changes: [ImageChange], by p: Principal) async throws -> Image {
+    /// `vendorChanges` rewrite vendor documents in the same write.
+    /// `expect`, when given, checks the stored image first (a front-end's precondition, e.g. Avi's
+    /// `_last_modified`) inside the same write.
+    public func updateImage(id: String, changes: [ImageChange], vendorChanges: [String: ExtensionChange] = [:],
+                            expect: (@Sendable (Image) throws -> Void)? = nil, by p: Principal) async throws -> Image {
         for change in changes {
             let a = change.attribute
             if ImageAttributes.readOnly.contains(a) { throw ImageError.forbidden("Attribute '\(a)' is read-only.") }
             if ImageAttributes.isReserved(a) { throw ImageError.forbidden("Attribute '\(a)' is reserved.") }
         }
         return try await mutate(id: id, by: p, action: .modifyImage, verb: "update") { [self] image in
+            try expect?(image)
             for change in changes { try applyChange(change, to: &image, by: p) }
+            for (vendor, change) in vendorChanges { image.extensions[vendor] = try change(image.extensions[vendor]) }
             try checkQuotas(image)
         }
     }
@@ -300,9 +314,21 @@ public struct ImageService: Sendable {
                 throw ImageError.badRequest("Invalid marker. Image \(m) could not be found.")
             }
         }
-        let query = ImageListQuery(scope: scope, filters: request.filters, sort: sort,
+        var query = ImageListQuery(scope: scope, filters: request.filters, sort: sort,
                                    osHidden: request.osHidden, limit: limit, marker: marker)
+        guard request.offset >= 0 else { throw ImageError.badRequest("offset must not be negative") }
+        query.offset = request.offset
         return try await catalog.listImages(query)
+    }
+
+    /// How many images a list with these filters would return in all (the paging of the request is ignored).
+    public func countImages(_ request: ImageListRequest, by p: Principal) async throws -> Int {
+        guard Policy.allows(.getImages, p) else { throw ImageError.forbidden("You are not authorized to list images.") }
+        let scope = ImageListQuery.Scope(
+            isAdmin: p.isAdmin, projectId: p.projectId, visibility: request.visibility,
+            memberStatuses: request.memberStatuses.map { $0.isEmpty ? nil : $0 } ?? [.accepted])
+        return try await catalog.countImages(ImageListQuery(scope: scope, filters: request.filters, sort: [],
+                                                            osHidden: request.osHidden, limit: 0))
     }
 
     // MARK: Members

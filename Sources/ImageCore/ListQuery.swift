@@ -78,6 +78,8 @@ public struct ImageListQuery: Sendable, Equatable {
     public var limit: Int
     /// The marker image, already resolved (the catalog pages after its sort values).
     public var marker: Image?
+    /// Rows to skip first (page-numbered APIs such as Avi's; OpenStack pages with markers).
+    public var offset: Int = 0
 
     public init(scope: Scope, filters: [Filter] = [], sort: [Sort], osHidden: Bool = false, limit: Int, marker: Image? = nil) {
         self.scope = scope; self.filters = filters; self.sort = sort

@@ -45,6 +45,9 @@ public struct Image: Sendable, Equatable {
     public var properties: [String: String]
     /// Optimistic-concurrency counter, bumped by every catalog update.
     public var version: Int64
+    /// Per-vendor documents (`avi`, `zstack`, `danube`, `scalr`): fields a vendor API has and the core
+    /// has no meaning for, stored and returned untouched so nothing a client sent is lost.
+    public var extensions: [String: JSONValue]
 
     public init(
         id: String, name: String? = nil, status: ImageStatus = .queued, visibility: Visibility = .shared,
@@ -52,7 +55,8 @@ public struct Image: Sendable, Equatable {
         containerFormat: String? = nil, diskFormat: String? = nil, size: Int64? = nil, virtualSize: Int64? = nil,
         minDisk: Int64 = 0, minRam: Int64 = 0, checksum: String? = nil, osHashAlgo: String? = nil,
         osHashValue: String? = nil, createdAt: Int64, updatedAt: Int64, deletedAt: Int64? = nil,
-        tags: [String] = [], properties: [String: String] = [:], version: Int64 = 0
+        tags: [String] = [], properties: [String: String] = [:], version: Int64 = 0,
+        extensions: [String: JSONValue] = [:]
     ) {
         self.id = id; self.name = name; self.status = status; self.visibility = visibility
         self.isProtected = isProtected; self.osHidden = osHidden; self.owner = owner
@@ -60,7 +64,7 @@ public struct Image: Sendable, Equatable {
         self.virtualSize = virtualSize; self.minDisk = minDisk; self.minRam = minRam; self.checksum = checksum
         self.osHashAlgo = osHashAlgo; self.osHashValue = osHashValue; self.createdAt = createdAt
         self.updatedAt = updatedAt; self.deletedAt = deletedAt; self.tags = tags; self.properties = properties
-        self.version = version
+        self.version = version; self.extensions = extensions
     }
 }
 

@@ -1,4 +1,5 @@
 import HTTPTypes
+import AviAPI
 import BlobStoreFile
 import BlobStoreS3
 import CatalogSQLite
@@ -101,7 +102,11 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
         imports: imports, authenticator: authenticator,
         options: .init(publicEndpoint: config.publicEndpoint,
                        identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" }))
-    return Imaged(service: service, data: data, runner: runner, scrub: scrub, responder: ImagedResponder(openstack: openstack), authDescription: authDescription,
+    let avi = AviImageAPI<ImagedRequestContext>(
+        imports: imports, sessions: LoginSessions(accounts: LocalAccounts(catalog: catalog)),
+        options: .init(publicEndpoint: config.publicEndpoint))
+    return Imaged(service: service, data: data, runner: runner, scrub: scrub, responder: ImagedResponder(openstack: openstack, avi: avi),
+                  authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)
 }
@@ -171,17 +176,20 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     return app
 }
 
-/// The front door: health check, then the OpenStack API (other front-ends are mounted here later).
+/// The front door: health check, the Avi paths (`/login`, `/logout`, `/api/image…`), then the OpenStack API.
 public struct ImagedResponder: HTTPResponder {
     public typealias Context = ImagedRequestContext
     let openstack: OpenStackImageAPI<ImagedRequestContext>
+    let avi: AviImageAPI<ImagedRequestContext>
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         if request.uri.path == "/healthz" {
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
         }
-        let response = try await openstack.respond(to: request, context: context)
+        let response = AviImageAPI<Context>.claims(request)
+            ? try await avi.respond(to: request, context: context)
+            : try await openstack.respond(to: request, context: context)
         if context.logger.logLevel <= .info {
             context.logger.info("\(request.method) \(request.uri.path) \(response.status.code)", metadata: [
                 "request_id": .string(response.headers[HTTPField.Name("x-openstack-request-id")!] ?? "-"),

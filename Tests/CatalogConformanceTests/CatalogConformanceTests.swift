@@ -11,7 +11,11 @@ import Testing
                               osHidden: true, owner: "o", containerFormat: "bare", diskFormat: "qcow2", size: 123,
                               virtualSize: 456, minDisk: 1, minRam: 2, checksum: "c", osHashAlgo: "sha512", osHashValue: "h",
                               createdAt: 10, updatedAt: 20, deletedAt: nil, tags: ["a", "b", "\u{2603}"],
-                              properties: ["x": "y", "e": "", "quote\"d": "back\\slash", "nul\u{1}": "ctl\u{7}"])
+                              properties: ["x": "y", "e": "", "quote\"d": "back\\slash", "nul\u{1}": "ctl\u{7}"],
+                              extensions: ["avi": .object([("type", .string("IMAGE_TYPE_SYSTEM")), ("progress", .int(40)),
+                                                           ("controller_info", .object([("path", .string("/p")), ("build", .object([("version", .string("30.2.1")), ("build_no", .int(9056))]))])),
+                                                           ("events", .array([.null, .bool(true), .double(1.5)]))]),
+                                           "zstack": .object([("systemTags", .array([.string("a::b")]))])])
             try await catalog.insertImage(image)
             let stored = try await catalog.image(id: image.id)
             #expect(stored == image)
@@ -156,6 +160,32 @@ import Testing
                 marker = page.last
             }
             #expect(seen == expected)
+        }
+    }
+
+    /// Page-numbered listing (Avi): OFFSET pages walk the same order as keyset paging, and the count
+    /// ignores paging but not filters or scope.
+    @Test(arguments: Backend.available)
+    func offsetPagesAndCounts(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            for i in 0..<23 { try await catalog.insertImage(makeImage(i, owner: i < 20 ? "p1" : "p2", name: "n\(i % 3)", created: Int64(100 + i))) }
+            var gone = makeImage(99)
+            gone.status = .deleted
+            try await catalog.insertImage(gone)
+            let scope = ImageListQuery.Scope(isAdmin: false, projectId: "p1", visibility: .default, memberStatuses: [.accepted])
+            let sort = [ImageListQuery.Sort(.createdAt, .asc), .init(.id, .asc)]
+            let all = try await catalog.listImages(.init(scope: scope, sort: sort, limit: 100)).map(\.id)
+            #expect(all.count == 20)
+            var paged: [String] = []
+            for page in 0..<4 {
+                var q = ImageListQuery(scope: scope, sort: sort, limit: 6)
+                q.offset = page * 6
+                paged += try await catalog.listImages(q).map(\.id)
+            }
+            #expect(paged == all)
+            let count = try await catalog.countImages(.init(scope: scope, sort: [], limit: 0))
+            let named = try await catalog.countImages(.init(scope: scope, filters: [.oneOf(.name, ["n1"])], sort: [], limit: 0))
+            #expect(count == 20 && named == 7)
         }
     }
 
@@ -471,6 +501,49 @@ import Testing
             let k2Gone = try await catalog.apiKey(id: "imk_2")
             let k3Kept = try await catalog.apiKey(id: "imk_3")
             #expect(k2Gone == nil && k3Kept == k3)
+        }
+    }
+}
+
+@Suite struct SessionConformance {
+    @Test(arguments: Backend.available)
+    func sessionsLiveUntilDeletedExpiredOrTheirAccountGoes(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            for name in ["a", "b"] {
+                try await catalog.insertAccount(LocalAccount(name: name, userId: "u-" + name, projectId: "p", roles: ["member"],
+                                                             passwordHash: nil, createdAt: 1, updatedAt: 1))
+            }
+            let s1 = LoginSession(idHash: "h1", accountName: "a", csrfToken: "c1", createdAt: 10, expiresAt: 100)
+            let s2 = LoginSession(idHash: "h2", accountName: "a", csrfToken: "c2", createdAt: 10, expiresAt: 200)
+            let s3 = LoginSession(idHash: "h3", accountName: "b", csrfToken: "c3", createdAt: 10, expiresAt: 300)
+            for s in [s1, s2, s3] { try await catalog.insertSession(s) }
+            let read = try await catalog.session(idHash: "h2")
+            #expect(read == s2)
+            let expired = try await catalog.deleteSessions(expiredBefore: 150)
+            let gone = try await catalog.session(idHash: "h1")
+            #expect(expired == 1 && gone == nil)
+            let deleted = try await catalog.deleteSession(idHash: "h3")
+            let deletedAgain = try await catalog.deleteSession(idHash: "h3")
+            #expect(deleted && !deletedAgain)
+            // An account's sessions end with it.
+            _ = try await catalog.deleteAccount(name: "a")
+            let orphan = try await catalog.session(idHash: "h2")
+            #expect(orphan == nil)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func extensionsSurviveUpdatesOfOtherFields(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            var image = makeImage(1)
+            image.extensions = ["avi": .object([("uber_bundle", .bool(false)), ("type", .string("IMAGE_TYPE_PATCH"))])]
+            try await catalog.insertImage(image)
+            let renamed = try await catalog.updateImage(id: image.id) { $0.name = "renamed" }
+            #expect(renamed?.extensions == image.extensions)
+            _ = try await catalog.updateImage(id: image.id) { $0.extensions["zstack"] = .object([("platform", .string("Linux"))]) }
+            let stored = try #require(try await catalog.image(id: image.id))
+            #expect(stored.extensions["avi"] == image.extensions["avi"])
+            #expect(stored.extensions["zstack"] == .object([("platform", .string("Linux"))]))
         }
     }
 }

@@ -1,0 +1,44 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ImageCore
+
+/// An error in Avi's shape: `{"error": "…"}` with the controller's status codes.
+struct AviError: Error {
+    let status: HTTPResponse.Status
+    let message: String
+    /// The CSRF refusal is plain text (controller 20.1.1), still labelled application/json.
+    var plainText = false
+
+    init(_ status: HTTPResponse.Status, _ message: String, plainText: Bool = false) {
+        self.status = status; self.message = message; self.plainText = plainText
+    }
+
+    static let csrf = AviError(.unauthorized, "CSRF token missing or incorrect.", plainText: true)
+
+    /// Core errors in Avi's codes; nil for what is ours (500, logged, not shown).
+    static func from(_ error: any Error) -> AviError? {
+        if let e = error as? AviError { return e }
+        if let e = error as? JSONParseError { return AviError(.badRequest, "Malformed JSON: \(e)") }
+        guard let e = error as? ImageError else { return nil }
+        switch e.kind {
+        case .badRequest: return AviError(.badRequest, e.message)
+        case .unauthorized: return AviError(.unauthorized, e.message)
+        case .forbidden: return AviError(.forbidden, e.message)
+        case .notFound: return AviError(.notFound, "Image object not found!")
+        case .conflict: return AviError(.conflict, e.message)
+        case .payloadTooLarge: return AviError(.contentTooLarge, e.message)
+        case .unsupportedMediaType: return AviError(.unsupportedMediaType, e.message)
+        case .gone: return AviError(.notFound, "Image object not found!")
+        case .rangeNotSatisfiable: return AviError(.rangeNotSatisfiable, e.message)
+        case .unavailable: return AviError(.serviceUnavailable, e.message)
+        case .internal: return nil
+        }
+    }
+
+    var response: Response {
+        let body = plainText ? message : JSONValue.object([("error", .string(message))]).serialized
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}

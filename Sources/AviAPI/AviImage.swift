@@ -1,0 +1,130 @@
+import ImageCore
+
+/// The Avi `image` object and how it maps onto the core image: `uuid` is `image-<core id>`, `name`
+/// and the owning tenant are core fields, everything else Avi has lives in the image's `avi`
+/// extension document, in the order the client sent it.
+enum AviImage {
+    static let uuidPrefix = "image-"
+    static let vendor = "avi"
+
+    /// Fields the client may write, with the type each must have, and the version that introduced it.
+    enum Kind { case string, bool, integer(ClosedRange<Int64>), object, array, typeEnum }
+    static let fields: [String: (kind: Kind, since: AviVersion)] = [
+        "type": (.typeEnum, "18.2.6"),
+        "controller_info": (.object, "18.2.6"),
+        "se_info": (.object, "18.2.6"),
+        "migrations": (.object, "18.2.6"),
+        "cloud_info_values": (.array, "20.1.1"),
+        "uber_bundle": (.bool, "18.2.8"),
+        "controller_patch_ref": (.string, "18.2.8"),
+        "se_patch_ref": (.string, "18.2.8"),
+        "controller_patch_name": (.string, "18.2.10"),
+        "se_patch_name": (.string, "18.2.10"),
+        "progress": (.integer(0...100), "21.1.3"),
+        "img_state": (.object, "21.1.3"),
+        "events": (.array, "21.1.3"),
+        "start_time": (.string, "21.1.3"),
+        "end_time": (.string, "21.1.3"),
+        "duration": (.integer(0...Int64(UInt32.max)), "21.1.3"),
+        "tasks_completed": (.integer(Int64(Int32.min)...Int64(Int32.max)), "21.1.3"),
+        "total_tasks": (.integer(Int64(Int32.min)...Int64(Int32.max)), "21.1.3"),
+        "fips_mode_transition_applicable": (.bool, "30.1.1"),
+    ]
+    static let types = ["IMAGE_TYPE_PATCH", "IMAGE_TYPE_SYSTEM", "IMAGE_TYPE_MUST_CHECK"]
+    static let imageStates = ["IMAGE_FSM_STARTED", "IMAGE_FSM_IN_PROGRESS", "IMAGE_FSM_COMPLETED", "IMAGE_FSM_FAILED"]
+    /// Read-only or identity fields a client sends back on PUT (the SDKs GET, change, PUT): ignored.
+    static let ignoredOnInput: Set<String> = ["uuid", "url", "_last_modified", "tenant_ref"]
+
+    static func coreId(_ uuid: String) -> String? {
+        let raw = uuid.hasPrefix(uuidPrefix) ? String(uuid.dropFirst(uuidPrefix.count)) : uuid
+        return ImageID.isValid(raw) ? raw.lowercased() : nil
+    }
+
+    /// Checks one written field; returns the value to store.
+    static func validate(_ key: String, _ value: JSONValue, version: AviVersion) throws -> JSONValue {
+        guard let field = fields[key] else { throw AviError(.badRequest, "Unknown field '\(key)' in Image.") }
+        guard field.since <= version else {
+            throw AviError(.badRequest, "Field '\(key)' was introduced in \(field.since) and is not accepted with version \(version).")
+        }
+        switch (field.kind, value) {
+        case (.string, .string), (.bool, .bool), (.object, .object), (.array, .array):
+            if key == "img_state", case .object = value, let state = value["state"] {
+                guard case .string(let s) = state, imageStates.contains(s) else {
+                    throw AviError(.badRequest, "img_state.state must be one of \(imageStates.joined(separator: ", ")).")
+                }
+            }
+            return value
+        case (.integer(let range), .int(let n)):
+            guard range.contains(n) else { throw AviError(.badRequest, "Field '\(key)' must be between \(range.lowerBound) and \(range.upperBound), got \(n).") }
+            return value
+        case (.typeEnum, .string(let s)):
+            guard types.contains(s) else { throw AviError(.badRequest, "Field 'type' must be one of \(types.joined(separator: ", ")), got '\(s)'.") }
+            return value
+        case (_, .null):
+            throw AviError(.badRequest, "Field '\(key)' may not be null.")
+        default:
+            throw AviError(.badRequest, "Field '\(key)' has the wrong type (\(value.typeName)).")
+        }
+    }
+
+    /// The Avi document of an image as the client should see it at `version`.
+    static func render(_ image: Image, base: String, withName: Bool, version: AviVersion) -> JSONValue {
+        let suffix = withName ? "#" + (image.name ?? "") : ""
+        let uuid = uuidPrefix + image.id
+        var members: [(String, JSONValue)] = [
+            ("url", .string("\(base)/api/image/\(uuid)\(suffix)")),
+            ("uuid", .string(uuid)),
+            ("name", .string(image.name ?? "")),
+            ("_last_modified", .string(lastModified(image))),
+        ]
+        if let owner = image.owner {
+            members.append(("tenant_ref", .string("\(base)/api/tenant/\(owner)" + (withName ? "#\(owner)" : ""))))
+        }
+        var document: [(String, JSONValue)] = []
+        if case .object(let stored)? = image.extensions[vendor] { document = stored }
+        if !document.contains(where: { $0.0 == "fips_mode_transition_applicable" }) {
+            document.append(("fips_mode_transition_applicable", .bool(true)))  // the schema's default
+        }
+        for (key, value) in document {
+            // Fields newer than the version asked for are left out.
+            if let since = fields[key]?.since, since > version { continue }
+            members.append((key, value))
+        }
+        return .object(members)
+    }
+
+    /// Microseconds since the epoch; changes on every write (seconds from `updated_at`, the row
+    /// version below them).
+    static func lastModified(_ image: Image) -> String {
+        String(image.updatedAt * 1_000_000 + image.version % 1_000_000)
+    }
+}
+
+/// A dotted Avi version (`22.1.3`); suffixes such as `-2p3` are ignored.
+struct AviVersion: Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    let parts: [Int]
+    let description: String
+
+    init?(parsing text: String) {
+        let core = text.split(separator: "-").first.map(String.init) ?? ""
+        let parts = core.split(separator: ".", omittingEmptySubsequences: false).map { Int($0) }
+        guard !parts.isEmpty, parts.count <= 4, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
+        self.parts = parts.map { $0! }
+        description = core
+    }
+
+    init(stringLiteral value: String) { self = AviVersion(parsing: value)! }
+
+    static func < (a: AviVersion, b: AviVersion) -> Bool {
+        for i in 0..<max(a.parts.count, b.parts.count) {
+            let x = i < a.parts.count ? a.parts[i] : 0, y = i < b.parts.count ? b.parts[i] : 0
+            if x != y { return x < y }
+        }
+        return false
+    }
+
+    static func == (a: AviVersion, b: AviVersion) -> Bool { !(a < b) && !(b < a) }
+
+    /// The data model this front-end implements (the reference's spec version).
+    static let current: AviVersion = "30.2.1"
+}

@@ -1,0 +1,564 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Identity
+import ImageCore
+import ImageData
+
+extension HTTPField.Name {
+    static let csrfToken = HTTPField.Name("x-csrftoken")!
+    static let aviTenant = HTTPField.Name("x-avi-tenant")!
+    static let aviTenantUUID = HTTPField.Name("x-avi-tenant-uuid")!
+    static let aviVersion = HTTPField.Name("x-avi-version")!
+    static let aviAPIVersion = HTTPField.Name("avi_api_version")!
+    static let referer = HTTPField.Name("referer")!
+}
+
+public struct AviAPIOptions: Sendable {
+    /// Base URL clients reach us at, for `url` and `*_ref`; from the request's Host when nil.
+    public var publicEndpoint: String?
+    public init(publicEndpoint: String? = nil) { self.publicEndpoint = publicEndpoint }
+}
+
+/// The Avi controller's `image` API (`/login`, `/logout`, `/api/image[/<uuid>]`) over the shared
+/// catalog. Sessions are cookie sessions over the local accounts; unsafe methods need the
+/// session's CSRF token in `X-CSRFToken` (Django's double submit, as the controller).
+public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
+    let imports: ImageImports
+    let sessions: LoginSessions
+    let options: AviAPIOptions
+    var data: ImageDataService { imports.data }
+    var service: ImageService { data.images }
+
+    static var maxJSONBody: Int { 1 << 20 }
+    static var defaultPageSize: Int { 25 }
+    static var maxPageSize: Int { 200 }
+
+    public init(imports: ImageImports, sessions: LoginSessions, options: AviAPIOptions = .init()) {
+        self.imports = imports; self.sessions = sessions; self.options = options
+    }
+
+    /// Whether a request is for this front-end: the controller's paths, which never end in a slash.
+    /// Danube's client uses `/api/image/…` too, always with a trailing slash and `ES-STREAM: es`
+    /// (vendor-clients.md §6), so those are left to it.
+    public static func claims(_ request: Request) -> Bool {
+        let path = request.uri.path
+        if path == "/login" || path == "/logout" { return true }
+        guard path == "/api/image" || (path.hasPrefix("/api/image/") && !path.hasSuffix("/")) else { return false }
+        return request.headers[HTTPField.Name("es-stream")!] == nil && request.headers[HTTPField.Name("es-api-key")!] == nil
+    }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        var response: Response
+        do {
+            response = try await route(request, context: context)
+        } catch {
+            if let rendered = AviError.from(error) {
+                response = rendered.response
+            } else {
+                context.logger.error("avi request failed", metadata: ["error": "\(error)"])
+                response = AviError(.internalServerError, "Internal server error.").response
+            }
+        }
+        return response
+    }
+
+    func route(_ request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        switch (path, request.method) {
+        case ("/login", .post): return try await login(request)
+        case ("/logout", .post): return try await logout(request)
+        case ("/login", _), ("/logout", _): throw AviError(.methodNotAllowed, "Method \(request.method) not allowed.")
+        default: break
+        }
+        let caller = try await authenticate(request)
+        let version = try Self.version(request)
+        let base = baseURL(request)
+        if path == "/api/image" {
+            switch request.method {
+            case .get: return try await list(request, caller, version: version, base: base)
+            case .post: return try await create(request, caller, version: version, base: base)
+            default: throw AviError(.methodNotAllowed, "Method \(request.method) not allowed on /api/image.")
+            }
+        }
+        let uuid = String(path.dropFirst("/api/image/".count))
+        guard !uuid.contains("/"), let id = AviImage.coreId(uuid) else { throw AviError(.notFound, "Image object not found!") }
+        switch request.method {
+        case .get:
+            let shown = AviImage.render(try await live(try await service.showImage(id: id, by: caller)), base: base,
+                                        withName: Self.flag(request, "include_name"), version: version)
+            return Self.json(try Self.shaped(shown, request), version: version)
+        case .put: return try await replace(id, request, caller, version: version, base: base)
+        case .patch: return try await patch(id, request, caller, version: version, base: base)
+        case .delete:
+            try await data.deleteImage(id: id, by: caller)
+            return Response(status: .noContent)
+        default: throw AviError(.methodNotAllowed, "Method \(request.method) not allowed on an image.")
+        }
+    }
+
+    // MARK: Sessions
+
+    func login(_ request: Request) async throws -> Response {
+        let body = try await Self.body(request)
+        var fields: [String: String] = [:]
+        if request.headers[.contentType]?.lowercased().hasPrefix("application/json") == true {
+            guard case .object(let members) = try JSONValue.parse(body.readableBytesView) else {
+                throw AviError(.badRequest, "Login expects username and password.")
+            }
+            for (k, v) in members { if let s = v.stringValue { fields[k] = s } }
+        } else {
+            fields = Self.formFields(String(buffer: body))
+        }
+        guard let name = fields["username"], let password = fields["password"],
+              let opened = try await sessions.login(name: name, password: password) else {
+            throw AviError(.unauthorized, "log in failed")
+        }
+        let base = baseURL(request)
+        let project = opened.principal.projectId ?? ""
+        let tenant: JSONValue = .object([("url", .string("\(base)/api/tenant/\(project)")), ("uuid", .string(project)),
+                                         ("name", .string(project)), ("local", .bool(true))])
+        let doc: JSONValue = .object([
+            ("user_initialized", .bool(true)),
+            ("version", .object([("Version", .string(AviVersion.current.description)), ("Product", .string("controller")),
+                                 ("ProductName", .string("imaged")), ("min_version", .double(15.2))])),
+            ("user", .object([("username", .string(name)), ("name", .string(name)), ("uuid", .string(opened.principal.userId)),
+                              ("is_superuser", .bool(opened.principal.isAdmin)), ("local", .bool(true)),
+                              ("default_tenant_ref", .string("\(base)/api/tenant/\(project)"))])),
+            ("tenants", .array([tenant])),
+            ("controller", .object([("api_idle_timeout", .int(sessions.lifetime / 60))])),
+            ("session_cookie_name", .string("sessionid")),
+        ])
+        var response = Self.json(doc, version: .current)
+        let secure = base.hasPrefix("https://") ? "; Secure" : ""
+        response.headers.append(HTTPField(name: .setCookie, value: "csrftoken=\(opened.csrfToken); Max-Age=31449600; Path=/; SameSite=Lax\(secure)"))
+        for cookie in ["sessionid", "avi-sessionid"] {
+            response.headers.append(HTTPField(name: .setCookie,
+                                              value: "\(cookie)=\(opened.sessionId); HttpOnly; Max-Age=\(sessions.lifetime); Path=/; SameSite=Lax\(secure)"))
+        }
+        return response
+    }
+
+    func logout(_ request: Request) async throws -> Response {
+        let cookies = Self.cookies(request)
+        if let sid = cookies["sessionid"] ?? cookies["avi-sessionid"], let session = try await sessions.resume(sessionId: sid) {
+            try checkCSRF(request, session.csrfToken, cookies)
+            try await sessions.logout(sessionId: sid)
+        }
+        var response = Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{}")))
+        for cookie in ["sessionid", "avi-sessionid"] {
+            response.headers.append(HTTPField(name: .setCookie, value: "\(cookie)=; Max-Age=0; Path=/"))
+        }
+        return response
+    }
+
+    /// The caller, acting in the tenant the request selects. Unknown or expired session → 401 (the
+    /// SDKs log in again); unsafe methods need the CSRF token.
+    func authenticate(_ request: Request) async throws -> Principal {
+        let cookies = Self.cookies(request)
+        guard let sid = cookies["sessionid"] ?? cookies["avi-sessionid"],
+              let session = try await sessions.resume(sessionId: sid) else {
+            throw AviError(.unauthorized, "Authentication credentials were not provided.")
+        }
+        if ![.get, .head, .options].contains(request.method) { try checkCSRF(request, session.csrfToken, cookies) }
+        var principal = session.principal
+        let asked = request.headers[.aviTenantUUID] ?? request.headers[.aviTenant]
+        if let asked, asked != principal.projectId {
+            guard principal.isAdmin, (try? LocalAccounts.validName(asked, "tenant")) != nil else {
+                throw AviError(.forbidden, "Tenant '\(asked)' does not exist!")
+            }
+            principal.projectId = asked
+            principal.projectName = asked
+        }
+        return principal
+    }
+
+    /// The header must equal the session's token (and the cookie, when sent); a Referer, when sent,
+    /// must name this server.
+    func checkCSRF(_ request: Request, _ expected: String, _ cookies: [String: String]) throws {
+        guard LoginSessions.csrfMatches(request.headers[.csrfToken], expected),
+              cookies["csrftoken"].map({ LoginSessions.csrfMatches($0, expected) }) ?? true else { throw AviError.csrf }
+        if let referer = request.headers[.referer] {
+            guard let ours = URLComponents(string: baseURL(request)), let theirs = URLComponents(string: referer),
+                  theirs.host?.lowercased() == ours.host?.lowercased(), theirs.port == ours.port else { throw AviError.csrf }
+        }
+    }
+
+    // MARK: Images
+
+    func list(_ request: Request, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
+        let query = request.uri.queryParameters
+        var pageSize = Self.defaultPageSize
+        if let s = query["page_size"].map(String.init) {
+            guard let n = Int(s), n >= 1 else { throw AviError(.badRequest, "page_size must be a positive integer, got '\(s)'.") }
+            pageSize = min(n, Self.maxPageSize)
+        }
+        var page = 1
+        if let s = query["page"].map(String.init) {
+            guard let n = Int(s), n >= 1 else { throw AviError(.badRequest, "page must be a positive integer, got '\(s)'.") }
+            page = n
+        }
+        var listing = ImageListRequest()
+        if let name = query["name"].map(String.init) { listing.filters.append(.oneOf(.name, [name])) }
+        listing.sort = try Self.sort(query["sort"].map(String.init))
+        let count = try await service.countImages(listing, by: caller)
+        listing.limit = pageSize
+        listing.offset = (page - 1) * pageSize
+        var images: [Image] = []
+        for image in try await service.listImages(listing, by: caller) { images.append(try await live(image)) }
+        let withName = Self.flag(request, "include_name")
+        var members: [(String, JSONValue)] = [("count", .int(Int64(count)))]
+        if page * pageSize < count {
+            var params = query.filter { $0.key != "page" }.map { "\($0.key)=\($0.value)" }
+            params.append("page=\(page + 1)")
+            members.append(("next", .string("\(base)/api/image?" + params.joined(separator: "&"))))
+        }
+        members.append(("results", .array(try images.map { try Self.shaped(AviImage.render($0, base: base, withName: withName, version: version), request) })))
+        return Self.json(.object(members), version: version)
+    }
+
+    func create(_ request: Request, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
+        if let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/") {
+            guard let boundary = MultipartReader<RequestBody>.boundary(of: type) else {
+                throw AviError(.badRequest, "A multipart upload needs multipart/form-data with a boundary.")
+            }
+            return try await upload(request, caller, boundary: boundary, version: version, base: base)
+        }
+        let body = try await Self.body(request)
+        guard case .object(let members) = try JSONValue.parse(body.readableBytesView) else {
+            throw AviError(.badRequest, "An Image object is expected.")
+        }
+        var name: String?
+        var source: String?
+        var document: [(String, JSONValue)] = []
+        for (key, value) in members {
+            if key == "name" {
+                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
+                name = s
+            } else if key == "url", case .string(let s) = value, s.contains("://"), !s.contains("/api/image/") {
+                // A URL that is not an image's own link (which the schema's read-only `url` would be):
+                // where to fetch the package from.
+                source = s
+            } else if !AviImage.ignoredOnInput.contains(key) {
+                document.append((key, try AviImage.validate(key, value, version: version)))
+            }
+        }
+        guard let name else { throw AviError(.badRequest, "Field 'name' is required.") }
+        try await checkNameFree(name, caller, except: nil)
+        var attributes = Self.coreAttributes(name)
+        if let slug = request.headers[HTTPField.Name("slug")!], let id = AviImage.coreId(slug) { attributes.append(("id", .string(id))) }
+        if let source {
+            // Refused URLs (scheme, private addresses, ports) are 400 before anything is created.
+            try await imports.fetcher.vet(source)
+            let started = Date()
+            for (k, v) in [("progress", JSONValue.int(0)), ("img_state", AviUpload.state("IMAGE_FSM_STARTED", at: started)),
+                           ("start_time", .string(AviUpload.time(started))), ("tasks_completed", .int(0)), ("total_tasks", .int(1))]
+            where !document.contains(where: { $0.0 == k }) { document.append((k, v)) }
+        }
+        var image = try await service.createImage(attributes, extensions: [AviImage.vendor: .object(document)], by: caller)
+        if let source {
+            do {
+                _ = try await imports.start(id: image.id, method: "web-download", uri: source,
+                                            requestBody: .object([("method", .object([("name", .string("web-download")), ("uri", .string(source))]))]),
+                                            requestId: nil, by: caller)
+            } catch {
+                try? await data.deleteImage(id: image.id, by: caller)
+                throw error
+            }
+            image = try await live(try await service.showImage(id: image.id, by: caller))
+        }
+        var response = Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version, status: .created)
+        response.headers[.location] = "\(base)/api/image/\(AviImage.uuidPrefix)\(image.id)#\(name)"
+        return response
+    }
+
+    /// PUT: the whole object; fields left out are unset. A `_last_modified` in the body must be the
+    /// stored one (412 otherwise: someone changed the image since the client read it).
+    func replace(_ id: String, _ request: Request, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
+        guard case .object(let members) = try JSONValue.parse(try await Self.body(request).readableBytesView) else {
+            throw AviError(.badRequest, "An Image object is expected.")
+        }
+        var name: String?
+        var lastModified: String?
+        var document: [(String, JSONValue)] = []
+        for (key, value) in members {
+            switch key {
+            case "name":
+                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
+                name = s
+            case "_last_modified": lastModified = value.stringValue
+            case _ where AviImage.ignoredOnInput.contains(key): continue
+            default: document.append((key, try AviImage.validate(key, value, version: version)))
+            }
+        }
+        guard let name else { throw AviError(.badRequest, "Field 'name' is required.") }
+        let final = document
+        return try await update(id, caller, name: name, lastModified: lastModified, version: version, base: base) { _ in final }
+    }
+
+    func patch(_ id: String, _ request: Request, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
+        let body = try JSONValue.parse(try await Self.body(request).readableBytesView)
+        if case .object(let members) = body, members.count == 1, members[0].0 == "json_patch" {
+            return try await jsonPatch(id, members[0].1, caller, version: version, base: base)
+        }
+        let (op, fields) = try AviPatch.parse(body)
+        var name: String?
+        var checked: [(String, JSONValue)] = []
+        for (key, value) in fields {
+            if key == "name" {
+                guard op != .delete else { throw AviError(.badRequest, "Field 'name' is required and cannot be deleted.") }
+                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
+                name = s
+            } else if AviImage.ignoredOnInput.contains(key) {
+                throw AviError(.badRequest, "Field '\(key)' is read-only.")
+            } else if op == .delete {
+                guard AviImage.fields[key] != nil else { throw AviError(.badRequest, "Unknown field '\(key)' in Image.") }
+                checked.append((key, value))
+            } else {
+                checked.append((key, try AviImage.validate(key, value, version: version)))
+            }
+        }
+        let changes = checked
+        return try await update(id, caller, name: name, lastModified: nil, version: version, base: base) { doc in
+            try AviPatch.apply(op, changes, to: doc)
+        }
+    }
+
+    /// RFC 6902 ops on `{name, …avi fields}`; the result is validated like a PUT body. The ops run
+    /// against the stored document inside the write, so concurrent patches are not lost; a rename
+    /// is checked for duplicates first.
+    func jsonPatch(_ id: String, _ ops: JSONValue, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
+        let current = try await service.showImage(id: id, by: caller)
+        var seed: [(String, JSONValue)] = [("name", .string(current.name ?? ""))]
+        if case .object(let m)? = current.extensions[AviImage.vendor] { seed += m }
+        // Validate on the current state (ops and the resulting fields); the write repeats it atomically.
+        let preview = try Self.patched(.object(seed), ops, version: version)
+        if preview.name != current.name { try await checkNameFree(preview.name, caller, except: id) }
+        let currentName = current.name ?? ""
+        let image = try await service.updateImage(
+            id: id, changes: preview.name == current.name ? [] : [ImageChange(.replace, "name", .string(preview.name))],
+            vendorChanges: [AviImage.vendor: { stored in
+                var doc: [(String, JSONValue)] = [("name", .string(currentName))]
+                if case .object(let m)? = stored { doc += m }
+                return .object(try Self.patched(.object(doc), ops, version: version).fields)
+            }], by: caller)
+        return Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version)
+    }
+
+    static func patched(_ doc: JSONValue, _ ops: JSONValue, version: AviVersion) throws -> (name: String, fields: [(String, JSONValue)]) {
+        guard case .object(let members) = try AviJSONPatch.apply(ops, to: doc) else { throw AviError(.badRequest, "json_patch must leave an object.") }
+        var name: String?
+        var fields: [(String, JSONValue)] = []
+        for (key, value) in members {
+            if key == "name" {
+                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
+                name = s
+            } else if AviImage.ignoredOnInput.contains(key) {
+                throw AviError(.badRequest, "Field '\(key)' is read-only.")
+            } else {
+                fields.append((key, try AviImage.validate(key, value, version: version)))
+            }
+        }
+        guard let name else { throw AviError(.badRequest, "Field 'name' is required and cannot be removed.") }
+        return (name, fields)
+    }
+
+    /// One catalog write: the name (409 when another image of the tenant has it) and the avi document.
+    func update(_ id: String, _ caller: Principal, name: String?, lastModified: String?, version: AviVersion, base: String,
+                _ change: @escaping @Sendable ([(String, JSONValue)]) throws -> [(String, JSONValue)]) async throws -> Response {
+        if let name { try await checkNameFree(name, caller, except: id) }
+        let image = try await service.updateImage(
+            id: id, changes: name.map { [ImageChange(.replace, "name", .string($0))] } ?? [],
+            vendorChanges: [AviImage.vendor: { stored in
+                var doc: [(String, JSONValue)] = []
+                if case .object(let members)? = stored { doc = members }
+                return .object(try change(doc))
+            }],
+            expect: { stored in
+                if let lastModified, lastModified != AviImage.lastModified(stored) {
+                    throw AviError(.preconditionFailed, "Need to reload object data: the image changed since it was read.")
+                }
+            }, by: caller)
+        return Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version)
+    }
+
+    /// An image fetched from a `url` shows its import as Avi shows an upload: while the task runs,
+    /// `progress` from its bytes and IN_PROGRESS; once the image is active, COMPLETED and 100; when the
+    /// import failed, FAILED with the task's message. Read from the core, not stored.
+    func live(_ image: Image) async throws -> Image {
+        guard case .object(let doc)? = image.extensions[AviImage.vendor],
+              case .string(let state)? = doc.first(where: { $0.0 == "img_state" })?.1["state"],
+              state == "IMAGE_FSM_STARTED" || state == "IMAGE_FSM_IN_PROGRESS" else { return image }
+        let tasks = try await service.catalog.tasks(imageId: image.id)
+        guard let task = tasks.first else { return image }
+        var fields: [(String, JSONValue)] = []
+        switch (image.status, task.status) {
+        case (.importing, _):
+            let percent = task.bytesTotal.map { $0 > 0 ? min(99, task.bytesDone * 100 / $0) : 0 } ?? 0
+            fields = [("progress", .int(percent)), ("img_state", AviUpload.state("IMAGE_FSM_IN_PROGRESS", at: Date(timeIntervalSince1970: Double(task.updatedAt))))]
+        case (.active, .success), (.deactivated, .success):
+            let start = Date(timeIntervalSince1970: Double(task.createdAt)), end = Date(timeIntervalSince1970: Double(task.updatedAt))
+            fields = [("progress", .int(100))] + AviUpload.finished(ok: true, reason: "", started: start, ended: end)
+        case (_, .failure):
+            let start = Date(timeIntervalSince1970: Double(task.createdAt)), end = Date(timeIntervalSince1970: Double(task.updatedAt))
+            fields = AviUpload.finished(ok: false, reason: task.message, started: start, ended: end)
+        default: return image
+        }
+        var shown = image
+        shown.extensions[AviImage.vendor] = AviUpload.merge(image.extensions[AviImage.vendor], fields)
+        return shown
+    }
+
+    /// Names are unique per tenant on a controller: 409 when another image of the tenant has it.
+    func checkNameFree(_ name: String, _ caller: Principal, except id: String?) async throws {
+        var taken = ImageListRequest()
+        taken.filters = [.oneOf(.name, [name]), .string(.owner, caller.projectId ?? "")]
+        taken.limit = 2
+        if try await service.listImages(taken, by: caller).contains(where: { $0.id != id }) {
+            throw AviError(.conflict, "Image object with name '\(name)' already exists.")
+        }
+    }
+
+    /// Avi packages are opaque bytes to us: raw/bare lets them be uploaded and downloaded as they are.
+    static func coreAttributes(_ name: String) -> [(String, JSONValue)] {
+        [("name", .string(name)), ("visibility", .string("private")), ("disk_format", .string("raw")), ("container_format", .string("bare"))]
+    }
+
+    // MARK: Package upload
+
+    /// `POST /api/image` as multipart with one part `file`: the image is created (named after the
+    /// file) and the bytes stream through the data path (digests, size cap, quota); `progress`,
+    /// `img_state`, times and `events` are kept in the Avi document as the upload runs, so another
+    /// client watching the image sees them climb. Answers 201 once the data is stored.
+    func upload(_ request: Request, _ caller: Principal, boundary: String, version: AviVersion, base: String) async throws -> Response {
+        let reader = MultipartReader(body: request.body, boundary: boundary)
+        let expected = request.headers[.contentLength].flatMap(Int64.init)
+        var uploaded: Image?
+        do {
+            while let part = try await reader.nextPart() {
+                guard part.name == "file" else { continue }
+                guard uploaded == nil else { throw AviError(.badRequest, "Only one part named 'file' is accepted.") }
+                guard let filename = part.filename.map({ ($0 as NSString).lastPathComponent }), !filename.isEmpty else {
+                    throw AviError(.badRequest, "The 'file' part needs a filename.")
+                }
+                uploaded = try await receive(reader, name: filename, expected: expected, caller)
+            }
+        } catch let e as MultipartReader<RequestBody>.Malformed {
+            throw AviError(.badRequest, "Malformed multipart body: \(e.reason).")
+        }
+        guard let uploaded else { throw AviError(.badRequest, "A multipart upload needs a part named 'file'.") }
+        var response = Self.json(AviImage.render(uploaded, base: base, withName: true, version: version), version: version, status: .created)
+        response.headers[.location] = "\(base)/api/image/\(AviImage.uuidPrefix)\(uploaded.id)#\(uploaded.name ?? "")"
+        return response
+    }
+
+    func receive(_ reader: MultipartReader<RequestBody>, name: String, expected: Int64?, _ caller: Principal) async throws -> Image {
+        try await checkNameFree(name, caller, except: nil)
+        let started = Date()
+        let document: JSONValue = .object([
+            ("progress", .int(0)), ("img_state", AviUpload.state("IMAGE_FSM_STARTED", at: started)),
+            ("start_time", .string(AviUpload.time(started))), ("tasks_completed", .int(0)), ("total_tasks", .int(1)),
+        ])
+        let image = try await service.createImage(Self.coreAttributes(name), extensions: [AviImage.vendor: document], by: caller)
+        let service = self.service
+        let id = image.id
+        let body = AviUpload.Counting(base: reader.partBody) { bytes in
+            // Live progress, below 100 until the data is committed.
+            let percent = expected.map { Int64(min(99, Double(bytes) * 100 / Double(max($0, 1)))) } ?? 0
+            _ = try? await service.updateImage(id: id, changes: [], vendorChanges: [AviImage.vendor: { doc in
+                AviUpload.merge(doc, [("progress", .int(percent)), ("img_state", AviUpload.state("IMAGE_FSM_IN_PROGRESS", at: Date()))])
+            }], by: caller)
+        }
+        do {
+            _ = try await data.upload(id: id, declaredSize: nil, body: body, by: caller)
+        } catch {
+            let reason = (AviError.from(error)?.message) ?? "upload failed"
+            _ = try? await service.updateImage(id: id, changes: [], vendorChanges: [AviImage.vendor: { doc in
+                AviUpload.merge(doc, AviUpload.finished(ok: false, reason: reason, started: started))
+            }], by: caller)
+            throw error
+        }
+        return try await service.updateImage(id: id, changes: [], vendorChanges: [AviImage.vendor: { doc in
+            AviUpload.merge(doc, [("progress", .int(100))] + AviUpload.finished(ok: true, reason: "", started: started))
+        }], by: caller)
+    }
+
+    // MARK: Helpers
+
+    static func version(_ request: Request) throws -> AviVersion {
+        guard let text = request.headers[.aviVersion] else { return .current }
+        guard let v = AviVersion(parsing: text.trimmingCharacters(in: .whitespaces)), v <= .current else {
+            throw AviError(.badRequest, "Invalid version \(text)")
+        }
+        return v
+    }
+
+    static func sort(_ text: String?) throws -> [ImageListQuery.Sort] {
+        guard let text, !text.isEmpty else { return [.init(.name, .asc)] }
+        let descending = text.hasPrefix("-")
+        let field = descending ? String(text.dropFirst()) : text
+        let keys: [String: ImageListQuery.SortKey] = ["name": .name, "uuid": .id, "_last_modified": .updatedAt]
+        guard let key = keys[field] else { throw AviError(.badRequest, "Cannot sort by '\(field)'.") }
+        return [.init(key, descending ? .desc : .asc)]
+    }
+
+    /// `fields=a,b` keeps only those (and always `name`, `url`, `uuid`); `skip_default=true` leaves out
+    /// fields holding their schema default (`fips_mode_transition_applicable: true`, `uber_bundle: false`).
+    static func shaped(_ object: JSONValue, _ request: Request) throws -> JSONValue {
+        guard case .object(var members) = object else { return object }
+        if let list = request.uri.queryParameters["fields"].map(String.init) {
+            let wanted = Set(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }).union(["name", "url", "uuid"])
+            members.removeAll { !wanted.contains($0.0) }
+        }
+        if flag(request, "skip_default") {
+            members.removeAll { ($0.0 == "fips_mode_transition_applicable" && $0.1 == .bool(true)) || ($0.0 == "uber_bundle" && $0.1 == .bool(false)) }
+        }
+        return .object(members)
+    }
+
+    static func flag(_ request: Request, _ name: String) -> Bool {
+        request.uri.queryParameters[Substring(name)].map { $0.lowercased() == "true" || $0 == "1" } ?? false
+    }
+
+    func baseURL(_ request: Request) -> String {
+        options.publicEndpoint ?? "http://" + (request.head.authority ?? "localhost")
+    }
+
+    static func body(_ request: Request) async throws -> ByteBuffer {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxJSONBody {
+            throw AviError(.contentTooLarge, "Request body is larger than \(maxJSONBody) bytes.")
+        }
+        var request = request
+        return try await request.collectBody(upTo: maxJSONBody)
+    }
+
+    static func json(_ value: JSONValue, version: AviVersion, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json", .aviAPIVersion: version.description],
+                 body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
+    }
+
+    /// `a=b; c=d` from every Cookie header; the first value of a name wins (the SDK repeats names).
+    static func cookies(_ request: Request) -> [String: String] {
+        var out: [String: String] = [:]
+        for header in request.headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                let key = parts[0].trimmingCharacters(in: .whitespaces)
+                if out[key] == nil { out[key] = parts[1].trimmingCharacters(in: .whitespaces) }
+            }
+        }
+        return out
+    }
+
+    /// `application/x-www-form-urlencoded`.
+    static func formFields(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s) }
+            out[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return out
+    }
+}

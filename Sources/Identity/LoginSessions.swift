@@ -1,0 +1,58 @@
+import ImageCore
+
+/// Cookie sessions for the vendor front-ends that log in with a name and a password (Avi `/login`).
+/// The session id and the CSRF token are 256-bit random strings; the catalog keeps the SHA-256 of
+/// the id only, so every node of a cluster knows a session and a copy of the catalog holds none
+/// that can be used. The CSRF token stays the same for the life of the session (Avi's SDK keeps
+/// sending the login-time token).
+public struct LoginSessions: Sendable {
+    public let accounts: LocalAccounts
+    /// Seconds a session lives (Avi: 24 h).
+    public let lifetime: Int64
+
+    public init(accounts: LocalAccounts, lifetime: Int64 = 86_400) {
+        self.accounts = accounts; self.lifetime = lifetime
+    }
+
+    public struct Opened: Sendable {
+        public let sessionId: String
+        public let csrfToken: String
+        public let principal: Principal
+        public let expiresAt: Int64
+    }
+
+    /// A new session when the password matches; nil otherwise (the caller answers 401).
+    public func login(name: String, password: String) async throws -> Opened? {
+        guard let principal = try await accounts.authenticate(name: name, password: password) else { return nil }
+        let sessionId = Secrets.base64url(try Secrets.randomBytes(32))
+        let csrf = Secrets.base64url(try Secrets.randomBytes(24))
+        let now = Timestamp.now()
+        let session = LoginSession(idHash: Self.hash(sessionId), accountName: name, csrfToken: csrf,
+                                   createdAt: now, expiresAt: now + lifetime)
+        try await accounts.catalog.insertSession(session)
+        // Expired sessions go now and then, on logins, so the table does not grow without bound.
+        if now % 16 == 0 { _ = try? await accounts.catalog.deleteSessions(expiredBefore: now) }
+        return Opened(sessionId: sessionId, csrfToken: csrf, principal: principal, expiresAt: session.expiresAt)
+    }
+
+    /// The principal and CSRF token of a live session; nil when unknown, expired or its account is gone.
+    public func resume(sessionId: String) async throws -> (principal: Principal, csrfToken: String)? {
+        guard !sessionId.isEmpty, sessionId.utf8.count <= 128,
+              let session = try await accounts.catalog.session(idHash: Self.hash(sessionId)),
+              session.expiresAt > Timestamp.now(),
+              let account = try await accounts.catalog.account(name: session.accountName) else { return nil }
+        return (account.principal, session.csrfToken)
+    }
+
+    public func logout(sessionId: String) async throws {
+        _ = try await accounts.catalog.deleteSession(idHash: Self.hash(sessionId))
+    }
+
+    static func hash(_ sessionId: String) -> String { "sha256$" + Secrets.sha256Hex(sessionId) }
+
+    /// Compares a presented CSRF token with the session's without leaking where they differ.
+    public static func csrfMatches(_ presented: String?, _ expected: String) -> Bool {
+        guard let presented else { return false }
+        return Secrets.constantTimeEqual(Array(presented.utf8), Array(expected.utf8))
+    }
+}
