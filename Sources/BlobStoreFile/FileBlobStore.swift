@@ -274,3 +274,13 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
         }
     }
 }
+
+extension FileBlobStore: BlobStoreCapacityReporting {
+    /// The file system's size and the space an unprivileged writer may still use.
+    public func capacity() async -> BlobStoreCapacity? {
+        var fs = statvfs()
+        guard statvfs(root, &fs) == 0 else { return nil }
+        let unit = Int64(fs.f_frsize)
+        return BlobStoreCapacity(total: Int64(fs.f_blocks) * unit, available: Int64(fs.f_bavail) * unit)
+    }
+}

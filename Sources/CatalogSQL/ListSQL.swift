@@ -29,7 +29,7 @@ public enum ListSQL {
     /// Status, hidden flag, visibility scope and filters.
     static func appendWhere(_ q: ImageListQuery, _ st: inout SQLStatement) {
         let dialect = st.dialect
-        st.append(" WHERE status NOT IN ('deleted','killed','pending_delete')")
+        st.append(q.includePendingDelete ? " WHERE status NOT IN ('deleted','killed')" : " WHERE status NOT IN ('deleted','killed','pending_delete')")
         st.append(" AND os_hidden = \(st.bind(.bool(q.osHidden)))")
 
         let s = q.scope

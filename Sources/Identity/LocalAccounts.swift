@@ -3,25 +3,46 @@ import Foundation
 import ImageCore
 import NIOPosix
 
-/// Password records: `pbkdf2-sha256$<iterations>$<salt, base64>$<key, base64>` (the layout
-/// Django and passlib use). Verification re-derives with the record's own iteration count, so
-/// raising the default later does not invalidate stored passwords.
+/// Password records: `<scheme>$<iterations>$<salt, base64>$<key, base64>` (the layout Django and
+/// passlib use). Verification re-derives with the record's own iteration count, so raising the
+/// default later does not invalidate stored passwords.
+///
+/// New records (`pbkdf2-sha256-sha512hex`) derive from the lower-case hex SHA-512 of the password
+/// rather than the password: ZStack's login sends exactly that hex, so one record verifies both a
+/// clear password (hashed here first) and ZStack's form. Older `pbkdf2-sha256` records (over the
+/// clear password) still verify clear passwords and are rewritten at the next such login.
 public enum PasswordHash {
     /// OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256.
     public static let defaultIterations: UInt32 = 600_000
-    static let scheme = "pbkdf2-sha256"
+    static let scheme = "pbkdf2-sha256-sha512hex"
+    static let legacyScheme = "pbkdf2-sha256"
 
     public static func make(_ password: String, iterations: UInt32 = defaultIterations) throws -> String {
         let salt = try Secrets.randomBytes(16)
-        let key = try derive(password, salt: salt, iterations: iterations)
+        let key = try derive(Secrets.sha512Hex(password), salt: salt, iterations: iterations)
         return "\(scheme)$\(iterations)$\(Data(salt).base64EncodedString())$\(Data(key).base64EncodedString())"
     }
 
     public static func verify(_ password: String, against record: String) -> Bool {
+        if record.hasPrefix(scheme + "$") { return check(Secrets.sha512Hex(password), record, scheme) }
+        return check(password, record, legacyScheme)
+    }
+
+    /// ZStack's login: the client already sent the SHA-512 hex. Only new records can tell.
+    public static func verify(sha512Hex: String, against record: String) -> Bool {
+        guard sha512Hex.utf8.count == 128, sha512Hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) })
+        else { return false }
+        return check(sha512Hex.lowercased(), record, scheme)
+    }
+
+    /// Whether a record predates the SHA-512 form (and should be rewritten).
+    public static func isLegacy(_ record: String) -> Bool { !record.hasPrefix(scheme + "$") }
+
+    static func check(_ input: String, _ record: String, _ expectedScheme: String) -> Bool {
         let parts = record.split(separator: "$", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == scheme, let iterations = UInt32(parts[1]), iterations > 0,
+        guard parts.count == 4, parts[0] == expectedScheme, let iterations = UInt32(parts[1]), iterations > 0,
               let salt = Data(base64Encoded: String(parts[2])), let expected = Data(base64Encoded: String(parts[3])),
-              !expected.isEmpty, let key = try? derive(password, salt: Array(salt), iterations: iterations, length: expected.count)
+              !expected.isEmpty, let key = try? derive(input, salt: Array(salt), iterations: iterations, length: expected.count)
         else { return false }
         return Secrets.constantTimeEqual(key, Array(expected))
     }
@@ -59,8 +80,11 @@ public enum Secrets {
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    public static func sha256Hex(_ text: String) -> String {
-        guard let d = imaged_digest_new(Int32(IMAGED_SHA256)) else { return "" }
+    public static func sha256Hex(_ text: String) -> String { digestHex(text, IMAGED_SHA256) }
+    public static func sha512Hex(_ text: String) -> String { digestHex(text, IMAGED_SHA512) }
+
+    static func digestHex(_ text: String, _ algorithm: Int) -> String {
+        guard let d = imaged_digest_new(Int32(algorithm)) else { return "" }
         defer { imaged_digest_free(d) }
         let bytes = Array(text.utf8)
         _ = imaged_digest_update(d, bytes, bytes.count)
@@ -119,8 +143,8 @@ public struct LocalAccounts: Sendable {
         try await catalog.updateAccount(account)
     }
 
-    func hashPassword(_ password: String) async throws -> String {
-        guard password.count >= Self.minimumPasswordLength else {
+    func hashPassword(_ password: String, checkLength: Bool = true) async throws -> String {
+        guard !checkLength || password.count >= Self.minimumPasswordLength else {
             throw IdentityError("a password needs at least \(Self.minimumPasswordLength) characters")
         }
         let iterations = iterations
@@ -147,7 +171,25 @@ public struct LocalAccounts: Sendable {
             return nil
         }
         let ok = try await NIOThreadPool.singleton.runIfActive { PasswordHash.verify(password, against: record) }
-        return ok ? account.principal : nil
+        guard ok else { return nil }
+        if PasswordHash.isLegacy(record) {
+            // Rewritten in the current form, so ZStack's SHA-512 login works for this account from now on.
+            var upgraded = account
+            upgraded.passwordHash = try await hashPassword(password, checkLength: false)
+            try? await catalog.updateAccount(upgraded)
+        }
+        return account.principal
+    }
+
+    /// ZStack's `logInByAccount`: the password arrives as its lower-case SHA-512 hex.
+    public func authenticate(name: String, passwordSHA512 hex: String) async throws -> (LocalAccount, Principal)? {
+        guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
+            let iterations = iterations
+            _ = try await NIOThreadPool.singleton.runIfActive { try PasswordHash.derive(hex, salt: [0], iterations: iterations) }
+            return nil
+        }
+        let ok = try await NIOThreadPool.singleton.runIfActive { PasswordHash.verify(sha512Hex: hex, against: record) }
+        return ok ? (account, account.principal) : nil
     }
 
     public func authenticate(keyId: String, secret: String) async throws -> Principal? {

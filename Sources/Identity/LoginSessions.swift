@@ -24,10 +24,16 @@ public struct LoginSessions: Sendable {
     /// A new session when the password matches; nil otherwise (the caller answers 401).
     public func login(name: String, password: String) async throws -> Opened? {
         guard let principal = try await accounts.authenticate(name: name, password: password) else { return nil }
-        let sessionId = Secrets.base64url(try Secrets.randomBytes(32))
+        return try await open(accountName: name, principal: principal)
+    }
+
+    /// A session for an account the caller has authenticated. `hexId` makes the id 32 lower-case
+    /// hex characters (128 random bits), ZStack's uuid form; otherwise 256 bits in base64url.
+    public func open(accountName: String, principal: Principal, hexId: Bool = false) async throws -> Opened {
+        let sessionId = hexId ? Secrets.hex(try Secrets.randomBytes(16)) : Secrets.base64url(try Secrets.randomBytes(32))
         let csrf = Secrets.base64url(try Secrets.randomBytes(24))
         let now = Timestamp.now()
-        let session = LoginSession(idHash: Self.hash(sessionId), accountName: name, csrfToken: csrf,
+        let session = LoginSession(idHash: Self.hash(sessionId), accountName: accountName, csrfToken: csrf,
                                    createdAt: now, expiresAt: now + lifetime)
         try await accounts.catalog.insertSession(session)
         // Expired sessions go now and then, on logins, so the table does not grow without bound.
@@ -37,11 +43,16 @@ public struct LoginSessions: Sendable {
 
     /// The principal and CSRF token of a live session; nil when unknown, expired or its account is gone.
     public func resume(sessionId: String) async throws -> (principal: Principal, csrfToken: String)? {
+        try await resumeWithExpiry(sessionId: sessionId).map { ($0.principal, $0.csrfToken) }
+    }
+
+    /// The same, with the session's creation and expiry times.
+    public func resumeWithExpiry(sessionId: String) async throws -> (principal: Principal, csrfToken: String, createdAt: Int64, expiresAt: Int64)? {
         guard !sessionId.isEmpty, sessionId.utf8.count <= 128,
               let session = try await accounts.catalog.session(idHash: Self.hash(sessionId)),
               session.expiresAt > Timestamp.now(),
               let account = try await accounts.catalog.account(name: session.accountName) else { return nil }
-        return (account.principal, session.csrfToken)
+        return (account.principal, session.csrfToken, session.createdAt, session.expiresAt)
     }
 
     public func logout(sessionId: String) async throws {

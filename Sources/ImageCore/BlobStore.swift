@@ -32,6 +32,18 @@ extension BlobStore {
     public var description: String { id }
 }
 
+/// Space of a store, for APIs that show it (ZStack's backup storage capacities).
+public struct BlobStoreCapacity: Sendable, Equatable {
+    public var total: Int64
+    public var available: Int64
+    public init(total: Int64, available: Int64) { self.total = total; self.available = available }
+}
+
+/// Stores that can tell their capacity (files: the file system's); S3 cannot.
+public protocol BlobStoreCapacityReporting: Sendable {
+    func capacity() async -> BlobStoreCapacity?
+}
+
 /// One blob being written. Not for concurrent use: one task writes, then commits or cancels.
 public protocol BlobWriter: Sendable {
     /// Appends bytes. Throws when the store fails (disk full, network…).
@@ -56,7 +68,7 @@ public enum BlobKey {
 }
 
 /// A store under the name the operator gave it (`--store NAME=…`); everything else is the base store's.
-public struct NamedBlobStore: BlobStore {
+public struct NamedBlobStore: BlobStore, BlobStoreCapacityReporting {
     let base: any BlobStore
     public let id: String
     public let description: String
@@ -72,6 +84,7 @@ public struct NamedBlobStore: BlobStore {
     public func delete(key: String) async throws { try await base.delete(key: key) }
     public func keys(prefix: String) async throws -> [String] { try await base.keys(prefix: prefix) }
     public func removeLeftovers() async throws -> Int { try await base.removeLeftovers() }
+    public func capacity() async -> BlobStoreCapacity? { await (base as? any BlobStoreCapacityReporting)?.capacity() }
 }
 
 /// Every configured store (Glance's multiple backends). Uploads and imports go to the default store

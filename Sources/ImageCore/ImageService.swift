@@ -43,6 +43,8 @@ public struct ImageListRequest: Sendable, Equatable {
     public var marker: String? = nil
     /// Rows to skip (page-numbered APIs).
     public var offset = 0
+    /// Also list the caller's softly deleted (`pending_delete`) images.
+    public var includePendingDelete = false
 
     public init() {}
 }
@@ -253,6 +255,76 @@ public struct ImageService: Sendable {
         logger.info("image deleted", metadata: ["image": .string(id)])
     }
 
+    // MARK: Soft deletion (ZStack's Delete → Deleted → Recover | Expunge)
+
+    /// An image the caller may see, or one of its own it deleted softly (`pending_delete`): the
+    /// vendor front-ends with recoverable deletes show those; OpenStack never does.
+    public func visibleImageOrSoftDeleted(id: String, by p: Principal) async throws -> Image {
+        guard ImageID.isValid(id), let image = try await catalog.image(id: id.lowercased()) else {
+            throw ImageError.notFound("No image found with ID \(id)")
+        }
+        if image.status == .pendingDelete {
+            guard Policy.allows(.deleteImage, p, PolicyTarget(image)) else { throw ImageError.notFound("No image found with ID \(id)") }
+            return image
+        }
+        return try await visibleImage(id: id, by: p)
+    }
+
+    /// active/deactivated → pending_delete, data kept (Glance's delayed delete): gone for OpenStack
+    /// clients, recoverable or expungeable through the front-end that did it. `change` records
+    /// vendor state in the same write.
+    public func softDeleteImage(id: String, by p: Principal,
+                                _ change: (@Sendable (inout Image) throws -> Void)? = nil) async throws -> Image {
+        let image = try await mutate(id: id, by: p, action: .deleteImage, verb: "delete") { image in
+            if image.isProtected { throw ImageError.forbidden("Image \(image.id) is protected and cannot be deleted.") }
+            guard image.status == .active || image.status == .deactivated else {
+                throw ImageError.conflict("Image \(image.id) in status '\(image.status.rawValue)' cannot be deleted softly.")
+            }
+            try change?(&image)
+            image.status = .pendingDelete
+            image.deletedAt = Timestamp.now()
+        }
+        logger.info("image deleted softly", metadata: ["image": .string(id)])
+        return image
+    }
+
+    /// pending_delete → `to` (active or deactivated), within the owner's quota again.
+    public func recoverImage(id: String, to status: ImageStatus, by p: Principal,
+                             _ change: (@Sendable (inout Image) throws -> Void)? = nil) async throws -> Image {
+        let image = try await visibleImageOrSoftDeleted(id: id, by: p)
+        guard Policy.allows(.deleteImage, p, PolicyTarget(image)) else {
+            throw ImageError.forbidden("You are not authorized to recover image \(image.id).")
+        }
+        let updated = try await updateCheckingQuota(id: image.id, limits: try await limits(for: image.owner)) { image in
+            guard image.status == .pendingDelete else {
+                throw ImageError.conflict("Image \(image.id) is in status '\(image.status.rawValue)', not deleted.")
+            }
+            try change?(&image)
+            image.status = status
+            image.deletedAt = nil
+            image.updatedAt = max(Timestamp.now(), image.updatedAt)
+        }
+        guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        return updated
+    }
+
+    /// pending_delete → deleted: the row stays as a deleted image; the caller removes the data.
+    public func expungeImage(id: String, by p: Principal) async throws -> Image {
+        let image = try await visibleImageOrSoftDeleted(id: id, by: p)
+        guard Policy.allows(.deleteImage, p, PolicyTarget(image)) else {
+            throw ImageError.forbidden("You are not authorized to expunge image \(image.id).")
+        }
+        let updated = try await catalog.updateImage(id: image.id) { image in
+            guard image.status == .pendingDelete else {
+                throw ImageError.conflict("Image \(image.id) is in status '\(image.status.rawValue)', not deleted.")
+            }
+            image.status = .deleted
+        }
+        guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        logger.info("image expunged", metadata: ["image": .string(id)])
+        return updated
+    }
+
     /// active → deactivated; already deactivated is a no-op; any other status is refused (403).
     public func deactivateImage(id: String, by p: Principal) async throws {
         try await transition(id: id, by: p, action: .deactivate, from: .active, to: .deactivated)
@@ -318,6 +390,7 @@ public struct ImageService: Sendable {
                                    osHidden: request.osHidden, limit: limit, marker: marker)
         guard request.offset >= 0 else { throw ImageError.badRequest("offset must not be negative") }
         query.offset = request.offset
+        query.includePendingDelete = request.includePendingDelete
         return try await catalog.listImages(query)
     }
 
@@ -327,8 +400,9 @@ public struct ImageService: Sendable {
         let scope = ImageListQuery.Scope(
             isAdmin: p.isAdmin, projectId: p.projectId, visibility: request.visibility,
             memberStatuses: request.memberStatuses.map { $0.isEmpty ? nil : $0 } ?? [.accepted])
-        return try await catalog.countImages(ImageListQuery(scope: scope, filters: request.filters, sort: [],
-                                                            osHidden: request.osHidden, limit: 0))
+        var query = ImageListQuery(scope: scope, filters: request.filters, sort: [], osHidden: request.osHidden, limit: 0)
+        query.includePendingDelete = request.includePendingDelete
+        return try await catalog.countImages(query)
     }
 
     // MARK: Members

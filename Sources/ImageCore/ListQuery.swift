@@ -80,6 +80,8 @@ public struct ImageListQuery: Sendable, Equatable {
     public var marker: Image?
     /// Rows to skip first (page-numbered APIs such as Avi's; OpenStack pages with markers).
     public var offset: Int = 0
+    /// Also list images deleted softly (`pending_delete`, ZStack's recoverable Deleted status).
+    public var includePendingDelete = false
 
     public init(scope: Scope, filters: [Filter] = [], sort: [Sort], osHidden: Bool = false, limit: Int, marker: Image? = nil) {
         self.scope = scope; self.filters = filters; self.sort = sort

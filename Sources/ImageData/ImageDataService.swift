@@ -317,6 +317,16 @@ extension ImageDataService {
     /// when it finishes and discards what it wrote (410); a crash in between is cleaned by the scrub.
     public func deleteImage(id: String, by p: Principal) async throws {
         try await images.deleteImage(id: id, by: p)
+        await removeData(of: id)
+    }
+
+    /// A softly deleted image for good: deleted, then its data removed from every store.
+    public func expungeImage(id: String, by p: Principal) async throws {
+        _ = try await images.expungeImage(id: id, by: p)
+        await removeData(of: id)
+    }
+
+    func removeData(of id: String) async {
         let id = id.lowercased()
         do {
             for store in stores.all { try await store.delete(key: BlobKey.image(id)) }

@@ -18,7 +18,10 @@ public struct ImageImports: Sendable {
 
     /// Validates an import request and queues its task. web-download URLs are checked by the
     /// guard now (400), and again, with every redirect, when fetched.
+    /// `taskId` lets a front-end choose the id (ZStack's `X-Job-UUID`); `deleteImageOnFailure` makes
+    /// a failed import delete its image instead of queueing it again (ZStack's AddImage).
     public func start(id: String, method: String, uri: String?, requestBody: JSONValue, requestId: String?,
+                      taskId chosenId: String? = nil, deleteImageOnFailure: Bool = false,
                       by p: Principal) async throws -> ImageTask {
         // Only implemented methods can be enabled (`ImageDataConfig.importMethods`).
         guard data.importMethods.contains(method) else {
@@ -40,13 +43,15 @@ public struct ImageImports: Sendable {
             guard !targets.isEmpty else { throw ImageError.conflict("Image \(visible.id) is already in every store asked for.") }
         }
         let now = Timestamp.now()
-        let taskId = ImageID.generate()
-        let input = JSONValue.object([
+        let taskId = chosenId ?? ImageID.generate()
+        var inputMembers: [(String, JSONValue)] = [
             ("image_id", .string(visible.id)),
             ("import_req", requestBody),
             ("backend", .array(targets.map { .string($0) })),
             ("all_stores_must_succeed", .bool(requestBody["all_stores_must_succeed"]?.boolValue ?? true)),
-        ]).serialized
+        ]
+        if deleteImageOnFailure { inputMembers.append(("delete_image_on_failure", .bool(true))) }
+        let input = JSONValue.object(inputMembers).serialized
         let task = ImageTask(id: taskId, type: Self.taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
                              requestId: requestId, input: input, createdAt: now, updatedAt: now)
         let stores = targets.joined(separator: ",")
@@ -234,13 +239,14 @@ public final class TaskRunner: Sendable {
         let images = data.images
         let targetIds = input["backend"]?.arrayItems?.compactMap(\.stringValue) ?? [data.blobs.id]
         let mustSucceed = input["all_stores_must_succeed"]?.boolValue ?? true
+        let deleteOnFailure = input["delete_image_on_failure"]?.boolValue ?? false
         let expected: ImageStatus = method == "copy-image" ? .active : .importing
         guard let image = try await catalog.image(id: imageId), image.status == expected,
               image.properties[ImageService.importLockKey] == task.id else {
             throw ImageError.conflict("Image \(imageId) is no longer importing for this task.")
         }
         if task.attempts > options.maxAttempts {
-            await giveUp(image, method: method, stores: targetIds)
+            await giveUp(image, method: method, stores: targetIds, deleteImage: deleteOnFailure)
             throw ImageError(.internal, "Import interrupted \(task.attempts - 1) times; giving up.")
         }
         let key = BlobKey.image(imageId)
@@ -295,7 +301,7 @@ public final class TaskRunner: Sendable {
             return Self.result(imageId, stores: data.stores.multiple ? stored : nil)
         } catch {
             // A run that lost its lease leaves the image to the task's new holder.
-            if !progress.leaseLost { await giveUp(image, method: method, stores: targetIds) }
+            if !progress.leaseLost { await giveUp(image, method: method, stores: targetIds, deleteImage: deleteOnFailure) }
             throw error
         }
     }
@@ -352,8 +358,19 @@ public final class TaskRunner: Sendable {
 
     /// The import failed: the image is queued again with the stores named in `os_glance_failed_import`
     /// (a failed copy-image leaves the image active, only the failure recorded).
-    func giveUp(_ image: Image, method: String, stores: [String]) async {
+    /// With `deleteImage` the image is deleted instead (its front-end keeps nothing of a failed add).
+    func giveUp(_ image: Image, method: String, stores: [String], deleteImage: Bool = false) async {
         let failed = stores.joined(separator: ",")
+        if deleteImage, method != "copy-image" {
+            _ = try? await data.images.catalog.updateImage(id: image.id) { image in
+                guard image.status == .importing || image.status == .queued else { return }
+                image.releaseImportLock()
+                image.status = .deleted
+                image.deletedAt = Timestamp.now()
+            }
+            await data.removeData(of: image.id)
+            return
+        }
         if method == "copy-image" {
             _ = try? await data.images.catalog.updateImage(id: image.id) { $0.releaseImportLock(failedStore: failed) }
             return

@@ -63,7 +63,8 @@ public struct StartupScrub: Sendable {
         for key in try await blobs.keys(prefix: "images/") {
             let id = String(key.dropFirst("images/".count))
             let image = try await catalog.image(id: id)
-            if image?.status == .active || image?.status == .deactivated || image?.status == .importing { continue }
+            if image?.status == .active || image?.status == .deactivated || image?.status == .importing
+                || image?.status == .pendingDelete { continue }  // softly deleted: kept until expunged
             try await blobs.delete(key: key)
             report.blobsRemoved += 1
             logger.notice("removed blob \(key): no active image refers to it (\(image?.status.rawValue ?? "no such image"))")

@@ -222,7 +222,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             let p = try R.principal(context)
             try await R.requireNoBody(request)
             let image = try await data.images.visibleImage(id: try R.parameter(context, "id"), by: p)
-            let tasks = try await data.images.catalog.tasks(imageId: image.id)
+            let tasks = try await data.images.catalog.tasks(imageId: image.id).filter(Self.isGlanceTask)
             return Self.tasksResponse(tasks, rawDatabaseShape: true)
         }
     }
@@ -241,6 +241,9 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
         return Views.json(w)
     }
 
+    /// Task rows other front-ends keep for their own jobs (ZStack's api-jobs) are not Glance tasks.
+    static func isGlanceTask(_ t: ImageTask) -> Bool { t.type == ImageImports.taskType }
+
     /// The tasks API is admin-only (Glance's `tasks_api_access`).
     static func requireAdmin(_ p: Principal) throws {
         guard Policy.allows(.tasksAPIAccess, p) else { throw GlanceError(.forbidden, "You are not authorized to access the tasks API.") }
@@ -251,7 +254,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             let p = try R.principal(context)
             try Self.requireAdmin(p)
             try await R.requireNoBody(request)
-            let tasks = try await data.images.catalog.listTasks(limit: data.images.config.listMaxLimit)
+            let tasks = try await data.images.catalog.listTasks(limit: data.images.config.listMaxLimit).filter(Self.isGlanceTask)
             return Self.tasksResponse(tasks, stub: true)
         }
     }
@@ -262,7 +265,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             try Self.requireAdmin(p)
             try await R.requireNoBody(request)
             let id = try R.parameter(context, "task")
-            guard let t = try await data.images.catalog.task(id: id.lowercased()) else {
+            guard let t = try await data.images.catalog.task(id: id.lowercased()), Self.isGlanceTask(t) else {
                 throw GlanceError(.notFound, "Task with the given id \(id) was not found.")
             }
             var w = JSONWriter(capacity: 1024)

@@ -547,3 +547,69 @@ import Testing
         }
     }
 }
+
+/// ZStack's recoverable delete on the core: pending_delete rows are listed only when asked for,
+/// never readable through the ordinary paths, and recover within the owner's quota.
+@Suite struct SoftDeleteConformance {
+    @Test(arguments: Backend.available)
+    func pendingDeleteIsListedOnlyOnRequest(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            var kept = makeImage(1), soft = makeImage(2), gone = makeImage(3)
+            kept.status = .active; soft.status = .pendingDelete; gone.status = .deleted
+            for i in [kept, soft, gone] { try await catalog.insertImage(i) }
+            let scope = ImageListQuery.Scope(isAdmin: false, projectId: "p1", visibility: .default, memberStatuses: [.accepted])
+            var q = ImageListQuery(scope: scope, sort: [.init(.createdAt, .asc), .init(.id, .asc)], limit: 10)
+            #expect(try await catalog.listImages(q).map(\.id) == [kept.id])
+            #expect(try await catalog.countImages(q) == 1)
+            q.includePendingDelete = true
+            #expect(Set(try await catalog.listImages(q).map(\.id)) == [kept.id, soft.id])
+            #expect(try await catalog.countImages(q) == 2)
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func softDeleteRecoverExpunge(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            var config = ImageServiceConfig()
+            config.quota = QuotaLimits(imageSizeTotal: 100)
+            let service = ImageService(catalog: catalog, config: config)
+            let owner = Principal(userId: "u1", projectId: "p1", roles: ["member", "reader"])
+            let stranger = Principal(userId: "u2", projectId: "p2", roles: ["member", "reader"])
+            var image = makeImage(1)
+            image.status = .deactivated
+            image.size = 60
+            try await catalog.insertImage(image)
+
+            // Only the owner's member may delete; the row keeps its data facts and leaves every ordinary read.
+            await #expect(throws: ImageError.self) { _ = try await service.softDeleteImage(id: image.id, by: stranger) }
+            let soft = try await service.softDeleteImage(id: image.id, by: owner) { $0.extensions["zstack"] = .object([("state", .string("Disabled"))]) }
+            #expect(soft.status == .pendingDelete && soft.deletedAt != nil && soft.size == 60)
+            await #expect(throws: ImageError.self) { _ = try await service.showImage(id: image.id, by: owner) }
+            #expect(try await service.visibleImageOrSoftDeleted(id: image.id, by: owner).extensions["zstack"]?["state"] == .string("Disabled"))
+            await #expect(throws: ImageError.self) { _ = try await service.visibleImageOrSoftDeleted(id: image.id, by: stranger) }
+            #expect(try await catalog.usage(project: "p1").sizeTotal == 0)
+
+            // While it is deleted another image may use the quota; recovering would then exceed it (413).
+            var other = makeImage(2)
+            other.status = .active
+            other.size = 50
+            try await catalog.insertImage(other)
+            do {
+                _ = try await service.recoverImage(id: image.id, to: .deactivated, by: owner)
+                Issue.record("recover past the quota succeeded")
+            } catch let e as ImageError {
+                #expect(e.kind == .payloadTooLarge)
+            }
+            _ = try await service.softDeleteImage(id: other.id, by: owner)
+            let back = try await service.recoverImage(id: image.id, to: .deactivated, by: owner)
+            #expect(back.status == .deactivated && back.deletedAt == nil && back.size == 60)
+            await #expect(throws: ImageError.self) { _ = try await service.recoverImage(id: image.id, to: .active, by: owner) }
+            await #expect(throws: ImageError.self) { _ = try await service.expungeImage(id: image.id, by: owner) }
+
+            let expunged = try await service.expungeImage(id: other.id, by: owner)
+            #expect(expunged.status == .deleted)
+            #expect(try await catalog.image(id: other.id)?.status == .deleted)
+            await #expect(throws: ImageError.self) { _ = try await service.recoverImage(id: other.id, to: .active, by: owner) }
+        }
+    }
+}

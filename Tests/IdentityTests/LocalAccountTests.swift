@@ -8,7 +8,7 @@ import Testing
     @Test func passwordRecordsVerifyOnlyTheirPassword() throws {
         let record = try PasswordHash.make("correct horse", iterations: 1000)
         let parts = record.split(separator: "$")
-        #expect(parts.count == 4 && parts[0] == "pbkdf2-sha256" && parts[1] == "1000")
+        #expect(parts.count == 4 && parts[0] == "pbkdf2-sha256-sha512hex" && parts[1] == "1000")
         #expect(!record.contains("correct horse"))
         #expect(PasswordHash.verify("correct horse", against: record))
         #expect(!PasswordHash.verify("correct horsf", against: record))
@@ -21,6 +21,51 @@ import Testing
         #expect(!PasswordHash.verify("correct horse", against: "pbkdf2-sha256$0$AA==$AA=="))
         #expect(!PasswordHash.verify("correct horse", against: "garbage"))
         #expect(PasswordHash.defaultIterations >= 600_000)
+    }
+
+    /// ZStack logs in with the SHA-512 hex of the password: the same record verifies it, and only it.
+    @Test func recordsVerifyTheSHA512FormToo() throws {
+        let record = try PasswordHash.make("correct horse", iterations: 1000)
+        let hex = Secrets.sha512Hex("correct horse")
+        #expect(hex.count == 128 && hex.hasPrefix("56b6"))  // sha512("correct horse"), as hashlib computes it
+        #expect(PasswordHash.verify(sha512Hex: hex, against: record))
+        #expect(PasswordHash.verify(sha512Hex: hex.uppercased(), against: record))
+        #expect(!PasswordHash.verify(sha512Hex: Secrets.sha512Hex("correct horsf"), against: record))
+        #expect(!PasswordHash.verify(sha512Hex: "correct horse", against: record))
+        // The hex is not a clear password that verifies (it would double-hash).
+        #expect(!PasswordHash.verify(hex, against: record))
+        // A record made over the clear password (before SHA-512 records) verifies clear passwords only.
+        let legacy = try legacyRecord("correct horse")
+        #expect(PasswordHash.isLegacy(legacy) && !PasswordHash.isLegacy(record))
+        #expect(PasswordHash.verify("correct horse", against: legacy))
+        #expect(!PasswordHash.verify(sha512Hex: hex, against: legacy))
+    }
+
+    /// The pre-SHA-512 record layout, for upgrade tests.
+    func legacyRecord(_ password: String, iterations: UInt32 = 1000) throws -> String {
+        let salt = try Secrets.randomBytes(16)
+        let key = try PasswordHash.derive(password, salt: salt, iterations: iterations)
+        return "pbkdf2-sha256$\(iterations)$\(Data(salt).base64EncodedString())$\(Data(key).base64EncodedString())"
+    }
+
+    @Test func aClearPasswordLoginRewritesALegacyRecord() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imaged-acc-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: dir + "/catalog.sqlite")
+        let accounts = LocalAccounts(catalog: catalog, iterations: 1000)
+        var account = try await accounts.create(name: "old", project: "p1", roles: ["member"], password: nil)
+        account.passwordHash = try legacyRecord("old-password")
+        try await catalog.updateAccount(account)
+        let hex = Secrets.sha512Hex("old-password")
+        #expect(try await accounts.authenticate(name: "old", passwordSHA512: hex) == nil)
+        #expect(try await accounts.authenticate(name: "old", password: "old-password")?.userId == account.userId)
+        let stored = try await catalog.account(name: "old")?.passwordHash ?? ""
+        #expect(stored.hasPrefix("pbkdf2-sha256-sha512hex$1000$"))
+        let (found, principal) = try #require(try await accounts.authenticate(name: "old", passwordSHA512: hex))
+        #expect(found.name == "old" && principal.projectId == "p1")
+        #expect(try await accounts.authenticate(name: "old", passwordSHA512: Secrets.sha512Hex("wrong")) == nil)
+        #expect(try await accounts.authenticate(name: "nobody", passwordSHA512: hex) == nil)
     }
 
     /// RFC 6070-style vector for PBKDF2-HMAC-SHA256 (password "password", salt "salt", 1 iteration).

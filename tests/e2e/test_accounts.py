@@ -64,7 +64,7 @@ def test_accounts_and_api_keys_work_while_the_server_runs_and_secrets_stay_secre
         assert PASSWORD not in text, f"password found in {name}"
         assert secret not in text, f"API key secret found in {name}"
     catalog = (srv.data_dir / "catalog.sqlite").read_bytes().decode("latin-1")
-    assert "pbkdf2-sha256$600000$" in catalog or "pbkdf2-sha256$600000$" in texts.get(str(srv.data_dir / "catalog.sqlite-wal"), "")
+    assert "pbkdf2-sha256-sha512hex$600000$" in catalog or "pbkdf2-sha256-sha512hex$600000$" in texts.get(str(srv.data_dir / "catalog.sqlite-wal"), "")
 
     # Revoking the key takes effect at once (keys are not cached).
     assert imaged("account", "key", "delete", key_id, "--data-dir", data).returncode == 0
