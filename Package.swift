@@ -97,10 +97,17 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
+        // ZStack's REST API (/zstack/v1): account sessions, api-jobs on task rows, backup storages, image APIs.
+        .target(name: "ZStackAPI", dependencies: [
+            "ImageCore", "ImageData", "Identity",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
         .target(name: "Server", dependencies: [
             "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound",
-            "Identity", "OpenStackAPI", "AviAPI",
+            "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
@@ -140,7 +147,7 @@ let package = Package(
             "CatalogSQLite", "CatalogPostgres", "ImageCore", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
-            "Server", "OpenStackAPI", "AviAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
+            "Server", "OpenStackAPI", "AviAPI", "ZStackAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             // Digests in tests come from BoringSSL, independent of the server's OpenSSL ones.
             .product(name: "Crypto", package: "swift-crypto"),

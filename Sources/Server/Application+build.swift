@@ -1,5 +1,6 @@
 import HTTPTypes
 import AviAPI
+import ZStackAPI
 import BlobStoreFile
 import BlobStoreS3
 import CatalogSQLite
@@ -105,7 +106,11 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     let avi = AviImageAPI<ImagedRequestContext>(
         imports: imports, sessions: LoginSessions(accounts: LocalAccounts(catalog: catalog)),
         options: .init(publicEndpoint: config.publicEndpoint))
-    return Imaged(service: service, data: data, runner: runner, scrub: scrub, responder: ImagedResponder(openstack: openstack, avi: avi),
+    var zstackOptions = ZStackAPIOptions(publicEndpoint: config.publicEndpoint)
+    zstackOptions.sessionLifetime = config.zstackSessionSeconds
+    let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: zstackOptions)
+    return Imaged(service: service, data: data, runner: runner, scrub: scrub,
+                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack),
                   authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)
@@ -176,20 +181,25 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     return app
 }
 
-/// The front door: health check, the Avi paths (`/login`, `/logout`, `/api/image…`), then the OpenStack API.
+/// The front door: health check, the Avi paths (`/login`, `/logout`, `/api/image…`), ZStack's `/zstack/v1`, then the OpenStack API.
 public struct ImagedResponder: HTTPResponder {
     public typealias Context = ImagedRequestContext
     let openstack: OpenStackImageAPI<ImagedRequestContext>
     let avi: AviImageAPI<ImagedRequestContext>
+    let zstack: ZStackImageAPI<ImagedRequestContext>
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         if request.uri.path == "/healthz" {
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
         }
-        let response = AviImageAPI<Context>.claims(request)
-            ? try await avi.respond(to: request, context: context)
-            : try await openstack.respond(to: request, context: context)
+        let response = if AviImageAPI<Context>.claims(request) {
+            try await avi.respond(to: request, context: context)
+        } else if ZStackImageAPI<Context>.claims(request) {
+            try await zstack.respond(to: request, context: context)
+        } else {
+            try await openstack.respond(to: request, context: context)
+        }
         if context.logger.logLevel <= .info {
             context.logger.info("\(request.method) \(request.uri.path) \(response.status.code)", metadata: [
                 "request_id": .string(response.headers[HTTPField.Name("x-openstack-request-id")!] ?? "-"),

@@ -51,6 +51,8 @@ public struct ServerConfig: Sendable {
     public var importAllowedPorts: Set<Int> = [80, 443]
     /// Seconds a task lease lasts without renewal (a dead node's task is resumed after this).
     public var taskLeaseSeconds: Int64 = 30
+    /// Lifetime of a ZStack login session (`--zstack-session-seconds`).
+    public var zstackSessionSeconds: Int64 = 7200
 
     public init() {}
 

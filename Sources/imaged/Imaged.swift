@@ -59,6 +59,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a background task's lease lasts without renewal.")
     var taskLeaseSeconds: Int64 = 30
 
+    @Option(help: "Seconds a ZStack session lives after its login (ZStack's identity.session.timeout).")
+    var zstackSessionSeconds: Int64 = 7200
+
     @Option(help: "Validate X-Auth-Token against this Keystone (e.g. http://keystone:5000/v3).")
     var keystoneUrl: String?
 
@@ -153,6 +156,8 @@ struct Serve: AsyncParsableCommand {
             }
         }
         config.taskLeaseSeconds = taskLeaseSeconds
+        guard zstackSessionSeconds >= 1 else { throw ValidationError("--zstack-session-seconds must be positive") }
+        config.zstackSessionSeconds = zstackSessionSeconds
         if let url = keystoneUrl {
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw ValidationError("--keystone-url must be an http(s) URL") }
             var password = ProcessInfo.processInfo.environment["IMAGED_KEYSTONE_PASSWORD"]

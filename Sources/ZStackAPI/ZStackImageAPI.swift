@@ -1,0 +1,559 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Identity
+import ImageCore
+import ImageData
+
+extension HTTPField.Name {
+    static let jobUUID = HTTPField.Name("x-job-uuid")!
+}
+
+public struct ZStackAPIOptions: Sendable {
+    /// Base URL clients reach us at, for job `location`s; from the request's Host when nil.
+    public var publicEndpoint: String?
+    /// `identity.session.timeout`.
+    public var sessionLifetime: Int64 = 7200
+    /// How long a finished job's result can be fetched (`rest.completedApi.expiredPeriod`).
+    public var jobLifetime: Int64 = 10_800
+    public init(publicEndpoint: String? = nil) { self.publicEndpoint = publicEndpoint }
+}
+
+/// ZStack's REST API for images (`/zstack/v1`) over the shared catalog: account sessions, the
+/// api-job protocol (every job is a catalog task row, so it survives restarts and is seen by every
+/// node), imaged's stores as backup storages, and the image APIs with ZStack's query language.
+public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
+    let imports: ImageImports
+    let sessions: LoginSessions
+    let storages: ZStackBackupStorages
+    let options: ZStackAPIOptions
+    var data: ImageDataService { imports.data }
+    var service: ImageService { data.images }
+
+    static var prefix: String { "/zstack/v1" }
+    static var maxJSONBody: Int { 1 << 20 }
+    /// Task rows of jobs that finish within their request (everything but AddImage from a URL).
+    public static var jobType: String { "zstack_api_job" }
+    /// `apiTimeout` of AddImage (72 h) and of the other APIs (30 min), in ms.
+    static var addImageTimeout: Int64 { 259_200_000 }
+    static var defaultTimeout: Int64 { 1_800_000 }
+
+    public init(imports: ImageImports, accounts: LocalAccounts, options: ZStackAPIOptions = .init()) {
+        self.imports = imports
+        self.sessions = LoginSessions(accounts: accounts, lifetime: options.sessionLifetime)
+        self.storages = ZStackBackupStorages(stores: imports.data.stores)
+        self.options = options
+    }
+
+    public static func claims(_ request: Request) -> Bool {
+        let path = request.uri.path
+        return path == prefix || path.hasPrefix(prefix + "/")
+    }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        do {
+            return try await route(request, context: context)
+        } catch let e as ZStackHTTPError {
+            return e.response
+        } catch {
+            if let z = ZStackError.from(error) { return Self.json(z.body, status: .serviceUnavailable) }
+            context.logger.error("zstack request failed", metadata: ["error": "\(error)"])
+            return Self.json(ZStackError("SYS.1000", "internal error").body, status: .serviceUnavailable)
+        }
+    }
+
+    func route(_ request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        let s = path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        let method = request.method
+        func wrongMethod() -> ZStackHTTPError {
+            ZStackHTTPError(.methodNotAllowed, "The method[\(method)] is not allowed for the path[/v1/\(s.joined(separator: "/"))]")
+        }
+        switch s.count {
+        case 2 where s[0] == "accounts" && s[1] == "login":
+            guard method == .put else { throw wrongMethod() }
+            return try await login(request)
+        case 3 where s[0] == "accounts" && s[1] == "sessions":
+            guard method == .delete else { throw wrongMethod() }
+            try await sessions.logout(sessionId: s[2])
+            return Self.json(.object([]))
+        case 4 where s[0] == "accounts" && s[1] == "sessions" && s[3] == "valid":
+            guard method == .get else { throw wrongMethod() }
+            let valid = try await sessions.resume(sessionId: s[2]) != nil
+            return Self.json(.object([("valid", .bool(valid))]))
+        case 2 where s[0] == "api-jobs":
+            guard method == .get else { throw ZStackHTTPError(.methodNotAllowed, "only GET method is allowed for querying job status") }
+            return try await poll(s[1])
+        case 1 where s[0] == "backup-storage":
+            guard method == .get else { throw wrongMethod() }
+            return try await backupStorages(request, uuid: nil)
+        case 2 where s[0] == "backup-storage":
+            guard method == .get else { throw wrongMethod() }
+            return try await backupStorages(request, uuid: s[1])
+        case 1 where s[0] == "images":
+            switch method {
+            case .get: return try await query(request, uuid: nil)
+            case .post: return try await addImage(request)
+            default: throw wrongMethod()
+            }
+        case 2 where s[0] == "images" && s[1] == "candidate-backup-storage":
+            guard method == .get else { throw wrongMethod() }
+            return try await backupStorages(request, uuid: nil)
+        case 2 where s[0] == "images":
+            switch method {
+            case .get: return try await query(request, uuid: s[1])
+            case .delete: return try await delete(request, uuid: s[1])
+            default: throw wrongMethod()
+            }
+        case 3 where s[0] == "images" && s[2] == "actions":
+            guard method == .put else { throw wrongMethod() }
+            return try await action(request, uuid: s[1])
+        default:
+            throw ZStackHTTPError(.notFound, "no api mapping to /v1/\(s.joined(separator: "/"))")
+        }
+    }
+
+    // MARK: Sessions
+
+    func login(_ request: Request) async throws -> Response {
+        let body = try await Self.body(request)
+        guard case .object(let params)? = body["logInByAccount"] else {
+            throw ZStackHTTPError(.badRequest, "the body doesn't contain action mapping to the URL[/v1/accounts/login]")
+        }
+        let message = "org.zstack.header.identity.APILogInByAccountMsg"
+        guard let name = params.first(where: { $0.0 == "accountName" })?.1.stringValue, !name.isEmpty else {
+            throw ZStackError.invalidArgument("field[accountName] of message[\(message)] is mandatory, can not be null")
+        }
+        guard let password = params.first(where: { $0.0 == "password" })?.1.stringValue, !password.isEmpty else {
+            throw ZStackError.invalidArgument("field[password] of message[\(message)] is mandatory, can not be null")
+        }
+        guard let (account, principal) = try await sessions.accounts.authenticate(name: name, passwordSHA512: password) else {
+            throw ZStackError("ID.1000", "wrong account name or password")
+        }
+        let opened = try await sessions.open(accountName: account.name, principal: principal, hexId: true)
+        let now = Timestamp.now()
+        return Self.json(.object([("inventory", .object([
+            ("uuid", .string(opened.sessionId)), ("accountUuid", .string(account.userId)), ("userUuid", .string(account.userId)),
+            ("userType", .string("AccountVO")), ("expiredDate", .string(GsonDate.format(opened.expiresAt))),
+            ("createDate", .string(GsonDate.format(now))),
+        ]))]))
+    }
+
+    /// The session id of `Authorization: OAuth <id>`; a missing or other header is a plain 400.
+    static func sessionToken(_ request: Request) throws -> String {
+        guard let header = request.headers[.authorization] else { throw ZStackHTTPError(.badRequest, "missing header 'Authorization'") }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0] == "OAuth" else { throw ZStackHTTPError(.badRequest, "Authorization type must be 'OAuth'") }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
+
+    /// The caller of a live session, or ID.1001. Async APIs answer this directly too, rather than
+    /// storing a job for an unauthenticated request.
+    func caller(_ request: Request) async throws -> Principal {
+        let token = try Self.sessionToken(request)
+        guard let session = try await sessions.resume(sessionId: token) else { throw ZStackError.sessionExpired }
+        return session.principal
+    }
+
+    // MARK: Jobs
+
+    /// The job id: `X-Job-UUID` (32 hex, never seen before) or a new one.
+    func newJob(_ request: Request) async throws -> String {
+        guard let given = request.headers[.jobUUID] else { return ZStackImage.uuid(ImageID.generate()) }
+        guard given.utf8.count == 32, let coreId = ZStackImage.coreId(given) else {
+            throw ZStackHTTPError(.badRequest, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped")
+        }
+        if try await service.catalog.task(id: coreId) != nil {
+            throw ZStackHTTPError(.badRequest, "Duplicate job uuid[\(given)]")
+        }
+        return given.lowercased()
+    }
+
+    func accepted(_ job: String, _ request: Request, timeout: Int64) -> Response {
+        Self.json(.object([("location", .string("\(baseURL(request))\(Self.prefix)/api-jobs/\(job)")), ("apiTimeout", .int(timeout))]),
+                  status: .accepted)
+    }
+
+    /// Runs an API whose work ends within the request and keeps its outcome as a finished task row,
+    /// which the job's location then answers (200 result / 503 error) until it expires.
+    func runJob(_ job: String, _ request: Request, _ p: Principal, api: String, imageId: String?,
+                timeout: Int64 = defaultTimeout, _ work: () async throws -> JSONValue) async throws -> Response {
+        let outcome: Result<JSONValue, ZStackError>
+        do {
+            outcome = .success(try await work())
+        } catch let e as ZStackHTTPError {
+            throw e
+        } catch {
+            outcome = .failure(ZStackError.from(error) ?? ZStackError("SYS.1000", "internal error"))
+        }
+        try await storeJob(job, p, api: api, imageId: imageId, outcome)
+        return accepted(job, request, timeout: timeout)
+    }
+
+    func storeJob(_ job: String, _ p: Principal, api: String, imageId: String?, _ outcome: Result<JSONValue, ZStackError>) async throws {
+        let now = Timestamp.now()
+        let (status, result, message): (ImageTask.Status, JSONValue, String) = switch outcome {
+        case .success(let r): (.success, r, "")
+        case .failure(let e): (.failure, e.body, e.details)
+        }
+        let task = ImageTask(id: ZStackImage.coreId(job)!, type: Self.jobType, status: status, owner: p.projectId, imageId: imageId,
+                             userId: p.userId, requestId: nil, input: JSONValue.object([("api", .string(api))]).serialized,
+                             result: result.serialized, message: message, createdAt: now, updatedAt: now,
+                             expiresAt: now + options.jobLifetime)
+        do {
+            try await service.catalog.insertTask(task)
+        } catch let e as ImageError where e.kind == .conflict {
+            throw ZStackHTTPError(.badRequest, "Duplicate job uuid[\(job)]")
+        }
+    }
+
+    /// `GET /api-jobs/{uuid}`: 202 while running, 200 with the result, 503 with the error, 404 when
+    /// unknown or expired. AddImage jobs are the import task itself.
+    func poll(_ job: String) async throws -> Response {
+        guard let id = ZStackImage.coreId(job), let task = try await service.catalog.task(id: id),
+              task.expiresAt.map({ $0 > Timestamp.now() }) ?? true else {
+            throw ZStackHTTPError(.notFound, "the job has been expired")
+        }
+        if task.type == Self.jobType {
+            let body = try task.result.map { try JSONValue.parse($0) } ?? .object([])
+            return Self.json(body, status: task.status == .success ? .ok : .serviceUnavailable)
+        }
+        guard task.type == ImageImports.taskType, let imageId = task.imageId else { throw ZStackHTTPError(.notFound, "the job has been expired") }
+        switch task.status {
+        case .pending, .processing:
+            return Self.json(.object([]), status: .accepted)
+        case .success:
+            guard let image = try await service.catalog.image(id: imageId) else { throw ZStackError.notFound("image[uuid:\(job)] is gone") }
+            return Self.json(.object([("inventory", .object(try await inventory(image)))]))
+        case .failure:
+            let image = try await service.catalog.image(id: imageId)
+            let targets = (try? JSONValue.parse(task.input))?["backend"]?.arrayItems?.compactMap(\.stringValue) ?? []
+            let error = ZStackError("SYS.1002", "Failed to download image[name:\(image?.name ?? "")] on all backup storage[\(targets.map(ZStackBackupStorages.uuid(ofStore:)).joined(separator: ", "))].",
+                                    cause: ZStackCause(.failed(task.message)))
+            return Self.json(error.body, status: .serviceUnavailable)
+        }
+    }
+
+    // MARK: Reading
+
+    /// The stores an unfinished AddImage of the image is filling.
+    func pendingStores(_ image: Image) async throws -> [String] {
+        guard [.queued, .saving, .uploading, .importing].contains(image.status) else { return [] }
+        let running = try await service.catalog.tasks(imageId: image.id).first { $0.type == ImageImports.taskType && !$0.status.isFinished }
+        guard let running, let input = try? JSONValue.parse(running.input) else { return [] }
+        return input["backend"]?.arrayItems?.compactMap(\.stringValue) ?? []
+    }
+
+    func inventory(_ image: Image) async throws -> [(String, JSONValue)] {
+        ZStackImage.inventory(image, stores: storages, pending: try await pendingStores(image))
+    }
+
+    /// QueryImage and `GET /images/{uuid}` (the query `uuid=<uuid>`, other parameters ignored).
+    func query(_ request: Request, uuid: String?) async throws -> Response {
+        let p = try await caller(request)
+        var q: ZStackQuery
+        if let uuid {
+            q = try ZStackQuery(parameters: [])
+            q.conditions = [.init(field: "uuid", op: .equal, value: uuid)]
+        } else {
+            q = try ZStackQuery(parameters: ZStackQuery.parameters(request.uri.query))
+        }
+        try ZStackMatcher.check(q.conditions)
+        if let sort = q.sort { try ZStackMatcher.checkSortable(sort.field) }
+        var items: [(Image, [(String, JSONValue)])] = []
+        for image in try await candidates(q.conditions, p) {
+            let inv = try await inventory(image)
+            if try q.conditions.allSatisfy({ try ZStackMatcher.matches($0, image, inv) }) { items.append((image, inv)) }
+        }
+        ZStackMatcher.sort(&items, by: q.sort?.field ?? "createDate", descending: q.sort?.descending ?? false)
+        if q.count { return Self.json(.object([("total", .int(Int64(items.count)))])) }
+        let page = items.dropFirst(q.start).prefix(q.limit)
+        var schema: [(String, JSONValue)] = []
+        let inventories: [JSONValue] = page.enumerated().map { i, item in
+            schema.append(("inventories[\(i)]", .string(ZStackImage.inventoryClass)))
+            let refs = item.1.first { $0.0 == "backupStorageRefs" }?.1.arrayItems ?? []
+            for j in refs.indices { schema.append(("inventories[\(i)].backupStorageRefs[\(j)]", .string(ZStackImage.refClass))) }
+            guard let wanted = q.fields else { return .object(item.1) }
+            return .object(item.1.filter { wanted.contains($0.0) })
+        }
+        var out: [(String, JSONValue)] = [("inventories", .array(inventories))]
+        if q.replyWithCount { out.append(("total", .int(Int64(items.count)))) }
+        out.append(("schema", .object(schema)))
+        return Self.json(.object(out))
+    }
+
+    /// Images the caller may see, softly deleted ones of its own included. `uuid=` and `name=`
+    /// conditions narrow what is read; the rest are evaluated on the inventories.
+    func candidates(_ conditions: [ZStackQuery.Condition], _ p: Principal) async throws -> [Image] {
+        if let byId = conditions.first(where: { $0.field == "uuid" && $0.op == .equal }) {
+            guard let id = ZStackImage.coreId(byId.value) else { return [] }
+            do { return [try await service.visibleImageOrSoftDeleted(id: id, by: p)] } catch let e as ImageError where e.kind == .notFound { return [] }
+        }
+        var request = ImageListRequest()
+        request.visibility = p.isAdmin ? .all : .default
+        request.includePendingDelete = true
+        request.sort = [.init(.createdAt, .asc)]
+        if let byName = conditions.first(where: { $0.field == "name" && $0.op == .equal }) { request.filters = [.oneOf(.name, [byName.value])] }
+        let batch = service.config.listMaxLimit
+        request.limit = batch
+        var out: [Image] = []
+        while true {
+            let images = try await service.listImages(request, by: p)
+            out += images.filter { $0.status != .pendingDelete || p.isAdmin || $0.owner == p.projectId }
+            if images.count < batch { break }
+            request.offset += batch
+        }
+        return out
+    }
+
+    func backupStorages(_ request: Request, uuid: String?) async throws -> Response {
+        _ = try await caller(request)
+        var conditions: [ZStackQuery.Condition] = []
+        if let uuid { conditions = [.init(field: "uuid", op: .equal, value: uuid)] } else {
+            conditions = try ZStackQuery(parameters: ZStackQuery.parameters(request.uri.query)).conditions
+        }
+        var out: [JSONValue] = []
+        for storage in await storages.all() {
+            let inv = storages.inventory(storage)
+            let keep = try conditions.allSatisfy { c in
+                guard c.op == .equal || c.op == .notEqual else {
+                    throw ZStackError.invalidArgument("operator[\(c.op.rawValue)] is not supported on backup storage queries")
+                }
+                guard let v = inv[c.field] else {
+                    throw ZStackError.invalidArgument("condition name[\(c.field)] is invalid, no such field on inventory class[org.zstack.header.storage.backup.BackupStorageInventory]")
+                }
+                return (ZStackMatcher.text(v) == c.value) == (c.op == .equal)
+            }
+            if keep { out.append(inv) }
+        }
+        return Self.json(.object([("inventories", .array(out))]))
+    }
+
+    // MARK: AddImage
+
+    func addImage(_ request: Request) async throws -> Response {
+        _ = try Self.sessionToken(request)
+        let job = try await newJob(request)
+        let body = try await Self.body(request)
+        guard case .object(let params)? = body["params"] else {
+            throw ZStackHTTPError(.badRequest, "the body doesn't contain action mapping to the URL[/v1/images]")
+        }
+        try ZStackFields.checkBooleans(params, ["system", "virtio"])
+        let p = try await caller(request)
+        let spec: AddImageSpec
+        do {
+            spec = try AddImageSpec(params: params, body: body, storages: storages)
+            if spec.url.hasPrefix("http://") || spec.url.hasPrefix("https://") {
+                do { try await imports.fetcher.vet(spec.url) } catch let e as ImageError {
+                    throw ZStackError.invalidArgument("url[\(spec.url)] is not allowed: \(e.message)")
+                }
+            }
+        } catch let e as ZStackError {
+            try await storeJob(job, p, api: "AddImage", imageId: nil, .failure(e))
+            return accepted(job, request, timeout: Self.addImageTimeout)
+        }
+        var imageId: String?
+        do {
+            let image = try await service.createImage(spec.coreAttributes, extensions: [ZStackImage.vendor: spec.document], by: p)
+            imageId = image.id
+            _ = try await imports.start(
+                id: image.id, method: "web-download", uri: spec.url,
+                requestBody: .object([("method", .object([("name", .string("web-download")), ("uri", .string(spec.url))])),
+                                      ("stores", .array(spec.stores.map { .string($0) })), ("all_stores_must_succeed", .bool(false))]),
+                requestId: nil, taskId: ZStackImage.coreId(job), deleteImageOnFailure: true, by: p)
+            return accepted(job, request, timeout: Self.addImageTimeout)
+        } catch {
+            if let imageId { try? await data.deleteImage(id: imageId, by: p) }
+            var z = ZStackError.from(error) ?? ZStackError("SYS.1000", "internal error")
+            if z.code == "SYS.1006", let resourceUuid = spec.resourceUuid, try await service.catalog.image(id: resourceUuid) != nil {
+                z = .invalidArgument("resourceUuid[\(ZStackImage.uuid(resourceUuid))] is already used")
+            }
+            try await storeJob(job, p, api: "AddImage", imageId: nil, .failure(z))
+            return accepted(job, request, timeout: Self.addImageTimeout)
+        }
+    }
+
+    // MARK: Actions
+
+    static var actions: [String] { ["updateImage", "changeImageState", "expungeImage", "recoverImage", "syncImageSize"] }
+    static var unsupportedActions: [String] { ["setImageBootMode", "calculateImageHash", "setImageQga", "exportImageFromBackupStorage"] }
+
+    func action(_ request: Request, uuid: String) async throws -> Response {
+        _ = try Self.sessionToken(request)
+        let job = try await newJob(request)
+        let body = try await Self.body(request)
+        guard case .object(let members) = body,
+              let (name, value) = members.first(where: { Self.actions.contains($0.0) || Self.unsupportedActions.contains($0.0) }) else {
+            throw ZStackHTTPError(.badRequest, "the body doesn't contain action mapping to the URL[/v1/images/\(uuid)/actions]")
+        }
+        guard case .object(let params) = value else {
+            throw ZStackHTTPError(.badRequest, "the value of '\(name)' must be an object")
+        }
+        if name == "updateImage" { try ZStackFields.checkBooleans(params, ["system", "virtio"]) }
+        let p = try await caller(request)
+        let api = name.prefix(1).uppercased() + name.dropFirst()
+        let coreId = ZStackImage.coreId(uuid)
+        return try await runJob(job, request, p, api: api, imageId: coreId) {
+            guard let coreId else { throw ZStackError.notFound("invalid value[\(uuid)] of field [uuid]") }
+            if Self.unsupportedActions.contains(name) { throw ZStackError("SYS.1014", "\(api) is not supported by imaged") }
+            let image: Image
+            do { image = try await service.visibleImageOrSoftDeleted(id: coreId, by: p) } catch let e as ImageError where e.kind == .notFound {
+                throw ZStackError.notFound("resource[uuid:\(uuid), type:ImageVO] not found")
+            }
+            switch name {
+            case "updateImage": return .object([("inventory", .object(try await inventory(try await update(image, params, p))))])
+            case "changeImageState": return .object([("inventory", .object(try await inventory(try await changeState(image, params, p))))])
+            case "expungeImage":
+                try await checkStorages(JSONValue.object(params)["backupStorageUuids"], of: image)
+                guard image.status == .pendingDelete else {
+                    throw ZStackError.failed("the image[uuid:\(uuid), name:\(image.name ?? "")] is not deleted on any backup storage")
+                }
+                try await data.expungeImage(id: image.id, by: p)
+                return .object([])
+            case "recoverImage":
+                try await checkStorages(JSONValue.object(params)["backupStorageUuids"], of: image)
+                guard image.status == .pendingDelete else {
+                    let held = storages.ids(of: image).map(ZStackBackupStorages.uuid(ofStore:)).joined(separator: ", ")
+                    throw ZStackError.failed("image[uuid:\(uuid)]'s status[\(ZStackImage.status(image))] is not Deleted on the backup storage[\(held)]")
+                }
+                let to: ImageStatus = ZStackImage.state(image) == "Disabled" ? .deactivated : .active
+                let recovered = try await service.recoverImage(id: image.id, to: to, by: p)
+                return .object([("inventory", .object(try await inventory(recovered)))])
+            default:  // syncImageSize: sizes are exact already, measured as the data streamed in
+                guard image.status == .active || image.status == .deactivated else {
+                    throw ZStackError.failed("the image[uuid:\(uuid)] is not on any backup storage")
+                }
+                return .object([("inventory", .object(try await inventory(image)))])
+            }
+        }
+    }
+
+    func update(_ image: Image, _ params: [(String, JSONValue)], _ p: Principal) async throws -> Image {
+        let message = "org.zstack.header.image.APIUpdateImageMsg"
+        var changes: [ImageChange] = []
+        var document: [(String, JSONValue)] = []
+        var mediaType = ZStackImage.string(image, "mediaType")
+        var system = ZStackImage.bool(image, "system") ?? false
+        for (key, value) in params {
+            if case .null = value { continue }
+            switch key {
+            case "name":
+                let s = try ZStackFields.string(value, key, message, max: 255)
+                if !s.isEmpty { changes.append(ImageChange(.replace, "name", .string(s))) }
+            case "description": document.append((key, .string(try ZStackFields.string(value, key, message, max: 2048))))
+            case "guestOsType":
+                let s = try ZStackFields.string(value, key, message, max: 255)
+                if !s.isEmpty { document.append((key, .string(s))) }
+            case "mediaType":
+                let s = try ZStackFields.string(value, key, message)
+                if !s.isEmpty { mediaType = try ZStackFields.oneOf(s, ZStackImage.mediaTypes, key, message); document.append((key, .string(s))) }
+            case "format":
+                let s = try ZStackFields.string(value, key, message)
+                if !s.isEmpty { changes.append(ImageChange(.replace, "disk_format", .string(try ZStackFields.oneOf(s, ["raw", "qcow2", "iso"], key, message)))) }
+            case "platform":
+                let s = try ZStackFields.string(value, key, message)
+                if !s.isEmpty { document.append((key, .string(try ZStackFields.oneOf(s, ZStackImage.platforms, key, message)))) }
+            case "architecture":
+                let s = try ZStackFields.string(value, key, message)
+                if !s.isEmpty { changes.append(ImageChange(.add(strict: false), "architecture", .string(try ZStackFields.oneOf(s, ZStackImage.architectures, key, message, max: 32)))) }
+            case "system": system = ZStackFields.boolean(value); document.append((key, .bool(system)))
+            case "virtio": document.append((key, .bool(ZStackFields.boolean(value))))
+            default: break  // uuid, imageUuid, systemTags… are not image fields
+            }
+        }
+        if system && mediaType == "ISO" { throw ZStackError.invalidArgument("ISO cannot be used as system image") }
+        let fields = document
+        return try await service.updateImage(id: image.id, changes: changes, vendorChanges: [ZStackImage.vendor: { stored in
+            ZStackFields.merge(stored, fields)
+        }], by: p)
+    }
+
+    func changeState(_ image: Image, _ params: [(String, JSONValue)], _ p: Principal) async throws -> Image {
+        let message = "org.zstack.header.image.APIChangeImageStateMsg"
+        guard let event = params.first(where: { $0.0 == "stateEvent" })?.1.stringValue else {
+            throw ZStackError.invalidArgument("field[stateEvent] of message[\(message)] is mandatory, can not be null")
+        }
+        _ = try ZStackFields.oneOf(event, ["enable", "disable"], "stateEvent", message)
+        guard image.status == .active || image.status == .deactivated else {
+            throw ZStackError.failed("image[uuid:\(ZStackImage.uuid(image.id))] is \(ZStackImage.status(image)), its state cannot be changed")
+        }
+        if event == "disable" { try await service.deactivateImage(id: image.id, by: p) } else { try await service.reactivateImage(id: image.id, by: p) }
+        return try await service.showImage(id: image.id, by: p)
+    }
+
+    /// `backupStorageUuids` of Delete/Expunge/Recover: each must be a backup storage; acting on only
+    /// some of the stores holding an image is not supported (all of them, or none named).
+    func checkStorages(_ value: JSONValue?, of image: Image) async throws {
+        guard let items = value?.arrayItems, !items.isEmpty else { return }
+        var named = Set<String>()
+        for item in items {
+            guard let uuid = item.stringValue, let id = storages.storeId(ofUUID: uuid) else {
+                throw ZStackError.notFound("invalid field[backupStorageUuids], resource[uuid:\(ZStackMatcher.text(item)), type:BackupStorageVO] not found")
+            }
+            named.insert(id)
+        }
+        let held = Set(storages.ids(of: image))
+        guard held.isSubset(of: named) else {
+            throw ZStackError("SYS.1014", "acting on the image in some of its backup storages only is not supported; name all of them or none")
+        }
+    }
+
+    // MARK: DeleteImage
+
+    /// `DELETE /images/{uuid}?deleteMode=`: images with data are deleted softly (status Deleted,
+    /// recoverable, expunged later); images still downloading are deleted at once, as ZStack does.
+    func delete(_ request: Request, uuid: String) async throws -> Response {
+        _ = try Self.sessionToken(request)
+        let job = try await newJob(request)
+        let p = try await caller(request)
+        let parameters = ZStackQuery.parameters(request.uri.query)
+        let coreId = ZStackImage.coreId(uuid)
+        return try await runJob(job, request, p, api: "DeleteImage", imageId: coreId) {
+            guard let coreId else { throw ZStackError.notFound("invalid value[\(uuid)] of field [uuid]") }
+            let mode = parameters.first { $0.0 == "deleteMode" }?.1 ?? "Permissive"
+            _ = try ZStackFields.oneOf(mode, ["Permissive", "Enforcing"], "deleteMode", "org.zstack.header.image.APIDeleteImageMsg")
+            let storagesNamed = parameters.filter { $0.0 == "backupStorageUuids" || $0.0.hasPrefix("backupStorageUuids.") }.map { JSONValue.string($0.1) }
+            let image: Image
+            do { image = try await service.visibleImageOrSoftDeleted(id: coreId, by: p) } catch let e as ImageError where e.kind == .notFound {
+                return .object([])  // successIfResourceNotExisting
+            }
+            try await checkStorages(.array(storagesNamed), of: image)
+            switch image.status {
+            case .pendingDelete, .deleted: break
+            case .active, .deactivated:
+                let state = ZStackImage.state(image)
+                _ = try await service.softDeleteImage(id: image.id, by: p) { image in
+                    image.extensions[ZStackImage.vendor] = ZStackFields.merge(image.extensions[ZStackImage.vendor], [("state", .string(state))])
+                }
+            default:
+                try await data.deleteImage(id: image.id, by: p)
+            }
+            return .object([])
+        }
+    }
+
+    // MARK: Helpers
+
+    func baseURL(_ request: Request) -> String {
+        options.publicEndpoint ?? "http://" + (request.head.authority ?? "localhost")
+    }
+
+    static func body(_ request: Request) async throws -> JSONValue {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxJSONBody {
+            throw ZStackHTTPError(.contentTooLarge, "the request body is larger than \(maxJSONBody) bytes")
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: maxJSONBody) } catch {
+            throw ZStackHTTPError(.contentTooLarge, "the request body is larger than \(maxJSONBody) bytes")
+        }
+        do { return try JSONValue.parse(buffer.readableBytesView) } catch {
+            throw ZStackHTTPError(.badRequest, "the body is not valid JSON: \(error)")
+        }
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
+    }
+}
