@@ -14,6 +14,8 @@ struct AddImageSpec {
     var resourceUuid: String?
     var stores: [String]
     var document: JSONValue
+    /// `upload://`: no fetch; the bytes come to the upload URL shown in the ref's installPath.
+    var isUpload = false
 
     init(params: [(String, JSONValue)], body: JSONValue, storages: ZStackBackupStorages) throws {
         func value(_ key: String) -> JSONValue? {
@@ -43,9 +45,11 @@ struct AddImageSpec {
         let lower = url.lowercased()
         if lower.hasPrefix("http://") || lower.hasPrefix("https://") {
             // fetched by the import task, through the URL guard
+        } else if lower.hasPrefix("upload://") {
+            isUpload = true  // the client pushes the bytes to the upload URL of the ref
         } else if lower.hasPrefix("file://") || url.hasPrefix("/") || lower.hasPrefix("ftp://") || lower.hasPrefix("sftp://")
-                    || lower.hasPrefix("zstore://") || lower.hasPrefix("upload://") {
-            throw ZStackError.invalidArgument("url[\(url)]: imaged adds images from 'http://' and 'https://' URLs only; server-local files, ftp, sftp, zstore and upload:// are not offered")
+                    || lower.hasPrefix("zstore://") {
+            throw ZStackError.invalidArgument("url[\(url)]: imaged adds images from 'http://', 'https://' and 'upload://' URLs; server-local files, ftp, sftp and zstore are not offered")
         } else {
             throw ZStackError.invalidArgument("url must starts with 'file:///', 'http://', 'https://'， 'ftp://', 'sftp://' or '/'")
         }
@@ -86,6 +90,9 @@ struct AddImageSpec {
             if !stores.contains(id) { stores.append(id) }
         }
         self.stores = stores
+        if isUpload, stores.count != 1 {
+            throw ZStackError.invalidArgument("an upload:// image is added to one backup storage; copy it to others once it is Ready")
+        }
 
         // Tags: top level wins over the copies the SDKs put inside params.
         func tags(_ key: String) throws -> [JSONValue] {

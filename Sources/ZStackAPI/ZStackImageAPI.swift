@@ -105,6 +105,9 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             case .delete: return try await delete(request, uuid: s[1])
             default: throw wrongMethod()
             }
+        case 3 where s[0] == "uploads":
+            guard method == .post || method == .put else { throw wrongMethod() }
+            return try await receiveUpload(request, uuid: s[1], token: s[2])
         case 3 where s[0] == "images" && s[2] == "actions":
             guard method == .put else { throw wrongMethod() }
             return try await action(request, uuid: s[1])
@@ -244,8 +247,14 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         return input["backend"]?.arrayItems?.compactMap(\.stringValue) ?? []
     }
 
-    func inventory(_ image: Image) async throws -> [(String, JSONValue)] {
-        ZStackImage.inventory(image, stores: storages, pending: try await pendingStores(image))
+    func inventory(_ image: Image, base: String? = nil) async throws -> [(String, JSONValue)] {
+        var pending = try await pendingStores(image)
+        var uploadURL: String?
+        if image.status == .queued, let token = ZStackImage.string(image, "uploadToken"), let store = ZStackImage.string(image, "uploadStore") {
+            pending = [store]
+            uploadURL = "\(base ?? options.publicEndpoint ?? "")\(Self.prefix)/uploads/\(ZStackImage.uuid(image.id))/\(token)"
+        }
+        return ZStackImage.inventory(image, stores: storages, pending: pending, uploadURL: uploadURL)
     }
 
     /// QueryImage and `GET /images/{uuid}` (the query `uuid=<uuid>`, other parameters ignored).
@@ -262,7 +271,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         if let sort = q.sort { try ZStackMatcher.checkSortable(sort.field) }
         var items: [(Image, [(String, JSONValue)])] = []
         for image in try await candidates(q.conditions, p) {
-            let inv = try await inventory(image)
+            let inv = try await inventory(image, base: baseURL(request))
             if try q.conditions.allSatisfy({ try ZStackMatcher.matches($0, image, inv) }) { items.append((image, inv)) }
         }
         ZStackMatcher.sort(&items, by: q.sort?.field ?? "createDate", descending: q.sort?.descending ?? false)
@@ -354,6 +363,16 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         }
         var imageId: String?
         do {
+            if spec.isUpload {
+                // The job is done at once: the image waits, Downloading, for the bytes at its upload URL.
+                let token = Secrets.hex(try Secrets.randomBytes(16))
+                let document = ZStackFields.merge(spec.document, [("uploadToken", .string(token)), ("uploadStore", .string(spec.stores[0])),
+                                                                  ("uploader", .string(p.userId))])
+                let image = try await service.createImage(spec.coreAttributes, extensions: [ZStackImage.vendor: document], by: p)
+                let inventory = try await inventory(image, base: baseURL(request))
+                try await storeJob(job, p, api: "AddImage", imageId: image.id, .success(.object([("inventory", .object(inventory))])))
+                return accepted(job, request, timeout: Self.addImageTimeout)
+            }
             let image = try await service.createImage(spec.coreAttributes, extensions: [ZStackImage.vendor: spec.document], by: p)
             imageId = image.id
             _ = try await imports.start(
@@ -371,6 +390,58 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             try await storeJob(job, p, api: "AddImage", imageId: nil, .failure(z))
             return accepted(job, request, timeout: Self.addImageTimeout)
         }
+    }
+
+    // MARK: upload://
+
+    /// The upload URL of an `upload://` image (ZStack's backup storage agent endpoint): the bytes as
+    /// `multipart/form-data` (one file part) or as the raw body, with `X-IMAGE-UUID` and
+    /// `X-IMAGE-SIZE`. The URL's token is the credential, as the agent's upload slot is. The bytes
+    /// take the ordinary data path (digests, format inspection, size cap, quota); the image turns
+    /// Ready when they are committed, or stays Downloading for another try.
+    func receiveUpload(_ request: Request, uuid: String, token: String) async throws -> Response {
+        guard let coreId = ZStackImage.coreId(uuid), let image = try await service.catalog.image(id: coreId),
+              let expected = ZStackImage.string(image, "uploadToken"), let store = ZStackImage.string(image, "uploadStore"),
+              Secrets.constantTimeEqual(Array(expected.utf8), Array(token.utf8)) else {
+            throw ZStackHTTPError(.notFound, "no upload is expected at this URL")
+        }
+        guard image.status == .queued else { throw ZStackHTTPError(.conflict, "image[uuid:\(uuid)] is not waiting for an upload") }
+        if let named = request.headers[HTTPField.Name("x-image-uuid")!], ZStackImage.coreId(named) != coreId {
+            throw ZStackHTTPError(.badRequest, "X-IMAGE-UUID[\(named)] is not the image of this upload URL")
+        }
+        guard let sizeText = request.headers[HTTPField.Name("x-image-size")!], let size = Int64(sizeText), size >= 0 else {
+            throw ZStackHTTPError(.badRequest, "missing or invalid header X-IMAGE-SIZE")
+        }
+        let uploader = Principal(userId: ZStackImage.string(image, "uploader") ?? "zstack-upload", projectId: image.owner, roles: ["member"])
+        do {
+            if let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/") {
+                guard let boundary = MultipartReader<RequestBody>.boundary(of: type) else {
+                    throw ZStackHTTPError(.badRequest, "multipart/form-data needs a boundary")
+                }
+                let reader = MultipartReader(body: request.body, boundary: boundary)
+                guard try await reader.nextPart() != nil else { throw ZStackHTTPError(.badRequest, "the multipart body has no part") }
+                _ = try await data.upload(id: coreId, declaredSize: size, store: store, body: reader.partBody, by: uploader)
+            } else {
+                _ = try await data.upload(id: coreId, declaredSize: size, store: store, body: request.body, by: uploader)
+            }
+        } catch let e as MultipartReader<RequestBody>.Malformed {
+            throw ZStackHTTPError(.badRequest, "incomplete upload: \(e.reason)")
+        } catch let e as ImageError {
+            switch e.kind {
+            case .badRequest, .unsupportedMediaType: throw ZStackHTTPError(.badRequest, "incomplete upload: \(e.message)")
+            case .payloadTooLarge: throw ZStackHTTPError(.contentTooLarge, e.message)
+            case .conflict, .gone, .notFound: throw ZStackHTTPError(.conflict, e.message)
+            default: throw e
+            }
+        }
+        // The slot is used: the token goes, so the URL no longer names anything.
+        _ = try? await service.catalog.updateImage(id: coreId) { image in
+            if case .object(var doc)? = image.extensions[ZStackImage.vendor] {
+                doc.removeAll { $0.0 == "uploadToken" }
+                image.extensions[ZStackImage.vendor] = .object(doc)
+            }
+        }
+        return Self.json(.object([]))
     }
 
     // MARK: Actions
@@ -401,7 +472,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
                 throw ZStackError.notFound("resource[uuid:\(uuid), type:ImageVO] not found")
             }
             switch name {
-            case "updateImage": return .object([("inventory", .object(try await inventory(try await update(image, params, p))))])
+            case "updateImage": return .object([("inventory", .object(try await inventory(try await update(image, params, p), base: baseURL(request))))])
             case "changeImageState": return .object([("inventory", .object(try await inventory(try await changeState(image, params, p))))])
             case "expungeImage":
                 try await checkStorages(JSONValue.object(params)["backupStorageUuids"], of: image)

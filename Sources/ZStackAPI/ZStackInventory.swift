@@ -60,7 +60,7 @@ enum ZStackImage {
 
     /// The inventory, fields in ZStack's order. `stores` describes the backup storages; `pending`
     /// are the stores an AddImage still fills (their refs show Downloading).
-    static func inventory(_ image: Image, stores: ZStackBackupStorages, pending: [String]) -> [(String, JSONValue)] {
+    static func inventory(_ image: Image, stores: ZStackBackupStorages, pending: [String], uploadURL: String? = nil) -> [(String, JSONValue)] {
         let platform = string(image, "platform") ?? "Linux"
         var fields: [(String, JSONValue)] = [
             ("uuid", .string(uuid(image.id))),
@@ -86,12 +86,13 @@ enum ZStackImage {
             ("virtio", .bool(bool(image, "virtio") ?? true)),
             ("createDate", .string(GsonDate.format(image.createdAt))),
             ("lastOpDate", .string(GsonDate.format(image.updatedAt))),
-            ("backupStorageRefs", .array(refs(image, stores: stores, pending: pending).map { .object($0) })),
+            ("backupStorageRefs", .array(refs(image, stores: stores, pending: pending, uploadURL: uploadURL).map { .object($0) })),
         ]
         return fields
     }
 
-    static func refs(_ image: Image, stores: ZStackBackupStorages, pending: [String]) -> [[(String, JSONValue)]] {
+    /// `uploadURL`: where an `upload://` image waits for its bytes (the ref's installPath meanwhile).
+    static func refs(_ image: Image, stores: ZStackBackupStorages, pending: [String], uploadURL: String? = nil) -> [[(String, JSONValue)]] {
         let held: [String]
         let refStatus: String
         switch image.status {
@@ -105,7 +106,7 @@ enum ZStackImage {
             return [
                 ("imageUuid", .string(uuid(image.id))),
                 ("backupStorageUuid", .string(bs.uuid)),
-                ("installPath", .string(refStatus == "Downloading" ? "" : "imaged://\(bs.storeId)/\(BlobKey.image(image.id))")),
+                ("installPath", .string(refStatus == "Downloading" ? uploadURL ?? "" : "imaged://\(bs.storeId)/\(BlobKey.image(image.id))")),
                 ("status", .string(refStatus)),
                 ("createDate", .string(GsonDate.format(image.createdAt))),
                 ("lastOpDate", .string(GsonDate.format(image.updatedAt))),

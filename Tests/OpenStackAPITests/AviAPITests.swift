@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import NIOCore
 @testable import AviAPI
+@testable import ImageData
 import HTTPTypes
 import HummingbirdTesting
 import Identity

@@ -472,3 +472,42 @@ def test_zstack_add_image_job_survives_sigkill(tmp_path, origin):
             assert z.query(params=[("q", "name=zs-killed")])["inventories"] == []
     finally:
         srv.kill()
+
+
+def test_zstack_upload_url(zs_server, disk):
+    """`upload://`: the job completes at once with the image Downloading and the ref's installPath an upload URL;
+    the client POSTs the bytes there (multipart, X-IMAGE-UUID, X-IMAGE-SIZE), as to ZStack's backup storage agent."""
+    z = ZStack.login(zs_server.url, "zs-alice")
+    bs = storages(z)
+    image_uuid = job_uuid()
+    err = z.error("POST", "/images", "SYS.1007", json={"params": {
+        "name": "zs-up", "url": f"upload://{image_uuid}", "format": "qcow2", "resourceUuid": image_uuid,
+        "backupStorageUuids": [bs["primary"]["uuid"], bs["replica"]["uuid"]]}})
+    assert "one backup storage" in err["details"]
+    inv = z.add_image(name="zs-up", url=f"upload://{image_uuid}", format="qcow2", resourceUuid=image_uuid,
+                      backupStorageUuids=[bs["replica"]["uuid"]]).json()["inventory"]
+    assert (inv["uuid"], inv["status"], inv["size"], inv["actualSize"]) == (image_uuid, "Downloading", 0, 0)
+    [ref] = inv["backupStorageRefs"]
+    upload_url = ref["installPath"]
+    assert ref["status"] == "Downloading" and upload_url.startswith(f"{zs_server.url}/zstack/v1/uploads/{image_uuid}/")
+    assert z.get_image(image_uuid)["backupStorageRefs"][0]["installPath"] == upload_url
+
+    qcow2 = disk.qcow2("zs-up.qcow2", virtual=32 << 20, seed=9)
+    payload = qcow2.read_bytes()
+    headers = {"X-IMAGE-UUID": image_uuid, "X-IMAGE-SIZE": str(len(payload))}
+    # a wrong token names nothing; a short body is an incomplete upload and the image keeps waiting
+    assert requests.post(upload_url[:-4] + "0000", files={"file": ("zs-up.qcow2", payload)}, headers=headers).status_code == 404
+    short = requests.post(upload_url, files={"file": ("zs-up.qcow2", payload[: len(payload) // 2])}, headers=headers)
+    assert short.status_code == 400 and short.text.startswith("incomplete upload"), short.text
+    r = requests.post(upload_url, files={"file": ("zs-up.qcow2", payload)}, headers=dict(headers, **{"X-IMAGE-UUID": job_uuid()}))
+    assert r.status_code == 400
+    assert z.get_image(image_uuid)["status"] == "Downloading"
+    # the real upload
+    r = requests.post(upload_url, files={"file": ("zs-up.qcow2", payload)}, headers=headers)
+    assert r.status_code == 200, r.text
+    done = z.get_image(image_uuid)
+    assert (done["status"], done["md5Sum"], done["actualSize"], done["size"]) == ("Ready", md5(payload), len(payload), 32 << 20)
+    assert done["backupStorageRefs"][0]["installPath"] == f"imaged://replica/images/{uuid.UUID(image_uuid)}"
+    assert (zs_server.data_dir / "stores" / "replica" / "images" / str(uuid.UUID(image_uuid))).read_bytes() == payload
+    # the slot is used up
+    assert requests.post(upload_url, files={"file": ("zs-up.qcow2", payload)}, headers=headers).status_code == 404

@@ -6,14 +6,14 @@ import NIOCore
 /// slows the upload instead of buffering it). The delimiter may be split across chunks, so the
 /// last `delimiter.count - 1` bytes are held back until the next chunk shows whether they start it.
 /// One task uses a reader; it is not shared.
-final class MultipartReader<Body: AsyncSequence> where Body.Element == ByteBuffer {
-    struct Part: Sendable, Equatable {
-        var name: String?
-        var filename: String?
-        var contentType: String?
+public final class MultipartReader<Body: AsyncSequence> where Body.Element == ByteBuffer {
+    public struct Part: Sendable, Equatable {
+        public var name: String?
+        public var filename: String?
+        public var contentType: String?
     }
 
-    struct Malformed: Error, Equatable { let reason: String }
+    public struct Malformed: Error, Equatable { public let reason: String }
 
     private var iterator: Body.AsyncIterator
     private var pending: [UInt8] = []
@@ -25,14 +25,14 @@ final class MultipartReader<Body: AsyncSequence> where Body.Element == ByteBuffe
     private var state = State.start
     static var maxHeaderBytes: Int { 16 << 10 }
 
-    init(body: Body, boundary: String) {
+    public init(body: Body, boundary: String) {
         iterator = body.makeAsyncIterator()
         opening = Array("--".utf8) + Array(boundary.utf8)
         delimiter = Array("\r\n--".utf8) + Array(boundary.utf8)
     }
 
     /// The boundary of a `multipart/form-data; boundary=…` content type.
-    static func boundary(of contentType: String) -> String? {
+    public static func boundary(of contentType: String) -> String? {
         let parts = contentType.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
         guard parts.first?.lowercased() == "multipart/form-data" else { return nil }
         for p in parts.dropFirst() where p.lowercased().hasPrefix("boundary=") {
@@ -50,7 +50,7 @@ final class MultipartReader<Body: AsyncSequence> where Body.Element == ByteBuffe
     }
 
     /// The next part's headers, after skipping what is left of the current one; nil after the last part.
-    func nextPart() async throws -> Part? {
+    public func nextPart() async throws -> Part? {
         switch state {
         case .done: return nil
         case .inBody: while try await nextChunk() != nil {}
@@ -80,7 +80,7 @@ final class MultipartReader<Body: AsyncSequence> where Body.Element == ByteBuffe
     }
 
     /// The next bytes of the current part's body; nil at its end.
-    func nextChunk() async throws -> ByteBuffer? {
+    public func nextChunk() async throws -> ByteBuffer? {
         guard state == .inBody else { return nil }
         while true {
             if let at = Self.index(of: delimiter, in: pending) {
@@ -102,16 +102,16 @@ final class MultipartReader<Body: AsyncSequence> where Body.Element == ByteBuffe
     }
 
     /// The current part's body as a sequence (for the data path, which pulls).
-    var partBody: PartBody { PartBody(reader: self) }
+    public var partBody: PartBody { PartBody(reader: self) }
 
-    struct PartBody: AsyncSequence {
-        typealias Element = ByteBuffer
+    public struct PartBody: AsyncSequence {
+        public typealias Element = ByteBuffer
         let reader: MultipartReader
-        struct AsyncIterator: AsyncIteratorProtocol {
+        public struct AsyncIterator: AsyncIteratorProtocol {
             let reader: MultipartReader
-            mutating func next() async throws -> ByteBuffer? { try await reader.nextChunk() }
+            public mutating func next() async throws -> ByteBuffer? { try await reader.nextChunk() }
         }
-        func makeAsyncIterator() -> AsyncIterator { AsyncIterator(reader: reader) }
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(reader: reader) }
     }
 
     /// First occurrence of `needle` (memchr for its first byte, memcmp for the rest: no allocation).
