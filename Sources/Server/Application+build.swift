@@ -30,6 +30,8 @@ public struct Imaged: Sendable {
     public let data: ImageDataService
     public let runner: TaskRunner
     public let scrub: StartupScrub.Report
+    /// Expunges softly deleted images after their period (nil: never).
+    public let reaper: SoftDeleteReaper?
     public let responder: ImagedResponder
     public let authDescription: String
     public let blobsDescription: String
@@ -109,7 +111,8 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     var zstackOptions = ZStackAPIOptions(publicEndpoint: config.publicEndpoint)
     zstackOptions.sessionLifetime = config.zstackSessionSeconds
     let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: zstackOptions)
-    return Imaged(service: service, data: data, runner: runner, scrub: scrub,
+    let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, after: config.expungeAfterSeconds, logger: logger) : nil
+    return Imaged(service: service, data: data, runner: runner, scrub: scrub, reaper: reaper,
                   responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack),
                   authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
@@ -165,6 +168,14 @@ struct TaskRunnerService: Service {
     }
 }
 
+/// Sweeps softly deleted images for the life of the server.
+struct SoftDeleteReaperService: Service {
+    let reaper: SoftDeleteReaper
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await reaper.run() }
+    }
+}
+
 public func buildApplication(_ config: ServerConfig) async throws -> some ApplicationProtocol {
     var configured = Logger(label: "imaged")
     configured.logLevel = config.logLevel
@@ -178,6 +189,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
         onServerRunning: { _ in logger.notice("\(listenLine)") },
         logger: logger)
     app.addServices(TaskRunnerService(runner: imaged.runner))
+    if let reaper = imaged.reaper { app.addServices(SoftDeleteReaperService(reaper: reaper)) }
     return app
 }
 

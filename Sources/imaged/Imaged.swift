@@ -62,6 +62,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a ZStack session lives after its login (ZStack's identity.session.timeout).")
     var zstackSessionSeconds: Int64 = 7200
 
+    @Option(help: "Seconds a softly deleted image (ZStack's Deleted status) is kept, recoverable, before it is expunged; 0 keeps it until expunged by hand (ZStack's image.expungePeriod).")
+    var expungeAfterSeconds: Int64 = 259_200
+
     @Option(help: "Validate X-Auth-Token against this Keystone (e.g. http://keystone:5000/v3).")
     var keystoneUrl: String?
 
@@ -158,6 +161,8 @@ struct Serve: AsyncParsableCommand {
         config.taskLeaseSeconds = taskLeaseSeconds
         guard zstackSessionSeconds >= 1 else { throw ValidationError("--zstack-session-seconds must be positive") }
         config.zstackSessionSeconds = zstackSessionSeconds
+        guard expungeAfterSeconds >= 0 else { throw ValidationError("--expunge-after-seconds must not be negative") }
+        config.expungeAfterSeconds = expungeAfterSeconds
         if let url = keystoneUrl {
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw ValidationError("--keystone-url must be an http(s) URL") }
             var password = ProcessInfo.processInfo.environment["IMAGED_KEYSTONE_PASSWORD"]

@@ -263,3 +263,35 @@ func webDownload(_ uri: String) -> JSONValue {
         #expect(try await node.blobs.keys(prefix: "").isEmpty)
     }
 }
+
+@Suite struct SoftDeleteReaperTests {
+    @Test func imagesDeletedLongEnoughAreExpungedWithTheirData() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let data = ImageDataService(images: node.service, blobs: node.blobs)
+        let now = Timestamp.now()
+        var ids: [String: String] = [:]
+        for (name, deletedAgo) in [("old", 100), ("recent", 5)] {
+            let id = try await node.image(.active)
+            try await node.put(BlobKey.image(id), [7, 7, 7])
+            _ = try await node.catalog.updateImage(id: id) { $0.status = .pendingDelete; $0.deletedAt = now - Int64(deletedAgo) }
+            ids[name] = id
+        }
+        let live = try await node.image(.active)
+        try await node.put(BlobKey.image(live), [1])
+
+        let reaper = SoftDeleteReaper(data: data, after: 60)
+        #expect(reaper.interval == 15)
+        #expect(try await reaper.sweep(now: now) == 1)
+        #expect(try await node.catalog.image(id: ids["old"]!)?.status == .deleted)
+        #expect(try await node.blobs.size(key: BlobKey.image(ids["old"]!)) == nil)
+        #expect(try await node.catalog.image(id: ids["recent"]!)?.status == .pendingDelete)
+        #expect(try await node.blobs.size(key: BlobKey.image(ids["recent"]!)) == 3)
+        #expect(try await node.catalog.image(id: live)?.status == .active)
+        #expect(try await node.blobs.size(key: BlobKey.image(live)) == 1)
+        // Nothing more is due until the recent one's period ends.
+        #expect(try await reaper.sweep(now: now) == 0)
+        #expect(try await reaper.sweep(now: now + 60) == 1)
+        #expect(try await node.blobs.size(key: BlobKey.image(ids["recent"]!)) == nil)
+    }
+}

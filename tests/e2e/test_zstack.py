@@ -511,3 +511,28 @@ def test_zstack_upload_url(zs_server, disk):
     assert (zs_server.data_dir / "stores" / "replica" / "images" / str(uuid.UUID(image_uuid))).read_bytes() == payload
     # the slot is used up
     assert requests.post(upload_url, files={"file": ("zs-up.qcow2", payload)}, headers=headers).status_code == 404
+
+
+def test_zstack_deleted_images_are_expunged_after_their_period(tmp_path, origin):
+    """`--expunge-after-seconds` (ZStack's image.expungePeriod): a Deleted image is recoverable within the period,
+    then expunged with its data by the server itself."""
+    srv = ImagedServer(tmp_path / "expunging", "--expunge-after-seconds", "3", "--store", "primary=file",
+                       "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port))
+    srv.start()
+    try:
+        create_account(srv, "zs-alice", "p-alice", "member")
+        z = ZStack.login(srv.url, "zs-alice")
+        [primary] = [b["uuid"] for b in storages(z).values()]
+        url = origin.serve("/zs/expunged.raw", b"e" * 65536)
+        kept = z.add_image(name="kept", url=url, format="raw", backupStorageUuids=[primary]).json()["inventory"]
+        dropped = z.add_image(name="dropped", url=url, format="raw", backupStorageUuids=[primary]).json()["inventory"]
+        for inv in (kept, dropped):
+            assert z.ok("DELETE", f"/images/{inv['uuid']}") == {}
+        assert z.ok("PUT", f"/images/{kept['uuid']}/actions", json={"recoverImage": {}})["inventory"]["status"] == "Ready"
+        blob = srv.data_dir / "stores" / "primary" / "images" / str(uuid.UUID(dropped["uuid"]))
+        assert blob.exists() and z.get_image(dropped["uuid"])["status"] == "Deleted"
+        wait_for(lambda: z.get_image(dropped["uuid"]) is None and not blob.exists(), timeout=20, what="automatic expunge")
+        assert z.get_image(kept["uuid"])["status"] == "Ready"
+        assert "softly deleted image expunged" in srv.log_text()
+    finally:
+        srv.kill()
