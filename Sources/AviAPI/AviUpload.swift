@@ -37,14 +37,7 @@ enum AviUpload {
     }
 
     /// `fields` set on the stored document (replacing same-named ones, others kept in order).
-    static func merge(_ doc: JSONValue?, _ fields: [(String, JSONValue)]) -> JSONValue {
-        var members: [(String, JSONValue)] = []
-        if case .object(let m)? = doc { members = m }
-        for (k, v) in fields {
-            if let i = members.firstIndex(where: { $0.0 == k }) { members[i].1 = v } else { members.append((k, v)) }
-        }
-        return .object(members)
-    }
+    static func merge(_ doc: JSONValue?, _ fields: [(String, JSONValue)]) -> JSONValue { JSONValue.merging(doc, fields) }
 
     /// Counts the bytes pulled through it and reports the running total about once a second.
     struct Counting<Base: AsyncSequence>: AsyncSequence where Base.Element == ByteBuffer {

@@ -350,3 +350,17 @@ extension JSONValue {
         return w.text
     }
 }
+
+extension JSONValue {
+    /// This object with `fields` set: same-named members replaced where they are, others appended
+    /// in order. A non-object (or nil document) counts as an empty object. The vendor front-ends
+    /// update their extension documents with it.
+    public static func merging(_ doc: JSONValue?, _ fields: [(String, JSONValue)]) -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        if case .object(let m)? = doc { members = m }
+        for (k, v) in fields {
+            if let i = members.firstIndex(where: { $0.0 == k }) { members[i].1 = v } else { members.append((k, v)) }
+        }
+        return .object(members)
+    }
+}

@@ -124,14 +124,6 @@ struct AddImageSpec {
 
 /// Field checks shared by the ZStack APIs.
 enum ZStackFields {
-    static func merge(_ stored: JSONValue?, _ fields: [(String, JSONValue)]) -> JSONValue {
-        var doc: [(String, JSONValue)] = []
-        if case .object(let m)? = stored { doc = m }
-        for (k, v) in fields {
-            if let i = doc.firstIndex(where: { $0.0 == k }) { doc[i].1 = v } else { doc.append((k, v)) }
-        }
-        return .object(doc)
-    }
 
     /// Booleans may be JSON booleans or the strings true/false; anything else is refused by the
     /// REST layer, before the API runs (400, plain text).

@@ -366,7 +366,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             if spec.isUpload {
                 // The job is done at once: the image waits, Downloading, for the bytes at its upload URL.
                 let token = Secrets.hex(try Secrets.randomBytes(16))
-                let document = ZStackFields.merge(spec.document, [("uploadToken", .string(token)), ("uploadStore", .string(spec.stores[0])),
+                let document = JSONValue.merging(spec.document, [("uploadToken", .string(token)), ("uploadStore", .string(spec.stores[0])),
                                                                   ("uploader", .string(p.userId))])
                 let image = try await service.createImage(spec.coreAttributes, extensions: [ZStackImage.vendor: document], by: p)
                 let inventory = try await inventory(image, base: baseURL(request))
@@ -535,7 +535,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         if system && mediaType == "ISO" { throw ZStackError.invalidArgument("ISO cannot be used as system image") }
         let fields = document
         return try await service.updateImage(id: image.id, changes: changes, vendorChanges: [ZStackImage.vendor: { stored in
-            ZStackFields.merge(stored, fields)
+            JSONValue.merging(stored, fields)
         }], by: p)
     }
 
@@ -594,7 +594,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             case .active, .deactivated:
                 let state = ZStackImage.state(image)
                 _ = try await service.softDeleteImage(id: image.id, by: p) { image in
-                    image.extensions[ZStackImage.vendor] = ZStackFields.merge(image.extensions[ZStackImage.vendor], [("state", .string(state))])
+                    image.extensions[ZStackImage.vendor] = JSONValue.merging(image.extensions[ZStackImage.vendor], [("state", .string(state))])
                 }
             default:
                 try await data.deleteImage(id: image.id, by: p)
