@@ -41,6 +41,11 @@ extension PostgresCatalog {
         try await tasks("SELECT \(CatalogColumns.tasks) FROM tasks WHERE image_id = $1 ORDER BY created_at DESC, id", [.text(imageId)])
     }
 
+    public func deleteTasks(expiredBefore time: Int64) async throws -> Int {
+        try await rows("DELETE FROM tasks WHERE status IN ('success','failure') AND expires_at IS NOT NULL AND expires_at < $1 RETURNING 1",
+                       [.int(time)]).count
+    }
+
     public func listTasks(limit: Int) async throws -> [ImageTask] {
         try await tasks("SELECT \(CatalogColumns.tasks) FROM tasks ORDER BY created_at DESC, id LIMIT $1", [.int(Int64(limit))])
     }

@@ -43,6 +43,14 @@ extension SQLiteCatalog {
         }
     }
 
+    public func deleteTasks(expiredBefore time: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM tasks WHERE status IN ('success','failure') AND expires_at IS NOT NULL AND expires_at < ?",
+                           arguments: [time])
+            return db.changesCount
+        }
+    }
+
     public func listTasks(limit: Int) async throws -> [ImageTask] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT \(Self.taskColumns) FROM tasks ORDER BY created_at DESC, id LIMIT ?",

@@ -57,4 +57,6 @@ public protocol TaskCatalog: Sendable {
     /// Takes the lease of one runnable task (pending, or processing with an expired lease), oldest
     /// first: status becomes processing, `attempts` grows by one. nil when there is none.
     func claimTask(owner: String, now: Int64, leaseSeconds: Int64) async throws -> ImageTask?
+    /// Removes finished tasks whose `expiresAt` is before `time`; returns how many.
+    func deleteTasks(expiredBefore time: Int64) async throws -> Int
 }

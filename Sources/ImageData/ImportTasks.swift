@@ -127,6 +127,19 @@ public final class TaskRunner: Sendable {
         self.fetcher = fetcher
     }
 
+    /// Deletes finished tasks whose time to live has passed; returns how many.
+    @discardableResult
+    public func purgeExpired(now: Int64 = Timestamp.now()) async -> Int {
+        do {
+            let removed = try await catalog.deleteTasks(expiredBefore: now)
+            if removed > 0 { logger.info("expired tasks removed", metadata: ["count": "\(removed)"]) }
+            return removed
+        } catch {
+            logger.warning("removing expired tasks failed", metadata: ["error": "\(error)"])
+            return 0
+        }
+    }
+
     /// Something may be runnable now.
     public func wake() { wakeup.yield() }
 
@@ -138,9 +151,13 @@ public final class TaskRunner: Sendable {
             }
             group.addTask {
                 // Turn wake-ups into periodic polls too, so expired leases of other nodes are noticed.
+                var polls = 0
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(self.options.pollSeconds))
                     self.wakeup.yield()
+                    polls += 1
+                    // Finished tasks past their time to live (and ZStack's expired api-jobs) go, now and then.
+                    if polls % 60 == 1 { await self.purgeExpired() }
                 }
             }
         }

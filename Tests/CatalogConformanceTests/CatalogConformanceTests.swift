@@ -422,6 +422,26 @@ import Testing
         }
     }
 
+    /// Only finished tasks whose time to live has passed are removed.
+    @Test(arguments: Backend.available)
+    func expiredFinishedTasksArePurged(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            var done = Self.task(1, created: 10), failed = Self.task(2, created: 10), young = Self.task(3, created: 10)
+            var running = Self.task(4, created: 10), forever = Self.task(5, created: 10)
+            done.status = .success; done.expiresAt = 100
+            failed.status = .failure; failed.expiresAt = 50
+            young.status = .success; young.expiresAt = 500
+            running.status = .processing; running.expiresAt = 50  // never purged while it runs
+            forever.status = .success
+            for t in [done, failed, young, running, forever] { try await catalog.insertTask(t) }
+            #expect(try await catalog.deleteTasks(expiredBefore: 200) == 2)
+            let purgedDone = try await catalog.task(id: done.id), purgedFailed = try await catalog.task(id: failed.id)
+            #expect(purgedDone == nil && purgedFailed == nil)
+            for kept in [young, running, forever] { #expect(try await catalog.task(id: kept.id) == kept) }
+            #expect(try await catalog.deleteTasks(expiredBefore: 200) == 0)
+        }
+    }
+
     /// Claims take pending tasks oldest first, each by one claimer, and take back expired leases only.
     @Test(arguments: Backend.available)
     func eachTaskIsClaimedOnceAndExpiredLeasesAgain(_ backend: Backend) async throws {
