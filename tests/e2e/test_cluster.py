@@ -200,3 +200,37 @@ def test_admin_commands_reach_the_shared_catalog(cluster):
     assert "image_count_total" in refusal
     usage = alice_b.get("/v2/info/usage").json()["usage"]
     assert usage["image_count_total"] == {"limit": 2, "usage": 2}
+
+
+def test_zstack_session_and_job_of_one_node_answer_on_the_other(cluster, origin):
+    """ZStack sessions and api-jobs live in the shared catalog: log in and AddImage through node A, poll the job
+    (its location rewritten to B, as ZStack's SDKs do with a location naming another host) and query through B."""
+    from test_zstack import ZStack, md5
+
+    c = cluster("--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port))
+    a, b = c.node(), c.node()
+    catalog = c.args[c.args.index("--catalog") + 1]
+    out = subprocess.run([str(imaged_bin()), "account", "create", "zs-cluster", "--project", "p-alice", "--role", "member",
+                          "--password-stdin", "--catalog", catalog],
+                         input="cluster-zstack-pw\n", capture_output=True, text=True, timeout=60, env=c.env)
+    assert out.returncode == 0, out.stderr
+    za = ZStack.login(a.url, "zs-cluster", "cluster-zstack-pw")
+    zb = ZStack(b.url, za.session)
+    [storage] = zb.query("/backup-storage")["inventories"]
+    assert storage == za.query("/backup-storage")["inventories"][0] and "totalCapacity" not in storage  # S3 cannot tell
+    data = random_bytes(9 * MiB + 3, 777)
+    r = za.call("POST", "/images", json={"params": {"name": "zs-cluster", "url": origin.serve("/cluster/zs.raw", data),
+                                                    "format": "raw", "backupStorageUuids": [storage["uuid"]]}})
+    assert r.status_code == 202, r.text
+    location = r.json()["location"]
+    assert location.startswith(a.url)
+    done = zb.poll(b.url + "/zstack/v1/api-jobs/" + location.split("/zstack/v1/api-jobs/")[1])
+    assert done.status_code == 200, done.text
+    inv = done.json()["inventory"]
+    assert (inv["status"], inv["md5Sum"], inv["actualSize"]) == ("Ready", md5(data), len(data))
+    assert zb.get_image(inv["uuid"])["backupStorageRefs"][0]["status"] == "Ready"
+    assert Raw(b.url, "alice").get(f"/v2/images/{uuid.UUID(inv['uuid'])}/file").content == data
+    # logging out through B ends the session on A too
+    assert zb.http.delete(f"{zb.base}/accounts/sessions/{za.session}").status_code == 200
+    r = za.call("GET", "/images")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "ID.1001"
