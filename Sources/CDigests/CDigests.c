@@ -7,7 +7,8 @@ struct imaged_digest { EVP_MD_CTX *ctx; };
 imaged_digest *imaged_digest_new(int algorithm) {
     const EVP_MD *md = algorithm == IMAGED_MD5 ? EVP_md5()
                      : algorithm == IMAGED_SHA256 ? EVP_sha256()
-                     : algorithm == IMAGED_SHA512 ? EVP_sha512() : NULL;
+                     : algorithm == IMAGED_SHA512 ? EVP_sha512()
+                     : algorithm == IMAGED_SHA1 ? EVP_sha1() : NULL;
     if (md == NULL) return NULL;
     imaged_digest *d = OPENSSL_malloc(sizeof *d);
     if (d == NULL) return NULL;

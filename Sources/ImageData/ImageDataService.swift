@@ -157,7 +157,7 @@ public struct ImageDataService: Sendable {
     /// Writes what `feed` pushes into `key`; once digests, size and inspection are known, `verify`
     /// may refuse them, else the blob is committed. On any failure the writer is cancelled, so
     /// nothing of it remains.
-    func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil,
+    func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil, sha1: Bool = false,
                 verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         let writer = try await (store ?? blobs).makeWriter(key: key)
@@ -165,6 +165,7 @@ public struct ImageDataService: Sendable {
         do {
             var limits = limits(expected: declaredSize)
             limits.quota = quota
+            limits.sha1 = sha1
             ingest = try ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits)
         } catch {
             await writer.cancel()

@@ -14,6 +14,8 @@ public struct IngestResult: Sendable, Equatable {
     public var hashAlgorithm: HashAlgorithm
     public var hashValue: String
     public var inspection: FormatInspection
+    /// SHA-1, only when `IngestLimits.sha1` asked for it (IMGAPI manifests name files by it).
+    public var sha1: String? = nil
 }
 
 /// Limits and expectations for one stream of image bytes.
@@ -26,6 +28,8 @@ public struct IngestLimits: Sendable {
     public var maxVirtualSize: Int64
     /// The owner's remaining quota for these bytes; crossing it fails at once with 413 and `message`.
     public var quota: QuotaRoom?
+    /// Also compute SHA-1, in a lane of its own.
+    public var sha1 = false
 
     public init(sizeCap: Int64, expectedSize: Int64? = nil, maxVirtualSize: Int64 = 16 << 40, quota: QuotaRoom? = nil) {
         self.sizeCap = sizeCap; self.expectedSize = expectedSize; self.maxVirtualSize = maxVirtualSize; self.quota = quota
@@ -56,6 +60,7 @@ public final class ImageIngest: @unchecked Sendable {
     private let md5Lane: Task<String, Never>
     private let hashLane: Task<String, Never>
     private let writeLane: Task<FormatInspector, any Error>
+    private let sha1Lane: Task<String, Never>?
     private var batch: ByteBuffer
     public private(set) var received: Int64 = 0
     private var finished = false
@@ -69,10 +74,12 @@ public final class ImageIngest: @unchecked Sendable {
         self.limits = limits
         self.batchSize = batchSize
         self.batch = ByteBufferAllocator().buffer(capacity: batchSize)
-        let queues = (0..<3).map { _ in BatchQueue(capacity: lanesAhead) }
+        let sha1 = limits.sha1 ? try StreamDigest(.sha1) : nil
+        let queues = (0..<(sha1 == nil ? 3 : 4)).map { _ in BatchQueue(capacity: lanesAhead) }
         self.queues = queues
         md5Lane = Task { await Self.hashLane(queues[0], md5) }
         hashLane = Task { await Self.hashLane(queues[1], multihash) }
+        sha1Lane = sha1.map { digest in Task { await Self.hashLane(queues[3], digest) } }
         let maxVirtualSize = limits.maxVirtualSize
         writeLane = Task {
             var inspector = FormatInspector(maxVirtualSize: maxVirtualSize)
@@ -163,11 +170,14 @@ public final class ImageIngest: @unchecked Sendable {
         let inspector = try await writeLane.value
         let md5 = await md5Lane.value
         let hashValue = await hashLane.value
+        let sha1 = await sha1Lane?.value
         if let expected = limits.expectedSize, received != expected {
             throw ImageError.badRequest("Image data is \(received) bytes, but \(expected) bytes were declared.")
         }
-        return IngestResult(size: received, md5: md5, hashAlgorithm: algorithm,
-                            hashValue: hashValue, inspection: inspector.finish())
+        var result = IngestResult(size: received, md5: md5, hashAlgorithm: algorithm,
+                                  hashValue: hashValue, inspection: inspector.finish())
+        result.sha1 = sha1
+        return result
     }
 
     /// Stops after a failure: drops queued batches and waits for the lanes, so nothing writes after
@@ -178,6 +188,7 @@ public final class ImageIngest: @unchecked Sendable {
         for q in queues { q.fail(Aborted()) }
         _ = await md5Lane.value
         _ = await hashLane.value
+        _ = await sha1Lane?.value
         _ = try? await writeLane.value
     }
 }

@@ -22,6 +22,7 @@ public struct ImageImports: Sendable {
     /// a failed import delete its image instead of queueing it again (ZStack's AddImage).
     public func start(id: String, method: String, uri: String?, requestBody: JSONValue, requestId: String?,
                       taskId chosenId: String? = nil, deleteImageOnFailure: Bool = false,
+                      expectedSize: Int64? = nil, expectedSHA1: String? = nil,
                       by p: Principal) async throws -> ImageTask {
         // Only implemented methods can be enabled (`ImageDataConfig.importMethods`).
         guard data.importMethods.contains(method) else {
@@ -51,6 +52,9 @@ public struct ImageImports: Sendable {
             ("all_stores_must_succeed", .bool(requestBody["all_stores_must_succeed"]?.boolValue ?? true)),
         ]
         if deleteImageOnFailure { inputMembers.append(("delete_image_on_failure", .bool(true))) }
+        // What the source promised (an IMGAPI manifest's files[0]): checked before the data is committed.
+        if let expectedSize { inputMembers.append(("expected_size", .int(expectedSize))) }
+        if let expectedSHA1 { inputMembers.append(("expected_sha1", .string(expectedSHA1.lowercased()))) }
         let input = JSONValue.object(inputMembers).serialized
         let task = ImageTask(id: taskId, type: Self.taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
                              requestId: requestId, input: input, createdAt: now, updatedAt: now)
@@ -285,7 +289,16 @@ public final class TaskRunner: Sendable {
                 guard let uri = input["import_req"]?["method"]?["uri"]?.stringValue else {
                     throw ImageError.badRequest("web-download task without uri")
                 }
-                result = try await ingestRemote(uri, into: key, store: first, owner: image.owner, progress, verify: verify)
+                var expectedSize: Int64?
+                if case .int(let n)? = input["expected_size"] { expectedSize = n }
+                let expectedSHA1 = input["expected_sha1"]?.stringValue
+                result = try await ingestRemote(uri, into: key, store: first, owner: image.owner, progress,
+                                                expectedSize: expectedSize, sha1: expectedSHA1 != nil) { r in
+                    if let expectedSHA1, r.sha1 != expectedSHA1 {
+                        throw ImageError.badRequest("The data's SHA-1 \(r.sha1 ?? "?") is not the expected \(expectedSHA1).")
+                    }
+                    try verify(r)
+                }
             case "glance-direct":
                 result = try await ingestStaged(imageId, into: key, store: first, progress, verify: verify)
             default:
@@ -397,10 +410,11 @@ public final class TaskRunner: Sendable {
     }
 
     func ingestRemote(_ uri: String, into key: String, store: any BlobStore, owner: String?, _ progress: TaskProgress,
+                      expectedSize: Int64? = nil, sha1: Bool = false,
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!, fetcher = self.fetcher!
-        let quota = try await data.quotaRoom(.imageSizeTotal, owner: owner, declared: nil)
-        return try await data.ingest(into: key, store: store, declaredSize: nil, quota: quota, verify: verify) { sink in
+        let quota = try await data.quotaRoom(.imageSizeTotal, owner: owner, declared: expectedSize)
+        return try await data.ingest(into: key, store: store, declaredSize: expectedSize, quota: quota, sha1: sha1, verify: verify) { sink in
             try await fetcher.fetch(uri, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)

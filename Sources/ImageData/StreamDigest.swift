@@ -7,7 +7,7 @@ import CDigests
 /// Owned by one task at a time.
 final class StreamDigest: @unchecked Sendable {
     enum Algorithm: Int32 {
-        case md5 = 0, sha256 = 1, sha512 = 2
+        case md5 = 0, sha256 = 1, sha512 = 2, sha1 = 3
     }
     private let handle: OpaquePointer
 

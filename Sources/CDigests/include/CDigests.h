@@ -6,7 +6,7 @@
 /// for this CPU (AVX2 SHA-512 on AMD too, where BoringSSL falls back to scalar code).
 typedef struct imaged_digest imaged_digest;
 
-enum { IMAGED_MD5 = 0, IMAGED_SHA256 = 1, IMAGED_SHA512 = 2 };
+enum { IMAGED_MD5 = 0, IMAGED_SHA256 = 1, IMAGED_SHA512 = 2, IMAGED_SHA1 = 3 };
 
 /// NULL when the algorithm is unknown or OpenSSL refuses it (a FIPS-only provider refuses MD5).
 imaged_digest *imaged_digest_new(int algorithm);
