@@ -104,10 +104,16 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
+        // Danube Cloud's image API (/api/image/…, tasks, imagestores, snapshot → image) and a read-only IMGAPI.
+        .target(name: "DanubeAPI", dependencies: [
+            "ImageCore", "ImageData", "Identity",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
         .target(name: "Server", dependencies: [
             "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound",
-            "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI",
+            "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
@@ -147,7 +153,7 @@ let package = Package(
             "CatalogSQLite", "CatalogPostgres", "ImageCore", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
-            "Server", "OpenStackAPI", "AviAPI", "ZStackAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
+            "Server", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             // Digests in tests come from BoringSSL, independent of the server's OpenSSL ones.
             .product(name: "Crypto", package: "swift-crypto"),

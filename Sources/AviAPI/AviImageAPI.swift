@@ -46,6 +46,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         if path == "/login" || path == "/logout" { return true }
         guard path == "/api/image" || (path.hasPrefix("/api/image/") && !path.hasSuffix("/")) else { return false }
         return request.headers[HTTPField.Name("es-stream")!] == nil && request.headers[HTTPField.Name("es-api-key")!] == nil
+            && request.headers[.authorization]?.hasPrefix("Token ") != true
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {

@@ -27,10 +27,11 @@ public struct LoginSessions: Sendable {
         return try await open(accountName: name, principal: principal)
     }
 
-    /// A session for an account the caller has authenticated. `hexId` makes the id 32 lower-case
-    /// hex characters (128 random bits), ZStack's uuid form; otherwise 256 bits in base64url.
-    public func open(accountName: String, principal: Principal, hexId: Bool = false) async throws -> Opened {
-        let sessionId = hexId ? Secrets.hex(try Secrets.randomBytes(16)) : Secrets.base64url(try Secrets.randomBytes(32))
+    /// A session for an account the caller has authenticated. `hexBytes` makes the id that many
+    /// random bytes in lower-case hex (ZStack's 32-character uuid form: 16; Danube's 40-character
+    /// token: 20); otherwise 256 bits in base64url.
+    public func open(accountName: String, principal: Principal, hexBytes: Int? = nil) async throws -> Opened {
+        let sessionId = try hexBytes.map { Secrets.hex(try Secrets.randomBytes($0)) } ?? Secrets.base64url(try Secrets.randomBytes(32))
         let csrf = Secrets.base64url(try Secrets.randomBytes(24))
         let now = Timestamp.now()
         let session = LoginSession(idHash: Self.hash(sessionId), accountName: accountName, csrfToken: csrf,

@@ -1,5 +1,6 @@
 import HTTPTypes
 import AviAPI
+import DanubeAPI
 import ZStackAPI
 import BlobStoreFile
 import BlobStoreS3
@@ -112,8 +113,13 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     zstackOptions.sessionLifetime = config.zstackSessionSeconds
     let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: zstackOptions)
     let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, after: config.expungeAfterSeconds, logger: logger) : nil
+    var danubeOptions = DanubeAPIOptions(publicEndpoint: config.publicEndpoint)
+    danubeOptions.tokenLifetime = config.danubeTokenSeconds
+    danubeOptions.snapshotURLTemplate = config.danubeSnapshotURL
+    danubeOptions.imagestores = config.danubeImagestores.map { (name: $0.0, url: $0.1) }
+    let danube = DanubeImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: danubeOptions)
     return Imaged(service: service, data: data, runner: runner, scrub: scrub, reaper: reaper,
-                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack),
+                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube),
                   authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)
@@ -193,12 +199,14 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     return app
 }
 
-/// The front door: health check, the Avi paths (`/login`, `/logout`, `/api/image…`), ZStack's `/zstack/v1`, then the OpenStack API.
+/// The front door: health check, the Avi paths (`/login`, `/logout`, `/api/image…` without a trailing slash), ZStack's
+/// `/zstack/v1`, Danube's `/api/…` and IMGAPI `/images…`, then the OpenStack API.
 public struct ImagedResponder: HTTPResponder {
     public typealias Context = ImagedRequestContext
     let openstack: OpenStackImageAPI<ImagedRequestContext>
     let avi: AviImageAPI<ImagedRequestContext>
     let zstack: ZStackImageAPI<ImagedRequestContext>
+    let danube: DanubeImageAPI<ImagedRequestContext>
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         if request.uri.path == "/healthz" {
@@ -209,6 +217,8 @@ public struct ImagedResponder: HTTPResponder {
             try await avi.respond(to: request, context: context)
         } else if ZStackImageAPI<Context>.claims(request) {
             try await zstack.respond(to: request, context: context)
+        } else if DanubeImageAPI<Context>.claims(request) {
+            try await danube.respond(to: request, context: context)
         } else {
             try await openstack.respond(to: request, context: context)
         }

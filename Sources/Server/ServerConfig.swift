@@ -53,6 +53,10 @@ public struct ServerConfig: Sendable {
     public var taskLeaseSeconds: Int64 = 30
     /// Lifetime of a ZStack login session (`--zstack-session-seconds`).
     public var zstackSessionSeconds: Int64 = 7200
+    /// Danube: login token lifetime, snapshot source template, IMGAPI repositories (name, URL).
+    public var danubeTokenSeconds: Int64 = 3600
+    public var danubeSnapshotURL: String?
+    public var danubeImagestores: [(String, String)] = []
     /// Seconds a softly deleted image (ZStack's Deleted) is kept before it is expunged; 0 keeps it
     /// until expunged by hand (`--expunge-after-seconds`, ZStack's `image.expungePeriod`).
     public var expungeAfterSeconds: Int64 = 259_200

@@ -133,7 +133,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         guard let (account, principal) = try await sessions.accounts.authenticate(name: name, passwordSHA512: password) else {
             throw ZStackError("ID.1000", "wrong account name or password")
         }
-        let opened = try await sessions.open(accountName: account.name, principal: principal, hexId: true)
+        let opened = try await sessions.open(accountName: account.name, principal: principal, hexBytes: 16)
         let now = Timestamp.now()
         return Self.json(.object([("inventory", .object([
             ("uuid", .string(opened.sessionId)), ("accountUuid", .string(account.userId)), ("userUuid", .string(account.userId)),

@@ -62,6 +62,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a ZStack session lives after its login (ZStack's identity.session.timeout).")
     var zstackSessionSeconds: Int64 = 7200
 
+    @Option(help: "Seconds a Danube login token lives (Danube's AUTHTOKEN_DURATION).")
+    var danubeTokenSeconds: Int64 = 3600
+
+    @Option(help: "Where Danube snapshot disks are fetched from, with {vm}, {snap}, {disk_id}, {dc} filled in (e.g. http://snapshots/vm/{vm}/snapshot/{snap}/disk/{disk_id}).")
+    var danubeSnapshotUrl: String?
+
+    @Option(help: "A remote IMGAPI repository for Danube's imagestore API, NAME=URL (repeatable).")
+    var danubeImagestore: [String] = []
+
     @Option(help: "Seconds a softly deleted image (ZStack's Deleted status) is kept, recoverable, before it is expunged; 0 keeps it until expunged by hand (ZStack's image.expungePeriod).")
     var expungeAfterSeconds: Int64 = 259_200
 
@@ -161,6 +170,21 @@ struct Serve: AsyncParsableCommand {
         config.taskLeaseSeconds = taskLeaseSeconds
         guard zstackSessionSeconds >= 1 else { throw ValidationError("--zstack-session-seconds must be positive") }
         config.zstackSessionSeconds = zstackSessionSeconds
+        guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }
+        config.danubeTokenSeconds = danubeTokenSeconds
+        if let template = danubeSnapshotUrl {
+            guard template.hasPrefix("http://") || template.hasPrefix("https://") else {
+                throw ValidationError("--danube-snapshot-url must be an http(s) URL template")
+            }
+            config.danubeSnapshotURL = template
+        }
+        config.danubeImagestores = try danubeImagestore.map { spec in
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, parts[1].hasPrefix("http://") || parts[1].hasPrefix("https://") else {
+                throw ValidationError("--danube-imagestore takes NAME=http(s)://URL, not '\(spec)'")
+            }
+            return (parts[0], parts[1])
+        }
         guard expungeAfterSeconds >= 0 else { throw ValidationError("--expunge-after-seconds must not be negative") }
         config.expungeAfterSeconds = expungeAfterSeconds
         if let url = keystoneUrl {

@@ -1,0 +1,664 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Identity
+import ImageCore
+import ImageData
+
+public struct DanubeAPIOptions: Sendable {
+    /// Base URL clients reach us at (imagestore of another imaged, snapshot links); from Host when nil.
+    public var publicEndpoint: String?
+    /// `AUTHTOKEN_DURATION`: seconds a login token lives.
+    public var tokenLifetime: Int64 = 3600
+    /// Where VM snapshot disks are fetched from: `{vm}`, `{snap}`, `{disk_id}` and `{dc}` are filled in
+    /// (URL-encoded), e.g. `http://snapshots.example/vm/{vm}/snapshot/{snap}/disk/{disk_id}`. Without
+    /// it, snapshot → image answers 428 as Danube does without an image server.
+    public var snapshotURLTemplate: String?
+    /// Remote IMGAPI repositories (`VMS_IMAGE_REPOSITORIES`): name → base URL.
+    public var imagestores: [(name: String, url: String)] = []
+    public init(publicEndpoint: String? = nil) { self.publicEndpoint = publicEndpoint }
+}
+
+/// Danube Cloud's image API (`/api/image/…`, `/api/task/…`, `/api/imagestore/…`, snapshot → image)
+/// over the shared catalog, and a read-only IMGAPI (`/images…`) so one imaged can be another's
+/// imagestore. Images are addressed by name, unique per owner project. Imports are catalog tasks.
+public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
+    let imports: ImageImports
+    let accounts: LocalAccounts
+    let sessions: LoginSessions
+    let options: DanubeAPIOptions
+    let repositories: DanubeImagestores
+    var data: ImageDataService { imports.data }
+    var service: ImageService { data.images }
+
+    static var maxJSONBody: Int { 1 << 20 }
+    static var maxManifestBytes: Int64 { 8192 }
+
+    public init(imports: ImageImports, accounts: LocalAccounts, options: DanubeAPIOptions = .init()) {
+        self.imports = imports
+        self.accounts = accounts
+        self.sessions = LoginSessions(accounts: accounts, lifetime: options.tokenLifetime)
+        self.options = options
+        self.repositories = DanubeImagestores(options.imagestores, fetcher: imports.fetcher)
+    }
+
+    /// `/api/…` (what the Avi front-end leaves: Danube's paths end in a slash or carry its headers)
+    /// and the IMGAPI paths `/images…`.
+    public static func claims(_ request: Request) -> Bool {
+        let path = request.uri.path
+        return path == "/api" || path.hasPrefix("/api/") || path == "/images" || path.hasPrefix("/images/")
+    }
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        if request.uri.path == "/images" || request.uri.path.hasPrefix("/images/") {
+            return await imgapi(request, context: context)
+        }
+        var reply = DanubeReply(username: "")
+        do {
+            return try await route(request, &reply)
+        } catch let v as DanubeValidation {
+            return reply.failure(v)
+        } catch {
+            if let e = DanubeError.from(error) { return reply.detail(e) }
+            context.logger.error("danube request failed", metadata: ["error": "\(error)"])
+            return reply.detail(DanubeError(.internalServerError, "Internal server error"))
+        }
+    }
+
+    func route(_ request: Request, _ reply: inout DanubeReply) async throws -> Response {
+        var s = request.uri.path.dropFirst("/api".count).split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        // `/api/dc/<dc>/vm/…` is the same VM API in a DC.
+        if s.count > 2, s[0] == "dc", s[2] == "vm" { s.removeFirst(2) }
+        let method = request.method
+        func notAllowed() -> DanubeError { DanubeError(.methodNotAllowed, "Method \"\(method)\" not allowed.") }
+        if s == ["accounts", "login"] {
+            guard method == .post else { throw notAllowed() }
+            return try await login(request, reply)
+        }
+        let p = try await caller(request)
+        reply.username = p.userName ?? p.userId
+        switch s.count {
+        case 2 where s == ["accounts", "logout"]:
+            guard method == .get else { throw notAllowed() }
+            if let token = Self.token(request) { try await sessions.logout(sessionId: token) }
+            return reply.json(.object([("detail", .string("Bye."))]))
+        case 1 where s[0] == "image":
+            guard method == .get else { throw notAllowed() }
+            return try await list(request, p, reply)
+        case 2 where s[0] == "image":
+            let name = s[1]
+            switch method {
+            case .get: return reply.success(DanubeImage.render(try await resolve(name, p), extended: Self.flag(request, "extended")))
+            case .post: return try await importFromManifest(name, try await Self.data(request), p, reply)
+            case .put: return try await update(name, try await Self.data(request), p, reply)
+            case .delete: return try await delete(name, p, reply)
+            default: throw notAllowed()
+            }
+        case 3 where s[0] == "image" && s[2] == "vm":
+            guard method == .get else { throw notAllowed() }
+            let image = try await resolve(s[1], p)
+            let hosts = DanubeImage.vms(image).sorted()
+            return reply.success(.array(hosts.map { Self.flag(request, "full") ? .object([("hostname", .string($0))]) : .string($0) }))
+        case 4 where s[0] == "image" && s[2] == "vm":
+            guard method == .put || method == .delete else { throw notAllowed() }
+            return try await recordUsage(s[1], vm: s[3], using: method == .put, p, reply)
+        case 1 where s[0] == "task":
+            guard method == .get else { throw notAllowed() }
+            let pending = try await service.catalog.listTasks(limit: 1000).filter {
+                $0.type == ImageImports.taskType && !$0.status.isFinished && Self.isDanube($0) && (p.isAdmin || $0.owner == p.projectId)
+            }
+            return reply.json(.array(pending.map { .string(DanubeTaskID.real($0.id)) }))
+        case 2 where s[0] == "task", 3 where s[0] == "task":
+            guard method == .get else { throw notAllowed() }
+            return try await task(s[1], view: s.count == 3 ? s[2] : "", p, reply)
+        case 6 where s[0] == "vm" && s[2] == "snapshot" && s[4] == "image":
+            guard method == .post else { throw notAllowed() }
+            return try await imageFromSnapshot(vm: s[1], snapshot: s[3], name: s[5], try await Self.data(request), p, reply)
+        case 1 where s[0] == "imagestore", 2 where s[0] == "imagestore":
+            guard p.isMember || p.isAdmin else { throw DanubeError.forbidden }
+            let one = s.count == 2 ? s[1] : nil
+            switch method {
+            case .get:
+                if let one { return reply.success(try await repositories.repository(one).json) }
+                let all = await repositories.all()
+                return reply.success(.array(all.map { Self.flag(request, "full") ? $0.json : .string($0.name) }))
+            case .put:
+                let refreshed = one == nil ? await repositories.refreshAll() : [try await repositories.refresh(one!)]
+                let body: JSONValue = .array(refreshed.map(\.json))
+                if refreshed.contains(where: { $0.error != nil }) {
+                    let id = DanubeTaskID.dummy()
+                    return reply.json(.object([("task_id", .string(id)), ("status", .string("FAILURE")), ("result", body)]),
+                                      status: .badRequest, taskId: id)
+                }
+                return reply.success(one == nil ? body : body.arrayItems![0])
+            default: throw notAllowed()
+            }
+        case 3 where s[0] == "imagestore" && s[2] == "image":
+            guard method == .get else { throw notAllowed() }
+            let repo = try await repositories.repository(s[1])
+            let full = Self.flag(request, "full")
+            return reply.success(.array(repo.images.map { full ? $0.json(repo: repo.url) : .string($0.uuid) }))
+        case 4 where s[0] == "imagestore" && s[2] == "image":
+            switch method {
+            case .get: return reply.success(try await repositories.image(s[1], uuid: s[3]).json(repo: try await repositories.repository(s[1]).url))
+            case .post: return try await importFromRepository(s[1], uuid: s[3], try await Self.data(request), p, reply)
+            default: throw notAllowed()
+            }
+        default:
+            throw DanubeError(.notFound, "Not found")
+        }
+    }
+
+    // MARK: Authentication
+
+    func login(_ request: Request, _ reply: DanubeReply) async throws -> Response {
+        let body = try await Self.data(request)
+        let fields = JSONValue.object(body)
+        guard let name = fields["username"]?.stringValue, let password = fields["password"]?.stringValue, !name.isEmpty else {
+            throw DanubeError(.badRequest, "Must include \"username\" and \"password\".")
+        }
+        guard let principal = try await accounts.authenticate(name: name, password: password) else {
+            throw DanubeError(.badRequest, "Unable to log in with provided credentials.")
+        }
+        let opened = try await sessions.open(accountName: name, principal: principal, hexBytes: 20)
+        return DanubeReply(username: name).json(.object([
+            ("token", .string(opened.sessionId)), ("expires", .string(DanubeImage.iso(opened.expiresAt))),
+            ("detail", .string("Welcome to Danube Cloud API.")),
+        ]))
+    }
+
+    static func token(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization], header.hasPrefix("Token ") else { return nil }
+        return String(header.dropFirst("Token ".count)).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// `ES-API-KEY: <key id>:<secret>` (a local API key) or `Authorization: Token <login token>`.
+    func caller(_ request: Request) async throws -> Principal {
+        if let key = request.headers[.esAPIKey] {
+            let parts = key.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let p = try await accounts.authenticate(keyId: String(parts[0]), secret: String(parts[1])) else {
+                throw DanubeError(.unauthorized, "Invalid API key")
+            }
+            return p
+        }
+        // An unknown or expired token counts as no credentials, as in Danube.
+        if let token = Self.token(request), let session = try await sessions.resume(sessionId: token) { return session.principal }
+        throw DanubeError.notAuthenticated
+    }
+
+    // MARK: Reading
+
+    func list(_ request: Request, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+        var sort: [ImageListQuery.Sort] = []
+        for field in (request.uri.queryParameters["order_by"].map(String.init) ?? "name").split(separator: ",") {
+            // Danube's quirk: a leading `-` or `+` both mean descending.
+            let descending = field.hasPrefix("-") || field.hasPrefix("+")
+            let key = descending ? field.dropFirst() : field
+            guard let k: ImageListQuery.SortKey = key == "name" ? .name : key == "created" ? .createdAt : nil else {
+                throw DanubeError(.preconditionFailed, "Invalid order_by; Possible sort fields are: name, created")
+            }
+            sort.append(.init(k, descending ? .desc : .asc))
+        }
+        let images = try await visibleImages(p, sort: sort).filter { $0.name != nil }
+        let full = Self.flag(request, "full"), extended = Self.flag(request, "extended")
+        return reply.success(.array(images.map { full || extended ? DanubeImage.render($0, extended: extended) : .string($0.name!) }))
+    }
+
+    func visibleImages(_ p: Principal, sort: [ImageListQuery.Sort], filters: [ImageListQuery.Filter] = []) async throws -> [Image] {
+        var request = ImageListRequest()
+        request.sort = sort
+        request.filters = filters
+        request.limit = service.config.listMaxLimit
+        var out: [Image] = []
+        while true {
+            let page = try await service.listImages(request, by: p)
+            out += page
+            if page.count < request.limit! { return out }
+            request.offset += page.count
+        }
+    }
+
+    /// The image a name means to the caller: its own project's first, else the oldest it can see.
+    func resolve(_ name: String, _ p: Principal) async throws -> Image {
+        guard DanubeImage.routable(name) else { throw DanubeError(.notFound, "Not found") }
+        let named = try await visibleImages(p, sort: [.init(.createdAt, .asc)], filters: [.oneOf(.name, [name])])
+        guard let image = named.first(where: { $0.owner == p.projectId }) ?? named.first else { throw DanubeError.imageNotFound }
+        return image
+    }
+
+    func nameTaken(_ name: String, _ p: Principal) async throws -> Bool {
+        try await visibleImages(p, sort: [.init(.createdAt, .asc)], filters: [.oneOf(.name, [name])]).contains { $0.owner == p.projectId }
+    }
+
+    // MARK: Import
+
+    /// The steps every import shares (from a manifest URL, from a repository, from a snapshot): the
+    /// name and fields checked, the image created with its Danube document, its data fetched by a
+    /// task that deletes the image if it fails (Danube's rollback of a failed import).
+    struct ImportPlan {
+        var name: String
+        var id: String?
+        var fields: DanubeFields
+        var document: [(String, JSONValue)]
+        var fileURL: String
+        var expectedSize: Int64?
+        var expectedSHA1: String?
+    }
+
+    func checkNewName(_ name: String, _ p: Principal) async throws {
+        guard DanubeImage.routable(name) else { throw DanubeError(.notFound, "Not found") }
+        var v = DanubeValidation()
+        for e in DanubeImage.nameErrors(name) { v.add("name", e) }
+        if !v.isEmpty { throw v }
+        if try await nameTaken(name, p) { throw DanubeError.exists }
+    }
+
+    /// Field rules shared by every import; `v` collects the refusals.
+    func checkFields(_ fields: inout DanubeFields, _ p: Principal, _ v: inout DanubeValidation) async throws {
+        if !p.isAdmin { fields.dcBound = nil }  // only a SuperAdmin chooses; others get DC-bound images
+        if fields.access == 4 { v.add("access", "An image cannot be imported as deleted; import it, then set access 4.") }
+        if fields.access == 1 && !p.isAdmin { throw DanubeError.forbidden }  // public images are the SuperAdmin's (Glance's policy)
+        if fields.dcBound ?? true {
+            if let dc = fields.dc {
+                guard dc == DanubeReply.dc else { throw DanubeError(.notFound, "Datacenter not found") }
+            } else {
+                let message = "You have to specify to which datacenter shall the image be bound. Either use the \"dc\" parameter or set the \"dc_bound\" parameter to false."
+                v.add("dc_bound", message)
+                v.add("dc", message)
+            }
+        }
+        if let owner = fields.owner { try await checkOwner(owner, p, &v) }
+    }
+
+    func checkOwner(_ owner: String, _ p: Principal, _ v: inout DanubeValidation) async throws {
+        guard let account = try await accounts.catalog.account(name: owner) else {
+            v.add("owner", "Object with username=\(owner) does not exist.")
+            return
+        }
+        if !p.isAdmin && account.projectId != p.projectId { v.add("owner", "Object with username=\(owner) does not exist.") }
+    }
+
+    /// alias + version are unique (alias compared without case) among the images the caller sees.
+    func checkAliasVersion(alias: String, version: String, except id: String?, _ p: Principal, _ v: inout DanubeValidation) async throws {
+        let clash = try await visibleImages(p, sort: [.init(.createdAt, .asc)]).contains { other in
+            other.id != id && (DanubeImage.string(other, "alias") ?? other.name ?? "").lowercased() == alias.lowercased()
+                && (DanubeImage.string(other, "version") ?? "1.0") == version
+        }
+        if clash { v.add("alias", "This alias is already in use. Please supply a different alias or version.") }
+    }
+
+    func start(_ plan: ImportPlan, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+        var attributes: [(String, JSONValue)] = [("name", .string(plan.name)), ("disk_format", .string("raw")),
+                                                 ("container_format", .string("bare")),
+                                                 ("visibility", .string(plan.fields.access == 1 ? "public" : "private"))]
+        if let id = plan.id { attributes.append(("id", .string(id))) }
+        var owner = p
+        if let name = plan.fields.owner, let account = try await accounts.catalog.account(name: name), account.projectId != p.projectId {
+            attributes.append(("owner", .string(account.projectId)))
+            owner.projectId = account.projectId
+        }
+        let document = JSONValue.merging(.object([("owner", .string(plan.fields.owner ?? p.userName ?? p.userId)),
+                                                  ("dc_bound", .bool(plan.fields.dcBound ?? true)), ("dc", .string(DanubeReply.dc))]),
+                                         plan.document + plan.fields.documentFields)
+        let image = try await service.createImage(attributes, extensions: [DanubeImage.vendor: document], by: p)
+        let taskId = ImageID.generate()
+        do {
+            _ = try await imports.start(
+                id: image.id, method: "web-download", uri: plan.fileURL,
+                requestBody: .object([("method", .object([("name", .string("web-download")), ("uri", .string(plan.fileURL))])),
+                                      ("danube", .bool(true))]),
+                requestId: nil, taskId: taskId, deleteImageOnFailure: true, expectedSize: plan.expectedSize,
+                expectedSHA1: plan.expectedSHA1, by: p)
+        } catch {
+            try? await data.deleteImage(id: image.id, by: p)
+            if let e = error as? ImageError, e.kind == .badRequest {
+                var v = DanubeValidation()
+                v.add("file_url", "Image file URL is unreachable (\(e.message)).")
+                throw v
+            }
+            throw error
+        }
+        return reply.pending(DanubeTaskID.real(taskId))
+    }
+
+    /// `POST /image/(name)/` with `manifest_url` (and optional `file_url`): reference §7.3.
+    func importFromManifest(_ name: String, _ body: [(String, JSONValue)], _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+        try await checkNewName(name, p)
+        let params = JSONValue.object(body)
+        var v = DanubeValidation()
+        var fields = DanubeFields(body, &v)
+        try await checkFields(&fields, p, &v)
+        guard let manifestURL = params["manifest_url"]?.stringValue, !manifestURL.isEmpty else {
+            v.add("manifest_url", "This field is required.")
+            throw v
+        }
+        guard manifestURL.count <= 1024, manifestURL.hasPrefix("http://") || manifestURL.hasPrefix("https://") else {
+            v.add("manifest_url", "Enter a valid URL.")
+            throw v
+        }
+        if !v.isEmpty { throw v }
+        let manifest = try await fetchManifest(manifestURL)
+        let fileURL = params["file_url"]?.stringValue ?? Self.trimSlashes(manifestURL) + "/file"
+        return try await importManifest(manifest, name: name, fields: fields, manifestURL: manifestURL, fileURL: fileURL, p, reply)
+    }
+
+    func importManifest(_ manifest: DanubeImage.Manifest, name: String, fields: DanubeFields, manifestURL: String, fileURL: String,
+                        _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+        var v = DanubeValidation()
+        if let existing = try await service.catalog.image(id: manifest.uuid) {
+            v.add("manifest_url", "Image UUID is already registered by image \"\(existing.name ?? existing.id)\".")
+            throw v
+        }
+        guard fileURL.hasPrefix("http://") || fileURL.hasPrefix("https://") else {
+            v.add("file_url", "Enter a valid URL.")
+            throw v
+        }
+        do { try await imports.fetcher.vet(fileURL) } catch let e as ImageError {
+            v.add("file_url", "Image file URL is unreachable (\(e.message)).")
+            throw v
+        }
+        let version = fields.version ?? manifest.version
+        try await checkAliasVersion(alias: fields.alias ?? name, version: version, except: nil, p, &v)
+        if !v.isEmpty { throw v }
+        var document: [(String, JSONValue)] = [
+            ("version", .string(version)), ("desc", .string(manifest.description ?? "")), ("ostype", .int(manifest.ostype)),
+            ("size", .int(manifest.sizeMB)), ("resize", .bool(manifest.resize ?? false)), ("deploy", .bool(manifest.deploy ?? false)),
+            ("tags", .array((manifest.tags ?? []).map { .string($0) })), ("manifest", manifest.raw), ("manifest_url", .string(manifestURL)),
+        ]
+        document = JSONValue.merging(.object(document), []).objectMembers
+        return try await start(ImportPlan(name: name, id: manifest.uuid, fields: fields, document: document, fileURL: fileURL,
+                                          expectedSize: manifest.fileSize, expectedSHA1: manifest.sha1), p, reply)
+    }
+
+    /// GET of a manifest: through the URL guard, at most 8 KiB, 5 s, JSON (reference §7.3 step 2).
+    func fetchManifest(_ url: String) async throws -> DanubeImage.Manifest {
+        var v = DanubeValidation()
+        let bytes: [UInt8]
+        do {
+            bytes = try await fetchSmall(url, maxBytes: Self.maxManifestBytes, seconds: 5)
+        } catch {
+            let reason = (error as? ImageError)?.message ?? "\(error)"
+            v.add("manifest_url", "Image manifest URL is unreachable (\(reason)).")
+            throw v
+        }
+        guard let json = try? JSONValue.parse(bytes) else {
+            v.add("manifest_url", "Could not parse image manifest.")
+            throw v
+        }
+        return try DanubeImage.Manifest(json)
+    }
+
+    func fetchSmall(_ url: String, maxBytes: Int64, seconds: Double) async throws -> [UInt8] {
+        let fetcher = imports.fetcher
+        return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask {
+                var out: [UInt8] = []
+                try await fetcher.fetch(url, maxBytes: maxBytes, announce: { _ in }) { out += $0.readableBytesView }
+                return out
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return nil
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            guard let first else { throw ImageError.badRequest("timed out after \(Int(seconds)) s") }
+            return first
+        }
+    }
+
+    static func trimSlashes(_ s: String) -> String {
+        var t = Substring(s)
+        while t.hasSuffix("/") { t = t.dropLast() }
+        return String(t)
+    }
+
+    /// `POST /imagestore/(repo)/image/(uuid)/`: like `POST /image/(name)/` from the repository's manifest.
+    func importFromRepository(_ repo: String, uuid: String, _ body: [(String, JSONValue)], _ p: Principal,
+                              _ reply: DanubeReply) async throws -> Response {
+        guard p.isMember || p.isAdmin else { throw DanubeError.forbidden }
+        let entry = try await repositories.image(repo, uuid: uuid)
+        let name = JSONValue.object(body)["name"]?.stringValue ?? entry.name
+        if try await service.catalog.image(id: entry.uuid) != nil { throw DanubeError.exists }
+        try await checkNewName(name, p)
+        var v = DanubeValidation()
+        var fields = DanubeFields(body, &v)
+        try await checkFields(&fields, p, &v)
+        if !v.isEmpty { throw v }
+        let base = try await repositories.repository(repo).url
+        let manifestURL = DanubeImagestores.join(base, "images/\(entry.uuid)")
+        let manifest = try DanubeImage.Manifest(entry.manifest)
+        return try await importManifest(manifest, name: name, fields: fields, manifestURL: manifestURL, fileURL: manifestURL + "/file", p, reply)
+    }
+
+    /// `POST /vm/(vm)/snapshot/(snap)/image/(name)/`: the snapshot's disk, fetched from the operator's
+    /// snapshot source through the URL guard as a normal import task.
+    func imageFromSnapshot(vm: String, snapshot: String, name: String, _ body: [(String, JSONValue)], _ p: Principal,
+                           _ reply: DanubeReply) async throws -> Response {
+        guard let template = options.snapshotURLTemplate else { throw DanubeError.noImageServer }
+        try await checkNewName(name, p)
+        let params = JSONValue.object(body)
+        var diskId: Int64 = 1
+        if let given = params["disk_id"] {
+            let n: Int64? = switch given { case .int(let i): i; case .string(let s): Int64(s); default: nil }
+            guard let n, n >= 1, n <= 64 else { throw DanubeError(.preconditionFailed, "Invalid disk_id") }
+            diskId = n
+        }
+        var v = DanubeValidation()
+        var fields = DanubeFields(body, &v)
+        fields.dcBound = true
+        fields.dc = DanubeReply.dc
+        try await checkFields(&fields, p, &v)
+        try await checkAliasVersion(alias: fields.alias ?? name, version: fields.version ?? "1.0", except: nil, p, &v)
+        if !v.isEmpty { throw v }
+        func encoded(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? s }
+        let url = template.replacingOccurrences(of: "{vm}", with: encoded(vm)).replacingOccurrences(of: "{snap}", with: encoded(snapshot))
+            .replacingOccurrences(of: "{disk_id}", with: String(diskId)).replacingOccurrences(of: "{dc}", with: DanubeReply.dc)
+        let document: [(String, JSONValue)] = [("version", .string(fields.version ?? "1.0")), ("desc", .string(fields.desc ?? "")),
+                                               ("ostype", .int(1)), ("resize", .bool(fields.resize ?? false)),
+                                               ("deploy", .bool(fields.deploy ?? false)), ("tags", .array((fields.tags ?? []).map { .string($0) })),
+                                               ("source", .object([("vm", .string(vm)), ("snapshot", .string(snapshot)), ("disk_id", .int(diskId))]))]
+        return try await start(ImportPlan(name: name, id: nil, fields: fields, document: document, fileURL: url), p, reply)
+    }
+
+    // MARK: Update, delete, VM usage
+
+    /// `PUT /image/(name)/`: one atomic catalog write of the fields (a refused one changes nothing);
+    /// access 4 deactivates the image in the core and 1/3 reactivates it.
+    func update(_ name: String, _ body: [(String, JSONValue)], _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+        let image = try await resolve(name, p)
+        guard DanubeImage.status(image) == 1 else { throw DanubeError.statusNotOK }
+        var v = DanubeValidation()
+        let fields = DanubeFields(body, &v)
+        if fields.dcBound != nil && !p.isAdmin && fields.dcBound != DanubeImage.bool(image, "dc_bound") ?? true {
+            v.add("dc_bound", "You don't have permission to modify this field.")
+        }
+        if let owner = fields.owner { try await checkOwner(owner, p, &v) }
+        if fields.alias != nil || fields.version != nil {
+            try await checkAliasVersion(alias: fields.alias ?? DanubeImage.string(image, "alias") ?? name,
+                                        version: fields.version ?? DanubeImage.string(image, "version") ?? "1.0", except: image.id, p, &v)
+        }
+        if !v.isEmpty { throw v }
+        var changes: [ImageChange] = []
+        if let access = fields.access, access != 4 {
+            let visibility = access == 1 ? "public" : "private"
+            if visibility != image.visibility.rawValue { changes.append(ImageChange(.replace, "visibility", .string(visibility))) }
+        }
+        if let owner = fields.owner, let account = try await accounts.catalog.account(name: owner), account.projectId != image.owner {
+            changes.append(ImageChange(.replace, "owner", .string(account.projectId)))
+        }
+        let wasDeactivated = image.status == .deactivated
+        let deactivate = fields.access == 4 && !wasDeactivated
+        let reactivate = fields.access != nil && fields.access != 4 && wasDeactivated
+        var doc = fields.documentFields
+        if let owner = fields.owner { doc.append(("owner", .string(owner))) }
+        let documentChange = doc
+        let updated = try await service.updateImage(id: image.id, changes: changes, vendorChanges: [DanubeImage.vendor: { stored in
+            JSONValue.merging(stored, documentChange)
+        }], by: p)
+        if deactivate || reactivate {
+            do {
+                if deactivate { try await service.deactivateImage(id: image.id, by: p) } else { try await service.reactivateImage(id: image.id, by: p) }
+            } catch {
+                // Danube's rollback of a failed update: the old values come back.
+                _ = try? await service.catalog.updateImage(id: image.id) { current in
+                    current.visibility = image.visibility
+                    current.owner = image.owner
+                    current.extensions[DanubeImage.vendor] = image.extensions[DanubeImage.vendor]
+                }
+                throw error
+            }
+        }
+        let shown = deactivate || reactivate ? (try await service.catalog.image(id: image.id) ?? updated) : updated
+        return reply.success(DanubeImage.render(shown, extended: false))
+    }
+
+    func delete(_ name: String, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+        let image = try await resolve(name, p)
+        if !DanubeImage.vms(image).isEmpty { throw DanubeError.usedByVMs }
+        guard DanubeImage.status(image) == 1 else { throw DanubeError.statusNotOK }
+        try await data.deleteImage(id: image.id, by: p)
+        return reply.success(.null)
+    }
+
+    /// The admin endpoint that records which VMs use an image (`PUT`/`DELETE /image/(name)/vm/(host)/`):
+    /// Danube knows it from its VMs; imaged is told by the operator's tooling.
+    func recordUsage(_ name: String, vm: String, using: Bool, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+        guard p.isAdmin else { throw DanubeError.forbidden }
+        guard DanubeImage.routable(vm) else { throw DanubeError(.notFound, "Not found") }
+        let image = try await resolve(name, p)
+        let updated = try await service.updateImage(id: image.id, changes: [], vendorChanges: [DanubeImage.vendor: { stored in
+            var hosts = stored?["vms"]?.arrayItems?.compactMap(\.stringValue) ?? []
+            hosts.removeAll { $0 == vm }
+            if using { hosts.append(vm) }
+            return JSONValue.merging(stored, [("vms", .array(hosts.sorted().map { .string($0) }))])
+        }], by: p)
+        return reply.success(.array(DanubeImage.vms(updated).map { .string($0) }))
+    }
+
+    // MARK: Tasks
+
+    static func isDanube(_ t: ImageTask) -> Bool {
+        (try? JSONValue.parse(t.input))?["import_req"]?["danube"]?.boolValue == true
+    }
+
+    /// `GET /task/(id)/`, `/status/` (`/state/`), `/done/`: the catalog task behind a real task id.
+    func task(_ id: String, view: String, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+        guard ["", "status", "state", "done"].contains(view) else { throw DanubeError(.notFound, "Not found") }
+        guard let coreId = DanubeTaskID.coreId(id), let t = try await service.catalog.task(id: coreId),
+              t.type == ImageImports.taskType, p.isAdmin || t.owner == p.projectId else {
+            throw view == "" ? DanubeError(.notFound, "Task does not exist") : DanubeError.taskGone
+        }
+        let image = try await t.imageId.asyncMap { try await service.catalog.image(id: $0) } ?? nil
+        if view == "" {
+            guard !t.status.isFinished else { throw DanubeError(.notFound, "Task does not exist") }
+            return reply.json(.object([("view", .string("image_manage")), ("method", .string("POST")),
+                                       ("image", .string(image?.name ?? "")), ("task_id", .string(id))]))
+        }
+        let (word, status, result): (String, HTTPResponse.Status, JSONValue) = switch t.status {
+        case .pending, .processing: ("PENDING", .created, .null)
+        case .success: ("SUCCESS", .ok, .object([("returncode", .int(0)),
+                                                 ("message", .string("Successfully imported image \(t.imageId ?? "")"))]))
+        case .failure: ("FAILURE", .badRequest, .object([("returncode", .int(1)), ("message", .string(t.message)),
+                                                         ("detail", .string("Got bad return code (1). Error: \(t.message)"))]))
+        }
+        let body: JSONValue = view == "done"
+            ? .object([("task_id", .string(id)), ("done", .bool(t.status.isFinished))])
+            : .object([("task_id", .string(id)), ("status", .string(word)), ("result", result)])
+        return reply.json(body, status: status, taskId: id, taskResponse: true)
+    }
+
+    // MARK: IMGAPI (read-only): public images as SmartOS/Triton IMGAPI manifests
+
+    func imgapi(_ request: Request, context: Context) async -> Response {
+        func failure(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
+            Response(status: status, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("code", .string(code)), ("message", .string(message))]).serialized)))
+        }
+        guard request.method == .get || request.method == .head else { return failure(.methodNotAllowed, "BadMethod", "\(request.method) is not allowed") }
+        let s = request.uri.path.split(separator: "/").map(String.init)
+        let anonymous = Principal(userId: "imgapi", projectId: nil, roles: ["member", "reader"])
+        do {
+            if s.count == 1 {
+                let q = request.uri.queryParameters
+                var images = try await visibleImages(anonymous, sort: [.init(.createdAt, .asc)]).filter { $0.visibility == .public && $0.status == .active }
+                if let name = q["name"].map(String.init) { images = images.filter { (DanubeImage.string($0, "alias") ?? $0.name) == name } }
+                var manifests = images.map(DanubeImage.manifest)
+                for key in ["version", "os", "type"] {
+                    if let wanted = q[Substring(key)].map(String.init) { manifests = manifests.filter { $0[key]?.stringValue == wanted } }
+                }
+                let limit = q["limit"].flatMap { Int($0) }.map { min(max($0, 1), 1000) } ?? 1000
+                return Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(string: JSONValue.array(Array(manifests.prefix(limit))).serialized)))
+            }
+            guard s.count == 2 || (s.count == 3 && s[2] == "file"), ImageID.isValid(s[1]),
+                  let image = try await service.catalog.image(id: s[1].lowercased()), image.visibility == .public,
+                  image.status == .active || image.status == .deactivated else {
+                return failure(.notFound, "ResourceNotFound", "image \(s.count > 1 ? s[1] : "") not found")
+            }
+            if s.count == 2 {
+                return Response(status: .ok, headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(string: DanubeImage.manifest(image).serialized)))
+            }
+            guard case .bytes(let shown, let range, let total, _) = try await data.prepareDownload(id: image.id, range: nil, by: anonymous),
+                  let stored = try await data.storeHolding(shown).size(key: BlobKey.image(shown.id)), stored == total else {
+                return failure(.notFound, "ResourceNotFound", "image \(s[1]) has no file")
+            }
+            var headers: HTTPFields = [.contentType: "application/octet-stream"]
+            if let md5 = shown.checksum, let bytes = Self.hexBytes(md5) { headers[.contentMD5] = Data(bytes).base64EncodedString() }
+            if let sha1 = DanubeImage.manifest(shown)["files"]?.arrayItems?.first?["sha1"]?.stringValue { headers[.eTag] = sha1 }
+            let data = self.data
+            let body = ResponseBody(contentLength: Int(range.count)) { writer in
+                try await data.read(shown, range: range) { try await writer.write($0) }
+                try await writer.finish(nil)
+            }
+            return Response(status: .ok, headers: headers, body: body)
+        } catch {
+            context.logger.error("imgapi request failed", metadata: ["error": "\(error)"])
+            return failure(.internalServerError, "InternalError", "internal error")
+        }
+    }
+
+    static func hexBytes(_ hex: String) -> [UInt8]? {
+        let u = Array(hex.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        for i in stride(from: 0, to: u.count, by: 2) {
+            guard let b = UInt8(String(decoding: u[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+            out.append(b)
+        }
+        return out
+    }
+
+    // MARK: Helpers
+
+    /// `data`: the query string for GET, the JSON body otherwise (`{}` when empty).
+    static func data(_ request: Request) async throws -> [(String, JSONValue)] {
+        if request.method == .get {
+            return request.uri.queryParameters.map { (String($0.key), JSONValue.string(String($0.value))) }
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxJSONBody {
+            throw DanubeError(.contentTooLarge, "Request body is too large")
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: maxJSONBody) } catch { throw DanubeError(.contentTooLarge, "Request body is too large") }
+        if buffer.readableBytes == 0 { return [] }
+        guard case .object(let members) = (try? JSONValue.parse(buffer.readableBytesView)) ?? .null else {
+            throw DanubeError(.badRequest, "Malformed request")
+        }
+        return members
+    }
+
+    /// Danube's lenient query booleans (the client sends Python's `True`/`False`).
+    static func flag(_ request: Request, _ name: String) -> Bool {
+        request.uri.queryParameters[Substring(name)].map { DanubeFields.lenient(String($0)) ?? !$0.isEmpty } ?? false
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
+}
