@@ -16,6 +16,9 @@ public struct DanubeAPIOptions: Sendable {
     public var snapshotURLTemplate: String?
     /// Remote IMGAPI repositories (`VMS_IMAGE_REPOSITORIES`): name → base URL.
     public var imagestores: [(name: String, url: String)] = []
+    /// Where the API is mounted: `/api` (what `esdc_api.Client(api_url="http://host/api")` uses), or
+    /// another prefix when Avi's controller paths must keep `/api/image` to themselves.
+    public var prefix = "/api"
     public init(publicEndpoint: String? = nil) { self.publicEndpoint = publicEndpoint }
 }
 
@@ -44,9 +47,9 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
 
     /// `/api/…` (what the Avi front-end leaves: Danube's paths end in a slash or carry its headers)
     /// and the IMGAPI paths `/images…`.
-    public static func claims(_ request: Request) -> Bool {
+    public func claims(_ request: Request) -> Bool {
         let path = request.uri.path
-        return path == "/api" || path.hasPrefix("/api/") || path == "/images" || path.hasPrefix("/images/")
+        return path == options.prefix || path.hasPrefix(options.prefix + "/") || path == "/images" || path.hasPrefix("/images/")
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -66,7 +69,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     func route(_ request: Request, _ reply: inout DanubeReply) async throws -> Response {
-        var s = request.uri.path.dropFirst("/api".count).split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        var s = request.uri.path.dropFirst(options.prefix.count).split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         // `/api/dc/<dc>/vm/…` is the same VM API in a DC.
         if s.count > 2, s[0] == "dc", s[2] == "vm" { s.removeFirst(2) }
         let method = request.method

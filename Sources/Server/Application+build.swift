@@ -115,6 +115,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, after: config.expungeAfterSeconds, logger: logger) : nil
     var danubeOptions = DanubeAPIOptions(publicEndpoint: config.publicEndpoint)
     danubeOptions.tokenLifetime = config.danubeTokenSeconds
+    danubeOptions.prefix = config.danubePrefix
     danubeOptions.snapshotURLTemplate = config.danubeSnapshotURL
     danubeOptions.imagestores = config.danubeImagestores.map { (name: $0.0, url: $0.1) }
     let danube = DanubeImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: danubeOptions)
@@ -217,7 +218,7 @@ public struct ImagedResponder: HTTPResponder {
             try await avi.respond(to: request, context: context)
         } else if ZStackImageAPI<Context>.claims(request) {
             try await zstack.respond(to: request, context: context)
-        } else if DanubeImageAPI<Context>.claims(request) {
+        } else if danube.claims(request) {
             try await danube.respond(to: request, context: context)
         } else {
             try await openstack.respond(to: request, context: context)

@@ -55,6 +55,8 @@ public struct ServerConfig: Sendable {
     public var zstackSessionSeconds: Int64 = 7200
     /// Danube: login token lifetime, snapshot source template, IMGAPI repositories (name, URL).
     public var danubeTokenSeconds: Int64 = 3600
+    /// Where Danube's API is mounted (`--danube-prefix`).
+    public var danubePrefix = "/api"
     public var danubeSnapshotURL: String?
     public var danubeImagestores: [(String, String)] = []
     /// Seconds a softly deleted image (ZStack's Deleted) is kept before it is expunged; 0 keeps it

@@ -62,6 +62,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a ZStack session lives after its login (ZStack's identity.session.timeout).")
     var zstackSessionSeconds: Int64 = 7200
 
+    @Option(help: "Path prefix of the Danube Cloud API (its client's api_url path).")
+    var danubePrefix = "/api"
+
     @Option(help: "Seconds a Danube login token lives (Danube's AUTHTOKEN_DURATION).")
     var danubeTokenSeconds: Int64 = 3600
 
@@ -170,6 +173,11 @@ struct Serve: AsyncParsableCommand {
         config.taskLeaseSeconds = taskLeaseSeconds
         guard zstackSessionSeconds >= 1 else { throw ValidationError("--zstack-session-seconds must be positive") }
         config.zstackSessionSeconds = zstackSessionSeconds
+        guard danubePrefix.hasPrefix("/"), !danubePrefix.hasSuffix("/"), danubePrefix.count > 1, !danubePrefix.hasPrefix("/v2"),
+              !danubePrefix.hasPrefix("/zstack"), danubePrefix != "/images" else {
+            throw ValidationError("--danube-prefix must be a path like /api or /danube/api, not '\(danubePrefix)'")
+        }
+        config.danubePrefix = danubePrefix
         guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }
         config.danubeTokenSeconds = danubeTokenSeconds
         if let template = danubeSnapshotUrl {

@@ -369,3 +369,19 @@ def test_danube_imagestore_is_another_imaged(dn, peer, origin):
     with pytest.raises(ClientError) as e:
         es.get("/imagestore/peer/image/%s" % uuid.uuid4()).content
     assert (e.value.status_code, e.value.detail) == (404, "Image not found")
+
+
+def test_danube_under_another_prefix(tmp_path):
+    """`--danube-prefix /danube/api`: the client works there, and `/api/image/…` is no longer Danube's."""
+    srv = ImagedServer(tmp_path / "prefixed", "--danube-prefix", "/danube/api")
+    srv.start()
+    try:
+        create_account(srv, "dn-alice", "p-alice", "member")
+        es = Client(api_url=srv.url + "/danube/api")
+        assert es.login("dn-alice", PASSWORDS["dn-alice"]).ok
+        assert es.get("/image").content.result == []
+        r = requests.get(srv.url + "/api/image/", headers={"ES-STREAM": "es"})
+        assert r.status_code != 200 or "task_id" not in r.text  # not answered by the Danube front-end
+        assert "es_version" not in r.headers
+    finally:
+        srv.kill()
