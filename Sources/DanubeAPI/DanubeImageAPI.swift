@@ -126,7 +126,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
                 let all = await repositories.all()
                 return reply.success(.array(all.map { Self.flag(request, "full") ? $0.json : .string($0.name) }))
             case .put:
-                let refreshed = one == nil ? await repositories.refreshAll() : [try await repositories.refresh(one!)]
+                let refreshed = one == nil ? try await repositories.refreshAll() : [try await repositories.refresh(one!)]
                 let body: JSONValue = .array(refreshed.map(\.json))
                 if refreshed.contains(where: { $0.error != nil }) {
                     let id = DanubeTaskID.dummy()

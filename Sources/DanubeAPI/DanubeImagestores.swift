@@ -44,6 +44,8 @@ actor DanubeImagestores {
     }
 
     private var repositories: [String: Repository]
+    /// Repositories being refreshed now: a second refresh meanwhile is 423 (Danube's lock).
+    private var refreshing: Set<String> = []
     private let order: [String]
     private let fetcher: any RemoteFetcher
     static let maxListing: Int64 = 10 << 20
@@ -73,15 +75,19 @@ actor DanubeImagestores {
         return r
     }
 
-    func refreshAll() async -> [Repository] {
+    func refreshAll() async throws -> [Repository] {
+        if !refreshing.isEmpty { throw DanubeError.locked }
         var out: [Repository] = []
-        for name in order { if let r = try? await refresh(name) { out.append(r) } }
+        for name in order { out.append(try await refresh(name)) }
         return out
     }
 
     /// `GET <repo>/images` (through the URL guard, 10 MiB at most, 20 s): a JSON array of manifests.
     func refresh(_ name: String) async throws -> Repository {
         var repo = try repository(name)
+        guard !refreshing.contains(name) else { throw DanubeError.locked }
+        refreshing.insert(name)
+        defer { refreshing.remove(name) }
         do {
             var bytes: [UInt8] = []
             let fetcher = self.fetcher

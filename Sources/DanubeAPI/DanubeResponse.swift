@@ -30,6 +30,7 @@ struct DanubeError: Error, Equatable {
     static let usedByVMs = DanubeError(HTTPResponse.Status(code: 428, reasonPhrase: "Precondition Required"), "Image is used by some VMs")
     static let noImageServer = DanubeError(HTTPResponse.Status(code: 428, reasonPhrase: "Precondition Required"), "Image server is not available")
     static let taskGone = DanubeError(.notFound, "Task does not exist (anymore)")
+    static let locked = DanubeError(HTTPResponse.Status(code: 423, reasonPhrase: "Locked"), "Task is already running")
 
     /// Core errors in Danube's statuses; nil for what is ours (500, logged).
     static func from(_ error: any Error) -> DanubeError? {

@@ -1,5 +1,7 @@
 import Foundation
+import Hummingbird
 import ImageCore
+import ImageData
 import Testing
 @testable import DanubeAPI
 
@@ -86,5 +88,42 @@ import Testing
         #expect(m["type"] == .string("lx-dataset") && m["os"] == .string("linux") && m["public"] == .bool(true) && m["state"] == .string("active"))
         #expect(m["homepage"] == .string("https://x") && m["image_size"] == nil)
         #expect(m["files"] == .array([.object([("sha1", .string("ab")), ("size", .int(3 * (1 << 20) + 1)), ("compression", .string("gzip"))])]))
+    }
+}
+
+/// A fetcher that serves one canned body once `release()` is called (a test double for the repository refresh).
+final class GatedFetcher: RemoteFetcher, @unchecked Sendable {
+    let body: [UInt8]
+    private let gate = AsyncStream<Void>.makeStream()
+    private(set) var urls: [String] = []
+    init(_ body: String) { self.body = Array(body.utf8) }
+    func release() { gate.continuation.yield(); gate.continuation.finish() }
+    func vet(_ url: String) async throws {}
+    func fetch(_ url: String, maxBytes: Int64, announce: (Int64?) async throws -> Void,
+               into sink: (ByteBuffer) async throws -> Void) async throws {
+        urls.append(url)
+        for await _ in gate.stream { break }
+        try await sink(ByteBuffer(bytes: body))
+    }
+}
+
+@Suite struct DanubeImagestoreTests {
+    @Test func aRefreshInProgressLocksTheRepositoryAndTheListIsNewestFirst() async throws {
+        let a = ImageID.generate(), b = ImageID.generate()
+        let fetcher = GatedFetcher("""
+            [{"uuid": "\(a)", "name": "old", "published_at": "2020-01-01T00:00:00Z"}, {"uuid": "not-a-uuid"},
+             {"uuid": "\(b)", "name": "new", "published_at": "2024-01-01T00:00:00Z", "files": [{"size": 5}]}]
+            """)
+        let stores = DanubeImagestores([(name: "repo", url: "http://repo.example/api")], fetcher: fetcher)
+        let first = Task { try await stores.refresh("repo") }
+        try await Task.sleep(for: .milliseconds(100))
+        await #expect(throws: DanubeError.locked) { _ = try await stores.refresh("repo") }
+        await #expect(throws: DanubeError.locked) { _ = try await stores.refreshAll() }
+        fetcher.release()
+        let repo = try await first.value
+        #expect(repo.error == nil && repo.images.map(\.name) == ["new", "old"] && repo.json["image_count"] == .int(2))
+        #expect(fetcher.urls == ["http://repo.example/images"])
+        #expect(try await stores.image("repo", uuid: b.uppercased()).json(repo: repo.url)["download_size"] == .int(5))
+        await #expect(throws: DanubeError(.notFound, "ImageStore not found")) { _ = try await stores.repository("other") }
     }
 }
