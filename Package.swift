@@ -80,6 +80,8 @@ let package = Package(
         // CDigests gives PBKDF2 and SHA-256 from OpenSSL; AsyncHTTPClient talks to Keystone.
         .target(name: "Identity", dependencies: [
             "ImageCore", "CDigests",
+            // HMAC-SHA256 (Scalr's signatures) and AES-GCM (secrets that must be used again).
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
