@@ -112,10 +112,16 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
+        // Scalr's API v1beta0 for images: signed requests, scopes, its envelope, the specs scalr-ctl loads.
+        .target(name: "ScalrAPI", dependencies: [
+            "ImageCore", "ImageData", "Identity",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
         .target(name: "Server", dependencies: [
             "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound",
-            "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI",
+            "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
@@ -155,7 +161,7 @@ let package = Package(
             "CatalogSQLite", "CatalogPostgres", "ImageCore", .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
-            "Server", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
+            "Server", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             // Digests in tests come from BoringSSL, independent of the server's OpenSSL ones.
             .product(name: "Crypto", package: "swift-crypto"),

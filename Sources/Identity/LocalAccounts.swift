@@ -162,6 +162,26 @@ public struct LocalAccounts: Sendable {
         return (keyId, secret)
     }
 
+    /// A Scalr API key: id `APIK` + 16 of `[A-Z0-9]`, a 40-character secret (base64 alphabet). The
+    /// secret must verify HMACs later, so it is kept sealed under the servers' key, never in clear.
+    public func createSigningKey(accountName: String, sealer: SecretSealer) async throws -> (keyId: String, secret: String) {
+        guard try await catalog.account(name: accountName) != nil else { throw IdentityError("no account named \(accountName)") }
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        let keyId = "APIK" + String(try Secrets.randomBytes(16).map { alphabet[Int($0) % alphabet.count] })
+        let secret = Data(try Secrets.randomBytes(30)).base64EncodedString()
+        try await catalog.insertAPIKey(APIKeyRecord(keyId: keyId, accountName: accountName,
+                                                    secretHash: try sealer.seal(secret, context: keyId), createdAt: Timestamp.now()))
+        return (keyId, secret)
+    }
+
+    /// The secret and account of a Scalr key; nil when the key, its account or its seal is unknown.
+    public func signingKey(id keyId: String, sealer: SecretSealer) async throws -> (secret: String, account: LocalAccount)? {
+        guard keyId.hasPrefix("APIK"), keyId.utf8.count <= 64, let key = try await catalog.apiKey(id: keyId),
+              let secret = sealer.open(key.secretHash, context: keyId),
+              let account = try await catalog.account(name: key.accountName) else { return nil }
+        return (secret, account)
+    }
+
     /// The account's principal when the password matches. PBKDF2 runs off the cooperative pool.
     public func authenticate(name: String, password: String) async throws -> Principal? {
         guard let account = try await catalog.account(name: name), let record = account.passwordHash else {

@@ -25,7 +25,7 @@ public enum ScalrSignature {
 
     /// RFC 3986 encoding of Scalr's canonical query: unreserved characters literal, the rest `%XX`
     /// upper-case (space `%20`, `/` `%2F`).
-    static func encode(_ s: String) -> String {
+    public static func encode(_ s: String) -> String {
         var out = ""
         for b in s.utf8 {
             let c = Character(Unicode.Scalar(b))
@@ -135,5 +135,16 @@ public struct SecretSealer: Sendable {
               let box = try? AES.GCM.SealedBox(combined: data),
               let plain = try? AES.GCM.open(box, using: key, authenticating: Array(context.utf8)) else { return nil }
         return String(decoding: plain, as: UTF8.self)
+    }
+}
+
+/// Scalr's environments are integers; imaged's are projects. An environment id is derived from the
+/// project name (FNV-1a, 31 bits, never 0), so every node and the admin tool agree without a table.
+public enum ScalrEnvironment {
+    public static func id(ofProject project: String) -> Int64 {
+        var h: UInt32 = 2_166_136_261
+        for b in project.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        let n = Int64(h & 0x7fff_ffff)
+        return n == 0 ? 1 : n
     }
 }

@@ -1,6 +1,7 @@
 import HTTPTypes
 import AviAPI
 import DanubeAPI
+import ScalrAPI
 import ZStackAPI
 import BlobStoreFile
 import BlobStoreS3
@@ -119,8 +120,13 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     danubeOptions.snapshotURLTemplate = config.danubeSnapshotURL
     danubeOptions.imagestores = config.danubeImagestores.map { (name: $0.0, url: $0.1) }
     let danube = DanubeImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: danubeOptions)
+    let sealer: SecretSealer
+    do {
+        sealer = try SecretSealer.load(path: config.secretKeyFile ?? dataDir + "/secret.key", create: config.secretKeyFile == nil)
+    } catch { throw ConfigError("--secret-key-file: \(error)") }
+    let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: LocalAccounts(catalog: catalog), options: .init(sealer: sealer))
     return Imaged(service: service, data: data, runner: runner, scrub: scrub, reaper: reaper,
-                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube),
+                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr),
                   authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)
@@ -201,13 +207,14 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
 }
 
 /// The front door: health check, the Avi paths (`/login`, `/logout`, `/api/image…` without a trailing slash), ZStack's
-/// `/zstack/v1`, Danube's `/api/…` and IMGAPI `/images…`, then the OpenStack API.
+/// `/zstack/v1`, Scalr's `/api/v1beta0/…`, Danube's `/api/…` and IMGAPI `/images…`, then the OpenStack API.
 public struct ImagedResponder: HTTPResponder {
     public typealias Context = ImagedRequestContext
     let openstack: OpenStackImageAPI<ImagedRequestContext>
     let avi: AviImageAPI<ImagedRequestContext>
     let zstack: ZStackImageAPI<ImagedRequestContext>
     let danube: DanubeImageAPI<ImagedRequestContext>
+    let scalr: ScalrImageAPI<ImagedRequestContext>
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         if request.uri.path == "/healthz" {
@@ -218,6 +225,8 @@ public struct ImagedResponder: HTTPResponder {
             try await avi.respond(to: request, context: context)
         } else if ZStackImageAPI<Context>.claims(request) {
             try await zstack.respond(to: request, context: context)
+        } else if ScalrImageAPI<Context>.claims(request) {
+            try await scalr.respond(to: request, context: context)
         } else if danube.claims(request) {
             try await danube.respond(to: request, context: context)
         } else {

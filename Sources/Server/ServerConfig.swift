@@ -53,6 +53,8 @@ public struct ServerConfig: Sendable {
     public var taskLeaseSeconds: Int64 = 30
     /// Lifetime of a ZStack login session (`--zstack-session-seconds`).
     public var zstackSessionSeconds: Int64 = 7200
+    /// The key that seals secrets the servers must use again (Scalr's HMAC keys); nil: `<data-dir>/secret.key`.
+    public var secretKeyFile: String?
     /// Danube: login token lifetime, snapshot source template, IMGAPI repositories (name, URL).
     public var danubeTokenSeconds: Int64 = 3600
     /// Where Danube's API is mounted (`--danube-prefix`).

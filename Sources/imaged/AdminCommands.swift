@@ -74,7 +74,7 @@ struct AccountCommand: AsyncParsableCommand {
             let catalog = try await store.open()
             for a in try await catalog.accounts() {
                 let keys = try await catalog.apiKeys(accountName: a.name).map(\.keyId)
-                print("\(a.name)\tproject=\(a.projectId)\troles=\(a.roles.joined(separator: ","))\tpassword=\(a.passwordHash == nil ? "no" : "yes")\tkeys=\(keys.joined(separator: ","))")
+                print("\(a.name)\tproject=\(a.projectId)\troles=\(a.roles.joined(separator: ","))\tpassword=\(a.passwordHash == nil ? "no" : "yes")\tkeys=\(keys.joined(separator: ","))\tscalr_env=\(ScalrEnvironment.id(ofProject: a.projectId))")
             }
         }
     }
@@ -109,9 +109,23 @@ struct AccountCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an API key; its secret is shown once.")
         @Argument var name: String
         @OptionGroup var store: CatalogOptions
+        @Flag(help: "A Scalr API key (signs requests; its secret is kept sealed with the servers' secret key).")
+        var scalr = false
+        @Option(help: "The servers' secret key file (default <data-dir>/secret.key, created when absent). Every node must use the same.")
+        var secretKeyFile: String?
 
         func run() async throws {
-            let (keyId, secret) = try await LocalAccounts(catalog: try await store.open()).createKey(accountName: name)
+            let accounts = LocalAccounts(catalog: try await store.open())
+            if scalr {
+                try FileManager.default.createDirectory(atPath: store.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                let sealer = try SecretSealer.load(path: secretKeyFile ?? store.dataDir + "/secret.key", create: true)
+                let (keyId, secret) = try await accounts.createSigningKey(accountName: name, sealer: sealer)
+                print("key id: \(keyId)")
+                print("secret: \(secret)")
+                print("Scalr API: X-Scalr-Key-Id \(keyId), requests signed with the secret (shown only now).")
+                return
+            }
+            let (keyId, secret) = try await accounts.createKey(accountName: name)
             print("key id: \(keyId)")
             print("secret: \(secret)")
             print("The secret is not stored and cannot be shown again. OpenStack API: X-Auth-Token: \(keyId):<secret>")

@@ -62,6 +62,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a ZStack session lives after its login (ZStack's identity.session.timeout).")
     var zstackSessionSeconds: Int64 = 7200
 
+    @Option(help: "The servers' secret key (seals Scalr key secrets; default <data-dir>/secret.key, created when absent). Every node of a cluster needs the same file.")
+    var secretKeyFile: String?
+
     @Option(help: "Path prefix of the Danube Cloud API (its client's api_url path).")
     var danubePrefix = "/api"
 
@@ -178,6 +181,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--danube-prefix must be a path like /api or /danube/api, not '\(danubePrefix)'")
         }
         config.danubePrefix = danubePrefix
+        config.secretKeyFile = secretKeyFile
         guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }
         config.danubeTokenSeconds = danubeTokenSeconds
         if let template = danubeSnapshotUrl {

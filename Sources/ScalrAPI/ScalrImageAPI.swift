@@ -1,0 +1,412 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Identity
+import ImageCore
+import ImageData
+
+public struct ScalrAPIOptions: Sendable {
+    /// Seals and opens the Scalr keys' secrets (the servers' secret key).
+    public var sealer: SecretSealer?
+    public init(sealer: SecretSealer?) { self.sealer = sealer }
+}
+
+/// Scalr's API v1beta0 for images (`/api/v1beta0/{global|account[/<id>]|user/<envId>}/images/…`):
+/// signed requests with local accounts' Scalr keys, Scalr's envelope and errors, and its specs at
+/// `/api/{user,account,global}.v1beta0.yml` for `scalr-ctl`.
+public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
+    let data: ImageDataService
+    let accounts: LocalAccounts
+    let options: ScalrAPIOptions
+    var service: ImageService { data.images }
+
+    static var maxBody: Int { 1 << 20 }
+    /// Scalr has accounts above environments; imaged has one account (id 1) holding every project.
+    static var accountId: String { "1" }
+
+    public init(data: ImageDataService, accounts: LocalAccounts, options: ScalrAPIOptions) {
+        self.data = data; self.accounts = accounts; self.options = options
+    }
+
+    public static func claims(_ request: Request) -> Bool {
+        let path = request.uri.path
+        return path.hasPrefix("/api/v1beta0/") || ["/api/user.v1beta0.yml", "/api/account.v1beta0.yml", "/api/global.v1beta0.yml"].contains(path)
+    }
+
+    typealias Scope = ScalrScope
+    typealias Failure = ScalrFailure
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        var meta: [(String, JSONValue)] = [("requestId", .string(ImageID.generate()))]
+        do {
+            return try await route(request, &meta)
+        } catch let f as Failure {
+            return Self.envelope(meta, [("errors", .array([.object([("code", .string(f.code)), ("message", .string(f.message))])]))], status: f.status)
+        } catch let r as ScalrSignature.Refusal {
+            return Self.envelope(meta, [("errors", .array([.object([("code", .string(r.code)), ("message", .string(r.message))])]))],
+                                 status: HTTPResponse.Status(code: r.status))
+        } catch let e as ImageError {
+            let f: Failure = switch e.kind {
+            case .badRequest, .unsupportedMediaType, .rangeNotSatisfiable: .value(e.message)
+            case .forbidden, .unauthorized: .insufficient
+            case .notFound, .gone: .notFound
+            case .conflict: Failure(409, "UnacceptableState", e.message)
+            case .payloadTooLarge: Failure(409, "LimitExceeded", e.message)
+            case .unavailable: Failure(503, "ServiceUnavailable", e.message)
+            case .internal: Failure(500, "InternalServerError", "Server Error")
+            }
+            return Self.envelope(meta, [("errors", .array([.object([("code", .string(f.code)), ("message", .string(f.message))])]))], status: f.status)
+        } catch {
+            context.logger.error("scalr request failed", metadata: ["error": "\(error)"])
+            return Self.envelope(meta, [("errors", .array([.object([("code", .string("InternalServerError")), ("message", .string("Server Error"))])]))],
+                                 status: .internalServerError)
+        }
+    }
+
+    static func envelope(_ meta: [(String, JSONValue)], _ members: [(String, JSONValue)], status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("meta", .object(meta))] + members).serialized)))
+    }
+
+    static func success(_ meta: [(String, JSONValue)], _ data: JSONValue, status: HTTPResponse.Status = .ok, pagination: JSONValue? = nil) -> Response {
+        var members: [(String, JSONValue)] = [("data", data)]
+        if let pagination { members.append(("pagination", pagination)) }
+        members += [("warnings", .array([])), ("errors", .array([]))]
+        return envelope(meta, members, status: status)
+    }
+
+    func route(_ request: Request, _ meta: inout [(String, JSONValue)]) async throws -> Response {
+        let path = request.uri.path
+        if path.hasSuffix(".v1beta0.yml") {
+            guard request.method == .get, let spec = ScalrSpec.document(level: String(path.dropFirst("/api/".count).prefix { $0 != "." })) else {
+                throw Failure.endpoint
+            }
+            return Response(status: .ok, headers: [.contentType: "application/x-yaml"], body: .init(byteBuffer: ByteBuffer(string: spec.serialized)))
+        }
+        var request = request
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxBody {
+            throw Failure(400, "BadRequest", "The request body is too large.")
+        }
+        let body = Array(try await request.collectBody(upTo: Self.maxBody).readableBytesView)
+        let p = try await authenticate(request, body, &meta)
+        if !body.isEmpty, let type = request.headers[.contentType],
+           type.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() != "application/json" {
+            throw Failure(400, "BadRequest", "Invalid Content-Type")
+        }
+        var s = path.dropFirst("/api/v1beta0/".count).split(separator: "/").map(String.init)
+        let scope: Scope
+        switch s.first {
+        case "global":
+            guard p.isAdmin else { throw Failure.insufficient }
+            scope = .global
+            s.removeFirst()
+        case "account":
+            s.removeFirst()
+            if let id = s.first, id != "images" {
+                guard id == Self.accountId else { throw Failure(403, "PermissionViolation", "You don't have access to the account.") }
+                s.removeFirst()
+            }
+            scope = .account
+        case "user":
+            s.removeFirst()
+            guard let text = s.first, let envId = Int64(text), envId > 0 else {
+                throw Failure.value("Environment has not been provided with the request")
+            }
+            s.removeFirst()
+            scope = .environment(project: try await project(ofEnvironment: envId, p))
+        default:
+            throw Failure.endpoint
+        }
+        guard s.first == "images" else { throw Failure.endpoint }
+        s.removeFirst()
+        let method = request.method
+        if s.isEmpty {
+            switch method {
+            case .get: return try await list(request, scope, p, meta)
+            case .post: return try await register(body, scope, p, meta)
+            default: throw Failure.endpoint
+            }
+        }
+        guard ImageID.isValid(s[0]) else { throw Failure.endpoint }
+        let id = s[0].lowercased()
+        if s.count == 3, s[1] == "actions", method == .post, ["copy", "replace"].contains(s[2]) {
+            _ = try await visible(id, scope, p)
+            throw Failure.notImplemented(s[2] == "copy"
+                ? "Copying an image between cloud regions is not offered by imaged: it registers images, it does not reach the clouds."
+                : "Replacing an image in Roles is not offered by imaged: it has no Roles.")
+        }
+        guard s.count == 1 else { throw Failure.endpoint }
+        switch method {
+        case .get: return Self.success(meta, ScalrImage.render(try await visible(id, scope, p)))
+        case .patch: return try await edit(id, body, scope, p, meta)
+        case .delete: return try await deregister(id, request, scope, p, meta)
+        default: throw Failure.endpoint
+        }
+    }
+
+    // MARK: Authentication and scopes
+
+    func authenticate(_ request: Request, _ body: [UInt8], _ meta: inout [(String, JSONValue)]) async throws -> Principal {
+        let h = request.headers
+        let debug = h[HTTPField.Name("x-scalr-debug")!] == "1"
+        let date = h[HTTPField.Name("x-scalr-date")!]
+        if debug, let date {
+            meta.append(("stringToSign", .string(String(decoding: ScalrSignature.stringToSign(
+                method: request.method.rawValue, date: date, path: request.uri.path, query: request.uri.query, body: body), as: UTF8.self))))
+        }
+        let sealer = options.sealer
+        let accounts = self.accounts
+        let box = AccountBox()
+        _ = try await ScalrSignature.verify(
+            keyId: h[HTTPField.Name("x-scalr-key-id")!], date: date, signature: h[HTTPField.Name("x-scalr-signature")!],
+            method: request.method.rawValue, path: request.uri.path, query: request.uri.query, body: body) { keyId in
+                guard let sealer, let found = try await accounts.signingKey(id: keyId, sealer: sealer) else { return nil }
+                box.account = found.account
+                return found.secret
+            }
+        guard let account = box.account else { throw ScalrSignature.Refusal.unknownKey }
+        return account.principal
+    }
+
+    final class AccountBox: @unchecked Sendable { var account: LocalAccount? }
+
+    /// The project behind an environment id: the caller's own, or for admins any account's project.
+    func project(ofEnvironment envId: Int64, _ p: Principal) async throws -> String {
+        if let own = p.projectId, ScalrEnvironment.id(ofProject: own) == envId { return own }
+        if p.isAdmin, let match = try await accounts.catalog.accounts().first(where: { ScalrEnvironment.id(ofProject: $0.projectId) == envId }) {
+            return match.projectId
+        }
+        throw Failure(403, "ObjectNotFound", "Invalid environment")
+    }
+
+    /// Whether a registration is visible in a scope: Scalr shows the scope's own images and those of
+    /// the scopes above it.
+    static func sees(_ image: Image, _ scope: Scope) -> Bool {
+        guard let s = ScalrImage.scope(image) else { return false }
+        switch scope {
+        case .global: return s == "scalr"
+        case .account: return s == "scalr" || s == "account"
+        case .environment(let project): return s == "scalr" || s == "account" || (s == "environment" && image.owner == project)
+        }
+    }
+
+    /// Changes only where the image belongs to the request's scope.
+    static func owns(_ image: Image, _ scope: Scope) -> Bool {
+        switch scope {
+        case .environment(let project): return ScalrImage.scope(image) == "environment" && image.owner == project
+        default: return ScalrImage.scope(image) == scope.name
+        }
+    }
+
+    func registrations(_ scope: Scope, _ p: Principal) async throws -> [Image] {
+        var request = ImageListRequest()
+        request.visibility = .all
+        request.sort = [.init(.createdAt, .asc)]
+        request.limit = service.config.listMaxLimit
+        var out: [Image] = []
+        while true {
+            let page = try await service.listImages(request, by: p)
+            out += page.filter { Self.sees($0, scope) }
+            if page.count < request.limit! { return out }
+            request.offset += page.count
+        }
+    }
+
+    func visible(_ id: String, _ scope: Scope, _ p: Principal) async throws -> Image {
+        guard let image = try await service.catalog.image(id: id), !image.status.isGone, Self.sees(image, scope) else { throw Failure.notFound }
+        return image
+    }
+
+    // MARK: Endpoints
+
+    func list(_ request: Request, _ scope: Scope, _ p: Principal, _ meta: [(String, JSONValue)]) async throws -> Response {
+        var params: [String: String] = [:]
+        for (k, v) in ScalrQuery.parse(request.uri.query) { params[k] = v }
+        var maxResults = 100, pageNum = 1
+        if let m = params["maxResults"] {
+            guard let n = Int(m), n >= 1, n <= 100 else { throw Failure.value("Limit should be a positive number less then or equal to 100.") }
+            maxResults = n
+        }
+        if let g = params["pageNum"] {
+            guard let n = Int(g), n >= 1 else { throw Failure.value("Page number should be more than 0.") }
+            pageNum = n
+        }
+        let filters = params.filter { $0.key != "maxResults" && $0.key != "pageNum" }
+        if filters.keys.contains(where: { !ScalrImage.filterable.contains($0) }) {
+            throw Failure.structure("Unsupported filter. Fields which are available for filtering: [\(ScalrImage.filterable.joined(separator: ", "))]")
+        }
+        if filters["cloudLocation"] != nil && filters["cloudPlatform"] == nil {
+            throw Failure.structure("Both 'cloudPlatform' and 'cloudLocation' filters should be provided with request.")
+        }
+        let matching = try await registrations(scope, p).map(ScalrImage.render).filter { rendered in
+            filters.allSatisfy { ScalrImage.matches(rendered, $0.key, $0.value) }
+        }
+        let page = Array(matching.dropFirst((pageNum - 1) * maxResults).prefix(maxResults))
+        var pagination: [(String, JSONValue)] = [("first", .null), ("last", .null), ("prev", .null), ("next", .null)]
+        if matching.count > maxResults {
+            let last = (matching.count + maxResults - 1) / maxResults
+            func link(_ n: Int) -> JSONValue {
+                var all = params
+                all["maxResults"] = String(maxResults)
+                all["pageNum"] = String(n)
+                return .string(request.uri.path + "?" + ScalrSignature.canonicalQuery(all.map { "\($0.key)=\(ScalrSignature.encode($0.value))" }.joined(separator: "&")))
+            }
+            pagination = [("first", link(1)), ("last", link(last)), ("prev", pageNum > 1 ? link(min(pageNum - 1, last)) : .null),
+                          ("next", pageNum < last ? link(pageNum + 1) : .null)]
+        }
+        return Self.success(meta, .array(page), pagination: .object(pagination))
+    }
+
+    static func object(_ body: [UInt8]) throws -> [(String, JSONValue)] {
+        guard case .object(let members) = (try? JSONValue.parse(body)) ?? .null else { throw Failure.structure("Invalid body") }
+        return members
+    }
+
+    static func unknown(_ keys: [String], alterable: Bool) -> Failure {
+        if alterable {
+            return keys.count == 1
+                ? .structure("You are trying to set the property \(keys[0]) which either is not alterable or does not exist")
+                : .structure("You are trying to set properties \(keys.joined(separator: ", ")) that either are not alterable or do not exist")
+        }
+        return keys.count == 1
+            ? .structure("You are trying to set the property \(keys[0]) which does not exist.")
+            : .structure("You are trying to set the properties \(keys.joined(separator: ", ")) which do not exist.")
+    }
+
+    static func checkText(_ members: [(String, JSONValue)]) throws {
+        for (k, v) in members {
+            if let s = v.stringValue, ScalrImage.hasTags(s) { throw Failure.value("Property \(k) contains invalid characters.") }
+            if case .object(let inner) = v { try checkText(inner) }
+        }
+    }
+
+    func register(_ body: [UInt8], _ scope: Scope, _ p: Principal, _ meta: [(String, JSONValue)]) async throws -> Response {
+        let members = try Self.object(body)
+        let unknown = members.map(\.0).filter { !ScalrImage.writable.contains($0) && !ScalrImage.readOnly.contains($0) }
+        if !unknown.isEmpty { throw Self.unknown(unknown, alterable: false) }
+        try Self.checkText(members)
+        let b = JSONValue.object(members)
+        if let given = b["scope"], given != .null, given.stringValue != scope.name { throw Failure.value("Invalid scope") }
+        guard let name = b["name"]?.stringValue else { throw Failure.structure("Missed property 'name'") }
+        guard ScalrImage.validName(name) else { throw Failure.value("Invalid name of the Image") }
+        guard let platform = b["cloudPlatform"]?.stringValue else { throw Failure.structure("Missed property platform") }
+        guard ScalrImage.platforms.contains(platform) else { throw Failure.structure("Unexpected platform value") }
+        let location = b["cloudLocation"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        if location == nil && !ScalrImage.locationless.contains(platform) { throw Failure.structure("Missed property 'cloudLocation'") }
+        guard let cloudImageId = b["cloudImageId"]?.stringValue, !cloudImageId.isEmpty else { throw Failure.structure("Missed property 'cloudImageId'") }
+        guard let architecture = b["architecture"]?.stringValue else { throw Failure.structure("Missed property 'architecture'") }
+        guard architecture == "i386" || architecture == "x86_64" else { throw Failure.value("Invalid architecture value") }
+        guard let os = b["os"]?["id"]?.stringValue ?? b["os"]?.stringValue else { throw Failure.structure("Missed property 'os.id'") }
+        guard ScalrImage.validOS(os) else { throw Failure.value("Invalid identifier of the OS") }
+        var flags: [(String, JSONValue)] = []
+        for key in ["scalrAgentInstalled", "cloudInitInstalled", "deprecated"] {
+            guard let v = b[key], v != .null else { continue }
+            guard case .bool = v else { throw Failure.value("Property \(key) must be a boolean.") }
+            flags.append((key, v))
+        }
+        switch scope {
+        case .global, .account: guard p.isAdmin else { throw Failure.insufficient }
+        case .environment: guard p.isMember || p.isAdmin else { throw Failure.insufficient }
+        }
+        let duplicate = try await registrations(scope, p).contains { other in
+            let d = ScalrImage.doc(other)
+            return d?["cloudPlatform"]?.stringValue == platform && d?["cloudLocation"]?.stringValue == location
+                && d?["cloudImageId"]?.stringValue == cloudImageId
+        }
+        if duplicate { throw Failure(409, "UnicityViolation", "This Image has already been registered in Scalr") }
+
+        var document: [(String, JSONValue)] = [("scope", .string(scope.name)), ("cloudPlatform", .string(platform)),
+                                               ("cloudImageId", .string(cloudImageId)), ("os", .string(os))]
+        if let location { document.append(("cloudLocation", .string(location))) }
+        if let features = b["cloudFeatures"], case .object = features { document.append(("cloudFeatures", features)) }
+        document += flags
+        let visibility = switch scope { case .global: "public"; case .account: "community"; case .environment: "private" }
+        var attributes: [(String, JSONValue)] = [("name", .string(name)), ("visibility", .string(visibility)),
+                                                 ("architecture", .string(architecture)), ("os_distro", .string(os)),
+                                                 ("scalr_cloud_platform", .string(platform)), ("scalr_cloud_image_id", .string(cloudImageId))]
+        if let location { attributes.append(("scalr_cloud_location", .string(location))) }
+        if case .environment(let project) = scope, project != p.projectId { attributes.append(("owner", .string(project))) }
+        let image = try await service.createImage(attributes, extensions: [ScalrImage.vendor: .object(document)], by: p)
+        return Self.success(meta, ScalrImage.render(image), status: .created)
+    }
+
+    func edit(_ id: String, _ body: [UInt8], _ scope: Scope, _ p: Principal, _ meta: [(String, JSONValue)]) async throws -> Response {
+        let members = try Self.object(body)
+        let refused = members.map(\.0).filter { !ScalrImage.alterable.contains($0) }
+        if !refused.isEmpty { throw Self.unknown(refused, alterable: true) }
+        try Self.checkText(members)
+        let image = try await visible(id, scope, p)
+        guard Self.owns(image, scope) else { throw Failure.scopeViolation }
+        let b = JSONValue.object(members)
+        var changes: [ImageChange] = []
+        if let name = b["name"] {
+            guard let s = name.stringValue, ScalrImage.validName(s) else { throw Failure.value("Invalid name of the Image") }
+            changes.append(ImageChange(.replace, "name", .string(s)))
+        }
+        var document: [(String, JSONValue)] = []
+        if let deprecated = b["deprecated"] {
+            guard case .bool = deprecated else { throw Failure.value("Property deprecated must be a boolean.") }
+            document.append(("deprecated", deprecated))
+        }
+        let fields = document
+        let updated = try await service.updateImage(id: image.id, changes: changes, vendorChanges: [ScalrImage.vendor: { stored in
+            JSONValue.merging(stored, fields)
+        }], by: p)
+        return Self.success(meta, ScalrImage.render(updated))
+    }
+
+    func deregister(_ id: String, _ request: Request, _ scope: Scope, _ p: Principal, _ meta: [(String, JSONValue)]) async throws -> Response {
+        let image = try await visible(id, scope, p)
+        guard Self.owns(image, scope) else { throw Failure.scopeViolation }
+        // In use: VMs recorded against the image (the Danube front-end's usage records).
+        if image.extensions.values.contains(where: { !($0["vms"]?.arrayItems ?? []).isEmpty }) {
+            throw Failure(409, "ObjectInUse", "The Image is used by some Role or Server.")
+        }
+        let flag = ScalrQuery.parse(request.uri.query).last { $0.0 == "deleteFromCloud" || $0.0 == "cloudDelete" }?.1 ?? ""
+        if !(flag.isEmpty || flag == "0" || flag.lowercased() == "false") {
+            throw Failure.notImplemented("Deleting images from clouds is not offered by imaged: deregister without deleteFromCloud, then delete it on the cloud.")
+        }
+        try await data.deleteImage(id: image.id, by: p)
+        return Self.envelope(meta, [("data", .null), ("warnings", .array([])), ("errors", .array([]))])
+    }
+}
+
+enum ScalrScope: Equatable {
+    case global, account, environment(project: String)
+    /// The `scope` value of images registered here.
+    var name: String {
+        switch self { case .global: "scalr"; case .account: "account"; case .environment: "environment" }
+    }
+}
+
+struct ScalrFailure: Error {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+    init(_ status: Int, _ code: String, _ message: String) {
+        self.status = HTTPResponse.Status(code: status); self.code = code; self.message = message
+    }
+    static let endpoint = ScalrFailure(404, "EndpointNotFound", "The endpoint you are trying to access does not exist.")
+    static let notFound = ScalrFailure(404, "ObjectNotFound", "Requested Image either does not exist or is not owned by your environment.")
+    static let insufficient = ScalrFailure(403, "PermissionViolation", "Insufficient Permissions")
+    static let scopeViolation = ScalrFailure(403, "ScopeViolation", "The image is not either from the environment scope or owned by your environment.")
+    static func structure(_ m: String) -> ScalrFailure { ScalrFailure(400, "InvalidStructure", m) }
+    static func value(_ m: String) -> ScalrFailure { ScalrFailure(400, "InvalidValue", m) }
+    static func notImplemented(_ m: String) -> ScalrFailure { ScalrFailure(501, "NotImplemented", m) }
+}
+
+
+enum ScalrQuery {
+    /// `a=b&c=d` decoded (`+` is a space), in order.
+    static func parse(_ query: String?) -> [(String, String)] {
+        guard let query, !query.isEmpty else { return [] }
+        return query.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String {
+                let spaced = s.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+        }
+    }
+}
