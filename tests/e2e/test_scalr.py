@@ -268,3 +268,17 @@ def test_scalr_registrations_in_the_other_apis(sc):
     r = signed(sc, alice, "DELETE", path + again["id"] + "/")
     assert r.status_code == 200 and r.json()["data"] is None and r.json()["errors"] == []
     assert os_alice.get(f"/v2/images/{again['id']}").status_code == 404
+
+
+def test_an_image_in_use_is_not_deregistered(sc):
+    """In use = VMs recorded against the image (the Danube front-end's usage records): 409 ObjectInUse."""
+    alice = sc.keys["alice"]
+    path = f"/api/v1beta0/user/{alice.env_id}/images/"
+    made = signed(sc, alice, "POST", path, body=json.dumps(registration("used-img", ami="ami-used")).encode()).json()["data"]
+    token = requests.post(sc.url + "/api/accounts/login/", json={"username": "sc-admin", "password": PASSWORDS["sc-admin"]}).json()["token"]
+    admin = {"Authorization": f"Token {token}", "ES-STREAM": "es"}
+    assert requests.put(sc.url + "/api/image/used-img/vm/web01/", json={}, headers=admin).json()["result"] == ["web01"]
+    assert error(signed(sc, alice, "DELETE", path + made["id"] + "/"), 409, "ObjectInUse") == "The Image is used by some Role or Server."
+    assert signed(sc, alice, "GET", path + made["id"] + "/").status_code == 200
+    assert requests.delete(sc.url + "/api/image/used-img/vm/web01/", json={}, headers=admin).json()["result"] == []
+    assert signed(sc, alice, "DELETE", path + made["id"] + "/").status_code == 200
