@@ -378,7 +378,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var v = DanubeValidation()
         let bytes: [UInt8]
         do {
-            bytes = try await fetchSmall(url, maxBytes: Self.maxManifestBytes, seconds: 5)
+            bytes = try await DanubeImagestores.fetchSmall(imports.fetcher, url, maxBytes: Self.maxManifestBytes, seconds: 5)
         } catch {
             let reason = (error as? ImageError)?.message ?? "\(error)"
             v.add("manifest_url", "Image manifest URL is unreachable (\(reason)).")
@@ -389,25 +389,6 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             throw v
         }
         return try DanubeImage.Manifest(json)
-    }
-
-    func fetchSmall(_ url: String, maxBytes: Int64, seconds: Double) async throws -> [UInt8] {
-        let fetcher = imports.fetcher
-        return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
-            group.addTask {
-                var out: [UInt8] = []
-                try await fetcher.fetch(url, maxBytes: maxBytes, announce: { _ in }) { out += $0.readableBytesView }
-                return out
-            }
-            group.addTask {
-                try await Task.sleep(for: .seconds(seconds))
-                return nil
-            }
-            let first = try await group.next()!
-            group.cancelAll()
-            guard let first else { throw ImageError.badRequest("timed out after \(Int(seconds)) s") }
-            return first
-        }
     }
 
     static func trimSlashes(_ s: String) -> String {

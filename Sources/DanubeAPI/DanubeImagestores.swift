@@ -89,21 +89,7 @@ actor DanubeImagestores {
         refreshing.insert(name)
         defer { refreshing.remove(name) }
         do {
-            var bytes: [UInt8] = []
-            let fetcher = self.fetcher
-            let url = Self.join(repo.url, "images")
-            try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
-                group.addTask {
-                    var out: [UInt8] = []
-                    try await fetcher.fetch(url, maxBytes: Self.maxListing, announce: { _ in }) { out += $0.readableBytesView }
-                    return out
-                }
-                group.addTask { try await Task.sleep(for: .seconds(20)); return nil }
-                let first = try await group.next()!
-                group.cancelAll()
-                guard let first else { throw ImageError.badRequest("timed out after 20 s") }
-                bytes = first
-            }
+            let bytes = try await Self.fetchSmall(fetcher, Self.join(repo.url, "images"), maxBytes: Self.maxListing, seconds: 20)
             let parsed: JSONValue
             do { parsed = try JSONValue.parse(bytes) } catch {
                 throw ImageError.badRequest("Image server response could not be decoded (\(error))")
@@ -124,6 +110,25 @@ actor DanubeImagestores {
         }
         repositories[name] = repo
         return repo
+    }
+
+    /// A small document (a manifest, a listing) through the URL guard, with a size cap and a deadline.
+    nonisolated static func fetchSmall(_ fetcher: any RemoteFetcher, _ url: String, maxBytes: Int64, seconds: Double) async throws -> [UInt8] {
+        try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask {
+                var out: [UInt8] = []
+                try await fetcher.fetch(url, maxBytes: maxBytes, announce: { _ in }) { out += $0.readableBytesView }
+                return out
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return nil
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            guard let first else { throw ImageError.badRequest("timed out after \(Int(seconds)) s") }
+            return first
+        }
     }
 
     /// One image of a repository; a uuid the cache does not know refreshes the repository once.
