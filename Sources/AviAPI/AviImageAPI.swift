@@ -391,7 +391,22 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
               case .string(let state)? = doc.first(where: { $0.0 == "img_state" })?.1["state"],
               state == "IMAGE_FSM_STARTED" || state == "IMAGE_FSM_IN_PROGRESS" else { return image }
         let tasks = try await service.catalog.tasks(imageId: image.id)
-        guard let task = tasks.first else { return image }
+        guard let task = tasks.first else {
+            // The task row has been purged (finished tasks live 48 h): the image's status tells the end.
+            var shown = image
+            switch image.status {
+            case .active, .deactivated:
+                shown.extensions[AviImage.vendor] = AviUpload.merge(image.extensions[AviImage.vendor],
+                    [("progress", .int(100))] + AviUpload.finished(ok: true, reason: "", started: Date(timeIntervalSince1970: Double(image.createdAt)),
+                                                                   ended: Date(timeIntervalSince1970: Double(image.updatedAt))))
+            case .queued, .killed:
+                shown.extensions[AviImage.vendor] = AviUpload.merge(image.extensions[AviImage.vendor],
+                    AviUpload.finished(ok: false, reason: image.properties["os_glance_failed_import"].map { "import to \($0) failed" } ?? "import failed",
+                                       started: Date(timeIntervalSince1970: Double(image.createdAt)), ended: Date(timeIntervalSince1970: Double(image.updatedAt))))
+            default: break
+            }
+            return shown
+        }
         var fields: [(String, JSONValue)] = []
         switch (image.status, task.status) {
         case (.importing, _):

@@ -73,6 +73,27 @@ struct AviSession {
         }
     }
 
+    /// An image imported from a URL whose task row has been purged shows how the import ended, from its status.
+    @Test func urlImportStateOutlivesItsTaskRow() async throws {
+        try await withAPI { api in
+            try await Self.accounts(api)
+            let s = try await AviSession.login(api, "alice", "alice-password")
+            let catalog = api.imaged.service.catalog
+            var ids: [String] = []
+            for status in [ImageStatus.active, .queued] {
+                let image = Image(id: ImageID.generate(), name: "pkg-\(status.rawValue)", status: status, visibility: .private, owner: "pa",
+                                  containerFormat: "bare", diskFormat: "raw", size: status == .active ? 10 : nil, createdAt: 100, updatedAt: 160,
+                                  extensions: ["avi": .object([("progress", .int(40)), ("img_state", AviUpload.state("IMAGE_FSM_IN_PROGRESS", at: Date()))])])
+                try await catalog.insertImage(image)
+                ids.append(image.id)
+            }
+            let done = try await s.call(.get, "/api/image/image-\(ids[0])")
+            #expect(done["progress"] == .int(100) && done["img_state"]?["state"] == .string("IMAGE_FSM_COMPLETED") && done["duration"] == .int(60))
+            let failed = try await s.call(.get, "/api/image/image-\(ids[1])")
+            #expect(failed["img_state"]?["state"] == .string("IMAGE_FSM_FAILED") && failed["progress"] == .int(40))
+        }
+    }
+
     @Test func createListGetDeleteWithTheAviShapes() async throws {
         try await withAPI { api in
             try await Self.accounts(api)
