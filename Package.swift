@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The domain: images, principals, policy, the Catalog protocol and ImageService.
@@ -33,6 +35,8 @@ let package = Package(
         // The streaming data path: digests on the fly, size caps, disk-format inspection, import tasks.
         .target(name: "ImageData", dependencies: [
             "ImageCore", "CDigests",
+            // Counters and gauges of the data path and the task runner (swift-metrics' API only).
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -123,6 +127,9 @@ let package = Package(
             "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound",
             "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI",
             .product(name: "Hummingbird", package: "hummingbird"),
+            // /metrics: swift-metrics backed by Prometheus' text format.
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -160,6 +160,14 @@ public struct ImageDataService: Sendable {
     func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil, sha1: Bool = false,
                 verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
+        try await DataMetrics.upload {
+            try await ingestCounted(into: key, store: store, declaredSize: declaredSize, quota: quota, sha1: sha1, verify: verify, feed)
+        }
+    }
+
+    private func ingestCounted(into key: String, store: (any BlobStore)?, declaredSize: Int64?, quota: QuotaRoom?, sha1: Bool,
+                               verify: (IngestResult) throws -> Void,
+                               _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         let writer = try await (store ?? blobs).makeWriter(key: key)
         let ingest: ImageIngest
         do {
@@ -172,12 +180,16 @@ public struct ImageDataService: Sendable {
             throw error
         }
         do {
-            try await feed { try await ingest.append($0) }
+            try await feed { buffer in
+                DataMetrics.bytesIn(buffer.readableBytes)
+                try await ingest.append(buffer)
+            }
             let result = try await ingest.finish()
             try verify(result)
             try await writer.commit()
             return result
         } catch {
+            if !(error is ImageError), !(error is CancellationError) { DataMetrics.storeError("write") }
             await uncancelled {
                 await ingest.abort()
                 await writer.cancel()
@@ -247,7 +259,20 @@ public struct ImageDataService: Sendable {
 
     /// Streams the bytes of a prepared download into `sink`.
     public func read(_ image: Image, range: Range<Int64>, into sink: (ByteBuffer) async throws -> Void) async throws {
-        try await storeHolding(image).read(key: BlobKey.image(image.id), range: range, chunkSize: config.readChunkSize, into: sink)
+        let store = try storeHolding(image)
+        var delivering = false
+        do {
+            try await store.read(key: BlobKey.image(image.id), range: range, chunkSize: config.readChunkSize) { buffer in
+                delivering = true
+                try await sink(buffer)
+                delivering = false
+                DataMetrics.bytesOut(buffer.readableBytes)
+            }
+        } catch {
+            // A client that went away is not the store's fault.
+            if !delivering, !(error is ImageError), !(error is CancellationError) { DataMetrics.storeError("read") }
+            throw error
+        }
     }
 }
 
@@ -333,6 +358,7 @@ extension ImageDataService {
             for store in stores.all { try await store.delete(key: BlobKey.image(id)) }
             try await blobs.delete(key: BlobKey.staging(id))
         } catch {
+            DataMetrics.storeError("delete")
             logger.warning("image deleted but its data could not be removed yet", metadata: ["image": .string(id), "error": "\(error)"])
         }
     }

@@ -144,6 +144,15 @@ public final class TaskRunner: Sendable {
         }
     }
 
+    /// The task queue's depth and age, for `/metrics`.
+    func publishQueue() async {
+        guard let tasks = try? await catalog.listTasks(limit: 1000) else { return }
+        let now = Timestamp.now()
+        let pending = tasks.filter { $0.status == .pending }
+        DataMetrics.tasks(pending: pending.count, processing: tasks.filter { $0.status == .processing }.count,
+                          oldestPendingAge: pending.map { now - $0.createdAt }.max() ?? 0)
+    }
+
     /// Something may be runnable now.
     public func wake() { wakeup.yield() }
 
@@ -162,6 +171,7 @@ public final class TaskRunner: Sendable {
                     polls += 1
                     // Finished tasks past their time to live (and ZStack's expired api-jobs) go, now and then.
                     if polls % 60 == 1 { await self.purgeExpired() }
+                    await self.publishQueue()
                 }
             }
         }
@@ -210,6 +220,8 @@ public final class TaskRunner: Sendable {
                         // Glance reports import progress in the task message the same way.
                         t.message = "Copied \(done >> 20) MiB" + (total.map { " of \($0 >> 20) MiB" } ?? "")
                     }
+                    self.logger.info("task progress", metadata: ["task": .string(task.id), "bytes": "\(done)",
+                                                                 "total": .string(total.map(String.init) ?? "unknown")])
                     if let renewed, renewed.leaseOwner != nodeId || renewed.status != .processing {
                         progress.loseLease()
                         return .failure(ImageError.conflict("Task \(task.id) was taken over by \(renewed.leaseOwner ?? "another run")."))
@@ -217,12 +229,33 @@ public final class TaskRunner: Sendable {
                 }
                 return nil
             }
-            let first = await group.next()!!
+            // The work's outcome, or the renewer's report of a lost lease; when cancelled (shutdown) the
+            // renewer ends first with nothing to report, so wait on for the work.
+            var first: Result<String, any Error>?
+            while let next = await group.next() {
+                if let next { first = next; break }
+            }
             group.cancelAll()
-            return first
+            return first ?? .failure(CancellationError())
         }
         if progress.leaseLost {
             logger.warning("task lease lost: stopped, the new holder carries on", metadata: ["task": .string(task.id)])
+            return
+        }
+        if Task.isCancelled {
+            // Shutting down: the lease goes back at once, so another node (or this one, restarted)
+            // runs the task again without waiting for the lease to expire.
+            await uncancelled {
+                _ = try? await self.catalog.updateTask(id: task.id) { t in
+                    guard t.leaseOwner == nodeId, t.status == .processing else { return }
+                    t.status = .pending
+                    t.leaseOwner = nil
+                    t.leaseExpiresAt = nil
+                    t.attempts = max(0, t.attempts - 1)  // an interrupted run by shutdown is not a failed attempt
+                    t.updatedAt = Timestamp.now()
+                }
+            }
+            logger.notice("task released at shutdown", metadata: ["task": .string(task.id)])
             return
         }
         let now = Timestamp.now()
@@ -330,8 +363,9 @@ public final class TaskRunner: Sendable {
             if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(imageId)) }
             return Self.result(imageId, stores: data.stores.multiple ? stored : nil)
         } catch {
-            // A run that lost its lease leaves the image to the task's new holder.
-            if !progress.leaseLost { await giveUp(image, method: method, stores: targetIds, deleteImage: deleteOnFailure) }
+            // A run that lost its lease leaves the image to the task's new holder; a run stopped by a
+            // shutdown leaves it importing, for the task's next run.
+            if !progress.leaseLost && !Task.isCancelled { await giveUp(image, method: method, stores: targetIds, deleteImage: deleteOnFailure) }
             throw error
         }
     }

@@ -125,8 +125,10 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
         sealer = try SecretSealer.load(path: config.secretKeyFile ?? dataDir + "/secret.key", create: config.secretKeyFile == nil)
     } catch { throw ConfigError("--secret-key-file: \(error)") }
     let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: LocalAccounts(catalog: catalog), options: .init(sealer: sealer))
+    Observability.bootstrap()
+    let readiness = Readiness(catalog: catalog, stores: stores.all)
     return Imaged(service: service, data: data, runner: runner, scrub: scrub, reaper: reaper,
-                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr),
+                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr, readiness: readiness),
                   authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)
@@ -189,6 +191,18 @@ struct SoftDeleteReaperService: Service {
     }
 }
 
+/// Runs the server until SIGTERM/SIGINT: it then stops accepting, lets requests in flight (uploads)
+/// finish for up to `shutdownGraceSeconds`, then cancels them (an upload cancelled this way returns its
+/// image to queued); background tasks release their leases at once.
+public func runImaged(_ config: ServerConfig) async throws {
+    let app = try await buildApplication(config)
+    var logger = Logger(label: "imaged")
+    logger.logLevel = config.logLevel
+    var group = ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    group.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
+    try await ServiceGroup(configuration: group).run()
+}
+
 public func buildApplication(_ config: ServerConfig) async throws -> some ApplicationProtocol {
     var configured = Logger(label: "imaged")
     configured.logLevel = config.logLevel
@@ -215,29 +229,100 @@ public struct ImagedResponder: HTTPResponder {
     let zstack: ZStackImageAPI<ImagedRequestContext>
     let danube: DanubeImageAPI<ImagedRequestContext>
     let scalr: ScalrImageAPI<ImagedRequestContext>
+    let readiness: Readiness
+
+    static let requestIdHeader = HTTPField.Name("x-request-id")!
+    static let openstackRequestId = HTTPField.Name("x-openstack-request-id")!
 
     public func respond(to request: Request, context: Context) async throws -> Response {
-        if request.uri.path == "/healthz" {
+        let start = ContinuousClock.now
+        let path = request.uri.path
+        switch path {
+        case "/healthz":
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
+        case "/readyz":
+            let (ready, body) = await readiness.check()
+            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(string: body.serialized)))
+        case "/metrics":
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: Observability.exposition())))
+        default: break
         }
-        let response = if AviImageAPI<Context>.claims(request) {
-            try await avi.respond(to: request, context: context)
+        // One request id per request, in every front-end's logs and answer (`X-Request-Id`; OpenStack's
+        // own `x-openstack-request-id` carries the same value).
+        let requestId = Self.requestId(request)
+        var context = context
+        context.logger[metadataKey: "request_id"] = .string(requestId)
+        let frontend: String
+        var response: Response
+        if AviImageAPI<Context>.claims(request) {
+            frontend = "avi"
+            response = try await avi.respond(to: request, context: context)
         } else if ZStackImageAPI<Context>.claims(request) {
-            try await zstack.respond(to: request, context: context)
+            frontend = "zstack"
+            response = try await zstack.respond(to: request, context: context)
         } else if ScalrImageAPI<Context>.claims(request) {
-            try await scalr.respond(to: request, context: context)
+            frontend = "scalr"
+            response = try await scalr.respond(to: request, context: context)
         } else if danube.claims(request) {
-            try await danube.respond(to: request, context: context)
+            frontend = path.hasPrefix("/images") ? "imgapi" : "danube"
+            response = try await danube.respond(to: request, context: context)
         } else {
-            try await openstack.respond(to: request, context: context)
+            // OpenStack keeps Glance's own id (`x-openstack-request-id`, taken from the caller's when sent).
+            frontend = "openstack"
+            response = try await openstack.respond(to: request, context: context)
         }
+        let id = response.headers[Self.openstackRequestId] ?? requestId
+        response.headers[Self.requestIdHeader] = id
+        Observability.record(frontend: frontend, method: request.method.rawValue, status: Int(response.status.code), since: start)
         if context.logger.logLevel <= .info {
-            context.logger.info("\(request.method) \(request.uri.path) \(response.status.code)", metadata: [
-                "request_id": .string(response.headers[HTTPField.Name("x-openstack-request-id")!] ?? "-"),
-            ])
+            context.logger.info("\(request.method) \(path) \(response.status.code)", metadata: ["request_id": .string(id), "frontend": .string(frontend)])
         }
         return response
+    }
+
+    /// The caller's `X-Request-Id` when it is a sane token, else a new `req-<uuid>` (Glance's form).
+    static func requestId(_ request: Request) -> String {
+        if let given = request.headers[requestIdHeader] ?? request.headers[openstackRequestId], given.utf8.count <= 64,
+           !given.isEmpty, given.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95 }) {
+            return given
+        }
+        return "req-" + UUID().uuidString.lowercased()
+    }
+}
+
+/// `/readyz`: the catalog answers and every store answers a lookup (a missing probe key is fine;
+/// an error is not), each within a few seconds.
+public struct Readiness: Sendable {
+    let catalog: any Catalog
+    let stores: [any BlobStore]
+
+    public func check() async -> (Bool, JSONValue) {
+        var checks: [(String, JSONValue)] = []
+        var ready = true
+        func probe(_ name: String, _ work: @escaping @Sendable () async throws -> Void) async {
+            let outcome: String? = await withTaskGroup(of: String?.self) { group in
+                group.addTask {
+                    do { try await work(); return nil } catch { return "\(error)" }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(5))
+                    return "no answer within 5 s"
+                }
+                let first = await group.next()!
+                group.cancelAll()
+                return first
+            }
+            if let outcome { ready = false; checks.append((name, .string(outcome))) } else { checks.append((name, .string("ok"))) }
+        }
+        let catalog = self.catalog
+        await probe("catalog") { _ = try await catalog.image(id: "00000000-0000-0000-0000-000000000000") }
+        for store in stores {
+            await probe("store:\(store.id)") { _ = try await store.size(key: "images/readyz-probe") }
+        }
+        return (ready, .object([("status", .string(ready ? "ready" : "not ready")), ("checks", .object(checks))]))
     }
 }
 

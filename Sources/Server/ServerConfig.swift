@@ -55,6 +55,8 @@ public struct ServerConfig: Sendable {
     public var zstackSessionSeconds: Int64 = 7200
     /// The key that seals secrets the servers must use again (Scalr's HMAC keys); nil: `<data-dir>/secret.key`.
     public var secretKeyFile: String?
+    /// Seconds requests in flight may take to finish after SIGTERM before they are cancelled.
+    public var shutdownGraceSeconds: Int64 = 30
     /// Danube: login token lifetime, snapshot source template, IMGAPI repositories (name, URL).
     public var danubeTokenSeconds: Int64 = 3600
     /// Where Danube's API is mounted (`--danube-prefix`).

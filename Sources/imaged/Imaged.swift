@@ -65,6 +65,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The servers' secret key (seals Scalr key secrets; default <data-dir>/secret.key, created when absent). Every node of a cluster needs the same file.")
     var secretKeyFile: String?
 
+    @Option(help: "Seconds uploads in flight may take to finish after SIGTERM; then they are cancelled and their images queued again.")
+    var shutdownGraceSeconds: Int64 = 30
+
     @Option(help: "Path prefix of the Danube Cloud API (its client's api_url path).")
     var danubePrefix = "/api"
 
@@ -182,6 +185,8 @@ struct Serve: AsyncParsableCommand {
         }
         config.danubePrefix = danubePrefix
         config.secretKeyFile = secretKeyFile
+        guard shutdownGraceSeconds >= 0 else { throw ValidationError("--shutdown-grace-seconds must not be negative") }
+        config.shutdownGraceSeconds = shutdownGraceSeconds
         guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }
         config.danubeTokenSeconds = danubeTokenSeconds
         if let template = danubeSnapshotUrl {
@@ -245,8 +250,7 @@ struct Serve: AsyncParsableCommand {
         }
         config.quota = try QuotaOptions(imageCount: quotaImageCount, imageSize: quotaImageSize,
                                         stageSize: quotaStageSize, uploading: quotaUploading).limits()
-        let app = try await buildApplication(config)
-        try await app.runService()
+        try await runImaged(config)
     }
 
     func blobConfig() throws -> ServerConfig.Blobs {
