@@ -35,6 +35,9 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     var service: ImageService { data.images }
 
     static var maxJSONBody: Int { 1 << 20 }
+    /// The read-only IMGAPI: `/imgapi/images…`, so a repository URL `http://host:9292/imgapi/` resolves
+    /// `images` as IMGAPI clients do, and `/images` stays OpenStack's version negotiation (300).
+    static var imgapiRoot: String { "/imgapi/images" }
     static var maxManifestBytes: Int64 { 8192 }
 
     public init(imports: ImageImports, accounts: LocalAccounts, options: DanubeAPIOptions = .init()) {
@@ -49,11 +52,11 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     /// and the IMGAPI paths `/images…`.
     public func claims(_ request: Request) -> Bool {
         let path = request.uri.path
-        return path == options.prefix || path.hasPrefix(options.prefix + "/") || path == "/images" || path.hasPrefix("/images/")
+        return path == options.prefix || path.hasPrefix(options.prefix + "/") || path == Self.imgapiRoot || path.hasPrefix(Self.imgapiRoot + "/")
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
-        if request.uri.path == "/images" || request.uri.path.hasPrefix("/images/") {
+        if request.uri.path == Self.imgapiRoot || request.uri.path.hasPrefix(Self.imgapiRoot + "/") {
             return await imgapi(request, context: context)
         }
         var reply = DanubeReply(username: "")
@@ -560,7 +563,8 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
                      body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("code", .string(code)), ("message", .string(message))]).serialized)))
         }
         guard request.method == .get || request.method == .head else { return failure(.methodNotAllowed, "BadMethod", "\(request.method) is not allowed") }
-        let s = request.uri.path.split(separator: "/").map(String.init)
+        // ["images"], ["images", uuid] or ["images", uuid, "file"] below /imgapi.
+        let s = request.uri.path.dropFirst("/imgapi".count).split(separator: "/").map(String.init)
         let anonymous = Principal(userId: "imgapi", projectId: nil, roles: ["member", "reader"])
         do {
             if s.count == 1 {

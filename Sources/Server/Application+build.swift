@@ -221,7 +221,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
 }
 
 /// The front door: health check, the Avi paths (`/login`, `/logout`, `/api/image…` without a trailing slash), ZStack's
-/// `/zstack/v1`, Scalr's `/api/v1beta0/…`, Danube's `/api/…` and IMGAPI `/images…`, then the OpenStack API.
+/// `/zstack/v1`, Scalr's `/api/v1beta0/…`, Danube's `/api/…` and its IMGAPI `/imgapi/images…`, then the OpenStack API.
 public struct ImagedResponder: HTTPResponder {
     public typealias Context = ImagedRequestContext
     let openstack: OpenStackImageAPI<ImagedRequestContext>
@@ -267,7 +267,7 @@ public struct ImagedResponder: HTTPResponder {
             frontend = "scalr"
             response = try await scalr.respond(to: request, context: context)
         } else if danube.claims(request) {
-            frontend = path.hasPrefix("/images") ? "imgapi" : "danube"
+            frontend = path.hasPrefix("/imgapi") ? "imgapi" : "danube"
             response = try await danube.respond(to: request, context: context)
         } else {
             // OpenStack keeps Glance's own id (`x-openstack-request-id`, taken from the caller's when sent).

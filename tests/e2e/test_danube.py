@@ -87,7 +87,7 @@ def dn(tmp_path_factory, origin, peer):
     srv = ImagedServer(tmp_path_factory.mktemp("imaged-danube"), "--import-allow-cidr", "127.0.0.1/32",
                        "--import-allow-port", str(origin.port), "--import-allow-port", str(peer.port),
                        "--danube-snapshot-url", f"http://127.0.0.1:{origin.port}/snap/{{vm}}/{{snap}}/disk{{disk_id}}",
-                       "--danube-imagestore", f"peer={peer.url}", "--task-lease-seconds", "3")
+                       "--danube-imagestore", f"peer={peer.url}/imgapi/", "--task-lease-seconds", "3")
     srv.start()
     # dn-alice shares the project of the OpenStack token `alicetok` (p-alice): both APIs see one tenant.
     for name, project, role in [("dn-alice", "p-alice", "member"), ("dn-bob", "p-bob", "member"), ("dn-admin", "admin", "admin")]:
@@ -336,20 +336,21 @@ def test_danube_imagestore_is_another_imaged(dn, peer, origin):
     url, m = serve_image(origin, data, name="peer-base", version="3.1")
     assert wait_task(peer_admin, peer_admin.post("/image/peer-base", manifest_url=url, dc_bound=False, access=1).content).task_status == "SUCCESS"
 
-    # the peer's read-only IMGAPI
-    listing = requests.get(peer.url + "/images").json()
+    # the peer's read-only IMGAPI (and /images stays OpenStack's version negotiation)
+    assert requests.get(peer.url + "/images").status_code == 300
+    listing = requests.get(peer.url + "/imgapi/images").json()
     served = next(x for x in listing if x["uuid"] == m["uuid"])
     assert (served["name"], served["version"], served["public"], served["state"]) == ("peer-base", "3.1", True, "active")
     assert served["files"] == [{"sha1": hashlib.sha1(data).hexdigest(), "size": len(data), "compression": "none"}]
-    assert requests.get(f"{peer.url}/images/{m['uuid']}").json() == served
-    f = requests.get(f"{peer.url}/images/{m['uuid']}/file")
+    assert requests.get(f"{peer.url}/imgapi/images/{m['uuid']}").json() == served
+    f = requests.get(f"{peer.url}/imgapi/images/{m['uuid']}/file")
     assert f.content == data and f.headers["Content-MD5"] == __import__("base64").b64encode(hashlib.md5(data).digest()).decode()
-    assert requests.get(f"{peer.url}/images/{uuid.uuid4()}").json()["code"] == "ResourceNotFound"
+    assert requests.get(f"{peer.url}/imgapi/images/{uuid.uuid4()}").json()["code"] == "ResourceNotFound"
 
     es = login(dn, "dn-alice")
     assert es.get("/imagestore").content.result == ["peer"]
     repo = es.put("/imagestore/peer").content.result
-    assert repo["name"] == "peer" and repo["error"] is None and repo["image_count"] >= 1 and repo["url"] == peer.url
+    assert repo["name"] == "peer" and repo["error"] is None and repo["image_count"] >= 1 and repo["url"] == peer.url + "/imgapi/"
     assert m["uuid"] in es.get("/imagestore/peer/image").content.result
     entry = es.get("/imagestore/peer/image/%s" % m["uuid"]).content.result
     assert (entry["name"], entry["version"], entry["download_size"]) == ("peer-base", "3.1", len(data))
