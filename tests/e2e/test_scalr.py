@@ -154,7 +154,13 @@ def test_scalr_ctl_in_every_scope(sc, tmp_path):
     acct = admin_ctl("account", "images", "register", "--stdin", stdin=registration("acct-img", ami="ami-acc"))["data"]
     assert acct["scope"] == "account"
     assert {i["name"] for i in ctl("account", "images", "list", "--json")["data"]} == {"gl-img", "acct-img"}
-    assert {"gl-img", "acct-img"} <= {i["name"] for i in ctl("images", "list", "--json")["data"]}
+    assert [i["name"] for i in ctl("account", "images", "list", "--filters", "scope=account", "--json")["data"]] == ["acct-img"]
+    assert ctl("global", "images", "get", "--imageId", glob["id"], "--json")["data"] == glob
+    assert ctl("account", "images", "get", "--imageId", acct["id"], "--json")["data"] == acct
+    renamed = admin_ctl("account", "images", "update", "--imageId", acct["id"], "--stdin", stdin={"name": "acct-img-2", "deprecated": True})["data"]
+    assert (renamed["name"], renamed["deprecated"], renamed["cloudImageId"]) == ("acct-img-2", True, "ami-acc")
+    assert [i["name"] for i in ctl("account", "images", "list", "--filters", "deprecated=true", "--json")["data"]] == ["acct-img-2"]
+    assert {"gl-img", "acct-img-2"} <= {i["name"] for i in ctl("images", "list", "--json")["data"]}
     # a member's key cannot register in the account scope, nor change global images from its environment
     assert "PermissionViolation" in ctl("account", "images", "register", "--stdin", stdin=registration("nope", ami="ami-no"), ok=False)
     assert "ScopeViolation" in ctl("images", "update", "--imageId", glob["id"], "--stdin", stdin={"name": "mine"}, ok=False)
