@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // The domain: images, principals, policy, the Catalog protocol and ImageService.
@@ -137,6 +138,8 @@ let package = Package(
         .executableTarget(name: "imaged", dependencies: [
             "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite", "CatalogPostgres", "BlobStoreS3", "BlobStoreFile",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            // The configuration file (YAML); a maintained parser beats writing one.
+            .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore"], swiftSettings: strict),
         .testTarget(name: "ImageDataTests", dependencies: [

@@ -89,3 +89,56 @@ public struct ConfigError: Error, CustomStringConvertible {
 extension ServerConfig {
     public static func durability(named name: String) -> SQLiteCatalog.Durability? { SQLiteCatalog.Durability(rawValue: name) }
 }
+
+extension ServerConfig {
+    /// The effective configuration for `imaged config check`, one line per setting, secrets masked
+    /// (catalog passwords, S3 secret keys, Keystone passwords never appear).
+    public var summary: [(String, String)] {
+        func blobs(_ b: Blobs) -> String {
+            switch b {
+            case .file(let dir): return "file " + (dir ?? dataDirectory + "/blobs")
+            case .s3(let s3):
+                return "s3 \(s3.endpoint) bucket \(s3.bucket) region \(s3.region)" + (s3.keyPrefix.isEmpty ? "" : " prefix \(s3.keyPrefix)")
+                    + " \(s3.pathStyle ? "path-style" : "virtual-host") parts \(s3.partSize >> 20) MiB access key \(s3.accessKey.isEmpty ? "(none)" : "set") secret key \(s3.secretKey.isEmpty ? "(none)" : "***")"
+            }
+        }
+        func limit(_ v: Int64?) -> String { v.map(String.init) ?? "unlimited" }
+        var out: [(String, String)] = [
+            ("listen", "\(host.contains(":") ? "[\(host)]" : host):\(port)"),
+            ("data-dir", dataDirectory),
+            ("catalog", catalog.description),
+            ("durability", durability == .full ? "full" : "normal"),
+        ]
+        if stores.isEmpty {
+            out.append(("blob-store", blobs(self.blobs)))
+        } else {
+            for (id, b) in stores { out.append(("store \(id)", blobs(b))) }
+            out.append(("default-store", defaultStore ?? stores[0].id))
+        }
+        switch auth {
+        case .none: out.append(("auth", "none (every request is an admin of project 'local')"))
+        case .tokenFile(let file): out.append(("auth", "static tokens " + (file ?? (keystone == nil ? dataDirectory + "/tokens.json" : "(none)"))))
+        }
+        if let k = keystone {
+            out.append(("keystone", "\(k.baseURL) user \(k.username) project \(k.projectName) password *** cache \(Int(k.cacheSeconds)) s"))
+        }
+        out += [
+            ("public-endpoint", publicEndpoint ?? "(from each request's Host)"),
+            ("log-level", logLevel.rawValue),
+            ("hash-algorithm", hashAlgorithm.rawValue),
+            ("image-size-cap", String(imageSizeCap)),
+            ("max-virtual-size", String(maxVirtualSize)),
+            ("import-allow-cidr", importAllowCIDRs.isEmpty ? "(none)" : importAllowCIDRs.joined(separator: ", ")),
+            ("import-allow-port", importAllowedPorts.isEmpty ? "any" : importAllowedPorts.sorted().map(String.init).joined(separator: ", ")),
+            ("task-lease-seconds", String(taskLeaseSeconds)),
+            ("shutdown-grace-seconds", String(shutdownGraceSeconds)),
+            ("quota", "images \(limit(quota.imageCountTotal)), bytes \(limit(quota.imageSizeTotal)), staged \(limit(quota.imageStageTotal)), uploading \(limit(quota.imageCountUploading))"),
+            ("secret-key-file", secretKeyFile ?? dataDirectory + "/secret.key"),
+            ("zstack", "/zstack/v1, sessions \(zstackSessionSeconds) s, expunge after \(expungeAfterSeconds) s"),
+            ("danube", "\(danubePrefix), tokens \(danubeTokenSeconds) s, snapshots " + (danubeSnapshotURL ?? "(none)")
+                + ", imagestores " + (danubeImagestores.isEmpty ? "(none)" : danubeImagestores.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))),
+            ("front-ends", "OpenStack /v2, Avi /login /api/image, ZStack /zstack/v1, Danube \(danubePrefix) and /imgapi/images, Scalr /api/v1beta0"),
+        ]
+        return out
+    }
+}

@@ -13,12 +13,53 @@ struct ImagedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imaged",
         abstract: "A fast and safe image service: one catalog behind the OpenStack Image API v2 and vendor APIs.",
-        subcommands: [Serve.self, AccountCommand.self, QuotaCommand.self, MigrateCommand.self],
+        subcommands: [Serve.self, AccountCommand.self, QuotaCommand.self, MigrateCommand.self, ConfigCommand.self],
         defaultSubcommand: Serve.self)
+
+    /// Options from a configuration file and the environment join the command line before parsing.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            await Self.main(try ConfigFile.expand(arguments, environment: ProcessInfo.processInfo.environment))
+        } catch {
+            Self.exit(withError: error)
+        }
+    }
+}
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: "Configuration files.", subcommands: [Check.self])
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a configuration (file, environment and flags together) and print the effective one, secrets masked.")
+        @Option(help: "The YAML configuration file (default: IMAGED_CONFIG).")
+        var config: String?
+        @OptionGroup var options: ServeOptions
+
+        func run() async throws {
+            let effective = try options.serverConfig()
+            print(effective.summary.map { "\($0.0): \($0.1)" }.joined(separator: "\n"))
+            print("configuration OK")
+        }
+    }
 }
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the image service.")
+
+    @Option(help: "A YAML configuration file: every option below by its long name (store: [a=file, b=s3:bkt], no-auth: true). Environment variables IMAGED_<OPTION> override it, flags override both. Default: IMAGED_CONFIG.")
+    var config: String?
+
+    @OptionGroup var options: ServeOptions
+
+    func run() async throws {
+        try await runImaged(try options.serverConfig())
+    }
+}
+
+/// Every `imaged serve` option (also read from a configuration file and the environment, see ConfigFile).
+struct ServeOptions: ParsableArguments {
 
     @Option(help: "Directory holding the catalog and image data.")
     var dataDir = "./imaged-data"
@@ -143,7 +184,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Default limit on images receiving data at once per project (image_count_uploading).")
     var quotaUploading: Int64?
 
-    func run() async throws {
+    func serverConfig() throws -> ServerConfig {
         var config = ServerConfig()
         config.dataDirectory = dataDir
         try config.setListen(listen)
@@ -250,7 +291,7 @@ struct Serve: AsyncParsableCommand {
         }
         config.quota = try QuotaOptions(imageCount: quotaImageCount, imageSize: quotaImageSize,
                                         stageSize: quotaStageSize, uploading: quotaUploading).limits()
-        try await runImaged(config)
+        return config
     }
 
     func blobConfig() throws -> ServerConfig.Blobs {
