@@ -45,8 +45,8 @@ summary() {
 # ---------------------------------------------------------------------------------------------
 # 1. Debian packages and the Python venv
 deps() {
-  # qemu-utils (qemu-img) and genisoimage make the real disk images of the data-path e2e tests.
-  local pkgs=(libsqlite3-dev libssl-dev python3-venv ca-certificates qemu-utils genisoimage)
+  # qemu-utils (qemu-img) and genisoimage make the real disk images of the data-path e2e tests; wrk drives the load test.
+  local pkgs=(libsqlite3-dev libssl-dev python3-venv ca-certificates qemu-utils genisoimage wrk)
   log "Debian packages: ${pkgs[*]} (installed only when missing)"
   # shellcheck source=lib/deps.sh
   source scripts/lib/deps.sh || return 1
