@@ -52,7 +52,7 @@ enum DanubeImage {
     }
 
     static func tags(_ image: Image) -> [String] { doc(image)?["tags"]?.arrayItems?.compactMap(\.stringValue) ?? [] }
-    static func vms(_ image: Image) -> [String] { doc(image)?["vms"]?.arrayItems?.compactMap(\.stringValue) ?? [] }
+    static func vms(_ image: Image) -> [String] { image.recordedVMs }
 
     static func iso(_ seconds: Int64) -> String {
         let f = ISO8601DateFormatter()

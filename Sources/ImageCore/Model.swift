@@ -155,3 +155,11 @@ public enum ImageID {
 
     public static func generate() -> String { UUID().uuidString.lowercased() }
 }
+
+extension Image {
+    /// Hosts recorded as using the image (the Danube front-end's admin endpoint keeps them in its
+    /// document). The vendor APIs that know the notion refuse to delete an image while any is recorded.
+    public var recordedVMs: [String] {
+        extensions["danube"]?["vms"]?.arrayItems?.compactMap(\.stringValue) ?? []
+    }
+}

@@ -359,7 +359,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         let image = try await visible(id, scope, p)
         guard Self.owns(image, scope) else { throw Failure.scopeViolation }
         // In use: VMs recorded against the image (the Danube front-end's usage records).
-        if image.extensions.values.contains(where: { !($0["vms"]?.arrayItems ?? []).isEmpty }) {
+        if !image.recordedVMs.isEmpty {
             throw Failure(409, "ObjectInUse", "The Image is used by some Role or Server.")
         }
         let flag = ScalrQuery.parse(request.uri.query).last { $0.0 == "deleteFromCloud" || $0.0 == "cloudDelete" }?.1 ?? ""
