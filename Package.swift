@@ -134,6 +134,10 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], resources: [
+            // Each front-end's OpenAPI 3.1 document, compiled into the binary (served at /openapi/<name>.json).
+            .embedInCode("OpenAPI/openstack.json"), .embedInCode("OpenAPI/avi.json"), .embedInCode("OpenAPI/zstack.json"),
+            .embedInCode("OpenAPI/danube.json"), .embedInCode("OpenAPI/scalr.json"),
         ], swiftSettings: strict),
         .executableTarget(name: "imaged", dependencies: [
             "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite", "CatalogPostgres", "BlobStoreS3", "BlobStoreFile",

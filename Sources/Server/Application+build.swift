@@ -98,6 +98,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy))
     var runnerOptions = TaskRunner.Options()
     runnerOptions.leaseSeconds = config.taskLeaseSeconds
+    runnerOptions.concurrency = config.taskWorkers
     let runner = TaskRunner(catalog: catalog, options: runnerOptions, logger: logger)
     runner.attach(data: data, fetcher: fetcher)
     let imports = ImageImports(data: data, fetcher: fetcher, runner: runner)
@@ -128,7 +129,8 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     Observability.bootstrap()
     let readiness = Readiness(catalog: catalog, stores: stores.all)
     return Imaged(service: service, data: data, runner: runner, scrub: scrub, reaper: reaper,
-                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr, readiness: readiness),
+                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr,
+                                                   enabled: config.frontends, readiness: readiness),
                   authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)
@@ -229,6 +231,8 @@ public struct ImagedResponder: HTTPResponder {
     let zstack: ZStackImageAPI<ImagedRequestContext>
     let danube: DanubeImageAPI<ImagedRequestContext>
     let scalr: ScalrImageAPI<ImagedRequestContext>
+    /// The front-ends `--frontend` left on; a request for another one's paths goes on down the list.
+    let enabled: Set<Frontend>
     let readiness: Readiness
 
     static let requestIdHeader = HTTPField.Name("x-request-id")!
@@ -248,7 +252,8 @@ public struct ImagedResponder: HTTPResponder {
         case "/metrics":
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: Observability.exposition())))
-        default: break
+        default:
+            if OpenAPIDocuments.claims(path) { return OpenAPIDocuments.respond(path: path, method: request.method) }
         }
         // One request id per request, in every front-end's logs and answer (`X-Request-Id`; OpenStack's
         // own `x-openstack-request-id` carries the same value).
@@ -257,26 +262,30 @@ public struct ImagedResponder: HTTPResponder {
         context.logger[metadataKey: "request_id"] = .string(requestId)
         let frontend: String
         var response: Response
-        if AviImageAPI<Context>.claims(request) {
+        if enabled.contains(.avi), AviImageAPI<Context>.claims(request) {
             frontend = "avi"
             response = try await avi.respond(to: request, context: context)
-        } else if ZStackImageAPI<Context>.claims(request) {
+        } else if enabled.contains(.zstack), ZStackImageAPI<Context>.claims(request) {
             frontend = "zstack"
             response = try await zstack.respond(to: request, context: context)
-        } else if ScalrImageAPI<Context>.claims(request) {
+        } else if enabled.contains(.scalr), ScalrImageAPI<Context>.claims(request) {
             frontend = "scalr"
             response = try await scalr.respond(to: request, context: context)
-        } else if danube.claims(request) {
+        } else if enabled.contains(.danube), danube.claims(request) {
             frontend = path.hasPrefix("/imgapi") ? "imgapi" : "danube"
             response = try await danube.respond(to: request, context: context)
-        } else {
+        } else if enabled.contains(.openstack) {
             // OpenStack keeps Glance's own id (`x-openstack-request-id`, taken from the caller's when sent).
             frontend = "openstack"
             response = try await openstack.respond(to: request, context: context)
+        } else {
+            frontend = "none"
+            response = Response(status: .notFound, headers: [.contentType: "application/json"],
+                                body: .init(byteBuffer: ByteBuffer(string: #"{"error":"not found: no front-end of this node serves this path"}"#)))
         }
         let id = response.headers[Self.openstackRequestId] ?? requestId
         response.headers[Self.requestIdHeader] = id
-        Observability.record(frontend: frontend, method: request.method.rawValue, status: Int(response.status.code), since: start)
+        Observability.record(frontend: frontend, route: Observability.route(path), method: request.method.rawValue, status: Int(response.status.code), since: start)
         if context.logger.logLevel <= .info {
             context.logger.info("\(request.method) \(path) \(response.status.code)", metadata: ["request_id": .string(id), "frontend": .string(frontend)])
         }

@@ -22,11 +22,42 @@ public enum Observability {
     }
 
     /// One request: counted by front-end, method and status, timed by front-end.
-    static func record(frontend: String, method: String, status: Int, since start: ContinuousClock.Instant) {
-        Counter(label: "imaged_http_requests_total", dimensions: [("frontend", frontend), ("method", method), ("status", String(status))]).increment()
+    static func record(frontend: String, route: String, method: String, status: Int, since start: ContinuousClock.Instant) {
+        Counter(label: "imaged_http_requests_total",
+                dimensions: [("frontend", frontend), ("route", route), ("method", method), ("status", String(status))]).increment()
         let elapsed = ContinuousClock.now - start
         let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
         Metrics.Timer(label: "imaged_http_request_duration_seconds", dimensions: [("frontend", frontend)], preferredDisplayUnit: .seconds)
             .recordNanoseconds(nanos)
     }
+
+    /// The route a path belongs to, as a bounded label: path words every front-end uses are kept, anything else
+    /// (ids, names, hosts) becomes `{id}`, and paths deeper than six segments are cut, so callers cannot grow the
+    /// number of time series.
+    static func route(_ path: String) -> String {
+        var out = ""
+        var depth = 0
+        for segment in path.split(separator: "/", omittingEmptySubsequences: true) {
+            depth += 1
+            if depth > 6 { out += "/…"; break }
+            out += "/"
+            out += routeWords.contains(Substring(segment)) ? segment : "{id}"
+        }
+        if path.hasSuffix("/") && !out.isEmpty { out += "/" }
+        return out.isEmpty ? "/" : out
+    }
+
+    static let routeWords: Set<Substring> = [
+        // OpenStack
+        "v2", "versions", "images", "file", "stage", "import", "members", "tags", "schemas", "image", "member",
+        "info", "stores", "tasks", "task", "actions", "deactivate", "reactivate", "usage",
+        // Avi
+        "api", "login", "logout",
+        // ZStack
+        "zstack", "v1", "accounts", "sessions", "api-jobs", "backup-storage", "candidate-backup-storage", "uploads",
+        // Danube and its IMGAPI
+        "imgapi", "imagestore", "refresh", "snapshot", "vm", "status", "done", "log", "dc", "manage",
+        // Scalr
+        "v1beta0", "global", "account", "user", "user.v1beta0.yml", "account.v1beta0.yml", "global.v1beta0.yml",
+    ]
 }

@@ -66,6 +66,10 @@ public struct ServerConfig: Sendable {
     /// Seconds a softly deleted image (ZStack's Deleted) is kept before it is expunged; 0 keeps it
     /// until expunged by hand (`--expunge-after-seconds`, ZStack's `image.expungePeriod`).
     public var expungeAfterSeconds: Int64 = 259_200
+    /// The front-ends this node answers (`--frontend`); the others' paths answer 404. Every one by default.
+    public var frontends: Set<Frontend> = Set(Frontend.allCases)
+    /// Background tasks (imports, copies, vendor jobs) one node runs at once (`--task-workers`).
+    public var taskWorkers = 2
 
     public init() {}
 
@@ -137,8 +141,24 @@ extension ServerConfig {
             ("zstack", "/zstack/v1, sessions \(zstackSessionSeconds) s, expunge after \(expungeAfterSeconds) s"),
             ("danube", "\(danubePrefix), tokens \(danubeTokenSeconds) s, snapshots " + (danubeSnapshotURL ?? "(none)")
                 + ", imagestores " + (danubeImagestores.isEmpty ? "(none)" : danubeImagestores.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))),
-            ("front-ends", "OpenStack /v2, Avi /login /api/image, ZStack /zstack/v1, Danube \(danubePrefix) and /imgapi/images, Scalr /api/v1beta0"),
+            ("task-workers", String(taskWorkers)),
+            ("front-ends", Frontend.allCases.filter { frontends.contains($0) }.map { $0.mount(danubePrefix: danubePrefix) }.joined(separator: ", ")),
         ]
         return out
+    }
+}
+
+/// The APIs one imaged can answer; `--frontend` picks some.
+public enum Frontend: String, CaseIterable, Sendable {
+    case openstack, avi, zstack, danube, scalr
+
+    func mount(danubePrefix: String) -> String {
+        switch self {
+        case .openstack: return "OpenStack /v2"
+        case .avi: return "Avi /login /api/image"
+        case .zstack: return "ZStack /zstack/v1"
+        case .danube: return "Danube \(danubePrefix) and /imgapi/images"
+        case .scalr: return "Scalr /api/v1beta0"
+        }
     }
 }

@@ -14,9 +14,10 @@ enum ConfigFile {
                           "danube-snapshot-url", "danube-imagestore", "expunge-after-seconds", "keystone-url", "keystone-user",
                           "keystone-password-file", "keystone-project", "keystone-domain", "keystone-cache-seconds", "keystone-public-url",
                           "catalog", "blob-store", "store", "default-store", "s3-endpoint", "s3-region", "s3-key-prefix", "s3-virtual-host",
-                          "s3-part-mib", "quota-image-count", "quota-image-size", "quota-stage-size", "quota-uploading"]
+                          "s3-part-mib", "quota-image-count", "quota-image-size", "quota-stage-size", "quota-uploading",
+                          "frontend", "task-workers"]
     static let flags: Set<String> = ["no-auth", "s3-virtual-host"]
-    static let repeatable: Set<String> = ["import-allow-cidr", "import-allow-port", "store", "danube-imagestore"]
+    static let repeatable: Set<String> = ["import-allow-cidr", "import-allow-port", "store", "danube-imagestore", "frontend"]
 
     struct Invalid: Error, CustomStringConvertible { let description: String }
 

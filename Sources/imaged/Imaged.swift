@@ -121,6 +121,12 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A remote IMGAPI repository for Danube's imagestore API, NAME=URL (repeatable).")
     var danubeImagestore: [String] = []
 
+    @Option(help: "A front-end this node answers: openstack, avi, zstack, danube or scalr (repeatable; default: all of them).")
+    var frontend: [String] = []
+
+    @Option(help: "Background tasks (imports, copies, vendor jobs) this node runs at once.")
+    var taskWorkers = 2
+
     @Option(help: "Seconds a softly deleted image (ZStack's Deleted status) is kept, recoverable, before it is expunged; 0 keeps it until expunged by hand (ZStack's image.expungePeriod).")
     var expungeAfterSeconds: Int64 = 259_200
 
@@ -218,6 +224,17 @@ struct ServeOptions: ParsableArguments {
             }
         }
         config.taskLeaseSeconds = taskLeaseSeconds
+        guard (1...64).contains(taskWorkers) else { throw ValidationError("--task-workers must be between 1 and 64") }
+        config.taskWorkers = taskWorkers
+        if !frontend.isEmpty {
+            config.frontends = Set(try frontend.flatMap { $0.split(separator: ",") }.map { name in
+                let trimmed = name.trimmingCharacters(in: .whitespaces)
+                guard let known = Frontend(rawValue: trimmed) else {
+                    throw ValidationError("--frontend: '\(trimmed)' is not one of \(Frontend.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return known
+            })
+        }
         guard zstackSessionSeconds >= 1 else { throw ValidationError("--zstack-session-seconds must be positive") }
         config.zstackSessionSeconds = zstackSessionSeconds
         guard danubePrefix.hasPrefix("/"), !danubePrefix.hasSuffix("/"), danubePrefix.count > 1, !danubePrefix.hasPrefix("/v2"),

@@ -35,7 +35,7 @@ import Testing
             #expect(got.bytes == payload)
             let after = try await api.call(.get, "/metrics", token: nil, accept: nil)
             #expect(after.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
-            let series = #"imaged_http_requests_total{frontend="openstack",method="PUT",status="204"}"#
+            let series = #"imaged_http_requests_total{frontend="openstack",route="/v2/images/{id}/file",method="PUT",status="204"}"#
             #expect(Self.sample(after.text, series) >= Self.sample(before, series) + 1)
             #expect(Self.sample(after.text, "imaged_image_bytes_in_total") >= Self.sample(before, "imaged_image_bytes_in_total") + 300_000)
             #expect(Self.sample(after.text, "imaged_image_bytes_out_total") >= Self.sample(before, "imaged_image_bytes_out_total") + 300_000)
@@ -53,6 +53,34 @@ import Testing
     }
 
     /// A store that cannot be reached makes the server not ready (503), naming it.
+    @Test func routeLabelsAreBounded() {
+        #expect(Observability.route("/v2/images/6f1c0c1e-7d2a-4d8b-9a51-0c1d2e3f4a5b/file") == "/v2/images/{id}/file")
+        #expect(Observability.route("/api/image/ubuntu-24.04/") == "/api/image/{id}/")
+        #expect(Observability.route("/zstack/v1/images/0123456789abcdef0123456789abcdef/actions") == "/zstack/v1/images/{id}/actions")
+        #expect(Observability.route("/api/v1beta0/user/12345/images/") == "/api/v1beta0/user/{id}/images/")
+        #expect(Observability.route("/") == "/" && Observability.route("") == "/")
+        // Whatever a caller sends, the label is built from the fixed words, `{id}` and a depth cut.
+        #expect(Observability.route("/evil/\u{1F600}/%00/a/b/c/d/e/f") == "/{id}/{id}/{id}/{id}/{id}/{id}/…")
+    }
+
+    @Test func openAPIDocumentsAreServed() async throws {
+        try await withAPI { api in
+            let index = try await api.call(.get, "/openapi/", token: nil)
+            #expect(index.status == .ok)
+            #expect(index["documents"]?.arrayValue.count == 5)
+            for name in OpenAPIDocuments.names {
+                let doc = try await api.call(.get, "/openapi/\(name).json", token: nil)
+                #expect(doc.status == .ok && doc.header("content-type") == "application/json")
+                #expect(doc["openapi"] == .string("3.1.0"), "\(name)")
+                #expect(doc.bytes == OpenAPIDocuments.documents[name])
+            }
+            let missing = try await api.call(.get, "/openapi/nope.json", token: nil)
+            #expect(missing.status == .notFound)
+            let post = try await api.call(.post, "/openapi/avi.json", token: nil, json: "{}")
+            #expect(post.status == .methodNotAllowed && post.header("allow") == "GET, HEAD")
+        }
+    }
+
     @Test func aFailingStoreIsNotReady() async throws {
         try await withAPI { api in
             let readiness = Readiness(catalog: api.imaged.service.catalog, stores: [BrokenStore()])

@@ -60,6 +60,37 @@ def test_config_check_merges_file_environment_and_flags(tmp_path):
     assert out.returncode != 0 and "cannot read the configuration file" in out.stderr
 
 
+def test_front_ends_and_task_workers_are_chosen_by_configuration(tmp_path):
+    cfg = tmp_path / "imaged.yaml"
+    cfg.write_text("frontend: [openstack, zstack]\ntask-workers: 5\n")
+    out = check("--config", str(cfg), "--data-dir", str(tmp_path / "data"))
+    assert out.returncode == 0, out.stderr
+    eff = effective(out.stdout)
+    assert eff["front-ends"] == "OpenStack /v2, ZStack /zstack/v1" and eff["task-workers"] == "5"
+    assert effective(check("--data-dir", str(tmp_path / "data")).stdout)["front-ends"].count(",") == 4
+    for bad, message in [("frontend: [openstack, vmware]\n", "'vmware' is not one of"), ("task-workers: 0\n", "between 1 and 64")]:
+        cfg.write_text(bad)
+        out = check("--config", str(cfg))
+        assert out.returncode != 0 and message in out.stderr, out.stderr
+    # A node with two front-ends: the others' paths are not found, the chosen ones answer.
+    cfg.write_text("frontend: [openstack, zstack]\n")
+    srv = ImagedServer(tmp_path / "two", "--config", str(cfg))
+    srv.start()
+    try:
+        alice = Raw(srv.url, "alice")
+        image = alice.create(name="only-two", disk_format="raw", container_format="bare")
+        assert alice.get(f"/v2/images/{image['id']}").json()["name"] == "only-two"
+        login = requests.put(srv.url + "/zstack/v1/accounts/login", json={"logInByAccount": {
+            "accountName": "nobody", "password": hashlib.sha512(b"x").hexdigest()}})
+        assert login.status_code == 503 and login.json()["error"]["code"] == "ID.1000", login.text  # ZStack's own refusal
+        for path in ["/api/image", "/api/image/", "/api/v1beta0/global/images/", "/imgapi/images", "/login"]:
+            r = requests.get(srv.url + path, headers={"X-Auth-Token": "alicetok"})
+            # not the vendor APIs any more: OpenStack's version negotiation answers these paths, as any unknown path
+            assert r.status_code == 300 and r.json()["versions"][0]["id"].startswith("v2."), (path, r.status_code, r.text)
+    finally:
+        srv.kill(signal.SIGTERM)
+
+
 def test_the_documented_example_validates():
     out = check("--config", str(REPO / "examples" / "imaged.yaml"),
                 env={"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example-secret-key"})

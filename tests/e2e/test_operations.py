@@ -46,7 +46,7 @@ def test_readyz_metrics_and_request_ids(tmp_path):
         page = requests.get(srv.url + "/metrics")
         assert page.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         text = page.text
-        assert metric(text, 'imaged_http_requests_total{frontend="openstack",method="PUT",status="204"}') == 1
+        assert metric(text, 'imaged_http_requests_total{frontend="openstack",route="/v2/images/{id}/file",method="PUT",status="204"}') == 1
         assert metric(text, "imaged_image_bytes_in_total") - metric(before, "imaged_image_bytes_in_total") == len(data)
         assert metric(text, "imaged_image_bytes_out_total") - metric(before, "imaged_image_bytes_out_total") == len(data)
         assert metric(text, "imaged_uploads_in_flight") == 0
