@@ -7,11 +7,13 @@ import ImageCore
 struct AviError: Error {
     let status: HTTPResponse.Status
     let message: String
-    /// The CSRF refusal is plain text (controller 20.1.1), still labelled application/json.
+    /// The CSRF refusal is plain text, as the controller's (20.1.1); labelled text/plain, not as JSON it is not.
     var plainText = false
+    /// The methods a 405 names in `Allow`.
+    var allow: String?
 
-    init(_ status: HTTPResponse.Status, _ message: String, plainText: Bool = false) {
-        self.status = status; self.message = message; self.plainText = plainText
+    init(_ status: HTTPResponse.Status, _ message: String, plainText: Bool = false, allow: String? = nil) {
+        self.status = status; self.message = message; self.plainText = plainText; self.allow = allow
     }
 
     static let csrf = AviError(.unauthorized, "CSRF token missing or incorrect.", plainText: true)
@@ -38,7 +40,8 @@ struct AviError: Error {
 
     var response: Response {
         let body = plainText ? message : JSONValue.object([("error", .string(message))]).serialized
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(string: body)))
+        var headers: HTTPFields = [.contentType: plainText ? "text/plain; charset=utf-8" : "application/json"]
+        if let allow { headers[.allow] = allow }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 }

@@ -33,6 +33,23 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     static var maxJSONBody: Int { 1 << 20 }
     static var defaultPageSize: Int { 25 }
     static var maxPageSize: Int { 200 }
+    /// The last page a list may ask for: offsets stay below 2^31, far past any real catalog.
+    static var maxPage: Int { Int(Int32.max) / maxPageSize }
+
+    /// A query key or value as it must appear in a URL (none of `& = + # %` left bare).
+    static func queryEncoded(_ text: Substring) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"), UInt8(ascii: ","):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
 
     public init(imports: ImageImports, sessions: LoginSessions, options: AviAPIOptions = .init()) {
         self.imports = imports; self.sessions = sessions; self.options = options
@@ -69,7 +86,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         switch (path, request.method) {
         case ("/login", .post): return try await login(request)
         case ("/logout", .post): return try await logout(request)
-        case ("/login", _), ("/logout", _): throw AviError(.methodNotAllowed, "Method \(request.method) not allowed.")
+        case ("/login", _), ("/logout", _): throw AviError(.methodNotAllowed, "Method \(request.method) not allowed.", allow: "POST")
         default: break
         }
         let caller = try await authenticate(request)
@@ -79,7 +96,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
             switch request.method {
             case .get: return try await list(request, caller, version: version, base: base)
             case .post: return try await create(request, caller, version: version, base: base)
-            default: throw AviError(.methodNotAllowed, "Method \(request.method) not allowed on /api/image.")
+            default: throw AviError(.methodNotAllowed, "Method \(request.method) not allowed on /api/image.", allow: "GET, POST")
             }
         }
         let uuid = String(path.dropFirst("/api/image/".count))
@@ -94,7 +111,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         case .delete:
             try await data.deleteImage(id: id, by: caller)
             return Response(status: .noContent)
-        default: throw AviError(.methodNotAllowed, "Method \(request.method) not allowed on an image.")
+        default: throw AviError(.methodNotAllowed, "Method \(request.method) not allowed on an image.", allow: "GET, PUT, PATCH, DELETE")
         }
     }
 
@@ -196,7 +213,10 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         }
         var page = 1
         if let s = query["page"].map(String.init) {
-            guard let n = Int(s), n >= 1 else { throw AviError(.badRequest, "page must be a positive integer, got '\(s)'.") }
+            // Bounded so the offset cannot overflow (a huge page trapped the process).
+            guard let n = Int(s), n >= 1, n <= Self.maxPage else {
+                throw AviError(.badRequest, "page must be an integer from 1 to \(Self.maxPage), got '\(s)'.")
+            }
             page = n
         }
         var listing = ImageListRequest()
@@ -210,7 +230,8 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         let withName = Self.flag(request, "include_name")
         var members: [(String, JSONValue)] = [("count", .int(Int64(count)))]
         if page * pageSize < count {
-            var params = query.filter { $0.key != "page" }.map { "\($0.key)=\($0.value)" }
+            // The values come decoded: encode them again so `next` is a URL with the same query.
+            var params = query.filter { $0.key != "page" }.map { "\(Self.queryEncoded($0.key))=\(Self.queryEncoded($0.value))" }
             params.append("page=\(page + 1)")
             members.append(("next", .string("\(base)/api/image?" + params.joined(separator: "&"))))
         }
@@ -287,7 +308,10 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
             case "name":
                 guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
                 name = s
-            case "_last_modified": lastModified = value.stringValue
+            case "_last_modified":
+                // Not skipped when mistyped: a number here would silently drop the lost-update check.
+                guard case .string(let s) = value else { throw AviError(.badRequest, "Field '_last_modified' must be a string.") }
+                lastModified = s
             case _ where AviImage.ignoredOnInput.contains(key): continue
             default: document.append((key, try AviImage.validate(key, value, version: version)))
             }
@@ -577,4 +601,8 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         }
         return out
     }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

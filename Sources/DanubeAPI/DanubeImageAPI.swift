@@ -74,7 +74,11 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     func route(_ request: Request, _ reply: inout DanubeReply) async throws -> Response {
         var s = request.uri.path.dropFirst(options.prefix.count).split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         // `/api/dc/<dc>/vm/…` is the same VM API in a DC.
-        if s.count > 2, s[0] == "dc", s[2] == "vm" { s.removeFirst(2) }
+        if s.count > 2, s[0] == "dc", s[2] == "vm" {
+            // One datacenter: another name is not found, as in a body's `dc`.
+            guard s[1] == DanubeReply.dc else { throw DanubeError(.notFound, "Datacenter not found") }
+            s.removeFirst(2)
+        }
         let method = request.method
         func notAllowed() -> DanubeError { DanubeError(.methodNotAllowed, "Method \"\(method)\" not allowed.") }
         if s == ["accounts", "login"] {
@@ -422,6 +426,8 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     /// snapshot source through the URL guard as a normal import task.
     func imageFromSnapshot(vm: String, snapshot: String, name: String, _ body: [(String, JSONValue)], _ p: Principal,
                            _ reply: DanubeReply) async throws -> Response {
+        // Danube routes only plain hostnames and snapshot names; anything else never reaches the snapshot source.
+        guard DanubeImage.routable(vm), DanubeImage.routable(snapshot) else { throw DanubeError(.notFound, "Not found") }
         guard let template = options.snapshotURLTemplate else { throw DanubeError.noImageServer }
         try await checkNewName(name, p)
         let params = JSONValue.object(body)
@@ -575,7 +581,14 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
                 for key in ["version", "os", "type"] {
                     if let wanted = q[Substring(key)].map(String.init) { manifests = manifests.filter { $0[key]?.stringValue == wanted } }
                 }
-                let limit = q["limit"].flatMap { Int($0) }.map { min(max($0, 1), 1000) } ?? 1000
+                var limit = 1000
+                if let given = q["limit"] {
+                    guard let n = Int(given), (1...1000).contains(n) else {
+                        return failure(HTTPResponse.Status(code: 422, reasonPhrase: "Unprocessable Entity"), "InvalidParameter",
+                                       "limit must be an integer from 1 to 1000")
+                    }
+                    limit = n
+                }
                 return Response(status: .ok, headers: [.contentType: "application/json"],
                                 body: .init(byteBuffer: ByteBuffer(string: JSONValue.array(Array(manifests.prefix(limit))).serialized)))
             }
@@ -588,7 +601,9 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
                 return Response(status: .ok, headers: [.contentType: "application/json"],
                                 body: .init(byteBuffer: ByteBuffer(string: DanubeImage.manifest(image).serialized)))
             }
-            guard case .bytes(let shown, let range, let total, _) = try await data.prepareDownload(id: image.id, range: nil, by: anonymous),
+            // A disabled image (access 4) keeps its manifest but serves no file.
+            guard image.status == .active,
+                  case .bytes(let shown, let range, let total, _) = try await data.prepareDownload(id: image.id, range: nil, by: anonymous),
                   let stored = try await data.storeHolding(shown).size(key: BlobKey.image(shown.id)), stored == total else {
                 return failure(.notFound, "ResourceNotFound", "image \(s[1]) has no file")
             }

@@ -39,7 +39,7 @@ public enum ImageAttributes {
             switch value {
             case .null: return nil
             case .string(let s):
-                guard s.count <= maxLength else { throw bad("longer than \(maxLength) characters") }
+                guard s.unicodeScalars.count <= maxLength else { throw bad("longer than \(maxLength) characters") }
                 return s
             default: throw bad("\(value.typeName) is not a string or null")
             }
@@ -97,7 +97,7 @@ public enum ImageAttributes {
     }
 
     public static func validTag(_ tag: String) throws(ImageError) -> String {
-        guard tag.count <= maxNameLength else {
+        guard tag.unicodeScalars.count <= maxNameLength else {
             throw .badRequest("Tag '\(tag.prefix(40))…' is longer than \(maxNameLength) characters")
         }
         return tag
@@ -107,7 +107,7 @@ public enum ImageAttributes {
 
     /// Extra property key rules: 400 for a bad key, 403 for a reserved one.
     static func checkPropertyKey(_ key: String) throws(ImageError) {
-        guard !key.isEmpty, key.count <= maxNameLength else {
+        guard !key.isEmpty, key.unicodeScalars.count <= maxNameLength else {
             throw .badRequest("Property name '\(key.prefix(40))' must be 1 to \(maxNameLength) characters")
         }
         if isReserved(key) { throw .forbidden("Attribute '\(key)' is reserved.") }

@@ -409,7 +409,7 @@ public struct ImageService: Sendable {
 
     public func addMember(imageId: String, memberId: String, by p: Principal) async throws -> ImageMember {
         let memberId = memberId.trimmingSpaces
-        guard !memberId.isEmpty, memberId.count <= 255 else {
+        guard !memberId.isEmpty, memberId.unicodeScalars.count <= 255 else {
             throw ImageError.badRequest("Member id must be 1 to 255 characters.")
         }
         let image = try await authorizedImage(id: imageId, by: p, for: .addMember, verb: "add members to")

@@ -93,12 +93,19 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             let p = try R.principal(context)
             try await R.requireNoBody(request)
             var range: ByteRangeRequest?
-            if let h = request.headers[.range] {
-                range = try ByteRangeRequest.parse(h)
-            } else if let h = request.headers[.contentRange] {
-                range = try ByteRangeRequest.parseContentRange(h)
+            let id = try R.parameter(context, "id")
+            do {
+                if let h = request.headers[.range] {
+                    range = try ByteRangeRequest.parse(h)
+                } else if let h = request.headers[.contentRange] {
+                    range = try ByteRangeRequest.parseContentRange(h)
+                }
+            } catch {
+                // The image comes first: a bad range on an image that isn't there (or isn't yours) is still 404.
+                _ = try await data.prepareDownload(id: id, range: nil, by: p)
+                throw error
             }
-            switch try await data.prepareDownload(id: try R.parameter(context, "id"), range: range, by: p) {
+            switch try await data.prepareDownload(id: id, range: range, by: p) {
             case .noData:
                 return Response(status: .noContent)
             case .bytes(let image, let r, let total, let partial):

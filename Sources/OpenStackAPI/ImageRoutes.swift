@@ -31,12 +31,13 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         route(router, "/v2/images/{id}/members", [.get: listMembers, .post: addMember])
         route(router, "/v2/images/{id}/members/{member}", [.get: showMember, .put: updateMember, .delete: removeMember])
         // Unmatched paths get Glance's negotiated 404 (the router's own 404 has no body).
-        for method: HTTPRequest.Method in [.get, .post, .put, .patch, .delete, .head, .options] {
+        for method: HTTPRequest.Method in [.get, .post, .put, .patch, .delete, .head] + Self.otherMethods {
             router.on("/v2/**", method: method) { _, _ -> Response in
                 throw GlanceError(.notFound, "The resource could not be found.")
             }
         }
-        for (name, body) in [("image", imageSchema), ("images", imagesSchema), ("member", Schemas.member), ("members", Schemas.members)] {
+        for (name, body) in [("image", imageSchema), ("images", imagesSchema), ("member", Schemas.member), ("members", Schemas.members),
+                             ("task", Schemas.task), ("tasks", Schemas.tasks)] {
             route(router, RouterPath("/v2/schemas/\(name)"), [.get: { request, _ in
                 try await Self.requireNoBody(request)
                 return Views.json(body)
@@ -44,11 +45,14 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         }
     }
 
+    /// Methods no route serves but clients and scanners send: 405 with `Allow` on known paths.
+    static var otherMethods: [HTTPRequest.Method] { [.options, .trace, .connect, HTTPRequest.Method("QUERY")!] }
+
     /// Registers handlers and answers every other common method with 405 and `Allow`.
     func route(_ router: Router<Context>, _ path: RouterPath, _ handlers: [HTTPRequest.Method: Handler]) {
         let order: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete]
         let allow = order.filter { handlers[$0] != nil }.map(\.rawValue).joined(separator: ", ")
-        for method in order {
+        for method in order + Self.otherMethods {
             if let handler = handlers[method] {
                 router.on(path, method: method, use: handler)
             } else {

@@ -104,7 +104,12 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         }
         head.headerFields[.requestID] = requestID
         let routed = Request(head: head, body: request.body)
-        return try await routes.respond(to: routed, context: context)
+        let response = try await routes.respond(to: routed, context: context)
+        // The router's own 404 (a method no route knows) has no body: answer Glance's instead.
+        if response.status == .notFound, response.headers[.contentType] == nil {
+            throw GlanceError(.notFound, "The resource could not be found.")
+        }
+        return response
     }
 
     func versionsResponse(_ request: Request, status: HTTPResponse.Status) -> Response {

@@ -81,4 +81,36 @@ enum Schemas {
         {"name": "members", "properties": {"members": {"type": "array", "items": {"name": "member", "properties": \(memberProperties)}},
          "schema": {"type": "string"}}, "links": [{"rel": "describedby", "href": "{schema}"}]}
         """
+
+    /// Glance's task schema (`glance/api/v2/tasks.py`), as `Views.task` writes a task: the task documents link to it.
+    static let taskProperties = """
+        {
+            "id": {"type": "string", "description": "An identifier for the task", "pattern": "\(uuidPattern)"},
+            "type": {"type": "string", "description": "The type of task represented by this content (api_image_import for imports)"},
+            "status": {"type": "string", "description": "The current status of this task", "enum": ["pending", "processing", "success", "failure"]},
+            "input": {"type": ["null", "object"], "description": "The parameters required by task, JSON blob"},
+            "result": {"type": ["null", "object"], "description": "The result of current task, JSON blob"},
+            "owner": {"type": ["null", "string"], "description": "An identifier for the owner of this task"},
+            "message": {"type": "string", "description": "Human-readable informative message only included when appropriate (usually on failure)"},
+            "image_id": {"type": ["null", "string"], "description": "Image associated with the task", "readOnly": true},
+            "request_id": {"type": ["null", "string"], "description": "Human-readable informative request-id", "readOnly": true},
+            "user_id": {"type": ["null", "string"], "description": "User associated with the task", "readOnly": true},
+            "expires_at": {"type": ["null", "string"], "description": "Datetime when this resource would be subject to removal"},
+            "created_at": {"type": "string", "description": "Datetime when this resource was created"},
+            "updated_at": {"type": "string", "description": "Datetime when this resource was updated"},
+            "self": {"type": "string"},
+            "schema": {"type": "string"}
+        }
+        """
+
+    static let task = """
+        {"name": "task", "properties": \(taskProperties),
+         "links": [{"rel": "self", "href": "{self}"}, {"rel": "describedby", "href": "{schema}"}]}
+        """
+
+    static let tasks = """
+        {"name": "tasks", "properties": {"tasks": {"type": "array", "items": {"name": "task", "properties": \(taskProperties)}},
+         "schema": {"type": "string"}, "first": {"type": "string"}, "next": {"type": "string"}},
+         "links": [{"rel": "first", "href": "{first}"}, {"rel": "next", "href": "{next}"}, {"rel": "describedby", "href": "{schema}"}]}
+        """
 }

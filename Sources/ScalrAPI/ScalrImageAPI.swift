@@ -81,7 +81,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
             guard request.method == .get, let spec = ScalrSpec.document(level: String(path.dropFirst("/api/".count).prefix { $0 != "." })) else {
                 throw Failure.endpoint
             }
-            return Response(status: .ok, headers: [.contentType: "application/x-yaml"], body: .init(byteBuffer: ByteBuffer(string: spec.serialized)))
+            return Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: spec.serialized)))
         }
         var request = request
         if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxBody {
@@ -241,7 +241,9 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         let matching = try await registrations(scope, p).map(ScalrImage.render).filter { rendered in
             filters.allSatisfy { ScalrImage.matches(rendered, $0.key, $0.value) }
         }
-        let page = Array(matching.dropFirst((pageNum - 1) * maxResults).prefix(maxResults))
+        // A page past the end is empty, however far (the product overflowed and trapped the process).
+        let (skip, overflow) = (pageNum - 1).multipliedReportingOverflow(by: maxResults)
+        let page = overflow ? [] : Array(matching.dropFirst(skip).prefix(maxResults))
         var pagination: [(String, JSONValue)] = [("first", .null), ("last", .null), ("prev", .null), ("next", .null)]
         if matching.count > maxResults {
             let last = (matching.count + maxResults - 1) / maxResults
@@ -291,6 +293,10 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         guard ScalrImage.validName(name) else { throw Failure.value("Invalid name of the Image") }
         guard let platform = b["cloudPlatform"]?.stringValue else { throw Failure.structure("Missed property platform") }
         guard ScalrImage.platforms.contains(platform) else { throw Failure.structure("Unexpected platform value") }
+        if let given = b["cloudLocation"], given != .null, given.stringValue == nil { throw Failure.value("Property cloudLocation must be a string.") }
+        if let given = b["cloudFeatures"], given != .null {
+            guard case .object = given else { throw Failure.value("Property cloudFeatures must be an object.") }
+        }
         let location = b["cloudLocation"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
         if location == nil && !ScalrImage.locationless.contains(platform) { throw Failure.structure("Missed property 'cloudLocation'") }
         guard let cloudImageId = b["cloudImageId"]?.stringValue, !cloudImageId.isEmpty else { throw Failure.structure("Missed property 'cloudImageId'") }

@@ -71,9 +71,13 @@ final class ZStackCause: Sendable, Equatable {
 struct ZStackHTTPError: Error {
     let status: HTTPResponse.Status
     let text: String
-    init(_ status: HTTPResponse.Status, _ text: String) { self.status = status; self.text = text }
+    /// The methods a 405 names in `Allow`.
+    var allow: String?
+    init(_ status: HTTPResponse.Status, _ text: String, allow: String? = nil) { self.status = status; self.text = text; self.allow = allow }
 
     var response: Response {
-        Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+        if let allow { headers[.allow] = allow }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }

@@ -66,50 +66,50 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         let path = request.uri.path
         let s = path.dropFirst(Self.prefix.count).split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         let method = request.method
-        func wrongMethod() -> ZStackHTTPError {
-            ZStackHTTPError(.methodNotAllowed, "The method[\(method)] is not allowed for the path[/v1/\(s.joined(separator: "/"))]")
+        func wrongMethod(_ allow: String) -> ZStackHTTPError {
+            ZStackHTTPError(.methodNotAllowed, "The method[\(method)] is not allowed for the path[/v1/\(s.joined(separator: "/"))]", allow: allow)
         }
         switch s.count {
         case 2 where s[0] == "accounts" && s[1] == "login":
-            guard method == .put else { throw wrongMethod() }
+            guard method == .put else { throw wrongMethod("PUT") }
             return try await login(request)
         case 3 where s[0] == "accounts" && s[1] == "sessions":
-            guard method == .delete else { throw wrongMethod() }
+            guard method == .delete else { throw wrongMethod("DELETE") }
             try await sessions.logout(sessionId: s[2])
             return Self.json(.object([]))
         case 4 where s[0] == "accounts" && s[1] == "sessions" && s[3] == "valid":
-            guard method == .get else { throw wrongMethod() }
+            guard method == .get else { throw wrongMethod("GET") }
             let valid = try await sessions.resume(sessionId: s[2]) != nil
             return Self.json(.object([("valid", .bool(valid))]))
         case 2 where s[0] == "api-jobs":
-            guard method == .get else { throw ZStackHTTPError(.methodNotAllowed, "only GET method is allowed for querying job status") }
+            guard method == .get else { throw ZStackHTTPError(.methodNotAllowed, "only GET method is allowed for querying job status", allow: "GET") }
             return try await poll(s[1])
         case 1 where s[0] == "backup-storage":
-            guard method == .get else { throw wrongMethod() }
+            guard method == .get else { throw wrongMethod("GET") }
             return try await backupStorages(request, uuid: nil)
         case 2 where s[0] == "backup-storage":
-            guard method == .get else { throw wrongMethod() }
+            guard method == .get else { throw wrongMethod("GET") }
             return try await backupStorages(request, uuid: s[1])
         case 1 where s[0] == "images":
             switch method {
             case .get: return try await query(request, uuid: nil)
             case .post: return try await addImage(request)
-            default: throw wrongMethod()
+            default: throw wrongMethod("GET, POST")
             }
         case 2 where s[0] == "images" && s[1] == "candidate-backup-storage":
-            guard method == .get else { throw wrongMethod() }
+            guard method == .get else { throw wrongMethod("GET") }
             return try await backupStorages(request, uuid: nil)
         case 2 where s[0] == "images":
             switch method {
             case .get: return try await query(request, uuid: s[1])
             case .delete: return try await delete(request, uuid: s[1])
-            default: throw wrongMethod()
+            default: throw wrongMethod("GET, DELETE")
             }
         case 3 where s[0] == "uploads":
-            guard method == .post || method == .put else { throw wrongMethod() }
+            guard method == .post || method == .put else { throw wrongMethod("POST, PUT") }
             return try await receiveUpload(request, uuid: s[1], token: s[2])
         case 3 where s[0] == "images" && s[2] == "actions":
-            guard method == .put else { throw wrongMethod() }
+            guard method == .put else { throw wrongMethod("PUT") }
             return try await action(request, uuid: s[1])
         default:
             throw ZStackHTTPError(.notFound, "no api mapping to /v1/\(s.joined(separator: "/"))")

@@ -99,9 +99,26 @@ struct ZStackMatcher {
         "imageUuid": .text, "backupStorageUuid": .text, "installPath": .text, "status": .text, "createDate": .date, "lastOpDate": .date,
     ]
 
-    /// Refuses unknown fields before anything is read (SYS.1007).
+    /// Refuses unknown fields and operands their field cannot hold before anything is read (SYS.1007), so the
+    /// answer to a malformed query does not depend on which images exist.
     static func check(_ conditions: [ZStackQuery.Condition]) throws {
-        for c in conditions { _ = try kind(of: c.field) }
+        for c in conditions {
+            let kind = try kind(of: c.field)
+            // The negative operators are matched as their positive forms; patterns and null tests take any text.
+            let positive: ZStackQuery.Op? = switch c.op {
+            case .notEqual: .equal
+            case .notIn: .inList
+            case .like, .notLike, .isNull, .notNull: nil
+            default: c.op
+            }
+            guard let positive else { continue }
+            let probe: JSONValue = switch kind {
+            case .boolean: .bool(false)
+            case .number, .date: .int(0)
+            case .text: .string("")
+            }
+            _ = try compare(probe, positive, c.value, kind, c.field)
+        }
     }
 
     static func checkSortable(_ field: String) throws {

@@ -29,6 +29,10 @@ import Testing
         ("{\"tags\": \"x\"}", .badRequest, "'tags'"),
         ("{\"tags\": [1]}", .badRequest, "'tags'"),
         ("{\"tags\": [\"\(longName)\"]}", .badRequest, "longer than 255"),
+        // Lengths count code points, as Glance (Python's len) and JSON Schema's maxLength do: 200 "\r\n"
+        // grapheme clusters are 400 characters (schemathesis found such a name accepted).
+        ("{\"name\": \"\(String(repeating: "\\r\\n", count: 200))\"}", .badRequest, "longer than 255"),
+        ("{\"name\": \"\(String(repeating: "e\\u0301", count: 200))\"}", .badRequest, "longer than 255"),
         ("{\"id\": \"not-a-uuid\"}", .badRequest, "'id'"),
         ("{\"id\": 5}", .badRequest, "'id'"),
         ("{\"os_distro\": 5}", .badRequest, "extra properties are strings"),

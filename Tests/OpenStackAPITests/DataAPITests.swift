@@ -79,6 +79,14 @@ extension API {
             #expect(legacy.status == .partialContent && legacy.bytes == Array(data[10..<20]))
             #expect(try await api.call(.get, "/v2/images/\(id)/file", headers: ["Range": "bytes=10000-"]).status == .rangeNotSatisfiable)
             #expect(try await api.call(.get, "/v2/images/\(id)/file", headers: ["Range": "bytes=x-y"]).status == .rangeNotSatisfiable)
+            // The image is looked up before the range is judged: a missing one is 404 whatever the Range says.
+            let missing = try await api.call(.get, "/v2/images/00000000-0000-0000-0000-000000000000/file", headers: ["Range": "bytes=x-y"])
+            #expect(missing.status == .notFound)
+            // Methods nobody serves are Glance's 405 with Allow, not the router's empty 404.
+            for method in [HTTPRequest.Method.options, .trace, HTTPRequest.Method("QUERY")!] {
+                let r = try await api.call(method, "/v2/images/\(id)/file")
+                #expect(r.status == .methodNotAllowed && r.header("Allow") == "GET, PUT", "\(method)")
+            }
             let multi = try await api.call(.get, "/v2/images/\(id)/file", headers: ["Range": "bytes=0-1,5-6"])
             #expect(multi.status == .badRequest)
             #expect(try multi.json["message"]?.stringValue?.contains("Multiple ranges") == true || multi.text.contains("Multiple ranges"))

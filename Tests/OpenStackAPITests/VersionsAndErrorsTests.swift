@@ -136,7 +136,7 @@ import Testing
 
     @Test func schemasDescribeWhatShowReturns() async throws {
         try await withAPI { api in
-            for name in ["image", "images", "member", "members"] {
+            for name in ["image", "images", "member", "members", "task", "tasks"] {
                 let r = try await api.call(.get, "/v2/schemas/\(name)")
                 #expect(r.status == .ok)
                 #expect(try r.json["name"] == .string(name))
@@ -154,6 +154,11 @@ import Testing
             #expect(schema["properties"]?["status"]?["readOnly"] == .bool(true))
             let images = try await api.call(.get, "/v2/schemas/images").json
             #expect(images["properties"]?["images"]?["items"]?["name"] == .string("image"))
+            // The task documents link to /v2/schemas/task: it declares every member a task is shown with.
+            let task = try await api.call(.get, "/v2/schemas/task").json
+            #expect(Set(task["properties"]?.objectKeys ?? []) == ["id", "type", "status", "input", "result", "owner", "message", "image_id",
+                                                                  "request_id", "user_id", "expires_at", "created_at", "updated_at", "self", "schema"])
+            #expect(task["properties"]?["status"]?["enum"]?.arrayValue.count == 4)
         }
     }
 }

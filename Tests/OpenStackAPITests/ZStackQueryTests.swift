@@ -73,6 +73,18 @@ import Testing
         #expect(throws: ZStackError.self) { _ = try m("system>true") }
     }
 
+    /// Found by schemathesis: a malformed operand passed when no image was there to compare it with.
+    @Test func operandsAreCheckedBeforeAnythingIsRead() throws {
+        func check(_ s: String) throws { try ZStackMatcher.check([try ZStackQuery.condition(s)]) }
+        for bad in ["size>abc", "system>true", "system=maybe", "createDate<yesterday", "size?=1,x", "actualSize!=z", "colour=red"] {
+            #expect(throws: ZStackError.self, "\(bad)") { try check(bad) }
+        }
+        for good in ["size>5", "system!=true", "system?=true,false", "createDate>=2023-11-14 22:13:20", "name~=%", "size is null",
+                     "name>abc", "__userTag__=a", "size!?=1,2"] {
+            #expect(throws: Never.self, "\(good)") { try check(good) }
+        }
+    }
+
     @Test func gsonDatesRoundTrip() {
         #expect(GsonDate.format(1_483_674_676) == "Jan 6, 2017 3:51:16 AM")
         #expect(GsonDate.format(1_483_718_400) == "Jan 6, 2017 4:00:00 PM")
