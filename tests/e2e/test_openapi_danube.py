@@ -401,7 +401,7 @@ def test_schemathesis_finds_nothing(dn, origin, document, tmp_path):
     checks = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
               "response_schema_conformance,negative_data_rejection")
     argv = [schemathesis_cli(), "--config-file", str(config), "run", str(spec), "--url", dn.url,
-            "-H", f"ES-API-KEY: {dn.admin_key}", "--checks", checks, "--max-examples", "8", "--seed", "20261202",
+            "-H", f"ES-API-KEY: {dn.admin_key}", "--checks", checks, "--max-examples", os.environ.get("IMAGED_OPENAPI_MAX_EXAMPLES", "8"), "--seed", os.environ.get("IMAGED_OPENAPI_SEED", "20261202"),
             "--generation-database", "none", "--no-color", "--report", "junit,ndjson", "--report-dir", str(report),
             "--request-timeout", "30"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=170, cwd=tmp_path)

@@ -354,7 +354,7 @@ def test_schemathesis_finds_nothing(sc, document, tmp_path):
     checks = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
               "response_schema_conformance,negative_data_rejection")
     argv = [schemathesis_cli(), "--config-file", str(config), "run", str(spec), "--url", sc.url, "--checks", checks,
-            "--max-examples", "8", "--seed", "20261202", "--generation-database", "none", "--no-color",
+            "--max-examples", os.environ.get("IMAGED_OPENAPI_MAX_EXAMPLES", "8"), "--seed", os.environ.get("IMAGED_OPENAPI_SEED", "20261202"), "--generation-database", "none", "--no-color",
             "--report", "junit,ndjson", "--report-dir", str(report), "--request-timeout", "30"]
     env = dict(os.environ, SCHEMATHESIS_HOOKS=str(HOOKS), IMAGED_SCALR_KEY_ID=sc.keys["admin"].key_id,
                IMAGED_SCALR_SECRET=sc.keys["admin"].secret)
