@@ -102,6 +102,8 @@ let package = Package(
         .target(name: "AviAPI", dependencies: [
             "ImageCore", "ImageData", "Identity",
             .product(name: "Hummingbird", package: "hummingbird"),
+            // `URI`, which Hummingbird does not re-export: the request decoders take query parameters.
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
         // ZStack's REST API (/zstack/v1): account sessions, api-jobs on task rows, backup storages, image APIs.
@@ -115,6 +117,8 @@ let package = Package(
         .target(name: "DanubeAPI", dependencies: [
             "ImageCore", "ImageData", "Identity",
             .product(name: "Hummingbird", package: "hummingbird"),
+            // `URI`, which Hummingbird does not re-export: the request decoders take query parameters.
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
         // Scalr's API v1beta0 for images: signed requests, scopes, its envelope, the specs scalr-ctl loads.
