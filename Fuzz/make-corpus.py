@@ -376,6 +376,9 @@ def scalr_seeds() -> None:
                             b"V1-HMAC-SHA256 AAAA\n" + js(registration))
     seed("signature-fraction", 3, 2, b"get\n2024-01-01T00:00:00.123+02:00\n/api/v1beta0/global/images/\n\nV1-HMAC-SHA256\n")
     seed("deregister", 4, 2, b"deleteFromCloud=false&cloudDelete=0")
+    # Regression: a 40-digit fraction made ICU trap (SIGFPE) in parseDate.
+    seed("signature-date-long-fraction", 3, 2, b"get\n2024-01-01T00:00:00." + b"7" * 40 + b"+02:00\n/api/v1beta0/global/images/\n\n"
+                                                b"V1-HMAC-SHA256 x\n")
 
 
 def main() -> None:
