@@ -294,6 +294,8 @@ def avi_seeds() -> None:
                                                        {"op": "replace", "path": "/name", "value": "a~b/c"},
                                                        {"op": "add", "path": "/controller_info/build~1x", "value": 1}]}))
     seed("list", 3, 0, b"page=2&page_size=10&name=controller.pkg&sort=-_last_modified&include_name=true&fields=name,type")
+    # Regression: (page - 1) * page_size overflowed.
+    seed("list-huge-page", 3, 0, b"page=92233720368547758&page_size=200")
     seed("version", 4, 0, b"22.1.3-2p3")
     seed("version-bad", 4, 0, b"99.1")
     seed("login-json", 5, 0, js({"username": "admin", "password": "secret"}))

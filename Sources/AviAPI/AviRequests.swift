@@ -19,11 +19,16 @@ package enum AviRequests {
         package var page: Int
         package var pageSize: Int
 
-        /// Rows before the page.
-        package var offset: Int { (page - 1) * pageSize }
+        /// Rows before the page. A page past every representable row (`page` near `Int.max`) starts at
+        /// `Int.max`, so it is empty, as any page past the end: `(page - 1) * pageSize` overflowed and
+        /// the trap took the server down.
+        package var offset: Int {
+            let (rows, overflow) = (page - 1).multipliedReportingOverflow(by: pageSize)
+            return overflow ? Int.max : rows
+        }
 
-        /// Whether rows follow the page, of `total`.
-        package func hasNext(total: Int) -> Bool { page * pageSize < total }
+        /// Whether rows follow the page, of `total` (`page * pageSize < total`, without overflowing).
+        package func hasNext(total: Int) -> Bool { offset < total - pageSize }
     }
 
     package static func listing(_ query: FlatDictionary<Substring, Substring>, defaultPageSize: Int, maxPageSize: Int) throws -> Listing {

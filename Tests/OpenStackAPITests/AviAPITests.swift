@@ -125,6 +125,11 @@ struct AviSession {
             #expect(page2["results"]?.arrayValue.compactMap { $0["name"]?.stringValue } == ["img5", "img6"] && page2["next"] == nil)
             let byName = try await s.call(.get, "/api/image?name=img3")
             #expect(byName["count"] == .int(1) && byName["results"]?.arrayValue.first?["name"] == .string("img3"))
+            // A page number whose offset overflowed (page × page_size past Int.max) trapped: now an empty page.
+            for page in ["46116860184273880", "92233720368547758", "9223372036854775807"] {
+                let far = try await s.call(.get, "/api/image?page_size=200&page=\(page)")
+                #expect(far.status == .ok && far["count"] == .int(6) && far["results"] == .array([]) && far["next"] == nil, "\(far.text)")
+            }
             let miss = try await s.call(.get, "/api/image?name=nope")
             #expect(miss.status == .ok && miss["count"] == .int(0) && miss["results"] == .array([]))
 
