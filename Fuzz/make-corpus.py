@@ -373,6 +373,8 @@ def scalr_seeds() -> None:
     seed("edit", 1, 2, js({"name": "renamed-1", "deprecated": True}))
     seed("edit-refused", 1, 2, js({"cloudImageId": "ami-other"}))
     seed("list", 2, 2, b"cloudPlatform=ec2&cloudLocation=us-east-1&scalrAgentInstalled=1&maxResults=2&pageNum=2")
+    # Regression: (pageNum - 1) * maxResults overflowed.
+    seed("list-huge-page", 2, 2, b"maxResults=100&pageNum=92233720368547758")
     seed("list-os", 2, 2, b"os=ubuntu-22-04&deprecated=false&name=image-3&scope=environment")
     seed("signature", 3, 2, b"POST\n2024-01-01T00:00:00Z\n/api/v1beta0/user/1/images/\nb=2&a=1+x&a=%2F\n"
                             b"V1-HMAC-SHA256 AAAA\n" + js(registration))

@@ -42,7 +42,10 @@ package enum ScalrRequests {
     /// The page asked for of the matching objects, and the pagination links (on `path`).
     package static func page(_ matching: [JSONValue], _ listing: Listing, path: String) -> (data: JSONValue, pagination: JSONValue) {
         let maxResults = listing.maxResults, pageNum = listing.pageNum, params = listing.parameters
-        let page = Array(matching.dropFirst((pageNum - 1) * maxResults).prefix(maxResults))
+        // A page number past every representable offset is empty, as any page past the end
+        // (`(pageNum - 1) * maxResults` overflowed and the trap took the server down).
+        let (skipped, overflow) = (pageNum - 1).multipliedReportingOverflow(by: maxResults)
+        let page = overflow ? [] : Array(matching.dropFirst(skipped).prefix(maxResults))
         var pagination: [(String, JSONValue)] = [("first", .null), ("last", .null), ("prev", .null), ("next", .null)]
         if matching.count > maxResults {
             let last = (matching.count + maxResults - 1) / maxResults
