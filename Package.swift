@@ -102,6 +102,8 @@ let package = Package(
         .target(name: "AviAPI", dependencies: [
             "ImageCore", "ImageData", "Identity",
             .product(name: "Hummingbird", package: "hummingbird"),
+            // `URI`, which Hummingbird does not re-export: the request decoders take query parameters.
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
         // ZStack's REST API (/zstack/v1): account sessions, api-jobs on task rows, backup storages, image APIs.
@@ -115,6 +117,8 @@ let package = Package(
         .target(name: "DanubeAPI", dependencies: [
             "ImageCore", "ImageData", "Identity",
             .product(name: "Hummingbird", package: "hummingbird"),
+            // `URI`, which Hummingbird does not re-export: the request decoders take query parameters.
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
         // Scalr's API v1beta0 for images: signed requests, scopes, its envelope, the specs scalr-ctl loads.
@@ -145,6 +149,32 @@ let package = Package(
             // The configuration file (YAML); a maintained parser beats writing one.
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
+        // Fuzz targets (scripts/fuzz.sh). Built with `-sanitize=fuzzer -DFUZZING` each is a libFuzzer
+        // binary (its main runs libFuzzer's driver); a plain build makes each a replayer of the corpus
+        // files named on its command line, so the normal build keeps them compiling.
+        .target(name: "CFuzzer", path: "Fuzz/CFuzzer"),
+        .target(name: "FuzzSupport", dependencies: ["CFuzzer", "ImageCore"], path: "Fuzz/FuzzSupport", swiftSettings: strict),
+        .executableTarget(name: "FuzzJSON", dependencies: ["FuzzSupport", "ImageCore"],
+                          path: "Fuzz/FuzzJSON", swiftSettings: strict),
+        .executableTarget(name: "FuzzInspector", dependencies: ["FuzzSupport", "ImageData"],
+                          path: "Fuzz/FuzzInspector", swiftSettings: strict),
+        .executableTarget(name: "FuzzOpenStack", dependencies: ["FuzzSupport", "OpenStackAPI", "ImageCore", "CatalogSQL"],
+                          path: "Fuzz/FuzzOpenStack", swiftSettings: strict),
+        .executableTarget(name: "FuzzAvi", dependencies: [
+            "FuzzSupport", "AviAPI", "ImageCore", .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+        ], path: "Fuzz/FuzzAvi", swiftSettings: strict),
+        .executableTarget(name: "FuzzZStack", dependencies: [
+            "FuzzSupport", "ZStackAPI", "ImageCore", .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Fuzz/FuzzZStack", swiftSettings: strict),
+        .executableTarget(name: "FuzzDanube", dependencies: [
+            "FuzzSupport", "DanubeAPI", "ImageCore", .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+        ], path: "Fuzz/FuzzDanube", swiftSettings: strict),
+        .executableTarget(name: "FuzzScalr", dependencies: [
+            "FuzzSupport", "ScalrAPI", "Identity", "ImageCore", .product(name: "Hummingbird", package: "hummingbird"),
+        ], path: "Fuzz/FuzzScalr", swiftSettings: strict),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore"], swiftSettings: strict),
         .testTarget(name: "ImageDataTests", dependencies: [
             "ImageData", "ImageCore", "BlobStoreFile", "CatalogSQLite",

@@ -8,6 +8,8 @@
 #      files and S3)
 #   4. the end-to-end suite: the real imaged binary driven by openstack CLI / openstacksdk / glanceclient, on the
 #      embedded default, then the client suites again on PostgreSQL + S3 (plus the multi-node tests)
+#   5. fuzzing (scripts/fuzz.sh): the seed corpus replayed by the debug build, then every libFuzzer target
+#      (disk-format inspector, each front-end's request decoding) built and run for FUZZ_SECONDS each
 # Exits non-zero if any step fails. Safe to run twice; the second run skips installs.
 set -uo pipefail
 
@@ -23,7 +25,7 @@ log() { printf '\n==> %s\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
 declare -A result=()
-order=(deps build swift-test e2e e2e-scaleout)
+order=(deps build swift-test e2e e2e-scaleout fuzz)
 for s in "${order[@]}"; do result[$s]="not run"; done
 
 summary() {
@@ -160,5 +162,19 @@ case $rc in
   0) result[e2e-scaleout]="ok" ;;
   *) result[e2e-scaleout]="FAILED (pytest exit $rc)" ;;
 esac
+
+# ---------------------------------------------------------------------------------------------
+# 5. Fuzzing: no crash, hang or leak within the time bound (inputs found are kept under .build-fuzz/results)
+log "fuzzing: corpus replay, then scripts/fuzz.sh (${FUZZ_SECONDS:-45} s per target)"
+if scripts/fuzz.sh replay </dev/null; then
+  scripts/fuzz.sh </dev/null
+  rc=$?
+  case $rc in
+    0) result[fuzz]="ok" ;;
+    *) result[fuzz]="FAILED (scripts/fuzz.sh exit $rc)" ;;
+  esac
+else
+  result[fuzz]="FAILED (the seed corpus does not replay)"
+fi
 
 summary

@@ -101,11 +101,11 @@ enum AviImage {
 }
 
 /// A dotted Avi version (`22.1.3`); suffixes such as `-2p3` are ignored.
-struct AviVersion: Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+package struct AviVersion: Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
     let parts: [Int]
-    let description: String
+    package let description: String
 
-    init?(parsing text: String) {
+    package init?(parsing text: String) {
         let core = text.split(separator: "-").first.map(String.init) ?? ""
         let parts = core.split(separator: ".", omittingEmptySubsequences: false).map { Int($0) }
         guard !parts.isEmpty, parts.count <= 4, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
@@ -113,9 +113,9 @@ struct AviVersion: Comparable, Sendable, CustomStringConvertible, ExpressibleByS
         description = core
     }
 
-    init(stringLiteral value: String) { self = AviVersion(parsing: value)! }
+    package init(stringLiteral value: String) { self = AviVersion(parsing: value)! }
 
-    static func < (a: AviVersion, b: AviVersion) -> Bool {
+    package static func < (a: AviVersion, b: AviVersion) -> Bool {
         for i in 0..<max(a.parts.count, b.parts.count) {
             let x = i < a.parts.count ? a.parts[i] : 0, y = i < b.parts.count ? b.parts[i] : 0
             if x != y { return x < y }
@@ -123,8 +123,8 @@ struct AviVersion: Comparable, Sendable, CustomStringConvertible, ExpressibleByS
         return false
     }
 
-    static func == (a: AviVersion, b: AviVersion) -> Bool { !(a < b) && !(b < a) }
+    package static func == (a: AviVersion, b: AviVersion) -> Bool { !(a < b) && !(b < a) }
 
     /// The data model this front-end implements (the reference's spec version).
-    static let current: AviVersion = "30.2.1"
+    package static let current: AviVersion = "30.2.1"
 }

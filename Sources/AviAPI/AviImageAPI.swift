@@ -119,15 +119,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
 
     func login(_ request: Request) async throws -> Response {
         let body = try await Self.body(request)
-        var fields: [String: String] = [:]
-        if request.headers[.contentType]?.lowercased().hasPrefix("application/json") == true {
-            guard case .object(let members) = try JSONValue.parse(body.readableBytesView) else {
-                throw AviError(.badRequest, "Login expects username and password.")
-            }
-            for (k, v) in members { if let s = v.stringValue { fields[k] = s } }
-        } else {
-            fields = Self.formFields(String(buffer: body))
-        }
+        let fields = try AviRequests.loginFields(Array(body.readableBytesView), contentType: request.headers[.contentType])
         guard let name = fields["username"], let password = fields["password"],
               let opened = try await sessions.login(name: name, password: password) else {
             throw AviError(.unauthorized, "log in failed")
@@ -206,30 +198,17 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
 
     func list(_ request: Request, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
         let query = request.uri.queryParameters
-        var pageSize = Self.defaultPageSize
-        if let s = query["page_size"].map(String.init) {
-            guard let n = Int(s), n >= 1 else { throw AviError(.badRequest, "page_size must be a positive integer, got '\(s)'.") }
-            pageSize = min(n, Self.maxPageSize)
-        }
-        var page = 1
-        if let s = query["page"].map(String.init) {
-            // Bounded so the offset cannot overflow (a huge page trapped the process).
-            guard let n = Int(s), n >= 1, n <= Self.maxPage else {
-                throw AviError(.badRequest, "page must be an integer from 1 to \(Self.maxPage), got '\(s)'.")
-            }
-            page = n
-        }
-        var listing = ImageListRequest()
-        if let name = query["name"].map(String.init) { listing.filters.append(.oneOf(.name, [name])) }
-        listing.sort = try Self.sort(query["sort"].map(String.init))
+        let asked = try AviRequests.listing(query, defaultPageSize: Self.defaultPageSize, maxPageSize: Self.maxPageSize)
+        let page = asked.page, pageSize = asked.pageSize
+        var listing = asked.request
         let count = try await service.countImages(listing, by: caller)
         listing.limit = pageSize
-        listing.offset = (page - 1) * pageSize
+        listing.offset = asked.offset
         var images: [Image] = []
         for image in try await service.listImages(listing, by: caller) { images.append(try await live(image)) }
         let withName = Self.flag(request, "include_name")
         var members: [(String, JSONValue)] = [("count", .int(Int64(count)))]
-        if page * pageSize < count {
+        if asked.hasNext(total: count) {
             // The values come decoded: encode them again so `next` is a URL with the same query.
             var params = query.filter { $0.key != "page" }.map { "\(Self.queryEncoded($0.key))=\(Self.queryEncoded($0.value))" }
             params.append("page=\(page + 1)")
@@ -247,25 +226,9 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
             return try await upload(request, caller, boundary: boundary, version: version, base: base)
         }
         let body = try await Self.body(request)
-        guard case .object(let members) = try JSONValue.parse(body.readableBytesView) else {
-            throw AviError(.badRequest, "An Image object is expected.")
-        }
-        var name: String?
-        var source: String?
-        var document: [(String, JSONValue)] = []
-        for (key, value) in members {
-            if key == "name" {
-                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
-                name = s
-            } else if key == "url", case .string(let s) = value, s.contains("://"), !s.contains("/api/image/") {
-                // A URL that is not an image's own link (which the schema's read-only `url` would be):
-                // where to fetch the package from.
-                source = s
-            } else if !AviImage.ignoredOnInput.contains(key) {
-                document.append((key, try AviImage.validate(key, value, version: version)))
-            }
-        }
-        guard let name else { throw AviError(.badRequest, "Field 'name' is required.") }
+        let creation = try AviRequests.creation(try JSONValue.parse(body.readableBytesView), version: version)
+        let name = creation.name, source = creation.source
+        var document = creation.document
         try await checkNameFree(name, caller, except: nil)
         var attributes = Self.coreAttributes(name)
         if let slug = request.headers[HTTPField.Name("slug")!], let id = AviImage.coreId(slug) { attributes.append(("id", .string(id))) }
@@ -297,53 +260,19 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     /// PUT: the whole object; fields left out are unset. A `_last_modified` in the body must be the
     /// stored one (412 otherwise: someone changed the image since the client read it).
     func replace(_ id: String, _ request: Request, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
-        guard case .object(let members) = try JSONValue.parse(try await Self.body(request).readableBytesView) else {
-            throw AviError(.badRequest, "An Image object is expected.")
-        }
-        var name: String?
-        var lastModified: String?
-        var document: [(String, JSONValue)] = []
-        for (key, value) in members {
-            switch key {
-            case "name":
-                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
-                name = s
-            case "_last_modified":
-                // Not skipped when mistyped: a number here would silently drop the lost-update check.
-                guard case .string(let s) = value else { throw AviError(.badRequest, "Field '_last_modified' must be a string.") }
-                lastModified = s
-            case _ where AviImage.ignoredOnInput.contains(key): continue
-            default: document.append((key, try AviImage.validate(key, value, version: version)))
-            }
-        }
-        guard let name else { throw AviError(.badRequest, "Field 'name' is required.") }
-        let final = document
-        return try await update(id, caller, name: name, lastModified: lastModified, version: version, base: base) { _ in final }
+        let replacement = try AviRequests.replacement(try JSONValue.parse(try await Self.body(request).readableBytesView), version: version)
+        let final = replacement.document
+        return try await update(id, caller, name: replacement.name, lastModified: replacement.lastModified, version: version,
+                                base: base) { _ in final }
     }
 
     func patch(_ id: String, _ request: Request, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
         let body = try JSONValue.parse(try await Self.body(request).readableBytesView)
-        if case .object(let members) = body, members.count == 1, members[0].0 == "json_patch" {
-            return try await jsonPatch(id, members[0].1, caller, version: version, base: base)
+        let (op, name, changes): (AviPatch.Operation, String?, [(String, JSONValue)])
+        switch try AviRequests.patch(body, version: version) {
+        case .jsonPatch(let ops): return try await jsonPatch(id, ops, caller, version: version, base: base)
+        case .fields(let o, let n, let checked): (op, name, changes) = (o, n, checked)
         }
-        let (op, fields) = try AviPatch.parse(body)
-        var name: String?
-        var checked: [(String, JSONValue)] = []
-        for (key, value) in fields {
-            if key == "name" {
-                guard op != .delete else { throw AviError(.badRequest, "Field 'name' is required and cannot be deleted.") }
-                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
-                name = s
-            } else if AviImage.ignoredOnInput.contains(key) {
-                throw AviError(.badRequest, "Field '\(key)' is read-only.")
-            } else if op == .delete {
-                guard AviImage.fields[key] != nil else { throw AviError(.badRequest, "Unknown field '\(key)' in Image.") }
-                checked.append((key, value))
-            } else {
-                checked.append((key, try AviImage.validate(key, value, version: version)))
-            }
-        }
-        let changes = checked
         return try await update(id, caller, name: name, lastModified: nil, version: version, base: base) { doc in
             try AviPatch.apply(op, changes, to: doc)
         }
@@ -357,7 +286,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         var seed: [(String, JSONValue)] = [("name", .string(current.name ?? ""))]
         if case .object(let m)? = current.extensions[AviImage.vendor] { seed += m }
         // Validate on the current state (ops and the resulting fields); the write repeats it atomically.
-        let preview = try Self.patched(.object(seed), ops, version: version)
+        let preview = try AviRequests.patched(.object(seed), ops, version: version)
         if preview.name != current.name { try await checkNameFree(preview.name, caller, except: id) }
         let currentName = current.name ?? ""
         let image = try await service.updateImage(
@@ -365,27 +294,9 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
             vendorChanges: [AviImage.vendor: { stored in
                 var doc: [(String, JSONValue)] = [("name", .string(currentName))]
                 if case .object(let m)? = stored { doc += m }
-                return .object(try Self.patched(.object(doc), ops, version: version).fields)
+                return .object(try AviRequests.patched(.object(doc), ops, version: version).fields)
             }], by: caller)
         return Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version)
-    }
-
-    static func patched(_ doc: JSONValue, _ ops: JSONValue, version: AviVersion) throws -> (name: String, fields: [(String, JSONValue)]) {
-        guard case .object(let members) = try AviJSONPatch.apply(ops, to: doc) else { throw AviError(.badRequest, "json_patch must leave an object.") }
-        var name: String?
-        var fields: [(String, JSONValue)] = []
-        for (key, value) in members {
-            if key == "name" {
-                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
-                name = s
-            } else if AviImage.ignoredOnInput.contains(key) {
-                throw AviError(.badRequest, "Field '\(key)' is read-only.")
-            } else {
-                fields.append((key, try AviImage.validate(key, value, version: version)))
-            }
-        }
-        guard let name else { throw AviError(.badRequest, "Field 'name' is required and cannot be removed.") }
-        return (name, fields)
     }
 
     /// One catalog write: the name (409 when another image of the tenant has it) and the avi document.
@@ -526,20 +437,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     // MARK: Helpers
 
     static func version(_ request: Request) throws -> AviVersion {
-        guard let text = request.headers[.aviVersion] else { return .current }
-        guard let v = AviVersion(parsing: text.trimmingCharacters(in: .whitespaces)), v <= .current else {
-            throw AviError(.badRequest, "Invalid version \(text)")
-        }
-        return v
-    }
-
-    static func sort(_ text: String?) throws -> [ImageListQuery.Sort] {
-        guard let text, !text.isEmpty else { return [.init(.name, .asc)] }
-        let descending = text.hasPrefix("-")
-        let field = descending ? String(text.dropFirst()) : text
-        let keys: [String: ImageListQuery.SortKey] = ["name": .name, "uuid": .id, "_last_modified": .updatedAt]
-        guard let key = keys[field] else { throw AviError(.badRequest, "Cannot sort by '\(field)'.") }
-        return [.init(key, descending ? .desc : .asc)]
+        try AviRequests.version(request.headers[.aviVersion])
     }
 
     /// `fields=a,b` keeps only those (and always `name`, `url`, `uuid`); `skip_default=true` leaves out
@@ -579,27 +477,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
 
     /// `a=b; c=d` from every Cookie header; the first value of a name wins (the SDK repeats names).
     static func cookies(_ request: Request) -> [String: String] {
-        var out: [String: String] = [:]
-        for header in request.headers[values: .cookie] {
-            for pair in header.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2 else { continue }
-                let key = parts[0].trimmingCharacters(in: .whitespaces)
-                if out[key] == nil { out[key] = parts[1].trimmingCharacters(in: .whitespaces) }
-            }
-        }
-        return out
-    }
-
-    /// `application/x-www-form-urlencoded`.
-    static func formFields(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s) }
-            out[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
-        }
-        return out
+        AviRequests.cookies(request.headers[values: .cookie])
     }
 }
 

@@ -3,8 +3,8 @@ import ImageCore
 /// Avi's PATCH: `{"add"|"replace"|"delete": {field: value, …}}` on top-level fields. `add` and
 /// `replace` set scalars and objects; on list fields `add` appends the entries and `replace` swaps
 /// the list; `delete` unsets a field, or on a list removes the entries equal to those given.
-enum AviPatch {
-    enum Operation: String { case add, replace, delete }
+package enum AviPatch {
+    package enum Operation: String { case add, replace, delete }
 
     static let listFields: Set<String> = ["events", "cloud_info_values"]
 
@@ -30,7 +30,7 @@ enum AviPatch {
     }
 
     /// The new document; `fields` are already validated (except for `delete`, which takes any value).
-    static func apply(_ op: Operation, _ fields: [(String, JSONValue)], to document: [(String, JSONValue)]) throws -> [(String, JSONValue)] {
+    package static func apply(_ op: Operation, _ fields: [(String, JSONValue)], to document: [(String, JSONValue)]) throws -> [(String, JSONValue)] {
         var doc = document
         for (key, value) in fields {
             let at = doc.firstIndex { $0.0 == key }

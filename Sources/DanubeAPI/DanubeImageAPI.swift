@@ -199,16 +199,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     // MARK: Reading
 
     func list(_ request: Request, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
-        var sort: [ImageListQuery.Sort] = []
-        for field in (request.uri.queryParameters["order_by"].map(String.init) ?? "name").split(separator: ",") {
-            // Danube's quirk: a leading `-` or `+` both mean descending.
-            let descending = field.hasPrefix("-") || field.hasPrefix("+")
-            let key = descending ? field.dropFirst() : field
-            guard let k: ImageListQuery.SortKey = key == "name" ? .name : key == "created" ? .createdAt : nil else {
-                throw DanubeError(.preconditionFailed, "Invalid order_by; Possible sort fields are: name, created")
-            }
-            sort.append(.init(k, descending ? .desc : .asc))
-        }
+        let sort = try DanubeRequests.sortOrder(request.uri.queryParameters["order_by"].map(String.init))
         let images = try await visibleImages(p, sort: sort).filter { $0.name != nil }
         let full = Self.flag(request, "full"), extended = Self.flag(request, "extended")
         return reply.success(.array(images.map { full || extended ? DanubeImage.render($0, extended: extended) : .string($0.name!) }))
@@ -431,12 +422,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         guard let template = options.snapshotURLTemplate else { throw DanubeError.noImageServer }
         try await checkNewName(name, p)
         let params = JSONValue.object(body)
-        var diskId: Int64 = 1
-        if let given = params["disk_id"] {
-            let n: Int64? = switch given { case .int(let i): i; case .string(let s): Int64(s); default: nil }
-            guard let n, n >= 1, n <= 64 else { throw DanubeError(.preconditionFailed, "Invalid disk_id") }
-            diskId = n
-        }
+        let diskId = try DanubeRequests.diskId(params["disk_id"])
         var v = DanubeValidation()
         var fields = DanubeFields(body, &v)
         fields.dcBound = true
@@ -638,7 +624,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     /// `data`: the query string for GET, the JSON body otherwise (`{}` when empty).
     static func data(_ request: Request) async throws -> [(String, JSONValue)] {
         if request.method == .get {
-            return request.uri.queryParameters.map { (String($0.key), JSONValue.string(String($0.value))) }
+            return DanubeRequests.query(request.uri.queryParameters)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxJSONBody {
             throw DanubeError(.contentTooLarge, "Request body is too large")
@@ -646,16 +632,12 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var request = request
         let buffer: ByteBuffer
         do { buffer = try await request.collectBody(upTo: maxJSONBody) } catch { throw DanubeError(.contentTooLarge, "Request body is too large") }
-        if buffer.readableBytes == 0 { return [] }
-        guard case .object(let members) = (try? JSONValue.parse(buffer.readableBytesView)) ?? .null else {
-            throw DanubeError(.badRequest, "Malformed request")
-        }
-        return members
+        return try DanubeRequests.body(buffer.readableBytesView)
     }
 
     /// Danube's lenient query booleans (the client sends Python's `True`/`False`).
     static func flag(_ request: Request, _ name: String) -> Bool {
-        request.uri.queryParameters[Substring(name)].map { DanubeFields.lenient(String($0)) ?? !$0.isEmpty } ?? false
+        DanubeRequests.flag(request.uri.queryParameters[Substring(name)])
     }
 }
 

@@ -90,19 +90,7 @@ actor DanubeImagestores {
         defer { refreshing.remove(name) }
         do {
             let bytes = try await Self.fetchSmall(fetcher, Self.join(repo.url, "images"), maxBytes: Self.maxListing, seconds: 20)
-            let parsed: JSONValue
-            do { parsed = try JSONValue.parse(bytes) } catch {
-                throw ImageError.badRequest("Image server response could not be decoded (\(error))")
-            }
-            guard case .array(let items) = parsed else { throw ImageError.badRequest("Unexpected output from image server (\(parsed.typeName))") }
-            var images: [RepoImage] = []
-            for m in items {
-                guard let uuid = m["uuid"]?.stringValue, ImageID.isValid(uuid) else { continue }
-                images.append(RepoImage(uuid: uuid.lowercased(), name: m["name"]?.stringValue ?? uuid, manifest: m))
-            }
-            // Newest first, as Danube lists them.
-            images.sort { ($0.manifest["published_at"]?.stringValue ?? "") > ($1.manifest["published_at"]?.stringValue ?? "") }
-            repo.images = images
+            repo.images = try Self.images(fromListing: bytes)
             repo.error = nil
             repo.lastUpdate = Timestamp.now()
         } catch {
@@ -110,6 +98,23 @@ actor DanubeImagestores {
         }
         repositories[name] = repo
         return repo
+    }
+
+    /// The images of a `GET /images` listing (a JSON array of manifests) with a valid uuid, newest first.
+    nonisolated static func images(fromListing bytes: [UInt8]) throws -> [RepoImage] {
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(bytes) } catch {
+            throw ImageError.badRequest("Image server response could not be decoded (\(error))")
+        }
+        guard case .array(let items) = parsed else { throw ImageError.badRequest("Unexpected output from image server (\(parsed.typeName))") }
+        var images: [RepoImage] = []
+        for m in items {
+            guard let uuid = m["uuid"]?.stringValue, ImageID.isValid(uuid) else { continue }
+            images.append(RepoImage(uuid: uuid.lowercased(), name: m["name"]?.stringValue ?? uuid, manifest: m))
+        }
+        // Newest first, as Danube lists them.
+        images.sort { ($0.manifest["published_at"]?.stringValue ?? "") > ($1.manifest["published_at"]?.stringValue ?? "") }
+        return images
     }
 
     /// A small document (a manifest, a listing) through the URL guard, with a size cap and a deadline.

@@ -68,14 +68,44 @@ public enum ScalrSignature {
     }
 
     /// ISO 8601 with `Z` or an offset, with or without fractional seconds (what Scalr's clients send).
+    /// Only text of that shape reaches the formatter: ICU's parser traps (SIGFPE) on a fraction of 35 or
+    /// more digits, which took the whole server down from one unauthenticated request.
     public static func parseDate(_ text: String) -> Date? {
         let s = text.filter { !$0.isWhitespace }
+        guard isDateShaped(s) else { return nil }
         for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
             let f = ISO8601DateFormatter()
             f.formatOptions = options
             if let d = f.date(from: s) { return d }
         }
         return nil
+    }
+
+    /// `YYYY-MM-DDThh:mm:ss`, an optional fraction of 1 to 9 digits, then `Z` or `±hh:mm` (`±hhmm`).
+    static func isDateShaped(_ s: String) -> Bool {
+        let u = Array(s.utf8)
+        var i = 0
+        func digits(_ n: Int) -> Bool {
+            guard i + n <= u.count, u[i ..< i + n].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
+            i += n
+            return true
+        }
+        func byte(_ c: Character) -> Bool {
+            guard i < u.count, u[i] == c.asciiValue! else { return false }
+            i += 1
+            return true
+        }
+        guard digits(4), byte("-"), digits(2), byte("-"), digits(2), byte("T"), digits(2), byte(":"), digits(2), byte(":"),
+              digits(2) else { return false }
+        if byte(".") {
+            let start = i
+            while i < u.count, u[i] >= 0x30, u[i] <= 0x39 { i += 1 }
+            guard (1 ... 9).contains(i - start) else { return false }
+        }
+        if byte("Z") { return i == u.count }
+        guard byte("+") || byte("-"), digits(2) else { return false }
+        _ = byte(":")
+        return digits(2) && i == u.count
     }
 
     /// Checks one request. `secretOf` finds the key's secret (nil: unknown key). Returns the key id.

@@ -111,7 +111,19 @@ public struct ImageService: Sendable {
     /// the vendor documents of the front-end that created it.
     public func createImage(_ attributes: [(String, JSONValue)], extensions: [String: JSONValue] = [:],
                             by p: Principal) async throws -> Image {
-        let now = Timestamp.now()
+        let image = try Self.newImage(attributes, extensions: extensions, config: config, by: p, now: Timestamp.now())
+        let limits = try await limits(for: image.owner)
+        try await catalog.insertImage(image) { [image] usage in
+            try Self.checkQuota(before: nil, after: image, limits: limits, usage: usage)
+        }
+        logger.info("image created", metadata: ["image": .string(image.id), "owner": .string(image.owner ?? "-")])
+        return image
+    }
+
+    /// The image a create would insert: every attribute validated, then policy, visibility and the
+    /// per-image quotas checked. Pure: the owner's usage is checked by the catalog's insert.
+    package static func newImage(_ attributes: [(String, JSONValue)], extensions: [String: JSONValue] = [:],
+                                 config: ImageServiceConfig, by p: Principal, now: Int64) throws -> Image {
         var image = Image(id: ImageID.generate(), owner: p.projectId, createdAt: now, updatedAt: now, extensions: extensions)
         var readOnlyKey: String?
         var ownerGiven = false
@@ -138,17 +150,12 @@ public struct ImageService: Sendable {
             throw ImageError.forbidden("You are not authorized to create images.")
         }
         try checkVisibilityPolicy(image, p)
-        try checkQuotas(image)
+        try checkQuotas(image, config)
         if let key = readOnlyKey { throw ImageError.forbidden("Attribute '\(key)' is read-only.") }
-        let limits = try await limits(for: image.owner)
-        try await catalog.insertImage(image) { [image] usage in
-            try Self.checkQuota(before: nil, after: image, limits: limits, usage: usage)
-        }
-        logger.info("image created", metadata: ["image": .string(image.id), "owner": .string(image.owner ?? "-")])
         return image
     }
 
-    func checkVisibilityPolicy(_ image: Image, _ p: Principal) throws(ImageError) {
+    static func checkVisibilityPolicy(_ image: Image, _ p: Principal) throws(ImageError) {
         switch image.visibility {
         case .public where !Policy.allows(.publicizeImage, p, PolicyTarget(image)):
             throw .forbidden("You are not authorized to set visibility to public (admin only).")
@@ -158,7 +165,7 @@ public struct ImageService: Sendable {
         }
     }
 
-    func checkQuotas(_ image: Image) throws(ImageError) {
+    static func checkQuotas(_ image: Image, _ config: ImageServiceConfig) throws(ImageError) {
         if image.tags.count > config.tagQuota {
             throw .tooLarge("Maximum number of tags exceeded (\(image.tags.count) of \(config.tagQuota)).")
         }
@@ -178,20 +185,32 @@ public struct ImageService: Sendable {
     /// `_last_modified`) inside the same write.
     public func updateImage(id: String, changes: [ImageChange], vendorChanges: [String: ExtensionChange] = [:],
                             expect: (@Sendable (Image) throws -> Void)? = nil, by p: Principal) async throws -> Image {
+        try Self.checkChangeable(changes)
+        return try await mutate(id: id, by: p, action: .modifyImage, verb: "update") { [config] image in
+            try expect?(image)
+            try Self.applyChanges(changes, to: &image, config: config, by: p)
+            for (vendor, change) in vendorChanges { image.extensions[vendor] = try change(image.extensions[vendor]) }
+            try Self.checkQuotas(image, config)
+        }
+    }
+
+    /// Refuses changes of read-only and reserved attributes (before the image is even looked up).
+    package static func checkChangeable(_ changes: [ImageChange]) throws(ImageError) {
         for change in changes {
             let a = change.attribute
             if ImageAttributes.readOnly.contains(a) { throw ImageError.forbidden("Attribute '\(a)' is read-only.") }
             if ImageAttributes.isReserved(a) { throw ImageError.forbidden("Attribute '\(a)' is reserved.") }
         }
-        return try await mutate(id: id, by: p, action: .modifyImage, verb: "update") { [self] image in
-            try expect?(image)
-            for change in changes { try applyChange(change, to: &image, by: p) }
-            for (vendor, change) in vendorChanges { image.extensions[vendor] = try change(image.extensions[vendor]) }
-            try checkQuotas(image)
-        }
     }
 
-    func applyChange(_ change: ImageChange, to image: inout Image, by p: Principal) throws(ImageError) {
+    /// The changes applied in order to the stored image (validation and policy included). Pure.
+    package static func applyChanges(_ changes: [ImageChange], to image: inout Image, config: ImageServiceConfig,
+                                     by p: Principal) throws(ImageError) {
+        for change in changes { try applyChange(change, to: &image, config: config, by: p) }
+    }
+
+    static func applyChange(_ change: ImageChange, to image: inout Image, config: ImageServiceConfig,
+                            by p: Principal) throws(ImageError) {
         let key = change.attribute
         let isBase = ImageAttributes.writable.contains(key)
         if !isBase { try ImageAttributes.checkPropertyKey(key) }
@@ -347,10 +366,10 @@ public struct ImageService: Sendable {
 
     public func addTag(id: String, tag: String, by p: Principal) async throws {
         let tag = try ImageAttributes.validTag(tag)
-        _ = try await mutate(id: id, by: p, action: .modifyImage, verb: "update") { [self] image in
+        _ = try await mutate(id: id, by: p, action: .modifyImage, verb: "update") { [config] image in
             guard !image.tags.contains(tag) else { return }
             image.tags = ImageAttributes.normalizedTags(image.tags + [tag])
-            try checkQuotas(image)
+            try Self.checkQuotas(image, config)
         }
     }
 
@@ -364,6 +383,21 @@ public struct ImageService: Sendable {
     // MARK: Lists
 
     public func listImages(_ request: ImageListRequest, by p: Principal) async throws -> [Image] {
+        var query = try Self.listQuery(request, config: config, by: p)
+        if let m = request.marker {
+            do {
+                query.marker = try await visibleImage(id: m, by: p)
+            } catch let e as ImageError where e.kind == .notFound {
+                throw ImageError.badRequest("Invalid marker. Image \(m) could not be found.")
+            }
+        }
+        return try await catalog.listImages(query)
+    }
+
+    /// What the catalog is asked for a list request: policy, limits, tie-breaking sort keys, the
+    /// caller's scope. Pure; the marker (which needs the catalog) is resolved by `listImages`.
+    package static func listQuery(_ request: ImageListRequest, config: ImageServiceConfig,
+                                  by p: Principal) throws(ImageError) -> ImageListQuery {
         guard Policy.allows(.getImages, p) else { throw ImageError.forbidden("You are not authorized to list images.") }
         var limit = request.limit ?? config.listDefaultLimit
         guard limit >= 0 else { throw ImageError.badRequest("limit param must be positive") }
@@ -377,21 +411,13 @@ public struct ImageService: Sendable {
         let scope = ImageListQuery.Scope(
             isAdmin: p.isAdmin, projectId: p.projectId, visibility: request.visibility,
             memberStatuses: request.memberStatuses.map { $0.isEmpty ? nil : $0 } ?? [.accepted])
-
-        var marker: Image?
-        if let m = request.marker {
-            do {
-                marker = try await visibleImage(id: m, by: p)
-            } catch let e as ImageError where e.kind == .notFound {
-                throw ImageError.badRequest("Invalid marker. Image \(m) could not be found.")
-            }
-        }
         var query = ImageListQuery(scope: scope, filters: request.filters, sort: sort,
-                                   osHidden: request.osHidden, limit: limit, marker: marker)
+                                   osHidden: request.osHidden, limit: limit)
+        // Checked before the marker is looked up (no front-end sends a negative offset).
         guard request.offset >= 0 else { throw ImageError.badRequest("offset must not be negative") }
         query.offset = request.offset
         query.includePendingDelete = request.includePendingDelete
-        return try await catalog.listImages(query)
+        return query
     }
 
     /// How many images a list with these filters would return in all (the paging of the request is ignored).

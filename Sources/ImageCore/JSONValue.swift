@@ -92,6 +92,9 @@ extension JSONValue {
             case UInt8(ascii: "{"):
                 i += 1
                 var members: [(String, JSONValue)] = []
+                // Where each key is in `members`: a repeated key's value replaces the first one's in linear
+                // time (searching `members` for every key made a 1 MiB body of short keys cost minutes of CPU).
+                var positions: [String: Int] = [:]
                 skipWS()
                 if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
                 while true {
@@ -103,7 +106,12 @@ extension JSONValue {
                     i += 1
                     skipWS()
                     let v = try value(depth: depth + 1)
-                    if let idx = members.firstIndex(where: { $0.0 == k }) { members[idx].1 = v } else { members.append((k, v)) }
+                    if let idx = positions[k] {
+                        members[idx].1 = v
+                    } else {
+                        positions[k] = members.count
+                        members.append((k, v))
+                    }
                     skipWS()
                     guard i < b.count else { throw fail("unexpected end of input") }
                     if b[i] == UInt8(ascii: ",") { i += 1; continue }

@@ -127,7 +127,7 @@ public struct FormatInspector: Sendable {
     }
 
     /// Bytes currently held by the inspector (captured regions plus the rolling tail).
-    var retainedBytes: Int {
+    package var retainedBytes: Int {
         regions.reduce(FormatInspectorTail.capacity) { $0 + $1.data.count }
     }
 

@@ -94,12 +94,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         }
         var request = request
         let buffer = try await request.collectBody(upTo: OpenStackAPILimits.maxJSONBody)
-        guard buffer.readableBytes > 0 else { return nil }
-        let value = try JSONValue.parse(buffer.readableBytesView)
-        switch value {
-        case .object, .array: return value
-        default: throw GlanceError(.badRequest, "Malformed JSON in request body: expected an object or an array.")
-        }
+        return try OpenStackRequests.json(buffer.readableBytesView)
     }
 
     static func requireNoBody(_ request: Request) async throws {
@@ -149,11 +144,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     var create: Handler {
         { [service, data, options] request, context in
             let p = try Self.principal(context)
-            guard let body = try await Self.readJSON(request) else { throw GlanceError(.badRequest, "Body expected in request.") }
-            guard case .object(let members) = body else { throw GlanceError(.badRequest, "Image body must be a JSON object.") }
-            for (key, _) in members where ["direct_url", "self", "file", "schema", "stores"].contains(key) {
-                throw GlanceError(.forbidden, "Attribute '\(key)' is read-only.")
-            }
+            let members = try OpenStackRequests.createAttributes(try await Self.readJSON(request))
             let image = try await service.createImage(members, by: p)
             let location = Self.baseURL(request, options) + "/v2/images/" + image.id
             return Self.imageResponse(image, status: .created, headers: [
@@ -229,17 +220,10 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         return Views.json(w)
     }
 
-    static func stringField(_ body: JSONValue?, _ key: String) throws -> String {
-        guard case .object = body else { throw GlanceError(.badRequest, "Body must be a JSON object with '\(key)'.") }
-        guard let value = body?[key] else { throw GlanceError(.badRequest, "'\(key)' is a required property.") }
-        guard case .string(let s) = value else { throw GlanceError(.badRequest, "'\(key)' must be a string, not \(value.typeName).") }
-        return s
-    }
-
     var addMember: Handler {
         { [service] request, context in
             let p = try Self.principal(context)
-            let memberId = try Self.stringField(try await Self.readJSON(request), "member")
+            let memberId = try OpenStackRequests.stringField(try await Self.readJSON(request), "member")
             return Self.memberResponse(try await service.addMember(imageId: try Self.parameter(context, "id"), memberId: memberId, by: p))
         }
     }
@@ -272,7 +256,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     var updateMember: Handler {
         { [service] request, context in
             let p = try Self.principal(context)
-            let status = try Self.stringField(try await Self.readJSON(request), "status")
+            let status = try OpenStackRequests.stringField(try await Self.readJSON(request), "status")
             return Self.memberResponse(try await service.setMemberStatus(
                 imageId: try Self.parameter(context, "id"), memberId: try Self.parameter(context, "member"), status: status, by: p))
         }

@@ -4,8 +4,8 @@ import ImageCore
 
 /// Both PATCH dialects Glance accepts, turned into `ImageChange`s:
 /// v2.1 `{"op": "add", "path": "/name", "value": …}` and draft-04 `{"add": "/name", "value": …}`.
-enum JSONPatch {
-    static func changes(from body: JSONValue, draft04: Bool) throws -> [ImageChange] {
+package enum JSONPatch {
+    package static func changes(from body: JSONValue, draft04: Bool) throws -> [ImageChange] {
         guard case .array(let ops) = body else {
             throw GlanceError(.badRequest, "Request body must be a JSON array of operation objects.")
         }

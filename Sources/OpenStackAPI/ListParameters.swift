@@ -3,7 +3,7 @@ import Foundation
 import ImageCore
 
 /// Parses `GET /v2/images` query strings with Glance's syntax into an `ImageListRequest`.
-enum ListParameters {
+package enum ListParameters {
     /// Splits a raw query into decoded (key, value) pairs, keeping order and repeats.
     /// `+` means space, as in WebOb's form decoding.
     static func pairs(_ rawQuery: String?) -> [(String, String)] {
@@ -43,7 +43,7 @@ enum ListParameters {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func parse(_ rawQuery: String?) throws(ImageError) -> ImageListRequest {
+    package static func parse(_ rawQuery: String?) throws(ImageError) -> ImageListRequest {
         var req = ImageListRequest()
         var sortKeys: [String] = []
         var sortDirs: [String] = []

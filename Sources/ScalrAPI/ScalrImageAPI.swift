@@ -220,96 +220,15 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
     // MARK: Endpoints
 
     func list(_ request: Request, _ scope: Scope, _ p: Principal, _ meta: [(String, JSONValue)]) async throws -> Response {
-        var params: [String: String] = [:]
-        for (k, v) in ScalrQuery.parse(request.uri.query) { params[k] = v }
-        var maxResults = 100, pageNum = 1
-        if let m = params["maxResults"] {
-            guard let n = Int(m), n >= 1, n <= 100 else { throw Failure.value("Limit should be a positive number less then or equal to 100.") }
-            maxResults = n
-        }
-        if let g = params["pageNum"] {
-            guard let n = Int(g), n >= 1 else { throw Failure.value("Page number should be more than 0.") }
-            pageNum = n
-        }
-        let filters = params.filter { $0.key != "maxResults" && $0.key != "pageNum" }
-        if filters.keys.contains(where: { !ScalrImage.filterable.contains($0) }) {
-            throw Failure.structure("Unsupported filter. Fields which are available for filtering: [\(ScalrImage.filterable.joined(separator: ", "))]")
-        }
-        if filters["cloudLocation"] != nil && filters["cloudPlatform"] == nil {
-            throw Failure.structure("Both 'cloudPlatform' and 'cloudLocation' filters should be provided with request.")
-        }
-        let matching = try await registrations(scope, p).map(ScalrImage.render).filter { rendered in
-            filters.allSatisfy { ScalrImage.matches(rendered, $0.key, $0.value) }
-        }
-        // A page past the end is empty, however far (the product overflowed and trapped the process).
-        let (skip, overflow) = (pageNum - 1).multipliedReportingOverflow(by: maxResults)
-        let page = overflow ? [] : Array(matching.dropFirst(skip).prefix(maxResults))
-        var pagination: [(String, JSONValue)] = [("first", .null), ("last", .null), ("prev", .null), ("next", .null)]
-        if matching.count > maxResults {
-            let last = (matching.count + maxResults - 1) / maxResults
-            func link(_ n: Int) -> JSONValue {
-                var all = params
-                all["maxResults"] = String(maxResults)
-                all["pageNum"] = String(n)
-                return .string(request.uri.path + "?" + ScalrSignature.canonicalQuery(all.map { "\($0.key)=\(ScalrSignature.encode($0.value))" }.joined(separator: "&")))
-            }
-            pagination = [("first", link(1)), ("last", link(last)), ("prev", pageNum > 1 ? link(min(pageNum - 1, last)) : .null),
-                          ("next", pageNum < last ? link(pageNum + 1) : .null)]
-        }
-        return Self.success(meta, .array(page), pagination: .object(pagination))
-    }
-
-    static func object(_ body: [UInt8]) throws -> [(String, JSONValue)] {
-        guard case .object(let members) = (try? JSONValue.parse(body)) ?? .null else { throw Failure.structure("Invalid body") }
-        return members
-    }
-
-    static func unknown(_ keys: [String], alterable: Bool) -> Failure {
-        if alterable {
-            return keys.count == 1
-                ? .structure("You are trying to set the property \(keys[0]) which either is not alterable or does not exist")
-                : .structure("You are trying to set properties \(keys.joined(separator: ", ")) that either are not alterable or do not exist")
-        }
-        return keys.count == 1
-            ? .structure("You are trying to set the property \(keys[0]) which does not exist.")
-            : .structure("You are trying to set the properties \(keys.joined(separator: ", ")) which do not exist.")
-    }
-
-    static func checkText(_ members: [(String, JSONValue)]) throws {
-        for (k, v) in members {
-            if let s = v.stringValue, ScalrImage.hasTags(s) { throw Failure.value("Property \(k) contains invalid characters.") }
-            if case .object(let inner) = v { try checkText(inner) }
-        }
+        let listing = try ScalrRequests.listing(request.uri.query)
+        let matching = try await registrations(scope, p).map(ScalrImage.render).filter { ScalrRequests.matches($0, listing.filters) }
+        let (page, pagination) = ScalrRequests.page(matching, listing, path: request.uri.path)
+        return Self.success(meta, page, pagination: pagination)
     }
 
     func register(_ body: [UInt8], _ scope: Scope, _ p: Principal, _ meta: [(String, JSONValue)]) async throws -> Response {
-        let members = try Self.object(body)
-        let unknown = members.map(\.0).filter { !ScalrImage.writable.contains($0) && !ScalrImage.readOnly.contains($0) }
-        if !unknown.isEmpty { throw Self.unknown(unknown, alterable: false) }
-        try Self.checkText(members)
-        let b = JSONValue.object(members)
-        if let given = b["scope"], given != .null, given.stringValue != scope.name { throw Failure.value("Invalid scope") }
-        guard let name = b["name"]?.stringValue else { throw Failure.structure("Missed property 'name'") }
-        guard ScalrImage.validName(name) else { throw Failure.value("Invalid name of the Image") }
-        guard let platform = b["cloudPlatform"]?.stringValue else { throw Failure.structure("Missed property platform") }
-        guard ScalrImage.platforms.contains(platform) else { throw Failure.structure("Unexpected platform value") }
-        if let given = b["cloudLocation"], given != .null, given.stringValue == nil { throw Failure.value("Property cloudLocation must be a string.") }
-        if let given = b["cloudFeatures"], given != .null {
-            guard case .object = given else { throw Failure.value("Property cloudFeatures must be an object.") }
-        }
-        let location = b["cloudLocation"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
-        if location == nil && !ScalrImage.locationless.contains(platform) { throw Failure.structure("Missed property 'cloudLocation'") }
-        guard let cloudImageId = b["cloudImageId"]?.stringValue, !cloudImageId.isEmpty else { throw Failure.structure("Missed property 'cloudImageId'") }
-        guard let architecture = b["architecture"]?.stringValue else { throw Failure.structure("Missed property 'architecture'") }
-        guard architecture == "i386" || architecture == "x86_64" else { throw Failure.value("Invalid architecture value") }
-        guard let os = b["os"]?["id"]?.stringValue ?? b["os"]?.stringValue else { throw Failure.structure("Missed property 'os.id'") }
-        guard ScalrImage.validOS(os) else { throw Failure.value("Invalid identifier of the OS") }
-        var flags: [(String, JSONValue)] = []
-        for key in ["scalrAgentInstalled", "cloudInitInstalled", "deprecated"] {
-            guard let v = b[key], v != .null else { continue }
-            guard case .bool = v else { throw Failure.value("Property \(key) must be a boolean.") }
-            flags.append((key, v))
-        }
+        let r = try ScalrRequests.registration(body, scope: scope)
+        let (name, platform, location, cloudImageId, architecture, os) = (r.name, r.platform, r.location, r.cloudImageId, r.architecture, r.os)
         switch scope {
         case .global, .account: guard p.isAdmin else { throw Failure.insufficient }
         case .environment: guard p.isMember || p.isAdmin else { throw Failure.insufficient }
@@ -324,8 +243,8 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         var document: [(String, JSONValue)] = [("scope", .string(scope.name)), ("cloudPlatform", .string(platform)),
                                                ("cloudImageId", .string(cloudImageId)), ("os", .string(os))]
         if let location { document.append(("cloudLocation", .string(location))) }
-        if let features = b["cloudFeatures"], case .object = features { document.append(("cloudFeatures", features)) }
-        document += flags
+        if let features = r.features { document.append(("cloudFeatures", features)) }
+        document += r.flags
         let visibility = switch scope { case .global: "public"; case .account: "community"; case .environment: "private" }
         var attributes: [(String, JSONValue)] = [("name", .string(name)), ("visibility", .string(visibility)),
                                                  ("architecture", .string(architecture)), ("os_distro", .string(os)),
@@ -337,24 +256,10 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     func edit(_ id: String, _ body: [UInt8], _ scope: Scope, _ p: Principal, _ meta: [(String, JSONValue)]) async throws -> Response {
-        let members = try Self.object(body)
-        let refused = members.map(\.0).filter { !ScalrImage.alterable.contains($0) }
-        if !refused.isEmpty { throw Self.unknown(refused, alterable: true) }
-        try Self.checkText(members)
+        let members = try ScalrRequests.edit(body)
         let image = try await visible(id, scope, p)
         guard Self.owns(image, scope) else { throw Failure.scopeViolation }
-        let b = JSONValue.object(members)
-        var changes: [ImageChange] = []
-        if let name = b["name"] {
-            guard let s = name.stringValue, ScalrImage.validName(s) else { throw Failure.value("Invalid name of the Image") }
-            changes.append(ImageChange(.replace, "name", .string(s)))
-        }
-        var document: [(String, JSONValue)] = []
-        if let deprecated = b["deprecated"] {
-            guard case .bool = deprecated else { throw Failure.value("Property deprecated must be a boolean.") }
-            document.append(("deprecated", deprecated))
-        }
-        let fields = document
+        let (changes, fields) = try ScalrRequests.editChanges(members)
         let updated = try await service.updateImage(id: image.id, changes: changes, vendorChanges: [ScalrImage.vendor: { stored in
             JSONValue.merging(stored, fields)
         }], by: p)
@@ -368,8 +273,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         if !image.recordedVMs.isEmpty {
             throw Failure(409, "ObjectInUse", "The Image is used by some Role or Server.")
         }
-        let flag = ScalrQuery.parse(request.uri.query).last { $0.0 == "deleteFromCloud" || $0.0 == "cloudDelete" }?.1 ?? ""
-        if !(flag.isEmpty || flag == "0" || flag.lowercased() == "false") {
+        if ScalrRequests.deletesFromCloud(request.uri.query) {
             throw Failure.notImplemented("Deleting images from clouds is not offered by imaged: deregister without deleteFromCloud, then delete it on the cloud.")
         }
         try await data.deleteImage(id: image.id, by: p)
@@ -377,10 +281,10 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
     }
 }
 
-enum ScalrScope: Equatable {
+package enum ScalrScope: Equatable {
     case global, account, environment(project: String)
     /// The `scope` value of images registered here.
-    var name: String {
+    package var name: String {
         switch self { case .global: "scalr"; case .account: "account"; case .environment: "environment" }
     }
 }

@@ -1,7 +1,7 @@
 import ImageCore
 
 /// AddImage's parameters, checked as ZStack checks them (`APIAddImageMsg`, `ImageApiInterceptor`).
-struct AddImageSpec {
+package struct AddImageSpec {
     static let message = "org.zstack.header.image.APIAddImageMsg"
 
     var name: String
@@ -17,7 +17,7 @@ struct AddImageSpec {
     /// `upload://`: no fetch; the bytes come to the upload URL shown in the ref's installPath.
     var isUpload = false
 
-    init(params: [(String, JSONValue)], body: JSONValue, storages: ZStackBackupStorages) throws {
+    package init(params: [(String, JSONValue)], body: JSONValue, storages: ZStackBackupStorages) throws {
         func value(_ key: String) -> JSONValue? {
             guard let v = params.first(where: { $0.0 == key })?.1 else { return nil }
             if case .null = v { return nil }
@@ -114,7 +114,7 @@ struct AddImageSpec {
     }
 
     /// The core image: private, bare, the declared format (checked against the data by the import).
-    var coreAttributes: [(String, JSONValue)] {
+    package var coreAttributes: [(String, JSONValue)] {
         var a: [(String, JSONValue)] = [("name", .string(name)), ("disk_format", .string(format)), ("container_format", .string("bare")),
                                         ("visibility", .string("private")), ("architecture", .string(architecture))]
         if let resourceUuid { a.append(("id", .string(resourceUuid))) }
@@ -123,11 +123,11 @@ struct AddImageSpec {
 }
 
 /// Field checks shared by the ZStack APIs.
-enum ZStackFields {
+package enum ZStackFields {
 
     /// Booleans may be JSON booleans or the strings true/false; anything else is refused by the
     /// REST layer, before the API runs (400, plain text).
-    static func checkBooleans(_ params: [(String, JSONValue)], _ names: [String]) throws {
+    package static func checkBooleans(_ params: [(String, JSONValue)], _ names: [String]) throws {
         for (key, value) in params where names.contains(key) {
             switch value {
             case .bool, .null: continue

@@ -119,17 +119,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     // MARK: Sessions
 
     func login(_ request: Request) async throws -> Response {
-        let body = try await Self.body(request)
-        guard case .object(let params)? = body["logInByAccount"] else {
-            throw ZStackHTTPError(.badRequest, "the body doesn't contain action mapping to the URL[/v1/accounts/login]")
-        }
-        let message = "org.zstack.header.identity.APILogInByAccountMsg"
-        guard let name = params.first(where: { $0.0 == "accountName" })?.1.stringValue, !name.isEmpty else {
-            throw ZStackError.invalidArgument("field[accountName] of message[\(message)] is mandatory, can not be null")
-        }
-        guard let password = params.first(where: { $0.0 == "password" })?.1.stringValue, !password.isEmpty else {
-            throw ZStackError.invalidArgument("field[password] of message[\(message)] is mandatory, can not be null")
-        }
+        let (name, password) = try ZStackRequests.login(try await Self.body(request))
         guard let (account, principal) = try await sessions.accounts.authenticate(name: name, passwordSHA512: password) else {
             throw ZStackError("ID.1000", "wrong account name or password")
         }
@@ -144,10 +134,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
 
     /// The session id of `Authorization: OAuth <id>`; a missing or other header is a plain 400.
     static func sessionToken(_ request: Request) throws -> String {
-        guard let header = request.headers[.authorization] else { throw ZStackHTTPError(.badRequest, "missing header 'Authorization'") }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0] == "OAuth" else { throw ZStackHTTPError(.badRequest, "Authorization type must be 'OAuth'") }
-        return parts[1].trimmingCharacters(in: .whitespaces)
+        try ZStackRequests.sessionToken(request.headers[.authorization])
     }
 
     /// The caller of a live session, or ID.1001. Async APIs answer this directly too, rather than
@@ -274,21 +261,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             let inv = try await inventory(image, base: baseURL(request))
             if try q.conditions.allSatisfy({ try ZStackMatcher.matches($0, image, inv) }) { items.append((image, inv)) }
         }
-        ZStackMatcher.sort(&items, by: q.sort?.field ?? "createDate", descending: q.sort?.descending ?? false)
-        if q.count { return Self.json(.object([("total", .int(Int64(items.count)))])) }
-        let page = items.dropFirst(q.start).prefix(q.limit)
-        var schema: [(String, JSONValue)] = []
-        let inventories: [JSONValue] = page.enumerated().map { i, item in
-            schema.append(("inventories[\(i)]", .string(ZStackImage.inventoryClass)))
-            let refs = item.1.first { $0.0 == "backupStorageRefs" }?.1.arrayItems ?? []
-            for j in refs.indices { schema.append(("inventories[\(i)].backupStorageRefs[\(j)]", .string(ZStackImage.refClass))) }
-            guard let wanted = q.fields else { return .object(item.1) }
-            return .object(item.1.filter { wanted.contains($0.0) })
-        }
-        var out: [(String, JSONValue)] = [("inventories", .array(inventories))]
-        if q.replyWithCount { out.append(("total", .int(Int64(items.count)))) }
-        out.append(("schema", .object(schema)))
-        return Self.json(.object(out))
+        return Self.json(ZStackRequests.queryAnswer(q, items))
     }
 
     /// Images the caller may see, softly deleted ones of its own included. `uuid=` and `name=`
@@ -446,27 +419,16 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
 
     // MARK: Actions
 
-    static var actions: [String] { ["updateImage", "changeImageState", "expungeImage", "recoverImage", "syncImageSize"] }
-    static var unsupportedActions: [String] { ["setImageBootMode", "calculateImageHash", "setImageQga", "exportImageFromBackupStorage"] }
-
     func action(_ request: Request, uuid: String) async throws -> Response {
         _ = try Self.sessionToken(request)
         let job = try await newJob(request)
-        let body = try await Self.body(request)
-        guard case .object(let members) = body,
-              let (name, value) = members.first(where: { Self.actions.contains($0.0) || Self.unsupportedActions.contains($0.0) }) else {
-            throw ZStackHTTPError(.badRequest, "the body doesn't contain action mapping to the URL[/v1/images/\(uuid)/actions]")
-        }
-        guard case .object(let params) = value else {
-            throw ZStackHTTPError(.badRequest, "the value of '\(name)' must be an object")
-        }
-        if name == "updateImage" { try ZStackFields.checkBooleans(params, ["system", "virtio"]) }
+        let (name, params) = try ZStackRequests.action(try await Self.body(request), uuid: uuid)
         let p = try await caller(request)
         let api = name.prefix(1).uppercased() + name.dropFirst()
         let coreId = ZStackImage.coreId(uuid)
         return try await runJob(job, request, p, api: api, imageId: coreId) {
             guard let coreId else { throw ZStackError.notFound("invalid value[\(uuid)] of field [uuid]") }
-            if Self.unsupportedActions.contains(name) { throw ZStackError("SYS.1014", "\(api) is not supported by imaged") }
+            if ZStackRequests.unsupportedActions.contains(name) { throw ZStackError("SYS.1014", "\(api) is not supported by imaged") }
             let image: Image
             do { image = try await service.visibleImageOrSoftDeleted(id: coreId, by: p) } catch let e as ImageError where e.kind == .notFound {
                 throw ZStackError.notFound("resource[uuid:\(uuid), type:ImageVO] not found")
@@ -500,40 +462,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     func update(_ image: Image, _ params: [(String, JSONValue)], _ p: Principal) async throws -> Image {
-        let message = "org.zstack.header.image.APIUpdateImageMsg"
-        var changes: [ImageChange] = []
-        var document: [(String, JSONValue)] = []
-        var mediaType = ZStackImage.string(image, "mediaType")
-        var system = ZStackImage.bool(image, "system") ?? false
-        for (key, value) in params {
-            if case .null = value { continue }
-            switch key {
-            case "name":
-                let s = try ZStackFields.string(value, key, message, max: 255)
-                if !s.isEmpty { changes.append(ImageChange(.replace, "name", .string(s))) }
-            case "description": document.append((key, .string(try ZStackFields.string(value, key, message, max: 2048))))
-            case "guestOsType":
-                let s = try ZStackFields.string(value, key, message, max: 255)
-                if !s.isEmpty { document.append((key, .string(s))) }
-            case "mediaType":
-                let s = try ZStackFields.string(value, key, message)
-                if !s.isEmpty { mediaType = try ZStackFields.oneOf(s, ZStackImage.mediaTypes, key, message); document.append((key, .string(s))) }
-            case "format":
-                let s = try ZStackFields.string(value, key, message)
-                if !s.isEmpty { changes.append(ImageChange(.replace, "disk_format", .string(try ZStackFields.oneOf(s, ["raw", "qcow2", "iso"], key, message)))) }
-            case "platform":
-                let s = try ZStackFields.string(value, key, message)
-                if !s.isEmpty { document.append((key, .string(try ZStackFields.oneOf(s, ZStackImage.platforms, key, message)))) }
-            case "architecture":
-                let s = try ZStackFields.string(value, key, message)
-                if !s.isEmpty { changes.append(ImageChange(.add(strict: false), "architecture", .string(try ZStackFields.oneOf(s, ZStackImage.architectures, key, message, max: 32)))) }
-            case "system": system = ZStackFields.boolean(value); document.append((key, .bool(system)))
-            case "virtio": document.append((key, .bool(ZStackFields.boolean(value))))
-            default: break  // uuid, imageUuid, systemTags… are not image fields
-            }
-        }
-        if system && mediaType == "ISO" { throw ZStackError.invalidArgument("ISO cannot be used as system image") }
-        let fields = document
+        let (changes, fields) = try ZStackRequests.updateChanges(params, of: image)
         return try await service.updateImage(id: image.id, changes: changes, vendorChanges: [ZStackImage.vendor: { stored in
             JSONValue.merging(stored, fields)
         }], by: p)

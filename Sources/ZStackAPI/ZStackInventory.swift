@@ -6,7 +6,7 @@ import ImageCore
 /// no core attribute (description, url, mediaType, guestOsType, platform, system, virtio, tags) is
 /// kept in the image's `zstack` extension document; name, format, architecture, sizes, checksum,
 /// dates and status come from the core, so changes made through other APIs show here.
-enum ZStackImage {
+package enum ZStackImage {
     static let vendor = "zstack"
     static let inventoryClass = "org.zstack.header.image.ImageInventory"
     static let refClass = "org.zstack.header.image.ImageBackupStorageRefInventory"
@@ -60,7 +60,7 @@ enum ZStackImage {
 
     /// The inventory, fields in ZStack's order. `stores` describes the backup storages; `pending`
     /// are the stores an AddImage still fills (their refs show Downloading).
-    static func inventory(_ image: Image, stores: ZStackBackupStorages, pending: [String], uploadURL: String? = nil) -> [(String, JSONValue)] {
+    package static func inventory(_ image: Image, stores: ZStackBackupStorages, pending: [String], uploadURL: String? = nil) -> [(String, JSONValue)] {
         let platform = string(image, "platform") ?? "Linux"
         var fields: [(String, JSONValue)] = [
             ("uuid", .string(uuid(image.id))),

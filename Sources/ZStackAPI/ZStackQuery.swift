@@ -3,25 +3,25 @@ import ImageCore
 
 /// ZStack's query language for `GET` collections: `q=<field><op><value>` conditions (AND-ed),
 /// `limit`, `start`, `count`, `replyWithCount`, `sort`, `fields`.
-struct ZStackQuery: Sendable {
-    enum Op: String, Sendable, CaseIterable {
+package struct ZStackQuery: Sendable {
+    package enum Op: String, Sendable, CaseIterable {
         case notEqual = "!=", greaterOrEqual = ">=", lessOrEqual = "<=", notIn = "!?=", notLike = "!~="
         case like = "~=", inList = "?=", equal = "=", greater = ">", less = "<"
         case isNull = " is null", notNull = " not null"
     }
 
-    struct Condition: Sendable, Equatable {
+    package struct Condition: Sendable, Equatable {
         var field: String
         var op: Op
         var value: String
     }
 
-    var conditions: [Condition] = []
+    package var conditions: [Condition] = []
     var limit = 1000
     var start = 0
     var count = false
     var replyWithCount = false
-    var sort: (field: String, descending: Bool)?
+    package var sort: (field: String, descending: Bool)?
     var fields: [String]?
 
     /// The operators in ZStack's detection order: the first one found in the text wins.
@@ -42,7 +42,7 @@ struct ZStackQuery: Sendable {
     }
 
     /// From the raw query string: repeated `q`, and the first of every other parameter.
-    init(parameters: [(String, String)]) throws {
+    package init(parameters: [(String, String)]) throws {
         var seen = Set<String>()
         for (key, value) in parameters {
             if key == "q" { conditions.append(try Self.condition(value)); continue }
@@ -69,7 +69,7 @@ struct ZStackQuery: Sendable {
     }
 
     /// `a=b&c=d` with percent-decoding where it is well-formed: the Python SDK sends `%` raw.
-    static func parameters(_ query: String?) -> [(String, String)] {
+    package static func parameters(_ query: String?) -> [(String, String)] {
         guard let query, !query.isEmpty else { return [] }
         return query.split(separator: "&").map { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -86,7 +86,7 @@ struct ZStackQuery: Sendable {
 /// Conditions evaluated on images: every inventory field, the refs' fields as
 /// `backupStorageRefs.<field>` (true when any ref matches), `backupStorage.uuid|name`,
 /// `__systemTag__` and `__userTag__`.
-struct ZStackMatcher {
+package struct ZStackMatcher {
     enum Kind { case text, number, boolean, date }
 
     static let fields: [String: Kind] = [
@@ -101,7 +101,7 @@ struct ZStackMatcher {
 
     /// Refuses unknown fields and operands their field cannot hold before anything is read (SYS.1007), so the
     /// answer to a malformed query does not depend on which images exist.
-    static func check(_ conditions: [ZStackQuery.Condition]) throws {
+    package static func check(_ conditions: [ZStackQuery.Condition]) throws {
         for c in conditions {
             let kind = try kind(of: c.field)
             // The negative operators are matched as their positive forms; patterns and null tests take any text.
@@ -121,7 +121,7 @@ struct ZStackMatcher {
         }
     }
 
-    static func checkSortable(_ field: String) throws {
+    package static func checkSortable(_ field: String) throws {
         guard fields[field] != nil else {
             throw ZStackError.invalidArgument("sort field[\(field)] is not a field of \(ZStackImage.inventoryClass)")
         }
@@ -163,7 +163,7 @@ struct ZStackMatcher {
         return lookup(inventory, field).map { [$0] } ?? []
     }
 
-    static func matches(_ c: ZStackQuery.Condition, _ image: Image, _ inventory: [(String, JSONValue)]) throws -> Bool {
+    package static func matches(_ c: ZStackQuery.Condition, _ image: Image, _ inventory: [(String, JSONValue)]) throws -> Bool {
         let kind = try kind(of: c.field)
         let values = values(c.field, image, inventory)
         switch c.op {
@@ -243,7 +243,7 @@ struct ZStackMatcher {
     }
 
     /// Orders inventories by one field (`createDate` by default), ties by uuid.
-    static func sort(_ items: inout [(Image, [(String, JSONValue)])], by field: String, descending: Bool) {
+    package static func sort(_ items: inout [(Image, [(String, JSONValue)])], by field: String, descending: Bool) {
         items.sort { a, b in
             let va = values(field, a.0, a.1).first, vb = values(field, b.0, b.1).first
             let ordered: Bool

@@ -59,6 +59,26 @@ import Testing
         await #expect(throws: ScalrSignature.Refusal.mismatch) { _ = try await verify(signature: good, query: "a=1") }
     }
 
+    /// Found by Fuzz/FuzzScalr: a date with a long fraction made ICU's parser trap (SIGFPE), killing the server
+    /// before any key was looked up. Such dates are refused (400) like any other unreadable date.
+    @Test func datesOfEveryShapeAreReadOrRefusedWithoutTrapping() async throws {
+        for digits in [34, 35, 40, 100, 1000] {
+            let date = "2024-01-01T00:00:00." + String(repeating: "7", count: digits) + "+02:00"
+            #expect(ScalrSignature.parseDate(date) == nil)
+            await #expect(throws: ScalrSignature.Refusal.badDate) { _ = try await verify(date: date, signature: "V1-HMAC-SHA256 x") }
+        }
+        let reference = ScalrSignature.parseDate("2016-09-26T19:20:00Z")
+        #expect(reference != nil)
+        for same in ["2016-09-26T19:20:00.000Z", "2016-09-26T19:20:00.000000Z", "2016-09-26T19:20:00.000000000Z",
+                     "2016-09-26T21:20:00+02:00", "2016-09-26T17:20:00.000000-02:00", " 2016-09-26T19:20:00Z "] {
+            #expect(ScalrSignature.parseDate(same) == reference, "\(same)")
+        }
+        for refused in ["2016-09-26T19:20:00.0000000000Z", "2016-09-26T19:20:00.Z", "2016-09-26 19:20:00Z", "2016-09-26T19:20Z",
+                        "2016-09-26T19:20:00", "20160-09-26T19:20:00Z", "2016-09-26T19:20:00+2:00", "2016-09-26T19:20:00Zjunk", ""] {
+            #expect(ScalrSignature.parseDate(refused) == nil, "\(refused)")
+        }
+    }
+
     @Test func sealedSecretsOpenOnlyWithTheirKeyAndId() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sealer-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

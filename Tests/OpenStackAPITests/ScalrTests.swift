@@ -29,6 +29,20 @@ import Testing
         #expect(ScalrImage.matches(r, "cloudLocation", "us-east-1") && !ScalrImage.matches(r, "cloudLocation", "us-west-1"))
     }
 
+    /// Found while writing Fuzz/FuzzScalr: `(pageNum - 1) * maxResults` overflowed for a huge pageNum and
+    /// the trap took the server down. Such a page is empty, as any page past the end.
+    @Test func pagesPastEveryOffsetAreEmpty() throws {
+        let objects: [JSONValue] = (0 ..< 5).map { .object([("id", .int(Int64($0)))]) }
+        for pageNum in ["92233720368547759", "9223372036854775807"] {
+            let listing = try ScalrRequests.listing("maxResults=2&pageNum=\(pageNum)")
+            let (data, pagination) = ScalrRequests.page(objects, listing, path: "/api/v1beta0/user/1/images/")
+            #expect(data == .array([]) && pagination["next"] == .null)
+            #expect(pagination["prev"]?.stringValue?.contains("pageNum=3") == true)
+        }
+        let (second, _) = ScalrRequests.page(objects, try ScalrRequests.listing("maxResults=2&pageNum=2"), path: "/p")
+        #expect(second == .array([objects[2], objects[3]]))
+    }
+
     @Test func scopesSeeTheirOwnAndTheOnesAbove() {
         func image(_ scope: String, owner: String) -> Image {
             var i = Image(id: ImageID.generate(), status: .queued, owner: owner, createdAt: 1, updatedAt: 1)

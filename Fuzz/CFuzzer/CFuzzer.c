@@ -1,0 +1,2 @@
+// Only the header matters: libFuzzer defines LLVMFuzzerRunDriver.
+#include "CFuzzer.h"

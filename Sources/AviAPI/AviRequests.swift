@@ -1,0 +1,215 @@
+import Hummingbird
+import HummingbirdCore
+import ImageCore
+
+/// How the Avi handlers decode requests: pure functions (the fuzzer calls them too).
+package enum AviRequests {
+    /// `X-Avi-Version`: the data model to speak; absent means the current one.
+    package static func version(_ header: String?) throws -> AviVersion {
+        guard let text = header else { return .current }
+        guard let v = AviVersion(parsing: text.trimmingCharacters(in: .whitespaces)), v <= .current else {
+            throw AviError(.badRequest, "Invalid version \(text)")
+        }
+        return v
+    }
+
+    /// `GET /api/image`: paging, the name filter and the sort.
+    package struct Listing {
+        package var request: ImageListRequest
+        package var page: Int
+        package var pageSize: Int
+
+        /// Rows before the page. A page past every representable row (`page` near `Int.max`) starts at
+        /// `Int.max`, so it is empty, as any page past the end: `(page - 1) * pageSize` overflowed and
+        /// the trap took the server down.
+        package var offset: Int {
+            let (rows, overflow) = (page - 1).multipliedReportingOverflow(by: pageSize)
+            return overflow ? Int.max : rows
+        }
+
+        /// Whether rows follow the page, of `total` (`page * pageSize < total`, without overflowing).
+        package func hasNext(total: Int) -> Bool { offset < total - pageSize }
+    }
+
+    package static func listing(_ query: FlatDictionary<Substring, Substring>, defaultPageSize: Int, maxPageSize: Int) throws -> Listing {
+        var pageSize = defaultPageSize
+        if let s = query["page_size"].map(String.init) {
+            guard let n = Int(s), n >= 1 else { throw AviError(.badRequest, "page_size must be a positive integer, got '\(s)'.") }
+            pageSize = min(n, maxPageSize)
+        }
+        var page = 1
+        if let s = query["page"].map(String.init) {
+            // Bounded so offsets stay below 2^31, far past any real catalog (a huge page once trapped the process).
+            let maxPage = Int(Int32.max) / maxPageSize
+            guard let n = Int(s), n >= 1, n <= maxPage else {
+                throw AviError(.badRequest, "page must be an integer from 1 to \(maxPage), got '\(s)'.")
+            }
+            page = n
+        }
+        var listing = ImageListRequest()
+        if let name = query["name"].map(String.init) { listing.filters.append(.oneOf(.name, [name])) }
+        listing.sort = try sort(query["sort"].map(String.init))
+        return Listing(request: listing, page: page, pageSize: pageSize)
+    }
+
+    static func sort(_ text: String?) throws -> [ImageListQuery.Sort] {
+        guard let text, !text.isEmpty else { return [.init(.name, .asc)] }
+        let descending = text.hasPrefix("-")
+        let field = descending ? String(text.dropFirst()) : text
+        let keys: [String: ImageListQuery.SortKey] = ["name": .name, "uuid": .id, "_last_modified": .updatedAt]
+        guard let key = keys[field] else { throw AviError(.badRequest, "Cannot sort by '\(field)'.") }
+        return [.init(key, descending ? .desc : .asc)]
+    }
+
+    /// `POST /api/image` with a JSON Image object.
+    package struct Creation {
+        package var name: String
+        /// Where to fetch the package from (a `url` that is not an image's own link).
+        package var source: String?
+        package var document: [(String, JSONValue)]
+    }
+
+    package static func creation(_ body: JSONValue, version: AviVersion) throws -> Creation {
+        guard case .object(let members) = body else {
+            throw AviError(.badRequest, "An Image object is expected.")
+        }
+        var name: String?
+        var source: String?
+        var document: [(String, JSONValue)] = []
+        for (key, value) in members {
+            if key == "name" {
+                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
+                name = s
+            } else if key == "url", case .string(let s) = value, s.contains("://"), !s.contains("/api/image/") {
+                // A URL that is not an image's own link (which the schema's read-only `url` would be):
+                // where to fetch the package from.
+                source = s
+            } else if !AviImage.ignoredOnInput.contains(key) {
+                document.append((key, try AviImage.validate(key, value, version: version)))
+            }
+        }
+        guard let name else { throw AviError(.badRequest, "Field 'name' is required.") }
+        return Creation(name: name, source: source, document: document)
+    }
+
+    /// `PUT /api/image/<uuid>`: the whole object.
+    package struct Replacement {
+        package var name: String
+        package var lastModified: String?
+        package var document: [(String, JSONValue)]
+    }
+
+    package static func replacement(_ body: JSONValue, version: AviVersion) throws -> Replacement {
+        guard case .object(let members) = body else {
+            throw AviError(.badRequest, "An Image object is expected.")
+        }
+        var name: String?
+        var lastModified: String?
+        var document: [(String, JSONValue)] = []
+        for (key, value) in members {
+            switch key {
+            case "name":
+                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
+                name = s
+            case "_last_modified":
+                // Not skipped when mistyped: a number here would silently drop the lost-update check.
+                guard case .string(let s) = value else { throw AviError(.badRequest, "Field '_last_modified' must be a string.") }
+                lastModified = s
+            case _ where AviImage.ignoredOnInput.contains(key): continue
+            default: document.append((key, try AviImage.validate(key, value, version: version)))
+            }
+        }
+        guard let name else { throw AviError(.badRequest, "Field 'name' is required.") }
+        return Replacement(name: name, lastModified: lastModified, document: document)
+    }
+
+    /// `PATCH /api/image/<uuid>`: RFC 6902 operations, or Avi's add/replace/delete of fields.
+    package enum Patch {
+        case jsonPatch(JSONValue)
+        case fields(AviPatch.Operation, name: String?, [(String, JSONValue)])
+    }
+
+    package static func patch(_ body: JSONValue, version: AviVersion) throws -> Patch {
+        if case .object(let members) = body, members.count == 1, members[0].0 == "json_patch" {
+            return .jsonPatch(members[0].1)
+        }
+        let (op, fields) = try AviPatch.parse(body)
+        var name: String?
+        var checked: [(String, JSONValue)] = []
+        for (key, value) in fields {
+            if key == "name" {
+                guard op != .delete else { throw AviError(.badRequest, "Field 'name' is required and cannot be deleted.") }
+                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
+                name = s
+            } else if AviImage.ignoredOnInput.contains(key) {
+                throw AviError(.badRequest, "Field '\(key)' is read-only.")
+            } else if op == .delete {
+                guard AviImage.fields[key] != nil else { throw AviError(.badRequest, "Unknown field '\(key)' in Image.") }
+                checked.append((key, value))
+            } else {
+                checked.append((key, try AviImage.validate(key, value, version: version)))
+            }
+        }
+        return .fields(op, name: name, checked)
+    }
+
+    /// RFC 6902 ops on `{name, …avi fields}`; the result is validated like a PUT body.
+    package static func patched(_ doc: JSONValue, _ ops: JSONValue, version: AviVersion) throws -> (name: String, fields: [(String, JSONValue)]) {
+        guard case .object(let members) = try AviJSONPatch.apply(ops, to: doc) else { throw AviError(.badRequest, "json_patch must leave an object.") }
+        var name: String?
+        var fields: [(String, JSONValue)] = []
+        for (key, value) in members {
+            if key == "name" {
+                guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
+                name = s
+            } else if AviImage.ignoredOnInput.contains(key) {
+                throw AviError(.badRequest, "Field '\(key)' is read-only.")
+            } else {
+                fields.append((key, try AviImage.validate(key, value, version: version)))
+            }
+        }
+        guard let name else { throw AviError(.badRequest, "Field 'name' is required and cannot be removed.") }
+        return (name, fields)
+    }
+}
+
+extension AviRequests {
+    /// `POST /login`: a JSON object or `application/x-www-form-urlencoded` fields.
+    package static func loginFields(_ body: [UInt8], contentType: String?) throws -> [String: String] {
+        var fields: [String: String] = [:]
+        if contentType?.lowercased().hasPrefix("application/json") == true {
+            guard case .object(let members) = try JSONValue.parse(body) else {
+                throw AviError(.badRequest, "Login expects username and password.")
+            }
+            for (k, v) in members { if let s = v.stringValue { fields[k] = s } }
+        } else {
+            fields = formFields(String(decoding: body, as: UTF8.self))
+        }
+        return fields
+    }
+
+    /// `application/x-www-form-urlencoded`.
+    static func formFields(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s) }
+            out[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
+        }
+        return out
+    }
+
+    /// `a=b; c=d` from every Cookie header; the first value of a name wins (the SDK repeats names).
+    package static func cookies(_ headers: [String]) -> [String: String] {
+        var out: [String: String] = [:]
+        for header in headers {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                let key = parts[0].trimmingCharacters(in: .whitespaces)
+                if out[key] == nil { out[key] = parts[1].trimmingCharacters(in: .whitespaces) }
+            }
+        }
+        return out
+    }
+}
