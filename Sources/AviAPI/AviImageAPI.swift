@@ -33,24 +33,6 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     static var maxJSONBody: Int { 1 << 20 }
     static var defaultPageSize: Int { 25 }
     static var maxPageSize: Int { 200 }
-    /// The last page a list may ask for: offsets stay below 2^31, far past any real catalog.
-    static var maxPage: Int { Int(Int32.max) / maxPageSize }
-
-    /// A query key or value as it must appear in a URL (none of `& = + # %` left bare).
-    static func queryEncoded(_ text: Substring) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"), UInt8(ascii: ","):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
-        }
-        return out
-    }
-
     public init(imports: ImageImports, sessions: LoginSessions, options: AviAPIOptions = .init()) {
         self.imports = imports; self.sessions = sessions; self.options = options
     }
@@ -210,7 +192,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         var members: [(String, JSONValue)] = [("count", .int(Int64(count)))]
         if asked.hasNext(total: count) {
             // The values come decoded: encode them again so `next` is a URL with the same query.
-            var params = query.filter { $0.key != "page" }.map { "\(Self.queryEncoded($0.key))=\(Self.queryEncoded($0.value))" }
+            var params = query.filter { $0.key != "page" }.map { "\(AviRequests.queryEncoded($0.key))=\(AviRequests.queryEncoded($0.value))" }
             params.append("page=\(page + 1)")
             members.append(("next", .string("\(base)/api/image?" + params.joined(separator: "&"))))
         }
@@ -479,8 +461,4 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     static func cookies(_ request: Request) -> [String: String] {
         AviRequests.cookies(request.headers[values: .cookie])
     }
-}
-
-private extension String {
-    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import HummingbirdCore
 import ImageCore
@@ -13,22 +14,25 @@ package enum AviRequests {
         return v
     }
 
+    /// Unreserved characters and `,` (Avi's `fields=a,b`) stay as they are in a query; everything else is escaped.
+    static let queryAllowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~,")
+
+    /// A query key or value as it must appear in a URL (none of `& = + # %` left bare).
+    static func queryEncoded(_ text: Substring) -> String {
+        String(text).addingPercentEncoding(withAllowedCharacters: queryAllowed) ?? String(text)
+    }
+
     /// `GET /api/image`: paging, the name filter and the sort.
     package struct Listing {
         package var request: ImageListRequest
         package var page: Int
         package var pageSize: Int
 
-        /// Rows before the page. A page past every representable row (`page` near `Int.max`) starts at
-        /// `Int.max`, so it is empty, as any page past the end: `(page - 1) * pageSize` overflowed and
-        /// the trap took the server down.
-        package var offset: Int {
-            let (rows, overflow) = (page - 1).multipliedReportingOverflow(by: pageSize)
-            return overflow ? Int.max : rows
-        }
+        /// Rows before the page; `listing` bounds `page` so this stays below 2^31.
+        package var offset: Int { (page - 1) * pageSize }
 
-        /// Whether rows follow the page, of `total` (`page * pageSize < total`, without overflowing).
-        package func hasNext(total: Int) -> Bool { offset < total - pageSize }
+        /// Whether rows follow the page, of `total`.
+        package func hasNext(total: Int) -> Bool { page * pageSize < total }
     }
 
     package static func listing(_ query: FlatDictionary<Substring, Substring>, defaultPageSize: Int, maxPageSize: Int) throws -> Listing {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ImageCore
 
 /// Scalr's request signatures (API v1beta0): `X-Scalr-Signature: V1-HMAC-SHA256 <base64>` over
 /// `METHOD \n DATE \n PATH \n CANONICAL_QUERY \n BODY`, with the key's secret, and a date within
@@ -67,18 +68,15 @@ public enum ScalrSignature {
         return "\(prefix) \(Data(mac).base64EncodedString())"
     }
 
-    /// ISO 8601 with `Z` or an offset, with or without fractional seconds (what Scalr's clients send).
-    /// Only text of that shape reaches the formatter: ICU's parser traps (SIGFPE) on a fraction of 35 or
-    /// more digits, which took the whole server down from one unauthenticated request.
+    /// ISO 8601 with `Z` or an offset, with or without fractional seconds (what Scalr's clients send), read by
+    /// the core's own parser: no formatter per request, and no ICU (whose parser trapped, SIGFPE, on a fraction
+    /// of 35 or more digits, taking the server down from one unauthenticated request).
     public static func parseDate(_ text: String) -> Date? {
         let s = text.filter { !$0.isWhitespace }
-        guard isDateShaped(s) else { return nil }
-        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
-            let f = ISO8601DateFormatter()
-            f.formatOptions = options
-            if let d = f.date(from: s) { return d }
-        }
-        return nil
+        guard isDateShaped(s), let seconds = Timestamp.parse(s) else { return nil }
+        // Timestamp keeps whole seconds; the fraction (1 to 9 digits, checked above) is added back.
+        let fraction = s.firstIndex(of: ".").map { dot in Double("0" + s[dot...].prefix { $0 == "." || $0.isASCII && $0.isNumber }) ?? 0 } ?? 0
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 
     /// `YYYY-MM-DDThh:mm:ss`, an optional fraction of 1 to 9 digits, then `Z` or `±hh:mm` (`±hhmm`).

@@ -6,14 +6,16 @@ import NIOCore
 /// and served at `/openapi/<name>.json` without authentication (they describe the API, not the catalog).
 /// The e2e contract tests validate real answers against these documents and run schemathesis on them.
 enum OpenAPIDocuments {
-    static let documents: [String: [UInt8]] = [
-        "openstack": PackageResources.openstack_json,
-        "avi": PackageResources.avi_json,
-        "zstack": PackageResources.zstack_json,
-        "danube": PackageResources.danube_json,
-        "scalr": PackageResources.scalr_json,
+    /// In the order `/openapi/` lists them.
+    static let ordered: [(name: String, document: [UInt8])] = [
+        ("openstack", PackageResources.openstack_json),
+        ("avi", PackageResources.avi_json),
+        ("zstack", PackageResources.zstack_json),
+        ("danube", PackageResources.danube_json),
+        ("scalr", PackageResources.scalr_json),
     ]
-    static let names = ["openstack", "avi", "zstack", "danube", "scalr"]
+    static let documents = Dictionary(uniqueKeysWithValues: ordered.map { ($0.name, $0.document) })
+    static var names: [String] { ordered.map(\.name) }
 
     static func claims(_ path: String) -> Bool { path == "/openapi" || path.hasPrefix("/openapi/") }
 

@@ -194,6 +194,34 @@ def scale_out_config(tag: str | None = None, part_mib: int = 5) -> tuple[list[st
     return args, env
 
 
+# The API contract tests (test_openapi_*.py).
+
+
+def served_openapi(base: str, name: str) -> dict:
+    """`/openapi/<name>.json` as the server serves it: the repository's document (embedded at build time), and a
+    valid OpenAPI 3.1 document."""
+    from openapi_spec_validator import validate
+    r = requests.get(f"{base}/openapi/{name}.json", timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json", (r.status_code, r.headers)
+    doc = r.json()
+    assert doc == json.loads((REPO / "Sources" / "Server" / "OpenAPI" / f"{name}.json").read_text()), "stale build"
+    validate(doc)  # raises on an invalid OpenAPI document
+    assert doc["openapi"] == "3.1.0"
+    return doc
+
+
+def schemathesis_cli() -> str:
+    """The schemathesis CLI of the venv running the tests (else the one on PATH)."""
+    for name in ("schemathesis", "st"):
+        candidate = Path(sys.executable).parent / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("schemathesis") or shutil.which("st")
+    if not found:
+        pytest.fail("the schemathesis CLI is not installed (tests/e2e/requirements.txt)")
+    return found
+
+
 # IMAGED_E2E_BACKEND=postgres-s3 runs the session server (and so the client suites) on PostgreSQL + S3.
 E2E_BACKEND = os.environ.get("IMAGED_E2E_BACKEND", "embedded")
 

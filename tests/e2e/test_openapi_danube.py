@@ -9,24 +9,21 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 import requests
 import schemathesis
 from esdc_api import Client
-from openapi_spec_validator import validate as validate_spec
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
                                                response_schema_conformance, status_code_conformance)
 
-from conftest import REPO, ImagedServer, free_port, imaged_bin, random_bytes
+from conftest import free_port, imaged_bin, ImagedServer, random_bytes, schemathesis_cli, served_openapi
 
 FRONTEND = "danube"
 PASSWORDS = {"oa-admin": "admin-openapi-password", "oa-alice": "alice-openapi-password", "oa-carol": "carol-openapi-password"}
@@ -86,13 +83,7 @@ def dn(tmp_path_factory, origin):
 
 @pytest.fixture(scope="module")
 def document(dn) -> dict:
-    """The served document, which is the one in the repository (embedded at build time)."""
-    r = requests.get(f"{dn.url}/openapi/{FRONTEND}.json", timeout=30)
-    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json", (r.status_code, r.headers)
-    doc = r.json()
-    assert doc == json.loads((REPO / "Sources" / "Server" / "OpenAPI" / f"{FRONTEND}.json").read_text()), "stale build"
-    validate_spec(doc)
-    return doc
+    return served_openapi(dn.url, FRONTEND)
 
 
 class Validator:
@@ -349,11 +340,6 @@ def test_danube_findings(dn, origin, document):
         except (AssertionError, FailureGroup) as e:
             problems.append(f"{finding}: {str(e)[:1500]}")
     assert not problems, "\n\n".join(problems)
-
-
-def schemathesis_cli() -> str:
-    exe = Path(sys.executable).parent / "schemathesis"
-    return str(exe) if exe.exists() else "schemathesis"
 
 
 def test_schemathesis_finds_nothing(dn, origin, document, tmp_path):

@@ -19,10 +19,8 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -31,12 +29,11 @@ import jsonschema
 import pytest
 import requests
 import schemathesis
-from openapi_spec_validator import validate as validate_spec
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi import checks as st_checks
 
-from conftest import REPO, ImagedServer, project, random_bytes, token, unique, wait_for
+from conftest import ImagedServer, project, random_bytes, schemathesis_cli, served_openapi, token, unique, wait_for
 
 FRONTEND = "openstack"
 HERE = Path(__file__).resolve().parent
@@ -84,21 +81,9 @@ def os_server(tmp_path_factory, origin):
     srv.kill(signal.SIGTERM)
 
 
-def load_document(base: str, name: str) -> dict:
-    """The document the server serves, which is the one in the repository (embedded at build time)."""
-    r = requests.get(f"{base}/openapi/{name}.json", timeout=30)
-    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json", (r.status_code, r.headers)
-    doc = r.json()
-    assert doc == json.loads((REPO / "Sources" / "Server" / "OpenAPI" / f"{name}.json").read_text()), "stale build"
-    return doc
-
-
 @pytest.fixture(scope="module")
 def document(os_server) -> dict:
-    doc = load_document(os_server.url, FRONTEND)
-    validate_spec(doc)  # raises on an invalid OpenAPI document
-    assert doc["openapi"] == "3.1.0"
-    return doc
+    return served_openapi(os_server.url, FRONTEND)
 
 
 def resolve(document: dict, node: dict) -> dict:
@@ -419,17 +404,6 @@ def test_doctored_answers_are_refused(os_server, document):
     r._content = b"not found"
     with pytest.raises(jsonschema.ValidationError):
         alice.check("GET", r)
-
-
-def schemathesis_cli() -> str:
-    for name in ("schemathesis", "st"):
-        candidate = Path(sys.executable).parent / name
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("schemathesis") or shutil.which("st")
-    if not found:
-        pytest.fail("the schemathesis CLI is not installed (tests/e2e/requirements.txt)")
-    return found
 
 
 def test_schemathesis_finds_nothing(os_server, document, tmp_path):

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,14 +17,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pytest
 import requests
 import schemathesis
-from openapi_spec_validator import validate as validate_spec
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
                                                response_schema_conformance, status_code_conformance)
 
-from conftest import REPO, ImagedServer, imaged_bin
+from conftest import imaged_bin, ImagedServer, schemathesis_cli, served_openapi
 from schemathesis_scalr_hooks import sign
 
 FRONTEND = "scalr"
@@ -71,13 +69,7 @@ def sc(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def document(sc) -> dict:
-    """The served document, which is the one in the repository (embedded at build time)."""
-    r = requests.get(f"{sc.url}/openapi/{FRONTEND}.json", timeout=30)
-    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json", (r.status_code, r.headers)
-    doc = r.json()
-    assert doc == json.loads((REPO / "Sources" / "Server" / "OpenAPI" / f"{FRONTEND}.json").read_text()), "stale build"
-    validate_spec(doc)
-    return doc
+    return served_openapi(sc.url, FRONTEND)
 
 
 class Validator:
@@ -320,11 +312,6 @@ def test_scalr_findings(sc, document):
     expect("S2", s2)
     expect("S3", s3)
     assert not problems, "\n\n".join(problems)
-
-
-def schemathesis_cli() -> str:
-    exe = Path(sys.executable).parent / "schemathesis"
-    return str(exe) if exe.exists() else "schemathesis"
 
 
 def test_schemathesis_finds_nothing(sc, document, tmp_path):

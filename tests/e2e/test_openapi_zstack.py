@@ -17,7 +17,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -26,12 +25,10 @@ from pathlib import Path
 import pytest
 import requests
 import schemathesis
-from openapi_spec_validator import validate as validate_spec
-from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi import checks as st_checks
 
-from conftest import REPO, ImagedServer, imaged_bin, random_bytes
+from conftest import imaged_bin, ImagedServer, random_bytes, schemathesis_cli, served_openapi
 
 FRONTEND = "zstack"
 HERE = Path(__file__).resolve().parent
@@ -82,21 +79,9 @@ def zs_server(tmp_path_factory, origin):
     srv.kill()
 
 
-def load_document(base: str, name: str) -> dict:
-    """The document the server serves, which is the one in the repository (embedded at build time)."""
-    r = requests.get(f"{base}/openapi/{name}.json", timeout=30)
-    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json", (r.status_code, r.headers)
-    doc = r.json()
-    assert doc == json.loads((REPO / "Sources" / "Server" / "OpenAPI" / f"{name}.json").read_text()), "stale build"
-    return doc
-
-
 @pytest.fixture(scope="module")
 def document(zs_server) -> dict:
-    doc = load_document(zs_server.url, FRONTEND)
-    validate_spec(doc)  # raises on an invalid OpenAPI document
-    assert doc["openapi"] == "3.1.0"
-    return doc
+    return served_openapi(zs_server.url, FRONTEND)
 
 
 class ZStack:
@@ -305,11 +290,6 @@ def test_real_answers_match_the_document(zs_server, document, origin):
                                               "details": "internal error"}}).encode()
     with pytest.raises(FailureGroup):
         z.check(internal)
-
-
-def schemathesis_cli() -> str:
-    exe = Path(sys.executable).parent / "schemathesis"
-    return str(exe) if exe.exists() else "schemathesis"
 
 
 def test_schemathesis_finds_nothing(zs_server, document, tmp_path):
