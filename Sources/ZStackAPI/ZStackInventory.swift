@@ -128,7 +128,11 @@ public struct ZStackBackupStorages: Sendable {
     let stores: BlobStores
     let started: Int64
 
-    public init(stores: BlobStores, started: Int64 = Timestamp.now()) {
+    /// Every node must describe a backup storage alike (a client may ask any of them), so its dates are one fixed
+    /// instant rather than the answering node's start time: 2026-01-01T00:00:00Z.
+    public static let fixedDate: Int64 = 1_767_225_600
+
+    public init(stores: BlobStores, started: Int64 = ZStackBackupStorages.fixedDate) {
         self.stores = stores; self.started = started
     }
 
