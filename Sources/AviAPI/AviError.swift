@@ -28,7 +28,7 @@ struct AviError: Error {
         case .unauthorized: return AviError(.unauthorized, e.message)
         case .forbidden: return AviError(.forbidden, e.message)
         case .notFound: return AviError(.notFound, "Image object not found!")
-        case .conflict: return AviError(.conflict, e.message)
+        case .conflict, .duplicate, .inUse: return AviError(.conflict, e.message)
         case .payloadTooLarge: return AviError(.contentTooLarge, e.message)
         case .unsupportedMediaType: return AviError(.unsupportedMediaType, e.message)
         case .gone: return AviError(.notFound, "Image object not found!")

@@ -85,7 +85,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         guard !uuid.contains("/"), let id = AviImage.coreId(uuid) else { throw AviError(.notFound, "Image object not found!") }
         switch request.method {
         case .get:
-            let shown = AviImage.render(try await live(try await service.showImage(id: id, by: caller)), base: base,
+            let shown = AviImage.render(try await live(try await service.showImage(id: id, by: caller), caller), base: base,
                                         withName: Self.flag(request, "include_name"), version: version)
             return Self.json(try Self.shaped(shown, request), version: version)
         case .put: return try await replace(id, request, caller, version: version, base: base)
@@ -187,7 +187,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         listing.limit = pageSize
         listing.offset = asked.offset
         var images: [Image] = []
-        for image in try await service.listImages(listing, by: caller) { images.append(try await live(image)) }
+        for image in try await service.listImages(listing, by: caller) { images.append(try await live(image, caller)) }
         let withName = Self.flag(request, "include_name")
         var members: [(String, JSONValue)] = [("count", .int(Int64(count)))]
         if asked.hasNext(total: count) {
@@ -211,7 +211,6 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         let creation = try AviRequests.creation(try JSONValue.parse(body.readableBytesView), version: version)
         let name = creation.name, source = creation.source
         var document = creation.document
-        try await checkNameFree(name, caller, except: nil)
         var attributes = Self.coreAttributes(name)
         if let slug = request.headers[HTTPField.Name("slug")!], let id = AviImage.coreId(slug) { attributes.append(("id", .string(id))) }
         if let source {
@@ -222,7 +221,10 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
                            ("start_time", .string(AviUpload.time(started))), ("tasks_completed", .int(0)), ("total_tasks", .int(1))]
             where !document.contains(where: { $0.0 == k }) { document.append((k, v)) }
         }
-        var image = try await service.createImage(attributes, extensions: [AviImage.vendor: .object(document)], by: caller)
+        var image: Image
+        do {
+            image = try await service.createImage(attributes, extensions: [AviImage.vendor: .object(document)], nameRule: .namePerOwner, by: caller)
+        } catch { throw Self.naming(error, name) }
         if let source {
             do {
                 _ = try await imports.start(id: image.id, method: "web-download", uri: source,
@@ -232,7 +234,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
                 try? await data.deleteImage(id: image.id, by: caller)
                 throw error
             }
-            image = try await live(try await service.showImage(id: image.id, by: caller))
+            image = try await live(try await service.showImage(id: image.id, by: caller), caller)
         }
         var response = Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version, status: .created)
         response.headers[.location] = "\(base)/api/image/\(AviImage.uuidPrefix)\(image.id)#\(name)"
@@ -269,23 +271,23 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         if case .object(let m)? = current.extensions[AviImage.vendor] { seed += m }
         // Validate on the current state (ops and the resulting fields); the write repeats it atomically.
         let preview = try AviRequests.patched(.object(seed), ops, version: version)
-        if preview.name != current.name { try await checkNameFree(preview.name, caller, except: id) }
         let currentName = current.name ?? ""
-        let image = try await service.updateImage(
+        let image: Image
+        do { image = try await service.updateImage(
             id: id, changes: preview.name == current.name ? [] : [ImageChange(.replace, "name", .string(preview.name))],
             vendorChanges: [AviImage.vendor: { stored in
                 var doc: [(String, JSONValue)] = [("name", .string(currentName))]
                 if case .object(let m)? = stored { doc += m }
                 return .object(try AviRequests.patched(.object(doc), ops, version: version).fields)
-            }], by: caller)
+            }], by: caller) } catch { throw Self.naming(error, preview.name) }
         return Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version)
     }
 
     /// One catalog write: the name (409 when another image of the tenant has it) and the avi document.
     func update(_ id: String, _ caller: Principal, name: String?, lastModified: String?, version: AviVersion, base: String,
                 _ change: @escaping @Sendable ([(String, JSONValue)]) throws -> [(String, JSONValue)]) async throws -> Response {
-        if let name { try await checkNameFree(name, caller, except: id) }
-        let image = try await service.updateImage(
+        let image: Image
+        do { image = try await service.updateImage(
             id: id, changes: name.map { [ImageChange(.replace, "name", .string($0))] } ?? [],
             vendorChanges: [AviImage.vendor: { stored in
                 var doc: [(String, JSONValue)] = []
@@ -296,18 +298,18 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
                 if let lastModified, lastModified != AviImage.lastModified(stored) {
                     throw AviError(.preconditionFailed, "Need to reload object data: the image changed since it was read.")
                 }
-            }, by: caller)
+            }, by: caller) } catch { throw Self.naming(error, name) }
         return Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version)
     }
 
     /// An image fetched from a `url` shows its import as Avi shows an upload: while the task runs,
     /// `progress` from its bytes and IN_PROGRESS; once the image is active, COMPLETED and 100; when the
     /// import failed, FAILED with the task's message. Read from the core, not stored.
-    func live(_ image: Image) async throws -> Image {
+    func live(_ image: Image, _ caller: Principal) async throws -> Image {
         guard case .object(let doc)? = image.extensions[AviImage.vendor],
               case .string(let state)? = doc.first(where: { $0.0 == "img_state" })?.1["state"],
               state == "IMAGE_FSM_STARTED" || state == "IMAGE_FSM_IN_PROGRESS" else { return image }
-        let tasks = try await service.catalog.tasks(imageId: image.id)
+        let tasks = try await service.tasks(imageId: image.id, by: caller)
         guard let task = tasks.first else {
             // The task row has been purged (finished tasks live 48 h): the image's status tells the end.
             var shown = image
@@ -342,14 +344,11 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         return shown
     }
 
-    /// Names are unique per tenant on a controller: 409 when another image of the tenant has it.
-    func checkNameFree(_ name: String, _ caller: Principal, except id: String?) async throws {
-        var taken = ImageListRequest()
-        taken.filters = [.oneOf(.name, [name]), .string(.owner, caller.projectId ?? "")]
-        taken.limit = 2
-        if try await service.listImages(taken, by: caller).contains(where: { $0.id != id }) {
-            throw AviError(.conflict, "Image object with name '\(name)' already exists.")
-        }
+    /// Names are unique per tenant on a controller (the core's `namePerOwner`, decided inside the
+    /// write): a clash is Avi's 409 naming the name.
+    static func naming(_ error: any Error, _ name: String?) -> any Error {
+        guard let e = error as? ImageError, e.kind == .duplicate else { return error }
+        return AviError(.conflict, "Image object with name '\(name ?? "")' already exists.")
     }
 
     /// Avi packages are opaque bytes to us: raw/bare lets them be uploaded and downloaded as they are.
@@ -386,13 +385,15 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     func receive(_ reader: MultipartReader<RequestBody>, name: String, expected: Int64?, _ caller: Principal) async throws -> Image {
-        try await checkNameFree(name, caller, except: nil)
         let started = Date()
         let document: JSONValue = .object([
             ("progress", .int(0)), ("img_state", AviUpload.state("IMAGE_FSM_STARTED", at: started)),
             ("start_time", .string(AviUpload.time(started))), ("tasks_completed", .int(0)), ("total_tasks", .int(1)),
         ])
-        let image = try await service.createImage(Self.coreAttributes(name), extensions: [AviImage.vendor: document], by: caller)
+        let image: Image
+        do {
+            image = try await service.createImage(Self.coreAttributes(name), extensions: [AviImage.vendor: document], nameRule: .namePerOwner, by: caller)
+        } catch { throw Self.naming(error, name) }
         let service = self.service
         let id = image.id
         let body = AviUpload.Counting(base: reader.partBody) { bytes in

@@ -155,7 +155,8 @@ public final class PostgresCatalog: Catalog {
             osHashAlgo: try text(14), osHashValue: try text(15), createdAt: try int(16) ?? 0, updatedAt: try int(17) ?? 0,
             deletedAt: try int(18), tags: try DocumentColumns.decodeTags(try text(19) ?? "[]"),
             properties: try DocumentColumns.decodeProperties(try text(20) ?? "{}"), version: try int(21) ?? 0,
-            extensions: try DocumentColumns.decodeExtensions(try text(22) ?? "{}"))
+            extensions: try DocumentColumns.decodeExtensions(try text(22) ?? "{}"),
+            nameRule: try text(23).flatMap(NameRule.init(rawValue:)))
     }
 
     func images(_ sql: String, _ values: [SQLValue], on c: PostgresConnection? = nil) async throws -> [Image] {
@@ -190,6 +191,7 @@ public final class PostgresCatalog: Catalog {
         do {
             try await transaction { c in
                 if let check { try await withUsage(on: c) { try check($0) } }
+                if let unique = image.uniqueness { try await refuseClash(unique, except: image.id, on: c) }
                 _ = try await rows(Self.insertSQL, CatalogColumns.values(image), on: c)
             }
         } catch is UniqueViolation {
@@ -199,6 +201,23 @@ public final class PostgresCatalog: Catalog {
 
     public func image(id: String) async throws -> Image? {
         try await images(Self.selectByID, [.text(id)]).first
+    }
+
+    func clash(_ check: UniquenessCheck, except id: String, on c: PostgresConnection?) async throws -> Image? {
+        let st = ListSQL.buildCandidates(check, except: id, .postgres)
+        return try await images(st.sql, st.values, on: c).first(where: check.clashes)
+    }
+
+    /// Inside a write: writers of one contested value take its lock first (held to the end of the
+    /// transaction, after the quota lock, so locks are always taken in the same order), then look.
+    /// A writer that waited sees the winner's committed row.
+    func refuseClash(_ check: UniquenessCheck, except id: String, on c: PostgresConnection) async throws {
+        _ = try await rows("SELECT pg_advisory_xact_lock(7275, hashtext($1))", [.text(check.lockKey)], on: c)
+        if try await clash(check, except: id, on: c) != nil { throw check.conflict }
+    }
+
+    public func clashingImage(_ check: UniquenessCheck, except id: String) async throws -> Image? {
+        try await clash(check, except: id, on: nil)
     }
 
     public func updateImage(id: String, _ change: @escaping @Sendable (inout Image, UsageReader) throws -> Void) async throws -> Image? {
@@ -211,6 +230,7 @@ public final class PostgresCatalog: Catalog {
             }
             image.id = original.id
             guard image != original else { return original }
+            if let unique = image.uniqueness(changedFrom: original) { try await refuseClash(unique, except: image.id, on: c) }
             image.version = original.version + 1
             _ = try await rows(Self.updateSQL, CatalogColumns.values(image), on: c)
             return image

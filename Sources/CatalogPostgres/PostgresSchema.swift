@@ -120,5 +120,15 @@ enum PostgresSchema {
             """,
             "CREATE INDEX login_sessions_expiry ON login_sessions(expires_at)",
         ]),
+        ("v5: name rules", [
+            "ALTER TABLE images ADD COLUMN name_rule TEXT",
+            // Images made before through the front-ends whose names are unique keep that rule.
+            """
+            UPDATE images SET name_rule = 'name_per_owner'
+                WHERE (CAST(extensions AS JSONB) -> 'avi') IS NOT NULL OR (CAST(extensions AS JSONB) -> 'danube' -> 'owner') IS NOT NULL
+            """,
+            "UPDATE images SET name_rule = 'cloud_image_in_sight' WHERE (CAST(extensions AS JSONB) -> 'scalr') IS NOT NULL",
+            "CREATE INDEX images_owner_name ON images(owner, name)",
+        ]),
     ]
 }

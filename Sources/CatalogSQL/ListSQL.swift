@@ -28,7 +28,6 @@ public enum ListSQL {
 
     /// Status, hidden flag, visibility scope and filters.
     static func appendWhere(_ q: ImageListQuery, _ st: inout SQLStatement) {
-        let dialect = st.dialect
         st.append(q.includePendingDelete ? " WHERE status NOT IN ('deleted','killed')" : " WHERE status NOT IN ('deleted','killed','pending_delete')")
         st.append(" AND os_hidden = \(st.bind(.bool(q.osHidden)))")
 
@@ -65,7 +64,22 @@ public enum ListSQL {
             }
         }
 
-        for f in q.filters {
+        appendFilters(q.filters, &st)
+    }
+
+    /// Live images other than `except` that match a uniqueness check's candidate filters, whatever
+    /// their owner, visibility or hidden flag; the caller applies the check's `clashes`.
+    public static func buildCandidates(_ check: UniquenessCheck, except id: String, _ dialect: SQLDialect) -> SQLStatement {
+        var st = SQLStatement(dialect, "SELECT \(selectColumns(dialect)) FROM images WHERE status NOT IN ('deleted','killed','pending_delete')")
+        st.append(" AND id <> \(st.bind(.text(id)))")
+        appendFilters(check.candidates, &st)
+        st.append(" ORDER BY created_at, id LIMIT 100")
+        return st
+    }
+
+    static func appendFilters(_ filters: [ImageListQuery.Filter], _ st: inout SQLStatement) {
+        let dialect = st.dialect
+        for f in filters {
             switch f {
             case .oneOf(_, let values) where values.isEmpty:
                 st.append(" AND 1 = 0")

@@ -145,6 +145,16 @@ public final class SQLiteCatalog: Catalog {
                 CREATE INDEX login_sessions_expiry ON login_sessions(expires_at);
                 """)
         }
+        m.registerMigration("v5: name rules") { db in
+            // Images made before through the front-ends whose names are unique keep that rule.
+            try db.execute(sql: """
+                ALTER TABLE images ADD COLUMN name_rule TEXT;
+                UPDATE images SET name_rule = 'name_per_owner'
+                    WHERE json_extract(extensions, '$.avi') IS NOT NULL OR json_extract(extensions, '$.danube.owner') IS NOT NULL;
+                UPDATE images SET name_rule = 'cloud_image_in_sight' WHERE json_extract(extensions, '$.scalr') IS NOT NULL;
+                CREATE INDEX images_owner_name ON images(owner, name);
+                """)
+        }
         return m
     }
 
@@ -186,7 +196,8 @@ public final class SQLiteCatalog: Catalog {
             createdAt: int(16), updatedAt: int(17), deletedAt: optInt(18),
             tags: try DocumentColumns.decodeTags(text(19) ?? "[]"),
             properties: try DocumentColumns.decodeProperties(text(20) ?? "{}"),
-            version: int(21), extensions: try DocumentColumns.decodeExtensions(text(22) ?? "{}"))
+            version: int(21), extensions: try DocumentColumns.decodeExtensions(text(22) ?? "{}"),
+            nameRule: text(23).flatMap(NameRule.init(rawValue:)))
     }
 
     /// Runs a cached SELECT of `columns` and decodes every row.
@@ -229,6 +240,7 @@ public final class SQLiteCatalog: Catalog {
             try change(&image) { try Self.usage(db, project: $0) }
             image.id = original.id
             guard image != original else { return original }
+            if let check = image.uniqueness(changedFrom: original) { try Self.refuseClash(db, check, except: image.id) }
             image.version = original.version + 1
             var values = CatalogColumns.values(image)
             values.append(values.removeFirst())  // id moves to the WHERE clause
@@ -238,6 +250,20 @@ public final class SQLiteCatalog: Catalog {
             cache.offer(image)
             return image
         }
+    }
+
+    /// Writers are serialized, so a check made inside the write is race-free.
+    static func clash(_ db: Database, _ check: UniquenessCheck, except id: String) throws -> Image? {
+        let st = ListSQL.buildCandidates(check, except: id, .sqlite)
+        return try fetchImages(db, sql: st.sql, arguments: arguments(st.values)).first(where: check.clashes)
+    }
+
+    static func refuseClash(_ db: Database, _ check: UniquenessCheck, except id: String) throws {
+        if try clash(db, check, except: id) != nil { throw check.conflict }
+    }
+
+    public func clashingImage(_ check: UniquenessCheck, except id: String) async throws -> Image? {
+        try await pool.read { db in try Self.clash(db, check, except: id) }
     }
 
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
@@ -447,8 +473,11 @@ final class InsertBatcher: Sendable {
                         if try Int.fetchOne(exists, arguments: [image.id]) != nil {
                             return ImageError.conflict("An image with identifier \(image.id) already exists.")
                         }
-                        // Earlier inserts of this batch are already visible to the usage read.
-                        do { try check?({ try SQLiteCatalog.usage(db, project: $0) }) } catch { return error }
+                        // Earlier inserts of this batch are already visible to the usage read and the clash check.
+                        do {
+                            try check?({ try SQLiteCatalog.usage(db, project: $0) })
+                            if let unique = image.uniqueness { try SQLiteCatalog.refuseClash(db, unique, except: image.id) }
+                        } catch { return error }
                         try insert.execute(arguments: SQLiteCatalog.arguments(CatalogColumns.values(image)))
                         return nil
                     }

@@ -114,8 +114,8 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             return try await recordUsage(s[1], vm: s[3], using: method == .put, p, reply)
         case 1 where s[0] == "task":
             guard method == .get else { throw notAllowed() }
-            let pending = try await service.catalog.listTasks(limit: 1000).filter {
-                $0.type == ImageImports.taskType && !$0.status.isFinished && Self.isDanube($0) && (p.isAdmin || $0.owner == p.projectId)
+            let pending = try await service.listTasks(limit: 1000, by: p).filter {
+                $0.type == ImageImports.taskType && !$0.status.isFinished && Self.isDanube($0)
             }
             return reply.json(.array(pending.map { .string(DanubeTaskID.real($0.id)) }))
         case 2 where s[0] == "task", 3 where s[0] == "task":
@@ -227,10 +227,6 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         return image
     }
 
-    func nameTaken(_ name: String, _ p: Principal) async throws -> Bool {
-        try await visibleImages(p, sort: [.init(.createdAt, .asc)], filters: [.oneOf(.name, [name])]).contains { $0.owner == p.projectId }
-    }
-
     // MARK: Import
 
     /// The steps every import shares (from a manifest URL, from a repository, from a snapshot): the
@@ -251,7 +247,8 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var v = DanubeValidation()
         for e in DanubeImage.nameErrors(name) { v.add("name", e) }
         if !v.isEmpty { throw v }
-        if try await nameTaken(name, p) { throw DanubeError.exists }
+        // Answered before the other fields, as Danube does; the insert decides again (`namePerOwner`).
+        if try await service.nameTaken(name, owner: p.projectId) { throw DanubeError.exists }
     }
 
     /// Field rules shared by every import; `v` collects the refusals.
@@ -272,7 +269,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     func checkOwner(_ owner: String, _ p: Principal, _ v: inout DanubeValidation) async throws {
-        guard let account = try await accounts.catalog.account(name: owner) else {
+        guard let account = try await accounts.account(named: owner) else {
             v.add("owner", "Object with username=\(owner) does not exist.")
             return
         }
@@ -294,14 +291,14 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
                                                  ("visibility", .string(plan.fields.access == 1 ? "public" : "private"))]
         if let id = plan.id { attributes.append(("id", .string(id))) }
         var owner = p
-        if let name = plan.fields.owner, let account = try await accounts.catalog.account(name: name), account.projectId != p.projectId {
+        if let name = plan.fields.owner, let account = try await accounts.account(named: name), account.projectId != p.projectId {
             attributes.append(("owner", .string(account.projectId)))
             owner.projectId = account.projectId
         }
         let document = JSONValue.merging(.object([("owner", .string(plan.fields.owner ?? p.userName ?? p.userId)),
                                                   ("dc_bound", .bool(plan.fields.dcBound ?? true)), ("dc", .string(DanubeReply.dc))]),
                                          plan.document + plan.fields.documentFields)
-        let image = try await service.createImage(attributes, extensions: [DanubeImage.vendor: document], by: p)
+        let image = try await service.createImage(attributes, extensions: [DanubeImage.vendor: document], nameRule: .namePerOwner, by: p)
         let taskId = ImageID.generate()
         do {
             _ = try await imports.start(
@@ -346,8 +343,10 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     func importManifest(_ manifest: DanubeImage.Manifest, name: String, fields: DanubeFields, manifestURL: String, fileURL: String,
                         _ p: Principal, _ reply: DanubeReply) async throws -> Response {
         var v = DanubeValidation()
-        if let existing = try await service.catalog.image(id: manifest.uuid) {
-            v.add("manifest_url", "Image UUID is already registered by image \"\(existing.name ?? existing.id)\".")
+        if try await service.idIsTaken(manifest.uuid) {
+            // The name only when the caller may see the image; the id says nothing more.
+            let existing = try? await service.visibleImage(id: manifest.uuid, by: p)
+            v.add("manifest_url", "Image UUID is already registered by image \"\(existing?.name ?? manifest.uuid.lowercased())\".")
             throw v
         }
         guard fileURL.hasPrefix("http://") || fileURL.hasPrefix("https://") else {
@@ -401,7 +400,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         guard p.isMember || p.isAdmin else { throw DanubeError.forbidden }
         let entry = try await repositories.image(repo, uuid: uuid)
         let name = JSONValue.object(body)["name"]?.stringValue ?? entry.name
-        if try await service.catalog.image(id: entry.uuid) != nil { throw DanubeError.exists }
+        if try await service.idIsTaken(entry.uuid) { throw DanubeError.exists }
         try await checkNewName(name, p)
         var v = DanubeValidation()
         var fields = DanubeFields(body, &v)
@@ -463,7 +462,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             let visibility = access == 1 ? "public" : "private"
             if visibility != image.visibility.rawValue { changes.append(ImageChange(.replace, "visibility", .string(visibility))) }
         }
-        if let owner = fields.owner, let account = try await accounts.catalog.account(name: owner), account.projectId != image.owner {
+        if let owner = fields.owner, let account = try await accounts.account(named: owner), account.projectId != image.owner {
             changes.append(ImageChange(.replace, "owner", .string(account.projectId)))
         }
         let wasDeactivated = image.status == .deactivated
@@ -472,29 +471,15 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var doc = fields.documentFields
         if let owner = fields.owner { doc.append(("owner", .string(owner))) }
         let documentChange = doc
+        // Fields and state in one write: a refused deactivation leaves the fields as they were too.
         let updated = try await service.updateImage(id: image.id, changes: changes, vendorChanges: [DanubeImage.vendor: { stored in
             JSONValue.merging(stored, documentChange)
-        }], by: p)
-        if deactivate || reactivate {
-            do {
-                if deactivate { try await service.deactivateImage(id: image.id, by: p) } else { try await service.reactivateImage(id: image.id, by: p) }
-            } catch {
-                // Danube's rollback of a failed update: the old values come back.
-                _ = try? await service.catalog.updateImage(id: image.id) { current in
-                    current.visibility = image.visibility
-                    current.owner = image.owner
-                    current.extensions[DanubeImage.vendor] = image.extensions[DanubeImage.vendor]
-                }
-                throw error
-            }
-        }
-        let shown = deactivate || reactivate ? (try await service.catalog.image(id: image.id) ?? updated) : updated
-        return reply.success(DanubeImage.render(shown, extended: false))
+        }], activate: deactivate ? false : reactivate ? true : nil, by: p)
+        return reply.success(DanubeImage.render(updated, extended: false))
     }
 
     func delete(_ name: String, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
         let image = try await resolve(name, p)
-        if !DanubeImage.vms(image).isEmpty { throw DanubeError.usedByVMs }
         guard DanubeImage.status(image) == 1 else { throw DanubeError.statusNotOK }
         try await data.deleteImage(id: image.id, by: p)
         return reply.success(.null)
@@ -524,11 +509,11 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     /// `GET /task/(id)/`, `/status/` (`/state/`), `/done/`: the catalog task behind a real task id.
     func task(_ id: String, view: String, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
         guard ["", "status", "state", "done"].contains(view) else { throw DanubeError(.notFound, "Not found") }
-        guard let coreId = DanubeTaskID.coreId(id), let t = try await service.catalog.task(id: coreId),
-              t.type == ImageImports.taskType, p.isAdmin || t.owner == p.projectId else {
+        guard let coreId = DanubeTaskID.coreId(id), let t = try await service.task(id: coreId, by: p),
+              t.type == ImageImports.taskType else {
             throw view == "" ? DanubeError(.notFound, "Task does not exist") : DanubeError.taskGone
         }
-        let image = try await t.imageId.asyncMap { try await service.catalog.image(id: $0) } ?? nil
+        let image = try await service.image(ofJob: t)
         if view == "" {
             guard !t.status.isFinished else { throw DanubeError(.notFound, "Task does not exist") }
             return reply.json(.object([("view", .string("image_manage")), ("method", .string("POST")),
@@ -579,7 +564,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
                                 body: .init(byteBuffer: ByteBuffer(string: JSONValue.array(Array(manifests.prefix(limit))).serialized)))
             }
             guard s.count == 2 || (s.count == 3 && s[2] == "file"), ImageID.isValid(s[1]),
-                  let image = try await service.catalog.image(id: s[1].lowercased()), image.visibility == .public,
+                  let image = try? await service.visibleImage(id: s[1], by: anonymous), image.visibility == .public,
                   image.status == .active || image.status == .deactivated else {
                 return failure(.notFound, "ResourceNotFound", "image \(s.count > 1 ? s[1] : "") not found")
             }

@@ -42,6 +42,8 @@ struct DanubeError: Error, Equatable {
         case .forbidden: return .forbidden
         case .notFound, .gone: return .imageNotFound
         case .conflict: return DanubeError(.expectationFailed, e.message)
+        case .duplicate: return .exists
+        case .inUse: return .usedByVMs
         case .payloadTooLarge: return DanubeError(.contentTooLarge, e.message)
         case .unavailable: return DanubeError(.serviceUnavailable, e.message)
         case .internal: return nil

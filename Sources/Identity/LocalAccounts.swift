@@ -94,22 +94,22 @@ public enum Secrets {
     }
 
     /// Compares without an early exit, so timing does not reveal how much of a secret matched.
-    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for i in a.indices { diff |= a[i] ^ b[i] }
-        return diff == 0
-    }
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool { ConstantTime.equal(a, b) }
 }
 
 /// Local accounts and their API keys, kept in the catalog as hashes only.
 public struct LocalAccounts: Sendable {
-    public let catalog: any AccountCatalog
+    /// Internal: front-ends read accounts through `account(named:)` and `all()`.
+    let catalog: any AccountCatalog
     public let iterations: UInt32
 
     public init(catalog: any AccountCatalog, iterations: UInt32 = PasswordHash.defaultIterations) {
         self.catalog = catalog; self.iterations = iterations
     }
+
+    public func account(named name: String) async throws -> LocalAccount? { try await catalog.account(name: name) }
+
+    public func all() async throws -> [LocalAccount] { try await catalog.accounts() }
 
     /// Names of accounts, projects and roles: 1–64 of `A-Z a-z 0-9 . _ @ -`.
     public static func validName(_ s: String, _ what: String) throws -> String {

@@ -1,15 +1,21 @@
 /// Metadata storage. Implementations: SQLite (embedded) and PostgreSQL (scale-out).
 /// The catalog stores and queries; it decides no policy (the service does).
 public protocol Catalog: TaskCatalog, AccountCatalog {
-    /// Throws `ImageError.conflict` when the id exists, deleted images included (ids are never reused).
+    /// Throws `ImageError.conflict` when the id exists, deleted images included (ids are never reused),
+    /// and the image's `uniqueness` conflict (kind `.duplicate`) when a live image clashes with it.
     /// `check` runs inside the inserting transaction, with the owner's usage read there too;
     /// when it throws, that image is not inserted.
     func insertImage(_ image: Image, check: (@Sendable (UsageReader) throws -> Void)?) async throws
+    /// The first live image other than `id` that clashes with `check` (a read for front-ends'
+    /// early answers; inserts and updates run the same check inside their write).
+    func clashingImage(_ check: UniquenessCheck, except id: String) async throws -> Image?
     /// The row whatever its status, deleted included; nil when the id was never used.
     func image(id: String) async throws -> Image?
     /// Applies `change` to the stored image inside one write transaction (no lost updates between
     /// concurrent writers) and returns the result; nil when the id was never used. When `change`
-    /// throws, nothing is written. `version` is bumped when the image changed.
+    /// throws, nothing is written. `version` is bumped when the image changed. A change that makes
+    /// the image claim a value another live image holds (`Image.uniqueness(changedFrom:)`) throws
+    /// that check's conflict.
     /// `change` gets a reader of any project's usage as stored in the same transaction. It may run
     /// more than once (PostgreSQL runs it again once the usage it asked for has been read), so it
     /// must have no effect beyond the image it is given.

@@ -52,7 +52,9 @@ public struct ImageListRequest: Sendable, Equatable {
 /// The rules of the catalog: lifecycle, visibility, policy, quotas, validation.
 /// Front-ends translate to and from it; they never touch storage.
 public struct ImageService: Sendable {
-    public let catalog: any Catalog
+    /// Internal on purpose: the service is the only door to the catalog (design.md). Front-ends get
+    /// service calls; the data path and the task runner are handed the catalog by the composition root.
+    let catalog: any Catalog
     public let config: ImageServiceConfig
     let logger: Logger
 
@@ -109,9 +111,12 @@ public struct ImageService: Sendable {
 
     /// Creates an image from attributes (OpenStack names, in the order the caller sent them) and
     /// the vendor documents of the front-end that created it.
+    /// `nameRule` is the uniqueness the creating API keeps (nil for Glance's free names); a clash
+    /// throws `.duplicate`, decided inside the insert.
     public func createImage(_ attributes: [(String, JSONValue)], extensions: [String: JSONValue] = [:],
-                            by p: Principal) async throws -> Image {
-        let image = try Self.newImage(attributes, extensions: extensions, config: config, by: p, now: Timestamp.now())
+                            nameRule: NameRule? = nil, by p: Principal) async throws -> Image {
+        var image = try Self.newImage(attributes, extensions: extensions, config: config, by: p, now: Timestamp.now())
+        image.nameRule = nameRule
         let limits = try await limits(for: image.owner)
         try await catalog.insertImage(image) { [image] usage in
             try Self.checkQuota(before: nil, after: image, limits: limits, usage: usage)
@@ -183,14 +188,22 @@ public struct ImageService: Sendable {
     /// `vendorChanges` rewrite vendor documents in the same write.
     /// `expect`, when given, checks the stored image first (a front-end's precondition, e.g. Avi's
     /// `_last_modified`) inside the same write.
+    /// `activate`, when given, also reactivates (true) or deactivates (false) the image in the same
+    /// write, under the same rules as `reactivateImage`/`deactivateImage` (a vendor update that
+    /// changes fields and state at once either does both or nothing).
     public func updateImage(id: String, changes: [ImageChange], vendorChanges: [String: ExtensionChange] = [:],
-                            expect: (@Sendable (Image) throws -> Void)? = nil, by p: Principal) async throws -> Image {
+                            activate: Bool? = nil, expect: (@Sendable (Image) throws -> Void)? = nil,
+                            by p: Principal) async throws -> Image {
         try Self.checkChangeable(changes)
         return try await mutate(id: id, by: p, action: .modifyImage, verb: "update") { [config] image in
             try expect?(image)
             try Self.applyChanges(changes, to: &image, config: config, by: p)
             for (vendor, change) in vendorChanges { image.extensions[vendor] = try change(image.extensions[vendor]) }
             try Self.checkQuotas(image, config)
+            if let activate {
+                try Self.transition(&image, by: p, action: activate ? .reactivate : .deactivate,
+                                    from: activate ? .deactivated : .active, to: activate ? .active : .deactivated)
+            }
         }
     }
 
@@ -265,9 +278,18 @@ public struct ImageService: Sendable {
         return updated
     }
 
+    /// Refuses what no API may delete: a protected image (403) or one VMs are recorded against (in use).
+    static func checkDeletable(_ image: Image) throws(ImageError) {
+        if image.isProtected { throw ImageError.forbidden("Image \(image.id) is protected and cannot be deleted.") }
+        let vms = image.recordedVMs
+        if !vms.isEmpty {
+            throw ImageError(.inUse, "Image \(image.id) is in use by \(vms.count == 1 ? "VM" : "VMs") \(vms.joined(separator: ", ")) and cannot be deleted.")
+        }
+    }
+
     public func deleteImage(id: String, by p: Principal) async throws {
         _ = try await mutate(id: id, by: p, action: .deleteImage, verb: "delete") { image in
-            if image.isProtected { throw ImageError.forbidden("Image \(image.id) is protected and cannot be deleted.") }
+            try Self.checkDeletable(image)
             image.status = .deleted
             image.deletedAt = Timestamp.now()
         }
@@ -295,7 +317,7 @@ public struct ImageService: Sendable {
     public func softDeleteImage(id: String, by p: Principal,
                                 _ change: (@Sendable (inout Image) throws -> Void)? = nil) async throws -> Image {
         let image = try await mutate(id: id, by: p, action: .deleteImage, verb: "delete") { image in
-            if image.isProtected { throw ImageError.forbidden("Image \(image.id) is protected and cannot be deleted.") }
+            try Self.checkDeletable(image)
             guard image.status == .active || image.status == .deactivated else {
                 throw ImageError.conflict("Image \(image.id) in status '\(image.status.rawValue)' cannot be deleted softly.")
             }
@@ -356,12 +378,22 @@ public struct ImageService: Sendable {
 
     func transition(id: String, by p: Principal, action: PolicyAction, from: ImageStatus, to: ImageStatus) async throws {
         _ = try await mutate(id: id, by: p, action: action, verb: action.rawValue) { image in
-            guard image.status != to else { return }
-            guard image.status == from else {
-                throw ImageError.forbidden("Not allowed to \(action.rawValue) image in status '\(image.status.rawValue)'")
-            }
-            image.status = to
+            try Self.transition(&image, by: p, action: action, from: from, to: to)
         }
+    }
+
+    /// from → to; already `to` is a no-op; any other status is refused (403), as is a caller the
+    /// action's policy refuses.
+    static func transition(_ image: inout Image, by p: Principal, action: PolicyAction, from: ImageStatus,
+                           to: ImageStatus) throws(ImageError) {
+        guard image.status != to else { return }
+        guard Policy.allows(action, p, PolicyTarget(image)) else {
+            throw ImageError.forbidden("You are not authorized to \(action.rawValue) image \(image.id).")
+        }
+        guard image.status == from else {
+            throw ImageError.forbidden("Not allowed to \(action.rawValue) image in status '\(image.status.rawValue)'")
+        }
+        image.status = to
     }
 
     public func addTag(id: String, tag: String, by p: Principal) async throws {

@@ -48,6 +48,9 @@ public struct Image: Sendable, Equatable {
     /// Per-vendor documents (`avi`, `zstack`, `danube`, `scalr`): fields a vendor API has and the core
     /// has no meaning for, stored and returned untouched so nothing a client sent is lost.
     public var extensions: [String: JSONValue]
+    /// The uniqueness the image claims among live images (set by the front-end that created it,
+    /// enforced by the catalog on every write that could break it). nil: none, as in Glance.
+    public var nameRule: NameRule?
 
     public init(
         id: String, name: String? = nil, status: ImageStatus = .queued, visibility: Visibility = .shared,
@@ -56,7 +59,7 @@ public struct Image: Sendable, Equatable {
         minDisk: Int64 = 0, minRam: Int64 = 0, checksum: String? = nil, osHashAlgo: String? = nil,
         osHashValue: String? = nil, createdAt: Int64, updatedAt: Int64, deletedAt: Int64? = nil,
         tags: [String] = [], properties: [String: String] = [:], version: Int64 = 0,
-        extensions: [String: JSONValue] = [:]
+        extensions: [String: JSONValue] = [:], nameRule: NameRule? = nil
     ) {
         self.id = id; self.name = name; self.status = status; self.visibility = visibility
         self.isProtected = isProtected; self.osHidden = osHidden; self.owner = owner
@@ -64,7 +67,7 @@ public struct Image: Sendable, Equatable {
         self.virtualSize = virtualSize; self.minDisk = minDisk; self.minRam = minRam; self.checksum = checksum
         self.osHashAlgo = osHashAlgo; self.osHashValue = osHashValue; self.createdAt = createdAt
         self.updatedAt = updatedAt; self.deletedAt = deletedAt; self.tags = tags; self.properties = properties
-        self.version = version; self.extensions = extensions
+        self.version = version; self.extensions = extensions; self.nameRule = nameRule
     }
 }
 
@@ -122,6 +125,10 @@ public struct ImageError: Error, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case badRequest, unauthorized, forbidden, notFound, conflict, payloadTooLarge
         case unsupportedMediaType, gone, rangeNotSatisfiable, unavailable, `internal`
+        /// Another live image already holds a value the image's `NameRule` keeps unique.
+        case duplicate
+        /// VMs are recorded against the image: it cannot be deleted.
+        case inUse
     }
     public var kind: Kind
     public var message: String
@@ -158,7 +165,7 @@ public enum ImageID {
 
 extension Image {
     /// Hosts recorded as using the image (the Danube front-end's admin endpoint keeps them in its
-    /// document). The vendor APIs that know the notion refuse to delete an image while any is recorded.
+    /// document). `ImageService` refuses to delete an image while any is recorded, whatever the API.
     public var recordedVMs: [String] {
         extensions["danube"]?["vms"]?.arrayItems?.compactMap(\.stringValue) ?? []
     }

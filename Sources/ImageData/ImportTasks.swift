@@ -10,6 +10,10 @@ public struct ImageImports: Sendable {
     public let fetcher: any RemoteFetcher
     public let runner: TaskRunner
 
+    /// The task rows and the image writes of the data path (the runner's catalog; not reachable
+    /// from front-ends, which hold `ImageImports` but go through `ImageService`).
+    var catalog: any Catalog { runner.catalog }
+
     public init(data: ImageDataService, fetcher: any RemoteFetcher, runner: TaskRunner) {
         self.data = data; self.fetcher = fetcher; self.runner = runner
     }
@@ -65,10 +69,10 @@ public struct ImageImports: Sendable {
             _ = try await data.images.beginImport(id: visible.id, method: method, taskId: taskId, store: stores, by: p)
         }
         do {
-            try await data.images.catalog.insertTask(task)
+            try await catalog.insertTask(task)
         } catch {
             if method == "copy-image" {
-                _ = try? await data.images.catalog.updateImage(id: visible.id) { $0.releaseImportLock() }
+                _ = try? await catalog.updateImage(id: visible.id) { $0.releaseImportLock() }
             } else {
                 _ = try? await data.images.returnToQueued(id: visible.id, from: [.importing]) { $0.releaseImportLock() }
             }
@@ -402,7 +406,7 @@ public final class TaskRunner: Sendable {
         let stores = data.stores.ids(of: image) + copied.map(\.id)
         let failedIds = failed.map(\.id)
         let record = data.recordStores(stores)
-        let updated = try await data.images.catalog.updateImage(id: image.id) { current in
+        let updated = try await catalog.updateImage(id: image.id) { current in
             guard current.status == .active || current.status == .deactivated else {
                 throw ImageError(.gone, "Image \(image.id) was deleted while it was being copied.")
             }
@@ -426,7 +430,7 @@ public final class TaskRunner: Sendable {
     func giveUp(_ image: Image, method: String, stores: [String], deleteImage: Bool = false) async {
         let failed = stores.joined(separator: ",")
         if deleteImage, method != "copy-image" {
-            _ = try? await data.images.catalog.updateImage(id: image.id) { image in
+            _ = try? await catalog.updateImage(id: image.id) { image in
                 guard image.status == .importing || image.status == .queued else { return }
                 image.releaseImportLock()
                 image.status = .deleted
@@ -436,7 +440,7 @@ public final class TaskRunner: Sendable {
             return
         }
         if method == "copy-image" {
-            _ = try? await data.images.catalog.updateImage(id: image.id) { $0.releaseImportLock(failedStore: failed) }
+            _ = try? await catalog.updateImage(id: image.id) { $0.releaseImportLock(failedStore: failed) }
             return
         }
         _ = try? await data.images.returnToQueued(id: image.id, from: [.importing]) { $0.releaseImportLock(failedStore: failed) }

@@ -7,11 +7,12 @@ import Logging
 /// its write, so an image is expunged once; removing data that is already gone is not an error.
 public struct SoftDeleteReaper: Sendable {
     let data: ImageDataService
+    let catalog: any Catalog
     public let after: Int64
     let logger: Logger
 
-    public init(data: ImageDataService, after: Int64, logger: Logger = Logger(label: "imaged.reaper")) {
-        self.data = data; self.after = after; self.logger = logger
+    public init(data: ImageDataService, catalog: any Catalog, after: Int64, logger: Logger = Logger(label: "imaged.reaper")) {
+        self.data = data; self.catalog = catalog; self.after = after; self.logger = logger
     }
 
     /// Seconds between sweeps: often enough that an image outlives its period by a fraction of it.
@@ -24,9 +25,9 @@ public struct SoftDeleteReaper: Sendable {
     public func sweep(now: Int64 = Timestamp.now()) async throws -> Int {
         let after = self.after
         var expunged = 0
-        for image in try await data.images.catalog.images(withStatus: [.pendingDelete]) where (image.deletedAt ?? 0) + after <= now {
+        for image in try await catalog.images(withStatus: [.pendingDelete]) where (image.deletedAt ?? 0) + after <= now {
             do {
-                _ = try await data.images.catalog.updateImage(id: image.id) { current in
+                _ = try await catalog.updateImage(id: image.id) { current in
                     guard current.status == .pendingDelete, (current.deletedAt ?? 0) + after <= now else { throw NotDue() }
                     current.status = .deleted
                 }

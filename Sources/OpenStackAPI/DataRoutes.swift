@@ -228,8 +228,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
         { [data] request, context in
             let p = try R.principal(context)
             try await R.requireNoBody(request)
-            let image = try await data.images.visibleImage(id: try R.parameter(context, "id"), by: p)
-            let tasks = try await data.images.catalog.tasks(imageId: image.id).filter(Self.isGlanceTask)
+            let tasks = try await data.images.tasks(imageId: try R.parameter(context, "id"), by: p).filter(Self.isGlanceTask)
             return Self.tasksResponse(tasks, rawDatabaseShape: true)
         }
     }
@@ -261,7 +260,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             let p = try R.principal(context)
             try Self.requireAdmin(p)
             try await R.requireNoBody(request)
-            let tasks = try await data.images.catalog.listTasks(limit: data.images.config.listMaxLimit).filter(Self.isGlanceTask)
+            let tasks = try await data.images.listTasks(limit: data.images.config.listMaxLimit, by: p).filter(Self.isGlanceTask)
             return Self.tasksResponse(tasks, stub: true)
         }
     }
@@ -272,7 +271,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             try Self.requireAdmin(p)
             try await R.requireNoBody(request)
             let id = try R.parameter(context, "task")
-            guard let t = try await data.images.catalog.task(id: id.lowercased()), Self.isGlanceTask(t) else {
+            guard let t = try await data.images.task(id: id, by: p), Self.isGlanceTask(t) else {
                 throw GlanceError(.notFound, "Task with the given id \(id) was not found.")
             }
             var w = JSONWriter(capacity: 1024)

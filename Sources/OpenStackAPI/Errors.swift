@@ -34,7 +34,7 @@ struct GlanceError: Error {
         case .unauthorized: return .unauthorized
         case .forbidden: return .forbidden
         case .notFound: return .notFound
-        case .conflict: return .conflict
+        case .conflict, .duplicate, .inUse: return .conflict
         case .payloadTooLarge: return .contentTooLarge
         case .unsupportedMediaType: return .unsupportedMediaType
         case .gone: return .gone

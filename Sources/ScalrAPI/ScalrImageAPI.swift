@@ -51,6 +51,8 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
             case .forbidden, .unauthorized: .insufficient
             case .notFound, .gone: .notFound
             case .conflict: Failure(409, "UnacceptableState", e.message)
+            case .duplicate: Failure(409, "UnicityViolation", "This Image has already been registered in Scalr")
+            case .inUse: Failure(409, "ObjectInUse", "The Image is used by some Role or Server.")
             case .payloadTooLarge: Failure(409, "LimitExceeded", e.message)
             case .unavailable: Failure(503, "ServiceUnavailable", e.message)
             case .internal: Failure(500, "InternalServerError", "Server Error")
@@ -173,7 +175,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
     /// The project behind an environment id: the caller's own, or for admins any account's project.
     func project(ofEnvironment envId: Int64, _ p: Principal) async throws -> String {
         if let own = p.projectId, ScalrEnvironment.id(ofProject: own) == envId { return own }
-        if p.isAdmin, let match = try await accounts.catalog.accounts().first(where: { ScalrEnvironment.id(ofProject: $0.projectId) == envId }) {
+        if p.isAdmin, let match = try await accounts.all().first(where: { ScalrEnvironment.id(ofProject: $0.projectId) == envId }) {
             return match.projectId
         }
         throw Failure(403, "ObjectNotFound", "Invalid environment")
@@ -213,7 +215,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     func visible(_ id: String, _ scope: Scope, _ p: Principal) async throws -> Image {
-        guard let image = try await service.catalog.image(id: id), !image.status.isGone, Self.sees(image, scope) else { throw Failure.notFound }
+        guard let image = try? await service.visibleImage(id: id, by: p), Self.sees(image, scope) else { throw Failure.notFound }
         return image
     }
 
@@ -233,13 +235,6 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         case .global, .account: guard p.isAdmin else { throw Failure.insufficient }
         case .environment: guard p.isMember || p.isAdmin else { throw Failure.insufficient }
         }
-        let duplicate = try await registrations(scope, p).contains { other in
-            let d = ScalrImage.doc(other)
-            return d?["cloudPlatform"]?.stringValue == platform && d?["cloudLocation"]?.stringValue == location
-                && d?["cloudImageId"]?.stringValue == cloudImageId
-        }
-        if duplicate { throw Failure(409, "UnicityViolation", "This Image has already been registered in Scalr") }
-
         var document: [(String, JSONValue)] = [("scope", .string(scope.name)), ("cloudPlatform", .string(platform)),
                                                ("cloudImageId", .string(cloudImageId)), ("os", .string(os))]
         if let location { document.append(("cloudLocation", .string(location))) }
@@ -248,10 +243,13 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         let visibility = switch scope { case .global: "public"; case .account: "community"; case .environment: "private" }
         var attributes: [(String, JSONValue)] = [("name", .string(name)), ("visibility", .string(visibility)),
                                                  ("architecture", .string(architecture)), ("os_distro", .string(os)),
-                                                 ("scalr_cloud_platform", .string(platform)), ("scalr_cloud_image_id", .string(cloudImageId))]
-        if let location { attributes.append(("scalr_cloud_location", .string(location))) }
+                                                 (NameRule.cloudPlatformKey, .string(platform)), (NameRule.cloudImageIdKey, .string(cloudImageId))]
+        if let location { attributes.append((NameRule.cloudLocationKey, .string(location))) }
         if case .environment(let project) = scope, project != p.projectId { attributes.append(("owner", .string(project))) }
-        let image = try await service.createImage(attributes, extensions: [ScalrImage.vendor: .object(document)], by: p)
+        // A cloud image is registered once among the registrations in sight (`cloudImageInSight`,
+        // decided inside the insert).
+        let image = try await service.createImage(attributes, extensions: [ScalrImage.vendor: .object(document)],
+                                                  nameRule: .cloudImageInSight, by: p)
         return Self.success(meta, ScalrImage.render(image), status: .created)
     }
 
@@ -269,10 +267,6 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
     func deregister(_ id: String, _ request: Request, _ scope: Scope, _ p: Principal, _ meta: [(String, JSONValue)]) async throws -> Response {
         let image = try await visible(id, scope, p)
         guard Self.owns(image, scope) else { throw Failure.scopeViolation }
-        // In use: VMs recorded against the image (the Danube front-end's usage records).
-        if !image.recordedVMs.isEmpty {
-            throw Failure(409, "ObjectInUse", "The Image is used by some Role or Server.")
-        }
         if ScalrRequests.deletesFromCloud(request.uri.query) {
             throw Failure.notImplemented("Deleting images from clouds is not offered by imaged: deregister without deleteFromCloud, then delete it on the cloud.")
         }

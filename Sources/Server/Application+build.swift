@@ -29,6 +29,8 @@ public struct ImagedRequestContext: OpenStackRequestContext {
 /// The composition root's pieces, so tests can reach the service behind the HTTP surface.
 public struct Imaged: Sendable {
     public let service: ImageService
+    /// The catalog behind the service, for the composition root, tools and tests (front-ends never get it).
+    public let catalog: any Catalog
     public let data: ImageDataService
     public let runner: TaskRunner
     public let scrub: StartupScrub.Report
@@ -114,7 +116,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     var zstackOptions = ZStackAPIOptions(publicEndpoint: config.publicEndpoint)
     zstackOptions.sessionLifetime = config.zstackSessionSeconds
     let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: zstackOptions)
-    let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, after: config.expungeAfterSeconds, logger: logger) : nil
+    let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, catalog: catalog, after: config.expungeAfterSeconds, logger: logger) : nil
     var danubeOptions = DanubeAPIOptions(publicEndpoint: config.publicEndpoint)
     danubeOptions.tokenLifetime = config.danubeTokenSeconds
     danubeOptions.prefix = config.danubePrefix
@@ -128,7 +130,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> 
     let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: LocalAccounts(catalog: catalog), options: .init(sealer: sealer))
     Observability.bootstrap()
     let readiness = Readiness(catalog: catalog, stores: stores.all)
-    return Imaged(service: service, data: data, runner: runner, scrub: scrub, reaper: reaper,
+    return Imaged(service: service, catalog: catalog, data: data, runner: runner, scrub: scrub, reaper: reaper,
                   responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr,
                                                    enabled: config.frontends, readiness: readiness),
                   authDescription: authDescription,

@@ -53,8 +53,8 @@ struct ZStackError: Error, Equatable {
         case .forbidden: return ZStackError("ID.1002", e.message)
         case .notFound, .gone: return .notFound(e.message)
         case .payloadTooLarge: return ZStackError("ID.1003", e.message)
-        case .conflict, .unavailable: return .failed(e.message)
-        case .internal: return ZStackError("SYS.1000", e.message)
+        case .conflict, .duplicate, .inUse, .unavailable: return .failed(e.message)
+        case .internal: return ZStackError("SYS.1000", "internal error")
         }
     }
 }

@@ -153,7 +153,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         guard given.utf8.count == 32, let coreId = ZStackImage.coreId(given) else {
             throw ZStackHTTPError(.badRequest, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped")
         }
-        if try await service.catalog.task(id: coreId) != nil {
+        if try await service.taskExists(id: coreId) {
             throw ZStackHTTPError(.badRequest, "Duplicate job uuid[\(given)]")
         }
         return given.lowercased()
@@ -181,17 +181,14 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     func storeJob(_ job: String, _ p: Principal, api: String, imageId: String?, _ outcome: Result<JSONValue, ZStackError>) async throws {
-        let now = Timestamp.now()
         let (status, result, message): (ImageTask.Status, JSONValue, String) = switch outcome {
         case .success(let r): (.success, r, "")
         case .failure(let e): (.failure, e.body, e.details)
         }
-        let task = ImageTask(id: ZStackImage.coreId(job)!, type: Self.jobType, status: status, owner: p.projectId, imageId: imageId,
-                             userId: p.userId, requestId: nil, input: JSONValue.object([("api", .string(api))]).serialized,
-                             result: result.serialized, message: message, createdAt: now, updatedAt: now,
-                             expiresAt: now + options.jobLifetime)
         do {
-            try await service.catalog.insertTask(task)
+            try await service.recordJob(id: ZStackImage.coreId(job)!, type: Self.jobType, imageId: imageId,
+                                        input: JSONValue.object([("api", .string(api))]).serialized, status: status,
+                                        result: result.serialized, message: message, lifetime: options.jobLifetime, by: p)
         } catch let e as ImageError where e.kind == .conflict {
             throw ZStackHTTPError(.badRequest, "Duplicate job uuid[\(job)]")
         }
@@ -200,23 +197,23 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     /// `GET /api-jobs/{uuid}`: 202 while running, 200 with the result, 503 with the error, 404 when
     /// unknown or expired. AddImage jobs are the import task itself.
     func poll(_ job: String) async throws -> Response {
-        guard let id = ZStackImage.coreId(job), let task = try await service.catalog.task(id: id),
-              task.expiresAt.map({ $0 > Timestamp.now() }) ?? true else {
+        guard let id = ZStackImage.coreId(job), let task = try await service.job(id: id) else {
             throw ZStackHTTPError(.notFound, "the job has been expired")
         }
         if task.type == Self.jobType {
             let body = try task.result.map { try JSONValue.parse($0) } ?? .object([])
             return Self.json(body, status: task.status == .success ? .ok : .serviceUnavailable)
         }
-        guard task.type == ImageImports.taskType, let imageId = task.imageId else { throw ZStackHTTPError(.notFound, "the job has been expired") }
+        guard task.type == ImageImports.taskType, task.imageId != nil else { throw ZStackHTTPError(.notFound, "the job has been expired") }
+        let owner = Principal(userId: task.userId ?? "job", projectId: task.owner, roles: ["reader"])
         switch task.status {
         case .pending, .processing:
             return Self.json(.object([]), status: .accepted)
         case .success:
-            guard let image = try await service.catalog.image(id: imageId) else { throw ZStackError.notFound("image[uuid:\(job)] is gone") }
-            return Self.json(.object([("inventory", .object(try await inventory(image)))]))
+            guard let image = try await service.image(ofJob: task) else { throw ZStackError.notFound("image[uuid:\(job)] is gone") }
+            return Self.json(.object([("inventory", .object(try await inventory(image, by: owner)))]))
         case .failure:
-            let image = try await service.catalog.image(id: imageId)
+            let image = try await service.image(ofJob: task)
             let targets = (try? JSONValue.parse(task.input))?["backend"]?.arrayItems?.compactMap(\.stringValue) ?? []
             let error = ZStackError("SYS.1002", "Failed to download image[name:\(image?.name ?? "")] on all backup storage[\(targets.map(ZStackBackupStorages.uuid(ofStore:)).joined(separator: ", "))].",
                                     cause: ZStackCause(.failed(task.message)))
@@ -227,15 +224,15 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     // MARK: Reading
 
     /// The stores an unfinished AddImage of the image is filling.
-    func pendingStores(_ image: Image) async throws -> [String] {
+    func pendingStores(_ image: Image, by p: Principal) async throws -> [String] {
         guard [.queued, .saving, .uploading, .importing].contains(image.status) else { return [] }
-        let running = try await service.catalog.tasks(imageId: image.id).first { $0.type == ImageImports.taskType && !$0.status.isFinished }
+        let running = try await service.tasks(imageId: image.id, by: p).first { $0.type == ImageImports.taskType && !$0.status.isFinished }
         guard let running, let input = try? JSONValue.parse(running.input) else { return [] }
         return input["backend"]?.arrayItems?.compactMap(\.stringValue) ?? []
     }
 
-    func inventory(_ image: Image, base: String? = nil) async throws -> [(String, JSONValue)] {
-        var pending = try await pendingStores(image)
+    func inventory(_ image: Image, base: String? = nil, by p: Principal) async throws -> [(String, JSONValue)] {
+        var pending = try await pendingStores(image, by: p)
         var uploadURL: String?
         if image.status == .queued, let token = ZStackImage.string(image, "uploadToken"), let store = ZStackImage.string(image, "uploadStore") {
             pending = [store]
@@ -258,7 +255,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         if let sort = q.sort { try ZStackMatcher.checkSortable(sort.field) }
         var items: [(Image, [(String, JSONValue)])] = []
         for image in try await candidates(q.conditions, p) {
-            let inv = try await inventory(image, base: baseURL(request))
+            let inv = try await inventory(image, base: baseURL(request), by: p)
             if try q.conditions.allSatisfy({ try ZStackMatcher.matches($0, image, inv) }) { items.append((image, inv)) }
         }
         return Self.json(ZStackRequests.queryAnswer(q, items))
@@ -342,7 +339,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
                 let document = JSONValue.merging(spec.document, [("uploadToken", .string(token)), ("uploadStore", .string(spec.stores[0])),
                                                                   ("uploader", .string(p.userId))])
                 let image = try await service.createImage(spec.coreAttributes, extensions: [ZStackImage.vendor: document], by: p)
-                let inventory = try await inventory(image, base: baseURL(request))
+                let inventory = try await inventory(image, base: baseURL(request), by: p)
                 try await storeJob(job, p, api: "AddImage", imageId: image.id, .success(.object([("inventory", .object(inventory))])))
                 return accepted(job, request, timeout: Self.addImageTimeout)
             }
@@ -357,7 +354,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         } catch {
             if let imageId { try? await data.deleteImage(id: imageId, by: p) }
             var z = ZStackError.from(error) ?? ZStackError("SYS.1000", "internal error")
-            if z.code == "SYS.1006", let resourceUuid = spec.resourceUuid, try await service.catalog.image(id: resourceUuid) != nil {
+            if z.code == "SYS.1006", let resourceUuid = spec.resourceUuid, try await service.idIsTaken(resourceUuid) {
                 z = .invalidArgument("resourceUuid[\(ZStackImage.uuid(resourceUuid))] is already used")
             }
             try await storeJob(job, p, api: "AddImage", imageId: nil, .failure(z))
@@ -373,9 +370,9 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     /// take the ordinary data path (digests, format inspection, size cap, quota); the image turns
     /// Ready when they are committed, or stays Downloading for another try.
     func receiveUpload(_ request: Request, uuid: String, token: String) async throws -> Response {
-        guard let coreId = ZStackImage.coreId(uuid), let image = try await service.catalog.image(id: coreId),
-              let expected = ZStackImage.string(image, "uploadToken"), let store = ZStackImage.string(image, "uploadStore"),
-              Secrets.constantTimeEqual(Array(expected.utf8), Array(token.utf8)) else {
+        guard let coreId = ZStackImage.coreId(uuid),
+              let (image, uploader) = try await service.uploadSlot(imageId: coreId, token: token, vendor: ZStackImage.vendor),
+              let store = ZStackImage.string(image, "uploadStore") else {
             throw ZStackHTTPError(.notFound, "no upload is expected at this URL")
         }
         guard image.status == .queued else { throw ZStackHTTPError(.conflict, "image[uuid:\(uuid)] is not waiting for an upload") }
@@ -385,7 +382,6 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         guard let sizeText = request.headers[HTTPField.Name("x-image-size")!], let size = Int64(sizeText), size >= 0 else {
             throw ZStackHTTPError(.badRequest, "missing or invalid header X-IMAGE-SIZE")
         }
-        let uploader = Principal(userId: ZStackImage.string(image, "uploader") ?? "zstack-upload", projectId: image.owner, roles: ["member"])
         do {
             if let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/") {
                 guard let boundary = MultipartReader<RequestBody>.boundary(of: type) else {
@@ -408,12 +404,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             }
         }
         // The slot is used: the token goes, so the URL no longer names anything.
-        _ = try? await service.catalog.updateImage(id: coreId) { image in
-            if case .object(var doc)? = image.extensions[ZStackImage.vendor] {
-                doc.removeAll { $0.0 == "uploadToken" }
-                image.extensions[ZStackImage.vendor] = .object(doc)
-            }
-        }
+        try? await service.closeUploadSlot(imageId: coreId, vendor: ZStackImage.vendor)
         return Self.json(.object([]))
     }
 
@@ -434,8 +425,8 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
                 throw ZStackError.notFound("resource[uuid:\(uuid), type:ImageVO] not found")
             }
             switch name {
-            case "updateImage": return .object([("inventory", .object(try await inventory(try await update(image, params, p), base: baseURL(request))))])
-            case "changeImageState": return .object([("inventory", .object(try await inventory(try await changeState(image, params, p))))])
+            case "updateImage": return .object([("inventory", .object(try await inventory(try await update(image, params, p), base: baseURL(request), by: p)))])
+            case "changeImageState": return .object([("inventory", .object(try await inventory(try await changeState(image, params, p), by: p)))])
             case "expungeImage":
                 try await checkStorages(JSONValue.object(params)["backupStorageUuids"], of: image)
                 guard image.status == .pendingDelete else {
@@ -451,12 +442,12 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
                 }
                 let to: ImageStatus = ZStackImage.state(image) == "Disabled" ? .deactivated : .active
                 let recovered = try await service.recoverImage(id: image.id, to: to, by: p)
-                return .object([("inventory", .object(try await inventory(recovered)))])
+                return .object([("inventory", .object(try await inventory(recovered, by: p)))])
             default:  // syncImageSize: sizes are exact already, measured as the data streamed in
                 guard image.status == .active || image.status == .deactivated else {
                     throw ZStackError.failed("the image[uuid:\(uuid)] is not on any backup storage")
                 }
-                return .object([("inventory", .object(try await inventory(image)))])
+                return .object([("inventory", .object(try await inventory(image, by: p)))])
             }
         }
     }

@@ -282,7 +282,7 @@ func webDownload(_ uri: String) -> JSONValue {
         let live = try await node.image(.active)
         try await node.put(BlobKey.image(live), [1])
 
-        let reaper = SoftDeleteReaper(data: data, after: 60)
+        let reaper = SoftDeleteReaper(data: data, catalog: node.catalog, after: 60)
         #expect(reaper.interval == 15)
         #expect(try await reaper.sweep(now: now) == 1)
         #expect(try await node.catalog.image(id: ids["old"]!)?.status == .deleted)

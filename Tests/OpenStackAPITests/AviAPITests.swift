@@ -48,7 +48,7 @@ struct AviSession {
 
 @Suite struct AviAPITests {
     static func accounts(_ api: API) async throws {
-        let accounts = LocalAccounts(catalog: api.imaged.service.catalog, iterations: 1000)
+        let accounts = LocalAccounts(catalog: api.imaged.catalog, iterations: 1000)
         _ = try await accounts.create(name: "alice", project: "pa", roles: ["member"], password: "alice-password")
         _ = try await accounts.create(name: "bob", project: "pb", roles: ["member"], password: "bob-password")
         _ = try await accounts.create(name: "root", project: "admin", roles: ["admin"], password: "root-password")
@@ -78,7 +78,7 @@ struct AviSession {
         try await withAPI { api in
             try await Self.accounts(api)
             let s = try await AviSession.login(api, "alice", "alice-password")
-            let catalog = api.imaged.service.catalog
+            let catalog = api.imaged.catalog
             var ids: [String] = []
             for status in [ImageStatus.active, .queued] {
                 let image = Image(id: ImageID.generate(), name: "pkg-\(status.rawValue)", status: status, visibility: .private, owner: "pa",

@@ -259,7 +259,7 @@ extension API {
             #expect(try await api.call(.post, "/v2/images/\(id)/import", json: #"{"method":{"name":"glance-direct"}}"#).status == .conflict)
 
             // Run the task the way the server's runner does.
-            let claimed = try #require(try await api.imaged.service.catalog.claimTask(owner: "t", now: Timestamp.now(), leaseSeconds: 30))
+            let claimed = try #require(try await api.imaged.catalog.claimTask(owner: "t", now: Timestamp.now(), leaseSeconds: 30))
             await api.imaged.runner.execute(claimed)
 
             let image = try await api.show(id)

@@ -18,7 +18,7 @@ import Testing
 
     /// Runs the queued task the way the server's runner does.
     func runTask(_ api: API) async throws {
-        let claimed = try #require(try await api.imaged.service.catalog.claimTask(owner: "t", now: Timestamp.now(), leaseSeconds: 30))
+        let claimed = try #require(try await api.imaged.catalog.claimTask(owner: "t", now: Timestamp.now(), leaseSeconds: 30))
         await api.imaged.runner.execute(claimed)
     }
 

@@ -83,7 +83,7 @@ import Testing
 
     @Test func aFailingStoreIsNotReady() async throws {
         try await withAPI { api in
-            let readiness = Readiness(catalog: api.imaged.service.catalog, stores: [BrokenStore()])
+            let readiness = Readiness(catalog: api.imaged.catalog, stores: [BrokenStore()])
             let (ready, body) = await readiness.check()
             #expect(!ready && body["status"] == .string("not ready") && body["checks"]?["catalog"] == .string("ok"))
             #expect(body["checks"]?["store:broken"]?.stringValue?.contains("unreachable") == true)

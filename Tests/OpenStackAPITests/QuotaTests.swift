@@ -45,7 +45,7 @@ import Testing
             }
             #expect(statuses.filter { $0 == .created }.count == 5)
             #expect(statuses.filter { $0 == .contentTooLarge }.count == 19)
-            #expect(try await api.imaged.service.catalog.usage(project: "pa").imageCount == 5)
+            #expect(try await api.imaged.catalog.usage(project: "pa").imageCount == 5)
         }
     }
 
@@ -75,7 +75,7 @@ import Testing
             #expect(u["image_size_total"]?["usage"] == .int(2))
             #expect(try await api.upload(extra, testBytes(Self.mib, seed: 9)).status == .noContent)
             #expect(try await api.status(extra) == "active")
-            #expect(try await api.imaged.service.catalog.usage(project: "pa").sizeTotal == Int64(3 * Self.mib))
+            #expect(try await api.imaged.catalog.usage(project: "pa").sizeTotal == Int64(3 * Self.mib))
         }
     }
 
@@ -151,7 +151,7 @@ import Testing
             var u = try await usage(api)
             #expect(u["image_count_total"] == .object([("limit", .int(-1)), ("usage", .int(0))]))
             #expect(u.objectKeys == ["image_size_total", "image_stage_total", "image_count_total", "image_count_uploading"])
-            try await api.imaged.service.catalog.setQuotaOverride(project: "pa", QuotaLimits(imageCountTotal: 1))
+            try await api.imaged.catalog.setQuotaOverride(project: "pa", QuotaLimits(imageCountTotal: 1))
             try await api.create()
             #expect(try await api.call(.post, "/v2/images", json: "{}").status == .contentTooLarge)
             #expect(try await api.call(.post, "/v2/images", token: Tok.bob, json: "{}").status == .created)

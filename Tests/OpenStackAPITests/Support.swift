@@ -95,7 +95,7 @@ struct API {
         let now = Timestamp.now()
         let image = Image(id: ImageID.generate(), name: name, status: status, visibility: visibility, owner: owner,
                           containerFormat: "bare", diskFormat: diskFormat, size: size, createdAt: now, updatedAt: now)
-        try await imaged.service.catalog.insertImage(image)
+        try await imaged.catalog.insertImage(image)
         return image.id
     }
 }
