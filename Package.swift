@@ -203,6 +203,7 @@ let package = Package(
         // One catalog suite, run against SQLite and (with IMAGED_TEST_POSTGRES_URL) PostgreSQL.
         .testTarget(name: "CatalogConformanceTests", dependencies: [
             "CatalogSQLite", "CatalogPostgres", "ImageCore", .product(name: "Logging", package: "swift-log"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
             "Server", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",

@@ -110,6 +110,8 @@ public final class PostgresCatalog: Catalog {
             if let schema = location.schema { _ = try await rows("CREATE SCHEMA IF NOT EXISTS \"\(schema)\"", on: c) }
             _ = try await rows("CREATE TABLE IF NOT EXISTS imaged_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)", on: c)
             let applied = Set(try await rows("SELECT id FROM imaged_migrations", on: c).map { try $0.decode(String.self) })
+            let unknown = applied.subtracting(PostgresSchema.migrations.map(\.id))
+            if !unknown.isEmpty { throw CatalogSchemaTooNew(catalog: location.redacted, unknown: unknown.sorted()) }
             for m in PostgresSchema.migrations where !applied.contains(m.id) {
                 for statement in m.statements { _ = try await rows(statement, on: c) }
                 _ = try await rows("INSERT INTO imaged_migrations (id, applied_at) VALUES ($1, $2)",

@@ -31,6 +31,11 @@ public final class SQLiteCatalog: Catalog {
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
         pool = try DatabasePool(path: path, configuration: config)
+        // A catalog migrated by a newer imaged may hold rows this binary would misread or damage.
+        let unknown = try pool.read { db in
+            try db.tableExists("grdb_migrations") ? Set(String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")) : []
+        }.subtracting(Self.migrator.migrations)
+        if !unknown.isEmpty { throw CatalogSchemaTooNew(catalog: path, unknown: unknown.sorted()) }
         try Self.migrator.migrate(pool)
         inserts = InsertBatcher(pool: pool)
     }

@@ -52,3 +52,14 @@ extension Catalog {
         try await updateImage(id: id) { image, _ in try change(&image) }
     }
 }
+
+/// A catalog whose schema a newer imaged has migrated: this binary refuses to open it.
+public struct CatalogSchemaTooNew: Error, CustomStringConvertible {
+    public let catalog: String
+    public let unknown: [String]
+    public init(catalog: String, unknown: [String]) { self.catalog = catalog; self.unknown = unknown }
+    public var description: String {
+        "the catalog \(catalog) was migrated by a newer imaged (migrations unknown to this binary: \(unknown.joined(separator: ", "))); "
+            + "run that version, or restore a backup made before the upgrade"
+    }
+}

@@ -1,4 +1,7 @@
+@testable import CatalogPostgres
+@testable import CatalogSQLite
 import Foundation
+import GRDB
 import ImageCore
 import Testing
 
@@ -172,5 +175,45 @@ import Testing
             let missing = try await catalog.image(id: ImageID.generate())
             #expect(missing == nil)
         }
+    }
+}
+
+/// Neither catalog opens a schema a newer imaged has migrated (it would misread or damage rows).
+@Suite struct SchemaVersionConformance {
+    @Test func sqliteRefusesANewerSchema() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imaged-schema-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/catalog.sqlite"
+        do {
+            let catalog = try SQLiteCatalog(path: path)
+            try await catalog.insertImage(makeImage(1))
+            try await catalog.pool.write { db in
+                try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99: from the future')")
+            }
+        }
+        do {
+            _ = try SQLiteCatalog(path: path)
+            Issue.record("a newer schema was opened")
+        } catch let e as CatalogSchemaTooNew {
+            #expect(e.unknown == ["v99: from the future"])
+            #expect(e.description.contains("newer imaged"))
+        }
+    }
+
+    @Test(.enabled(if: Backend.postgresURL != nil, "IMAGED_TEST_POSTGRES_URL is not set"))
+    func postgresRefusesANewerSchema() async throws {
+        let schema = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let location = try PostgresLocation(url: try Backend.url(schema: schema))
+        let catalog = try await PostgresCatalog.open(location)
+        _ = try await catalog.rows("INSERT INTO imaged_migrations (id, applied_at) VALUES ('v99: from the future', 0)")
+        do {
+            _ = try await PostgresCatalog.open(location)
+            Issue.record("a newer schema was opened")
+        } catch let e as CatalogSchemaTooNew {
+            #expect(e.unknown == ["v99: from the future"])
+        }
+        _ = try? await catalog.rows("DROP SCHEMA \(schema) CASCADE")
+        catalog.close()
     }
 }
