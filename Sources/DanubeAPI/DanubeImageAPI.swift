@@ -277,12 +277,18 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     /// alias + version are unique (alias compared without case) among the images the caller sees.
-    func checkAliasVersion(alias: String, version: String, except id: String?, _ p: Principal, _ v: inout DanubeValidation) async throws {
+    /// `newName`: the name of an image being imported. Danube answers a taken name (406) before any
+    /// field, so an import whose alias clashes because another import of its name has just committed
+    /// (it passed the name check first) is answered as a taken name too.
+    func checkAliasVersion(alias: String, version: String, except id: String?, newName: String? = nil, _ p: Principal,
+                           _ v: inout DanubeValidation) async throws {
         let clash = try await visibleImages(p, sort: [.init(.createdAt, .asc)]).contains { other in
             other.id != id && (DanubeImage.string(other, "alias") ?? other.name ?? "").lowercased() == alias.lowercased()
                 && (DanubeImage.string(other, "version") ?? "1.0") == version
         }
-        if clash { v.add("alias", "This alias is already in use. Please supply a different alias or version.") }
+        guard clash else { return }
+        if let newName, try await service.nameTaken(newName, owner: p.projectId) { throw DanubeError.exists }
+        v.add("alias", "This alias is already in use. Please supply a different alias or version.")
     }
 
     func start(_ plan: ImportPlan, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
@@ -358,7 +364,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             throw v
         }
         let version = fields.version ?? manifest.version
-        try await checkAliasVersion(alias: fields.alias ?? name, version: version, except: nil, p, &v)
+        try await checkAliasVersion(alias: fields.alias ?? name, version: version, except: nil, newName: name, p, &v)
         if !v.isEmpty { throw v }
         var document: [(String, JSONValue)] = [
             ("version", .string(version)), ("desc", .string(manifest.description ?? "")), ("ostype", .int(manifest.ostype)),
@@ -427,7 +433,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         fields.dcBound = true
         fields.dc = DanubeReply.dc
         try await checkFields(&fields, p, &v)
-        try await checkAliasVersion(alias: fields.alias ?? name, version: fields.version ?? "1.0", except: nil, p, &v)
+        try await checkAliasVersion(alias: fields.alias ?? name, version: fields.version ?? "1.0", except: nil, newName: name, p, &v)
         if !v.isEmpty { throw v }
         func encoded(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? s }
         let url = template.replacingOccurrences(of: "{vm}", with: encoded(vm)).replacingOccurrences(of: "{snap}", with: encoded(snapshot))
