@@ -37,11 +37,12 @@ extension ImageService {
         return task
     }
 
-    /// The image a job worked on, as its owner sees it (nil when gone or never made).
+    /// The image row a job worked on, whatever its status now (a failed import deletes its image, and
+    /// the job's answer still names it); nil when never made or no longer the job owner's.
     public func image(ofJob job: ImageTask) async throws -> Image? {
-        guard let imageId = job.imageId else { return nil }
-        let owner = Principal(userId: job.userId ?? "job", projectId: job.owner, roles: ["reader"])
-        return try? await visibleImage(id: imageId, by: owner)
+        guard let imageId = job.imageId, let image = try await catalog.image(id: imageId),
+              job.owner == nil || image.owner == job.owner else { return nil }
+        return image
     }
 
     /// Records a finished vendor job as a task row owned by the caller; `.conflict` when its id is taken.
