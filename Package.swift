@@ -93,14 +93,21 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // The OpenStack Image API v2 front-end.
+        // What every front-end shares: bounded bodies, base URLs, query strings, request ids, page
+        // arithmetic, vendor imports with their rollback.
+        .target(name: "FrontEndSupport", dependencies: [
+            "ImageCore", "ImageData",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+        ], swiftSettings: strict),
         .target(name: "OpenStackAPI", dependencies: [
-            "ImageCore", "ImageData", "Identity",
+            "ImageCore", "ImageData", "Identity", "FrontEndSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
         // The Avi controller's image API: /login sessions with CSRF, the `image` object.
         .target(name: "AviAPI", dependencies: [
-            "ImageCore", "ImageData", "Identity",
+            "ImageCore", "ImageData", "Identity", "FrontEndSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             // `URI`, which Hummingbird does not re-export: the request decoders take query parameters.
             .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -108,14 +115,14 @@ let package = Package(
         ], swiftSettings: strict),
         // ZStack's REST API (/zstack/v1): account sessions, api-jobs on task rows, backup storages, image APIs.
         .target(name: "ZStackAPI", dependencies: [
-            "ImageCore", "ImageData", "Identity",
+            "ImageCore", "ImageData", "Identity", "FrontEndSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         // Danube Cloud's image API (/api/image/…, tasks, imagestores, snapshot → image) and a read-only IMGAPI.
         .target(name: "DanubeAPI", dependencies: [
-            "ImageCore", "ImageData", "Identity",
+            "ImageCore", "ImageData", "Identity", "FrontEndSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             // `URI`, which Hummingbird does not re-export: the request decoders take query parameters.
             .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -123,14 +130,14 @@ let package = Package(
         ], swiftSettings: strict),
         // Scalr's API v1beta0 for images: signed requests, scopes, its envelope, the specs scalr-ctl loads.
         .target(name: "ScalrAPI", dependencies: [
-            "ImageCore", "ImageData", "Identity",
+            "ImageCore", "ImageData", "Identity", "FrontEndSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
         .target(name: "Server", dependencies: [
             "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound",
-            "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI",
+            "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI", "FrontEndSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             // /metrics: swift-metrics backed by Prometheus' text format.
             .product(name: "Metrics", package: "swift-metrics"),

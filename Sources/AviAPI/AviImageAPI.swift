@@ -1,4 +1,5 @@
 import Foundation
+import FrontEndSupport
 import HTTPTypes
 import Hummingbird
 import Identity
@@ -226,14 +227,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
             image = try await service.createImage(attributes, extensions: [AviImage.vendor: .object(document)], nameRule: .namePerOwner, by: caller)
         } catch { throw Self.naming(error, name) }
         if let source {
-            do {
-                _ = try await imports.start(id: image.id, method: "web-download", uri: source,
-                                            requestBody: .object([("method", .object([("name", .string("web-download")), ("uri", .string(source))]))]),
-                                            requestId: nil, by: caller)
-            } catch {
-                try? await data.deleteImage(id: image.id, by: caller)
-                throw error
-            }
+            _ = try await imports.startVendorImport(imageId: image.id, uri: source, deleteImageOnFailure: false, by: caller)
             image = try await live(try await service.showImage(id: image.id, by: caller), caller)
         }
         var response = Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version, status: .created)
@@ -442,15 +436,13 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     func baseURL(_ request: Request) -> String {
-        options.publicEndpoint ?? "http://" + (request.head.authority ?? "localhost")
+        RequestReading.baseURL(request, publicEndpoint: options.publicEndpoint)
     }
 
     static func body(_ request: Request) async throws -> ByteBuffer {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxJSONBody {
+        do { return try await RequestReading.body(request, limit: maxJSONBody) } catch {
             throw AviError(.contentTooLarge, "Request body is larger than \(maxJSONBody) bytes.")
         }
-        var request = request
-        return try await request.collectBody(upTo: maxJSONBody)
     }
 
     static func json(_ value: JSONValue, version: AviVersion, status: HTTPResponse.Status = .ok) -> Response {

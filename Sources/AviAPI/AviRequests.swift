@@ -1,3 +1,4 @@
+import FrontEndSupport
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -28,11 +29,12 @@ package enum AviRequests {
         package var page: Int
         package var pageSize: Int
 
+        var window: PageWindow { PageWindow(page: page, size: pageSize) }
         /// Rows before the page; `listing` bounds `page` so this stays below 2^31.
-        package var offset: Int { (page - 1) * pageSize }
+        package var offset: Int { window.offset ?? Int(Int32.max) }
 
         /// Whether rows follow the page, of `total`.
-        package func hasNext(total: Int) -> Bool { page * pageSize < total }
+        package func hasNext(total: Int) -> Bool { window.hasNext(total: total) }
     }
 
     package static func listing(_ query: FlatDictionary<Substring, Substring>, defaultPageSize: Int, maxPageSize: Int) throws -> Listing {
@@ -194,13 +196,7 @@ extension AviRequests {
 
     /// `application/x-www-form-urlencoded`.
     static func formFields(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String { s.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s) }
-            out[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
-        }
-        return out
+        Dictionary(RequestReading.formPairs(text), uniquingKeysWith: { _, last in last })
     }
 
     /// `a=b; c=d` from every Cookie header; the first value of a name wins (the SDK repeats names).

@@ -1,3 +1,4 @@
+import FrontEndSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -307,14 +308,10 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         let image = try await service.createImage(attributes, extensions: [DanubeImage.vendor: document], nameRule: .namePerOwner, by: p)
         let taskId = ImageID.generate()
         do {
-            _ = try await imports.start(
-                id: image.id, method: "web-download", uri: plan.fileURL,
-                requestBody: .object([("method", .object([("name", .string("web-download")), ("uri", .string(plan.fileURL))])),
-                                      ("danube", .bool(true))]),
-                requestId: nil, taskId: taskId, deleteImageOnFailure: true, expectedSize: plan.expectedSize,
-                expectedSHA1: plan.expectedSHA1, by: p)
+            _ = try await imports.startVendorImport(imageId: image.id, uri: plan.fileURL, request: [("danube", .bool(true))],
+                                                    taskId: taskId, deleteImageOnFailure: true, expectedSize: plan.expectedSize,
+                                                    expectedSHA1: plan.expectedSHA1, by: p)
         } catch {
-            try? await data.deleteImage(id: image.id, by: p)
             if let e = error as? ImageError, e.kind == .badRequest {
                 var v = DanubeValidation()
                 v.add("file_url", "Image file URL is unreachable (\(e.message)).")
@@ -617,12 +614,8 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         if request.method == .get {
             return DanubeRequests.query(request.uri.queryParameters)
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxJSONBody {
-            throw DanubeError(.contentTooLarge, "Request body is too large")
-        }
-        var request = request
         let buffer: ByteBuffer
-        do { buffer = try await request.collectBody(upTo: maxJSONBody) } catch { throw DanubeError(.contentTooLarge, "Request body is too large") }
+        do { buffer = try await RequestReading.body(request, limit: maxJSONBody) } catch { throw DanubeError(.contentTooLarge, "Request body is too large") }
         return try DanubeRequests.body(buffer.readableBytesView)
     }
 

@@ -1,3 +1,4 @@
+import FrontEndSupport
 import HTTPTypes
 import Foundation
 import Hummingbird
@@ -83,25 +84,25 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     }
 
     static func baseURL(_ request: Request, _ options: OpenStackAPIOptions) -> String {
-        if let e = options.publicEndpoint { return e.hasSuffix("/") ? String(e.dropLast()) : e }
-        return "http://" + (request.head.authority ?? "localhost")
+        RequestReading.baseURL(request, publicEndpoint: options.publicEndpoint)
+    }
+
+    /// Up to Glance's request size limit.
+    static func body(_ request: Request) async throws -> ByteBuffer {
+        do { return try await RequestReading.body(request, limit: OpenStackAPILimits.maxJSONBody) } catch {
+            throw GlanceError(.contentTooLarge, "Request body is larger than the limit of \(OpenStackAPILimits.maxJSONBody) bytes.")
+        }
     }
 
     /// Reads a JSON body up to Glance's request size limit; nil when the body is empty.
     static func readJSON(_ request: Request) async throws -> JSONValue? {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > OpenStackAPILimits.maxJSONBody {
-            throw GlanceError(.contentTooLarge, "Request body is larger than the limit of \(OpenStackAPILimits.maxJSONBody) bytes.")
-        }
-        var request = request
-        let buffer = try await request.collectBody(upTo: OpenStackAPILimits.maxJSONBody)
-        return try OpenStackRequests.json(buffer.readableBytesView)
+        try OpenStackRequests.json(try await body(request).readableBytesView)
     }
 
     static func requireNoBody(_ request: Request) async throws {
         if let length = request.headers[.contentLength].flatMap(Int.init), length == 0 { return }
         guard request.headers[.contentLength] != nil || request.headers[.transferEncoding] != nil else { return }
-        var request = request
-        let buffer = try await request.collectBody(upTo: OpenStackAPILimits.maxJSONBody)
+        let buffer = try await body(request)
         if buffer.readableBytes > 0 { throw GlanceError(.badRequest, "A body is not expected with this request.") }
     }
 

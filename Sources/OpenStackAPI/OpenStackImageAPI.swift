@@ -1,3 +1,4 @@
+import FrontEndSupport
 import HTTPTypes
 import Foundation
 import Hummingbird
@@ -128,10 +129,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
 
     /// Adopts a caller's `X-OpenStack-Request-ID` when it is sane (as Glance does), else makes one.
     static func requestID(from incoming: String?) -> String {
-        if let incoming, !incoming.isEmpty, incoming.utf8.count <= 64,
-           incoming.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 }) {
-            return incoming.hasPrefix("req-") ? incoming : "req-" + incoming
-        }
-        return "req-" + ImageID.generate()
+        guard let given = RequestReading.requestId(incoming) else { return RequestReading.newRequestId() }
+        return given.hasPrefix("req-") ? given : "req-" + given
     }
 }

@@ -1,3 +1,4 @@
+import FrontEndSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -85,11 +86,10 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
             }
             return Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: spec.serialized)))
         }
-        var request = request
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > Self.maxBody {
+        let body: [UInt8]
+        do { body = Array(try await RequestReading.body(request, limit: Self.maxBody).readableBytesView) } catch {
             throw Failure(400, "BadRequest", "The request body is too large.")
         }
-        let body = Array(try await request.collectBody(upTo: Self.maxBody).readableBytesView)
         let p = try await authenticate(request, body, &meta)
         if !body.isEmpty, let type = request.headers[.contentType],
            type.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() != "application/json" {
@@ -302,15 +302,5 @@ struct ScalrFailure: Error {
 
 enum ScalrQuery {
     /// `a=b&c=d` decoded (`+` is a space), in order.
-    static func parse(_ query: String?) -> [(String, String)] {
-        guard let query, !query.isEmpty else { return [] }
-        return query.split(separator: "&").map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String {
-                let spaced = s.replacingOccurrences(of: "+", with: " ")
-                return spaced.removingPercentEncoding ?? spaced
-            }
-            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
-        }
-    }
+    static func parse(_ query: String?) -> [(String, String)] { RequestReading.formPairs(query) }
 }

@@ -1,3 +1,4 @@
+import FrontEndSupport
 import Identity
 import ImageCore
 
@@ -44,11 +45,11 @@ package enum ScalrRequests {
         let maxResults = listing.maxResults, pageNum = listing.pageNum, params = listing.parameters
         // A page number past every representable offset is empty, as any page past the end
         // (`(pageNum - 1) * maxResults` overflowed and the trap took the server down).
-        let (skipped, overflow) = (pageNum - 1).multipliedReportingOverflow(by: maxResults)
-        let page = overflow ? [] : Array(matching.dropFirst(skipped).prefix(maxResults))
+        let window = PageWindow(page: pageNum, size: maxResults)
+        let page = Array(window.slice(matching))
         var pagination: [(String, JSONValue)] = [("first", .null), ("last", .null), ("prev", .null), ("next", .null)]
         if matching.count > maxResults {
-            let last = (matching.count + maxResults - 1) / maxResults
+            let last = window.lastPage(total: matching.count)
             func link(_ n: Int) -> JSONValue {
                 var all = params
                 all["maxResults"] = String(maxResults)

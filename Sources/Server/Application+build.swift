@@ -1,3 +1,4 @@
+import FrontEndSupport
 import HTTPTypes
 import AviAPI
 import DanubeAPI
@@ -296,11 +297,7 @@ public struct ImagedResponder: HTTPResponder {
 
     /// The caller's `X-Request-Id` when it is a sane token, else a new `req-<uuid>` (Glance's form).
     static func requestId(_ request: Request) -> String {
-        if let given = request.headers[requestIdHeader] ?? request.headers[openstackRequestId], given.utf8.count <= 64,
-           !given.isEmpty, given.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95 }) {
-            return given
-        }
-        return "req-" + UUID().uuidString.lowercased()
+        RequestReading.requestId(request.headers[requestIdHeader] ?? request.headers[openstackRequestId]) ?? RequestReading.newRequestId()
     }
 }
 

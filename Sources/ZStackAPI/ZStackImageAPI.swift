@@ -1,3 +1,4 @@
+import FrontEndSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -331,7 +332,6 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             try await storeJob(job, p, api: "AddImage", imageId: nil, .failure(e))
             return accepted(job, request, timeout: Self.addImageTimeout)
         }
-        var imageId: String?
         do {
             if spec.isUpload {
                 // The job is done at once: the image waits, Downloading, for the bytes at its upload URL.
@@ -344,15 +344,12 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
                 return accepted(job, request, timeout: Self.addImageTimeout)
             }
             let image = try await service.createImage(spec.coreAttributes, extensions: [ZStackImage.vendor: spec.document], by: p)
-            imageId = image.id
-            _ = try await imports.start(
-                id: image.id, method: "web-download", uri: spec.url,
-                requestBody: .object([("method", .object([("name", .string("web-download")), ("uri", .string(spec.url))])),
-                                      ("stores", .array(spec.stores.map { .string($0) })), ("all_stores_must_succeed", .bool(false))]),
-                requestId: nil, taskId: ZStackImage.coreId(job), deleteImageOnFailure: true, by: p)
+            _ = try await imports.startVendorImport(
+                imageId: image.id, uri: spec.url,
+                request: [("stores", .array(spec.stores.map { .string($0) })), ("all_stores_must_succeed", .bool(false))],
+                taskId: ZStackImage.coreId(job), deleteImageOnFailure: true, by: p)
             return accepted(job, request, timeout: Self.addImageTimeout)
         } catch {
-            if let imageId { try? await data.deleteImage(id: imageId, by: p) }
             var z = ZStackError.from(error) ?? ZStackError("SYS.1000", "internal error")
             if z.code == "SYS.1006", let resourceUuid = spec.resourceUuid, try await service.idIsTaken(resourceUuid) {
                 z = .invalidArgument("resourceUuid[\(ZStackImage.uuid(resourceUuid))] is already used")
@@ -526,16 +523,12 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     // MARK: Helpers
 
     func baseURL(_ request: Request) -> String {
-        options.publicEndpoint ?? "http://" + (request.head.authority ?? "localhost")
+        RequestReading.baseURL(request, publicEndpoint: options.publicEndpoint)
     }
 
     static func body(_ request: Request) async throws -> JSONValue {
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxJSONBody {
-            throw ZStackHTTPError(.contentTooLarge, "the request body is larger than \(maxJSONBody) bytes")
-        }
-        var request = request
         let buffer: ByteBuffer
-        do { buffer = try await request.collectBody(upTo: maxJSONBody) } catch {
+        do { buffer = try await RequestReading.body(request, limit: maxJSONBody) } catch {
             throw ZStackHTTPError(.contentTooLarge, "the request body is larger than \(maxJSONBody) bytes")
         }
         do { return try JSONValue.parse(buffer.readableBytesView) } catch {

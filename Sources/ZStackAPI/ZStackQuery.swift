@@ -1,3 +1,4 @@
+import FrontEndSupport
 import Foundation
 import ImageCore
 
@@ -70,16 +71,7 @@ package struct ZStackQuery: Sendable {
 
     /// `a=b&c=d` with percent-decoding where it is well-formed: the Python SDK sends `%` raw.
     package static func parameters(_ query: String?) -> [(String, String)] {
-        guard let query, !query.isEmpty else { return [] }
-        return query.split(separator: "&").map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
-        }
-    }
-
-    static func decode(_ s: Substring) -> String {
-        let plus = s.replacingOccurrences(of: "+", with: " ")
-        return plus.removingPercentEncoding ?? plus
+        RequestReading.formPairs(query)
     }
 }
 

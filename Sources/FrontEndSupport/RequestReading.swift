@@ -1,0 +1,87 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// What every front-end needs to read from a request, written once: the body within a limit, the
+/// base URL its links start with, query and form strings, the request id.
+public enum RequestReading {
+    /// A body larger than the front-end's limit; each front-end answers it in its own format.
+    public struct BodyTooLarge: Error, Equatable {
+        public let limit: Int
+    }
+
+    /// The whole body when it fits in `limit` bytes: refused from `Content-Length` before reading
+    /// when declared, else while reading (a chunked body is never buffered past the limit).
+    public static func body(_ request: Request, limit: Int) async throws(BodyTooLarge) -> ByteBuffer {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw BodyTooLarge(limit: limit) }
+        var request = request
+        do { return try await request.collectBody(upTo: limit) } catch { throw BodyTooLarge(limit: limit) }
+    }
+
+    /// `http(s)://host[:port]` links start with: the configured public endpoint (without a trailing
+    /// slash), else the request's authority.
+    public static func baseURL(_ request: Request, publicEndpoint: String?) -> String {
+        if let e = publicEndpoint { return e.hasSuffix("/") ? String(e.dropLast()) : e }
+        return "http://" + (request.head.authority ?? "localhost")
+    }
+
+    /// `a=b&c=d` (a query string or an `application/x-www-form-urlencoded` body), in order, `+` read
+    /// as a space and percent-escapes decoded where well-formed: clients that send a raw `%` (ZStack's
+    /// Python SDK) keep it.
+    public static func formPairs(_ text: String?) -> [(String, String)] {
+        guard let text, !text.isEmpty else { return [] }
+        return text.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (formDecode(parts[0]), parts.count > 1 ? formDecode(parts[1]) : "")
+        }
+    }
+
+    public static func formDecode(_ s: Substring) -> String {
+        let spaced = s.replacingOccurrences(of: "+", with: " ")
+        return spaced.removingPercentEncoding ?? spaced
+    }
+
+    /// A caller's request id when it is a sane token (1–64 of `A-Z a-z 0-9 - _`), else nil: ids go
+    /// into logs and headers, so nothing else is echoed.
+    public static func requestId(_ given: String?) -> String? {
+        guard let given, !given.isEmpty, given.utf8.count <= 64,
+              given.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95 })
+        else { return nil }
+        return given
+    }
+
+    /// A new request id in Glance's form.
+    public static func newRequestId() -> String { "req-" + UUID().uuidString.lowercased() }
+}
+
+/// Page-numbered listings (Avi's `page`/`page_size`, Scalr's `pageNum`/`maxResults`): the rows
+/// before a page without trapping on overflow (a huge page number once took the server down).
+public struct PageWindow: Sendable, Equatable {
+    /// 1-based.
+    public let page: Int
+    public let size: Int
+
+    public init(page: Int, size: Int) { self.page = page; self.size = size }
+
+    /// Rows before the page; nil when past anything representable (an empty page).
+    public var offset: Int? {
+        let (skipped, overflow) = (page - 1).multipliedReportingOverflow(by: size)
+        return overflow ? nil : skipped
+    }
+
+    /// Whether rows follow the page, of `total`.
+    public func hasNext(total: Int) -> Bool {
+        let (end, overflow) = page.multipliedReportingOverflow(by: size)
+        return !overflow && end < total
+    }
+
+    /// The page's part of `rows` (empty past the end).
+    public func slice<T>(_ rows: [T]) -> ArraySlice<T> {
+        guard let offset else { return [] }
+        return rows.dropFirst(offset).prefix(size)
+    }
+
+    /// How many pages `total` rows make (at least one).
+    public func lastPage(total: Int) -> Int { max(1, (total + size - 1) / size) }
+}
