@@ -13,10 +13,7 @@ enum AviUpload {
 
     /// `YYYY-MM-DD HH:MM:SS` in UTC, as the reference's example.
     static func time(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
+        Timestamp.formatSpaced(Int64(date.timeIntervalSince1970.rounded(.down)))
     }
 
     /// The fields a finished upload sets: state, end time, duration, task counters, one event.

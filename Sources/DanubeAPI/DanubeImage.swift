@@ -54,11 +54,7 @@ enum DanubeImage {
     static func tags(_ image: Image) -> [String] { doc(image)?["tags"]?.arrayItems?.compactMap(\.stringValue) ?? [] }
     static func vms(_ image: Image) -> [String] { image.recordedVMs }
 
-    static func iso(_ seconds: Int64) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: Date(timeIntervalSince1970: Double(seconds)))
-    }
+    static func iso(_ seconds: Int64) -> String { Timestamp.format(seconds) }
 
     /// The full form (key order as Danube's serializer), plus `dcs` when extended.
     static func render(_ image: Image, extended: Bool) -> JSONValue {

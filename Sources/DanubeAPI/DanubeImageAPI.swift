@@ -577,18 +577,13 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             }
             // A disabled image (access 4) keeps its manifest but serves no file.
             guard image.status == .active,
-                  case .bytes(let shown, let range, let total, _) = try await data.prepareDownload(id: image.id, range: nil, by: anonymous),
-                  let stored = try await data.storeHolding(shown).size(key: BlobKey.image(shown.id)), stored == total else {
+                  case .bytes(let shown, _, _, _, let body)? = try? await GuardedDownload.prepare(data, id: image.id, range: nil, by: anonymous)
+            else {
                 return failure(.notFound, "ResourceNotFound", "image \(s[1]) has no file")
             }
             var headers: HTTPFields = [.contentType: "application/octet-stream"]
             if let md5 = shown.checksum, let bytes = Self.hexBytes(md5) { headers[.contentMD5] = Data(bytes).base64EncodedString() }
             if let sha1 = DanubeImage.manifest(shown)["files"]?.arrayItems?.first?["sha1"]?.stringValue { headers[.eTag] = sha1 }
-            let data = self.data
-            let body = ResponseBody(contentLength: Int(range.count)) { writer in
-                try await data.read(shown, range: range) { try await writer.write($0) }
-                try await writer.finish(nil)
-            }
             return Response(status: .ok, headers: headers, body: body)
         } catch {
             context.logger.error("imgapi request failed", metadata: ["error": "\(error)"])

@@ -9,6 +9,25 @@ public enum Timestamp {
         return "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))Z"
     }
 
+    /// `YYYY-MM-DD hh:mm:ss` (UTC, no zone): Avi's event times.
+    public static func formatSpaced(_ seconds: Int64) -> String {
+        let (y, mo, d, h, mi, s) = civil(seconds)
+        return "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2)) \(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))"
+    }
+
+    /// The UTC calendar fields of an instant, for vendor formats built from them (ZStack's Gson dates).
+    public static func components(_ seconds: Int64) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+        let (y, mo, d, h, mi, s) = civil(seconds)
+        return (y, mo, d, h, mi, s)
+    }
+
+    /// The instant of UTC calendar fields; nil when a field is out of its range.
+    public static func seconds(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0) -> Int64? {
+        guard (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute),
+              (0...60).contains(second), (-9999...9999).contains(year) else { return nil }
+        return days(year, month, day) * 86400 + Int64(hour * 3600 + minute * 60 + second)
+    }
+
     /// Glance's task timestamps: no zone, microseconds.
     public static func formatNaive(_ seconds: Int64) -> String {
         let (y, mo, d, h, mi, s) = civil(seconds)

@@ -1,3 +1,4 @@
+import FrontEndSupport
 import HTTPTypes
 import Hummingbird
 import ImageCore
@@ -105,21 +106,13 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
                 _ = try await data.prepareDownload(id: id, range: nil, by: p)
                 throw error
             }
-            switch try await data.prepareDownload(id: id, range: range, by: p) {
+            switch try await GuardedDownload.prepare(data, id: id, range: range, by: p) {
             case .noData:
                 return Response(status: .noContent)
-            case .bytes(let image, let r, let total, let partial):
-                // Check the blob before the 200 goes out: afterwards an error can only cut the connection.
-                guard let stored = try await data.storeHolding(image).size(key: BlobKey.image(image.id)), stored == total else {
-                    throw ImageError(.unavailable, "The data of image \(image.id) is not available.")
-                }
+            case .bytes(let image, let r, let total, let partial, let body):
                 var headers: HTTPFields = [.contentType: "application/octet-stream"]
                 if let md5 = image.checksum { headers[.contentMD5] = md5 }
                 if partial { headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound - 1)/\(total)" }
-                let body = ResponseBody(contentLength: Int(r.count)) { writer in
-                    try await data.read(image, range: r) { try await writer.write($0) }
-                    try await writer.finish(nil)
-                }
                 return Response(status: partial ? .partialContent : .ok, headers: headers, body: body)
             }
         }

@@ -52,12 +52,7 @@ enum Views {
         func time(_ seconds: Int64?) {
             guard let seconds else { w.raw("null"); return }
             if rawDatabaseShape {
-                var inner = JSONWriter(capacity: 32)
-                inner.timestamp(seconds)
-                // "2026-03-01T12:34:56Z" -> "2026-03-01T12:34:56.000000"
-                var text = inner.text
-                text.removeFirst(); text.removeLast(2)
-                w.string(text + ".000000")
+                w.string(Timestamp.formatNaive(seconds))
             } else {
                 w.timestamp(seconds)
             }

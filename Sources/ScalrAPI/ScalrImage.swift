@@ -36,11 +36,7 @@ enum ScalrImage {
     static func doc(_ image: Image) -> JSONValue? { image.extensions[vendor] }
     static func scope(_ image: Image) -> String? { doc(image)?["scope"]?.stringValue }
 
-    static func iso(_ seconds: Int64) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: Date(timeIntervalSince1970: Double(seconds)))
-    }
+    static func iso(_ seconds: Int64) -> String { Timestamp.format(seconds) }
 
     /// The Image object (7.x member set).
     static func render(_ image: Image) -> JSONValue {

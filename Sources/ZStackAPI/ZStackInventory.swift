@@ -181,28 +181,22 @@ enum GsonDate {
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     static func format(_ seconds: Int64) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: Date(timeIntervalSince1970: Double(seconds)))
-        let hour = c.hour ?? 0
-        let h12 = hour % 12 == 0 ? 12 : hour % 12
-        return "\(months[(c.month ?? 1) - 1]) \(c.day ?? 1), \(c.year ?? 1970) \(h12):\(pad(c.minute ?? 0)):\(pad(c.second ?? 0)) \(hour < 12 ? "AM" : "PM")"
+        let c = Timestamp.components(seconds)
+        let h12 = c.hour % 12 == 0 ? 12 : c.hour % 12
+        return "\(months[c.month - 1]) \(c.day), \(c.year) \(h12):\(pad(c.minute)):\(pad(c.second)) \(c.hour < 12 ? "AM" : "PM")"
     }
 
     /// Seconds since 1970 of a query value: Gson's form, `yyyy-MM-dd HH:mm:ss`, or epoch milliseconds.
     static func parse(_ text: String) -> Int64? {
         if let ms = Int64(text) { return ms / 1000 }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
         let s = text.trimmingCharacters(in: .whitespaces)
         // yyyy-MM-dd[ HH:mm:ss]
         let iso = s.split(whereSeparator: { $0 == "-" || $0 == " " || $0 == ":" || $0 == "T" }).map(String.init)
         if iso.count == 3 || iso.count == 6, let y = Int(iso[0]), iso[0].count == 4 {
             let n = iso.compactMap(Int.init)
             guard n.count == iso.count else { return nil }
-            let comps = DateComponents(year: y, month: n[1], day: n[2], hour: n.count > 3 ? n[3] : 0,
-                                       minute: n.count > 4 ? n[4] : 0, second: n.count > 5 ? n[5] : 0)
-            return calendar.date(from: comps).map { Int64($0.timeIntervalSince1970) }
+            return Timestamp.seconds(year: y, month: n[1], day: n[2], hour: n.count > 3 ? n[3] : 0,
+                                     minute: n.count > 4 ? n[4] : 0, second: n.count > 5 ? n[5] : 0)
         }
         // MMM d, yyyy h:mm:ss a
         let words = s.replacingOccurrences(of: ",", with: "").split(separator: " ").map(String.init)
@@ -210,8 +204,7 @@ enum GsonDate {
         let hms = words[3].split(separator: ":").compactMap { Int($0) }
         guard hms.count == 3, words[4] == "AM" || words[4] == "PM" else { return nil }
         let hour = hms[0] % 12 + (words[4] == "PM" ? 12 : 0)
-        let comps = DateComponents(year: year, month: month + 1, day: day, hour: hour, minute: hms[1], second: hms[2])
-        return calendar.date(from: comps).map { Int64($0.timeIntervalSince1970) }
+        return Timestamp.seconds(year: year, month: month + 1, day: day, hour: hour, minute: hms[1], second: hms[2])
     }
 
     static func pad(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
