@@ -58,7 +58,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         if request.uri.path == Self.imgapiRoot || request.uri.path.hasPrefix(Self.imgapiRoot + "/") {
-            return await imgapi(request, context: context)
+            return await IMGAPI(service: service, data: data).respond(to: request, context: context)
         }
         var reply = DanubeReply(username: "")
         do {
@@ -210,14 +210,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var request = ImageListRequest()
         request.sort = sort
         request.filters = filters
-        request.limit = service.config.listMaxLimit
-        var out: [Image] = []
-        while true {
-            let page = try await service.listImages(request, by: p)
-            out += page
-            if page.count < request.limit! { return out }
-            request.offset += page.count
-        }
+        return try await service.listAllImages(request, by: p)
     }
 
     /// The image a name means to the caller: its own project's first, else the oldest it can see.
@@ -533,73 +526,6 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             ? .object([("task_id", .string(id)), ("done", .bool(t.status.isFinished))])
             : .object([("task_id", .string(id)), ("status", .string(word)), ("result", result)])
         return reply.json(body, status: status, taskId: id, taskResponse: true)
-    }
-
-    // MARK: IMGAPI (read-only): public images as SmartOS/Triton IMGAPI manifests
-
-    func imgapi(_ request: Request, context: Context) async -> Response {
-        func failure(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
-            Response(status: status, headers: [.contentType: "application/json"],
-                     body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("code", .string(code)), ("message", .string(message))]).serialized)))
-        }
-        guard request.method == .get || request.method == .head else { return failure(.methodNotAllowed, "BadMethod", "\(request.method) is not allowed") }
-        // ["images"], ["images", uuid] or ["images", uuid, "file"] below /imgapi.
-        let s = request.uri.path.dropFirst("/imgapi".count).split(separator: "/").map(String.init)
-        let anonymous = Principal(userId: "imgapi", projectId: nil, roles: ["member", "reader"])
-        do {
-            if s.count == 1 {
-                let q = request.uri.queryParameters
-                var images = try await visibleImages(anonymous, sort: [.init(.createdAt, .asc)]).filter { $0.visibility == .public && $0.status == .active }
-                if let name = q["name"].map(String.init) { images = images.filter { (DanubeImage.string($0, "alias") ?? $0.name) == name } }
-                var manifests = images.map(DanubeImage.manifest)
-                for key in ["version", "os", "type"] {
-                    if let wanted = q[Substring(key)].map(String.init) { manifests = manifests.filter { $0[key]?.stringValue == wanted } }
-                }
-                var limit = 1000
-                if let given = q["limit"] {
-                    guard let n = Int(given), (1...1000).contains(n) else {
-                        return failure(HTTPResponse.Status(code: 422, reasonPhrase: "Unprocessable Entity"), "InvalidParameter",
-                                       "limit must be an integer from 1 to 1000")
-                    }
-                    limit = n
-                }
-                return Response(status: .ok, headers: [.contentType: "application/json"],
-                                body: .init(byteBuffer: ByteBuffer(string: JSONValue.array(Array(manifests.prefix(limit))).serialized)))
-            }
-            guard s.count == 2 || (s.count == 3 && s[2] == "file"), ImageID.isValid(s[1]),
-                  let image = try? await service.visibleImage(id: s[1], by: anonymous), image.visibility == .public,
-                  image.status == .active || image.status == .deactivated else {
-                return failure(.notFound, "ResourceNotFound", "image \(s.count > 1 ? s[1] : "") not found")
-            }
-            if s.count == 2 {
-                return Response(status: .ok, headers: [.contentType: "application/json"],
-                                body: .init(byteBuffer: ByteBuffer(string: DanubeImage.manifest(image).serialized)))
-            }
-            // A disabled image (access 4) keeps its manifest but serves no file.
-            guard image.status == .active,
-                  case .bytes(let shown, _, _, _, let body)? = try? await GuardedDownload.prepare(data, id: image.id, range: nil, by: anonymous)
-            else {
-                return failure(.notFound, "ResourceNotFound", "image \(s[1]) has no file")
-            }
-            var headers: HTTPFields = [.contentType: "application/octet-stream"]
-            if let md5 = shown.checksum, let bytes = Self.hexBytes(md5) { headers[.contentMD5] = Data(bytes).base64EncodedString() }
-            if let sha1 = DanubeImage.manifest(shown)["files"]?.arrayItems?.first?["sha1"]?.stringValue { headers[.eTag] = sha1 }
-            return Response(status: .ok, headers: headers, body: body)
-        } catch {
-            context.logger.error("imgapi request failed", metadata: ["error": "\(error)"])
-            return failure(.internalServerError, "InternalError", "internal error")
-        }
-    }
-
-    static func hexBytes(_ hex: String) -> [UInt8]? {
-        let u = Array(hex.utf8)
-        guard u.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        for i in stride(from: 0, to: u.count, by: 2) {
-            guard let b = UInt8(String(decoding: u[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
-            out.append(b)
-        }
-        return out
     }
 
     // MARK: Helpers

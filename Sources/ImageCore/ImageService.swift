@@ -426,6 +426,22 @@ public struct ImageService: Sendable {
         return try await catalog.listImages(query)
     }
 
+    /// Every image a list request matches, page after page (vendor APIs that filter or page in
+    /// their own terms after reading). `limit`, `marker` and `offset` of the request are ignored.
+    public func listAllImages(_ request: ImageListRequest, by p: Principal) async throws -> [Image] {
+        var request = request
+        request.limit = config.listMaxLimit
+        request.marker = nil
+        request.offset = 0
+        var out: [Image] = []
+        while true {
+            let page = try await listImages(request, by: p)
+            out += page
+            if page.count < config.listMaxLimit { return out }
+            request.offset += page.count
+        }
+    }
+
     /// What the catalog is asked for a list request: policy, limits, tie-breaking sort keys, the
     /// caller's scope. Pure; the marker (which needs the catalog) is resolved by `listImages`.
     package static func listQuery(_ request: ImageListRequest, config: ImageServiceConfig,

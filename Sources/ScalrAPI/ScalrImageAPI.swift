@@ -204,14 +204,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         var request = ImageListRequest()
         request.visibility = .all
         request.sort = [.init(.createdAt, .asc)]
-        request.limit = service.config.listMaxLimit
-        var out: [Image] = []
-        while true {
-            let page = try await service.listImages(request, by: p)
-            out += page.filter { Self.sees($0, scope) }
-            if page.count < request.limit! { return out }
-            request.offset += page.count
-        }
+        return try await service.listAllImages(request, by: p).filter { Self.sees($0, scope) }
     }
 
     func visible(_ id: String, _ scope: Scope, _ p: Principal) async throws -> Image {

@@ -31,13 +31,11 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     var data: ImageDataService { imports.data }
     var service: ImageService { data.images }
 
-    static var prefix: String { "/zstack/v1" }
+    static var prefix: String { ZStackReply.prefix }
     static var maxJSONBody: Int { 1 << 20 }
     /// Task rows of jobs that finish within their request (everything but AddImage from a URL).
-    public static var jobType: String { "zstack_api_job" }
-    /// `apiTimeout` of AddImage (72 h) and of the other APIs (30 min), in ms.
-    static var addImageTimeout: Int64 { 259_200_000 }
-    static var defaultTimeout: Int64 { 1_800_000 }
+    public static var jobType: String { ZStackJobs.type }
+    static var addImageTimeout: Int64 { ZStackJobs.addImageTimeout }
 
     public init(imports: ImageImports, accounts: LocalAccounts, options: ZStackAPIOptions = .init()) {
         self.imports = imports
@@ -148,72 +146,37 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
 
     // MARK: Jobs
 
-    /// The job id: `X-Job-UUID` (32 hex, never seen before) or a new one.
-    func newJob(_ request: Request) async throws -> String {
-        guard let given = request.headers[.jobUUID] else { return ZStackImage.uuid(ImageID.generate()) }
-        guard given.utf8.count == 32, let coreId = ZStackImage.coreId(given) else {
-            throw ZStackHTTPError(.badRequest, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped")
-        }
-        if try await service.taskExists(id: coreId) {
-            throw ZStackHTTPError(.badRequest, "Duplicate job uuid[\(given)]")
-        }
-        return given.lowercased()
-    }
+    var jobs: ZStackJobs { ZStackJobs(service: service, lifetime: options.jobLifetime) }
+
+    func newJob(_ request: Request) async throws -> String { try await jobs.newJob(request) }
 
     func accepted(_ job: String, _ request: Request, timeout: Int64) -> Response {
-        Self.json(.object([("location", .string("\(baseURL(request))\(Self.prefix)/api-jobs/\(job)")), ("apiTimeout", .int(timeout))]),
-                  status: .accepted)
+        ZStackJobs.accepted(job, base: baseURL(request), timeout: timeout)
     }
 
-    /// Runs an API whose work ends within the request and keeps its outcome as a finished task row,
-    /// which the job's location then answers (200 result / 503 error) until it expires.
     func runJob(_ job: String, _ request: Request, _ p: Principal, api: String, imageId: String?,
-                timeout: Int64 = defaultTimeout, _ work: () async throws -> JSONValue) async throws -> Response {
-        let outcome: Result<JSONValue, ZStackError>
-        do {
-            outcome = .success(try await work())
-        } catch let e as ZStackHTTPError {
-            throw e
-        } catch {
-            outcome = .failure(ZStackError.from(error) ?? ZStackError("SYS.1000", "internal error"))
-        }
-        try await storeJob(job, p, api: api, imageId: imageId, outcome)
+                timeout: Int64 = ZStackJobs.defaultTimeout, _ work: () async throws -> JSONValue) async throws -> Response {
+        try await jobs.run(job, p, api: api, imageId: imageId, work)
         return accepted(job, request, timeout: timeout)
     }
 
     func storeJob(_ job: String, _ p: Principal, api: String, imageId: String?, _ outcome: Result<JSONValue, ZStackError>) async throws {
-        let (status, result, message): (ImageTask.Status, JSONValue, String) = switch outcome {
-        case .success(let r): (.success, r, "")
-        case .failure(let e): (.failure, e.body, e.details)
-        }
-        do {
-            try await service.recordJob(id: ZStackImage.coreId(job)!, type: Self.jobType, imageId: imageId,
-                                        input: JSONValue.object([("api", .string(api))]).serialized, status: status,
-                                        result: result.serialized, message: message, lifetime: options.jobLifetime, by: p)
-        } catch let e as ImageError where e.kind == .conflict {
-            throw ZStackHTTPError(.badRequest, "Duplicate job uuid[\(job)]")
-        }
+        try await jobs.store(job, p, api: api, imageId: imageId, outcome)
     }
 
     /// `GET /api-jobs/{uuid}`: 202 while running, 200 with the result, 503 with the error, 404 when
-    /// unknown or expired. AddImage jobs are the import task itself.
+    /// unknown or expired. AddImage jobs are the import task itself, answered with the image's inventory.
     func poll(_ job: String) async throws -> Response {
-        guard let id = ZStackImage.coreId(job), let task = try await service.job(id: id) else {
-            throw ZStackHTTPError(.notFound, "the job has been expired")
-        }
-        if task.type == Self.jobType {
-            let body = try task.result.map { try JSONValue.parse($0) } ?? .object([])
-            return Self.json(body, status: task.status == .success ? .ok : .serviceUnavailable)
-        }
-        guard task.type == ImageImports.taskType, task.imageId != nil else { throw ZStackHTTPError(.notFound, "the job has been expired") }
-        let owner = Principal(userId: task.userId ?? "job", projectId: task.owner, roles: ["reader"])
-        switch task.status {
-        case .pending, .processing:
+        switch try await jobs.lookup(job) {
+        case .finished(let body, let ok):
+            return Self.json(body, status: ok ? .ok : .serviceUnavailable)
+        case .running:
             return Self.json(.object([]), status: .accepted)
-        case .success:
+        case .imported(let task):
+            let owner = Principal(userId: task.userId ?? "job", projectId: task.owner, roles: ["reader"])
             guard let image = try await service.image(ofJob: task) else { throw ZStackError.notFound("image[uuid:\(job)] is gone") }
             return Self.json(.object([("inventory", .object(try await inventory(image, by: owner)))]))
-        case .failure:
+        case .importFailed(let task):
             let image = try await service.image(ofJob: task)
             let targets = (try? JSONValue.parse(task.input))?["backend"]?.arrayItems?.compactMap(\.stringValue) ?? []
             let error = ZStackError("SYS.1002", "Failed to download image[name:\(image?.name ?? "")] on all backup storage[\(targets.map(ZStackBackupStorages.uuid(ofStore:)).joined(separator: ", "))].",
@@ -535,6 +498,13 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             throw ZStackHTTPError(.badRequest, "the body is not valid JSON: \(error)")
         }
     }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response { ZStackReply.json(value, status: status) }
+}
+
+/// ZStack's answers: JSON in UTF-8 under `/zstack/v1`.
+enum ZStackReply {
+    static let prefix = "/zstack/v1"
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],

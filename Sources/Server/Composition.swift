@@ -1,0 +1,140 @@
+import FrontEndSupport
+import HTTPTypes
+import AviAPI
+import DanubeAPI
+import ScalrAPI
+import ZStackAPI
+import BlobStoreFile
+import BlobStoreS3
+import CatalogSQLite
+import Foundation
+import Hummingbird
+import Identity
+import ImageCore
+import ImageData
+import Logging
+import OpenStackAPI
+import Outbound
+import ServiceLifecycle
+
+/// The request context every front-end sees.
+public struct ImagedRequestContext: OpenStackRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var principal: Principal?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+    }
+}
+
+/// The composition root's pieces, so tests can reach the service behind the HTTP surface.
+public struct Imaged: Sendable {
+    public let service: ImageService
+    /// The catalog behind the service, for the composition root, tools and tests (front-ends never get it).
+    public let catalog: any Catalog
+    public let data: ImageDataService
+    public let runner: TaskRunner
+    public let scrub: StartupScrub.Report
+    /// Expunges softly deleted images after their period (nil: never).
+    public let reaper: SoftDeleteReaper?
+    public let responder: ImagedResponder
+    public let authDescription: String
+    public let blobsDescription: String
+    public let catalogDescription: String
+    public let dataDirectory: String
+    /// Held for the life of the server: one process per data directory.
+    let lock: DataDirectoryLock
+}
+
+/// Builds stores, service and front-ends from the configuration.
+public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> Imaged {
+    let dataDir = URL(fileURLWithPath: config.dataDirectory).standardizedFileURL.path
+    try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
+                                            attributes: [.posixPermissions: 0o700])
+    let lock = try DataDirectoryLock(directory: dataDir)
+    let catalog = try await config.catalog.open(dataDir: dataDir, durability: config.durability, logger: logger)
+    var serviceConfig = ImageServiceConfig()
+    serviceConfig.quota = config.quota
+    let service = ImageService(catalog: catalog, config: serviceConfig, logger: logger)
+    let stores: BlobStores
+    let blobsDescription: String
+    if config.stores.isEmpty {
+        let (blobs, description) = try makeBlobStore(config.blobs, dataDir: dataDir, logger: logger)
+        stores = BlobStores(single: blobs)
+        blobsDescription = description
+    } else {
+        var named: [any BlobStore] = []
+        for (id, choice) in config.stores {
+            let (store, description) = try makeBlobStore(choice, dataDir: dataDir, storeId: id, logger: logger)
+            named.append(NamedBlobStore(store, id: id, description: description))
+        }
+        do { stores = try BlobStores(named, defaultId: config.defaultStore) } catch { throw ConfigError("\(error)") }
+        blobsDescription = "stores " + named.map { "\($0.id) (\($0.description))" }.joined(separator: ", ") + ", default \(stores.defaultStore.id)"
+    }
+    // Before serving: no half-written blob, no image stuck in a state only a dead upload could leave.
+    // Only a node that owns its catalog may do this: on a shared catalog another node's upload in
+    // flight would look abandoned. Shared catalogs rely on task leases instead.
+    var scrub = StartupScrub.Report()
+    if !config.catalog.isShared {
+        for store in stores.all {
+            let report = try await StartupScrub(catalog: catalog, blobs: store, checkImages: store.id == stores.defaultStore.id,
+                                                logger: logger).run()
+            scrub.temporariesRemoved += report.temporariesRemoved
+            scrub.blobsRemoved += report.blobsRemoved
+            scrub.imagesRequeued += report.imagesRequeued
+            scrub.tasksResumed += report.tasksResumed
+        }
+    }
+
+    var dataConfig = ImageDataConfig()
+    dataConfig.hashAlgorithm = config.hashAlgorithm
+    dataConfig.imageSizeCap = config.imageSizeCap
+    dataConfig.maxVirtualSize = config.maxVirtualSize
+    let data = ImageDataService(images: service, stores: stores, config: dataConfig, logger: logger)
+
+    var policy = URLGuardPolicy()
+    policy.allowedPorts = config.importAllowedPorts
+    policy.allowCIDRs = try config.importAllowCIDRs.map { text in
+        guard let cidr = CIDR(text) else { throw ConfigError("--import-allow-cidr: '\(text)' is not an address range") }
+        return cidr
+    }
+    let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy))
+    var runnerOptions = TaskRunner.Options()
+    runnerOptions.leaseSeconds = config.taskLeaseSeconds
+    runnerOptions.concurrency = config.taskWorkers
+    let runner = TaskRunner(catalog: catalog, options: runnerOptions, logger: logger)
+    runner.attach(data: data, fetcher: fetcher)
+    let imports = ImageImports(data: data, fetcher: fetcher, runner: runner)
+
+    let (authenticator, authDescription) = try makeAuthenticator(config, catalog: catalog, dataDir: dataDir, logger: logger)
+    let openstack = OpenStackImageAPI<ImagedRequestContext>(
+        imports: imports, authenticator: authenticator,
+        options: .init(publicEndpoint: config.publicEndpoint,
+                       identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" }))
+    let avi = AviImageAPI<ImagedRequestContext>(
+        imports: imports, sessions: LoginSessions(accounts: LocalAccounts(catalog: catalog)),
+        options: .init(publicEndpoint: config.publicEndpoint))
+    var zstackOptions = ZStackAPIOptions(publicEndpoint: config.publicEndpoint)
+    zstackOptions.sessionLifetime = config.zstackSessionSeconds
+    let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: zstackOptions)
+    let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, catalog: catalog, after: config.expungeAfterSeconds, logger: logger) : nil
+    var danubeOptions = DanubeAPIOptions(publicEndpoint: config.publicEndpoint)
+    danubeOptions.tokenLifetime = config.danubeTokenSeconds
+    danubeOptions.prefix = config.danubePrefix
+    danubeOptions.snapshotURLTemplate = config.danubeSnapshotURL
+    danubeOptions.imagestores = config.danubeImagestores.map { (name: $0.0, url: $0.1) }
+    let danube = DanubeImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: danubeOptions)
+    let sealer: SecretSealer
+    do {
+        sealer = try SecretSealer.load(path: config.secretKeyFile ?? dataDir + "/secret.key", create: config.secretKeyFile == nil)
+    } catch { throw ConfigError("--secret-key-file: \(error)") }
+    let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: LocalAccounts(catalog: catalog), options: .init(sealer: sealer))
+    Observability.bootstrap()
+    let readiness = Readiness(catalog: catalog, stores: stores.all)
+    return Imaged(service: service, catalog: catalog, data: data, runner: runner, scrub: scrub, reaper: reaper,
+                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr,
+                                                   enabled: config.frontends, readiness: readiness),
+                  authDescription: authDescription,
+                  blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
+                  dataDirectory: dataDir, lock: lock)
+}

@@ -1,0 +1,101 @@
+import AviAPI
+import DanubeAPI
+import FrontEndSupport
+import HTTPTypes
+import Hummingbird
+import ImageCore
+import Logging
+import OpenStackAPI
+import ScalrAPI
+import ZStackAPI
+
+/// The front door: the operational endpoints (`/healthz`, `/readyz`, `/metrics`, `/openapi/…`), then
+/// each request handed to the front-end that claims it, through `RequestTelemetry`: the Avi paths
+/// (`/login`, `/logout`, `/api/image…` without a trailing slash), ZStack's `/zstack/v1`, Scalr's
+/// `/api/v1beta0/…`, Danube's `/api/…` and its IMGAPI `/imgapi/images…`, then the OpenStack API.
+public struct ImagedResponder: HTTPResponder {
+    public typealias Context = ImagedRequestContext
+    let openstack: OpenStackImageAPI<ImagedRequestContext>
+    let avi: AviImageAPI<ImagedRequestContext>
+    let zstack: ZStackImageAPI<ImagedRequestContext>
+    let danube: DanubeImageAPI<ImagedRequestContext>
+    let scalr: ScalrImageAPI<ImagedRequestContext>
+    /// The front-ends `--frontend` left on; a request for another one's paths goes on down the list.
+    let enabled: Set<Frontend>
+    let readiness: Readiness
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        switch path {
+        case "/healthz":
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
+        case "/readyz":
+            let (ready, body) = await readiness.check()
+            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(string: body.serialized)))
+        case "/metrics":
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: Observability.exposition())))
+        default:
+            if OpenAPIDocuments.claims(path) { return OpenAPIDocuments.respond(path: path, method: request.method) }
+        }
+        let handler = frontend(for: request)
+        return try await RequestTelemetry<Context>(frontend: handler.label).handle(request, context: context) { request, context in
+            try await handler.respond(request, context)
+        }
+    }
+
+    /// Which front-end answers a request: a label for metrics and logs, and its responder.
+    struct Handler {
+        let label: String
+        let respond: (Request, Context) async throws -> Response
+    }
+
+    func frontend(for request: Request) -> Handler {
+        if enabled.contains(.avi), AviImageAPI<Context>.claims(request) { return Handler(label: "avi", respond: avi.respond) }
+        if enabled.contains(.zstack), ZStackImageAPI<Context>.claims(request) { return Handler(label: "zstack", respond: zstack.respond) }
+        if enabled.contains(.scalr), ScalrImageAPI<Context>.claims(request) { return Handler(label: "scalr", respond: scalr.respond) }
+        if enabled.contains(.danube), danube.claims(request) {
+            return Handler(label: request.uri.path.hasPrefix("/imgapi") ? "imgapi" : "danube", respond: danube.respond)
+        }
+        // OpenStack keeps Glance's own id (`x-openstack-request-id`, taken from the caller's when sent).
+        if enabled.contains(.openstack) { return Handler(label: "openstack", respond: openstack.respond) }
+        return Handler(label: "none") { _, _ in
+            Response(status: .notFound, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(string: #"{"error":"not found: no front-end of this node serves this path"}"#)))
+        }
+    }
+}
+
+/// One request id per request, in every front-end's logs and answer (`X-Request-Id`; OpenStack's own
+/// `x-openstack-request-id` carries the same value), the request counted in the metrics by front-end,
+/// route, method and status, and one log line.
+struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
+    let frontend: String
+
+    static var requestIdHeader: HTTPField.Name { HTTPField.Name("x-request-id")! }
+    static var openstackRequestId: HTTPField.Name { HTTPField.Name("x-openstack-request-id")! }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let requestId = Self.requestId(request)
+        var context = context
+        context.logger[metadataKey: "request_id"] = .string(requestId)
+        var response = try await next(request, context)
+        let id = response.headers[Self.openstackRequestId] ?? requestId
+        response.headers[Self.requestIdHeader] = id
+        let path = request.uri.path
+        Observability.record(frontend: frontend, route: Observability.route(path), method: request.method.rawValue,
+                             status: Int(response.status.code), since: start)
+        if context.logger.logLevel <= .info {
+            context.logger.info("\(request.method) \(path) \(response.status.code)", metadata: ["request_id": .string(id), "frontend": .string(frontend)])
+        }
+        return response
+    }
+
+    /// The caller's `X-Request-Id` when it is a sane token, else a new `req-<uuid>` (Glance's form).
+    static func requestId(_ request: Request) -> String {
+        RequestReading.requestId(request.headers[requestIdHeader] ?? request.headers[openstackRequestId]) ?? RequestReading.newRequestId()
+    }
+}
