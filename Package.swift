@@ -80,6 +80,7 @@ let package = Package(
             "ImageCore", "CatalogSQL",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         // Principals from credentials: static tokens, Keystone v3 validation, local accounts and API keys.
         // CDigests gives PBKDF2 and SHA-256 from OpenSSL; AsyncHTTPClient talks to Keystone.

@@ -3,26 +3,38 @@ import Foundation
 import ImageCore
 import Logging
 import PostgresNIO
+import ServiceLifecycle
+import Synchronization
 
 /// The scale-out catalog: every node of a cluster opens the same database. Nothing about images is
 /// cached in memory (another node may change any row); writes lock the rows they change
 /// (`SELECT … FOR UPDATE`), so concurrent writers on any node never lose an update.
 public final class PostgresCatalog: Catalog {
     let client: PostgresClient
-    let running: Task<Void, Never>
     let logger: Logger
-    let runStarted: AsyncStream<Void>
+    /// The client's run loop when this catalog runs it itself (`open`, for tools and tests).
+    let ownRun = Mutex<Task<Void, Never>?>(nil)
     public let location: PostgresLocation
     /// Quota overrides change rarely (`imaged quota set`); every node sees a change within 5 s.
     let quotaCache = TTLCache<String, QuotaLimits?>(seconds: 5)
 
-    /// Connects, creates the schema when missing and applies pending migrations (once, whatever
-    /// the number of nodes starting together).
+    /// A catalog whose connection pool the caller runs: `imaged serve` puts `service` into its
+    /// ServiceGroup (started first, stopped last, so the pool closes after every request has
+    /// finished), then calls `migrate()`. Nothing connects before the pool runs.
+    public init(location: PostgresLocation, logger: Logger = Logger(label: "imaged.postgres")) {
+        self.location = location
+        self.logger = logger
+        client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
+    }
+
+    /// The connection pool, as a ServiceLifecycle service (postgres-nio's client is one).
+    public var service: any Service { client }
+
+    /// For short-lived tools and tests: runs the pool itself until `close()`, and migrates.
     public static func open(_ location: PostgresLocation, logger: Logger = Logger(label: "imaged.postgres")) async throws -> PostgresCatalog {
         let catalog = PostgresCatalog(location: location, logger: logger)
-        // Queries made before the pool's run loop is up work but log a warning; give it a moment.
-        for await _ in catalog.runStarted {}
-        try? await Task.sleep(for: .milliseconds(20))
+        let client = catalog.client
+        catalog.ownRun.withLock { $0 = Task { await client.run() } }
         do {
             try await catalog.migrate()
         } catch {
@@ -32,23 +44,10 @@ public final class PostgresCatalog: Catalog {
         return catalog
     }
 
-    init(location: PostgresLocation, logger: Logger) {
-        self.location = location
-        self.logger = logger
-        let client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
-        self.client = client
-        let (started, signal) = AsyncStream.makeStream(of: Void.self)
-        runStarted = started
-        running = Task {
-            signal.finish()
-            await client.run()
-        }
-    }
+    /// Stops a pool `open` started (its connections close); a pool run as a service stops with its group.
+    public func close() { ownRun.withLock { $0?.cancel() } }
 
-    /// Closes the pool's connections.
-    public func close() { running.cancel() }
-
-    deinit { running.cancel() }
+    deinit { ownRun.withLock { $0?.cancel() } }
 
     // MARK: Statements
 
@@ -103,7 +102,9 @@ public final class PostgresCatalog: Catalog {
         }
     }
 
-    func migrate() async throws {
+    /// Creates the schema when missing and applies pending migrations, once whatever the number of
+    /// nodes starting together; refuses a schema a newer imaged has migrated.
+    public func migrate() async throws {
         try await transaction { c in
             // One node migrates at a time; the others wait, then find nothing to do.
             _ = try await rows("SELECT pg_advisory_xact_lock(7274, 0)", on: c)

@@ -142,6 +142,8 @@ public final class TaskRunner: Sendable {
             let removed = try await catalog.deleteTasks(expiredBefore: now)
             if removed > 0 { logger.info("expired tasks removed", metadata: ["count": "\(removed)"]) }
             return removed
+        } catch is CancellationError {
+            return 0  // shutting down
         } catch {
             logger.warning("removing expired tasks failed", metadata: ["error": "\(error)"])
             return 0

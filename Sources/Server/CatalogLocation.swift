@@ -26,16 +26,29 @@ public enum CatalogLocation: Sendable, Equatable {
     /// Several nodes may share this catalog (so nothing may assume this process is the only writer).
     public var isShared: Bool { if case .postgres = self { true } else { false } }
 
-    /// Opens (and migrates) the catalog. `dataDir` holds the default SQLite file.
+    /// For `imaged serve` on PostgreSQL: the catalog whose connection pool the server runs as a
+    /// service of its ServiceGroup (nil for SQLite, which has nothing to run). Nothing connects yet.
+    public func pooled(logger: Logger) throws -> PostgresCatalog? {
+        guard case .postgres(let url) = self else { return nil }
+        return PostgresCatalog(location: try PostgresLocation(url: url), logger: logger)
+    }
+
+    func openSQLite(dataDir: String, durability: SQLiteCatalog.Durability) throws -> SQLiteCatalog {
+        guard case .sqlite(let path) = self else { throw ConfigError("not a SQLite catalog") }
+        if path == nil {
+            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+        return try SQLiteCatalog(path: path ?? dataDir + "/catalog.sqlite", durability: durability)
+    }
+
+    /// Opens (and migrates) the catalog, for tools and tests: a PostgreSQL pool runs until the
+    /// catalog is closed. `dataDir` holds the default SQLite file.
     public func open(dataDir: String, durability: SQLiteCatalog.Durability = .full,
                      logger: Logger = Logger(label: "imaged.catalog")) async throws -> any Catalog {
         switch self {
-        case .sqlite(let path):
-            if path == nil {
-                try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o700])
-            }
-            return try SQLiteCatalog(path: path ?? dataDir + "/catalog.sqlite", durability: durability)
+        case .sqlite:
+            return try openSQLite(dataDir: dataDir, durability: durability)
         case .postgres(let url):
             return try await PostgresCatalog.open(try PostgresLocation(url: url), logger: logger)
         }

@@ -1,3 +1,4 @@
+import CatalogPostgres
 import FrontEndSupport
 import HTTPTypes
 import AviAPI
@@ -47,12 +48,20 @@ public struct Imaged: Sendable {
 }
 
 /// Builds stores, service and front-ends from the configuration.
-public func buildImaged(_ config: ServerConfig, logger: Logger) async throws -> Imaged {
+/// `postgres`: the PostgreSQL catalog whose pool the caller runs (`imaged serve`); it is migrated
+/// here. Without it the catalog is opened as tools open it.
+public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: PostgresCatalog? = nil) async throws -> Imaged {
     let dataDir = URL(fileURLWithPath: config.dataDirectory).standardizedFileURL.path
     try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
                                             attributes: [.posixPermissions: 0o700])
     let lock = try DataDirectoryLock(directory: dataDir)
-    let catalog = try await config.catalog.open(dataDir: dataDir, durability: config.durability, logger: logger)
+    let catalog: any Catalog
+    if let postgres {
+        try await postgres.migrate()
+        catalog = postgres
+    } else {
+        catalog = try await config.catalog.open(dataDir: dataDir, durability: config.durability, logger: logger)
+    }
     var serviceConfig = ImageServiceConfig()
     serviceConfig.quota = config.quota
     let service = ImageService(catalog: catalog, config: serviceConfig, logger: logger)

@@ -1,3 +1,4 @@
+import CatalogPostgres
 import Hummingbird
 import ImageData
 import Logging
@@ -21,21 +22,35 @@ struct SoftDeleteReaperService: Service {
 
 /// Runs the server until SIGTERM/SIGINT: it then stops accepting, lets requests in flight (uploads)
 /// finish for up to `shutdownGraceSeconds`, then cancels them (an upload cancelled this way returns its
-/// image to queued); background tasks release their leases at once.
+/// image to queued); background tasks release their leases at once. On PostgreSQL the connection pool
+/// is the group's first service: it starts before the server and closes after it.
 public func runImaged(_ config: ServerConfig) async throws {
-    let app = try await buildApplication(config)
     var logger = Logger(label: "imaged")
     logger.logLevel = config.logLevel
-    var group = ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    let postgres = try config.catalog.pooled(logger: logger)
+    let server = ServerService(config: config, postgres: postgres)
+    let services: [ServiceGroupConfiguration.ServiceConfiguration] = (postgres.map { [.init(service: $0.service)] } ?? [])
+        + [.init(service: server)]
+    var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     group.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
     try await ServiceGroup(configuration: group).run()
 }
 
-public func buildApplication(_ config: ServerConfig) async throws -> some ApplicationProtocol {
+/// Builds the server (once the catalog's pool runs beside it) and serves until shutdown.
+struct ServerService: Service {
+    let config: ServerConfig
+    let postgres: PostgresCatalog?
+
+    func run() async throws {
+        try await buildApplication(config, postgres: postgres).run()
+    }
+}
+
+public func buildApplication(_ config: ServerConfig, postgres: PostgresCatalog? = nil) async throws -> some ApplicationProtocol {
     var configured = Logger(label: "imaged")
     configured.logLevel = config.logLevel
     let logger = configured
-    let imaged = try await buildImaged(config, logger: logger)
+    let imaged = try await buildImaged(config, logger: logger, postgres: postgres)
     let listenLine = "imaged listening on http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port), data in \(imaged.dataDirectory) (\(imaged.catalogDescription), \(imaged.blobsDescription)), auth: \(imaged.authDescription)"
     var app = Application(
         responder: imaged.responder,
