@@ -446,8 +446,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     static func json(_ value: JSONValue, version: AviVersion, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json", .aviAPIVersion: version.description],
-                 body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
+        JSONResponse.make(value, status: status, headers: [.aviAPIVersion: version.description])
     }
 
     /// `a=b; c=d` from every Cookie header; the first value of a name wins (the SDK repeats names).

@@ -1,3 +1,4 @@
+import FrontEndSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -89,10 +90,10 @@ struct DanubeReply {
     var username: String
 
     func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, taskId: String? = nil, taskResponse: Bool = false) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json", .esVersion: Self.version, .esUsername: username, .esDC: Self.dc]
+        var headers: HTTPFields = [.esVersion: Self.version, .esUsername: username, .esDC: Self.dc]
         if let taskId { headers[.esTaskID] = taskId }
         if taskResponse { headers[.esTaskResponse] = "true" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
+        return JSONResponse.make(value, status: status, headers: headers)
     }
 
     func detail(_ e: DanubeError) -> Response { json(.object([("detail", .string(e.detail))]), status: e.status) }

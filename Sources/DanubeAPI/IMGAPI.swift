@@ -21,8 +21,7 @@ struct IMGAPI {
 
     func respond(to request: Request, context: some RequestContext) async -> Response {
         func failure(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
-            Response(status: status, headers: [.contentType: "application/json"],
-                     body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("code", .string(code)), ("message", .string(message))]).serialized)))
+            JSONResponse.make(.object([("code", .string(code)), ("message", .string(message))]), status: status)
         }
         guard request.method == .get || request.method == .head else { return failure(.methodNotAllowed, "BadMethod", "\(request.method) is not allowed") }
         // ["images"], ["images", uuid] or ["images", uuid, "file"] below /imgapi.
@@ -45,8 +44,7 @@ struct IMGAPI {
                     }
                     limit = n
                 }
-                return Response(status: .ok, headers: [.contentType: "application/json"],
-                                body: .init(byteBuffer: ByteBuffer(string: JSONValue.array(Array(manifests.prefix(limit))).serialized)))
+                return JSONResponse.make(.array(Array(manifests.prefix(limit))))
             }
             guard s.count == 2 || (s.count == 3 && s[2] == "file"), ImageID.isValid(s[1]),
                   let image = try? await service.visibleImage(id: s[1], by: anonymous), image.visibility == .public,
@@ -54,8 +52,7 @@ struct IMGAPI {
                 return failure(.notFound, "ResourceNotFound", "image \(s.count > 1 ? s[1] : "") not found")
             }
             if s.count == 2 {
-                return Response(status: .ok, headers: [.contentType: "application/json"],
-                                body: .init(byteBuffer: ByteBuffer(string: DanubeImage.manifest(image).serialized)))
+                return JSONResponse.make(DanubeImage.manifest(image))
             }
             // A disabled image (access 4) keeps its manifest but serves no file.
             guard image.status == .active,

@@ -67,8 +67,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     static func envelope(_ meta: [(String, JSONValue)], _ members: [(String, JSONValue)], status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: JSONValue.object([("meta", .object(meta))] + members).serialized)))
+        JSONResponse.make(.object([("meta", .object(meta))] + members), status: status, contentType: "application/json; charset=utf-8")
     }
 
     static func success(_ meta: [(String, JSONValue)], _ data: JSONValue, status: HTTPResponse.Status = .ok, pagination: JSONValue? = nil) -> Response {
@@ -84,7 +83,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
             guard request.method == .get, let spec = ScalrSpec.document(level: String(path.dropFirst("/api/".count).prefix { $0 != "." })) else {
                 throw Failure.endpoint
             }
-            return Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: spec.serialized)))
+            return JSONResponse.make(spec, contentType: "application/yaml")
         }
         let body: [UInt8]
         do { body = Array(try await RequestReading.body(request, limit: Self.maxBody).readableBytesView) } catch {

@@ -32,8 +32,7 @@ public struct ImagedResponder: HTTPResponder {
                             body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
         case "/readyz":
             let (ready, body) = await readiness.check()
-            return Response(status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(string: body.serialized)))
+            return JSONResponse.make(body, status: ready ? .ok : .serviceUnavailable)
         case "/metrics":
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: Observability.exposition())))

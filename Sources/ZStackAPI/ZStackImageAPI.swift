@@ -507,7 +507,6 @@ enum ZStackReply {
     static let prefix = "/zstack/v1"
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: value.serialized)))
+        JSONResponse.make(value, status: status, contentType: "application/json; charset=utf-8")
     }
 }
