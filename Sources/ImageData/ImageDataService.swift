@@ -53,12 +53,13 @@ public struct ImageDataService: Sendable {
         config.importMethods.filter { $0 != "copy-image" || stores.multiple }
     }
 
-    /// A store the caller named (`X-Image-Meta-Store`, import `stores`); 400 when not configured.
+    /// A store the caller named (an upload's store, import `stores`); 400 when not configured. A
+    /// site with one store accepts its own id, as imports do (ZStack's upload URLs name their
+    /// backup storage whatever the site).
     public func store(named id: String) throws -> any BlobStore {
-        guard stores.multiple else {
-            throw ImageError.badRequest("Multi backend is not supported at this site: X-Image-Meta-Store is not accepted.")
+        guard let store = stores.store(id), stores.multiple || id == blobs.id else {
+            throw ImageError.badRequest("Store for identifier \(id) not found.")
         }
-        guard let store = stores.store(id) else { throw ImageError.badRequest("Store for identifier \(id) not found.") }
         return store
     }
 

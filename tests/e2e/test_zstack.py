@@ -536,3 +536,44 @@ def test_zstack_deleted_images_are_expunged_after_their_period(tmp_path, origin)
         assert "softly deleted image expunged" in srv.log_text()
     finally:
         srv.kill()
+
+
+def test_zstack_flows_on_the_default_single_store_server(tmp_path, origin, disk):
+    """`imaged serve` with no store options (one store): AddImage from a URL and `upload://` both work, and the bytes
+    POSTed to the upload URL make the image Ready with the md5 of what was sent (they were refused with an
+    OpenStack-only multi-store message)."""
+    srv = ImagedServer(tmp_path / "default", "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port))
+    srv.start()
+    try:
+        create_account(srv, "zs-alice", "p-alice", "member")
+        z = ZStack.login(srv.url, "zs-alice")
+        [only] = z.query("/backup-storage")["inventories"]
+        # upload://
+        image_uuid = job_uuid()
+        added = z.add_image(name="zs-default-up", url=f"upload://{image_uuid}", format="qcow2", resourceUuid=image_uuid,
+                            backupStorageUuids=[only["uuid"]])
+        assert added.status_code == 200, added.text
+        inv = added.json()["inventory"]
+        [ref] = inv["backupStorageRefs"]
+        assert (inv["status"], ref["backupStorageUuid"]) == ("Downloading", only["uuid"])
+        payload = disk.qcow2("zs-default-up.qcow2", virtual=16 << 20, seed=21).read_bytes()
+        r = requests.post(ref["installPath"], files={"file": ("zs-default-up.qcow2", payload)},
+                          headers={"X-IMAGE-UUID": image_uuid, "X-IMAGE-SIZE": str(len(payload))})
+        assert r.status_code == 200, r.text
+        done = z.get_image(image_uuid)
+        assert (done["status"], done["md5Sum"], done["actualSize"]) == ("Ready", md5(payload), len(payload))
+        assert Raw(srv.url, "alice").get(f"/v2/images/{uuid.UUID(image_uuid)}/file").content == payload
+        # AddImage from a URL, onto the only backup storage named explicitly
+        data = random_bytes(3 << 20, 77)
+        origin.serve("/zs-default.raw", data)
+        inv = z.add_image(name="zs-default-url", url=origin.url("/zs-default.raw"), format="raw",
+                          backupStorageUuids=[only["uuid"]]).json()["inventory"]
+        assert (inv["status"], inv["md5Sum"], inv["actualSize"]) == ("Ready", md5(data), len(data))
+        # OpenStack keeps Glance's single-store refusal of X-Image-Meta-Store.
+        alice = Raw(srv.url, "alice")
+        img = alice.create(name="os-default", disk_format="raw", container_format="bare")
+        r = alice.put(f"/v2/images/{img['id']}/file", data=b"x" * 10,
+                      headers={"Content-Type": "application/octet-stream", "X-Image-Meta-Store": only["name"]})
+        assert r.status_code == 400 and "Multi backend is not supported" in r.text
+    finally:
+        srv.kill()
