@@ -38,13 +38,13 @@ public struct FileBlobStore: BlobStore {
         var current = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             current += "/" + part
-            if mkdir(current, 0o750) != 0 && errno != EEXIST { throw FileBlobError.syscall("mkdir \(current)", errno) }
+            if mkdir(current, 0o750) != 0 && errno != EEXIST { throw BlobStoreError.syscall("mkdir \(current)", errno) }
         }
     }
 
     /// Keys are made by the service, but a key must never climb out of the root whatever happens.
     func path(_ key: String) throws -> String {
-        guard BlobKey.isValid(key) else { throw FileBlobError.badKey(key) }
+        guard BlobKey.isValid(key) else { throw BlobStoreError(.invalidKey, "invalid blob key '\(key)'") }
         return root + "/" + key
     }
 
@@ -55,7 +55,7 @@ public struct FileBlobStore: BlobStore {
         let fd = try await pool.runIfActive {
             try Self.makeDirectories(directory)
             let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-            guard fd >= 0 else { throw FileBlobError.syscall("open \(temporary)", errno) }
+            guard fd >= 0 else { throw BlobStoreError.syscall("open \(temporary)", errno) }
             return fd
         }
         return FileBlobWriter(fd: fd, temporary: temporary, final: final, directory: directory, pool: pool)
@@ -67,7 +67,7 @@ public struct FileBlobStore: BlobStore {
             var st = stat()
             if stat(p, &st) != 0 {
                 if errno == ENOENT || errno == ENOTDIR { return nil }
-                throw FileBlobError.syscall("stat \(p)", errno)
+                throw BlobStoreError.syscall("stat \(p)", errno)
             }
             return Int64(st.st_size)
         }
@@ -79,7 +79,8 @@ public struct FileBlobStore: BlobStore {
         let fd = try await pool.runIfActive {
             let fd = open(p, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
-                throw errno == ENOENT ? FileBlobError.missing(key) : FileBlobError.syscall("open \(p)", errno)
+                throw errno == ENOENT || errno == ENOTDIR ? BlobStoreError(.notFound, "blob '\(key)' does not exist")
+                    : BlobStoreError.syscall("open \(p)", errno)
             }
             return fd
         }
@@ -93,7 +94,7 @@ public struct FileBlobStore: BlobStore {
                 var buffer = ByteBufferAllocator().buffer(capacity: want)
                 _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { ptr in
                     let n = pread(fd, ptr.baseAddress, want, off_t(offset))
-                    guard n >= 0 else { throw FileBlobError.syscall("pread \(p)", errno) }
+                    guard n >= 0 else { throw BlobStoreError.syscall("pread \(p)", errno) }
                     return n
                 }
                 return buffer
@@ -107,7 +108,11 @@ public struct FileBlobStore: BlobStore {
                 let current = try await pending.value
                 next = nil
                 if current.readableBytes == 0 {
-                    if range != nil { throw FileBlobError.shortRead(key) }
+                    if range != nil {
+                        throw BlobStoreError(.invalidRange, offset == start
+                            ? "range \(start)..<\(end) starts past the end of blob '\(key)'"
+                            : "blob '\(key)' ends at \(offset), before the range \(start)..<\(end) does")
+                    }
                     break
                 }
                 offset += Int64(current.readableBytes)
@@ -129,7 +134,7 @@ public struct FileBlobStore: BlobStore {
     public func delete(key: String) async throws {
         let p = try path(key)
         try await pool.runIfActive {
-            if unlink(p) != 0 && errno != ENOENT { throw FileBlobError.syscall("unlink \(p)", errno) }
+            if unlink(p) != 0 && errno != ENOENT { throw BlobStoreError.syscall("unlink \(p)", errno) }
         }
     }
 
@@ -142,7 +147,7 @@ public struct FileBlobStore: BlobStore {
         let directory = relative.isEmpty ? root : root + "/" + relative
         guard let dir = opendir(directory) else {
             if errno == ENOENT { return [] }
-            throw FileBlobError.syscall("opendir \(directory)", errno)
+            throw BlobStoreError.syscall("opendir \(directory)", errno)
         }
         defer { closedir(dir) }
         var out: [String] = []
@@ -180,22 +185,13 @@ public struct FileBlobStore: BlobStore {
     }
 }
 
-public enum FileBlobError: Error, CustomStringConvertible {
-    case syscall(String, Int32)
-    case badKey(String)
-    case missing(String)
-    case shortRead(String)
-    case finished
-
-    public var description: String {
-        switch self {
-        case .syscall(let what, let code): "\(what): \(String(cString: strerror(code)))"
-        case .badKey(let key): "invalid blob key '\(key)'"
-        case .missing(let key): "blob '\(key)' does not exist"
-        case .shortRead(let key): "blob '\(key)' is shorter than expected"
-        case .finished: "blob writer already committed or cancelled"
-        }
+extension BlobStoreError {
+    /// A failed system call, with what it was about and its errno.
+    static func syscall(_ what: String, _ code: Int32) -> BlobStoreError {
+        BlobStoreError(.io, "\(what): \(String(cString: strerror(code)))")
     }
+
+    static let writerFinished = BlobStoreError(.writerClosed, "blob writer already committed or cancelled")
 }
 
 /// Used by one task at a time (the upload that owns it); the lock only makes that checkable.
@@ -221,7 +217,7 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     }
 
     func write(_ buffer: ByteBuffer) async throws {
-        guard fd >= 0 else { throw FileBlobError.finished }
+        guard fd >= 0 else { throw BlobStoreError.writerFinished }
         let fd = self.fd, at = offset, path = temporary
         try await pool.runIfActive {
             try buffer.withUnsafeReadableBytes { bytes in
@@ -230,7 +226,7 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
                     let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(at + Int64(done)))
                     if n < 0 {
                         if errno == EINTR { continue }
-                        throw FileBlobError.syscall("write \(path)", errno)
+                        throw BlobStoreError.syscall("write \(path)", errno)
                     }
                     done += n
                 }
@@ -246,14 +242,14 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     }
 
     func commit() async throws {
-        guard fd >= 0 else { throw FileBlobError.finished }
+        guard fd >= 0 else { throw BlobStoreError.writerFinished }
         let fd = self.fd, temporary = self.temporary, final = self.final, directory = self.directory
         self.fd = -1
         try await pool.runIfActive {
             defer { close(fd) }
             do {
-                guard fsync(fd) == 0 else { throw FileBlobError.syscall("fsync \(temporary)", errno) }
-                guard rename(temporary, final) == 0 else { throw FileBlobError.syscall("rename \(final)", errno) }
+                guard fsync(fd) == 0 else { throw BlobStoreError.syscall("fsync \(temporary)", errno) }
+                guard rename(temporary, final) == 0 else { throw BlobStoreError.syscall("rename \(final)", errno) }
             } catch {
                 unlink(temporary)
                 throw error

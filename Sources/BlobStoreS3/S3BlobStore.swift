@@ -33,13 +33,6 @@ public struct S3Config: Sendable {
     }
 }
 
-public struct S3Error: Error, CustomStringConvertible, Equatable {
-    public let status: Int
-    public let code: String
-    public let message: String
-    public var description: String { "S3 \(status) \(code): \(message)" }
-}
-
 /// Image bytes as objects in an S3 bucket. A writer is a multipart upload (a single PUT when the
 /// blob fits in one part): nothing is visible under the key until CompleteMultipartUpload, and
 /// cancelling aborts the upload, so no part is left behind.
@@ -57,7 +50,7 @@ public final class S3BlobStore: BlobStore {
     public init(config: S3Config, client: HTTPClient = .shared, logger: Logger = Logger(label: "imaged.s3")) throws {
         guard let url = URL(string: config.endpoint), let scheme = url.scheme, scheme == "http" || scheme == "https",
               let host = url.host, !config.bucket.isEmpty, config.partSize >= 5 << 20, config.partsInFlight >= 1 else {
-            throw S3Error(status: 0, code: "BadConfig", message: "S3 endpoint must be http(s)://host[:port], with a bucket and parts of at least 5 MiB")
+            throw BlobStoreError(.badConfiguration, "S3 endpoint must be http(s)://host[:port], with a bucket and parts of at least 5 MiB")
         }
         self.config = config
         self.signer = SigV4Signer(accessKey: config.accessKey, secretKey: config.secretKey, region: config.region)
@@ -78,7 +71,7 @@ public final class S3BlobStore: BlobStore {
 
     /// The object name for a blob key (checked like every store checks keys).
     func objectName(_ key: String) throws -> String {
-        guard BlobKey.isValid(key) else { throw S3Error(status: 0, code: "BadKey", message: "invalid blob key '\(key)'") }
+        guard BlobKey.isValid(key) else { throw BlobStoreError(.invalidKey, "invalid blob key '\(key)'") }
         return config.keyPrefix + key
     }
 
@@ -129,13 +122,13 @@ public final class S3BlobStore: BlobStore {
                 if accept.contains(status) { return Reply(status: status, headers: response.headers, body: bytes) }
                 let error = Self.error(status: status, body: bytes)
                 guard Self.retryable(status), attempt < config.retries else { throw error }
-                logger.warning("S3 request failed, retrying", metadata: ["status": "\(status)", "code": .string(error.code)])
-            } catch let error as S3Error {
+                logger.warning("S3 request failed, retrying", metadata: ["status": "\(status)", "error": .string(error.message)])
+            } catch let error as BlobStoreError {
                 throw error
-            } catch is CancellationError {
-                throw CancellationError()
             } catch {
-                guard attempt < config.retries else { throw error }
+                // The connection failed (or the answer could not be read): S3 was not reached.
+                if error is CancellationError || Task.isCancelled { throw CancellationError() }
+                guard attempt < config.retries else { throw Self.unreachable(method, error) }
                 logger.warning("S3 request failed, retrying", metadata: ["error": "\(error)"])
             }
             attempt += 1
@@ -150,10 +143,25 @@ public final class S3BlobStore: BlobStore {
 
     static func retryable(_ status: Int) -> Bool { status == 500 || status == 502 || status == 503 || status == 504 || status == 429 }
 
-    static func error(status: Int, body: ByteBuffer) -> S3Error {
+    /// S3's error answer as a store error: its status, code and message, and the kind they mean.
+    static func error(status: Int, body: ByteBuffer) -> BlobStoreError {
         let text = String(buffer: body)
-        return S3Error(status: status, code: S3XML.values("Code", in: text).first ?? "HTTP\(status)",
-                       message: S3XML.values("Message", in: text).first ?? "")
+        let code = S3XML.values("Code", in: text).first ?? "HTTP\(status)"
+        let message = S3XML.values("Message", in: text).first ?? ""
+        let kind: BlobStoreError.Kind = switch (status, code) {
+        case (404, _): .notFound
+        case (401, _), (403, _): .accessDenied
+        case (416, _): .invalidRange
+        case (_, "InternalError"), (_, "SlowDown"), (_, "ServiceUnavailable"): .unavailable
+        case _ where retryable(status): .unavailable
+        default: .io
+        }
+        return BlobStoreError(kind, "S3 \(status) \(code): \(message)")
+    }
+
+    /// A request that never got an answer, retries included.
+    static func unreachable(_ method: HTTPMethod, _ error: any Error) -> BlobStoreError {
+        BlobStoreError(.unavailable, "S3 \(method.rawValue) failed: \(error)")
     }
 
     // MARK: BlobStore
@@ -182,22 +190,33 @@ public final class S3BlobStore: BlobStore {
             do {
                 response = try await client.execute(request, timeout: config.requestTimeout)
             } catch {
-                guard attempt < config.retries, !(error is CancellationError) else { throw error }
+                if error is CancellationError || Task.isCancelled { throw CancellationError() }
+                guard attempt < config.retries else { throw Self.unreachable(.GET, error) }
                 attempt += 1
                 try await Self.backoff(attempt)
                 continue
             }
             let status = Int(response.status.code)
             guard status == 200 || status == 206 else {
-                let error = Self.error(status: status, body: try await response.body.collect(upTo: 1 << 20))
+                // The status decides; an answer body that cannot be read only loses S3's code and message.
+                let error = Self.error(status: status, body: (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer())
                 guard Self.retryable(status), attempt < config.retries else { throw error }
                 attempt += 1
                 try await Self.backoff(attempt)
                 continue
             }
             // Once bytes have reached the sink a retry would repeat them: failures from here on are final.
-            for try await buffer in response.body { try await sink(buffer) }
-            return
+            // The sink's own errors are the caller's and go through as they are.
+            var body = response.body.makeAsyncIterator()
+            while true {
+                let next: ByteBuffer?
+                do { next = try await body.next() } catch {
+                    if error is CancellationError || Task.isCancelled { throw CancellationError() }
+                    throw Self.unreachable(.GET, error)
+                }
+                guard let buffer = next else { return }
+                try await sink(buffer)
+            }
         }
     }
 
@@ -260,7 +279,7 @@ public final class S3BlobStore: BlobStore {
     func createUpload(object: String) async throws -> String {
         let r = try await send(.POST, object: object, query: [("uploads", "")], accept: [200])
         guard let id = S3XML.values("UploadId", in: String(buffer: r.body)).first, !id.isEmpty else {
-            throw S3Error(status: r.status, code: "NoUploadId", message: "CreateMultipartUpload answered without an UploadId")
+            throw BlobStoreError(.io, "S3 \(r.status) NoUploadId: CreateMultipartUpload answered without an UploadId")
         }
         return id
     }
@@ -269,7 +288,7 @@ public final class S3BlobStore: BlobStore {
         let r = try await send(.PUT, object: object, query: [("partNumber", String(number)), ("uploadId", uploadId)],
                                body: bytes, accept: [200])
         guard let etag = r.headers.first(name: "etag") else {
-            throw S3Error(status: r.status, code: "NoETag", message: "UploadPart answered without an ETag")
+            throw BlobStoreError(.io, "S3 \(r.status) NoETag: UploadPart answered without an ETag")
         }
         return etag
     }
@@ -315,7 +334,7 @@ actor S3BlobWriter: BlobWriter {
     }
 
     func write(_ bytes: ByteBuffer) async throws {
-        guard !finished else { throw S3Error(status: 0, code: "WriterClosed", message: "write after commit or cancel") }
+        guard !finished else { throw BlobStoreError(.writerClosed, "S3 blob writer: write after commit or cancel") }
         var bytes = bytes
         let partSize = store.config.partSize
         while bytes.readableBytes > 0 {
@@ -339,7 +358,7 @@ actor S3BlobWriter: BlobWriter {
     }
 
     func commit() async throws {
-        guard !finished else { throw S3Error(status: 0, code: "WriterClosed", message: "commit after commit or cancel") }
+        guard !finished else { throw BlobStoreError(.writerClosed, "S3 blob writer: commit after commit or cancel") }
         do {
             if uploadId == nil {
                 try await store.putObject(object: object, bytes: buffer)

@@ -32,6 +32,41 @@ extension BlobStore {
     public var description: String { id }
 }
 
+/// What every store driver throws when it fails, so callers (and the conformance suite) can tell
+/// the conditions apart without knowing the driver. `message` is the driver's own account (a
+/// syscall and its errno, S3's status, code and message); `description` is the message.
+/// Cancellation is not a store failure: a cancelled operation throws `CancellationError`.
+public struct BlobStoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Equatable {
+        /// The key is not a blob key (`BlobKey.isValid`): refused before the store is touched.
+        case invalidKey
+        /// Reading a blob that is not committed under the key (never written, cancelled or deleted).
+        case notFound
+        /// A byte range that starts at or past the end of the blob. (A range that only ends past
+        /// it gets the bytes there are from S3; the file store delivers them, then throws this.)
+        case invalidRange
+        /// `write` or `commit` on a writer that was already committed or cancelled.
+        case writerClosed
+        /// The store refused the credentials or the access (S3 401/403).
+        case accessDenied
+        /// The store could not be reached or kept failing after retries (S3 connection errors,
+        /// timeouts, 5xx and throttling).
+        case unavailable
+        /// The store failed the operation otherwise: a file system call (disk full, permissions,
+        /// a blob shorter than its size), an S3 answer refusing the request or not making sense.
+        case io
+        /// The driver's configuration is unusable (an S3 endpoint that is not http(s)://host…).
+        case badConfiguration
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+
+    public var description: String { message }
+}
+
 /// Space of a store, for APIs that show it (ZStack's backup storage capacities).
 public struct BlobStoreCapacity: Sendable, Equatable {
     public var total: Int64

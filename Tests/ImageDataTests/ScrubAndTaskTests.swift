@@ -4,6 +4,7 @@ import Crypto
 import Foundation
 import ImageCore
 import NIOCore
+import Synchronization
 import Testing
 @testable import ImageData
 
@@ -77,11 +78,48 @@ struct Node {
     }
 }
 
+/// Polls `condition` until it holds or `timeout` passes; whether it held. For tests that wait for
+/// something to happen: the wait ends as soon as it has, and a bounded wait fails instead of hanging.
+func eventually(within timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try await condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+}
+
+/// A point a test double gets to (a download's first chunk, the end of a request body), made
+/// explicit so the test waits for it instead of sleeping: the double calls `reach()`, the test
+/// `reached()`. A holding checkpoint keeps the double there until the test calls `open()` (or the
+/// double's task is cancelled), so the test acts while the double is known to be at that point.
+/// One task reaches it.
+final class Checkpoint: Sendable {
+    private let wasReached = Mutex(false)
+    private let gate: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)?
+
+    init(holds: Bool = false) { gate = holds ? AsyncStream<Void>.makeStream() : nil }
+
+    func reach() async {
+        wasReached.withLock { $0 = true }
+        if let gate { for await _ in gate.stream {} }
+    }
+
+    func open() { gate?.continuation.finish() }
+
+    /// Whether the double got there within `timeout`.
+    func reached(within timeout: Duration = .seconds(10)) async -> Bool {
+        await eventually(within: timeout) { self.wasReached.withLock { $0 } }
+    }
+}
+
 /// A test double for the network side of web-download.
 struct ScriptedFetcher: RemoteFetcher {
     var body: [UInt8]
     var failAfter: Int? = nil
     var delayPerChunk: Duration = .zero
+    /// Reached once the first chunk went to the sink.
+    var afterFirstChunk: Checkpoint? = nil
     struct Cut: Error {}
     func vet(_ url: String) async throws {
         if url.contains("forbidden") { throw ImageError.badRequest("URI for web-download does not pass filtering: \(url)") }
@@ -94,6 +132,7 @@ struct ScriptedFetcher: RemoteFetcher {
             if let failAfter, sent >= failAfter { throw Cut() }
             let n = min(65_536, body.count - sent)
             try await sink(ByteBuffer(bytes: body[sent..<sent + n]))
+            if sent == 0, let afterFirstChunk { await afterFirstChunk.reach() }
             sent += n
             if delayPerChunk > .zero { try await Task.sleep(for: delayPerChunk) }
         }
@@ -210,14 +249,17 @@ func webDownload(_ uri: String) -> JSONValue {
         options.leaseSeconds = 1
         // The whole download would take about 10 s; a run that stops at its next renewal ends within ~1 s,
         // so the 5 s bound below separates the two even on a loaded machine.
-        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(4 << 20), delayPerChunk: .milliseconds(150)),
+        let downloading = Checkpoint()
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(4 << 20), delayPerChunk: .milliseconds(150),
+                                                                     afterFirstChunk: downloading),
                                       options: options)
         let id = try await node.image(.queued)
         let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
         let claimed = try #require(try await node.catalog.claimTask(owner: "n1", now: Timestamp.now(), leaseSeconds: 1))
         let started = ContinuousClock.now
         async let run: Void = runner.execute(claimed)
-        try await Task.sleep(for: .milliseconds(200))
+        // The run is downloading (its first chunk is written) when another node takes the task over.
+        try #require(await downloading.reached(), "the run never started downloading")
         // What another node's claim after expiry writes.
         _ = try await node.catalog.updateTask(id: task.id) { $0.leaseOwner = "n2"; $0.attempts += 1; $0.leaseExpiresAt = Timestamp.now() + 60 }
         await run
@@ -250,13 +292,16 @@ func webDownload(_ uri: String) -> JSONValue {
     @Test func deletedDuringImportDiscardsData() async throws {
         let node = try Node()
         defer { node.remove() }
-        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(400_000), delayPerChunk: .milliseconds(20)))
+        // The download stops after its first chunk (of seven) until the image is deleted.
+        let halfway = Checkpoint(holds: true)
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(400_000), afterFirstChunk: halfway))
         let id = try await node.image(.queued)
         let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
         let claimed = try #require(try await node.catalog.claimTask(owner: "n", now: Timestamp.now(), leaseSeconds: 30))
         async let run: Void = runner.execute(claimed)
-        try await Task.sleep(for: .milliseconds(40))
+        try #require(await halfway.reached(), "the run never started downloading")
         try await node.service.deleteImage(id: id, by: node.admin)
+        halfway.open()
         await run
         let failed = try #require(try await node.catalog.task(id: task.id))
         #expect(failed.status == .failure)

@@ -13,11 +13,15 @@ struct BrokenBody: AsyncSequence {
     struct Disconnected: Error {}
     var chunks: Int
     var hang = false
+    /// Reached when every chunk was delivered, before the hang or the failure.
+    var atEnd: Checkpoint? = nil
     struct Iterator: AsyncIteratorProtocol {
         var left: Int
         var hang: Bool
+        let atEnd: Checkpoint?
         mutating func next() async throws -> ByteBuffer? {
             if left == 0 {
+                await atEnd?.reach()
                 if hang { try await Task.sleep(for: .seconds(3600)) }
                 throw Disconnected()
             }
@@ -25,7 +29,7 @@ struct BrokenBody: AsyncSequence {
             return ByteBuffer(bytes: pseudoRandom(100_000, seed: UInt64(left)))
         }
     }
-    func makeAsyncIterator() -> Iterator { Iterator(left: chunks, hang: hang) }
+    func makeAsyncIterator() -> Iterator { Iterator(left: chunks, hang: hang, atEnd: atEnd) }
 }
 
 @Suite struct UploadFaultTests {
@@ -49,12 +53,12 @@ struct BrokenBody: AsyncSequence {
         defer { node.remove() }
         let data = ImageDataService(images: node.service, blobs: node.blobs)
         let id = try await node.image(.queued)
-        let upload = Task { try await data.upload(id: id, declaredSize: nil, body: BrokenBody(chunks: 30, hang: true), by: node.admin) }
-        // Wait until the upload is under way.
-        for _ in 0..<200 where try await node.catalog.image(id: id)?.status != .saving {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        try await Task.sleep(for: .milliseconds(100))
+        let stalled = Checkpoint()
+        let upload = Task { try await data.upload(id: id, declaredSize: nil, body: BrokenBody(chunks: 30, hang: true, atEnd: stalled), by: node.admin) }
+        defer { upload.cancel() }
+        // Cancelled mid-upload: the data so far is written and the client has stopped sending.
+        try #require(await stalled.reached(), "the upload never read the body to its stall")
+        #expect(try await node.catalog.image(id: id)?.status == .saving)
         upload.cancel()
         _ = await upload.result
         #expect(try await node.catalog.image(id: id)?.status == .queued)

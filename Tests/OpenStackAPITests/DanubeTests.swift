@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import ImageCore
 import ImageData
+import Synchronization
 import Testing
 @testable import DanubeAPI
 
@@ -91,17 +92,30 @@ import Testing
     }
 }
 
-/// A fetcher that serves one canned body once `release()` is called (a test double for the repository refresh).
-final class GatedFetcher: RemoteFetcher, @unchecked Sendable {
+/// A fetcher that serves one canned body once `release()` is called (a test double for the repository
+/// refresh); `started()` tells the test that a fetch is waiting for it.
+final class GatedFetcher: RemoteFetcher, Sendable {
     let body: [UInt8]
     private let gate = AsyncStream<Void>.makeStream()
-    private(set) var urls: [String] = []
+    private let requested = Mutex<[String]>([])
+    var urls: [String] { requested.withLock { $0 } }
     init(_ body: String) { self.body = Array(body.utf8) }
     func release() { gate.continuation.yield(); gate.continuation.finish() }
+
+    /// Whether a fetch began within `timeout` (polled).
+    func started(within timeout: Duration = .seconds(10)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while urls.isEmpty {
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
+    }
+
     func vet(_ url: String) async throws {}
     func fetch(_ url: String, maxBytes: Int64, announce: (Int64?) async throws -> Void,
                into sink: (ByteBuffer) async throws -> Void) async throws {
-        urls.append(url)
+        requested.withLock { $0.append(url) }
         for await _ in gate.stream { break }
         try await sink(ByteBuffer(bytes: body))
     }
@@ -116,7 +130,9 @@ final class GatedFetcher: RemoteFetcher, @unchecked Sendable {
             """)
         let stores = DanubeImagestores([(name: "repo", url: "http://repo.example/api")], fetcher: fetcher)
         let first = Task { try await stores.refresh("repo") }
-        try await Task.sleep(for: .milliseconds(100))
+        defer { fetcher.release() }
+        // The refresh is fetching, so it holds the repository's lock.
+        try #require(await fetcher.started(), "the refresh never fetched")
         await #expect(throws: DanubeError.locked) { _ = try await stores.refresh("repo") }
         await #expect(throws: DanubeError.locked) { _ = try await stores.refreshAll() }
         fetcher.release()

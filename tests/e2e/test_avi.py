@@ -159,7 +159,7 @@ def test_package_upload_progress_through_the_sdk_session(avi_server):
             found = api.get_object_by_name("image", "slow-controller.pkg")
             if found and "progress" in found:
                 seen.append((found["progress"], found["img_state"]["state"]))
-            time.sleep(0.2)
+            stop.wait(0.2)  # the sampling interval (and a prompt end when stopped)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -168,8 +168,10 @@ def test_package_upload_progress_through_the_sdk_session(avi_server):
                           headers={"Content-Type": "multipart/form-data; boundary=imagedavi", "X-CSRFToken": token,
                                    "Referer": avi_server.url, "X-Avi-Tenant": "p-alice"},
                           cookies={"sessionid": api.session_id, "csrftoken": token}, timeout=120)
+        if r.status_code == 201:
+            # the watcher sees the package complete too
+            wait_for(lambda: seen and seen[-1] == (100, "IMAGE_FSM_COMPLETED"), timeout=20, what="the watcher to see the package complete")
     finally:
-        time.sleep(0.5)
         stop.set()
         watcher.join()
     assert r.status_code == 201, r.text

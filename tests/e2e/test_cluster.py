@@ -164,7 +164,9 @@ def test_sigkill_during_web_download_the_other_node_finishes_the_task(cluster, o
     assert r.status_code == 202, r.text
     # Node 1 is downloading (slowly) when it dies; node 2 joins only now, so node 1 surely took the task.
     wait_for(lambda: source.requests == 1 and source.active == 1, timeout=30, what="node 1 to start the download")
-    time.sleep(1.0)
+    # ... and has renewed its lease with the download's progress (every lease/3 s) before it dies.
+    wait_for(lambda: [t for t in tasks_of(alice1, image["id"]) if t["status"] == "processing" and t["message"].startswith("Copied")],
+             timeout=30, what="node 1 to report the download's progress")
     node1.kill(signal.SIGKILL)
     node2 = c.node()
     alice2 = Raw(node2.url, "alice")

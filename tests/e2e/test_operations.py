@@ -132,7 +132,8 @@ def test_sigterm_gives_task_leases_back(tmp_path, origin):
     assert r.status_code == 202, r.text
     wait_for(lambda: origin.hits.count("/ops/slow.raw") >= 1 and alice.get(f"/v2/images/{image['id']}").json()["status"] == "importing",
              what="the import under way")
-    time.sleep(0.5)
+    # this node's run holds the task's lease (it is fetching) when SIGTERM comes
+    wait_for(lambda: [t["status"] for t in tasks_of(alice, image["id"])] == ["processing"], what="the task to be processing")
     srv.kill(signal.SIGTERM)
     assert "task released at shutdown" in srv.log_text()
     # with a 60 s lease, only a released lease lets the restarted node resume at once
