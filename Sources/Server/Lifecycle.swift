@@ -23,7 +23,8 @@ struct SoftDeleteReaperService: Service {
 /// Runs the server until SIGTERM/SIGINT: it then stops accepting, lets requests in flight (uploads)
 /// finish for up to `shutdownGraceSeconds`, then cancels them (an upload cancelled this way returns its
 /// image to queued); background tasks release their leases at once. On PostgreSQL the connection pool
-/// is the group's first service: it starts before the server and closes after it.
+/// is the group's first service: it starts before the server and is shut down after the server has
+/// finished, so the writes of that clean-up still reach the catalog.
 public func runImaged(_ config: ServerConfig) async throws {
     var logger = Logger(label: "imaged")
     logger.logLevel = config.logLevel
@@ -32,17 +33,37 @@ public func runImaged(_ config: ServerConfig) async throws {
     let services: [ServiceGroupConfiguration.ServiceConfiguration] = (postgres.map { [.init(service: $0.service)] } ?? [])
         + [.init(service: server)]
     var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-    group.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
+    // A backstop only: the server ends its own grace (below), then the pool shuts down.
+    group.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds + 30)
     try await ServiceGroup(configuration: group).run()
 }
 
-/// Builds the server (once the catalog's pool runs beside it) and serves until shutdown.
+/// Builds the server (once the catalog's pool runs beside it) and serves until shutdown. The grace
+/// period is kept here rather than by the group: when it ends only the server's requests are
+/// cancelled, not the pool their clean-up writes through.
 struct ServerService: Service {
     let config: ServerConfig
     let postgres: PostgresCatalog?
 
+    struct GraceExpired: Error {}
+
     func run() async throws {
-        try await buildApplication(config, postgres: postgres).run()
+        let app = try await buildApplication(config, postgres: postgres)
+        let grace = config.shutdownGraceSeconds
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.run() }
+            group.addTask {
+                try await gracefulShutdown()
+                try await Task.sleep(for: .seconds(grace))
+                throw GraceExpired()
+            }
+            do {
+                try await group.next()   // the server finished its requests, or the grace ran out
+            } catch is GraceExpired {
+            }
+            group.cancelAll()
+            while let _ = try? await group.next() {}
+        }
     }
 }
 
