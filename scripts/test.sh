@@ -24,16 +24,28 @@ started=$(date +%s)
 log() { printf '\n==> %s\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
-declare -A result=()
+declare -A result=() began=()
 order=(deps build swift-test e2e e2e-scaleout fuzz)
 for s in "${order[@]}"; do result[$s]="not run"; done
+# A step's time runs from its `begin` to the next step's (or to the summary).
+begin() { began[$1]=$(date +%s); }
+took() {
+  local s=$1 next="" i found=0 end
+  [ -n "${began[$s]:-}" ] || { echo "-"; return; }
+  for i in "${order[@]}"; do
+    if [ $found = 1 ] && [ -n "${began[$i]:-}" ]; then next=${began[$i]}; break; fi
+    [ "$i" = "$s" ] && found=1
+  done
+  end=${next:-$(date +%s)}
+  echo "$(( (end - ${began[$s]}) / 60 ))m$(( (end - ${began[$s]}) % 60 ))s"
+}
 
 summary() {
   local failed=()
   echo
   echo "==> Summary ($(elapsed))"
   for s in "${order[@]}"; do
-    printf '    %-13s %s\n' "$s" "${result[$s]}"
+    printf '    %-13s %-9s %s\n' "$s" "$(took "$s")" "${result[$s]}"
     case "${result[$s]}" in ok*) ;; *) failed+=("$s") ;; esac
   done
   if [ ${#failed[@]} -eq 0 ]; then
@@ -93,11 +105,13 @@ keystone_deps() {
   scripts/postgres.sh install </dev/null
 }
 
+begin deps
 log "dependencies"
 if deps && keystone_deps; then result[deps]="ok"; else result[deps]="FAILED"; summary; fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. Build once (product and tests)
+begin build
 log "swift build --build-tests"
 if swift build --build-tests </dev/null; then
   result[build]="ok"
@@ -117,6 +131,7 @@ stop_servers() {
 }
 trap stop_servers EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+begin swift-test
 S3_PORT=$(free_port)
 log "S3 server (Ceph RGW) on 127.0.0.1:$S3_PORT"
 if scripts/s3.sh start "$S3_DIR" "$S3_PORT" </dev/null; then
@@ -143,6 +158,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # 4. End-to-end: the real binary and the real clients
+begin e2e
 log "pytest tests/e2e"
 export IMAGED_BIN="${IMAGED_BIN:-.build/debug/imaged}"
 .venv/bin/pytest -q tests/e2e </dev/null
@@ -154,6 +170,7 @@ case $rc in
 esac
 
 # The client suites again, the session server now on PostgreSQL + S3 (a fresh schema and key prefix).
+begin e2e-scaleout
 log "pytest (openstack CLI, openstacksdk, glanceclient, raw HTTP) on PostgreSQL + S3"
 IMAGED_E2E_BACKEND=postgres-s3 .venv/bin/pytest -q tests/e2e/test_osc.py tests/e2e/test_sdk.py \
   tests/e2e/test_glanceclient.py tests/e2e/test_raw_http.py </dev/null
@@ -165,6 +182,7 @@ esac
 
 # ---------------------------------------------------------------------------------------------
 # 5. Fuzzing: no crash, hang or leak within the time bound (inputs found are kept under .build-fuzz/results)
+begin fuzz
 log "fuzzing: corpus replay, then scripts/fuzz.sh (${FUZZ_SECONDS:-45} s per target)"
 if scripts/fuzz.sh replay </dev/null; then
   scripts/fuzz.sh </dev/null
