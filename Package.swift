@@ -187,6 +187,7 @@ let package = Package(
         .testTarget(name: "ImageDataTests", dependencies: [
             "ImageData", "ImageCore", "BlobStoreFile", "CatalogSQLite",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
         // One conformance suite, run against every BlobStore driver.

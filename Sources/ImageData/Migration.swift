@@ -25,11 +25,15 @@ public struct Migration: Sendable {
         public var accounts = 0
         public var apiKeys = 0
         public var quotas = 0
+        /// Images copied without their name rule: the source already held a clash (made before
+        /// names were decided inside the catalog write), which the target's write would refuse.
+        public var nameRulesDropped: [String] = []
         public init() {}
 
         public var description: String {
             "images \(images) (\(imagesSkipped) already there), blobs \(blobsCopied) (\(bytesCopied) bytes, digests verified), " +
             "members \(members), tasks \(tasks), accounts \(accounts), API keys \(apiKeys), quota overrides \(quotas)"
+                + (nameRulesDropped.isEmpty ? "" : "; copied without their name rule (the source held a clash): \(nameRulesDropped.joined(separator: ", "))")
         }
     }
 
@@ -103,11 +107,13 @@ public struct Migration: Sendable {
                 report.blobsCopied += 1
             }
             // The blob is committed before the row that names it.
-            if existing == nil {
-                try await target.catalog.insertImage(image)
-            } else {
-                // Only when the source changed since an earlier run; `version` stays the target's own counter.
-                _ = try await target.catalog.updateImage(id: image.id) { $0 = image }
+            do {
+                try await write(image, exists: existing != nil)
+            } catch let e as ImageError where e.kind == .duplicate {
+                var unclaimed = image
+                unclaimed.nameRule = nil
+                try await write(unclaimed, exists: existing != nil)
+                report.nameRulesDropped.append(image.id)
             }
         }
         for member in try await source.catalog.members(imageId: image.id) {
@@ -117,6 +123,15 @@ public struct Migration: Sendable {
                 try await target.catalog.updateMember(member)
             }
             report.members += 1
+        }
+    }
+
+    func write(_ image: Image, exists: Bool) async throws {
+        if exists {
+            // Only when the source changed since an earlier run; `version` stays the target's own counter.
+            _ = try await target.catalog.updateImage(id: image.id) { $0 = image }
+        } else {
+            try await target.catalog.insertImage(image)
         }
     }
 

@@ -1,7 +1,8 @@
 import BlobStoreFile
-import CatalogSQLite
+@testable import CatalogSQLite
 import Crypto
 import Foundation
+import GRDB
 import ImageCore
 import NIOCore
 import Testing
@@ -75,6 +76,38 @@ import Testing
         // A third run has nothing to do.
         let again = try await migration.run()
         #expect(again.imagesSkipped == 9 && again.bytesCopied == 0)
+    }
+
+    /// A source catalog can hold two images claiming one name (made before names were decided
+    /// inside the write, then given the rule by the v5 migration): the target's write refuses the
+    /// second claim, so it is copied without its rule, and the report names it.
+    @Test func aClashTheSourceAlreadyHeldIsCopiedWithoutItsRule() async throws {
+        let source = try Node(), target = try Node()
+        defer { source.remove(); target.remove() }
+        let first = try await activeImage(source, [1, 2, 3])
+        let second = try await activeImage(source, [4, 5, 6])
+        for image in [first, second] {
+            _ = try await source.catalog.updateImage(id: image.id) { $0.name = "web" }
+        }
+        // What the v5 backfill does to images the Avi front-end made: rows written directly.
+        try await source.catalog.pool.write { db in
+            try db.execute(sql: "UPDATE images SET name_rule = 'name_per_owner'")
+        }
+        // (Read by listing: the point-read cache does not see writes made around the catalog.)
+        let rows = try await all(source.catalog)
+        #expect(rows.count == 2 && rows.allSatisfy { $0.nameRule == .namePerOwner && $0.name == "web" })
+
+        let migration = Migration(from: .init(catalog: source.catalog, blobs: source.blobs),
+                                  to: .init(catalog: target.catalog, blobs: target.blobs))
+        let report = try await migration.run()
+        #expect(report.images == 2)
+        let copied = try await all(target.catalog)
+        #expect(Set(copied.map(\.id)) == [first.id, second.id])
+        #expect(copied.allSatisfy { $0.name == "web" })
+        let dropped = try #require(report.nameRulesDropped.first)
+        #expect(report.nameRulesDropped.count == 1)
+        #expect(copied.filter { $0.nameRule == nil }.map(\.id) == [dropped])
+        #expect(report.description.contains(dropped))
     }
 }
 
