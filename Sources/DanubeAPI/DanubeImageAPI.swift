@@ -341,7 +341,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var v = DanubeValidation()
         if try await service.idIsTaken(manifest.uuid) {
             // The name only when the caller may see the image; the id says nothing more.
-            let existing = try? await service.visibleImage(id: manifest.uuid, by: p)
+            let existing = try await service.visibleImageIfAny(id: manifest.uuid, by: p)
             v.add("manifest_url", "Image UUID is already registered by image \"\(existing?.name ?? manifest.uuid.lowercased())\".")
             throw v
         }

@@ -47,7 +47,7 @@ struct IMGAPI {
                 return JSONResponse.make(.array(Array(manifests.prefix(limit))))
             }
             guard s.count == 2 || (s.count == 3 && s[2] == "file"), ImageID.isValid(s[1]),
-                  let image = try? await service.visibleImage(id: s[1], by: anonymous), image.visibility == .public,
+                  let image = try await service.visibleImageIfAny(id: s[1], by: anonymous), image.visibility == .public,
                   image.status == .active || image.status == .deactivated else {
                 return failure(.notFound, "ResourceNotFound", "image \(s.count > 1 ? s[1] : "") not found")
             }

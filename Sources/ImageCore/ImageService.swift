@@ -82,6 +82,12 @@ public struct ImageService: Sendable {
         try await visibleImageAndMembership(id: id, by: p).image
     }
 
+    /// The image when the caller can see it, nil when it cannot (or it does not exist); other
+    /// failures (the catalog unreachable) are thrown, not taken for "not found".
+    public func visibleImageIfAny(id: String, by p: Principal) async throws -> Image? {
+        do { return try await visibleImage(id: id, by: p) } catch let e as ImageError where e.kind == .notFound { return nil }
+    }
+
     func visibleImageAndMembership(id: String, by p: Principal) async throws -> (image: Image, member: ImageMember?) {
         guard ImageID.isValid(id), let image = try await catalog.image(id: id.lowercased()) else {
             throw ImageError.notFound("No image found with ID \(id)")

@@ -207,7 +207,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     func visible(_ id: String, _ scope: Scope, _ p: Principal) async throws -> Image {
-        guard let image = try? await service.visibleImage(id: id, by: p), Self.sees(image, scope) else { throw Failure.notFound }
+        guard let image = try await service.visibleImageIfAny(id: id, by: p), Self.sees(image, scope) else { throw Failure.notFound }
         return image
     }
 
