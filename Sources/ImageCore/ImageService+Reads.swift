@@ -85,6 +85,15 @@ extension ImageService {
         return (image, uploader)
     }
 
+    /// The image, whoever owns it, behind a capability URL a front-end handed out (ZStack's export
+    /// URLs): `holds` decides from the image's vendor document whether the URL's token is still
+    /// valid there. Nil when the image is unknown, gone, or `holds` says no.
+    public func imageForCapability(imageId: String, vendor: String, holds: (JSONValue) -> Bool) async throws -> Image? {
+        guard ImageID.isValid(imageId), let image = try await catalog.image(id: imageId.lowercased()), !image.status.isGone,
+              let document = image.extensions[vendor], holds(document) else { return nil }
+        return image
+    }
+
     /// Ends an upload slot: the token goes, so its URL no longer names anything.
     public func closeUploadSlot(imageId: String, vendor: String) async throws {
         _ = try await catalog.updateImage(id: imageId.lowercased()) { image in

@@ -372,6 +372,33 @@ public struct ImageService: Sendable {
         return updated
     }
 
+    /// Forgets the image's data in some of its stores (ZStack's expunge from some backup storages),
+    /// softly deleted images included: `stores` loses them in one write, at least one must remain,
+    /// and `change` records vendor state in the same write. The caller removes those blobs afterwards.
+    public func forgetStores(id: String, _ drop: Set<String>, by p: Principal,
+                             _ change: (@Sendable (inout Image) throws -> Void)? = nil) async throws -> Image {
+        let image = try await visibleImageOrSoftDeleted(id: id, by: p)
+        guard Policy.allows(.deleteImage, p, PolicyTarget(image)) else {
+            throw ImageError.forbidden("You are not authorized to delete data of image \(image.id).")
+        }
+        let updated = try await catalog.updateImage(id: image.id) { image in
+            guard [.active, .deactivated, .pendingDelete].contains(image.status) else {
+                throw ImageError.conflict("Image \(image.id) is in status '\(image.status.rawValue)'; its stores cannot change.")
+            }
+            let held = Self.storeIds(image)
+            let kept = held.filter { !drop.contains($0) }
+            guard !kept.isEmpty, kept.count < held.count else {
+                throw ImageError.conflict("Image \(image.id) must keep its data in at least one store it is in.")
+            }
+            try change?(&image)
+            image.properties[Self.storesKey] = kept.joined(separator: ",")
+            image.updatedAt = max(Timestamp.now(), image.updatedAt)
+        }
+        guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        logger.info("image data forgotten in some stores", metadata: ["image": .string(id), "stores": .string(drop.sorted().joined(separator: ","))])
+        return updated
+    }
+
     /// active → deactivated; already deactivated is a no-op; any other status is refused (403).
     public func deactivateImage(id: String, by p: Principal) async throws {
         try await transition(id: id, by: p, action: .deactivate, from: .active, to: .deactivated)

@@ -353,6 +353,21 @@ extension ImageDataService {
         await removeData(of: id)
     }
 
+    /// Removes the image's copies in some of its stores (at least one stays): recorded first, then
+    /// the blobs deleted. `change` records vendor state in the same write.
+    public func dropCopies(id: String, stores drop: Set<String>, by p: Principal,
+                           _ change: (@Sendable (inout Image) throws -> Void)? = nil) async throws -> Image {
+        let image = try await images.forgetStores(id: id, drop, by: p, change)
+        for storeId in drop.sorted() {
+            guard let store = stores.store(storeId) else { continue }
+            do { try await store.delete(key: BlobKey.image(image.id)) } catch {
+                DataMetrics.storeError("delete")
+                logger.warning("a store's copy was forgotten but could not be removed yet", metadata: ["image": .string(image.id), "store": .string(storeId), "error": "\(error)"])
+            }
+        }
+        return image
+    }
+
     func removeData(of id: String) async {
         let id = id.lowercased()
         do {

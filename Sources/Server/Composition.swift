@@ -125,6 +125,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
         options: .init(publicEndpoint: config.publicEndpoint))
     var zstackOptions = ZStackAPIOptions(publicEndpoint: config.publicEndpoint)
     zstackOptions.sessionLifetime = config.zstackSessionSeconds
+    zstackOptions.exportLifetime = config.zstackExportSeconds
     let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: zstackOptions)
     let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, catalog: catalog, after: config.expungeAfterSeconds, logger: logger) : nil
     var danubeOptions = DanubeAPIOptions(publicEndpoint: config.publicEndpoint)

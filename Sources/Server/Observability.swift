@@ -54,7 +54,8 @@ public enum Observability {
         // Avi
         "api", "login", "logout",
         // ZStack
-        "zstack", "v1", "accounts", "sessions", "api-jobs", "backup-storage", "candidate-backup-storage", "uploads",
+        "zstack", "v1", "accounts", "sessions", "api-jobs", "backup-storage", "candidate-backup-storage", "uploads", "exports",
+        "exported-images", "user-tags", "qga",
         // Danube and its IMGAPI
         "imgapi", "imagestore", "refresh", "snapshot", "vm", "status", "done", "log", "dc", "manage",
         // Scalr

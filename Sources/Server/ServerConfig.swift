@@ -53,6 +53,8 @@ public struct ServerConfig: Sendable {
     public var taskLeaseSeconds: Int64 = 30
     /// Lifetime of a ZStack login session (`--zstack-session-seconds`).
     public var zstackSessionSeconds: Int64 = 7200
+    /// Lifetime of a ZStack export URL (`--zstack-export-seconds`).
+    public var zstackExportSeconds: Int64 = 86_400
     /// The key that seals secrets the servers must use again (Scalr's HMAC keys); nil: `<data-dir>/secret.key`.
     public var secretKeyFile: String?
     /// Seconds requests in flight may take to finish after SIGTERM before they are cancelled.

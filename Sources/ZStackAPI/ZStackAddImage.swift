@@ -54,7 +54,9 @@ package struct AddImageSpec {
             throw ZStackError.invalidArgument("url must starts with 'file:///', 'http://', 'https://'， 'ftp://', 'sftp://' or '/'")
         }
         mediaType = try oneOf(try optional("mediaType") ?? "RootVolumeTemplate", ZStackImage.mediaTypes, "mediaType")
-        guard let givenFormat = try optional("format") else { throw ZStackError.invalidArgument("unknown format[null]") }
+        // ZStack forces iso on ISO media, so an ISO needs no format; any other medium does.
+        let givenFormat = try optional("format")
+        guard let givenFormat = givenFormat ?? (mediaType == "ISO" ? "iso" : nil) else { throw ZStackError.invalidArgument("unknown format[null]") }
         guard ZStackImage.formats.contains(givenFormat) else { throw ZStackError.invalidArgument("unknown format[\(givenFormat)]") }
         format = givenFormat
         // ZStack's fix-ups: ISO media are iso; an iso file is an ISO; a qcow2 is never an ISO.
@@ -107,8 +109,15 @@ package struct AddImageSpec {
         var members: [(String, JSONValue)] = [
             ("description", .string(description)), ("url", .string(url)), ("mediaType", .string(mediaType)),
             ("guestOsType", .string(guestOsType)), ("platform", .string(platform)), ("system", .bool(system)),
-            ("virtio", .bool(virtio)), ("systemTags", .array(systemTags)), ("userTags", .array(try tags("userTags"))),
+            ("virtio", .bool(virtio)), ("systemTags", .array(systemTags)),
         ]
+        // userTags become user tags of the image (each with its uuid, as CreateUserTag makes them).
+        var records: [JSONValue] = []
+        for tag in try tags("userTags").compactMap(\.stringValue) where !records.contains(where: { $0["tag"]?.stringValue == tag }) {
+            try ZStackTags.checkText(tag, field: "userTags", message: Self.message)
+            records.append(ZStackTags.record(tag))
+        }
+        if !records.isEmpty { members.append((ZStackTags.key, .array(records))) }
         if let tagUuids = value("tagUuids")?.arrayItems { members.append(("tagUuids", .array(tagUuids))) }
         document = .object(members)
     }

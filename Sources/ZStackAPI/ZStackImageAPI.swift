@@ -17,6 +17,8 @@ public struct ZStackAPIOptions: Sendable {
     public var sessionLifetime: Int64 = 7200
     /// How long a finished job's result can be fetched (`rest.completedApi.expiredPeriod`).
     public var jobLifetime: Int64 = 10_800
+    /// How long an ExportImageFromBackupStorage URL serves the image (`--zstack-export-seconds`).
+    public var exportLifetime: Int64 = 86_400
     public init(publicEndpoint: String? = nil) { self.publicEndpoint = publicEndpoint }
 }
 
@@ -89,6 +91,15 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         case 2 where s[0] == "backup-storage":
             guard method == .get else { throw wrongMethod("GET") }
             return try await backupStorages(request, uuid: s[1])
+        case 3 where s[0] == "backup-storage" && s[2] == "actions":
+            guard method == .put else { throw wrongMethod("PUT") }
+            return try await backupStorageAction(request, bsUuid: s[1])
+        case 4 where s[0] == "backup-storage" && s[2] == "exported-images":
+            guard method == .delete else { throw wrongMethod("DELETE") }
+            return try await deleteExport(request, bsUuid: s[1], imageUuid: s[3])
+        case 5 where s[0] == "exports":
+            guard method == .get || method == .head else { throw wrongMethod("GET, HEAD") }
+            return try await serveExport(request, bsUuid: s[1], imageUuid: s[2], token: s[3])
         case 1 where s[0] == "images":
             switch method {
             case .get: return try await query(request, uuid: nil)
@@ -104,9 +115,24 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             case .delete: return try await delete(request, uuid: s[1])
             default: throw wrongMethod("GET, DELETE")
             }
+        case 1 where s[0] == "user-tags":
+            switch method {
+            case .get: return try await queryUserTags(request, uuid: nil)
+            case .post: return try await createUserTag(request)
+            default: throw wrongMethod("GET, POST")
+            }
+        case 2 where s[0] == "user-tags":
+            guard method == .get else { throw wrongMethod("GET") }
+            return try await queryUserTags(request, uuid: s[1])
+        case 2 where s[0] == "tags":
+            guard method == .delete else { throw wrongMethod("DELETE") }
+            return try await deleteTag(request, uuid: s[1])
         case 3 where s[0] == "uploads":
             guard method == .post || method == .put else { throw wrongMethod("POST, PUT") }
             return try await receiveUpload(request, uuid: s[1], token: s[2])
+        case 3 where s[0] == "images" && s[2] == "qga":
+            guard method == .get else { throw wrongMethod("GET") }
+            return try await getQga(request, uuid: s[1])
         case 3 where s[0] == "images" && s[2] == "actions":
             guard method == .put else { throw wrongMethod("PUT") }
             return try await action(request, uuid: s[1])
@@ -283,9 +309,15 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         }
         try ZStackFields.checkBooleans(params, ["system", "virtio"])
         let p = try await caller(request)
-        let spec: AddImageSpec
+        var spec: AddImageSpec
         do {
             spec = try AddImageSpec(params: params, body: body, storages: storages)
+            let attached = try await tagsNamed(spec.document["tagUuids"]?.arrayItems ?? [], p)
+            if !attached.isEmpty {
+                let own = spec.document[ZStackTags.key]?.arrayItems ?? []
+                let added = attached.filter { a in !own.contains { $0["tag"] == a["tag"] } }
+                spec.document = JSONValue.merging(spec.document, [(ZStackTags.key, .array(own + added))])
+            }
             if spec.url.hasPrefix("http://") || spec.url.hasPrefix("https://") {
                 do { try await imports.fetcher.vet(spec.url) } catch let e as ImageError {
                     throw ZStackError.invalidArgument("url[\(spec.url)] is not allowed: \(e.message)")
@@ -379,7 +411,9 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         let coreId = ZStackImage.coreId(uuid)
         return try await runJob(job, request, p, api: api, imageId: coreId) {
             guard let coreId else { throw ZStackError.notFound("invalid value[\(uuid)] of field [uuid]") }
-            if ZStackRequests.unsupportedActions.contains(name) { throw ZStackError("SYS.1014", "\(api) is not supported by imaged") }
+            if ZStackRequests.unsupportedActions.contains(name) {
+                throw ZStackError("SYS.1014", "\(api) is an action of backup storages: PUT /v1/backup-storage/{backupStorageUuid}/actions")
+            }
             let image: Image
             do { image = try await service.visibleImageOrSoftDeleted(id: coreId, by: p) } catch let e as ImageError where e.kind == .notFound {
                 throw ZStackError.notFound("resource[uuid:\(uuid), type:ImageVO] not found")
@@ -387,21 +421,47 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             switch name {
             case "updateImage": return .object([("inventory", .object(try await inventory(try await update(image, params, p), base: baseURL(request), by: p)))])
             case "changeImageState": return .object([("inventory", .object(try await inventory(try await changeState(image, params, p), by: p)))])
+            case "setImageBootMode": return try await setBootMode(image, params, p)
+            case "setImageQga": return try await setQga(image, params, p)
+            case "calculateImageHash": return try await calculateHash(image, params, p)
             case "expungeImage":
-                try await checkStorages(JSONValue.object(params)["backupStorageUuids"], of: image)
-                guard image.status == .pendingDelete else {
+                let named = try checkStorages(JSONValue.object(params)["backupStorageUuids"], of: image)
+                let deleted = deletedStores(image)
+                let target = named ?? deleted
+                guard !target.isEmpty else {
                     throw ZStackError.failed("the image[uuid:\(uuid), name:\(image.name ?? "")] is not deleted on any backup storage")
                 }
-                try await data.expungeImage(id: image.id, by: p)
+                try refsDeleted(image, target, deleted)
+                if image.status == .pendingDelete && target == Set(storages.ids(of: image)) {
+                    try await data.expungeImage(id: image.id, by: p)
+                } else {
+                    // some backup storages only: their copies go, the image stays where it is elsewhere
+                    _ = try await data.dropCopies(id: image.id, stores: target, by: p) { image in
+                        image.extensions[ZStackImage.vendor] = ZStackImageAPI.settingDeletedOn(image, Set(ZStackImage.deletedOn(image)).subtracting(target))
+                    }
+                }
                 return .object([])
             case "recoverImage":
-                try await checkStorages(JSONValue.object(params)["backupStorageUuids"], of: image)
-                guard image.status == .pendingDelete else {
+                let named = try checkStorages(JSONValue.object(params)["backupStorageUuids"], of: image)
+                let deleted = deletedStores(image)
+                let target = named ?? deleted
+                guard !target.isEmpty else {
                     let held = storages.ids(of: image).map(ZStackBackupStorages.uuid(ofStore:)).joined(separator: ", ")
                     throw ZStackError.failed("image[uuid:\(uuid)]'s status[\(ZStackImage.status(image))] is not Deleted on the backup storage[\(held)]")
                 }
-                let to: ImageStatus = ZStackImage.state(image) == "Disabled" ? .deactivated : .active
-                let recovered = try await service.recoverImage(id: image.id, to: to, by: p)
+                try refsDeleted(image, target, deleted)
+                let stillDeleted = deleted.subtracting(target)
+                let recovered: Image
+                if image.status == .pendingDelete {
+                    let to: ImageStatus = ZStackImage.state(image) == "Disabled" ? .deactivated : .active
+                    recovered = try await service.recoverImage(id: image.id, to: to, by: p) { image in
+                        image.extensions[ZStackImage.vendor] = ZStackImageAPI.settingDeletedOn(image, stillDeleted)
+                    }
+                } else {
+                    recovered = try await service.updateImage(id: image.id, changes: [], vendorChanges: [ZStackImage.vendor: { doc in
+                        JSONValue.merging(doc, [(ZStackImage.deletedOnKey, .array(stillDeleted.sorted().map { .string($0) }))])
+                    }], by: p)
+                }
                 return .object([("inventory", .object(try await inventory(recovered, by: p)))])
             default:  // syncImageSize: sizes are exact already, measured as the data streamed in
                 guard image.status == .active || image.status == .deactivated else {
@@ -432,10 +492,10 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         return try await service.showImage(id: image.id, by: p)
     }
 
-    /// `backupStorageUuids` of Delete/Expunge/Recover: each must be a backup storage; acting on only
-    /// some of the stores holding an image is not supported (all of them, or none named).
-    func checkStorages(_ value: JSONValue?, of image: Image) async throws {
-        guard let items = value?.arrayItems, !items.isEmpty else { return }
+    /// `backupStorageUuids` of Delete/Expunge/Recover as store ids, nil when none are named: each must
+    /// be a backup storage (SYS.1003) holding the image (SYS.1007).
+    func checkStorages(_ value: JSONValue?, of image: Image) throws -> Set<String>? {
+        guard let items = value?.arrayItems, !items.isEmpty else { return nil }
         var named = Set<String>()
         for item in items {
             guard let uuid = item.stringValue, let id = storages.storeId(ofUUID: uuid) else {
@@ -444,9 +504,31 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             named.insert(id)
         }
         let held = Set(storages.ids(of: image))
-        guard held.isSubset(of: named) else {
-            throw ZStackError("SYS.1014", "acting on the image in some of its backup storages only is not supported; name all of them or none")
+        if let other = named.subtracting(held).first {
+            throw ZStackError.invalidArgument("the image[uuid:\(ZStackImage.uuid(image.id))] is not on the backup storage[uuid:\(ZStackBackupStorages.uuid(ofStore: other))]")
         }
+        return named
+    }
+
+    /// The stores where the image's ref is Deleted: all of them once it is deleted softly, else those
+    /// it was deleted from alone.
+    func deletedStores(_ image: Image) -> Set<String> {
+        let held = Set(storages.ids(of: image))
+        if image.status == .pendingDelete { return held }
+        guard image.status == .active || image.status == .deactivated else { return [] }
+        return held.intersection(ZStackImage.deletedOn(image))
+    }
+
+    /// Refuses an expunge or recover naming a backup storage whose ref is not Deleted.
+    func refsDeleted(_ image: Image, _ target: Set<String>, _ deleted: Set<String>) throws {
+        if let live = target.subtracting(deleted).sorted().first {
+            throw ZStackError.failed("image[uuid:\(ZStackImage.uuid(image.id))]'s status[\(ZStackImage.status(image))] is not Deleted on the backup storage[\(ZStackBackupStorages.uuid(ofStore: live))]")
+        }
+    }
+
+    /// The zstack document of `image` with `stores` as the stores it is deleted from alone.
+    static func settingDeletedOn(_ image: Image, _ stores: Set<String>) -> JSONValue {
+        JSONValue.merging(image.extensions[ZStackImage.vendor], [(ZStackImage.deletedOnKey, .array(stores.sorted().map { .string($0) }))])
     }
 
     // MARK: DeleteImage
@@ -468,13 +550,22 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             do { image = try await service.visibleImageOrSoftDeleted(id: coreId, by: p) } catch let e as ImageError where e.kind == .notFound {
                 return .object([])  // successIfResourceNotExisting
             }
-            try await checkStorages(.array(storagesNamed), of: image)
+            let named = try checkStorages(.array(storagesNamed), of: image)
             switch image.status {
             case .pendingDelete, .deleted: break
             case .active, .deactivated:
+                let deleted = Set(ZStackImage.deletedOn(image)).union(named ?? [])
+                if let named, !Set(storages.ids(of: image)).isSubset(of: deleted) {
+                    // some backup storages only: their refs turn Deleted, the image stays Ready on the others
+                    _ = try await service.updateImage(id: image.id, changes: [], vendorChanges: [ZStackImage.vendor: { doc in
+                        JSONValue.merging(doc, [(ZStackImage.deletedOnKey, .array(deleted.sorted().map { .string($0) }))])
+                    }], by: p)
+                    return .object([])
+                }
                 let state = ZStackImage.state(image)
                 _ = try await service.softDeleteImage(id: image.id, by: p) { image in
-                    image.extensions[ZStackImage.vendor] = JSONValue.merging(image.extensions[ZStackImage.vendor], [("state", .string(state))])
+                    image.extensions[ZStackImage.vendor] = JSONValue.merging(image.extensions[ZStackImage.vendor],
+                                                                             [("state", .string(state)), (ZStackImage.deletedOnKey, .array([]))])
                 }
             default:
                 try await data.deleteImage(id: image.id, by: p)

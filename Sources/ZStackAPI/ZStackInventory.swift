@@ -56,6 +56,11 @@ package enum ZStackImage {
         image.extensions[vendor]?[key]?.arrayItems?.compactMap(\.stringValue) ?? []
     }
 
+    /// Stores the image was deleted from while it stays Ready on others (DeleteImage with some
+    /// `backupStorageUuids`): their refs show Deleted until recovered or expunged there.
+    static let deletedOnKey = "deletedOn"
+    static func deletedOn(_ image: Image) -> [String] { tags(image, deletedOnKey) }
+
     static func guestOsType(platform: String) -> String { platform == "Windows" ? "Windows" : platform == "Other" ? "Other" : "Linux" }
 
     /// The inventory, fields in ZStack's order. `stores` describes the backup storages; `pending`
@@ -101,16 +106,26 @@ package enum ZStackImage {
         case .queued, .saving, .uploading, .importing: (held, refStatus) = (pending, "Downloading")
         case .killed, .deleted: return []
         }
+        let now = Timestamp.now()
+        let deletedOn = refStatus == "Ready" ? Set(self.deletedOn(image)) : []
         return held.compactMap { id in
             guard let bs = stores.byStoreId(id) else { return nil }
-            return [
+            let refStatus = deletedOn.contains(id) ? "Deleted" : refStatus
+            var ref: [(String, JSONValue)] = [
                 ("imageUuid", .string(uuid(image.id))),
                 ("backupStorageUuid", .string(bs.uuid)),
                 ("installPath", .string(refStatus == "Downloading" ? uploadURL ?? "" : "imaged://\(bs.storeId)/\(BlobKey.image(image.id))")),
                 ("status", .string(refStatus)),
+            ]
+            if refStatus == "Ready", let export = ZStackExports.record(image, bsUuid: bs.uuid, now: now),
+               let url = export["url"]?.stringValue, let md5 = export["md5"]?.stringValue {
+                ref += [("exportUrl", .string(url)), ("exportMd5Sum", .string(md5))]
+            }
+            ref += [
                 ("createDate", .string(GsonDate.format(image.createdAt))),
                 ("lastOpDate", .string(GsonDate.format(image.updatedAt))),
             ]
+            return ref
         }
     }
 }

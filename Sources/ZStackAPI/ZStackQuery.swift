@@ -88,7 +88,8 @@ package struct ZStackMatcher {
         "createDate": .date, "lastOpDate": .date,
     ]
     static let refFields: [String: Kind] = [
-        "imageUuid": .text, "backupStorageUuid": .text, "installPath": .text, "status": .text, "createDate": .date, "lastOpDate": .date,
+        "imageUuid": .text, "backupStorageUuid": .text, "installPath": .text, "status": .text, "exportUrl": .text, "exportMd5Sum": .text,
+        "createDate": .date, "lastOpDate": .date,
     ]
 
     /// Refuses unknown fields and operands their field cannot hold before anything is read (SYS.1007), so the
@@ -134,7 +135,7 @@ package struct ZStackMatcher {
         case "createDate": return [.int(image.createdAt)]
         case "lastOpDate": return [.int(image.updatedAt)]
         case "__systemTag__": return ZStackImage.tags(image, "systemTags").map { .string($0) }
-        case "__userTag__": return ZStackImage.tags(image, "userTags").map { .string($0) }
+        case "__userTag__": return (ZStackImage.tags(image, "userTags") + ZStackTags.texts(image)).map { .string($0) }
         default: break
         }
         let refs: [[(String, JSONValue)]] = lookup(inventory, "backupStorageRefs")?.arrayItems?.compactMap {

@@ -27,8 +27,9 @@ package enum ZStackRequests {
         return (name, password)
     }
 
-    static var actions: [String] { ["updateImage", "changeImageState", "expungeImage", "recoverImage", "syncImageSize"] }
-    static var unsupportedActions: [String] { ["setImageBootMode", "calculateImageHash", "setImageQga", "exportImageFromBackupStorage"] }
+    static var actions: [String] { ["updateImage", "changeImageState", "expungeImage", "recoverImage", "syncImageSize", "setImageBootMode",
+                                    "calculateImageHash", "setImageQga"] }
+    static var unsupportedActions: [String] { ["exportImageFromBackupStorage"] }
 
     /// `PUT /images/{uuid}/actions`: the action named in the body and its parameters.
     package static func action(_ body: JSONValue, uuid: String) throws -> (name: String, params: [(String, JSONValue)]) {
@@ -40,6 +41,7 @@ package enum ZStackRequests {
             throw ZStackHTTPError(.badRequest, "the value of '\(name)' must be an object")
         }
         if name == "updateImage" { try ZStackFields.checkBooleans(params, ["system", "virtio"]) }
+        if name == "setImageQga" { try ZStackFields.checkBooleans(params, ["enable"]) }
         return (name, params)
     }
 

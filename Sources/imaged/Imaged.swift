@@ -103,6 +103,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Seconds a ZStack session lives after its login (ZStack's identity.session.timeout).")
     var zstackSessionSeconds: Int64 = 7200
 
+    @Option(help: "Seconds a ZStack ExportImageFromBackupStorage URL serves the image before it expires.")
+    var zstackExportSeconds: Int64 = 86_400
+
     @Option(help: "The servers' secret key (seals Scalr key secrets; default <data-dir>/secret.key, created when absent). Every node of a cluster needs the same file.")
     var secretKeyFile: String?
 
@@ -237,6 +240,8 @@ struct ServeOptions: ParsableArguments {
         }
         guard zstackSessionSeconds >= 1 else { throw ValidationError("--zstack-session-seconds must be positive") }
         config.zstackSessionSeconds = zstackSessionSeconds
+        guard zstackExportSeconds >= 1 else { throw ValidationError("--zstack-export-seconds must be positive") }
+        config.zstackExportSeconds = zstackExportSeconds
         guard danubePrefix.hasPrefix("/"), !danubePrefix.hasSuffix("/"), danubePrefix.count > 1, !danubePrefix.hasPrefix("/v2"),
               !danubePrefix.hasPrefix("/zstack"), danubePrefix != "/images" else {
             throw ValidationError("--danube-prefix must be a path like /api or /danube/api, not '\(danubePrefix)'")

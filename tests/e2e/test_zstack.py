@@ -413,7 +413,8 @@ def test_zstack_bad_input(zs_server, origin, disk):
     z.error("PUT", f"/images/{missing}/actions", "SYS.1007", json={"updateImage": {"format": "vmdk"}})
     z.error("PUT", f"/images/{missing}/actions", "SYS.1007", json={"updateImage": {"mediaType": "Floppy"}})
     z.error("PUT", "/images/not-a-uuid/actions", "SYS.1003", json={"updateImage": {"name": "n"}})
-    z.error("PUT", f"/images/{missing}/actions", "SYS.1014", json={"calculateImageHash": {"algorithm": "MD5"}})
+    z.error("PUT", f"/images/{missing}/actions", "SYS.1007", json={"calculateImageHash": {"algorithm": "MD5"}})  # no backupStorageUuid
+    z.error("PUT", f"/images/{missing}/actions", "SYS.1014", json={"exportImageFromBackupStorage": {"imageUuid": missing}})
     z.error("DELETE", f"/images/{missing}", "SYS.1007", params={"deleteMode": "Sometimes"})
     z.error("DELETE", f"/images/{missing}", "SYS.1003", params={"backupStorageUuids": job_uuid()})
     r = z.call("GET", "/images", params={"q": "colour=red"})

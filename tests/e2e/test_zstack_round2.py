@@ -1,0 +1,364 @@
+"""ZStack, round two (issue 18): ExportImageFromBackupStorage / DeleteExportedImageFromBackupStorage, ISO media
+without a format, user tags (CreateUserTag, QueryUserTag, DeleteTag, AddImage's userTags and tagUuids),
+SetImageBootMode, SetImageQga / GetImageQga, CalculateImageHash, Delete/Expunge/Recover on some backup storages
+only, access-key authentication and X-Web-Hook callbacks. Over plain HTTP with ZStack's SDK conventions (see
+test_zstack.py), against the real binary, on a two-store server and on the default single-store `imaged serve`."""
+
+import hashlib
+import re
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import ImagedServer, Raw, random_bytes, wait_for
+from test_zstack import ZStack, create_account, job_uuid, md5, storages
+
+
+@pytest.fixture(scope="module")
+def zs2(tmp_path_factory, origin):
+    srv = ImagedServer(tmp_path_factory.mktemp("imaged-zstack2"), "--store", "primary=file", "--store", "replica=file",
+                       "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port))
+    srv.start()
+    for name, project, role in [("zs-alice", "p-alice", "member"), ("zs-bob", "p-bob", "member"), ("zs-admin", "admin", "admin")]:
+        create_account(srv, name, project, role)
+    yield srv
+    srv.kill()
+
+
+def blob(srv: ImagedServer, store: str, image_uuid: str):
+    return srv.data_dir / "stores" / store / "images" / str(uuid.UUID(image_uuid))
+
+
+def add(z: ZStack, origin, name: str, data: bytes, stores: list[str], fmt: str = "raw", **extra) -> dict:
+    url = origin.serve(f"/zs2/{name}", data)
+    r = z.add_image(name=name, url=url, format=fmt, backupStorageUuids=stores, **extra)
+    assert r.status_code == 200, r.text
+    inv = r.json()["inventory"]
+    assert inv["status"] == "Ready", inv
+    return inv
+
+
+def refs(inv: dict) -> dict:
+    return {ref["backupStorageUuid"]: ref for ref in inv["backupStorageRefs"]}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# ExportImageFromBackupStorage
+
+
+def test_zstack_export_url_serves_the_bytes_until_deleted(zs2, origin, disk):
+    z = ZStack.login(zs2.url, "zs-alice")
+    bs = storages(z)
+    primary, replica = bs["primary"]["uuid"], bs["replica"]["uuid"]
+    payload = disk.qcow2("zs2-export.qcow2", virtual=24 << 20, seed=31).read_bytes()
+    inv = add(z, origin, "exported.qcow2", payload, [primary, replica], fmt="qcow2")
+    image = inv["uuid"]
+    assert all("exportUrl" not in ref for ref in inv["backupStorageRefs"])
+
+    res = z.ok("PUT", f"/backup-storage/{replica}/actions", json={"exportImageFromBackupStorage": {"imageUuid": image}})
+    url = res["imageUrl"]
+    assert res["exportMd5Sum"] == md5(payload)
+    assert url.startswith(f"{zs2.url}/zstack/v1/exports/{replica}/{image}/") and url.endswith(f"/image-{image}.qcow2")
+    # the ref of that backup storage shows the export; the other one does not
+    shown = refs(z.get_image(image))
+    assert (shown[replica]["exportUrl"], shown[replica]["exportMd5Sum"]) == (url, md5(payload))
+    assert "exportUrl" not in shown[primary] and "exportMd5Sum" not in shown[primary]
+    assert [i["uuid"] for i in z.query(params=[("q", "backupStorageRefs.exportMd5Sum not null")])["inventories"]] == [image]
+
+    # the URL needs no session: the token is the credential; the bytes' md5 is exportMd5Sum
+    got = requests.get(url, timeout=30)
+    assert got.status_code == 200 and got.headers["Content-Type"] == "application/octet-stream"
+    assert hashlib.md5(got.content).hexdigest() == res["exportMd5Sum"] and got.content == payload
+    assert int(got.headers["Content-Length"]) == len(payload)
+    part = requests.get(url, headers={"Range": "bytes=10-99"}, timeout=30)
+    assert part.status_code == 206 and part.content == payload[10:100]
+    assert part.headers["Content-Range"] == f"bytes 10-99/{len(payload)}"
+    head = requests.head(url, timeout=30)
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(payload)) and head.content == b""
+    # a wrong token, another image's uuid or another backup storage names nothing
+    token = url.split("/")[-2]
+    for wrong in [url.replace(token, "0" * len(token)), url.replace(f"/{image}/", f"/{job_uuid()}/", 1),
+                  url.replace(f"/exports/{replica}/", f"/exports/{primary}/")]:
+        r = requests.get(wrong, timeout=30)
+        assert r.status_code == 404 and r.text == "no exported image at this URL", wrong
+
+    # refused exports change nothing
+    before = z.get_image(image)
+    err = z.error("PUT", f"/backup-storage/{replica}/actions", "SYS.1014",
+                  json={"exportImageFromBackupStorage": {"imageUuid": image, "exportFormat": "raw"}})
+    assert "qcow2" in err["details"]
+    err = z.error("PUT", f"/backup-storage/{replica}/actions", "SYS.1007",
+                  json={"exportImageFromBackupStorage": {"imageUuid": image, "exportFormat": "vmdk"}})
+    assert "exportFormat" in err["details"]
+    z.error("PUT", f"/backup-storage/{replica}/actions", "SYS.1007", json={"exportImageFromBackupStorage": {}})
+    z.error("PUT", f"/backup-storage/{job_uuid()}/actions", "SYS.1003", json={"exportImageFromBackupStorage": {"imageUuid": image}})
+    z.error("PUT", f"/backup-storage/{replica}/actions", "SYS.1003", json={"exportImageFromBackupStorage": {"imageUuid": job_uuid()}})
+    bob = ZStack.login(zs2.url, "zs-bob")
+    bob.error("PUT", f"/backup-storage/{primary}/actions", "SYS.1003", json={"exportImageFromBackupStorage": {"imageUuid": image}})
+    bob.error("DELETE", f"/backup-storage/{replica}/exported-images/{image}", "SYS.1003")
+    r = z.call("PUT", f"/backup-storage/{replica}/actions", json={"exportImage": {"imageUuid": image}})
+    assert r.status_code == 400 and "doesn't contain action mapping" in r.text
+    assert z.get_image(image) == before
+    assert requests.get(url, timeout=30).content == payload
+    # an image held on one backup storage only cannot be exported from the other
+    single = add(z, origin, "single.raw", random_bytes(1 << 20, 32), [primary])
+    err = z.error("PUT", f"/backup-storage/{replica}/actions", "SYS.1006", json={"exportImageFromBackupStorage": {"imageUuid": single["uuid"]}})
+    assert "is not on the backup storage" in err["details"]
+    assert all("exportUrl" not in ref for ref in z.get_image(single["uuid"])["backupStorageRefs"])
+
+    # DeleteExportedImageFromBackupStorage: the URL is refused at once, the ref loses its export
+    assert z.ok("DELETE", f"/backup-storage/{replica}/exported-images/{image}") == {}
+    r = requests.get(url, timeout=30)
+    assert r.status_code == 404 and r.text == "no exported image at this URL"
+    assert all("exportUrl" not in ref for ref in z.get_image(image)["backupStorageRefs"])
+    # again: nothing left to delete, still a success; the image itself is untouched
+    assert z.ok("DELETE", f"/backup-storage/{replica}/exported-images/{image}") == {}
+    assert Raw(zs2.url, "alice").get(f"/v2/images/{uuid.UUID(image)}/file").content == payload
+
+    # a fresh export is a new URL; deleting the image (softly) stops it too
+    again = z.ok("PUT", f"/backup-storage/{primary}/actions", json={"exportImageFromBackupStorage": {"imageUuid": image}})
+    assert again["imageUrl"] != url and requests.get(again["imageUrl"], timeout=30).content == payload
+    assert z.ok("DELETE", f"/images/{image}") == {}
+    assert requests.get(again["imageUrl"], timeout=30).status_code == 404
+    err = z.error("PUT", f"/backup-storage/{primary}/actions", "SYS.1006", json={"exportImageFromBackupStorage": {"imageUuid": image}})
+    assert "only Ready images" in err["details"]
+
+
+def test_zstack_export_expires_on_the_default_server(tmp_path, origin):
+    """`--zstack-export-seconds` bounds an export URL's life; the default single-store server serves it too."""
+    srv = ImagedServer(tmp_path / "exp", "--zstack-export-seconds", "3",
+                       "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port))
+    srv.start()
+    try:
+        create_account(srv, "zs-alice", "p-alice", "member")
+        z = ZStack.login(srv.url, "zs-alice")
+        [only] = z.query("/backup-storage")["inventories"]
+        data = random_bytes(2 << 20, 33)
+        inv = add(z, origin, "expiring.raw", data, [only["uuid"]])
+        res = z.ok("PUT", f"/backup-storage/{only['uuid']}/actions", json={"exportImageFromBackupStorage": {"imageUuid": inv["uuid"]}})
+        got = requests.get(res["imageUrl"], timeout=30)
+        assert got.status_code == 200 and md5(got.content) == res["exportMd5Sum"] == md5(data)
+        assert refs(z.get_image(inv["uuid"]))[only["uuid"]]["exportUrl"] == res["imageUrl"]
+        time.sleep(3.5)
+        r = requests.get(res["imageUrl"], timeout=30)
+        assert r.status_code == 404 and r.text == "no exported image at this URL"
+        assert "exportUrl" not in refs(z.get_image(inv["uuid"]))[only["uuid"]]
+    finally:
+        srv.kill()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# mediaType=ISO without format
+
+
+def test_zstack_iso_media_needs_no_format(zs2, origin, disk):
+    z = ZStack.login(zs2.url, "zs-alice")
+    primary = storages(z)["primary"]["uuid"]
+    iso = disk.iso("zs2.iso").read_bytes()
+    url = origin.serve("/zs2/boot.iso", iso)
+    inv = z.add_image(name="zs2-iso", url=url, mediaType="ISO", backupStorageUuids=[primary]).json()["inventory"]
+    assert (inv["status"], inv["format"], inv["mediaType"], inv["md5Sum"]) == ("Ready", "iso", "ISO", md5(iso))
+    assert Raw(zs2.url, "alice").get(f"/v2/images/{uuid.UUID(inv['uuid'])}").json()["disk_format"] == "iso"
+    # any other medium still needs one, and the refusal leaves nothing behind
+    wanted = job_uuid()
+    err = z.error("POST", "/images", "SYS.1007", json={"params": {"name": "nofmt", "url": url, "mediaType": "DataVolumeTemplate",
+                                                                  "backupStorageUuids": [primary], "resourceUuid": wanted}})
+    assert err["details"] == "unknown format[null]"
+    assert z.get_image(wanted) is None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# User tags
+
+
+def user_tags(z: ZStack, *conditions) -> list[dict]:
+    return z.query("/user-tags", params=[("q", c) for c in conditions])["inventories"]
+
+
+def test_zstack_user_tags(zs2, origin):
+    z = ZStack.login(zs2.url, "zs-alice")
+    primary = storages(z)["primary"]["uuid"]
+    data = random_bytes(1 << 20, 34)
+    inv = add(z, origin, "tagged.raw", data, [primary])
+    image = inv["uuid"]
+    r = z.call("POST", "/images", json={"params": {"name": "tagged-at-birth", "url": origin.serve("/zs2/born.raw", data), "format": "raw",
+                                                   "backupStorageUuids": [primary]}, "userTags": ["team::red", "team::red"]})
+    born = z.poll(r.json()["location"]).json()["inventory"]
+    [red] = user_tags(z, f"resourceUuid={born['uuid']}")
+    assert (red["tag"], red["type"], red["resourceType"], red["inherent"]) == ("team::red", "User", "ImageVO", False)
+    assert re.fullmatch(r"[0-9a-f]{32}", red["uuid"]) and red["resourceUuid"] == born["uuid"]
+
+    # CreateUserTag on an image
+    tag = z.ok("POST", "/user-tags", json={"params": {"resourceType": "ImageVO", "resourceUuid": image, "tag": "owner::alice"}})["inventory"]
+    assert (tag["tag"], tag["resourceUuid"], tag["type"]) == ("owner::alice", image, "User")
+    assert z.query(f"/user-tags/{tag['uuid']}")["inventories"] == [tag]
+    assert [i["uuid"] for i in z.query(params=[("q", "__userTag__=owner::alice")])["inventories"]] == [image]
+    assert sorted(t["tag"] for t in user_tags(z)) == ["owner::alice", "team::red"]
+    assert [t["tag"] for t in user_tags(z, "tag~=team%")] == ["team::red"]
+    assert z.query("/user-tags", params=[("count", "true")]) == {"total": 2}
+
+    # refusals change nothing
+    before = user_tags(z)
+    err = z.error("POST", "/user-tags", "SYS.1006", json={"params": {"resourceType": "ImageVO", "resourceUuid": image, "tag": "owner::alice"}})
+    assert "Duplicate" in err["details"]
+    z.error("POST", "/user-tags", "SYS.1007", json={"params": {"resourceType": "VmInstanceVO", "resourceUuid": image, "tag": "x"}})
+    z.error("POST", "/user-tags", "SYS.1007", json={"params": {"resourceType": "ImageVO", "resourceUuid": image}})
+    z.error("POST", "/user-tags", "SYS.1007", json={"params": {"resourceType": "ImageVO", "resourceUuid": image, "tag": "t" * 2049}})
+    z.error("POST", "/user-tags", "SYS.1003", json={"params": {"resourceType": "ImageVO", "resourceUuid": job_uuid(), "tag": "x"}})
+    bob = ZStack.login(zs2.url, "zs-bob")
+    bob.error("POST", "/user-tags", "SYS.1003", json={"params": {"resourceType": "ImageVO", "resourceUuid": image, "tag": "bob::was-here"}})
+    assert user_tags(bob) == [] and bob.query(f"/user-tags/{tag['uuid']}")["inventories"] == []
+    assert bob.ok("DELETE", f"/tags/{tag['uuid']}") == {}  # not his to see: nothing happens
+    r = z.call("GET", "/user-tags", params={"q": "colour=red"})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "SYS.1007"
+    assert user_tags(z) == before
+
+    # AddImage's tagUuids attach existing tags (their text) to the new image; an unknown one makes nothing
+    wanted = job_uuid()
+    err = z.error("POST", "/images", "SYS.1003", json={"params": {"name": "bad-tags", "url": origin.serve("/zs2/bt.raw", data), "format": "raw",
+                                                                  "backupStorageUuids": [primary], "resourceUuid": wanted,
+                                                                  "tagUuids": [tag["uuid"], job_uuid()]}})
+    assert "tagUuids" in err["details"]
+    assert z.get_image(wanted) is None and user_tags(z) == before
+    child = add(z, origin, "child.raw", data, [primary], tagUuids=[tag["uuid"], red["uuid"]])
+    assert sorted(t["tag"] for t in user_tags(z, f"resourceUuid={child['uuid']}")) == ["owner::alice", "team::red"]
+    assert sorted(i["name"] for i in z.query(params=[("q", "__userTag__=owner::alice")])["inventories"]) == ["child.raw", "tagged.raw"]
+
+    # DeleteTag: gone from its image only
+    assert z.ok("DELETE", f"/tags/{tag['uuid']}") == {}
+    assert z.query(f"/user-tags/{tag['uuid']}")["inventories"] == []
+    assert [i["name"] for i in z.query(params=[("q", "__userTag__=owner::alice")])["inventories"]] == ["child.raw"]
+    assert z.ok("DELETE", f"/tags/{tag['uuid']}") == {}
+    z.error("DELETE", f"/tags/{red['uuid']}", "SYS.1007", params={"deleteMode": "Sometimes"})
+    assert user_tags(z, f"uuid={red['uuid']}") == [red]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# SetImageBootMode, SetImageQga / GetImageQga, CalculateImageHash
+
+
+def system_tagged(z: ZStack, tag: str) -> list[str]:
+    return [i["uuid"] for i in z.query(params=[("q", f"__systemTag__={tag}")])["inventories"]]
+
+
+def test_zstack_boot_mode_qga_and_hash(zs2, origin):
+    z = ZStack.login(zs2.url, "zs-alice")
+    bs = storages(z)
+    primary, replica = bs["primary"]["uuid"], bs["replica"]["uuid"]
+    data = random_bytes(3 << 20, 35)
+    image = add(z, origin, "modes.raw", data, [primary, replica])["uuid"]
+    actions = f"/images/{image}/actions"
+
+    assert z.ok("PUT", actions, json={"setImageBootMode": {"bootMode": "UEFI"}}) == {}
+    assert system_tagged(z, "bootMode::UEFI") == [image]
+    assert z.ok("PUT", actions, json={"setImageBootMode": {"bootMode": "Legacy"}}) == {}
+    assert system_tagged(z, "bootMode::UEFI") == [] and system_tagged(z, "bootMode::Legacy") == [image]
+    err = z.error("PUT", actions, "SYS.1007", json={"setImageBootMode": {"bootMode": "BIOS"}})
+    assert "[Legacy, UEFI, UEFI_WITH_CSM], but BIOS found" in err["details"]
+    z.error("PUT", actions, "SYS.1007", json={"setImageBootMode": {}})
+    arm = add(z, origin, "arm.raw", data[:1 << 20], [primary], architecture="aarch64")["uuid"]
+    err = z.error("PUT", f"/images/{arm}/actions", "SYS.1007", json={"setImageBootMode": {"bootMode": "Legacy"}})
+    assert err["details"] == "The aarch64 architecture does not support legacy."
+    assert system_tagged(z, "bootMode::UEFI") == [arm] and system_tagged(z, "bootMode::Legacy") == [image]
+
+    assert z.query(f"/images/{image}/qga") == {"enable": False}
+    assert z.ok("PUT", actions, json={"setImageQga": {"enable": True}}) == {}
+    assert z.query(f"/images/{image}/qga") == {"enable": True} and system_tagged(z, "qemuga") == [image]
+    assert z.ok("PUT", actions, json={"setImageQga": {"enable": "false"}}) == {}
+    assert z.query(f"/images/{image}/qga") == {"enable": False} and system_tagged(z, "qemuga") == []
+    r = z.call("PUT", actions, json={"setImageQga": {"enable": "maybe"}})
+    assert r.status_code == 400 and r.text.startswith("Invalid value for boolean field [enable]")
+    bob = ZStack.login(zs2.url, "zs-bob")
+    bob.error("PUT", actions, "SYS.1003", json={"setImageQga": {"enable": True}})
+    r = bob.call("GET", f"/images/{image}/qga")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "SYS.1003"
+    assert z.query(f"/images/{image}/qga") == {"enable": False}
+
+    # CalculateImageHash reads the copy on the named backup storage again
+    inv = z.ok("PUT", actions, json={"calculateImageHash": {"backupStorageUuid": replica, "algorithm": "MD5"}})["inventory"]
+    assert inv["md5Sum"] == md5(data) and inv["uuid"] == image
+    z.ok("PUT", actions, json={"calculateImageHash": {"backupStorageUuid": primary}})
+    inv = z.ok("PUT", actions, json={"calculateImageHash": {"backupStorageUuid": primary, "algorithm": "SHA256"}})["inventory"]
+    assert system_tagged(z, f"SHA256::{hashlib.sha256(data).hexdigest()}") == [image]
+    z.ok("PUT", actions, json={"calculateImageHash": {"backupStorageUuid": replica, "algorithm": "SHA1"}})
+    assert system_tagged(z, f"SHA1::{hashlib.sha1(data).hexdigest()}") == [image]
+    z.error("PUT", actions, "SYS.1007", json={"calculateImageHash": {"algorithm": "MD5"}})
+    z.error("PUT", actions, "SYS.1007", json={"calculateImageHash": {"backupStorageUuid": primary, "algorithm": "CRC32"}})
+    z.error("PUT", actions, "SYS.1003", json={"calculateImageHash": {"backupStorageUuid": job_uuid()}})
+    err = z.error("PUT", f"/images/{arm}/actions", "SYS.1006", json={"calculateImageHash": {"backupStorageUuid": replica}})
+    assert "is not on the backup storage" in err["details"]
+    # a copy that changed on disk fails the job; the recorded md5 stays what the upload measured
+    path = blob(zs2, "replica", image)
+    original = path.read_bytes()
+    path.write_bytes(bytes([original[0] ^ 0xFF]) + original[1:])
+    try:
+        err = z.error("PUT", actions, "SYS.1006", json={"calculateImageHash": {"backupStorageUuid": replica, "algorithm": "MD5"}})
+        assert md5(data) in err["details"] and "recorded" in err["details"]
+        assert z.get_image(image)["md5Sum"] == md5(data)
+        z.ok("PUT", actions, json={"calculateImageHash": {"backupStorageUuid": primary, "algorithm": "MD5"}})
+    finally:
+        path.write_bytes(original)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Delete / Expunge / Recover on some backup storages only
+
+
+def ref_states(z: ZStack, image: str) -> dict:
+    inv = z.get_image(image)
+    return {"status": inv["status"], **{ref["backupStorageUuid"]: ref["status"] for ref in inv["backupStorageRefs"]}}
+
+
+def test_zstack_acting_on_some_backup_storages(zs2, origin):
+    z = ZStack.login(zs2.url, "zs-alice")
+    bs = storages(z)
+    primary, replica = bs["primary"]["uuid"], bs["replica"]["uuid"]
+    data = random_bytes(2 << 20, 36)
+    image = add(z, origin, "partial.raw", data, [primary, replica])["uuid"]
+    core = str(uuid.UUID(image))
+    alice = Raw(zs2.url, "alice")
+
+    # delete from the replica only: its ref is Deleted, the image stays Ready (and downloadable) elsewhere
+    assert z.ok("DELETE", f"/images/{image}", params={"backupStorageUuids": replica}) == {}
+    assert ref_states(z, image) == {"status": "Ready", primary: "Ready", replica: "Deleted"}
+    assert alice.get(f"/v2/images/{core}/file").content == data
+    # expunging or recovering where the ref is not Deleted is refused and changes nothing
+    err = z.error("PUT", f"/images/{image}/actions", "SYS.1006", json={"expungeImage": {"backupStorageUuids": [primary]}})
+    assert "is not Deleted on the backup storage" in err["details"]
+    z.error("PUT", f"/images/{image}/actions", "SYS.1006", json={"recoverImage": {"backupStorageUuids": [primary, replica]}})
+    assert ref_states(z, image) == {"status": "Ready", primary: "Ready", replica: "Deleted"}
+    # recover it there
+    rec = z.ok("PUT", f"/images/{image}/actions", json={"recoverImage": {"backupStorageUuids": [replica]}})["inventory"]
+    assert {ref["status"] for ref in rec["backupStorageRefs"]} == {"Ready"}
+    # delete there again, then expunge there: the copy goes, the image keeps its other one
+    assert z.ok("DELETE", f"/images/{image}", params={"backupStorageUuids.0": replica}) == {}
+    assert z.ok("PUT", f"/images/{image}/actions", json={"expungeImage": {"backupStorageUuids": [replica]}}) == {}
+    wait_for(lambda: not blob(zs2, "replica", image).exists(), what="replica copy removed")
+    assert blob(zs2, "primary", image).read_bytes() == data
+    assert ref_states(z, image) == {"status": "Ready", primary: "Ready"}
+    assert alice.get(f"/v2/images/{core}").json()["stores"] == "primary"
+    assert alice.get(f"/v2/images/{core}/file").content == data
+    # a backup storage that does not hold the image is refused
+    err = z.error("DELETE", f"/images/{image}", "SYS.1007", params={"backupStorageUuids": replica})
+    assert "is not on the backup storage" in err["details"]
+    assert ref_states(z, image) == {"status": "Ready", primary: "Ready"}
+
+    # deleting from every backup storage named is the whole soft delete; recovering one brings the image back
+    other = add(z, origin, "partial2.raw", data, [primary, replica])["uuid"]
+    assert z.ok("DELETE", f"/images/{other}", params=[("backupStorageUuids", primary), ("backupStorageUuids", replica)]) == {}
+    assert ref_states(z, other) == {"status": "Deleted", primary: "Deleted", replica: "Deleted"}
+    assert alice.get(f"/v2/images/{uuid.UUID(other)}").status_code == 404
+    z.ok("PUT", f"/images/{other}/actions", json={"recoverImage": {"backupStorageUuids": [primary]}})
+    assert ref_states(z, other) == {"status": "Ready", primary: "Ready", replica: "Deleted"}
+    # expunge without naming storages: where the ref is Deleted
+    assert z.ok("PUT", f"/images/{other}/actions", json={"expungeImage": {}}) == {}
+    wait_for(lambda: not blob(zs2, "replica", other).exists(), what="replica copy removed")
+    assert ref_states(z, other) == {"status": "Ready", primary: "Ready"}
+    # the last copy: delete + expunge with it named removes the image
+    assert z.ok("DELETE", f"/images/{other}", params={"backupStorageUuids": primary}) == {}
+    assert ref_states(z, other)["status"] == "Deleted"
+    assert z.ok("PUT", f"/images/{other}/actions", json={"expungeImage": {"backupStorageUuids": [primary]}}) == {}
+    assert z.get_image(other) is None
+    wait_for(lambda: not blob(zs2, "primary", other).exists(), what="last copy removed")
