@@ -28,6 +28,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     let imports: ImageImports
     let sessions: LoginSessions
     let options: AviAPIOptions
+    let basicAuth = AviBasicAuth()
     var data: ImageDataService { imports.data }
     var service: ImageService { data.images }
 
@@ -84,14 +85,21 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         }
         let uuid = String(path.dropFirst("/api/image/".count))
         guard !uuid.contains("/"), let id = AviImage.coreId(uuid) else { throw AviError(.notFound, "Image object not found!") }
+        // `?name=` (the seed's "object name") narrows the object like a filter: the image at the uuid
+        // must have that name, or there is no such object (404, nothing changed).
+        let named = request.uri.queryParameters["name"].map(String.init)
         switch request.method {
         case .get:
-            let shown = AviImage.render(try await live(try await service.showImage(id: id, by: caller), caller), base: base,
-                                        withName: Self.flag(request, "include_name"), version: version)
+            let image = try await live(try await service.showImage(id: id, by: caller), caller)
+            try Self.check(image, named: named)
+            let withName = Self.flag(request, "include_name")
+            let shown = AviImage.render(image, base: base, withName: withName, version: version,
+                                        refNames: withName ? await refNames(image, caller) : [:])
             return Self.json(try Self.shaped(shown, request), version: version)
-        case .put: return try await replace(id, request, caller, version: version, base: base)
-        case .patch: return try await patch(id, request, caller, version: version, base: base)
+        case .put: return try await replace(id, request, caller, named: named, version: version, base: base)
+        case .patch: return try await patch(id, request, caller, named: named, version: version, base: base)
         case .delete:
+            if let named { try Self.check(try await service.showImage(id: id, by: caller), named: named) }
             try await data.deleteImage(id: id, by: caller)
             return Response(status: .noContent)
         default: throw AviError(.methodNotAllowed, "Method \(request.method) not allowed on an image.", allow: "GET, PUT, PATCH, DELETE")
@@ -148,13 +156,27 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     /// The caller, acting in the tenant the request selects. Unknown or expired session → 401 (the
     /// SDKs log in again); unsafe methods need the CSRF token.
     func authenticate(_ request: Request) async throws -> Principal {
+        if let authorization = request.headers[.authorization] {
+            // Basic authentication (the seed's curl form): no session, so no CSRF token either, as
+            // the controller and the SDKs do it. A wrong pair is the controller's `log in failed`.
+            guard let (name, password) = AviBasicAuth.credentials(authorization),
+                  let principal = try await basicAuth.authenticate(name: name, password: password, accounts: sessions.accounts) else {
+                throw AviError(.unauthorized, "log in failed")
+            }
+            return try acting(principal, request)
+        }
         let cookies = Self.cookies(request)
         guard let sid = cookies["sessionid"] ?? cookies["avi-sessionid"],
               let session = try await sessions.resume(sessionId: sid) else {
             throw AviError(.unauthorized, "Authentication credentials were not provided.")
         }
         if ![.get, .head, .options].contains(request.method) { try checkCSRF(request, session.csrfToken, cookies) }
-        var principal = session.principal
+        return try acting(session.principal, request)
+    }
+
+    /// The principal acting in the tenant `X-Avi-Tenant`/`-UUID` selects (another than its own only for admins).
+    func acting(_ authenticated: Principal, _ request: Request) throws -> Principal {
+        var principal = authenticated
         let asked = request.headers[.aviTenantUUID] ?? request.headers[.aviTenant]
         if let asked, asked != principal.projectId {
             guard principal.isAdmin, (try? LocalAccounts.validName(asked, "tenant")) != nil else {
@@ -197,7 +219,12 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
             params.append("page=\(page + 1)")
             members.append(("next", .string("\(base)/api/image?" + params.joined(separator: "&"))))
         }
-        members.append(("results", .array(try images.map { try Self.shaped(AviImage.render($0, base: base, withName: withName, version: version), request) })))
+        var results: [JSONValue] = []
+        for image in images {
+            let names = withName ? await refNames(image, caller) : [:]
+            results.append(try Self.shaped(AviImage.render(image, base: base, withName: withName, version: version, refNames: names), request))
+        }
+        members.append(("results", .array(results)))
         return Self.json(.object(members), version: version)
     }
 
@@ -211,12 +238,18 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         let body = try await Self.body(request)
         let creation = try AviRequests.creation(try JSONValue.parse(body.readableBytesView), version: version)
         let name = creation.name, source = creation.source
-        var document = creation.document
+        var caller = caller
+        if let ref = creation.tenantRef {
+            // The tenant to create in: the caller's own, or any for an admin (like `X-Avi-Tenant`).
+            let project = try tenant(ref, caller)
+            if project != caller.projectId { caller.projectId = project; caller.projectName = project }
+        }
+        var document = try await resolvingRefs(creation.document, caller)
         var attributes = Self.coreAttributes(name)
         if let slug = request.headers[HTTPField.Name("slug")!], let id = AviImage.coreId(slug) { attributes.append(("id", .string(id))) }
         if let source {
             // Refused URLs (scheme, private addresses, ports) are 400 before anything is created.
-            try await imports.fetcher.vet(source)
+            try await imports.vet(source, by: caller)
             let started = Date()
             for (k, v) in [("progress", JSONValue.int(0)), ("img_state", AviUpload.state("IMAGE_FSM_STARTED", at: started)),
                            ("start_time", .string(AviUpload.time(started))), ("tasks_completed", .int(0)), ("total_tasks", .int(1))]
@@ -230,37 +263,63 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
             _ = try await imports.startVendorImport(imageId: image.id, uri: source, deleteImageOnFailure: false, by: caller)
             image = try await live(try await service.showImage(id: image.id, by: caller), caller)
         }
-        var response = Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version, status: .created)
+        var response = Self.json(AviImage.render(image, base: base, withName: true, version: version, refNames: await refNames(image, caller)),
+                                 version: version, status: .created)
         response.headers[.location] = "\(base)/api/image/\(AviImage.uuidPrefix)\(image.id)#\(name)"
         return response
     }
 
     /// PUT: the whole object; fields left out are unset. A `_last_modified` in the body must be the
-    /// stored one (412 otherwise: someone changed the image since the client read it).
-    func replace(_ id: String, _ request: Request, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
+    /// stored one (412 otherwise: someone changed the image since the client read it); `uuid` and
+    /// `tenant_ref`, when sent, must be the image's own (an image does not move between tenants here).
+    func replace(_ id: String, _ request: Request, _ caller: Principal, named: String?, version: AviVersion, base: String) async throws -> Response {
         let replacement = try AviRequests.replacement(try JSONValue.parse(try await Self.body(request).readableBytesView), version: version)
-        let final = replacement.document
-        return try await update(id, caller, name: replacement.name, lastModified: replacement.lastModified, version: version,
+        try Self.check(replacement.identity, id: id)
+        let final = try await resolvingRefs(replacement.document, caller)
+        return try await update(id, caller, name: replacement.name, identity: replacement.identity, named: named, version: version,
                                 base: base) { _ in final }
     }
 
-    func patch(_ id: String, _ request: Request, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
-        let body = try JSONValue.parse(try await Self.body(request).readableBytesView)
+    /// PATCH: Avi's add/replace/delete (or a plain object, or `json_patch`). The body is optional: an
+    /// empty one (or `{}`) changes nothing and answers the object. A whole Image object as read is
+    /// accepted: its `url` is ignored, `uuid`/`tenant_ref`/`_last_modified` are checked as PUT checks them.
+    func patch(_ id: String, _ request: Request, _ caller: Principal, named: String?, version: AviVersion, base: String) async throws -> Response {
+        let raw = try await Self.body(request)
+        if raw.readableBytesView.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
+            return try await unchanged(id, caller, named: named, identity: AviIdentity(), version: version, base: base)
+        }
+        let body = try JSONValue.parse(raw.readableBytesView)
+        // avisdk's `patch(path)` without data sends no body; a JSON `null` is taken the same way.
+        if case .null = body { return try await unchanged(id, caller, named: named, identity: AviIdentity(), version: version, base: base) }
+        let identity = try AviRequests.patchIdentity(body)
+        try Self.check(identity, id: id)
         let (op, name, changes): (AviPatch.Operation, String?, [(String, JSONValue)])
         switch try AviRequests.patch(body, version: version) {
-        case .jsonPatch(let ops): return try await jsonPatch(id, ops, caller, version: version, base: base)
-        case .fields(let o, let n, let checked): (op, name, changes) = (o, n, checked)
+        case .jsonPatch(let ops):
+            return try await jsonPatch(id, try await resolvingRefs(ops: ops, caller), caller, named: named, version: version, base: base)
+        case .fields(let o, let n, let checked): (op, name, changes) = (o, n, o == .delete ? checked : try await resolvingRefs(checked, caller))
         }
-        return try await update(id, caller, name: name, lastModified: nil, version: version, base: base) { doc in
+        if name == nil && changes.isEmpty {
+            return try await unchanged(id, caller, named: named, identity: identity, version: version, base: base)
+        }
+        return try await update(id, caller, name: name, identity: identity, named: named, version: version, base: base) { doc in
             try AviPatch.apply(op, changes, to: doc)
         }
+    }
+
+    /// A PATCH that changes nothing: the checks a write would make, then the object as it is.
+    func unchanged(_ id: String, _ caller: Principal, named: String?, identity: AviIdentity, version: AviVersion, base: String) async throws -> Response {
+        let image = try await live(try await service.showImage(id: id, by: caller), caller)
+        try Self.expect(image, named: named, identity: identity)
+        return Self.json(AviImage.render(image, base: base, withName: true, version: version, refNames: await refNames(image, caller)), version: version)
     }
 
     /// RFC 6902 ops on `{name, …avi fields}`; the result is validated like a PUT body. The ops run
     /// against the stored document inside the write, so concurrent patches are not lost; a rename
     /// is checked for duplicates first.
-    func jsonPatch(_ id: String, _ ops: JSONValue, _ caller: Principal, version: AviVersion, base: String) async throws -> Response {
+    func jsonPatch(_ id: String, _ ops: JSONValue, _ caller: Principal, named: String?, version: AviVersion, base: String) async throws -> Response {
         let current = try await service.showImage(id: id, by: caller)
+        try Self.check(current, named: named)
         var seed: [(String, JSONValue)] = [("name", .string(current.name ?? ""))]
         if case .object(let m)? = current.extensions[AviImage.vendor] { seed += m }
         // Validate on the current state (ops and the resulting fields); the write repeats it atomically.
@@ -273,12 +332,14 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
                 var doc: [(String, JSONValue)] = [("name", .string(currentName))]
                 if case .object(let m)? = stored { doc += m }
                 return .object(try AviRequests.patched(.object(doc), ops, version: version).fields)
-            }], by: caller) } catch { throw Self.naming(error, preview.name) }
-        return Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version)
+            }],
+            expect: { stored in try Self.check(stored, named: named) }, by: caller) } catch { throw Self.naming(error, preview.name) }
+        return Self.json(AviImage.render(image, base: base, withName: true, version: version, refNames: await refNames(image, caller)), version: version)
     }
 
-    /// One catalog write: the name (409 when another image of the tenant has it) and the avi document.
-    func update(_ id: String, _ caller: Principal, name: String?, lastModified: String?, version: AviVersion, base: String,
+    /// One catalog write: the name (409 when another image of the tenant has it) and the avi document,
+    /// after the identity checks on the stored image (inside the write).
+    func update(_ id: String, _ caller: Principal, name: String?, identity: AviIdentity, named: String?, version: AviVersion, base: String,
                 _ change: @escaping @Sendable ([(String, JSONValue)]) throws -> [(String, JSONValue)]) async throws -> Response {
         let image: Image
         do { image = try await service.updateImage(
@@ -288,12 +349,32 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
                 if case .object(let members)? = stored { doc = members }
                 return .object(try change(doc))
             }],
-            expect: { stored in
-                if let lastModified, lastModified != AviImage.lastModified(stored) {
-                    throw AviError(.preconditionFailed, "Need to reload object data: the image changed since it was read.")
-                }
-            }, by: caller) } catch { throw Self.naming(error, name) }
-        return Self.json(AviImage.render(image, base: base, withName: true, version: version), version: version)
+            expect: { stored in try Self.expect(stored, named: named, identity: identity) }, by: caller) } catch { throw Self.naming(error, name) }
+        return Self.json(AviImage.render(image, base: base, withName: true, version: version, refNames: await refNames(image, caller)), version: version)
+    }
+
+    /// `?name=` on an image's URL: the image must have that name (404 otherwise, as a filter).
+    static func check(_ image: Image, named: String?) throws {
+        if let named, image.name != named { throw AviError(.notFound, "Image object not found!") }
+    }
+
+    /// A `uuid` in a PUT/PATCH body must be the image's own.
+    static func check(_ identity: AviIdentity, id: String) throws {
+        if let uuid = identity.uuid, AviImage.coreId(uuid) != id {
+            throw AviError(.badRequest, "Field 'uuid' is read-only: this image is \(AviImage.uuidPrefix)\(id), not '\(uuid)'.")
+        }
+    }
+
+    /// The checks a write makes on the stored image: `?name=`, `tenant_ref` (the image's tenant; it
+    /// does not move), `_last_modified` (the stored stamp, else 412).
+    static func expect(_ stored: Image, named: String?, identity: AviIdentity) throws {
+        try check(stored, named: named)
+        if let ref = identity.tenantRef, try tenantProject(ref) != stored.owner {
+            throw AviError(.badRequest, "Field 'tenant_ref' cannot be changed: the image belongs to tenant '\(stored.owner ?? "")'.")
+        }
+        if let lastModified = identity.lastModified, lastModified != AviImage.lastModified(stored) {
+            throw AviError(.preconditionFailed, "Need to reload object data: the image changed since it was read.")
+        }
     }
 
     /// An image fetched from a `url` shows its import as Avi shows an upload: while the task runs,

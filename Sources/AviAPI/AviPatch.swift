@@ -10,9 +10,11 @@ package enum AviPatch {
 
     /// The operation and its fields; a plain object (no wrapper key) is a `replace`.
     static func parse(_ body: JSONValue) throws -> (Operation, [(String, JSONValue)]) {
-        guard case .object(let members) = body, !members.isEmpty else {
+        guard case .object(let members) = body else {
             throw AviError(.badRequest, "PATCH expects {\"add\"|\"replace\"|\"delete\": {…}}.")
         }
+        // The body is optional (seed page): `{}` changes nothing.
+        if members.isEmpty { return (.replace, []) }
         let wrappers = members.filter { Operation(rawValue: $0.0) != nil }
         if wrappers.isEmpty {
             if let odd = members.first(where: { $0.0.lowercased() != $0.0 && Operation(rawValue: $0.0.lowercased()) != nil }) {

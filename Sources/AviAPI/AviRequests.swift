@@ -73,6 +73,8 @@ package enum AviRequests {
         /// Where to fetch the package from (a `url` that is not an image's own link).
         package var source: String?
         package var document: [(String, JSONValue)]
+        /// The tenant to create the image in (`tenant_ref`), unresolved.
+        package var tenantRef: String?
     }
 
     package static func creation(_ body: JSONValue, version: AviVersion) throws -> Creation {
@@ -82,6 +84,7 @@ package enum AviRequests {
         var name: String?
         var source: String?
         var document: [(String, JSONValue)] = []
+        var identity = AviIdentity()
         for (key, value) in members {
             if key == "name" {
                 guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
@@ -90,12 +93,13 @@ package enum AviRequests {
                 // A URL that is not an image's own link (which the schema's read-only `url` would be):
                 // where to fetch the package from.
                 source = s
-            } else if !AviImage.ignoredOnInput.contains(key) {
+            } else if try !identity.take(key, value) {
                 document.append((key, try AviImage.validate(key, value, version: version)))
             }
         }
         guard let name else { throw AviError(.badRequest, "Field 'name' is required.") }
-        return Creation(name: name, source: source, document: document)
+        // `uuid` and `_last_modified` of a new object are the server's (`Slug` chooses the uuid).
+        return Creation(name: name, source: source, document: document, tenantRef: identity.tenantRef)
     }
 
     /// `PUT /api/image/<uuid>`: the whole object.
@@ -103,6 +107,9 @@ package enum AviRequests {
         package var name: String
         package var lastModified: String?
         package var document: [(String, JSONValue)]
+        /// Checked against the image, not stored: a `uuid` naming another image and a `tenant_ref`
+        /// naming another tenant are refused.
+        package var identity = AviIdentity()
     }
 
     package static func replacement(_ body: JSONValue, version: AviVersion) throws -> Replacement {
@@ -110,23 +117,18 @@ package enum AviRequests {
             throw AviError(.badRequest, "An Image object is expected.")
         }
         var name: String?
-        var lastModified: String?
         var document: [(String, JSONValue)] = []
+        var identity = AviIdentity()
         for (key, value) in members {
-            switch key {
-            case "name":
+            if key == "name" {
                 guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
                 name = s
-            case "_last_modified":
-                // Not skipped when mistyped: a number here would silently drop the lost-update check.
-                guard case .string(let s) = value else { throw AviError(.badRequest, "Field '_last_modified' must be a string.") }
-                lastModified = s
-            case _ where AviImage.ignoredOnInput.contains(key): continue
-            default: document.append((key, try AviImage.validate(key, value, version: version)))
+            } else if try !identity.take(key, value) {
+                document.append((key, try AviImage.validate(key, value, version: version)))
             }
         }
         guard let name else { throw AviError(.badRequest, "Field 'name' is required.") }
-        return Replacement(name: name, lastModified: lastModified, document: document)
+        return Replacement(name: name, lastModified: identity.lastModified, document: document, identity: identity)
     }
 
     /// `PATCH /api/image/<uuid>`: RFC 6902 operations, or Avi's add/replace/delete of fields.
@@ -147,8 +149,9 @@ package enum AviRequests {
                 guard op != .delete else { throw AviError(.badRequest, "Field 'name' is required and cannot be deleted.") }
                 guard case .string(let s) = value, !s.isEmpty else { throw AviError(.badRequest, "Field 'name' must be a non-empty string.") }
                 name = s
-            } else if AviImage.ignoredOnInput.contains(key) {
-                throw AviError(.badRequest, "Field '\(key)' is read-only.")
+            } else if AviIdentity.keys.contains(key) {
+                // What a client sends back of a read object: checked by `patchIdentity`, never stored.
+                guard op != .delete else { throw AviError(.badRequest, "Field '\(key)' is read-only.") }
             } else if op == .delete {
                 guard AviImage.fields[key] != nil else { throw AviError(.badRequest, "Unknown field '\(key)' in Image.") }
                 checked.append((key, value))
@@ -157,6 +160,17 @@ package enum AviRequests {
             }
         }
         return .fields(op, name: name, checked)
+    }
+
+    /// The identity fields of an Avi PATCH body (`uuid`, `_last_modified`, `tenant_ref`; `url` ignored),
+    /// checked against the image like a PUT's. None for `json_patch`, `delete` and an empty body.
+    package static func patchIdentity(_ body: JSONValue) throws -> AviIdentity {
+        var identity = AviIdentity()
+        guard case .object(let members) = body, !(members.count == 1 && members[0].0 == "json_patch") else { return identity }
+        let (op, fields) = try AviPatch.parse(body)
+        guard op != .delete else { return identity }
+        for (key, value) in fields { _ = try identity.take(key, value) }
+        return identity
     }
 
     /// RFC 6902 ops on `{name, …avi fields}`; the result is validated like a PUT body.

@@ -148,7 +148,7 @@ def test_real_answers_match_the_document(avi_server, document, origin):
     assert api.call("POST", "/api/image", json={"name": "oa-x"}, headers={"X-Avi-Version": "31.1.1"}).status_code == 400
     assert api.call("POST", "/api/image", data=b"[1, 2]").status_code == 400
     for i in range(4):
-        assert api.call("POST", "/api/image", json={"name": f"oa-page-{i}", "events": [{"n": i}]}).status_code == 201
+        assert api.call("POST", "/api/image", json={"name": f"oa-page-{i}", "events": [{"task_name": f"t{i}"}]}).status_code == 201
 
     # Listing: pages with `next`, sorting, shaping, name filter, bad parameters.
     first = api.call("GET", "/api/image?page_size=2&sort=-name").json()
@@ -178,10 +178,10 @@ def test_real_answers_match_the_document(avi_server, document, origin):
     assert api.call("PUT", image_path, "/api/image/{uuid}", json={"name": "oa-page-0"}).status_code == 409
 
     # PATCH: add / replace / delete / plain / json_patch, and refusals.
-    for body in ({"add": {"events": [{"task_name": "x"}], "cloud_info_values": [{"cloud": "c"}]}},
+    for body in ({"add": {"events": [{"task_name": "x"}], "cloud_info_values": [{"cloud_name": "c"}]}},
                  {"replace": {"type": "IMAGE_TYPE_MUST_CHECK", "progress": 50}},
-                 {"delete": {"se_patch_name": None, "cloud_info_values": [{"cloud": "c"}]}},
-                 {"migrations": {"a": 1}},
+                 {"delete": {"se_patch_name": None, "cloud_info_values": [{"cloud_name": "c"}]}},
+                 {"migrations": {"api_version": "22.1.1"}},
                  {"json_patch": [{"op": "add", "path": "/events/-", "value": {"task_name": "y"}},
                                  {"op": "remove", "path": "/migrations"}, {"op": "test", "path": "/progress", "value": 50}]}):
         r = api.call("PATCH", image_path, "/api/image/{uuid}", json=body)
