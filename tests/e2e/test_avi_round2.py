@@ -5,6 +5,7 @@ PATCH body, `?name=` on an image's URL, `tenant_ref` on input, nested objects va
 
 import base64
 import copy
+import hashlib
 import json
 import subprocess
 
@@ -12,7 +13,7 @@ import pytest
 import requests
 from avi.sdk.avi_api import APIError, ApiSession, ObjectNotFound
 
-from conftest import ImagedServer, Raw, imaged_bin
+from conftest import ImagedServer, Raw, imaged_bin, random_bytes
 
 PASSWORDS = {"r2-alice": "alice-r2-password", "r2-bob": "bob-r2-password", "r2-root": "root-r2-password",
              "r2-dora": "dora-r2-password"}
@@ -159,6 +160,29 @@ def test_avisdk_with_basic_auth_user_headers(srv):
     with pytest.raises(APIError):
         bad.post("image", data={"name": "sdk-basic-refused"})
     assert "sdk-basic-refused" not in names(srv, "r2-bob", "p-bob")
+
+
+def test_package_upload_with_basic_auth_on_the_default_server(srv):
+    """Ansible's multipart upload with Basic credentials instead of a session, on a server with no options."""
+    data = random_bytes(3 << 20, 1818)
+    boundary = "r2avi"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"se_patch.pkg\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    r = curl(srv, "POST", "/api/image", "r2-bob", tenant="p-bob", data=body,
+             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 201, r.text
+    done = r.json()
+    assert done["name"] == "se_patch.pkg" and done["progress"] == 100 and done["img_state"]["state"] == "IMAGE_FSM_COMPLETED"
+    assert done["tenant_ref"].endswith("/api/tenant/p-bob#p-bob")
+    bob = Raw(srv.url, "bob")
+    core = done["uuid"][len("image-"):]
+    assert bob.get(f"/v2/images/{core}").json()["checksum"] == hashlib.md5(data).hexdigest()
+    assert bob.get(f"/v2/images/{core}/file").content == data
+    # The same upload with a wrong password: 401, and no image is left behind.
+    r = curl(srv, "POST", "/api/image", "r2-bob", password="wrong", tenant="p-bob", data=body,
+             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 401 and r.json() == {"error": "log in failed"}
+    assert names(srv, "r2-bob", "p-bob").count("se_patch.pkg") == 1
 
 
 # --- PATCH: the seed's whole body, an optional body, ?name= ---------------------------------------------
