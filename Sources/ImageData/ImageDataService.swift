@@ -20,11 +20,12 @@ public struct ImageDataConfig: Sendable {
 /// Pulls bytes from a URL for imports. Implemented in Outbound, which owns the URL guard.
 public protocol RemoteFetcher: Sendable {
     /// Refuses a URL the guard would refuse, before any task is created: throws
-    /// `ImageError.badRequest` naming the rule (400 on the API).
-    func vet(_ url: String) async throws
+    /// `ImageError.badRequest` naming the rule and the option that opens it (400 on the API).
+    /// `asAdmin`: the request is made for an admin (the `--import-private` policy decides what that opens).
+    func vet(_ url: String, asAdmin: Bool) async throws
     /// Streams the body of `url` (following vetted redirects) into `sink`. `announce` gets the
     /// length the server declared, if any, before the first byte.
-    func fetch(_ url: String, maxBytes: Int64, announce: (Int64?) async throws -> Void,
+    func fetch(_ url: String, asAdmin: Bool, maxBytes: Int64, announce: (Int64?) async throws -> Void,
                into sink: (ByteBuffer) async throws -> Void) async throws
 }
 

@@ -9,13 +9,21 @@ public struct ImageImports: Sendable {
     public let data: ImageDataService
     public let fetcher: any RemoteFetcher
     public let runner: TaskRunner
+    /// Job-end notifications to the caller's URL (ZStack `X-Web-Hook`, Danube `cb_url`).
+    public let callbacks: any CallbackSender
 
     /// The task rows and the image writes of the data path (the runner's catalog; not reachable
     /// from front-ends, which hold `ImageImports` but go through `ImageService`).
     var catalog: any Catalog { runner.catalog }
 
-    public init(data: ImageDataService, fetcher: any RemoteFetcher, runner: TaskRunner) {
-        self.data = data; self.fetcher = fetcher; self.runner = runner
+    public init(data: ImageDataService, fetcher: any RemoteFetcher, runner: TaskRunner, callbacks: any CallbackSender) {
+        self.data = data; self.fetcher = fetcher; self.runner = runner; self.callbacks = callbacks
+    }
+
+    /// Refuses an import URL the URL guard refuses for this principal (400, naming the rule and the
+    /// option that opens it), before anything is recorded.
+    public func vet(_ url: String, by p: Principal) async throws {
+        try await fetcher.vet(url, asAdmin: p.isAdmin)
     }
 
     public static let taskType = "api_image_import"
@@ -34,7 +42,7 @@ public struct ImageImports: Sendable {
         }
         if method == "web-download" {
             guard let uri, !uri.isEmpty else { throw ImageError.badRequest("web-download needs method.uri.") }
-            try await fetcher.vet(uri)
+            try await vet(uri, by: p)
         }
         // Visibility and ownership first, so a stranger learns nothing from the checks below.
         let visible = try await data.images.visibleImage(id: id, by: p)
@@ -56,6 +64,9 @@ public struct ImageImports: Sendable {
             ("all_stores_must_succeed", .bool(requestBody["all_stores_must_succeed"]?.boolValue ?? true)),
         ]
         if deleteImageOnFailure { inputMembers.append(("delete_image_on_failure", .bool(true))) }
+        // The fetch runs later, maybe on another node, without the principal: what the guard may
+        // open for it (`--import-private`) is decided from this, under the policy of that moment.
+        if p.isAdmin { inputMembers.append(("requested_by_admin", .bool(true))) }
         // What the source promised (an IMGAPI manifest's files[0]): checked before the data is committed.
         if let expectedSize { inputMembers.append(("expected_size", .int(expectedSize))) }
         if let expectedSHA1 { inputMembers.append(("expected_sha1", .string(expectedSHA1.lowercased()))) }
@@ -331,7 +342,8 @@ public final class TaskRunner: Sendable {
                 var expectedSize: Int64?
                 if case .int(let n)? = input["expected_size"] { expectedSize = n }
                 let expectedSHA1 = input["expected_sha1"]?.stringValue
-                result = try await ingestRemote(uri, into: key, store: first, owner: image.owner, progress,
+                result = try await ingestRemote(uri, asAdmin: input["requested_by_admin"]?.boolValue ?? false,
+                                                into: key, store: first, owner: image.owner, progress,
                                                 expectedSize: expectedSize, sha1: expectedSHA1 != nil) { r in
                     if let expectedSHA1, r.sha1 != expectedSHA1 {
                         throw ImageError.badRequest("The data's SHA-1 \(r.sha1 ?? "?") is not the expected \(expectedSHA1).")
@@ -449,13 +461,13 @@ public final class TaskRunner: Sendable {
         if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(image.id)) }
     }
 
-    func ingestRemote(_ uri: String, into key: String, store: any BlobStore, owner: String?, _ progress: TaskProgress,
+    func ingestRemote(_ uri: String, asAdmin: Bool, into key: String, store: any BlobStore, owner: String?, _ progress: TaskProgress,
                       expectedSize: Int64? = nil, sha1: Bool = false,
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!, fetcher = self.fetcher!
         let quota = try await data.quotaRoom(.imageSizeTotal, owner: owner, declared: expectedSize)
         return try await data.ingest(into: key, store: store, declaredSize: expectedSize, quota: quota, sha1: sha1, verify: verify) { sink in
-            try await fetcher.fetch(uri, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
+            try await fetcher.fetch(uri, asAdmin: asAdmin, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)
             }

@@ -301,29 +301,43 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
 struct URLGuardForbiddenRange: Sendable {
     let range: CIDR
     let label: String
+    /// A private range (RFC 1918, CGNAT, unique-local): where private clouds keep their image servers,
+    /// so the `--import-private` policy may open it to admins or to everyone. The others (loopback,
+    /// link-local, metadata, reserved…) stay closed to everyone unless `--import-allow-cidr` opens them.
+    var isPrivate = false
+}
+
+/// Why an address was refused, for a refusal that names the option that would open it.
+struct URLGuardAddressRefusal: Sendable, Equatable {
+    var reason: String
+    /// A private range the `--import-private` policy could open.
+    var isPrivate: Bool
 }
 
 enum URLGuardAddressPolicy {
-    static func v4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8, _ prefix: Int, _ label: String) -> URLGuardForbiddenRange {
-        URLGuardForbiddenRange(range: CIDR(uncheckedAddress: IPAddress(a, b, c, d), prefixLength: prefix), label: label)
+    static func v4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8, _ prefix: Int, _ label: String,
+                   isPrivate: Bool = false) -> URLGuardForbiddenRange {
+        URLGuardForbiddenRange(range: CIDR(uncheckedAddress: IPAddress(a, b, c, d), prefixLength: prefix), label: label,
+                               isPrivate: isPrivate)
     }
-    static func v6(_ hi: UInt64, _ lo: UInt64, _ prefix: Int, _ label: String) -> URLGuardForbiddenRange {
-        URLGuardForbiddenRange(range: CIDR(uncheckedAddress: .v6(hi, lo), prefixLength: prefix), label: label)
+    static func v6(_ hi: UInt64, _ lo: UInt64, _ prefix: Int, _ label: String, isPrivate: Bool = false) -> URLGuardForbiddenRange {
+        URLGuardForbiddenRange(range: CIDR(uncheckedAddress: .v6(hi, lo), prefixLength: prefix), label: label, isPrivate: isPrivate)
     }
 
     /// IPv4 ranges refused by default (most specific first, so the message names the best label).
     static let ipv4: [URLGuardForbiddenRange] = [
         v4(255, 255, 255, 255, 32, "broadcast"),
         v4(168, 63, 129, 16, 32, "cloud metadata (Azure wireserver)"),
+        v4(100, 100, 100, 200, 32, "cloud metadata (Alibaba)"),
         v4(0, 0, 0, 0, 8, "unspecified/this-network"),
-        v4(10, 0, 0, 0, 8, "private"),
-        v4(100, 64, 0, 0, 10, "shared address space (CGNAT)"),
+        v4(10, 0, 0, 0, 8, "private", isPrivate: true),
+        v4(100, 64, 0, 0, 10, "shared address space (CGNAT)", isPrivate: true),
         v4(127, 0, 0, 0, 8, "loopback"),
         v4(169, 254, 0, 0, 16, "link-local/metadata"),
-        v4(172, 16, 0, 0, 12, "private"),
+        v4(172, 16, 0, 0, 12, "private", isPrivate: true),
         v4(192, 0, 0, 0, 24, "IETF protocol assignments (reserved)"),
         v4(192, 0, 2, 0, 24, "documentation (reserved)"),
-        v4(192, 168, 0, 0, 16, "private"),
+        v4(192, 168, 0, 0, 16, "private", isPrivate: true),
         v4(198, 18, 0, 0, 15, "benchmarking (reserved)"),
         v4(198, 51, 100, 0, 24, "documentation (reserved)"),
         v4(203, 0, 113, 0, 24, "documentation (reserved)"),
@@ -336,12 +350,13 @@ enum URLGuardAddressPolicy {
     static let ipv6: [URLGuardForbiddenRange] = [
         v6(0, 0, 128, "unspecified"),
         v6(0, 1, 128, "loopback"),
+        v6(0xfd00_0ec2_0000_0000, 0x254, 128, "cloud metadata (AWS IPv6)"),
         v6(0x0064_ff9b_0001_0000, 0, 48, "local-use NAT64 (reserved)"),
         v6(0x0100_0000_0000_0000, 0, 64, "discard-only (reserved)"),
         v6(0x2001_0000_0000_0000, 0, 32, "Teredo tunnel (reserved)"),
         v6(0x2001_0db8_0000_0000, 0, 32, "documentation (reserved)"),
         v6(0x3fff_0000_0000_0000, 0, 20, "documentation (reserved)"),
-        v6(0xfc00_0000_0000_0000, 0, 7, "unique-local (private)"),
+        v6(0xfc00_0000_0000_0000, 0, 7, "unique-local (private)", isPrivate: true),
         v6(0xfe80_0000_0000_0000, 0, 10, "link-local"),
         v6(0xfec0_0000_0000_0000, 0, 10, "site-local (deprecated)"),
         v6(0xff00_0000_0000_0000, 0, 8, "multicast"),
@@ -359,30 +374,34 @@ enum URLGuardAddressPolicy {
         return nil
     }
 
-    /// nil if the address may be contacted; otherwise why not (for the refusal message).
-    static func refusal(for address: IPAddress, allow: [CIDR]) -> String? {
+    /// nil if the address may be contacted; otherwise why not. `openPrivate`: the private ranges are
+    /// open (the `--import-private` policy grants it to this requester).
+    static func refusal(for address: IPAddress, allow: [CIDR], openPrivate: Bool = false) -> URLGuardAddressRefusal? {
         for cidr in allow where cidr.contains(address) { return nil }
         switch address {
         case .v4:
             for r in ipv4 where r.range.contains(address) {
-                return "address \(address) is \(r.label) (\(r.range)), not allowed"
+                if r.isPrivate && openPrivate { return nil }
+                return URLGuardAddressRefusal(reason: "address \(address) is \(r.label) (\(r.range))", isPrivate: r.isPrivate)
             }
             return nil
         case .v6(let hi, let lo):
             // ::/128 and ::1/128 sit inside the v4-compatible ::/96, so they are checked first.
             if hi == 0 && lo <= 1 {
-                return "address \(address) is \(lo == 0 ? "unspecified" : "loopback"), not allowed"
+                return URLGuardAddressRefusal(reason: "address \(address) is \(lo == 0 ? "unspecified" : "loopback")", isPrivate: false)
             }
             if let (v4, form) = embeddedIPv4(hi, lo) {
                 let inner = IPAddress.v4(v4)
-                guard let why = refusal(for: inner, allow: allow) else { return nil }
-                return "address \(address) embeds IPv4 \(inner) (\(form)); " + why
+                guard var why = refusal(for: inner, allow: allow, openPrivate: openPrivate) else { return nil }
+                why.reason = "address \(address) embeds IPv4 \(inner) (\(form)); " + why.reason
+                return why
             }
             for r in ipv6 where r.range.contains(address) {
-                return "address \(address) is \(r.label) (\(r.range)), not allowed"
+                if r.isPrivate && openPrivate { return nil }
+                return URLGuardAddressRefusal(reason: "address \(address) is \(r.label) (\(r.range))", isPrivate: r.isPrivate)
             }
             if !globalUnicast.contains(address) {
-                return "address \(address) is reserved (outside global unicast 2000::/3), not allowed"
+                return URLGuardAddressRefusal(reason: "address \(address) is reserved (outside global unicast 2000::/3)", isPrivate: false)
             }
             return nil
         }

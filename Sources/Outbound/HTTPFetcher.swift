@@ -15,6 +15,8 @@ public final class HTTPFetcher: RemoteFetcher {
         public var readTimeout: TimeAmount = .seconds(60)
         /// The whole download, however slow but steady.
         public var totalTimeout: TimeAmount = .hours(6)
+        /// A job callback (connect, send, answer): a receiver slower than this is given up on.
+        public var callbackTimeout: TimeAmount = .seconds(10)
         public init() {}
     }
 
@@ -28,10 +30,11 @@ public final class HTTPFetcher: RemoteFetcher {
 
     /// One client per hop: the DNS override (the pin) is client configuration. Imports are rare and
     /// long, so the cost of a connection pool per hop does not matter.
-    func withClient<T>(pinning target: VettedURL, _ body: (HTTPClient) async throws -> T) async throws -> T {
+    func withClient<T>(pinning target: VettedURL, connectTimeout: TimeAmount? = nil,
+                       _ body: (HTTPClient) async throws -> T) async throws -> T {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,  // followed by hand, through the guard
-            timeout: .init(connect: options.connectTimeout, read: options.readTimeout),
+            timeout: .init(connect: connectTimeout ?? options.connectTimeout, read: connectTimeout ?? options.readTimeout),
             decompression: .disabled)
         configuration.httpVersion = .http1Only
         if !target.isIPLiteral, let address = target.addresses.first {
@@ -48,14 +51,14 @@ public final class HTTPFetcher: RemoteFetcher {
         }
     }
 
-    public func vet(_ url: String) async throws {
-        _ = try await vetted { try await self.urlGuard.check(url) }
+    public func vet(_ url: String, asAdmin: Bool) async throws {
+        _ = try await vetted { try await self.urlGuard.check(url, asAdmin: asAdmin) }
     }
 
-    public func fetch(_ url: String, maxBytes: Int64, announce: (Int64?) async throws -> Void,
+    public func fetch(_ url: String, asAdmin: Bool, maxBytes: Int64, announce: (Int64?) async throws -> Void,
                       into sink: (ByteBuffer) async throws -> Void) async throws {
         let deadline = NIODeadline.now() + options.totalTimeout
-        var target = try await vetted { try await self.urlGuard.check(url) }
+        var target = try await vetted { try await self.urlGuard.check(url, asAdmin: asAdmin) }
         var hops = 0
         while true {
             let hop = target
@@ -74,7 +77,7 @@ public final class HTTPFetcher: RemoteFetcher {
                     guard let location = response.headers.first(name: "location") else {
                         throw ImageError.badRequest("Redirect without Location from \(hop.url).")
                     }
-                    return try await self.vetted { try await self.urlGuard.checkRedirect(from: hop, location: location) }
+                    return try await self.vetted { try await self.urlGuard.checkRedirect(from: hop, location: location, asAdmin: asAdmin) }
                 }
                 guard code == 200 else {
                     throw ImageError.badRequest("Fetching \(hop.url) failed: HTTP \(code) \(response.status.reasonPhrase).")
@@ -127,5 +130,32 @@ public final class HTTPFetcher: RemoteFetcher {
         } catch let refusal as URLRefusal {
             throw ImageError.badRequest("URI for web-download does not pass filtering: \(refusal.url) (\(refusal.reason))")
         }
+    }
+}
+
+extension HTTPFetcher: CallbackSender {
+    public func vet(_ url: String, by p: Principal) async throws {
+        do {
+            _ = try await urlGuard.check(url, asAdmin: p.isAdmin)
+        } catch let refusal as URLRefusal {
+            throw ImageError.badRequest("Callback URL does not pass filtering: \(refusal.url) (\(refusal.reason))")
+        }
+    }
+
+    /// One attempt: a callback is a notification, the job's state stays pollable whatever happens here.
+    public func post(_ url: String, body: [UInt8], headers: [(String, String)], asAdmin: Bool) async -> Bool {
+        guard let target = try? await urlGuard.check(url, asAdmin: asAdmin) else { return false }
+        let deadline = NIODeadline.now() + options.callbackTimeout
+        return (try? await withClient(pinning: target, connectTimeout: options.callbackTimeout) { client in
+            var request = HTTPClientRequest(url: target.url)
+            request.method = .POST
+            request.headers.add(name: "User-Agent", value: "imaged-callback")
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await client.execute(request, deadline: deadline)
+            // Read (and drop) the answer so the connection closes cleanly.
+            _ = try? await response.body.collect(upTo: 64 << 10)
+            return (200..<300).contains(Int(response.status.code))
+        }) ?? false
     }
 }

@@ -23,6 +23,8 @@ public struct URLGuardPolicy: Sendable {
     /// (also for the IPv4 address embedded in an IPv4-mapped/NAT64/6to4 IPv6 address), never the
     /// scheme, port or host rules.
     public var allowCIDRs: [CIDR] = []
+    /// Who may reach private ranges and any port (`--import-private`).
+    public var privateImports: PrivateImportPolicy = .admin
 
     public init() {}
 
@@ -34,6 +36,27 @@ public struct URLGuardPolicy: Sendable {
         self.disallowedHosts = disallowedHosts
         self.allowCIDRs = allowCIDRs
     }
+
+    /// Whether a request made by an admin (or not) gets private ranges and any port.
+    public func opensPrivate(asAdmin: Bool) -> Bool {
+        switch privateImports {
+        case .all: return true
+        case .admin: return asAdmin
+        case .none: return false
+        }
+    }
+}
+
+/// `--import-private`: private clouds keep their images on internal web servers (private addresses,
+/// ports like 8080), so the operator's path must work, while tenants stay behind the SSRF guard.
+/// Loopback, link-local and metadata addresses are never opened by this policy, only by `--import-allow-cidr`.
+public enum PrivateImportPolicy: String, Sendable, CaseIterable {
+    /// Principals with the admin role may import from private ranges and from any port (the default).
+    case admin
+    /// Every principal may.
+    case all
+    /// Nobody may (only the ranges and ports the operator lists).
+    case none
 }
 
 /// A URL that passed every rule, with the addresses it resolved to (all of them allowed), so the
@@ -151,13 +174,16 @@ public struct URLGuard: Sendable {
     /// Parses, normalises and checks the URL; resolves the host and checks every resolved address.
     /// Throws ``URLRefusal`` naming the rule (or `CancellationError` if the task was cancelled
     /// while resolving).
-    public func check(_ url: String) async throws -> VettedURL {
+    /// `asAdmin`: the request is made for a principal with the admin role (the `--import-private`
+    /// policy decides what that opens).
+    public func check(_ url: String, asAdmin: Bool = false) async throws -> VettedURL {
         let parsed = try URLGuardParser.parse(url, allowedSchemes: schemes)
         func refuse(_ rule: URLRefusal.Rule, _ reason: String) -> URLRefusal {
             URLRefusal(url: url, reason: reason, rule: rule)
         }
-        if parsed.explicitPort, !policy.allowedPorts.isEmpty, !policy.allowedPorts.contains(parsed.port) {
-            throw refuse(.port, "port \(parsed.port) is not allowed")
+        let openPrivate = policy.opensPrivate(asAdmin: asAdmin)
+        if parsed.explicitPort, !openPrivate, !policy.allowedPorts.isEmpty, !policy.allowedPorts.contains(parsed.port) {
+            throw refuse(.port, portRefusal(parsed.port))
         }
         if disallowedHostKeys.contains(parsed.hostKey) {
             throw refuse(.hostList, "host '\(parsed.hostKey)' is disallowed")
@@ -168,8 +194,8 @@ public struct URLGuard: Sendable {
 
         var addresses: [IPAddress]
         if let literal = parsed.literal {
-            if let why = URLGuardAddressPolicy.refusal(for: literal, allow: policy.allowCIDRs) {
-                throw refuse(.forbiddenAddress, why)
+            if let why = URLGuardAddressPolicy.refusal(for: literal, allow: policy.allowCIDRs, openPrivate: openPrivate) {
+                throw refuse(.forbiddenAddress, addressRefusal(literal, why))
             }
             addresses = [literal]
         } else {
@@ -187,8 +213,8 @@ public struct URLGuard: Sendable {
             addresses = []
             addresses.reserveCapacity(resolved.count)
             for address in resolved where !addresses.contains(address) {
-                if let why = URLGuardAddressPolicy.refusal(for: address, allow: policy.allowCIDRs) {
-                    throw refuse(.forbiddenAddress, "host '\(parsed.host)' resolves to a forbidden address: " + why)
+                if let why = URLGuardAddressPolicy.refusal(for: address, allow: policy.allowCIDRs, openPrivate: openPrivate) {
+                    throw refuse(.forbiddenAddress, "host '\(parsed.host)' resolves to a forbidden address: " + addressRefusal(address, why))
                 }
                 addresses.append(address)
             }
@@ -200,14 +226,46 @@ public struct URLGuard: Sendable {
     /// For a redirect: resolves `location` (absolute, scheme-relative, absolute-path, relative-path
     /// or query-only, per RFC 3986 §5.2) against the current vetted URL, drops any fragment, then
     /// ``check(_:)``s the result. A refusal names the resolved target URL.
-    public func checkRedirect(from base: VettedURL, location: String) async throws -> VettedURL {
-        try await check(URLGuardParser.resolveReference(location, against: base))
+    public func checkRedirect(from base: VettedURL, location: String, asAdmin: Bool = false) async throws -> VettedURL {
+        try await check(URLGuardParser.resolveReference(location, against: base), asAdmin: asAdmin)
     }
 
     /// The address rules alone: nil if `address` may be contacted under this policy, otherwise
     /// the reason. For a fetcher that wants to re-check the peer it actually connected to.
-    public func refusalReason(for address: IPAddress) -> String? {
-        URLGuardAddressPolicy.refusal(for: address, allow: policy.allowCIDRs)
+    public func refusalReason(for address: IPAddress, asAdmin: Bool = false) -> String? {
+        URLGuardAddressPolicy.refusal(for: address, allow: policy.allowCIDRs, openPrivate: policy.opensPrivate(asAdmin: asAdmin))
+            .map { addressRefusal(address, $0) }
+    }
+
+    /// A refused port, naming the options that would open it.
+    func portRefusal(_ port: Int) -> String {
+        let allowed = policy.allowedPorts.sorted().map(String.init).joined(separator: ", ")
+        let head = "port \(port) is not allowed (allowed ports: \(allowed))"
+        switch policy.privateImports {
+        case .admin:
+            return head + "; admins may import from any port (--import-private admin), "
+                + "--import-allow-port \(port) opens it to every user"
+        case .none, .all:
+            return head + "; --import-allow-port \(port) opens it"
+        }
+    }
+
+    /// A refused address, naming the rule and the options that would open it.
+    func addressRefusal(_ address: IPAddress, _ why: URLGuardAddressRefusal) -> String {
+        let host = "--import-allow-cidr \(address)/\(address.isIPv4 ? 32 : 128)"
+        guard why.isPrivate else {
+            return why.reason + ", refused for every user; an operator opens it with " + host
+        }
+        switch policy.privateImports {
+        case .admin:
+            return why.reason + ": only admins may import from private addresses (--import-private admin); "
+                + "--import-private all opens them to every user, " + host + " opens this address"
+        case .none:
+            return why.reason + ": imports from private addresses are off (--import-private none); "
+                + "--import-private admin opens them to admins, " + host + " opens this address"
+        case .all:
+            return why.reason  // not reached: `all` opens private ranges to everyone
+        }
     }
 
     /// Host-list key: lower-case, no trailing dot, no brackets, IP literals canonical.
