@@ -278,6 +278,7 @@ public struct ImageService: Sendable {
             }
             let original = image
             try change(&image)
+            Self.noteUse(&image, before: original, now: Timestamp.now())  // a VM recorded: last used now
             if image != original { image.updatedAt = max(Timestamp.now(), original.updatedAt) }
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
