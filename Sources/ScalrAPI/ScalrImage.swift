@@ -14,8 +14,8 @@ enum ScalrImage {
     static let filterable = ["id", "name", "scope", "os", "cloudPlatform", "cloudImageId", "architecture", "cloudLocation", "status",
                              "source", "deprecated", "scalrAgentInstalled", "cloudInitInstalled"]
     static let writable = ["name", "cloudPlatform", "cloudLocation", "cloudImageId", "architecture", "os", "scalrAgentInstalled",
-                           "cloudInitInstalled", "cloudFeatures", "deprecated"]
-    static let readOnly = ["id", "scope", "size", "type", "source", "status", "statusError", "added", "lastUsed"]
+                           "cloudInitInstalled", "cloudFeatures", "deprecated", "size", "type"]
+    static let readOnly = ["id", "scope", "source", "status", "statusError", "added", "lastUsed"]
     static let alterable = ["name", "deprecated"]
 
     /// `^[A-Za-z0-9]+[A-Za-z0-9-]*[A-Za-z0-9]+$`.
@@ -48,10 +48,10 @@ enum ScalrImage {
             ("id", .string(image.id)), ("name", .string(image.name ?? "")), ("cloudImageId", s("cloudImageId")),
             ("cloudLocation", s("cloudLocation")), ("cloudPlatform", s("cloudPlatform")),
             ("cloudFeatures", d?["cloudFeatures"] ?? .object([("type", .string(platform == "ec2" ? "AwsImageCloudFeatures" : "ImageCloudFeatures"))])),
-            ("added", .string(iso(image.createdAt))), ("lastUsed", .null),
+            ("added", .string(iso(image.createdAt))), ("lastUsed", image.lastUsedAt.map { .string(iso($0)) } ?? .null),
             ("scalrAgentInstalled", b("scalrAgentInstalled", true)), ("cloudInitInstalled", b("cloudInitInstalled", false)),
-            ("architecture", .string(image.properties["architecture"] ?? "x86_64")), ("size", .null), ("deprecated", b("deprecated", false)),
-            ("source", .string("Manual")), ("status", .string("active")), ("type", .null), ("statusError", .null),
+            ("architecture", .string(image.properties["architecture"] ?? "x86_64")), ("size", { if case .int(let n)? = d?["size"] { return .int(n) } else { return .null } }()), ("deprecated", b("deprecated", false)),
+            ("source", .string("Manual")), ("status", .string("active")), ("type", s("type")), ("statusError", .null),
             ("scope", s("scope")), ("os", .object([("id", s("os"))])),
         ])
     }

@@ -9,7 +9,9 @@ import ImageData
 public struct ScalrAPIOptions: Sendable {
     /// Seals and opens the Scalr keys' secrets (the servers' secret key).
     public var sealer: SecretSealer?
-    public init(sealer: SecretSealer?) { self.sealer = sealer }
+    /// The OSes `…/os/` lists and `os.id` is checked against (`--scalr-os-file` extends the seeded ones).
+    public var systems: ScalrOSCatalogue
+    public init(sealer: SecretSealer?, systems: ScalrOSCatalogue = .seeded) { self.sealer = sealer; self.systems = systems }
 }
 
 /// Scalr's API v1beta0 for images (`/api/v1beta0/{global|account[/<id>]|user/<envId>}/images/…`):
@@ -103,7 +105,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
             s.removeFirst()
         case "account":
             s.removeFirst()
-            if let id = s.first, id != "images" {
+            if let id = s.first, id != "images", id != "os" {
                 guard id == Self.accountId else { throw Failure(403, "PermissionViolation", "You don't have access to the account.") }
                 s.removeFirst()
             }
@@ -117,6 +119,10 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
             scope = .environment(project: try await project(ofEnvironment: envId, p))
         default:
             throw Failure.endpoint
+        }
+        if s.first == "os" {
+            s.removeFirst()
+            return try operatingSystems(request, s, meta)
         }
         guard s.first == "images" else { throw Failure.endpoint }
         s.removeFirst()
@@ -220,8 +226,22 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         return Self.success(meta, page, pagination: pagination)
     }
 
+    /// `GET …/os/` (filters `id`, `name`, `family`, `generation`; paged as images are) and `GET …/os/<osId>/`.
+    func operatingSystems(_ request: Request, _ rest: [String], _ meta: [(String, JSONValue)]) throws -> Response {
+        guard request.method == .get, rest.count <= 1 else { throw Failure.endpoint }
+        if let id = rest.first {
+            guard ScalrImage.validOS(id) else { throw Failure.endpoint }
+            guard let os = options.systems.os(id) else { throw Failure(404, "ObjectNotFound", "Unable to find requested OS") }
+            return Self.success(meta, os.rendered)
+        }
+        let listing = try ScalrRequests.listing(request.uri.query, filterable: ScalrOS.filterable)
+        let matching = options.systems.systems.map(\.rendered).filter { ScalrRequests.matches($0, listing.filters) }
+        let (page, pagination) = ScalrRequests.page(matching, listing, path: request.uri.path)
+        return Self.success(meta, page, pagination: pagination)
+    }
+
     func register(_ body: [UInt8], _ scope: Scope, _ p: Principal, _ meta: [(String, JSONValue)]) async throws -> Response {
-        let r = try ScalrRequests.registration(body, scope: scope)
+        let r = try ScalrRequests.registration(body, scope: scope, systems: options.systems)
         let (name, platform, location, cloudImageId, architecture, os) = (r.name, r.platform, r.location, r.cloudImageId, r.architecture, r.os)
         switch scope {
         case .global, .account: guard p.isAdmin else { throw Failure.insufficient }
@@ -231,6 +251,8 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
                                                ("cloudImageId", .string(cloudImageId)), ("os", .string(os))]
         if let location { document.append(("cloudLocation", .string(location))) }
         if let features = r.features { document.append(("cloudFeatures", features)) }
+        if let size = r.size { document.append(("size", .int(size))) }
+        if let type = r.type { document.append(("type", .string(type))) }
         document += r.flags
         let visibility = switch scope { case .global: "public"; case .account: "community"; case .environment: "private" }
         var attributes: [(String, JSONValue)] = [("name", .string(name)), ("visibility", .string(visibility)),
@@ -288,6 +310,8 @@ struct ScalrFailure: Error {
     static let scopeViolation = ScalrFailure(403, "ScopeViolation", "The image is not either from the environment scope or owned by your environment.")
     static func structure(_ m: String) -> ScalrFailure { ScalrFailure(400, "InvalidStructure", m) }
     static func value(_ m: String) -> ScalrFailure { ScalrFailure(400, "InvalidValue", m) }
+    /// Scalr 7's one 422 code: well-formed settings that conflict with each other or the current state.
+    static func mismatch(_ m: String) -> ScalrFailure { ScalrFailure(422, "ConfigurationMismatch", m) }
     static func notImplemented(_ m: String) -> ScalrFailure { ScalrFailure(501, "NotImplemented", m) }
 }
 

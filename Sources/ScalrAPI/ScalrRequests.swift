@@ -13,7 +13,7 @@ package enum ScalrRequests {
         package var filters: [String: String]
     }
 
-    package static func listing(_ rawQuery: String?) throws -> Listing {
+    package static func listing(_ rawQuery: String?, filterable: [String] = ScalrImage.filterable) throws -> Listing {
         var params: [String: String] = [:]
         for (k, v) in ScalrQuery.parse(rawQuery) { params[k] = v }
         var maxResults = 100, pageNum = 1
@@ -26,11 +26,14 @@ package enum ScalrRequests {
             pageNum = n
         }
         let filters = params.filter { $0.key != "maxResults" && $0.key != "pageNum" }
-        if filters.keys.contains(where: { !ScalrImage.filterable.contains($0) }) {
-            throw ScalrFailure.structure("Unsupported filter. Fields which are available for filtering: [\(ScalrImage.filterable.joined(separator: ", "))]")
+        if filters.keys.contains(where: { !filterable.contains($0) }) {
+            throw ScalrFailure.structure("Unsupported filter. Fields which are available for filtering: [\(filterable.joined(separator: ", "))]")
         }
-        if filters["cloudLocation"] != nil && filters["cloudPlatform"] == nil {
-            throw ScalrFailure.structure("Both 'cloudPlatform' and 'cloudLocation' filters should be provided with request.")
+        if filterable == ScalrImage.filterable {
+            if filters["cloudLocation"] != nil && filters["cloudPlatform"] == nil {
+                throw ScalrFailure.structure("Both 'cloudPlatform' and 'cloudLocation' filters should be provided with request.")
+            }
+            if let os = filters["os"], !ScalrImage.validOS(os) { throw ScalrFailure.value("Invalid identifier of the OS") }
         }
         return Listing(parameters: params, maxResults: maxResults, pageNum: pageNum, filters: filters)
     }
@@ -95,9 +98,40 @@ package enum ScalrRequests {
         package var os: String
         package var features: JSONValue?
         package var flags: [(String, JSONValue)]
+        /// Root disk size in GB and EC2's image type (`ebs`, `ebs-hvm`, …), stored as given: imaged
+        /// does not look the image up on its cloud.
+        package var size: Int64?
+        package var type: String?
     }
 
-    package static func registration(_ body: [UInt8], scope: ScalrScope) throws -> Registration {
+    /// EC2 image types (the `type` member).
+    static let ec2Types = ["ebs", "ebs-hvm", "instance-store", "instance-store-hvm"]
+    /// `cloudFeatures.type` and the platform each concrete type belongs to (nil: any platform).
+    static let featureTypes: [String: String?] = ["ImageCloudFeatures": nil, "AwsImageCloudFeatures": "ec2", "VmwareImageCloudFeatures": "vmware"]
+
+    /// `cloudFeatures`, checked: a known type, the members of that type, and a type that fits the
+    /// platform (else 422 ConfigurationMismatch, Scalr's answer for settings that conflict).
+    static func cloudFeatures(_ given: JSONValue, platform: String, type: String?) throws -> JSONValue {
+        guard case .object(let members) = given else { throw ScalrFailure.value("Property cloudFeatures must be an object.") }
+        guard let kind = given["type"]?.stringValue else { throw ScalrFailure.structure("Missed property 'cloudFeatures.type'") }
+        guard let home = featureTypes[kind] else { throw ScalrFailure.value("Invalid cloudFeatures.type value") }
+        let allowed = kind == "AwsImageCloudFeatures" ? ["type", "virtualization"] : kind == "VmwareImageCloudFeatures" ? ["type", "vCenterHost"] : ["type"]
+        let unknown = members.map(\.0).filter { !allowed.contains($0) }.map { "cloudFeatures.\($0)" }
+        if !unknown.isEmpty { throw Self.unknown(unknown, alterable: false) }
+        if let home, home != platform {
+            throw ScalrFailure.mismatch("cloudFeatures of type \(kind) cannot be applied to an Image on the \(platform) platform.")
+        }
+        if let v = given["virtualization"] {
+            guard let s = v.stringValue, s == "hvm" || s == "paravirtual" else { throw ScalrFailure.value("Invalid cloudFeatures.virtualization value") }
+            if let type, type.hasSuffix("-hvm") != (s == "hvm") {
+                throw ScalrFailure.mismatch("The Image type \(type) conflicts with cloudFeatures.virtualization \(s).")
+            }
+        }
+        if let v = given["vCenterHost"], v.stringValue?.isEmpty ?? true { throw ScalrFailure.value("Invalid cloudFeatures.vCenterHost value") }
+        return given
+    }
+
+    package static func registration(_ body: [UInt8], scope: ScalrScope, systems: ScalrOSCatalogue = .seeded) throws -> Registration {
         let members = try object(body)
         let unknown = members.map(\.0).filter { !ScalrImage.writable.contains($0) && !ScalrImage.readOnly.contains($0) }
         if !unknown.isEmpty { throw Self.unknown(unknown, alterable: false) }
@@ -113,6 +147,18 @@ package enum ScalrRequests {
         if let given = b["cloudFeatures"], given != .null {
             guard case .object = given else { throw ScalrFailure.value("Property cloudFeatures must be an object.") }
         }
+        var size: Int64?
+        if let given = b["size"], given != .null {
+            guard case .int(let n) = given, n >= 1 else { throw ScalrFailure.value("Property size must be a positive integer.") }
+            size = n
+        }
+        var type: String?
+        if let given = b["type"], given != .null {
+            guard let t = given.stringValue, Self.ec2Types.contains(t) else {
+                throw ScalrFailure.value("Invalid type of the Image: one of \(Self.ec2Types.joined(separator: ", ")).")
+            }
+            type = t
+        }
         let location = b["cloudLocation"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
         if location == nil && !ScalrImage.locationless.contains(platform) { throw ScalrFailure.structure("Missed property 'cloudLocation'") }
         guard let cloudImageId = b["cloudImageId"]?.stringValue, !cloudImageId.isEmpty else { throw ScalrFailure.structure("Missed property 'cloudImageId'") }
@@ -120,6 +166,10 @@ package enum ScalrRequests {
         guard architecture == "i386" || architecture == "x86_64" else { throw ScalrFailure.value("Invalid architecture value") }
         guard let os = b["os"]?["id"]?.stringValue ?? b["os"]?.stringValue else { throw ScalrFailure.structure("Missed property 'os.id'") }
         guard ScalrImage.validOS(os) else { throw ScalrFailure.value("Invalid identifier of the OS") }
+        guard systems.os(os) != nil else { throw ScalrFailure.value("OS with id '\(os)' not found.") }
+        if let type, platform != "ec2" {
+            throw ScalrFailure.mismatch("The Image type \(type) is only used on the ec2 platform, not on \(platform).")
+        }
         var flags: [(String, JSONValue)] = []
         for key in ["scalrAgentInstalled", "cloudInitInstalled", "deprecated"] {
             guard let v = b[key], v != .null else { continue }
@@ -127,9 +177,9 @@ package enum ScalrRequests {
             flags.append((key, v))
         }
         var features: JSONValue?
-        if let f = b["cloudFeatures"], case .object = f { features = f }
+        if let f = b["cloudFeatures"], f != .null { features = try cloudFeatures(f, platform: platform, type: type) }
         return Registration(name: name, platform: platform, location: location, cloudImageId: cloudImageId,
-                            architecture: architecture, os: os, features: features, flags: flags)
+                            architecture: architecture, os: os, features: features, flags: flags, size: size, type: type)
     }
 
     /// `PATCH …/images/<id>`: the members, refused when they name anything but the alterable fields.

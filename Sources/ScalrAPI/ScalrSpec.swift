@@ -68,6 +68,19 @@ enum ScalrSpec {
                                                                   ("description", .string("The new image.")), ("schema", ref("ReplaceImageRequest"))])])),
                                   ("responses", response("ImageDetailsResponse", "Replaced."))])),
             ])),
+            ("\(lead)/os/", .object([
+                ("parameters", .array(scopeParams)),
+                ("get", .object([("description", .string("List the Operating Systems available in this scope.")),
+                                 ("parameters", .array(ScalrOS.filterable.map { query($0, "Filter by \($0).") }
+                                                       + [query("maxResults", "Page size (1–100).", type: "integer"),
+                                                          query("pageNum", "Page number.", type: "integer")])),
+                                 ("responses", response("OsListResponse", "The JSON representation of a list of Os objects."))])),
+            ])),
+            ("\(lead)/os/{osId}/", .object([
+                ("parameters", .array(scopeParams + [pathParam("osId", "The ID of the OS.", pattern: "[A-Za-z0-9-]+")])),
+                ("get", .object([("description", .string("Retrieve detailed information about a given OS.")), ("parameters", .array([])),
+                                 ("responses", response("OsDetailsResponse", "The JSON representation of an Os object."))])),
+            ])),
         ]
         func prop(_ type: String, readOnly: Bool = false, _ extra: [(String, JSONValue)] = []) -> JSONValue {
             var p: [(String, JSONValue)] = [("type", .string(type))]
@@ -79,14 +92,14 @@ enum ScalrSpec {
             ("required", .array(["name", "cloudPlatform", "cloudImageId", "architecture", "os"].map { .string($0) })),
             ("x-filterable", .array(ScalrImage.filterable.map { .string($0) })),
             ("x-createOnly", .array(["cloudPlatform", "cloudLocation", "cloudImageId", "architecture", "os", "scalrAgentInstalled",
-                                     "cloudInitInstalled", "cloudFeatures"].map { .string($0) })),
+                                     "cloudInitInstalled", "cloudFeatures", "size", "type"].map { .string($0) })),
             ("properties", .object([
                 ("id", prop("string", readOnly: true)), ("name", prop("string")), ("cloudPlatform", prop("string", [("enum", .array(ScalrImage.platforms.map { .string($0) }))])),
                 ("cloudLocation", prop("string")), ("cloudImageId", prop("string")),
                 ("architecture", prop("string", [("enum", .array([.string("i386"), .string("x86_64")]))])),
                 ("os", ref("OsForeignKey")), ("scalrAgentInstalled", prop("boolean")), ("cloudInitInstalled", prop("boolean")),
                 ("cloudFeatures", ref("ImageCloudFeatures")), ("deprecated", prop("boolean")),
-                ("scope", prop("string", readOnly: true)), ("size", prop("integer", readOnly: true)), ("type", prop("string", readOnly: true)),
+                ("scope", prop("string", readOnly: true)), ("size", prop("integer")), ("type", prop("string", [("enum", .array(ScalrRequests.ec2Types.map { .string($0) }))])),
                 ("source", prop("string", readOnly: true)), ("status", prop("string", readOnly: true)), ("statusError", prop("string", readOnly: true)),
                 ("added", prop("string", readOnly: true)), ("lastUsed", prop("string", readOnly: true)),
             ])),
@@ -96,7 +109,16 @@ enum ScalrSpec {
         let definitions: JSONValue = .object([
             ("Image", image),
             ("OsForeignKey", .object([("type", .string("object")), ("properties", .object([("id", prop("string"))]))])),
-            ("ImageCloudFeatures", .object([("type", .string("object")), ("properties", .object([("type", prop("string"))]))])),
+            ("ImageCloudFeatures", .object([("type", .string("object")), ("required", .array([.string("type")])), ("properties", .object([
+                ("type", prop("string", [("enum", .array(ScalrRequests.featureTypes.keys.sorted().map { .string($0) }))])),
+                ("virtualization", prop("string", [("enum", .array([.string("hvm"), .string("paravirtual")]))])), ("vCenterHost", prop("string")),
+            ]))])),
+            ("Os", .object([("type", .string("object")), ("required", .array(["id", "name", "family", "generation", "version"].map { .string($0) })),
+                            ("x-filterable", .array(ScalrOS.filterable.map { .string($0) })),
+                            ("properties", .object(["id", "name", "family", "generation", "version"].map { ($0, prop("string", readOnly: true)) }))])),
+            ("OsListResponse", .object([("type", .string("object")), ("properties", .object(envelope + [
+                ("data", .object([("type", .string("array")), ("items", ref("Os"))])), ("pagination", .object([("type", .string("object"))]))]))])),
+            ("OsDetailsResponse", .object([("type", .string("object")), ("properties", .object(envelope + [("data", ref("Os"))]))])),
             ("CloudLocation", .object([("type", .string("object")), ("properties", .object([("cloudPlatform", prop("string")), ("cloudLocation", prop("string"))]))])),
             ("ReplaceImageRequest", .object([("type", .string("object")), ("properties", .object([("newImage", .object([("type", .string("object"))])),
                                                                                               ("deprecateOldImage", prop("boolean")),

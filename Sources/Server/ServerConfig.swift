@@ -57,6 +57,8 @@ public struct ServerConfig: Sendable {
     public var zstackExportSeconds: Int64 = 86_400
     /// The key that seals secrets the servers must use again (Scalr's HMAC keys); nil: `<data-dir>/secret.key`.
     public var secretKeyFile: String?
+    /// Scalr's OS catalogue: a JSON file adding OSes to (or withdrawing them from) the seeded ones (`--scalr-os-file`).
+    public var scalrOSFile: String?
     /// Seconds requests in flight may take to finish after SIGTERM before they are cancelled.
     public var shutdownGraceSeconds: Int64 = 30
     /// Danube: login token lifetime, snapshot source template, IMGAPI repositories (name, URL).
@@ -140,6 +142,7 @@ extension ServerConfig {
             ("shutdown-grace-seconds", String(shutdownGraceSeconds)),
             ("quota", "images \(limit(quota.imageCountTotal)), bytes \(limit(quota.imageSizeTotal)), staged \(limit(quota.imageStageTotal)), uploading \(limit(quota.imageCountUploading))"),
             ("secret-key-file", secretKeyFile ?? dataDirectory + "/secret.key"),
+            ("scalr-os-file", scalrOSFile ?? "(none: the seeded OSes)"),
             ("zstack", "/zstack/v1, sessions \(zstackSessionSeconds) s, expunge after \(expungeAfterSeconds) s"),
             ("danube", "\(danubePrefix), tokens \(danubeTokenSeconds) s, snapshots " + (danubeSnapshotURL ?? "(none)")
                 + ", imagestores " + (danubeImagestores.isEmpty ? "(none)" : danubeImagestores.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))),

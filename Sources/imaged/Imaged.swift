@@ -109,6 +109,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "The servers' secret key (seals Scalr key secrets; default <data-dir>/secret.key, created when absent). Every node of a cluster needs the same file.")
     var secretKeyFile: String?
 
+    @Option(help: "Scalr's OS catalogue: a JSON array of Os objects ({\"id\", \"name\", \"family\", \"generation\", \"version\"}) added to the seeded ones; an entry with a seeded id replaces it, \"status\": \"inactive\" withdraws it. Read at start; every node of a cluster needs the same file.")
+    var scalrOsFile: String?
+
     @Option(help: "Seconds uploads in flight may take to finish after SIGTERM; then they are cancelled and their images queued again.")
     var shutdownGraceSeconds: Int64 = 30
 
@@ -248,6 +251,7 @@ struct ServeOptions: ParsableArguments {
         }
         config.danubePrefix = danubePrefix
         config.secretKeyFile = secretKeyFile
+        config.scalrOSFile = scalrOsFile
         guard shutdownGraceSeconds >= 0 else { throw ValidationError("--shutdown-grace-seconds must not be negative") }
         config.shutdownGraceSeconds = shutdownGraceSeconds
         guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }

@@ -222,6 +222,26 @@ def test_scalr_flow_answers_match_the_document(sc, document):
     alice.call("PATCH", env + made[1]["id"] + "/", 400, body={"name": "-x-"}, code="InvalidValue")
     alice.call("GET", env + "not-a-uuid/", 404, code="EndpointNotFound")
 
+    # issue 18: size/type stored, 422 ConfigurationMismatch, os.id against the catalogue, lastUsed
+    sized = alice.call("POST", env, 201, body={**registration("fl-sized", "ami-flsized"), "size": 8, "type": "ebs-hvm",
+                                               "cloudFeatures": {"type": "AwsImageCloudFeatures", "virtualization": "hvm"}}).json()["data"]
+    assert (sized["size"], sized["type"], sized["lastUsed"]) == (8, "ebs-hvm", None)
+    alice.call("POST", env, 422, body={**registration("fl-422", "ami-fl422"), "type": "ebs",
+                                       "cloudFeatures": {"type": "AwsImageCloudFeatures", "virtualization": "hvm"}}, code="ConfigurationMismatch")
+    alice.call("POST", env, 422, body={**registration("fl-422b", "ami-fl422b"), "cloudPlatform": "openstack", "type": "ebs"},
+               code="ConfigurationMismatch")
+    alice.call("POST", env, 400, body={**registration("fl-os", "ami-flos"), "os": {"id": "plan9-4"}}, code="InvalidValue")
+    alice.call("POST", env, 400, body={**registration("fl-size", "ami-flsize"), "size": 0}, code="InvalidValue")
+    for prefix in ["/api/v1beta0/global", "/api/v1beta0/account", "/api/v1beta0/account/1", f"/api/v1beta0/user/{sc.keys['alice'].env_id}"]:
+        who = admin if prefix.endswith("global") else alice
+        listed = who.call("GET", prefix + "/os/", 200, "family=ubuntu").json()["data"]
+        assert "ubuntu-22-04" in [o["id"] for o in listed]
+        assert who.call("GET", prefix + "/os/ubuntu-22-04/", 200).json()["data"]["generation"] == "22.04"
+        who.call("GET", prefix + "/os/plan9-4/", 404, code="ObjectNotFound")
+    alice.call("GET", f"/api/v1beta0/user/{sc.keys['alice'].env_id}/os/", 400, "colour=red", code="InvalidStructure")
+    alice.call("GET", f"/api/v1beta0/user/{sc.keys['alice'].env_id}/os/", 200, "maxResults=2&pageNum=3")
+    alice.call("GET", "/api/v1beta0/global/os/", 403, code="PermissionViolation")
+
     # what imaged does not offer
     alice.call("DELETE", env + made[1]["id"] + "/", 501, "deleteFromCloud=true", code="NotImplemented")
     alice.call("POST", env + made[1]["id"] + "/actions/copy/", 501, body={"cloudPlatform": "ec2", "cloudLocation": "eu-west-1"},
