@@ -174,9 +174,32 @@ public struct LocalAccounts: Sendable {
         return (keyId, secret)
     }
 
-    /// The secret and account of a Scalr key; nil when the key, its account or its seal is unknown.
-    public func signingKey(id keyId: String, sealer: SecretSealer) async throws -> (secret: String, account: LocalAccount)? {
-        guard keyId.hasPrefix("APIK"), keyId.utf8.count <= 64, let key = try await catalog.apiKey(id: keyId),
+    /// A ZStack access key: id `ZSK` + 17 of `[A-Za-z0-9]` (20 characters, as ZStack's AccessKeyID), a
+    /// 40-character secret of the same alphabet, kept sealed like a Scalr key's (it verifies HMACs).
+    public func createZStackAccessKey(accountName: String, sealer: SecretSealer) async throws -> (keyId: String, secret: String) {
+        guard try await catalog.account(name: accountName) != nil else { throw IdentityError("no account named \(accountName)") }
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        func draw(_ n: Int) throws -> String {
+            // 248 = 4 × 62: bytes above it are drawn again, so every character is equally likely.
+            var out = ""
+            while out.count < n {
+                for b in try Secrets.randomBytes(n) where b < 248 && out.count < n { out.append(alphabet[Int(b) % alphabet.count]) }
+            }
+            return out
+        }
+        let keyId = Self.zstackKeyPrefix + (try draw(17))
+        let secret = try draw(40)
+        try await catalog.insertAPIKey(APIKeyRecord(keyId: keyId, accountName: accountName,
+                                                    secretHash: try sealer.seal(secret, context: keyId), createdAt: Timestamp.now()))
+        return (keyId, secret)
+    }
+
+    public static let zstackKeyPrefix = "ZSK"
+
+    /// The secret and account of a signing key (`APIK…` Scalr keys by default, `ZSK…` ZStack access
+    /// keys with that prefix); nil when the key, its account or its seal is unknown.
+    public func signingKey(id keyId: String, sealer: SecretSealer, prefix: String = "APIK") async throws -> (secret: String, account: LocalAccount)? {
+        guard keyId.hasPrefix(prefix), keyId.utf8.count <= 64, let key = try await catalog.apiKey(id: keyId),
               let secret = sealer.open(key.secretHash, context: keyId),
               let account = try await catalog.account(name: key.accountName) else { return nil }
         return (secret, account)

@@ -123,9 +123,14 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let avi = AviImageAPI<ImagedRequestContext>(
         imports: imports, sessions: LoginSessions(accounts: LocalAccounts(catalog: catalog)),
         options: .init(publicEndpoint: config.publicEndpoint))
+    let sealer: SecretSealer
+    do {
+        sealer = try SecretSealer.load(path: config.secretKeyFile ?? dataDir + "/secret.key", create: config.secretKeyFile == nil)
+    } catch { throw ConfigError("--secret-key-file: \(error)") }
     var zstackOptions = ZStackAPIOptions(publicEndpoint: config.publicEndpoint)
     zstackOptions.sessionLifetime = config.zstackSessionSeconds
     zstackOptions.exportLifetime = config.zstackExportSeconds
+    zstackOptions.sealer = sealer
     let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: zstackOptions)
     let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, catalog: catalog, after: config.expungeAfterSeconds, logger: logger) : nil
     var danubeOptions = DanubeAPIOptions(publicEndpoint: config.publicEndpoint)
@@ -134,10 +139,6 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     danubeOptions.snapshotURLTemplate = config.danubeSnapshotURL
     danubeOptions.imagestores = config.danubeImagestores.map { (name: $0.0, url: $0.1) }
     let danube = DanubeImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: danubeOptions)
-    let sealer: SecretSealer
-    do {
-        sealer = try SecretSealer.load(path: config.secretKeyFile ?? dataDir + "/secret.key", create: config.secretKeyFile == nil)
-    } catch { throw ConfigError("--secret-key-file: \(error)") }
     let systems: ScalrOSCatalogue
     do { systems = try config.scalrOSFile.map { try ScalrOSCatalogue.load(file: $0) } ?? .seeded } catch { throw ConfigError("\(error)") }
     let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: LocalAccounts(catalog: catalog), options: .init(sealer: sealer, systems: systems))

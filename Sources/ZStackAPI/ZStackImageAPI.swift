@@ -19,6 +19,8 @@ public struct ZStackAPIOptions: Sendable {
     public var jobLifetime: Int64 = 10_800
     /// How long an ExportImageFromBackupStorage URL serves the image (`--zstack-export-seconds`).
     public var exportLifetime: Int64 = 86_400
+    /// Opens the sealed secrets of access keys (`Authorization: ZStack …`); without it only sessions work.
+    public var sealer: SecretSealer?
     public init(publicEndpoint: String? = nil) { self.publicEndpoint = publicEndpoint }
 }
 
@@ -157,14 +159,47 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         ]))]))
     }
 
-    /// The session id of `Authorization: OAuth <id>`; a missing or other header is a plain 400.
+    /// The session id of `Authorization: OAuth <id>` ("" for an access key's `ZStack <id>:<signature>`);
+    /// a missing header or another scheme is a plain 400.
     static func sessionToken(_ request: Request) throws -> String {
-        try ZStackRequests.sessionToken(request.headers[.authorization])
+        if try accessKey(request) != nil { return "" }
+        return try ZStackRequests.sessionToken(request.headers[.authorization])
     }
 
-    /// The caller of a live session, or ID.1001. Async APIs answer this directly too, rather than
-    /// storing a job for an unauthenticated request.
+    /// `Authorization: ZStack <AccessKeyId>:<signature>`, nil for another scheme.
+    static func accessKey(_ request: Request) throws -> (keyId: String, signature: String)? {
+        guard let header = request.headers[.authorization] else { return nil }
+        do { return try ZStackSignature.credential(header) } catch let r as ZStackSignature.Refusal {
+            throw ZStackHTTPError(HTTPResponse.Status(code: r.status), r.message)
+        }
+    }
+
+    /// The account of a signed request: the signature over method, `Date` and the path after `/zstack`
+    /// checked with the key's secret. Refusals are plain text: 400 bad Date, 403 skew, 401 otherwise.
+    func accessKeyCaller(_ request: Request, keyId: String, signature: String) async throws -> Principal {
+        let path = String(request.uri.path.dropFirst("/zstack".count))
+        let accounts = sessions.accounts, sealer = options.sealer
+        var account: LocalAccount?
+        do {
+            _ = try await ZStackSignature.verify(keyId: keyId, signature: signature, date: request.headers[.date],
+                                                 method: request.method.rawValue, path: path) { id in
+                guard let sealer, let found = try await accounts.signingKey(id: id, sealer: sealer, prefix: LocalAccounts.zstackKeyPrefix) else { return nil }
+                account = found.account
+                return found.secret
+            }
+        } catch let r as ZStackSignature.Refusal {
+            throw ZStackHTTPError(HTTPResponse.Status(code: r.status), r.message)
+        }
+        guard let account else { throw ZStackHTTPError(.unauthorized, ZStackSignature.Refusal.refused.message) }
+        return account.principal
+    }
+
+    /// The caller of a live session or a signed request, or ID.1001. Async APIs answer this directly
+    /// too, rather than storing a job for an unauthenticated request.
     func caller(_ request: Request) async throws -> Principal {
+        if let (keyId, signature) = try Self.accessKey(request) {
+            return try await accessKeyCaller(request, keyId: keyId, signature: signature)
+        }
         let token = try Self.sessionToken(request)
         guard let session = try await sessions.resume(sessionId: token) else { throw ZStackError.sessionExpired }
         return session.principal

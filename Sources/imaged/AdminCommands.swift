@@ -111,11 +111,23 @@ struct AccountCommand: AsyncParsableCommand {
         @OptionGroup var store: CatalogOptions
         @Flag(help: "A Scalr API key (signs requests; its secret is kept sealed with the servers' secret key).")
         var scalr = false
+        @Flag(help: "A ZStack access key (Authorization: ZStack <AccessKeyId>:<signature>; its secret is kept sealed with the servers' secret key).")
+        var zstack = false
         @Option(help: "The servers' secret key file (default <data-dir>/secret.key, created when absent). Every node must use the same.")
         var secretKeyFile: String?
 
         func run() async throws {
             let accounts = LocalAccounts(catalog: try await store.open())
+            if scalr && zstack { throw ValidationError("--scalr and --zstack make different keys: choose one") }
+            if zstack {
+                try FileManager.default.createDirectory(atPath: store.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                let sealer = try SecretSealer.load(path: secretKeyFile ?? store.dataDir + "/secret.key", create: true)
+                let (keyId, secret) = try await accounts.createZStackAccessKey(accountName: name, sealer: sealer)
+                print("key id: \(keyId)")
+                print("secret: \(secret)")
+                print("ZStack API: Authorization: ZStack \(keyId):<base64 HMAC-SHA1 of METHOD, Date and path with the secret> (shown only now).")
+                return
+            }
             if scalr {
                 try FileManager.default.createDirectory(atPath: store.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 let sealer = try SecretSealer.load(path: secretKeyFile ?? store.dataDir + "/secret.key", create: true)

@@ -126,8 +126,10 @@ def test_zstack_export_url_serves_the_bytes_until_deleted(zs2, origin, disk):
     assert "only Ready images" in err["details"]
 
 
-def test_zstack_export_expires_on_the_default_server(tmp_path, origin):
-    """`--zstack-export-seconds` bounds an export URL's life; the default single-store server serves it too."""
+def test_zstack_export_expires_on_the_default_server(tmp_path, origin, disk):
+    """`--zstack-export-seconds` bounds an export URL's life. The default single-store server (no --store) runs
+    every round-two flow: export, ISO without format, tags, boot mode, qga, hash, delete/expunge naming its one
+    backup storage, access keys."""
     srv = ImagedServer(tmp_path / "exp", "--zstack-export-seconds", "3",
                        "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port))
     srv.start()
@@ -141,10 +143,30 @@ def test_zstack_export_expires_on_the_default_server(tmp_path, origin):
         got = requests.get(res["imageUrl"], timeout=30)
         assert got.status_code == 200 and md5(got.content) == res["exportMd5Sum"] == md5(data)
         assert refs(z.get_image(inv["uuid"]))[only["uuid"]]["exportUrl"] == res["imageUrl"]
+        image, bsu = inv["uuid"], only["uuid"]
+        # the other flows while the export lives
+        iso = z.add_image(name="d-iso", url=origin.serve("/zs2/d.iso", disk.iso("zs2d.iso").read_bytes()), mediaType="ISO",
+                          backupStorageUuids=[bsu]).json()["inventory"]
+        assert (iso["format"], iso["mediaType"], iso["status"]) == ("iso", "ISO", "Ready")
+        tag = z.ok("POST", "/user-tags", json={"params": {"resourceType": "ImageVO", "resourceUuid": image, "tag": "d::1"}})["inventory"]
+        assert user_tags(z, f"resourceUuid={image}") == [tag]
+        assert z.ok("PUT", f"/images/{image}/actions", json={"setImageBootMode": {"bootMode": "UEFI_WITH_CSM"}}) == {}
+        assert z.ok("PUT", f"/images/{image}/actions", json={"setImageQga": {"enable": True}}) == {}
+        assert z.query(f"/images/{image}/qga") == {"enable": True}
+        z.ok("PUT", f"/images/{image}/actions", json={"calculateImageHash": {"backupStorageUuid": bsu, "algorithm": "SHA256"}})
+        assert system_tagged(z, f"SHA256::{hashlib.sha256(data).hexdigest()}") == [image]
+        assert system_tagged(z, "bootMode::UEFI_WITH_CSM") == [image]
+        key_id, secret = create_access_key(srv, "zs-alice")
+        assert KeyedZStack(srv.url, key_id, secret).get_image(image)["uuid"] == image
         time.sleep(3.5)
         r = requests.get(res["imageUrl"], timeout=30)
         assert r.status_code == 404 and r.text == "no exported image at this URL"
-        assert "exportUrl" not in refs(z.get_image(inv["uuid"]))[only["uuid"]]
+        assert "exportUrl" not in refs(z.get_image(image))[bsu]
+        # naming the only backup storage deletes and expunges the whole image
+        assert z.ok("DELETE", f"/images/{image}", params={"backupStorageUuids": bsu}) == {}
+        assert ref_states(z, image) == {"status": "Deleted", bsu: "Deleted"}
+        assert z.ok("PUT", f"/images/{image}/actions", json={"expungeImage": {"backupStorageUuids": [bsu]}}) == {}
+        assert z.get_image(image) is None
     finally:
         srv.kill()
 
@@ -362,3 +384,102 @@ def test_zstack_acting_on_some_backup_storages(zs2, origin):
     assert z.ok("PUT", f"/images/{other}/actions", json={"expungeImage": {"backupStorageUuids": [primary]}}) == {}
     assert z.get_image(other) is None
     wait_for(lambda: not blob(zs2, "primary", other).exists(), what="last copy removed")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Access-key authentication
+
+
+def create_access_key(srv: ImagedServer, account: str) -> tuple[str, str]:
+    from conftest import imaged_bin
+    import subprocess
+    out = subprocess.run([str(imaged_bin()), "account", "key", "create", account, "--zstack", "--data-dir", str(srv.data_dir)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    key_id = re.search(r"^key id: (\S+)$", out.stdout, re.M).group(1)
+    secret = re.search(r"^secret: (\S+)$", out.stdout, re.M).group(1)
+    assert re.fullmatch(r"ZSK[A-Za-z0-9]{17}", key_id) and re.fullmatch(r"[A-Za-z0-9]{40}", secret), out.stdout
+    return key_id, secret
+
+
+def gmt(offset: float = 0.0) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + offset))
+
+
+def signed(method: str, path: str, key_id: str, secret: str, date: str | None = None) -> dict:
+    """The headers ZStack's Python and Go SDKs send with an access key: the HMAC-SHA1 of `METHOD\\nDate\\n/v1/...`."""
+    import base64
+    import hmac
+    date = date or gmt()
+    to_sign = f"{method}\n{date}\n{path}"
+    signature = base64.b64encode(hmac.new(secret.encode(), to_sign.encode(), hashlib.sha1).digest()).decode()
+    return {"Authorization": f"ZStack {key_id}:{signature}", "Date": date}
+
+
+class KeyedZStack(ZStack):
+    """The same SDK conventions, each request signed with an access key instead of a session."""
+
+    def __init__(self, base: str, key_id: str, secret: str):
+        super().__init__(base)
+        self.key_id, self.secret = key_id, secret
+
+    def call(self, method: str, path: str, job: str | None = None, **kw) -> requests.Response:
+        headers = {"X-Job-UUID": job or job_uuid(), **signed(method, "/v1" + path, self.key_id, self.secret), **kw.pop("headers", {})}
+        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kw)
+
+
+def test_zstack_access_keys(zs2, origin):
+    key_id, secret = create_access_key(zs2, "zs-alice")
+    k = KeyedZStack(zs2.url, key_id, secret)
+    primary = storages(k)["primary"]["uuid"]
+    data = random_bytes(1 << 20, 37)
+    inv = add(k, origin, "keyed.raw", data, [primary])
+    # the image belongs to the key's account: alice's session sees it, bob's does not
+    z = ZStack.login(zs2.url, "zs-alice")
+    assert z.get_image(inv["uuid"])["name"] == "keyed.raw"
+    assert ZStack.login(zs2.url, "zs-bob").get_image(inv["uuid"]) is None
+    assert k.ok("PUT", f"/images/{inv['uuid']}/actions", json={"updateImage": {"description": "signed"}})["inventory"]["description"] == "signed"
+    # a date in another zone's offset is the same instant
+    date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+    r = requests.get(k.base + "/images", params={"q": "name=keyed.raw"}, headers=signed("GET", "/v1/images", key_id, secret, date), timeout=30)
+    assert r.status_code == 200 and [i["uuid"] for i in r.json()["inventories"]] == [inv["uuid"]]
+
+    # refusals: plain text, and a refused write changes nothing
+    before = z.get_image(inv["uuid"])
+    body = {"updateImage": {"name": "forged"}}
+    path = f"/images/{inv['uuid']}/actions"
+    cases = [
+        (signed("PUT", "/v1" + path, key_id, secret, gmt(-16 * 60)), 403, "requestTimeTooSkewed"),
+        (signed("PUT", "/v1" + path, key_id, secret, gmt(+16 * 60)), 403, "requestTimeTooSkewed"),
+        ({**signed("PUT", "/v1" + path, key_id, secret), "Date": "yesterday"}, 400, "Date"),
+        ({"Authorization": signed("PUT", "/v1" + path, key_id, secret)["Authorization"]}, 400, "Date"),
+        (signed("PUT", "/v1" + path, key_id, "x" * 40), 401, "invalid access key or signature"),
+        (signed("PUT", "/v1/images", key_id, secret), 401, "invalid access key or signature"),  # signed for another path
+        (signed("GET", "/v1" + path, key_id, secret), 401, "invalid access key or signature"),  # another method
+        (signed("PUT", "/v1" + path, "ZSK" + "A" * 17, secret), 401, "invalid access key or signature"),
+        ({"Authorization": f"ZStack {key_id}", "Date": gmt()}, 400, "ZStack <AccessKeyId>:<signature>"),
+    ]
+    for headers, status, text in cases:
+        r = requests.put(k.base + path, json=body, headers={"X-Job-UUID": job_uuid(), **headers}, timeout=30)
+        assert r.status_code == status and text in r.text, (headers, r.status_code, r.text)
+        assert r.headers["Content-Type"].startswith("text/plain")
+    assert z.get_image(inv["uuid"]) == before
+    # a signature within the window is accepted (skew under 15 minutes)
+    r = requests.get(k.base + "/images", headers=signed("GET", "/v1/images", key_id, secret, gmt(-14 * 60)), timeout=30)
+    assert r.status_code == 200
+
+    # a revoked key is refused at once
+    from conftest import imaged_bin
+    import subprocess
+    out = subprocess.run([str(imaged_bin()), "account", "key", "delete", key_id, "--data-dir", str(zs2.data_dir)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    r = k.call("GET", "/images")
+    assert r.status_code == 401 and r.text == "invalid access key or signature"
+    # a Scalr key of the same account is not a ZStack access key
+    out = subprocess.run([str(imaged_bin()), "account", "key", "create", "zs-alice", "--scalr", "--data-dir", str(zs2.data_dir)],
+                         capture_output=True, text=True, timeout=60)
+    scalr_id = re.search(r"^key id: (\S+)$", out.stdout, re.M).group(1)
+    scalr_secret = re.search(r"^secret: (\S+)$", out.stdout, re.M).group(1)
+    r = requests.get(k.base + "/images", headers=signed("GET", "/v1/images", scalr_id, scalr_secret), timeout=30)
+    assert r.status_code == 401
