@@ -79,6 +79,57 @@ import Testing
         }
         #expect(ScalrSpec.document(level: "farm") == nil)
     }
+
+    @Test func theOSCatalogueIsSeededAndTheOperatorsFileChangesIt() throws {
+        let seeded = ScalrOSCatalogue.seeded
+        #expect(seeded.os("ubuntu-22-04")?.generation == "22.04" && seeded.os("centos-7-x")?.version == "7.X" && seeded.os("plan9-4") == nil)
+        #expect(Set(seeded.systems.map(\.id)).count == seeded.systems.count && seeded.systems.allSatisfy { ScalrImage.validOS($0.id) })
+        let file = #"[{"id": "alpine-3-19", "name": "Alpine 3.19", "family": "alpine", "generation": "3", "version": "3.19"},"#
+            + #" {"id": "ubuntu-22-04", "name": "Site Ubuntu", "family": "ubuntu", "generation": "22.04", "version": "22.04.4"},"#
+            + #" {"id": "centos-6-x", "status": "inactive"}]"#
+        let merged = try ScalrOSCatalogue.merging(Array(file.utf8), source: "os.json")
+        #expect(merged.os("alpine-3-19")?.family == "alpine" && merged.os("ubuntu-22-04")?.name == "Site Ubuntu" && merged.os("centos-6-x") == nil)
+        #expect(merged.systems.count == seeded.systems.count)
+        for bad in ["{}", "[1]", #"[{"id": "a b"}]"#, #"[{"id": "x-1", "name": "", "family": "f", "generation": "", "version": ""}]"#,
+                    #"[{"id": "x-1", "name": "n", "family": "f", "generation": "1"}]"#, #"[{"id": "x-1", "status": "gone"}]"#,
+                    #"[{"id": "x-1", "name": "n", "family": "f", "generation": "1", "version": "1", "colour": "red"}]"#] {
+            #expect(throws: ScalrOSCatalogue.FileError.self) { try ScalrOSCatalogue.merging(Array(bad.utf8), source: "os.json") }
+        }
+    }
+
+    @Test func registrationsCheckTheOSSizeTypeAndConflictingSettings() throws {
+        func register(_ extra: String, systems: ScalrOSCatalogue = .seeded) throws -> ScalrRequests.Registration {
+            let body = #"{"name": "img", "cloudPlatform": "ec2", "cloudLocation": "us-east-1", "cloudImageId": "ami-1", "architecture": "x86_64", "os": {"id": "ubuntu-22-04"}"#
+                + extra + "}"
+            return try ScalrRequests.registration(Array(body.utf8), scope: .global, systems: systems)
+        }
+        func failure(_ extra: String) -> (Int, String)? {
+            do { _ = try register(extra); return nil } catch let f as ScalrFailure { return (f.status.code, f.code) } catch { return nil }
+        }
+        let r = try register(#", "size": 8, "type": "ebs-hvm", "cloudFeatures": {"type": "AwsImageCloudFeatures", "virtualization": "hvm"}"#)
+        #expect(r.size == 8 && r.type == "ebs-hvm" && r.features?["virtualization"] == .string("hvm"))
+        #expect(try register("").size == nil && register("").type == nil)
+        #expect(failure(#", "os": {"id": "plan9-4"}"#)! == (400, "InvalidValue"))
+        #expect(failure(#", "size": 0"#)! == (400, "InvalidValue") && failure(#", "size": "8""#)! == (400, "InvalidValue"))
+        #expect(failure(#", "type": "ssd""#)! == (400, "InvalidValue"))
+        #expect(failure(#", "cloudFeatures": {}"#)! == (400, "InvalidStructure"))
+        #expect(failure(#", "type": "ebs", "cloudFeatures": {"type": "AwsImageCloudFeatures", "virtualization": "hvm"}"#)! == (422, "ConfigurationMismatch"))
+        #expect(failure(#", "cloudFeatures": {"type": "VmwareImageCloudFeatures"}"#)! == (422, "ConfigurationMismatch"))
+        let gce = #", "cloudPlatform": "gce", "type": "ebs""#
+        #expect(failure(gce)! == (422, "ConfigurationMismatch"))
+        // the OS is looked up in the catalogue the server was given
+        let site = try ScalrOSCatalogue.merging(Array(#"[{"id": "ubuntu-22-04", "status": "inactive"}]"#.utf8), source: "f")
+        #expect(throws: ScalrFailure.self) { try register("", systems: site) }
+    }
+
+    @Test func sizeTypeAndLastUsedRender() {
+        var image = Image(id: ImageID.generate(), name: "img", status: .queued, visibility: .private, owner: "p1", createdAt: 1, updatedAt: 1)
+        image.extensions["scalr"] = .object([("scope", .string("environment")), ("cloudPlatform", .string("ec2")), ("size", .int(8)),
+                                             ("type", .string("ebs"))])
+        image.extensions["usage"] = .object([("lastUsed", .int(1_474_917_601))])
+        let r = ScalrImage.render(image)
+        #expect(r["size"] == .int(8) && r["type"] == .string("ebs") && r["lastUsed"] == .string("2016-09-26T19:20:01Z"))
+    }
 }
 
 /// A context type for naming the generic API's static helpers in tests.
