@@ -128,6 +128,8 @@ let package = Package(
             // `URI`, which Hummingbird does not re-export: the request decoders take query parameters.
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
+            // MD5 of cb_url's security_token.
+            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         // Scalr's API v1beta0 for images: signed requests, scopes, its envelope, the specs scalr-ctl loads.
         .target(name: "ScalrAPI", dependencies: [

@@ -13,6 +13,9 @@ struct DanubeFields {
     var dcBound: Bool?
     var dc: String?
 
+    /// The keys PUT may change.
+    static let writable: Set<String> = ["alias", "access", "owner", "desc", "version", "resize", "deploy", "tags", "dc_bound"]
+
     static let tagCharacters = Set(" :/ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
     init(_ data: [(String, JSONValue)], _ v: inout DanubeValidation) {

@@ -35,9 +35,12 @@ enum DanubeImage {
         return nil
     }
 
+    /// An import asked for access 4: the image is deactivated once its data is in, and shows 4 meanwhile.
+    static let importAccessKey = "import_access"
+
     /// 1 Public, 3 Private, 4 Deleted (= deactivated in the core: kept, not usable).
     static func access(_ image: Image) -> Int64 {
-        if image.status == .deactivated { return 4 }
+        if image.status == .deactivated || int(image, importAccessKey) == 4 { return 4 }
         return image.visibility == .public ? 1 : 3
     }
 
@@ -56,8 +59,14 @@ enum DanubeImage {
 
     static func iso(_ seconds: Int64) -> String { Timestamp.format(seconds) }
 
+    /// The datacenters the image is attached to (`dcs` of its document); images made elsewhere, or
+    /// before datacenters were kept, are in the default one.
+    static func dcs(_ image: Image, default dc: String) -> [String] {
+        doc(image)?["dcs"]?.arrayItems?.compactMap(\.stringValue) ?? [string(image, "dc") ?? dc]
+    }
+
     /// The full form (key order as Danube's serializer), plus `dcs` when extended.
-    static func render(_ image: Image, extended: Bool) -> JSONValue {
+    static func render(_ image: Image, extended: Bool, defaultDC: String) -> JSONValue {
         let name = image.name ?? ""
         var fields: [(String, JSONValue)] = [
             ("dc_bound", .bool(bool(image, "dc_bound") ?? (image.visibility != .public))),
@@ -76,7 +85,7 @@ enum DanubeImage {
             ("status", .int(status(image))),
             ("created", .string(iso(image.createdAt))),
         ]
-        if extended { fields.append(("dcs", .array([.string(DanubeReply.dc)]))) }
+        if extended { fields.append(("dcs", .array(dcs(image, default: defaultDC).map { .string($0) }))) }
         return .object(fields)
     }
 

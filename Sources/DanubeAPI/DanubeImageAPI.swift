@@ -20,6 +20,12 @@ public struct DanubeAPIOptions: Sendable {
     /// Where the API is mounted: `/api` (what `esdc_api.Client(api_url="http://host/api")` uses), or
     /// another prefix when Avi's controller paths must keep `/api/image` to themselves.
     public var prefix = "/api"
+    /// The virtual datacenters (`--danube-dc`, repeatable); the first is the default DC, which the image
+    /// API's requests run in (`es_dc`), as Danube forces for `/image`.
+    public var datacenters = ["main"]
+    /// `ES-STREAM` answers: a keep-alive space this often, and the longest a stream waits (`API_SYNC_TIMEOUT`).
+    public var streamKeepAlive: Duration = .seconds(2)
+    public var streamTimeout: Duration = .seconds(3600)
     public init(publicEndpoint: String? = nil) { self.publicEndpoint = publicEndpoint }
 }
 
@@ -34,6 +40,8 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     let repositories: DanubeImagestores
     var data: ImageDataService { imports.data }
     var service: ImageService { data.images }
+    var tasks: DanubeTasks { DanubeTasks(service: service, data: data) }
+    var defaultDC: String { options.datacenters.first ?? "main" }
 
     static var maxJSONBody: Int { 1 << 20 }
     /// The read-only IMGAPI: `/imgapi/images…`, so a repository URL `http://host:9292/imgapi/` resolves
@@ -60,9 +68,17 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         if request.uri.path == Self.imgapiRoot || request.uri.path.hasPrefix(Self.imgapiRoot + "/") {
             return await IMGAPI(service: service, data: data).respond(to: request, context: context)
         }
-        var reply = DanubeReply(username: "")
+        var reply = DanubeReply(username: "", dc: defaultDC)
+        reply.stream = request.headers[.esStream] != nil
         do {
-            return try await route(request, &reply)
+            let response = try await route(request, &reply)
+            // `ES-STREAM`: a started task is followed to its end on this connection (reference §3).
+            if reply.stream, response.status == .created, response.headers[.esTaskResponse] == "true",
+               let taskId = response.headers[.esTaskID], let p = reply.principal {
+                return DanubeStream(tasks: tasks, keepAlive: options.streamKeepAlive, timeout: options.streamTimeout)
+                    .response(taskId: taskId, p, headers: response.headers)
+            }
+            return response
         } catch let v as DanubeValidation {
             return reply.failure(v)
         } catch {
@@ -75,9 +91,10 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     func route(_ request: Request, _ reply: inout DanubeReply) async throws -> Response {
         var s = request.uri.path.dropFirst(options.prefix.count).split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         // `/api/dc/<dc>/vm/…` is the same VM API in a DC.
+        var vmDC: String?
         if s.count > 2, s[0] == "dc", s[2] == "vm" {
-            // One datacenter: another name is not found, as in a body's `dc`.
-            guard s[1] == DanubeReply.dc else { throw DanubeError(.notFound, "Datacenter not found") }
+            guard options.datacenters.contains(s[1]) else { throw DanubeError(.notFound, "Datacenter not found") }
+            vmDC = s[1]
             s.removeFirst(2)
         }
         let method = request.method
@@ -86,8 +103,9 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             guard method == .post else { throw notAllowed() }
             return try await login(request, reply)
         }
-        let p = try await caller(request)
+        let (p, credential) = try await caller(request)
         reply.username = p.userName ?? p.userId
+        reply.principal = p
         switch s.count {
         case 2 where s == ["accounts", "logout"]:
             guard method == .get else { throw notAllowed() }
@@ -99,10 +117,11 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         case 2 where s[0] == "image":
             let name = s[1]
             switch method {
-            case .get: return reply.success(DanubeImage.render(try await resolve(name, p), extended: Self.flag(request, "extended")))
-            case .post: return try await importFromManifest(name, try await Self.data(request), p, reply)
-            case .put: return try await update(name, try await Self.data(request), p, reply)
-            case .delete: return try await delete(name, p, reply)
+            case .get: return reply.success(DanubeImage.render(try await resolve(name, p), extended: Self.flag(request, "extended"),
+                                                                         defaultDC: defaultDC))
+            case .post: return try await importFromManifest(name, try await Self.data(request), p, credential, reply)
+            case .put: return try await update(name, try await Self.data(request), p, credential, reply)
+            case .delete: return try await delete(name, try await Self.data(request), p, credential, reply)
             default: throw notAllowed()
             }
         case 3 where s[0] == "image" && s[2] == "vm":
@@ -116,15 +135,23 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         case 1 where s[0] == "task":
             guard method == .get else { throw notAllowed() }
             let pending = try await service.listTasks(limit: 1000, by: p).filter {
-                $0.type == ImageImports.taskType && !$0.status.isFinished && Self.isDanube($0)
+                !$0.status.isFinished && DanubeTasks.isDanube($0)
             }
             return reply.json(.array(pending.map { .string(DanubeTaskID.real($0.id)) }))
+        case 3 where s[0] == "task" && s[2] == "cancel":
+            guard method == .put else { throw notAllowed() }
+            let cancelled = try await tasks.cancel(s[1], by: p)
+            let (status, body) = DanubeTasks.envelope(s[1], cancelled)
+            return reply.json(body, status: status, taskId: s[1], taskResponse: true)
         case 2 where s[0] == "task", 3 where s[0] == "task":
             guard method == .get else { throw notAllowed() }
             return try await task(s[1], view: s.count == 3 ? s[2] : "", p, reply)
         case 6 where s[0] == "vm" && s[2] == "snapshot" && s[4] == "image":
             guard method == .post else { throw notAllowed() }
-            return try await imageFromSnapshot(vm: s[1], snapshot: s[3], name: s[5], try await Self.data(request), p, reply)
+            return try await imageFromSnapshot(vm: s[1], snapshot: s[3], name: s[5], dc: vmDC ?? defaultDC, try await Self.data(request), p,
+                                               credential, reply)
+        case 3 where s[0] == "dc" && s[2] == "image", 4 where s[0] == "dc" && s[2] == "image":
+            return try await datacenterImages(request, s, p, reply)
         case 1 where s[0] == "imagestore", 2 where s[0] == "imagestore":
             guard p.isMember || p.isAdmin else { throw DanubeError.forbidden }
             let one = s.count == 2 ? s[1] : nil
@@ -152,7 +179,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         case 4 where s[0] == "imagestore" && s[2] == "image":
             switch method {
             case .get: return reply.success(try await repositories.image(s[1], uuid: s[3]).json(repo: try await repositories.repository(s[1]).url))
-            case .post: return try await importFromRepository(s[1], uuid: s[3], try await Self.data(request), p, reply)
+            case .post: return try await importFromRepository(s[1], uuid: s[3], try await Self.data(request), p, credential, reply)
             default: throw notAllowed()
             }
         default:
@@ -172,7 +199,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             throw DanubeError(.badRequest, "Unable to log in with provided credentials.")
         }
         let opened = try await sessions.open(accountName: name, principal: principal, hexBytes: 20)
-        return DanubeReply(username: name).json(.object([
+        return DanubeReply(username: name, dc: defaultDC).json(.object([
             ("token", .string(opened.sessionId)), ("expires", .string(DanubeImage.iso(opened.expiresAt))),
             ("detail", .string("Welcome to Danube Cloud API.")),
         ]))
@@ -183,17 +210,18 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         return String(header.dropFirst("Token ".count)).trimmingCharacters(in: .whitespaces)
     }
 
-    /// `ES-API-KEY: <key id>:<secret>` (a local API key) or `Authorization: Token <login token>`.
-    func caller(_ request: Request) async throws -> Principal {
+    /// `ES-API-KEY: <key id>:<secret>` (a local API key) or `Authorization: Token <login token>`; with
+    /// the secret the caller proved it holds (the key for `cb_url`'s `security_token`).
+    func caller(_ request: Request) async throws -> (Principal, credential: String) {
         if let key = request.headers[.esAPIKey] {
             let parts = key.split(separator: ":", maxSplits: 1)
             guard parts.count == 2, let p = try await accounts.authenticate(keyId: String(parts[0]), secret: String(parts[1])) else {
                 throw DanubeError(.unauthorized, "Invalid API key")
             }
-            return p
+            return (p, String(parts[1]))
         }
         // An unknown or expired token counts as no credentials, as in Danube.
-        if let token = Self.token(request), let session = try await sessions.resume(sessionId: token) { return session.principal }
+        if let token = Self.token(request), let session = try await sessions.resume(sessionId: token) { return (session.principal, token) }
         throw DanubeError.notAuthenticated
     }
 
@@ -203,7 +231,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         let sort = try DanubeRequests.sortOrder(request.uri.queryParameters["order_by"].map(String.init))
         let images = try await visibleImages(p, sort: sort).filter { $0.name != nil }
         let full = Self.flag(request, "full"), extended = Self.flag(request, "extended")
-        return reply.success(.array(images.map { full || extended ? DanubeImage.render($0, extended: extended) : .string($0.name!) }))
+        return reply.success(.array(images.map { full || extended ? DanubeImage.render($0, extended: extended, defaultDC: defaultDC) : .string($0.name!) }))
     }
 
     func visibleImages(_ p: Principal, sort: [ImageListQuery.Sort], filters: [ImageListQuery.Filter] = []) async throws -> [Image] {
@@ -234,6 +262,12 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var fileURL: String
         var expectedSize: Int64?
         var expectedSHA1: String?
+        var callback: DanubeCallback?
+    }
+
+    /// `cb_url`/`cb_method` of a request that starts a task (refusals into `v`).
+    func callback(_ body: [(String, JSONValue)], _ credential: String, _ p: Principal, _ v: inout DanubeValidation) async -> DanubeCallback? {
+        await DanubeCallback.from(body, key: credential, sender: imports.callbacks, p, &v)
     }
 
     func checkNewName(_ name: String, _ p: Principal) async throws {
@@ -248,11 +282,10 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     /// Field rules shared by every import; `v` collects the refusals.
     func checkFields(_ fields: inout DanubeFields, _ p: Principal, _ v: inout DanubeValidation) async throws {
         if !p.isAdmin { fields.dcBound = nil }  // only a SuperAdmin chooses; others get DC-bound images
-        if fields.access == 4 { v.add("access", "An image cannot be imported as deleted; import it, then set access 4.") }
         if fields.access == 1 && !p.isAdmin { throw DanubeError.forbidden }  // public images are the SuperAdmin's (Glance's policy)
         if fields.dcBound ?? true {
             if let dc = fields.dc {
-                guard dc == DanubeReply.dc else { throw DanubeError(.notFound, "Datacenter not found") }
+                guard options.datacenters.contains(dc) else { throw DanubeError(.notFound, "Datacenter not found") }
             } else {
                 let message = "You have to specify to which datacenter shall the image be bound. Either use the \"dc\" parameter or set the \"dc_bound\" parameter to false."
                 v.add("dc_bound", message)
@@ -295,13 +328,19 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             attributes.append(("owner", .string(account.projectId)))
             owner.projectId = account.projectId
         }
-        let document = JSONValue.merging(.object([("owner", .string(plan.fields.owner ?? p.userName ?? p.userId)),
-                                                  ("dc_bound", .bool(plan.fields.dcBound ?? true)), ("dc", .string(DanubeReply.dc))]),
-                                         plan.document + plan.fields.documentFields)
+        // The DCs it is attached to: the one it is bound to (`dc`), else the given or default DC.
+        let dc = plan.fields.dc ?? defaultDC
+        var first: [(String, JSONValue)] = [("owner", .string(plan.fields.owner ?? p.userName ?? p.userId)),
+                                            ("dc_bound", .bool(plan.fields.dcBound ?? true)), ("dc", .string(dc)), ("dcs", .array([.string(dc)]))]
+        // Access 4 (deleted): imported, then deactivated once its data is in (`DanubeImage.importAccessKey`).
+        if plan.fields.access == 4 { first.append((DanubeImage.importAccessKey, .int(4))) }
+        let document = JSONValue.merging(.object(first), plan.document + plan.fields.documentFields)
         let image = try await service.createImage(attributes, extensions: [DanubeImage.vendor: document], nameRule: .namePerOwner, by: p)
         let taskId = ImageID.generate()
         do {
-            _ = try await imports.startVendorImport(imageId: image.id, uri: plan.fileURL, request: [("danube", .bool(true))],
+            var request: [(String, JSONValue)] = [("danube", .bool(true))]
+            if let callback = plan.callback { request.append(("callback", callback.json)) }
+            _ = try await imports.startVendorImport(imageId: image.id, uri: plan.fileURL, request: request,
                                                     taskId: taskId, deleteImageOnFailure: true, expectedSize: plan.expectedSize,
                                                     expectedSHA1: plan.expectedSHA1, by: p)
         } catch {
@@ -312,16 +351,19 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             }
             throw error
         }
+        follow(taskId, callback: plan.callback, p)
         return reply.pending(DanubeTaskID.real(taskId))
     }
 
     /// `POST /image/(name)/` with `manifest_url` (and optional `file_url`): reference §7.3.
-    func importFromManifest(_ name: String, _ body: [(String, JSONValue)], _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+    func importFromManifest(_ name: String, _ body: [(String, JSONValue)], _ p: Principal, _ credential: String,
+                            _ reply: DanubeReply) async throws -> Response {
         try await checkNewName(name, p)
         let params = JSONValue.object(body)
         var v = DanubeValidation()
         var fields = DanubeFields(body, &v)
         try await checkFields(&fields, p, &v)
+        let callback = await callback(body, credential, p, &v)
         guard let manifestURL = params["manifest_url"]?.stringValue, !manifestURL.isEmpty else {
             v.add("manifest_url", "This field is required.")
             throw v
@@ -331,13 +373,14 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             throw v
         }
         if !v.isEmpty { throw v }
-        let manifest = try await fetchManifest(manifestURL)
+        let manifest = try await fetchManifest(manifestURL, by: p)
         let fileURL = params["file_url"]?.stringValue ?? Self.trimSlashes(manifestURL) + "/file"
-        return try await importManifest(manifest, name: name, fields: fields, manifestURL: manifestURL, fileURL: fileURL, p, reply)
+        return try await importManifest(manifest, name: name, fields: fields, manifestURL: manifestURL, fileURL: fileURL,
+                                        callback: callback, p, reply)
     }
 
     func importManifest(_ manifest: DanubeImage.Manifest, name: String, fields: DanubeFields, manifestURL: String, fileURL: String,
-                        _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+                        callback: DanubeCallback?, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
         var v = DanubeValidation()
         if try await service.idIsTaken(manifest.uuid) {
             // The name only when the caller may see the image; the id says nothing more.
@@ -349,7 +392,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             v.add("file_url", "Enter a valid URL.")
             throw v
         }
-        do { try await imports.fetcher.vet(fileURL) } catch let e as ImageError {
+        do { try await imports.vet(fileURL, by: p) } catch let e as ImageError {
             v.add("file_url", "Image file URL is unreachable (\(e.message)).")
             throw v
         }
@@ -363,15 +406,15 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         ]
         document = JSONValue.merging(.object(document), []).objectMembers
         return try await start(ImportPlan(name: name, id: manifest.uuid, fields: fields, document: document, fileURL: fileURL,
-                                          expectedSize: manifest.fileSize, expectedSHA1: manifest.sha1), p, reply)
+                                          expectedSize: manifest.fileSize, expectedSHA1: manifest.sha1, callback: callback), p, reply)
     }
 
     /// GET of a manifest: through the URL guard, at most 8 KiB, 5 s, JSON (reference §7.3 step 2).
-    func fetchManifest(_ url: String) async throws -> DanubeImage.Manifest {
+    func fetchManifest(_ url: String, by p: Principal) async throws -> DanubeImage.Manifest {
         var v = DanubeValidation()
         let bytes: [UInt8]
         do {
-            bytes = try await DanubeImagestores.fetchSmall(imports.fetcher, url, maxBytes: Self.maxManifestBytes, seconds: 5)
+            bytes = try await DanubeImagestores.fetchSmall(imports.fetcher, url, asAdmin: p.isAdmin, maxBytes: Self.maxManifestBytes, seconds: 5)
         } catch {
             let reason = (error as? ImageError)?.message ?? "\(error)"
             v.add("manifest_url", "Image manifest URL is unreachable (\(reason)).")
@@ -391,7 +434,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     /// `POST /imagestore/(repo)/image/(uuid)/`: like `POST /image/(name)/` from the repository's manifest.
-    func importFromRepository(_ repo: String, uuid: String, _ body: [(String, JSONValue)], _ p: Principal,
+    func importFromRepository(_ repo: String, uuid: String, _ body: [(String, JSONValue)], _ p: Principal, _ credential: String,
                               _ reply: DanubeReply) async throws -> Response {
         guard p.isMember || p.isAdmin else { throw DanubeError.forbidden }
         let entry = try await repositories.image(repo, uuid: uuid)
@@ -401,45 +444,68 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var v = DanubeValidation()
         var fields = DanubeFields(body, &v)
         try await checkFields(&fields, p, &v)
+        let callback = await callback(body, credential, p, &v)
         if !v.isEmpty { throw v }
         let base = try await repositories.repository(repo).url
         let manifestURL = DanubeImagestores.join(base, "images/\(entry.uuid)")
         let manifest = try DanubeImage.Manifest(entry.manifest)
-        return try await importManifest(manifest, name: name, fields: fields, manifestURL: manifestURL, fileURL: manifestURL + "/file", p, reply)
+        return try await importManifest(manifest, name: name, fields: fields, manifestURL: manifestURL, fileURL: manifestURL + "/file",
+                                        callback: callback, p, reply)
     }
 
     /// `POST /vm/(vm)/snapshot/(snap)/image/(name)/`: the snapshot's disk, fetched from the operator's
     /// snapshot source through the URL guard as a normal import task.
-    func imageFromSnapshot(vm: String, snapshot: String, name: String, _ body: [(String, JSONValue)], _ p: Principal,
-                           _ reply: DanubeReply) async throws -> Response {
+    func imageFromSnapshot(vm: String, snapshot: String, name: String, dc: String, _ body: [(String, JSONValue)], _ p: Principal,
+                           _ credential: String, _ reply: DanubeReply) async throws -> Response {
         // Danube routes only plain hostnames and snapshot names; anything else never reaches the snapshot source.
         guard DanubeImage.routable(vm), DanubeImage.routable(snapshot) else { throw DanubeError(.notFound, "Not found") }
         guard let template = options.snapshotURLTemplate else { throw DanubeError.noImageServer }
-        try await checkNewName(name, p)
         let params = JSONValue.object(body)
         let diskId = try DanubeRequests.diskId(params["disk_id"])
+        func encoded(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? s }
+        let url = template.replacingOccurrences(of: "{vm}", with: encoded(vm)).replacingOccurrences(of: "{snap}", with: encoded(snapshot))
+            .replacingOccurrences(of: "{disk_id}", with: String(diskId)).replacingOccurrences(of: "{dc}", with: encoded(dc))
+        // Danube's order: an unknown VM or snapshot is 404 before the name, the fields or any task.
+        try await probeSnapshot(url, p)
+        try await checkNewName(name, p)
         var v = DanubeValidation()
         var fields = DanubeFields(body, &v)
         fields.dcBound = true
-        fields.dc = DanubeReply.dc
+        fields.dc = dc
         try await checkFields(&fields, p, &v)
         try await checkAliasVersion(alias: fields.alias ?? name, version: fields.version ?? "1.0", except: nil, newName: name, p, &v)
+        let callback = await callback(body, credential, p, &v)
         if !v.isEmpty { throw v }
-        func encoded(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? s }
-        let url = template.replacingOccurrences(of: "{vm}", with: encoded(vm)).replacingOccurrences(of: "{snap}", with: encoded(snapshot))
-            .replacingOccurrences(of: "{disk_id}", with: String(diskId)).replacingOccurrences(of: "{dc}", with: DanubeReply.dc)
         let document: [(String, JSONValue)] = [("version", .string(fields.version ?? "1.0")), ("desc", .string(fields.desc ?? "")),
                                                ("ostype", .int(1)), ("resize", .bool(fields.resize ?? false)),
                                                ("deploy", .bool(fields.deploy ?? false)), ("tags", .array((fields.tags ?? []).map { .string($0) })),
                                                ("source", .object([("vm", .string(vm)), ("snapshot", .string(snapshot)), ("disk_id", .int(diskId))]))]
-        return try await start(ImportPlan(name: name, id: nil, fields: fields, document: document, fileURL: url), p, reply)
+        return try await start(ImportPlan(name: name, id: nil, fields: fields, document: document, fileURL: url, callback: callback), p, reply)
+    }
+
+    /// The snapshot's disk, asked for its first bytes through the URL guard (as Danube probes a file
+    /// URL): the source answering 404/410 is Danube's 404 `Snapshot not found`; a source that cannot be
+    /// reached, or that the guard refuses, is its 428 `Image server is not available`.
+    func probeSnapshot(_ url: String, _ p: Principal) async throws {
+        do {
+            _ = try await DanubeImagestores.fetchSmall(imports.fetcher, url, asAdmin: p.isAdmin, maxBytes: 32, seconds: 5)
+        } catch let e as ImageError where e.kind == .payloadTooLarge {
+            return  // more than 32 bytes: it is there
+        } catch let e as ImageError where e.message.contains("HTTP 404 ") || e.message.contains("HTTP 410 ") {
+            throw DanubeError(.notFound, "Snapshot not found")
+        } catch {
+            throw DanubeError.noImageServer
+        }
     }
 
     // MARK: Update, delete, VM usage
 
     /// `PUT /image/(name)/`: one atomic catalog write of the fields (a refused one changes nothing);
-    /// access 4 deactivates the image in the core and 1/3 reactivates it.
-    func update(_ name: String, _ body: [(String, JSONValue)], _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+    /// access 4 deactivates the image in the core and 1/3 reactivates it. Changing only `dc_bound` or
+    /// `owner` is answered at once (200 with the image), as in Danube; any other change is a task:
+    /// 201 PENDING, its outcome kept as a finished task row to poll.
+    func update(_ name: String, _ body: [(String, JSONValue)], _ p: Principal, _ credential: String,
+                _ reply: DanubeReply) async throws -> Response {
         let image = try await resolve(name, p)
         guard DanubeImage.status(image) == 1 else { throw DanubeError.statusNotOK }
         var v = DanubeValidation()
@@ -447,11 +513,19 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         if fields.dcBound != nil && !p.isAdmin && fields.dcBound != DanubeImage.bool(image, "dc_bound") ?? true {
             v.add("dc_bound", "You don't have permission to modify this field.")
         }
+        if fields.dcBound == true, DanubeImage.bool(image, "dc_bound") == false {
+            let dcs = DanubeImage.dcs(image, default: defaultDC)
+            if dcs.count > 1 { v.add("dc_bound", "Image is attached into more than one datacenter.") }
+            if dcs.isEmpty { v.add("dc_bound", "Image is not attached into any datacenters.") }
+        }
         if let owner = fields.owner { try await checkOwner(owner, p, &v) }
         if fields.alias != nil || fields.version != nil {
             try await checkAliasVersion(alias: fields.alias ?? DanubeImage.string(image, "alias") ?? name,
                                         version: fields.version ?? DanubeImage.string(image, "version") ?? "1.0", except: image.id, p, &v)
         }
+        let given = Set(body.map(\.0)).intersection(DanubeFields.writable)
+        let asTask = !given.isSubset(of: ["dc_bound", "owner"])
+        let callback = asTask ? await callback(body, credential, p, &v) : nil
         if !v.isEmpty { throw v }
         var changes: [ImageChange] = []
         if let access = fields.access, access != 4 {
@@ -466,19 +540,84 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         let reactivate = fields.access != nil && fields.access != 4 && wasDeactivated
         var doc = fields.documentFields
         if let owner = fields.owner { doc.append(("owner", .string(owner))) }
+        if fields.dcBound == true, let only = DanubeImage.dcs(image, default: defaultDC).first { doc.append(("dc", .string(only))) }
         let documentChange = doc
+        let accessGiven = fields.access != nil
         // Fields and state in one write: a refused deactivation leaves the fields as they were too.
         let updated = try await service.updateImage(id: image.id, changes: changes, vendorChanges: [DanubeImage.vendor: { stored in
-            JSONValue.merging(stored, documentChange)
+            var merged = JSONValue.merging(stored, documentChange)
+            // An access given now replaces an import's pending access 4.
+            if accessGiven { merged = .object(merged.objectMembers.filter { $0.0 != DanubeImage.importAccessKey }) }
+            return merged
         }], activate: deactivate ? false : reactivate ? true : nil, by: p)
-        return reply.success(DanubeImage.render(updated, extended: false))
+        guard asTask else { return reply.success(DanubeImage.render(updated, extended: false, defaultDC: defaultDC)) }
+        let taskId = try await tasks.record(p, method: "PUT", image: updated, message: "Successfully updated image \(name)", callback: callback)
+        sendCallback(callback, taskId: taskId, p)
+        return reply.pending(taskId)
     }
 
-    func delete(_ name: String, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+    /// `DELETE /image/(name)/`: refused at once when the image is busy (417) or used by VMs (428);
+    /// otherwise a task (201 PENDING) whose work, the deletion, is done before the answer.
+    func delete(_ name: String, _ body: [(String, JSONValue)], _ p: Principal, _ credential: String,
+                _ reply: DanubeReply) async throws -> Response {
         let image = try await resolve(name, p)
         guard DanubeImage.status(image) == 1 else { throw DanubeError.statusNotOK }
+        var v = DanubeValidation()
+        let callback = await callback(body, credential, p, &v)
+        if !v.isEmpty { throw v }
         try await data.deleteImage(id: image.id, by: p)
-        return reply.success(.null)
+        let taskId = try await tasks.record(p, method: "DELETE", image: image, message: "Successfully deleted image \(name)", callback: callback)
+        sendCallback(callback, taskId: taskId, p)
+        return reply.pending(taskId)
+    }
+
+    /// `/dc/(dc)/image/[(name)/]` (reference §7.9): the images attached to a datacenter; a SuperAdmin
+    /// attaches (POST, 201) and detaches (DELETE) DC-unbound images. The attachments are the `dcs` of
+    /// the image's Danube document.
+    func datacenterImages(_ request: Request, _ s: [String], _ p: Principal, _ reply: DanubeReply) async throws -> Response {
+        let dc = s[1]
+        guard options.datacenters.contains(dc) else { throw DanubeError(.notFound, "Datacenter not found") }
+        let method = request.method
+        if s.count == 3 {
+            guard method == .get else { throw DanubeError(.methodNotAllowed, "Method \"\(method)\" not allowed.") }
+            let sort = try DanubeRequests.sortOrder(request.uri.queryParameters["order_by"].map(String.init))
+            let images = try await visibleImages(p, sort: sort).filter { $0.name != nil && DanubeImage.dcs($0, default: defaultDC).contains(dc) }
+            let full = Self.flag(request, "full"), extended = Self.flag(request, "extended")
+            return reply.success(.array(images.map {
+                full || extended ? DanubeImage.render($0, extended: extended, defaultDC: defaultDC) : .string($0.name!)
+            }))
+        }
+        let image = try await resolve(s[3], p)
+        let attached = DanubeImage.dcs(image, default: defaultDC)
+        switch method {
+        case .get:
+            guard attached.contains(dc) else { throw DanubeError.imageNotFound }
+            return reply.success(DanubeImage.render(image, extended: Self.flag(request, "extended"), defaultDC: defaultDC))
+        case .post, .delete:
+            guard p.isAdmin else { throw DanubeError.forbidden }
+            let attach = method == .post
+            if attach && attached.contains(dc) { throw DanubeError.exists }
+            if !attach && !attached.contains(dc) { throw DanubeError.imageNotFound }
+            if DanubeImage.bool(image, "dc_bound") ?? (image.visibility != .public) {
+                throw DanubeError(HTTPResponse.Status(code: 428, reasonPhrase: "Precondition Required"), "Image is DC-bound")
+            }
+            if !attach && !image.recordedVMs.isEmpty { throw DanubeError.usedByVMs }
+            let fallback = defaultDC
+            let updated = try await service.updateImage(id: image.id, changes: [], vendorChanges: [DanubeImage.vendor: { stored in
+                var dcs = stored?["dcs"]?.arrayItems?.compactMap(\.stringValue) ?? [stored?["dc"]?.stringValue ?? fallback]
+                dcs.removeAll { $0 == dc }
+                if attach { dcs.append(dc) }
+                return JSONValue.merging(stored, [("dcs", .array(dcs.map { .string($0) }))])
+            }], by: p)
+            let body = DanubeImage.render(updated, extended: true, defaultDC: defaultDC)
+            if attach {
+                let id = DanubeTaskID.dummy()
+                return reply.json(.object([("task_id", .string(id)), ("status", .string("SUCCESS")), ("result", body)]), status: .created, taskId: id)
+            }
+            return reply.success(body)
+        default:
+            throw DanubeError(.methodNotAllowed, "Method \"\(method)\" not allowed.")
+        }
     }
 
     /// The admin endpoint that records which VMs use an image (`PUT`/`DELETE /image/(name)/vm/(host)/`):
@@ -498,34 +637,45 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
 
     // MARK: Tasks
 
-    static func isDanube(_ t: ImageTask) -> Bool {
-        (try? JSONValue.parse(t.input))?["import_req"]?["danube"]?.boolValue == true
-    }
-
     /// `GET /task/(id)/`, `/status/` (`/state/`), `/done/`: the catalog task behind a real task id.
     func task(_ id: String, view: String, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
         guard ["", "status", "state", "done"].contains(view) else { throw DanubeError(.notFound, "Not found") }
-        guard let coreId = DanubeTaskID.coreId(id), let t = try await service.task(id: coreId, by: p),
-              t.type == ImageImports.taskType else {
+        guard let found = try await tasks.task(id, by: p) else {
             throw view == "" ? DanubeError(.notFound, "Task does not exist") : DanubeError.taskGone
         }
-        let image = try await service.image(ofJob: t)
+        let t = try await tasks.settled(found, by: p)
         if view == "" {
             guard !t.status.isFinished else { throw DanubeError(.notFound, "Task does not exist") }
-            return reply.json(.object([("view", .string("image_manage")), ("method", .string("POST")),
+            let image = try await service.image(ofJob: t)
+            return reply.json(.object([("view", .string("image_manage")), ("method", .string(DanubeTasks.method(t))),
                                        ("image", .string(image?.name ?? "")), ("task_id", .string(id))]))
         }
-        let (word, status, result): (String, HTTPResponse.Status, JSONValue) = switch t.status {
-        case .pending, .processing: ("PENDING", .created, .null)
-        case .success: ("SUCCESS", .ok, .object([("returncode", .int(0)),
-                                                 ("message", .string("Successfully imported image \(t.imageId ?? "")"))]))
-        case .failure: ("FAILURE", .badRequest, .object([("returncode", .int(1)), ("message", .string(t.message)),
-                                                         ("detail", .string("Got bad return code (1). Error: \(t.message)"))]))
-        }
-        let body: JSONValue = view == "done"
-            ? .object([("task_id", .string(id)), ("done", .bool(t.status.isFinished))])
-            : .object([("task_id", .string(id)), ("status", .string(word)), ("result", result)])
+        let (status, envelope) = DanubeTasks.envelope(id, t)
+        let body: JSONValue = view == "done" ? .object([("task_id", .string(id)), ("done", .bool(t.status.isFinished))]) : envelope
         return reply.json(body, status: status, taskId: id, taskResponse: true)
+    }
+
+    /// Follows an import started here to its end: settles its access 4 and reports it to `cb_url`
+    /// (exactly once: only the node that accepted the request follows it). Never blocks the answer.
+    func follow(_ coreId: String, callback: DanubeCallback?, _ p: Principal) {
+        let tasks = self.tasks, sender = imports.callbacks
+        Task {
+            guard let seen = try? await tasks.wait(coreId, by: p, until: .now + .seconds(7 * 24 * 3600)), seen.status.isFinished else { return }
+            let final = (try? await tasks.settled(seen, by: p)) ?? seen
+            if let callback {
+                await callback.send(DanubeTasks.envelope(DanubeTaskID.real(coreId), final).1, via: sender, asAdmin: p.isAdmin)
+            }
+        }
+    }
+
+    /// The `cb_url` report of a PUT/DELETE task, whose row is already final.
+    func sendCallback(_ callback: DanubeCallback?, taskId: String, _ p: Principal) {
+        guard let callback else { return }
+        let tasks = self.tasks, sender = imports.callbacks
+        Task {
+            guard let t = try? await tasks.task(taskId, by: p) else { return }
+            await callback.send(DanubeTasks.envelope(taskId, t).1, via: sender, asAdmin: p.isAdmin)
+        }
     }
 
     // MARK: Helpers

@@ -89,7 +89,8 @@ actor DanubeImagestores {
         refreshing.insert(name)
         defer { refreshing.remove(name) }
         do {
-            let bytes = try await Self.fetchSmall(fetcher, Self.join(repo.url, "images"), maxBytes: Self.maxListing, seconds: 20)
+            // The operator configured this imagestore, so it gets what `--import-private` opens to admins.
+            let bytes = try await Self.fetchSmall(fetcher, Self.join(repo.url, "images"), asAdmin: true, maxBytes: Self.maxListing, seconds: 20)
             repo.images = try Self.images(fromListing: bytes)
             repo.error = nil
             repo.lastUpdate = Timestamp.now()
@@ -118,11 +119,11 @@ actor DanubeImagestores {
     }
 
     /// A small document (a manifest, a listing) through the URL guard, with a size cap and a deadline.
-    nonisolated static func fetchSmall(_ fetcher: any RemoteFetcher, _ url: String, maxBytes: Int64, seconds: Double) async throws -> [UInt8] {
+    nonisolated static func fetchSmall(_ fetcher: any RemoteFetcher, _ url: String, asAdmin: Bool, maxBytes: Int64, seconds: Double) async throws -> [UInt8] {
         try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
             group.addTask {
                 var out: [UInt8] = []
-                try await fetcher.fetch(url, maxBytes: maxBytes, announce: { _ in }) { out += $0.readableBytesView }
+                try await fetcher.fetch(url, asAdmin: asAdmin, maxBytes: maxBytes, announce: { _ in }) { out += $0.readableBytesView }
                 return out
             }
             group.addTask {

@@ -13,6 +13,8 @@ extension HTTPField.Name {
     static let esTaskResponse = HTTPField.Name("es_task_response")!
     static let esAPIKey = HTTPField.Name("es-api-key")!
     static let esStream = HTTPField.Name("es-stream")!
+    /// The streamed answer's marker (with an underscore, unlike the request's `ES-STREAM`).
+    static let esStreamResponse = HTTPField.Name("es_stream")!
     static let contentMD5 = HTTPField.Name("content-md5")!
 }
 
@@ -86,11 +88,18 @@ enum DanubeTaskID {
 /// `es_task_id`, real tasks `es_task_response`. JSON without a charset parameter, as Danube sends it.
 struct DanubeReply {
     static let version = "4.6"
-    static let dc = "main"
     var username: String
+    /// The request's datacenter (`es_dc`): the default one, as Danube forces for the image API.
+    var dc: String
+    /// Who asked (set once authenticated): a streamed answer follows the task as this caller.
+    var principal: Principal?
+    /// The request carries `ES-STREAM`: a 201 PENDING answer is streamed until the task ends.
+    var stream = false
+
+    init(username: String, dc: String) { self.username = username; self.dc = dc }
 
     func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, taskId: String? = nil, taskResponse: Bool = false) -> Response {
-        var headers: HTTPFields = [.esVersion: Self.version, .esUsername: username, .esDC: Self.dc]
+        var headers: HTTPFields = [.esVersion: Self.version, .esUsername: username, .esDC: dc]
         if let taskId { headers[.esTaskID] = taskId }
         if taskResponse { headers[.esTaskResponse] = "true" }
         return JSONResponse.make(value, status: status, headers: headers)

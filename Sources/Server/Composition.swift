@@ -138,6 +138,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     danubeOptions.prefix = config.danubePrefix
     danubeOptions.snapshotURLTemplate = config.danubeSnapshotURL
     danubeOptions.imagestores = config.danubeImagestores.map { (name: $0.0, url: $0.1) }
+    danubeOptions.datacenters = config.danubeDatacenters
     let danube = DanubeImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: danubeOptions)
     let systems: ScalrOSCatalogue
     do { systems = try config.scalrOSFile.map { try ScalrOSCatalogue.load(file: $0) } ?? .seeded } catch { throw ConfigError("\(error)") }

@@ -67,6 +67,8 @@ public struct ServerConfig: Sendable {
     public var danubePrefix = "/api"
     public var danubeSnapshotURL: String?
     public var danubeImagestores: [(String, String)] = []
+    /// Danube's virtual datacenters (`--danube-dc`); the first is the default DC.
+    public var danubeDatacenters = ["main"]
     /// Seconds a softly deleted image (ZStack's Deleted) is kept before it is expunged; 0 keeps it
     /// until expunged by hand (`--expunge-after-seconds`, ZStack's `image.expungePeriod`).
     public var expungeAfterSeconds: Int64 = 259_200

@@ -121,6 +121,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Seconds a Danube login token lives (Danube's AUTHTOKEN_DURATION).")
     var danubeTokenSeconds: Int64 = 3600
 
+    @Option(help: "A Danube virtual datacenter (repeatable; the first is the default DC; default: main).")
+    var danubeDc: [String] = []
+
     @Option(help: "Where Danube snapshot disks are fetched from, with {vm}, {snap}, {disk_id}, {dc} filled in (e.g. http://snapshots/vm/{vm}/snapshot/{snap}/disk/{disk_id}).")
     var danubeSnapshotUrl: String?
 
@@ -256,6 +259,12 @@ struct ServeOptions: ParsableArguments {
         config.shutdownGraceSeconds = shutdownGraceSeconds
         guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }
         config.danubeTokenSeconds = danubeTokenSeconds
+        for dc in danubeDc {
+            guard !dc.isEmpty, dc.count <= 16, dc.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 46 || $0 == 95 || $0 == 45 }) else {
+                throw ValidationError("--danube-dc takes a datacenter name (letters, digits, . _ -, at most 16), not '\(dc)'")
+            }
+        }
+        if !danubeDc.isEmpty { config.danubeDatacenters = danubeDc.reduce(into: []) { if !$0.contains($1) { $0.append($1) } } }
         if let template = danubeSnapshotUrl {
             guard template.hasPrefix("http://") || template.hasPrefix("https://") else {
                 throw ValidationError("--danube-snapshot-url must be an http(s) URL template")

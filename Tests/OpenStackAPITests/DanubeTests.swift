@@ -72,7 +72,7 @@ import Testing
     @Test func imagesAndManifestsFromTheCore() throws {
         var image = Image(id: ImageID.generate(), name: "web", status: .deactivated, visibility: .public, owner: "p1",
                           diskFormat: "raw", size: 3 * (1 << 20) + 1, createdAt: 1_700_000_000, updatedAt: 1_700_000_000)
-        let shown = DanubeImage.render(image, extended: true)
+        let shown = DanubeImage.render(image, extended: true, defaultDC: "main")
         #expect(shown["access"] == .int(4) && shown["status"] == .int(1) && shown["size"] == .int(4) && shown["dc_bound"] == .bool(false))
         #expect(shown["alias"] == .string("web") && shown["owner"] == .string("p1") && shown["created"] == .string("2023-11-14T22:13:20Z"))
         #expect(shown["dcs"] == .array([.string("main")]))
@@ -112,8 +112,8 @@ final class GatedFetcher: RemoteFetcher, Sendable {
         return true
     }
 
-    func vet(_ url: String) async throws {}
-    func fetch(_ url: String, maxBytes: Int64, announce: (Int64?) async throws -> Void,
+    func vet(_ url: String, asAdmin: Bool) async throws {}
+    func fetch(_ url: String, asAdmin: Bool, maxBytes: Int64, announce: (Int64?) async throws -> Void,
                into sink: (ByteBuffer) async throws -> Void) async throws {
         requested.withLock { $0.append(url) }
         for await _ in gate.stream { break }

@@ -101,7 +101,8 @@ def test_danube_client_lifecycle(dn, origin):
     data = random_bytes(2 * MiB + 5, 71)
     manifest_url, m = serve_image(origin, data)
 
-    r = es.post("/image/dn-tiny", manifest_url=manifest_url, dc="main", access=3)
+    # stream=False: the plain 201 PENDING answer, polled (esdc-api streams by default: test_danube_round2)
+    r = es.post("/image/dn-tiny", manifest_url=manifest_url, dc="main", access=3, stream=False)
     assert r.status_code == 201 and r.task_id.startswith("1e1u1-") and r.version == "4.6" and r.dc == "main"
     c = r.content
     assert (c.task_status, c.result) == ("PENDING", None)
@@ -144,14 +145,16 @@ def test_danube_client_lifecycle(dn, origin):
         es.get("/image", order_by="size").content
     assert e.value.status_code == 412 and e.value.detail == "Invalid order_by; Possible sort fields are: name, created"
 
-    # PUT, read back; access 4 marks it deleted (deactivated in the core), 3 brings it back
+    # PUT (a task, streamed to its end), read back; access 4 marks it deleted (deactivated in the core), 3 brings it back
     upd = es.put("/image/dn-tiny", desc="Tiny disk 2", version="1.3", tags=["web", "db"], deploy=True)
-    assert upd.status_code == 200 and upd.content.task_status == "SUCCESS"
+    assert upd.content.task_status == "SUCCESS" and upd.status_code == 200 and upd.task_id.startswith("1e1u1-")
     back = es.get("/image/dn-tiny").content.result
     assert (back["desc"], back["version"], back["tags"], back["deploy"], back["status"]) == ("Tiny disk 2", "1.3", ["web", "db"], True, 1)
-    assert es.put("/image/dn-tiny", access=4).content.result["access"] == 4
+    assert wait_task(es, es.put("/image/dn-tiny", access=4).content).task_status == "SUCCESS"
+    assert es.get("/image/dn-tiny").content.result["access"] == 4
     assert alice.get(f"/v2/images/{m['uuid']}").json()["status"] == "deactivated"
-    assert es.put("/image/dn-tiny", access=3).content.result["access"] == 3
+    assert wait_task(es, es.put("/image/dn-tiny", access=3).content).task_status == "SUCCESS"
+    assert es.get("/image/dn-tiny").content.result["access"] == 3
     assert alice.get(f"/v2/images/{m['uuid']}").json()["status"] == "active"
 
     # an API key works as well as a login
@@ -162,7 +165,7 @@ def test_danube_client_lifecycle(dn, origin):
 
     # delete; then 404
     gone = es.delete("/image/dn-alpha")
-    assert gone.status_code == 200 and gone.content.task_status == "SUCCESS" and gone.content.result is None
+    assert gone.content.task_status == "SUCCESS" and gone.status_code == 200 and gone.task_id.startswith("1e1u1-")
     with pytest.raises(ClientError) as e:
         es.get("/image/dn-alpha").content
     assert e.value.status_code == 404 and e.value.detail == "Image not found"
@@ -267,7 +270,7 @@ def test_danube_error_cases(dn, origin):
     slow = random_bytes(2 * MiB, 84)
     url, m = serve_image(origin, slow)
     origin.slow(f"/imgs/{m['uuid']}/file", slow, chunk=128 << 10, delay=0.15)
-    pending = es.post("/image/dn-slow", manifest_url=url, dc="main").content
+    pending = es.post("/image/dn-slow", manifest_url=url, dc="main", stream=False).content
     assert es.get("/image/dn-slow").content.result["status"] == 2
     e = client_error(lambda: es.put("/image/dn-slow", desc="now"))
     assert (e.status_code, e.detail) == (417, "Image status is not OK")
@@ -318,12 +321,13 @@ def test_danube_snapshot_image_and_vm_usage(dn, origin):
     assert admin.delete("/image/web-base/vm/web01").content.result == []
     assert es.delete("/image/web-base").ok
 
-    # a bad disk id, a snapshot the source does not have (the task fails and nothing stays)
+    # a bad disk id, a snapshot the source does not have (404 before any task; nothing stays)
     with pytest.raises(ClientError) as e:
         es.post("/vm/web01/snapshot/daily-1/image/web-x", disk_id=0).content
     assert (e.value.status_code, e.value.detail) == (412, "Invalid disk_id")
-    with pytest.raises(TaskFailure):
-        wait_task(es, es.post("/vm/web01/snapshot/missing/image/web-y").content)
+    with pytest.raises(ClientError) as e:
+        es.post("/vm/web01/snapshot/missing/image/web-y").content
+    assert (e.value.status_code, e.value.detail) == (404, "Snapshot not found")
     with pytest.raises(ClientError) as e:
         es.get("/image/web-y").content
     assert e.value.status_code == 404
