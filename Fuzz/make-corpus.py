@@ -301,6 +301,21 @@ def avi_seeds() -> None:
     seed("login-json", 5, 0, js({"username": "admin", "password": "secret"}))
     seed("login-form", 6, 0, b"username=admin&password=s%40cr%2Bt+x")
     seed("cookies", 7, 0, b"sessionid=abc; csrftoken=def\navi-sessionid=ghi;sessionid=second")
+    # Issue 18: nested objects checked key by key, references, the whole Image body and an empty one on PATCH.
+    package = {"build": {"build_no": 9056, "version": "30.2.1", "remote_image_ref": "r"}, "hash": "h", "path": "/p",
+               "patch": {"patch_type": "t", "reboot": True, "reboot_list": [{"patch_version": "2p1", "reboot": False}]}}
+    seed("create-nested", 0, 0, js({"name": "nested", "controller_info": package, "se_info": {"build": {"colour": 1}},
+                                    "migrations": {"versions": ["22.1.3"], "se_min_cores": 2, "dryrun_min_memory": 1.5},
+                                    "cloud_info_values": [{"cloud_name": "c", "cloud_data_values": [{"key": "k", "values": ["v"]}]}],
+                                    "events": [{"task_name": "t", "nodes_events": [{"status": "SYSERR_SUCCESS",
+                                                                                   "ip": {"addr": "a", "type": "V4"}}]}]}))
+    seed("create-refs", 0, 0, js({"name": "uber", "tenant_ref": "/api/tenant?name=p1",
+                                  "controller_patch_ref": "https://h/api/image/image-" + UUID + "#p",
+                                  "se_patch_ref": "/api/image/?name=se%20patch"}))
+    seed("patch-whole-body", 2, 0, js({"uuid": "image-" + UUID, "url": "http://h/api/image/image-" + UUID, "name": "n",
+                                       "_last_modified": "1700000000000003", "tenant_ref": "http://h/api/tenant/p1#p1",
+                                       "progress": 5}))
+    seed("patch-empty", 2, 0, b"{}")
 
 
 def zstack_seeds() -> None:
