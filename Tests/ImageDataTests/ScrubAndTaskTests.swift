@@ -113,6 +113,19 @@ final class Checkpoint: Sendable {
     }
 }
 
+/// Values a test double saw, in order.
+final class Recorder<T: Sendable>: Sendable {
+    private let seen = Mutex<[T]>([])
+    func add(_ value: T) { seen.withLock { $0.append(value) } }
+    var values: [T] { seen.withLock { $0 } }
+}
+
+/// Callbacks that go nowhere (the import tests do not send any).
+struct NoCallbacks: CallbackSender {
+    func vet(_ url: String, by p: Principal) async throws {}
+    func post(_ url: String, body: [UInt8], headers: [(String, String)], asAdmin: Bool) async -> Bool { false }
+}
+
 /// A test double for the network side of web-download.
 struct ScriptedFetcher: RemoteFetcher {
     var body: [UInt8]
@@ -121,11 +134,15 @@ struct ScriptedFetcher: RemoteFetcher {
     /// Reached once the first chunk went to the sink.
     var afterFirstChunk: Checkpoint? = nil
     struct Cut: Error {}
-    func vet(_ url: String) async throws {
+    /// Whether each fetch was made with the admin's reach (what the task recorded at creation).
+    var fetchedAsAdmin: Recorder<Bool>? = nil
+    func vet(_ url: String, asAdmin: Bool) async throws {
         if url.contains("forbidden") { throw ImageError.badRequest("URI for web-download does not pass filtering: \(url)") }
+        if url.contains("private"), !asAdmin { throw ImageError.badRequest("only admins may import from private addresses") }
     }
-    func fetch(_ url: String, maxBytes: Int64, announce: (Int64?) async throws -> Void,
+    func fetch(_ url: String, asAdmin: Bool, maxBytes: Int64, announce: (Int64?) async throws -> Void,
                into sink: (ByteBuffer) async throws -> Void) async throws {
+        fetchedAsAdmin?.add(asAdmin)
         try await announce(Int64(body.count))
         var sent = 0
         while sent < body.count {
@@ -148,7 +165,43 @@ func webDownload(_ uri: String) -> JSONValue {
         let data = ImageDataService(images: node.service, blobs: node.blobs)
         let runner = TaskRunner(catalog: node.catalog, options: options)
         runner.attach(data: data, fetcher: fetcher)
-        return (ImageImports(data: data, fetcher: fetcher, runner: runner), runner)
+        return (ImageImports(data: data, fetcher: fetcher, runner: runner, callbacks: NoCallbacks()), runner)
+    }
+
+    /// The fetch runs later, without the principal: the task carries whether an admin asked, and only
+    /// the server sets it (a member's request body cannot).
+    @Test func theFetchGetsTheReachOfWhoeverStartedTheImport() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let seen = Recorder<Bool>()
+        var fetcher = ScriptedFetcher(body: pseudoRandom(1_000, seed: 3))
+        fetcher.fetchedAsAdmin = seen
+        let (imports, runner) = setUp(node, fetcher: fetcher)
+        let member = Principal(userId: "m", projectId: "p", roles: ["member"])
+
+        let refused = try await node.image(.queued)
+        await #expect(throws: ImageError.self) {
+            _ = try await imports.start(id: refused, method: "web-download", uri: "http://private.example/x",
+                                        requestBody: webDownload("http://private.example/x"), requestId: nil, by: member)
+        }
+        #expect(try await node.catalog.image(id: refused)?.status == .queued)
+        #expect(try await node.catalog.tasks(imageId: refused).isEmpty)
+
+        let forged = JSONValue.object([("method", .object([("name", .string("web-download")), ("uri", .string("http://example.org/x"))])),
+                                       ("requested_by_admin", .bool(true))])
+        let byMember = try await node.image(.queued)
+        let memberTask = try await imports.start(id: byMember, method: "web-download", uri: "http://example.org/x",
+                                                 requestBody: forged, requestId: nil, by: member)
+        await runner.execute(try #require(try await node.catalog.claimTask(owner: "n1", now: Timestamp.now(), leaseSeconds: 30)))
+        #expect(try await node.catalog.task(id: memberTask.id)?.status == .success)
+
+        let byAdmin = try await node.image(.queued)
+        let adminTask = try await imports.start(id: byAdmin, method: "web-download", uri: "http://private.example/x",
+                                                requestBody: webDownload("http://private.example/x"), requestId: nil, by: node.admin)
+        await runner.execute(try #require(try await node.catalog.claimTask(owner: "n1", now: Timestamp.now(), leaseSeconds: 30)))
+        #expect(try await node.catalog.task(id: adminTask.id)?.status == .success)
+        #expect(try await node.catalog.image(id: byAdmin)?.status == .active)
+        #expect(seen.values == [false, true])
     }
 
     @Test func webDownloadRunsToActiveWithDigestsAndProgress() async throws {

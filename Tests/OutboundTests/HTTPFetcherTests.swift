@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdTesting
 import ImageCore
 import NIOCore
+import Synchronization
 import Testing
 @testable import Outbound
 
@@ -40,7 +41,7 @@ func withOrigin(_ test: @Sendable (Int) async throws -> Void) async throws {
     func fetch(_ f: HTTPFetcher, _ url: String, max: Int64 = 1 << 30) async throws -> (Int64?, [UInt8]) {
         var announced: Int64?
         var bytes: [UInt8] = []
-        try await f.fetch(url, maxBytes: max, announce: { announced = $0 }) { bytes += Array($0.readableBytesView) }
+        try await f.fetch(url, asAdmin: false, maxBytes: max, announce: { announced = $0 }) { bytes += Array($0.readableBytesView) }
         return (announced, bytes)
     }
 
@@ -86,9 +87,45 @@ func withOrigin(_ test: @Sendable (Int) async throws -> Void) async throws {
     }
 
     @Test func vetRefusesBeforeAnyConnection() async throws {
-        await #expect(performing: { try await fetcher(allow: []).vet("http://127.0.0.1/x") },
+        await #expect(performing: { try await fetcher(allow: []).vet("http://127.0.0.1/x", asAdmin: true) },
                       throws: { "\($0)".contains("does not pass filtering") })
-        await #expect(performing: { try await fetcher().vet("http://2130706433/x") },
+        await #expect(performing: { try await fetcher().vet("http://2130706433/x", asAdmin: true) },
                       throws: { "\($0)".contains("non-canonical") })
+    }
+
+    /// Job callbacks: one POST through the guard, true only on 2xx, never a throw, never long.
+    @Test func callbacksPostOnceThroughTheGuard() async throws {
+        let received = Mutex<[(String, [UInt8], String?)]>([])
+        let router = Router()
+        router.post("/hook") { request, _ in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            received.withLock { $0.append(("hook", Array(body.readableBytesView), request.headers[.init("X-Job-UUID")!])) }
+            return Response(status: .noContent)
+        }
+        router.post("/broken") { _, _ in
+            received.withLock { $0.append(("broken", [], nil)) }
+            return Response(status: .internalServerError)
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let port = client.port!
+            let f = fetcher()
+            #expect(await f.post("http://127.0.0.1:\(port)/hook", body: Array(#"{"ok":true}"#.utf8),
+                                 headers: [("X-Job-UUID", "job-1"), ("Content-Type", "application/json")], asAdmin: false))
+            #expect(await f.post("http://127.0.0.1:\(port)/broken", body: [], headers: [], asAdmin: false) == false)
+            // Refused by the guard: nothing is sent.
+            #expect(await fetcher(allow: []).post("http://127.0.0.1:\(port)/hook", body: [1], headers: [], asAdmin: true) == false)
+            let seen = received.withLock { $0 }
+            #expect(seen.count == 2)
+            #expect(seen.first?.0 == "hook" && seen.first?.1 == Array(#"{"ok":true}"#.utf8) && seen.first?.2 == "job-1")
+        }
+        // A receiver that is down: false, quickly.
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(await fetcher().post("http://127.0.0.1:9/hook", body: [], headers: [], asAdmin: false) == false)
+        #expect(clock.now - start < .seconds(15))
+        let member = Principal(userId: "m", projectId: "p", roles: ["member"])
+        await #expect(performing: { try await fetcher(allow: []).vet("http://127.0.0.1/hook", by: member) },
+                      throws: { "\($0)".contains("Callback URL does not pass filtering") && "\($0)".contains("--import-allow-cidr 127.0.0.1/32") })
     }
 }

@@ -163,9 +163,9 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
         let r = await guardRefusal("http://127.0.0.1/x")
         #expect(r?.url == "http://127.0.0.1/x")
         #expect(r?.rule == .forbiddenAddress)
-        #expect(r?.reason == "address 127.0.0.1 is loopback (127.0.0.0/8), not allowed")
-        #expect(r?.description ==
-            "URI for web-download does not pass filtering: http://127.0.0.1/x (address 127.0.0.1 is loopback (127.0.0.0/8), not allowed)")
+        #expect(r?.reason == "address 127.0.0.1 is loopback (127.0.0.0/8), refused for every user; an operator opens it with --import-allow-cidr 127.0.0.1/32")
+        #expect(r?.description == "URI for web-download does not pass filtering: http://127.0.0.1/x (address 127.0.0.1 is loopback "
+                + "(127.0.0.0/8), refused for every user; an operator opens it with --import-allow-cidr 127.0.0.1/32)")
         // Control characters never reach a log line raw.
         let nl = await guardRefusal("http://example.com/\n/x")
         #expect(nl?.description.contains("\\u{a}") == true)
@@ -306,12 +306,12 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
         ("http://images.example.com:0x50/", "port '0x50' is not a number"),
         ("http://images.example.com:80:80/", "port '80:80' is not a number"),
         ("http://images.example.com:/", "empty port after ':'"),
-        ("http://[2606:4700:4700::1111]:8080/", "port 8080 is not allowed"),
+        ("http://[2606:4700:4700::1111]:8080/", "port 8080 is not allowed (allowed ports: 80, 443); admins may import from any port (--import-private admin), --import-allow-port 8080 opens it to every user"),
     ])
     func portRules(url: String, reason: String) async {
         let r = await guardRefusal(url)
         #expect(r?.rule == .port)
-        #expect(r?.reason == reason)
+        #expect(r?.reason.hasPrefix(reason) == true, "\(r?.reason ?? "")")
     }
 
     @Test func portsWithAnEmptyAllowListAndLeadingZeros() async throws {
@@ -325,7 +325,7 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
         // Only an explicit port is checked against the list; the scheme default always passes.
         let only443 = guardWith({ $0.allowedPorts = [443] })
         #expect(try await only443.check("http://images.example.com/").port == 80)
-        #expect(await guardRefusal("http://images.example.com:80/", only443)?.reason == "port 80 is not allowed")
+        #expect(await guardRefusal("http://images.example.com:80/", only443)?.reason.hasPrefix("port 80 is not allowed (allowed ports: 443); ") == true)
     }
 
     @Test func overlongURLsAreRefused() async {
@@ -361,7 +361,7 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
     @Test(arguments: [
         ("0.0.0.0", "unspecified/this-network"), ("0.1.2.3", "unspecified/this-network"),
         ("10.0.0.1", "private"), ("10.255.255.255", "private"),
-        ("100.64.0.1", "shared address space (CGNAT)"), ("100.100.100.200", "shared address space (CGNAT)"),
+        ("100.64.0.1", "shared address space (CGNAT)"), ("100.100.100.200", "cloud metadata (Alibaba)"),
         ("127.0.0.1", "loopback"), ("127.255.255.254", "loopback"),
         ("169.254.169.254", "link-local/metadata"), ("169.254.0.1", "link-local/metadata"),
         ("172.16.0.1", "private"), ("172.31.255.255", "private"),
@@ -375,7 +375,11 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
         let r = await guardRefusal("http://\(address)/x", guardWith(resolver: URLGuardNoDNSResolver()))
         #expect(r?.rule == .forbiddenAddress)
         #expect(r?.reason.hasPrefix("address \(address) is \(label) (") == true, "\(r?.reason ?? "")")
-        #expect(r?.reason.hasSuffix(", not allowed") == true)
+        // Private ranges are the admins' (--import-private admin); everything else is closed to everyone.
+        let privateRange = ["private", "shared address space (CGNAT)"].contains(label)
+        #expect(r?.reason.contains(privateRange ? "only admins may import from private addresses" : "refused for every user") == true,
+                "\(r?.reason ?? "")")
+        #expect(r?.reason.hasSuffix("--import-allow-cidr \(address)/32" + (privateRange ? " opens this address" : "")) == true)
     }
 
     @Test(arguments: ["9.255.255.255", "11.0.0.0", "100.63.255.255", "100.128.0.0", "126.255.255.255", "128.0.0.0",
@@ -399,7 +403,7 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
         ("[2002:7f00:1::]", "2002:7f00:1::", "loopback"), ("[2002:a9fe:a9fe::1]", "2002:a9fe:a9fe::1", "link-local/metadata"),
         ("[2002:c0a8:101::]", "2002:c0a8:101::", "private"),
         ("[fe80::1]", "fe80::1", "link-local"), ("[febf::1]", "febf::1", "link-local"),
-        ("[fc00::1]", "fc00::1", "unique-local (private)"), ("[fd00:ec2::254]", "fd00:ec2::254", "unique-local (private)"),
+        ("[fc00::1]", "fc00::1", "unique-local (private)"), ("[fd00:ec2::254]", "fd00:ec2::254", "cloud metadata (AWS IPv6)"),
         ("[fec0::1]", "fec0::1", "site-local (deprecated)"), ("[ff02::1]", "ff02::1", "multicast"),
         ("[2001:db8::1]", "2001:db8::1", "documentation (reserved)"), ("[100::1]", "100::1", "discard-only (reserved)"),
         ("[2001::1]", "2001::1", "Teredo tunnel (reserved)"), ("[64:ff9b:1::1]", "64:ff9b:1::1", "local-use NAT64 (reserved)"),
@@ -414,7 +418,7 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
 
     @Test func embeddedIPv4IsNamedInTheReason() async {
         let r = await guardRefusal("http://[::ffff:7f00:1]/", guardWith(resolver: URLGuardNoDNSResolver()))
-        #expect(r?.reason == "address ::ffff:127.0.0.1 embeds IPv4 127.0.0.1 (IPv4-mapped); address 127.0.0.1 is loopback (127.0.0.0/8), not allowed")
+        #expect(r?.reason == "address ::ffff:127.0.0.1 embeds IPv4 127.0.0.1 (IPv4-mapped); address 127.0.0.1 is loopback (127.0.0.0/8), refused for every user; an operator opens it with --import-allow-cidr ::ffff:127.0.0.1/128")
         let nat64 = await guardRefusal("http://[64:ff9b::a9fe:a9fe]/", guardWith(resolver: URLGuardNoDNSResolver()))
         #expect(nat64?.reason.contains("embeds IPv4 169.254.169.254 (NAT64)") == true)
         let sixToFour = await guardRefusal("http://[2002:7f00:1::]/", guardWith(resolver: URLGuardNoDNSResolver()))
@@ -540,7 +544,7 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
         let g = guardWith({ $0.allowCIDRs = [guardCIDR("127.0.0.1/32")] }, resolver: URLGuardNoDNSResolver())
         let r = await guardRefusal("http://127.0.0.1:8080/", g)
         #expect(r?.rule == .port)
-        #expect(r?.reason == "port 8080 is not allowed")
+        #expect(r?.reason.hasPrefix("port 8080 is not allowed (allowed ports: 80, 443)") == true)
     }
 
     @Test func allowCIDRAppliesToResolvedAddresses() async throws {
@@ -558,7 +562,7 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
         #expect(g.refusalReason(for: guardIP("192.168.1.1")) == nil)
         #expect(g.refusalReason(for: guardIP("8.8.8.8")) == nil)
         #expect(g.refusalReason(for: guardIP("2606:4700:4700::1111")) == nil)
-        #expect(g.refusalReason(for: guardIP("169.254.169.254")) == "address 169.254.169.254 is link-local/metadata (169.254.0.0/16), not allowed")
+        #expect(g.refusalReason(for: guardIP("169.254.169.254")) == "address 169.254.169.254 is link-local/metadata (169.254.0.0/16), refused for every user; an operator opens it with --import-allow-cidr 169.254.169.254/32")
     }
 }
 
