@@ -35,7 +35,7 @@ struct DanubeCallback: Sendable {
             return nil
         }
         do { try await sender.vet(url, by: p) } catch {
-            v.add("cb_url", "Callback URL is not allowed (\((error as? ImageError)?.message ?? "\(error)")).")
+            v.add("cb_url", (error as? ImageError)?.message ?? "Callback URL is not allowed.")
             return nil
         }
         return DanubeCallback(url: url, method: method, key: key)

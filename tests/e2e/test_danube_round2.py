@@ -371,6 +371,11 @@ def test_on_the_default_server(tmp_path):
         assert (e.status_code, e.detail) == (406, "Task cannot be canceled")
         shown = es.get("/image/d-img").content.result
         assert (shown["desc"], shown["version"]) == ("on default", "2.0")
+        # a loopback callback is the URL guard's to refuse here (nothing opened it): 400 on cb_url, nothing changed
+        e = client_error(lambda: es.put("/image/d-img", desc="never", cb_url="http://127.0.0.1/cb"))
+        assert e.status_code == 400 and set(e.detail) == {"cb_url"} and "--import-allow-cidr" in e.detail["cb_url"][0], e.detail
+        assert e.detail["cb_url"][0].startswith("Callback URL does not pass filtering: http://127.0.0.1/cb (")
+        assert es.get("/image/d-img").content.result["desc"] == "on default"
         r = es.delete("/image/d-img")
         assert r.content.task_status == "SUCCESS" and r.status_code == 200
         assert alice.get(f"/v2/images/{made['id']}").status_code == 404
