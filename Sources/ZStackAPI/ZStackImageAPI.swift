@@ -217,32 +217,42 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
 
     func runJob(_ job: String, _ request: Request, _ p: Principal, api: String, imageId: String?,
                 timeout: Int64 = ZStackJobs.defaultTimeout, _ work: () async throws -> JSONValue) async throws -> Response {
-        try await jobs.run(job, p, api: api, imageId: imageId, work)
+        let hook = try await webHook(request, p)
+        let outcome = try await jobs.run(job, p, api: api, imageId: imageId, work)
+        notify(hook, job: job, outcome, p)
         return accepted(job, request, timeout: timeout)
     }
 
-    func storeJob(_ job: String, _ p: Principal, api: String, imageId: String?, _ outcome: Result<JSONValue, ZStackError>) async throws {
+    func storeJob(_ job: String, _ p: Principal, api: String, imageId: String?, _ outcome: Result<JSONValue, ZStackError>,
+                  hook: String? = nil) async throws {
         try await jobs.store(job, p, api: api, imageId: imageId, outcome)
+        notify(hook, job: job, outcome, p)
     }
 
     /// `GET /api-jobs/{uuid}`: 202 while running, 200 with the result, 503 with the error, 404 when
     /// unknown or expired. AddImage jobs are the import task itself, answered with the image's inventory.
     func poll(_ job: String) async throws -> Response {
+        guard let (body, ok) = try await outcome(job) else { return Self.json(.object([]), status: .accepted) }
+        return Self.json(body, status: ok ? .ok : .serviceUnavailable)
+    }
+
+    /// A finished job's answer (`ok`: 200, else 503), nil while it runs.
+    func outcome(_ job: String) async throws -> (body: JSONValue, ok: Bool)? {
         switch try await jobs.lookup(job) {
         case .finished(let body, let ok):
-            return Self.json(body, status: ok ? .ok : .serviceUnavailable)
+            return (body, ok)
         case .running:
-            return Self.json(.object([]), status: .accepted)
+            return nil
         case .imported(let task):
             let owner = Principal(userId: task.userId ?? "job", projectId: task.owner, roles: ["reader"])
             guard let image = try await service.image(ofJob: task) else { throw ZStackError.notFound("image[uuid:\(job)] is gone") }
-            return Self.json(.object([("inventory", .object(try await inventory(image, by: owner)))]))
+            return (.object([("inventory", .object(try await inventory(image, by: owner)))]), true)
         case .importFailed(let task):
             let image = try await service.image(ofJob: task)
             let targets = (try? JSONValue.parse(task.input))?["backend"]?.arrayItems?.compactMap(\.stringValue) ?? []
             let error = ZStackError("SYS.1002", "Failed to download image[name:\(image?.name ?? "")] on all backup storage[\(targets.map(ZStackBackupStorages.uuid(ofStore:)).joined(separator: ", "))].",
                                     cause: ZStackCause(.failed(task.message)))
-            return Self.json(error.body, status: .serviceUnavailable)
+            return (error.body, false)
         }
     }
 
@@ -344,6 +354,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         }
         try ZStackFields.checkBooleans(params, ["system", "virtio"])
         let p = try await caller(request)
+        let hook = try await webHook(request, p)
         var spec: AddImageSpec
         do {
             spec = try AddImageSpec(params: params, body: body, storages: storages)
@@ -354,12 +365,12 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
                 spec.document = JSONValue.merging(spec.document, [(ZStackTags.key, .array(own + added))])
             }
             if spec.url.hasPrefix("http://") || spec.url.hasPrefix("https://") {
-                do { try await imports.fetcher.vet(spec.url) } catch let e as ImageError {
+                do { try await imports.vet(spec.url, by: p) } catch let e as ImageError {
                     throw ZStackError.invalidArgument("url[\(spec.url)] is not allowed: \(e.message)")
                 }
             }
         } catch let e as ZStackError {
-            try await storeJob(job, p, api: "AddImage", imageId: nil, .failure(e))
+            try await storeJob(job, p, api: "AddImage", imageId: nil, .failure(e), hook: hook)
             return accepted(job, request, timeout: Self.addImageTimeout)
         }
         do {
@@ -370,7 +381,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
                                                                   ("uploader", .string(p.userId))])
                 let image = try await service.createImage(spec.coreAttributes, extensions: [ZStackImage.vendor: document], by: p)
                 let inventory = try await inventory(image, base: baseURL(request), by: p)
-                try await storeJob(job, p, api: "AddImage", imageId: image.id, .success(.object([("inventory", .object(inventory))])))
+                try await storeJob(job, p, api: "AddImage", imageId: image.id, .success(.object([("inventory", .object(inventory))])), hook: hook)
                 return accepted(job, request, timeout: Self.addImageTimeout)
             }
             let image = try await service.createImage(spec.coreAttributes, extensions: [ZStackImage.vendor: spec.document], by: p)
@@ -378,13 +389,14 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
                 imageId: image.id, uri: spec.url,
                 request: [("stores", .array(spec.stores.map { .string($0) })), ("all_stores_must_succeed", .bool(false))],
                 taskId: ZStackImage.coreId(job), deleteImageOnFailure: true, by: p)
+            if let hook { follow(job, hook: hook, p) }
             return accepted(job, request, timeout: Self.addImageTimeout)
         } catch {
             var z = ZStackError.from(error) ?? ZStackError("SYS.1000", "internal error")
             if z.code == "SYS.1006", let resourceUuid = spec.resourceUuid, try await service.idIsTaken(resourceUuid) {
                 z = .invalidArgument("resourceUuid[\(ZStackImage.uuid(resourceUuid))] is already used")
             }
-            try await storeJob(job, p, api: "AddImage", imageId: nil, .failure(z))
+            try await storeJob(job, p, api: "AddImage", imageId: nil, .failure(z), hook: hook)
             return accepted(job, request, timeout: Self.addImageTimeout)
         }
     }

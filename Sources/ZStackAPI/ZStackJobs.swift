@@ -40,7 +40,9 @@ struct ZStackJobs {
 
     /// Runs an API whose work ends within the request and keeps its outcome as a finished row.
     /// Framework-level refusals (`ZStackHTTPError`) are answered at once, not stored.
-    func run(_ job: String, _ p: Principal, api: String, imageId: String?, _ work: () async throws -> JSONValue) async throws {
+    @discardableResult
+    func run(_ job: String, _ p: Principal, api: String, imageId: String?, _ work: () async throws -> JSONValue) async throws
+        -> Result<JSONValue, ZStackError> {
         let outcome: Result<JSONValue, ZStackError>
         do {
             outcome = .success(try await work())
@@ -50,6 +52,7 @@ struct ZStackJobs {
             outcome = .failure(ZStackError.from(error) ?? ZStackError("SYS.1000", "internal error"))
         }
         try await store(job, p, api: api, imageId: imageId, outcome)
+        return outcome
     }
 
     func store(_ job: String, _ p: Principal, api: String, imageId: String?, _ outcome: Result<JSONValue, ZStackError>) async throws {

@@ -483,3 +483,131 @@ def test_zstack_access_keys(zs2, origin):
     scalr_secret = re.search(r"^secret: (\S+)$", out.stdout, re.M).group(1)
     r = requests.get(k.base + "/images", headers=signed("GET", "/v1/images", scalr_id, scalr_secret), timeout=30)
     assert r.status_code == 401
+
+
+# ------------------------------------------------------------------------------------------------------------
+# X-Web-Hook callbacks
+
+
+class Receiver:
+    """A tiny loopback HTTP server recording every POST (headers, body); `hang` makes it never answer."""
+
+    def __init__(self, hang: bool = False):
+        import http.server
+        import threading
+        self.posts: list[tuple[dict, bytes]] = []
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                if hang:
+                    receiver.release.wait(30)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/zstack-hook"
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hooked(z: ZStack, method: str, path: str, hook: str, job: str | None = None, **kw) -> tuple[str, requests.Response]:
+    """An async call with X-Web-Hook: its job id and the job's final answer, polled as usual."""
+    job = job or job_uuid()
+    r = z.call(method, path, job, headers={"X-Web-Hook": hook}, **kw)
+    assert r.status_code == 202, r.text
+    return job, z.poll(r.json()["location"])
+
+
+def test_zstack_web_hooks(tmp_path, origin):
+    """One callback per job with X-Job-UUID / X-Job-Success and the body a poll answers; a receiver that is down or
+    never answers neither blocks nor fails the job; a hook the URL guard refuses is a plain 400 and nothing is done.
+    On the default single-store server."""
+    import json
+    import socket
+    srv = ImagedServer(tmp_path / "hooks", "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", "any")
+    srv.start()
+    receiver, hanging = Receiver(), Receiver(hang=True)
+    try:
+        create_account(srv, "zs-alice", "p-alice", "member")
+        z = ZStack.login(srv.url, "zs-alice")
+        [only] = [b["uuid"] for b in z.query("/backup-storage")["inventories"]]
+        data = random_bytes(3 << 20, 38)
+
+        # AddImage from a URL (the job is the import task): reported once it has ended
+        url = origin.slow("/zs2/hooked.raw", data, chunk=256 << 10, delay=0.05)
+        job, done = hooked(z, "POST", "/images", receiver.url, json={"params": {"name": "hooked", "url": url, "format": "raw",
+                                                                                "backupStorageUuids": [only]}})
+        assert done.status_code == 200
+        wait_for(lambda: len(receiver.posts) == 1, what="AddImage callback")
+        headers, body = receiver.posts[0]
+        assert (headers["x-job-uuid"], headers["x-job-success"]) == (job, "true")
+        assert headers["content-type"].startswith("application/json")
+        assert json.loads(body) == done.json() and json.loads(body)["inventory"]["md5Sum"] == md5(data)
+        image = done.json()["inventory"]["uuid"]
+
+        # an API that ends within its request, a failed one, a failed AddImage
+        job, done = hooked(z, "PUT", f"/images/{image}/actions", receiver.url, json={"updateImage": {"description": "hooked"}})
+        wait_for(lambda: len(receiver.posts) == 2, what="UpdateImage callback")
+        headers, body = receiver.posts[1]
+        assert (headers["x-job-uuid"], headers["x-job-success"]) == (job, "true") and json.loads(body) == done.json()
+        job, done = hooked(z, "PUT", f"/images/{image}/actions", receiver.url, json={"changeImageState": {"stateEvent": "pause"}})
+        assert done.status_code == 503
+        wait_for(lambda: len(receiver.posts) == 3, what="failed job callback")
+        headers, body = receiver.posts[2]
+        assert (headers["x-job-uuid"], headers["x-job-success"]) == (job, "false")
+        assert json.loads(body) == done.json() and json.loads(body)["error"]["code"] == "SYS.1007"
+        job, done = hooked(z, "POST", "/images", receiver.url, json={"params": {"name": "nowhere", "url": origin.url("/zs2/absent.raw"),
+                                                                                "format": "raw", "backupStorageUuids": [only]}})
+        assert done.status_code == 503
+        wait_for(lambda: len(receiver.posts) == 4, what="failed AddImage callback")
+        headers, body = receiver.posts[3]
+        assert (headers["x-job-uuid"], headers["x-job-success"]) == (job, "false") and json.loads(body)["error"]["code"] == "SYS.1002"
+        time.sleep(1.5)
+        assert len(receiver.posts) == 4  # exactly one per job
+
+        # a receiver that is down, or one that never answers: the job is not blocked and succeeds
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            down = f"http://127.0.0.1:{s.getsockname()[1]}/hook"  # bound, not listening: connections are refused
+            for hook in (down, hanging.url):
+                started = time.monotonic()
+                job, done = hooked(z, "PUT", f"/images/{image}/actions", hook, json={"updateImage": {"name": f"n{len(hook)}"}})
+                assert done.status_code == 200 and time.monotonic() - started < 5
+                assert z.get_image(image)["name"] == f"n{len(hook)}"
+                url = origin.serve(f"/zs2/h{len(hook)}.raw", data[:1 << 20])
+                started = time.monotonic()
+                job, done = hooked(z, "POST", "/images", hook, json={"params": {"name": f"h{len(hook)}", "url": url, "format": "raw",
+                                                                                "backupStorageUuids": [only]}})
+                assert done.status_code == 200 and done.json()["inventory"]["status"] == "Ready" and time.monotonic() - started < 10
+        wait_for(lambda: len(hanging.posts) == 2, what="the hanging receiver was called")
+
+        # hooks the URL guard refuses: a plain 400 before anything is done
+        before = z.get_image(image)
+        for bad in ["http://169.254.169.254/latest/meta-data/", "http://10.1.2.3:8080/hook", "ftp://127.0.0.1/hook", "not a url"]:
+            job = job_uuid()
+            r = z.call("PUT", f"/images/{image}/actions", job, headers={"X-Web-Hook": bad}, json={"updateImage": {"name": "never"}})
+            assert r.status_code == 400 and r.text.startswith("Invalid header[X-Web-Hook]"), (bad, r.text)
+            assert requests.get(f"{z.base}/api-jobs/{job}").status_code == 404  # no job was made
+        wanted = job_uuid()
+        r = z.call("POST", "/images", headers={"X-Web-Hook": "http://169.254.169.254/"},
+                   json={"params": {"name": "never", "url": origin.url("/zs2/hooked.raw"), "format": "raw", "backupStorageUuids": [only],
+                                    "resourceUuid": wanted}})
+        assert r.status_code == 400 and z.get_image(wanted) is None
+        assert z.get_image(image) == before and len(receiver.posts) == 4
+    finally:
+        receiver.close()
+        hanging.close()
+        srv.kill()
