@@ -87,6 +87,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
             }
             return JSONResponse.make(spec, contentType: "application/yaml")
         }
+        if request.method == .options { return Self.preflight(request) }
         let body: [UInt8]
         do { body = Array(try await RequestReading.body(request, limit: Self.maxBody).readableBytesView) } catch {
             throw Failure(400, "BadRequest", "The request body is too large.")
@@ -149,6 +150,21 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
         case .delete: return try await deregister(id, request, scope, p, meta)
         default: throw Failure.endpoint
         }
+    }
+
+    /// `OPTIONS` is answered before authentication, as Scalr's preflight middleware does: a browser's
+    /// preflight (`Origin` and `User-Agent`) gets the CORS methods and headers, anything else `Allow`.
+    static func preflight(_ request: Request) -> Response {
+        let methods = "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS"
+        var headers = HTTPFields()
+        if request.headers[.origin] != nil, request.headers[.userAgent] != nil {
+            headers[.accessControlAllowMethods] = methods
+            headers[.accessControlAllowHeaders] = "Content-Type, X-Scalr-Date, X-Scalr-Key-Id, X-Scalr-Signature, X-Scalr-Debug"
+        } else {
+            headers[.allow] = methods
+        }
+        headers[.contentLength] = "0"
+        return Response(status: .ok, headers: headers)
     }
 
     // MARK: Authentication and scopes

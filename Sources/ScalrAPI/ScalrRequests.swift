@@ -34,6 +34,10 @@ package enum ScalrRequests {
                 throw ScalrFailure.structure("Both 'cloudPlatform' and 'cloudLocation' filters should be provided with request.")
             }
             if let os = filters["os"], !ScalrImage.validOS(os) { throw ScalrFailure.value("Invalid identifier of the OS") }
+            if let scope = filters["scope"] {
+                if scope.isEmpty { throw ScalrFailure.value("Invalid scope value") }
+                if !["scalr", "account", "environment"].contains(scope) { throw ScalrFailure.value("Unexpected scope value") }
+            }
         }
         return Listing(parameters: params, maxResults: maxResults, pageNum: pageNum, filters: filters)
     }

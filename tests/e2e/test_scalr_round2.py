@@ -234,3 +234,30 @@ def test_last_used_is_set_when_a_vm_is_recorded(sc, ctl):
     assert Raw(sc.url, "alice").patch(f"/v2/images/{made['id']}", [{"op": "add", "path": "/note", "value": "x"}]).status_code == 200
     assert ctl("images", "get", "--imageId", made["id"], "--json")["data"]["lastUsed"] == again["lastUsed"]
     assert requests.delete(sc.url + "/api/image/used-later/vm/web02/", json={}, headers=admin).json()["result"] == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Other divergences a Scalr client would hit (found reviewing the front-end against the reference)
+
+def test_the_seeds_register_body_and_a_preflight(sc, ctl):
+    """The seed page's example body (global scope, every member, `ImageCloudFeatures` on ec2) registers with real values;
+    OPTIONS is answered before authentication as Scalr's preflight middleware does; a scope filter Scalr does not know
+    is refused as Scalr refuses it."""
+    seed = {"architecture": "i386", "cloudFeatures": {"type": "ImageCloudFeatures"}, "cloudImageId": "ami-seed0001", "cloudInitInstalled": True,
+            "cloudLocation": "us-east-1", "cloudPlatform": "ec2", "deprecated": True, "name": "seed-example", "os": {"id": "ubuntu-22-04"},
+            "scalrAgentInstalled": True, "size": 1, "type": "ebs"}
+    made = ctl("global", "images", "register", "--stdin", stdin=seed)["data"]
+    assert {k: made[k] for k in seed} == seed and made["scope"] == "scalr" and made["lastUsed"] is None
+    ctl("global", "images", "delete", "--imageId", made["id"])
+    path = env_path(sc)
+    browser = requests.options(sc.url + path, headers={"Origin": "https://ui.example", "User-Agent": "Mozilla/5.0",
+                                                       "Access-Control-Request-Method": "POST"})
+    assert browser.status_code == 200 and browser.content == b""
+    assert browser.headers["Access-Control-Allow-Methods"] == "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS"
+    assert browser.headers["Access-Control-Allow-Headers"] == "Content-Type, X-Scalr-Date, X-Scalr-Key-Id, X-Scalr-Signature, X-Scalr-Debug"
+    plain = requests.options(sc.url + path, headers={"User-Agent": ""})
+    assert plain.status_code == 200 and plain.headers["Allow"] == "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS"
+    assert "Access-Control-Allow-Methods" not in plain.headers
+    assert error(signed(sc, sc.keys["alice"], "GET", path, "scope=galaxy"), 400, "InvalidValue") == "Unexpected scope value"
+    assert error(signed(sc, sc.keys["alice"], "GET", path, "scope="), 400, "InvalidValue") == "Invalid scope value"
+    assert all(i["scope"] == "environment" for i in signed(sc, sc.keys["alice"], "GET", path, "scope=environment").json()["data"])
