@@ -3,7 +3,8 @@
 // `deleteFromCloud` flag, and signed requests: the canonical query, the string to sign, the date
 // header and the whole verification (a request signed with the right secret must verify).
 //
-// Input: byte 0 picks the request (0 register, 1 edit, 2 list, 3 signature, 4 deregister query),
+// Input: byte 0 picks the request (0 register, 1 edit, 2 list, 3 signature, 4 deregister query, 5 an
+// operator's OS catalogue file, then a registration checked against it),
 // byte 1 the scope, the caller and the stored image; the rest is the body or the query string. For
 // a signature the rest is lines: method, X-Scalr-Date, path, query, X-Scalr-Signature, then the body.
 import Foundation
@@ -60,7 +61,7 @@ func signature(_ payload: [UInt8]) {
 
 func fuzzOne(_ data: [UInt8]) {
     var input = FuzzInput(data)
-    let request = input.choice(5)
+    let request = input.choice(6)
     let choice = input.byte()
     let scope = scopes[Int(choice) % scopes.count]
     let caller = Fixtures.principal(choice >> 2)
@@ -90,6 +91,13 @@ func fuzzOne(_ data: [UInt8]) {
             _ = pagination.serialized
         case 3:
             signature(payload)
+        case 5:
+            let systems = try ScalrOSCatalogue.merging(payload, source: "fuzz")
+            let ids = systems.systems.map(\.id)
+            require(Set(ids).count == ids.count, "an OS id twice in the catalogue")
+            let os = ids.last ?? "unknown-os"
+            let body = #"{"name": "img", "cloudPlatform": "ec2", "cloudLocation": "us-east-1", "cloudImageId": "ami-1", "architecture": "x86_64", "os": {"id": "\#(os)"}}"#
+            require((try? ScalrRequests.registration(Array(body.utf8), scope: scope, systems: systems))?.os == os, "a catalogue OS refused")
         default:
             _ = ScalrRequests.deletesFromCloud(String(decoding: payload, as: UTF8.self))
         }
