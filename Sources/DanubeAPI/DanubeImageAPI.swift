@@ -15,6 +15,9 @@ public struct DanubeAPIOptions: Sendable {
     /// (URL-encoded), e.g. `http://snapshots.example/vm/{vm}/snapshot/{snap}/disk/{disk_id}`. Without
     /// it, snapshot → image answers 428 as Danube does without an image server.
     public var snapshotURLTemplate: String?
+    /// Where a VM's existence is asked (`{vm}`, `{dc}`): 404/410 there is `VM not found`. Without it an
+    /// unknown VM is found out by its snapshot (`Snapshot not found`).
+    public var vmURLTemplate: String?
     /// Remote IMGAPI repositories (`VMS_IMAGE_REPOSITORIES`): name → base URL.
     public var imagestores: [(name: String, url: String)] = []
     /// Where the API is mounted: `/api` (what `esdc_api.Client(api_url="http://host/api")` uses), or
@@ -465,8 +468,12 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         func encoded(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._~"))) ?? s }
         let url = template.replacingOccurrences(of: "{vm}", with: encoded(vm)).replacingOccurrences(of: "{snap}", with: encoded(snapshot))
             .replacingOccurrences(of: "{disk_id}", with: String(diskId)).replacingOccurrences(of: "{dc}", with: encoded(dc))
-        // Danube's order: an unknown VM or snapshot is 404 before the name, the fields or any task.
-        try await probeSnapshot(url, p)
+        // Danube's order: an unknown VM, then an unknown snapshot, is 404 before the name, the fields or any task.
+        if let vmTemplate = options.vmURLTemplate {
+            let vmURL = vmTemplate.replacingOccurrences(of: "{vm}", with: encoded(vm)).replacingOccurrences(of: "{dc}", with: encoded(dc))
+            try await probe(vmURL, missing: "VM not found", p)
+        }
+        try await probe(url, missing: "Snapshot not found", p)
         try await checkNewName(name, p)
         var v = DanubeValidation()
         var fields = DanubeFields(body, &v)
@@ -483,16 +490,16 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         return try await start(ImportPlan(name: name, id: nil, fields: fields, document: document, fileURL: url, callback: callback), p, reply)
     }
 
-    /// The snapshot's disk, asked for its first bytes through the URL guard (as Danube probes a file
-    /// URL): the source answering 404/410 is Danube's 404 `Snapshot not found`; a source that cannot be
+    /// A VM or a snapshot's disk, asked for its first bytes through the URL guard (as Danube probes a
+    /// file URL): the source answering 404/410 is Danube's 404 `missing`; a source that cannot be
     /// reached, or that the guard refuses, is its 428 `Image server is not available`.
-    func probeSnapshot(_ url: String, _ p: Principal) async throws {
+    func probe(_ url: String, missing: String, _ p: Principal) async throws {
         do {
             _ = try await DanubeImagestores.fetchSmall(imports.fetcher, url, asAdmin: p.isAdmin, maxBytes: 32, seconds: 5)
         } catch let e as ImageError where e.kind == .payloadTooLarge {
             return  // more than 32 bytes: it is there
         } catch let e as ImageError where e.message.contains("HTTP 404 ") || e.message.contains("HTTP 410 ") {
-            throw DanubeError(.notFound, "Snapshot not found")
+            throw DanubeError(.notFound, missing)
         } catch {
             throw DanubeError.noImageServer
         }

@@ -137,6 +137,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     danubeOptions.tokenLifetime = config.danubeTokenSeconds
     danubeOptions.prefix = config.danubePrefix
     danubeOptions.snapshotURLTemplate = config.danubeSnapshotURL
+    danubeOptions.vmURLTemplate = config.danubeVMURL
     danubeOptions.imagestores = config.danubeImagestores.map { (name: $0.0, url: $0.1) }
     danubeOptions.datacenters = config.danubeDatacenters
     let danube = DanubeImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: danubeOptions)

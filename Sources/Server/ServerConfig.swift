@@ -66,6 +66,8 @@ public struct ServerConfig: Sendable {
     /// Where Danube's API is mounted (`--danube-prefix`).
     public var danubePrefix = "/api"
     public var danubeSnapshotURL: String?
+    /// Where a VM's existence is asked (`--danube-vm-url`, `{vm}`, `{dc}`).
+    public var danubeVMURL: String?
     public var danubeImagestores: [(String, String)] = []
     /// Danube's virtual datacenters (`--danube-dc`); the first is the default DC.
     public var danubeDatacenters = ["main"]

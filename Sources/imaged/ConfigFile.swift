@@ -11,7 +11,7 @@ enum ConfigFile {
     static let options = ["data-dir", "listen", "no-auth", "token-file", "durability", "public-endpoint", "log-level", "hash-algorithm",
                           "image-size-cap", "max-virtual-size", "import-allow-cidr", "import-allow-port", "task-lease-seconds",
                           "zstack-session-seconds", "zstack-export-seconds", "secret-key-file", "scalr-os-file", "shutdown-grace-seconds", "danube-prefix", "danube-token-seconds",
-                          "danube-snapshot-url", "danube-imagestore", "danube-dc", "expunge-after-seconds", "keystone-url", "keystone-user",
+                          "danube-snapshot-url", "danube-vm-url", "danube-imagestore", "danube-dc", "expunge-after-seconds", "keystone-url", "keystone-user",
                           "keystone-password-file", "keystone-project", "keystone-domain", "keystone-cache-seconds", "keystone-public-url",
                           "catalog", "blob-store", "store", "default-store", "s3-endpoint", "s3-region", "s3-key-prefix", "s3-virtual-host",
                           "s3-part-mib", "quota-image-count", "quota-image-size", "quota-stage-size", "quota-uploading",

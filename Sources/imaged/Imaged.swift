@@ -127,6 +127,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Where Danube snapshot disks are fetched from, with {vm}, {snap}, {disk_id}, {dc} filled in (e.g. http://snapshots/vm/{vm}/snapshot/{snap}/disk/{disk_id}).")
     var danubeSnapshotUrl: String?
 
+    @Option(help: "Where Danube asks whether a VM exists, with {vm} and {dc} filled in: 404/410 there is 'VM not found' before a snapshot is looked at (default: VMs are not checked apart from their snapshots).")
+    var danubeVmUrl: String?
+
     @Option(help: "A remote IMGAPI repository for Danube's imagestore API, NAME=URL (repeatable).")
     var danubeImagestore: [String] = []
 
@@ -270,6 +273,12 @@ struct ServeOptions: ParsableArguments {
                 throw ValidationError("--danube-snapshot-url must be an http(s) URL template")
             }
             config.danubeSnapshotURL = template
+        }
+        if let template = danubeVmUrl {
+            guard template.hasPrefix("http://") || template.hasPrefix("https://"), template.contains("{vm}") else {
+                throw ValidationError("--danube-vm-url must be an http(s) URL template with {vm}")
+            }
+            config.danubeVMURL = template
         }
         config.danubeImagestores = try danubeImagestore.map { spec in
             let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)

@@ -321,6 +321,7 @@ def test_access_4_at_import(dn2, origin):
 def test_unknown_snapshot_is_404_before_a_task(tmp_path, origin):
     srv = ImagedServer(tmp_path / "snap", "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port),
                        "--danube-snapshot-url", f"http://127.0.0.1:{origin.port}/vmsnap/{{dc}}/{{vm}}/{{snap}}/disk{{disk_id}}",
+                       "--danube-vm-url", f"http://127.0.0.1:{origin.port}/vms/{{dc}}/{{vm}}",
                        "--danube-dc", "main", "--danube-dc", "lab")
     srv.start()
     try:
@@ -328,13 +329,19 @@ def test_unknown_snapshot_is_404_before_a_task(tmp_path, origin):
         es = login(srv, "dn-alice")
         disk = random_bytes(MiB, 211)
         origin.serve("/vmsnap/lab/web02/s1/disk1", disk)
+        origin.serve("/vms/main/web02", b"{}", "application/json")
+        origin.serve("/vms/lab/web02", b"{}", "application/json")
         hits = len(origin.hits)
+        # an unknown VM (--danube-vm-url answers 404): its snapshot is not even asked for
+        e = client_error(lambda: es.post("/vm/nobody/snapshot/s1/image/sn-x"))
+        assert (e.status_code, e.detail) == (404, "VM not found")
         e = client_error(lambda: es.post("/vm/web02/snapshot/nosuch/image/sn-x"))
         assert (e.status_code, e.detail) == (404, "Snapshot not found")
         # the default DC's path is not the lab's: not found either
         e = client_error(lambda: es.post("/vm/web02/snapshot/s1/image/sn-x"))
         assert (e.status_code, e.detail) == (404, "Snapshot not found")
-        assert origin.hits[hits:] == ["/vmsnap/main/web02/nosuch/disk1", "/vmsnap/main/web02/s1/disk1"]
+        assert origin.hits[hits:] == ["/vms/main/nobody", "/vms/main/web02", "/vmsnap/main/web02/nosuch/disk1",
+                                      "/vms/main/web02", "/vmsnap/main/web02/s1/disk1"]
         assert pending_tasks(es) == [] and es.get("/image").content.result == []
         # found under its DC: imported, bound to that DC
         r = es.post("/dc/lab/vm/web02/snapshot/s1/image/sn-ok")
