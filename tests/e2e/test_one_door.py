@@ -80,7 +80,8 @@ def avi_login(url: str, who: str) -> dict:
 def danube_token(url: str, who: str) -> dict:
     r = requests.post(url + "/api/accounts/login/", json={"username": who, "password": PASSWORD}, timeout=30)
     assert r.status_code == 200, r.text
-    return {"Authorization": f"Token {r.json()['token']}", "ES-STREAM": "es"}
+    # No ES-STREAM: these raw requests read the plain 201 PENDING answer (the streamed form is test_danube_round2's).
+    return {"Authorization": f"Token {r.json()['token']}"}
 
 
 def race(calls) -> list[requests.Response]:
@@ -306,7 +307,8 @@ def test_an_image_in_use_is_not_deleted_through_any_api(single):
         record(image, False)
     for api, image in images.items():
         r = delete(api, image)
-        assert r.status_code in (200, 204), (api, r.status_code, r.text)
+        # Danube's DELETE is a task (201 PENDING) whose work is done before the answer.
+        assert r.status_code in ((201,) if api == "danube" else (200, 204)), (api, r.status_code, r.text)
         gone = requests.get(url + f"/v2/images/{image['id']}", headers=alice_os, timeout=30)
         assert gone.status_code == 404, (api, gone.text)
 
