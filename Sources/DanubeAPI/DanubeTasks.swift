@@ -97,12 +97,21 @@ struct DanubeTasks {
     /// `PUT /task/<id>/cancel/`: a running import is revoked and its image removed (Danube's rollback
     /// of a POST); a finished task cannot be cancelled (406).
     func cancel(_ id: String, by p: Principal) async throws -> ImageTask {
+        let refused = DanubeError(.notAcceptable, "Task cannot be canceled")
         guard let t = try await task(id, by: p) else { throw DanubeError.taskGone }
-        guard !t.status.isFinished, t.type == ImageImports.taskType,
-              let cancelled = try? await service.cancelTask(id: t.id, message: Self.cancelledMessage, by: p) else {
-            throw DanubeError(.notAcceptable, "Task cannot be canceled")
+        guard !t.status.isFinished, t.type == ImageImports.taskType else { throw refused }
+        let cancelled: ImageTask
+        do {
+            // Only a catalog failure is an error here: a task that finished meanwhile is Danube's 406.
+            guard let row = try await service.cancelTask(id: t.id, message: Self.cancelledMessage, by: p) else { throw DanubeError.taskGone }
+            cancelled = row
+        } catch let e as ImageError where e.kind == .conflict {
+            throw refused
         }
-        if let imageId = t.imageId { try? await data.deleteImage(id: imageId, by: p) }
+        // Danube's rollback of a POST. Already gone (the runner's own rollback raced it) is fine.
+        if let imageId = t.imageId {
+            do { try await data.deleteImage(id: imageId, by: p) } catch let e as ImageError where e.kind == .notFound || e.kind == .gone {}
+        }
         return cancelled
     }
 
