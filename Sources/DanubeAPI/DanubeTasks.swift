@@ -88,7 +88,10 @@ struct DanubeTasks {
                 // Another reader settled it, or a PUT gave another access meanwhile.
                 guard case .int(4)? = current.extensions[DanubeImage.vendor]?[DanubeImage.importAccessKey] else { throw Settled() }
             }, by: p)
-        } catch is Settled {}
+        } catch is Settled {
+        } catch let e as ImageError where e.kind == .forbidden {
+            // A reader of the project polling: the importer's own follow-up settles it.
+        }
         return t
     }
 
