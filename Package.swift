@@ -154,7 +154,7 @@ let package = Package(
             .embedInCode("OpenAPI/danube.json"), .embedInCode("OpenAPI/scalr.json"),
         ], swiftSettings: strict),
         .executableTarget(name: "imaged", dependencies: [
-            "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite", "CatalogPostgres", "BlobStoreS3", "BlobStoreFile",
+            "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite", "CatalogPostgres", "BlobStoreS3", "BlobStoreFile", "Outbound",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             // The configuration file (YAML); a maintained parser beats writing one.
             .product(name: "Yams", package: "Yams"),

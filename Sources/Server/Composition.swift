@@ -103,6 +103,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
 
     var policy = URLGuardPolicy()
     policy.allowedPorts = config.importAllowedPorts
+    policy.privateImports = config.importPrivate
     policy.allowCIDRs = try config.importAllowCIDRs.map { text in
         guard let cidr = CIDR(text) else { throw ConfigError("--import-allow-cidr: '\(text)' is not an address range") }
         return cidr
@@ -113,7 +114,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     runnerOptions.concurrency = config.taskWorkers
     let runner = TaskRunner(catalog: catalog, options: runnerOptions, logger: logger)
     runner.attach(data: data, fetcher: fetcher)
-    let imports = ImageImports(data: data, fetcher: fetcher, runner: runner)
+    let imports = ImageImports(data: data, fetcher: fetcher, runner: runner, callbacks: fetcher)
 
     let (authenticator, authDescription) = try makeAuthenticator(config, catalog: catalog, dataDir: dataDir, logger: logger)
     let openstack = OpenStackImageAPI<ImagedRequestContext>(

@@ -4,6 +4,7 @@ import Identity
 import ImageCore
 import ImageData
 import Logging
+import Outbound
 
 /// Everything `imaged serve` can be told. The defaults are the embedded single-node setup.
 public struct ServerConfig: Sendable {
@@ -49,6 +50,8 @@ public struct ServerConfig: Sendable {
     public var importAllowCIDRs: [String] = []
     /// Ports an import URL may name explicitly; empty means any (`--import-allow-port`).
     public var importAllowedPorts: Set<Int> = [80, 443]
+    /// Who may import from private ranges and any port (`--import-private`).
+    public var importPrivate: PrivateImportPolicy = .admin
     /// Seconds a task lease lasts without renewal (a dead node's task is resumed after this).
     public var taskLeaseSeconds: Int64 = 30
     /// Lifetime of a ZStack login session (`--zstack-session-seconds`).
@@ -142,6 +145,7 @@ extension ServerConfig {
             ("max-virtual-size", String(maxVirtualSize)),
             ("import-allow-cidr", importAllowCIDRs.isEmpty ? "(none)" : importAllowCIDRs.joined(separator: ", ")),
             ("import-allow-port", importAllowedPorts.isEmpty ? "any" : importAllowedPorts.sorted().map(String.init).joined(separator: ", ")),
+            ("import-private", importPrivate.rawValue),
             ("task-lease-seconds", String(taskLeaseSeconds)),
             ("shutdown-grace-seconds", String(shutdownGraceSeconds)),
             ("quota", "images \(limit(quota.imageCountTotal)), bytes \(limit(quota.imageSizeTotal)), staged \(limit(quota.imageStageTotal)), uploading \(limit(quota.imageCountUploading))"),

@@ -6,6 +6,7 @@ import Identity
 import ImageCore
 import ImageData
 import Logging
+import Outbound
 import Server
 
 @main
@@ -96,6 +97,9 @@ struct ServeOptions: ParsableArguments {
 
     @Option(help: "Port an import URL may name explicitly (repeatable; default 80 and 443; 'any' allows every port).")
     var importAllowPort: [String] = []
+
+    @Option(help: "Who may import from private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) and from any port: admin (users with the admin role), all, or none. Loopback, link-local and metadata addresses stay closed to everyone unless --import-allow-cidr opens them.")
+    var importPrivate: String = "admin"
 
     @Option(help: "Seconds a background task's lease lasts without renewal.")
     var taskLeaseSeconds: Int64 = 30
@@ -225,6 +229,10 @@ struct ServeOptions: ParsableArguments {
         config.imageSizeCap = imageSizeCap
         config.maxVirtualSize = maxVirtualSize
         config.importAllowCIDRs = importAllowCidr
+        guard let privateImports = PrivateImportPolicy(rawValue: importPrivate) else {
+            throw ValidationError("--import-private: '\(importPrivate)' is not one of admin, all, none")
+        }
+        config.importPrivate = privateImports
         if !importAllowPort.isEmpty {
             if importAllowPort == ["any"] {
                 config.importAllowedPorts = []
