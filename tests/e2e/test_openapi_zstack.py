@@ -42,7 +42,8 @@ RESPONSE_CHECKS = [st_checks.status_code_conformance, st_checks.content_type_con
 # per-operation settings). ZStack answers every API-level error with 503 and its ErrorCode body, so
 # not_a_server_error allows 503; SYS.1000 (an internal error) is outside the document's ErrorCode enum, so a real
 # server fault still fails response_schema_conformance. negative_data_rejection holds for the synchronous
-# operations; the async ones (AddImage, DeleteImage, the image actions) accept any well-formed job with 202 and fail
+# operations; the async ones (AddImage, DeleteImage, the image and backup storage actions, DeleteExportedImage,
+# CreateUserTag, DeleteTag) accept any well-formed job with 202 and fail
 # it in the job, as ZStack does, so the check is off for them (this module's flow checks that such jobs fail).
 # Not used: ignored_auth (ZStack refuses a missing Authorization with a plain-text 400 and a bad session with 503
 # ID.1001, not 401/403), use_after_free (DeleteImage is ZStack's soft delete: the image stays, `Deleted`, until
@@ -54,7 +55,8 @@ EXTRA_SETTINGS = {"not_a_server_error": 'expected-statuses = ["2xx", "3xx", "4xx
 SCHEMATHESIS_TOML = (
     "[checks]\nenabled = false\n\n"
     + "".join(f"[checks.{name}]\nenabled = true\n{EXTRA_SETTINGS.get(name, '')}\n" for name in CLI_CHECKS)
-    + '[[operations]]\ninclude-operation-id = ["addImage", "deleteImage", "imageAction"]\n'
+    + '[[operations]]\ninclude-operation-id = ["addImage", "deleteImage", "imageAction", "backupStorageAction", "deleteExportedImage",'
+    + ' "createUserTag", "deleteTag"]\n'
     + "checks.negative_data_rejection.enabled = false\n"
 )
 SEED = int(os.environ.get("IMAGED_OPENAPI_SEED", "20261"))
@@ -247,7 +249,29 @@ def test_real_answers_match_the_document(zs_server, document, origin):
     assert z.ok("PUT", f"/images/{wanted}/actions", json={"changeImageState": {"stateEvent": "disable"}})["inventory"]["state"] == "Disabled"
     assert z.ok("PUT", f"/images/{wanted}/actions", json={"changeImageState": {"stateEvent": "enable"}})["inventory"]["state"] == "Enabled"
     z.fails("PUT", f"/images/{wanted}/actions", "SYS.1007", json={"changeImageState": {"stateEvent": "freeze"}})
-    z.fails("PUT", f"/images/{wanted}/actions", "SYS.1014", json={"setImageQga": {"enable": True}})
+    assert z.ok("PUT", f"/images/{wanted}/actions", json={"setImageQga": {"enable": True}}) == {}
+    assert z.call("GET", f"/images/{wanted}/qga").json() == {"enable": True}
+    assert z.ok("PUT", f"/images/{wanted}/actions", json={"setImageBootMode": {"bootMode": "UEFI"}}) == {}
+    z.fails("PUT", f"/images/{wanted}/actions", "SYS.1007", json={"setImageBootMode": {"bootMode": "BIOS"}})
+    hashed = z.ok("PUT", f"/images/{wanted}/actions", json={"calculateImageHash": {"backupStorageUuid": replica, "algorithm": "SHA256"}})
+    assert hashed["inventory"]["uuid"] == wanted
+    z.fails("PUT", f"/images/{wanted}/actions", "SYS.1014", json={"exportImageFromBackupStorage": {"imageUuid": wanted}})
+    # ExportImageFromBackupStorage, its URL, DeleteExportedImageFromBackupStorage.
+    exported = z.ok("PUT", f"/backup-storage/{replica}/actions", json={"exportImageFromBackupStorage": {"imageUuid": wanted}})
+    assert z.call("GET", exported["imageUrl"], auth=False).status_code == 200
+    assert z.call("HEAD", exported["imageUrl"], auth=False).status_code == 200
+    assert z.call("GET", exported["imageUrl"], auth=False, headers={"Range": "bytes=0-9"}).status_code == 206
+    assert [ref.get("exportMd5Sum") for ref in z.image(wanted)["backupStorageRefs"] if ref["backupStorageUuid"] == replica] == [exported["exportMd5Sum"]]
+    z.fails("PUT", f"/backup-storage/{uuid.uuid4().hex}/actions", "SYS.1003", json={"exportImageFromBackupStorage": {"imageUuid": wanted}})
+    assert z.ok("DELETE", f"/backup-storage/{replica}/exported-images/{wanted}") == {}
+    assert z.call("GET", exported["imageUrl"], auth=False).status_code == 404
+    # CreateUserTag, QueryUserTag, DeleteTag.
+    tag = z.ok("POST", "/user-tags", json={"params": {"resourceType": "ImageVO", "resourceUuid": wanted, "tag": "oz::1"}})["inventory"]
+    assert z.call("GET", "/user-tags", params=[("q", f"resourceUuid={wanted}"), ("q", "tag=oz::1"), ("replyWithCount", "true")]).json()["total"] == 1
+    assert z.call("GET", f"/user-tags/{tag['uuid']}").json()["inventories"] == [tag]
+    z.fails("POST", "/user-tags", "SYS.1006", json={"params": {"resourceType": "ImageVO", "resourceUuid": wanted, "tag": "oz::1"}})
+    assert z.ok("DELETE", f"/tags/{tag['uuid']}") == {}
+    assert z.call("GET", "/user-tags", params={"q": "colour=red"}).status_code == 503
     z.fails("PUT", f"/images/{uuid.uuid4().hex}/actions", "SYS.1003", json={"syncImageSize": {}})
     assert z.ok("PUT", f"/images/{wanted}/actions", json={"syncImageSize": {}})["inventory"]["uuid"] == wanted
 
@@ -313,7 +337,7 @@ def test_schemathesis_finds_nothing(zs_server, document, tmp_path):
     out = proc.stdout + proc.stderr
     assert junit.exists(), out[-5000:]
     suite = ET.parse(junit).getroot()
-    operations = sum(1 for t in suite.iter("testcase") if re.match(r"(GET|POST|PUT|PATCH|DELETE) /", t.get("name", "")))
+    operations = sum(1 for t in suite.iter("testcase") if re.match(r"(GET|HEAD|POST|PUT|PATCH|DELETE) /", t.get("name", "")))
     failures = int(suite.get("failures")) + int(suite.get("errors"))
     generated = re.search(r"(\d+) generated", out)
     cases = int(generated.group(1)) if generated else 0
