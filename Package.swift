@@ -175,7 +175,7 @@ let package = Package(
             .product(name: "HummingbirdCore", package: "hummingbird"),
         ], path: "Fuzz/FuzzAvi", swiftSettings: strict),
         .executableTarget(name: "FuzzZStack", dependencies: [
-            "FuzzSupport", "ZStackAPI", "ImageCore", .product(name: "Hummingbird", package: "hummingbird"),
+            "FuzzSupport", "ZStackAPI", "Identity", "ImageCore", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Fuzz/FuzzZStack", swiftSettings: strict),
         .executableTarget(name: "FuzzDanube", dependencies: [

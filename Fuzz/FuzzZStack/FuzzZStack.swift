@@ -1,12 +1,13 @@
 // The ZStack front-end's request decoding: the `q=` query language (and limit/start/sort/fields)
 // evaluated on stored images' inventories, AddImage bodies checked as ZStack checks them, image
-// action bodies (UpdateImage's parameters applied to a stored image), login bodies and the
-// `Authorization: OAuth` header.
+// action bodies (UpdateImage's parameters applied to a stored image), login bodies, the
+// `Authorization: OAuth` header and an access key's `Authorization: ZStack <id>:<signature>` and `Date`.
 //
 // Input: byte 0 picks the request (0 query, 1 AddImage, 2 action, 3 login, 4 Authorization
 // header), byte 1 the caller and the stored images' statuses; the rest is the query string, the
 // body or the header.
 import FuzzSupport
+import Identity
 import ImageCore
 import NIOCore
 import ZStackAPI
@@ -86,7 +87,14 @@ func fuzzOne(_ data: [UInt8]) {
         case 1: try addImage(try JSONValue.parse(payload), caller)
         case 2: try action(try JSONValue.parse(payload), caller, images[0])
         case 3: _ = try ZStackRequests.login(try JSONValue.parse(payload))
-        default: _ = try ZStackRequests.sessionToken(String(decoding: payload, as: UTF8.self))
+        default:
+            let text = String(decoding: payload, as: UTF8.self)
+            _ = try? ZStackSignature.credential(text)
+            if let seconds = ZStackSignature.parseDate(text) {
+                // A date that parses is one the signature check can compare: never out of range.
+                precondition(abs(seconds) < 1 << 40, "date \(text) parsed to \(seconds)")
+            }
+            _ = try ZStackRequests.sessionToken(text)
         }
     } catch {
         _ = "\(error)"
