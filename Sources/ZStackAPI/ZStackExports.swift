@@ -57,6 +57,9 @@ extension ZStackImageAPI {
             guard storages.ids(of: image).contains(storeId) else {
                 throw ZStackError.failed("image[uuid:\(ZStackImage.uuid(image.id))] is not on the backup storage[uuid:\(bsUuid)]")
             }
+            guard !ZStackImage.deletedOn(image).contains(storeId) else {
+                throw ZStackError.failed("image[uuid:\(ZStackImage.uuid(image.id))]'s status[Deleted] on the backup storage[uuid:\(bsUuid)] cannot be exported")
+            }
             let format = image.diskFormat ?? "raw"
             if let given = params.first(where: { $0.0 == "exportFormat" })?.1.stringValue, !given.isEmpty {
                 _ = try ZStackFields.oneOf(given, ["raw", "qcow2"], "exportFormat", message)
@@ -129,7 +132,7 @@ extension ZStackImageAPI {
                         let expires = r["expiresAt"]?.int64Value, expires > Timestamp.now() else { return false }
                   return ConstantTime.equal(Array(expected.utf8), Array(token.utf8))
               }),
-              storages.ids(of: image).contains(storeId),
+              storages.ids(of: image).contains(storeId), !ZStackImage.deletedOn(image).contains(storeId),
               let record = ZStackExports.record(image, bsUuid: bs) else { throw gone }
         let exporter = Principal(userId: record["userId"]?.stringValue ?? "zstack-export", projectId: record["projectId"]?.stringValue,
                                  roles: record["roles"]?.arrayItems?.compactMap(\.stringValue) ?? ["member"])

@@ -343,9 +343,16 @@ def test_zstack_acting_on_some_backup_storages(zs2, origin):
     alice = Raw(zs2.url, "alice")
 
     # delete from the replica only: its ref is Deleted, the image stays Ready (and downloadable) elsewhere
+    export = z.ok("PUT", f"/backup-storage/{replica}/actions", json={"exportImageFromBackupStorage": {"imageUuid": image}})
+    assert requests.get(export["imageUrl"], timeout=30).content == data
     assert z.ok("DELETE", f"/images/{image}", params={"backupStorageUuids": replica}) == {}
     assert ref_states(z, image) == {"status": "Ready", primary: "Ready", replica: "Deleted"}
     assert alice.get(f"/v2/images/{core}/file").content == data
+    # what was exported from the replica is no longer served, and it cannot be exported from there again
+    assert requests.get(export["imageUrl"], timeout=30).status_code == 404
+    assert all("exportUrl" not in ref for ref in z.get_image(image)["backupStorageRefs"])
+    err = z.error("PUT", f"/backup-storage/{replica}/actions", "SYS.1006", json={"exportImageFromBackupStorage": {"imageUuid": image}})
+    assert "cannot be exported" in err["details"]
     # expunging or recovering where the ref is not Deleted is refused and changes nothing
     err = z.error("PUT", f"/images/{image}/actions", "SYS.1006", json={"expungeImage": {"backupStorageUuids": [primary]}})
     assert "is not Deleted on the backup storage" in err["details"]
