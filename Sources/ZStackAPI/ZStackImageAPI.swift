@@ -279,13 +279,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     /// QueryImage and `GET /images/{uuid}` (the query `uuid=<uuid>`, other parameters ignored).
     func query(_ request: Request, uuid: String?) async throws -> Response {
         let p = try await caller(request)
-        var q: ZStackQuery
-        if let uuid {
-            q = try ZStackQuery(parameters: [])
-            q.conditions = [.init(field: "uuid", op: .equal, value: uuid)]
-        } else {
-            q = try ZStackQuery(parameters: ZStackQuery.parameters(request.uri.query))
-        }
+        let q = try ZStackQuery.forRequest(query: request.uri.query, uuid: uuid)
         try ZStackMatcher.check(q.conditions)
         if let sort = q.sort { try ZStackMatcher.checkSortable(sort.field) }
         var items: [(Image, [(String, JSONValue)])] = []

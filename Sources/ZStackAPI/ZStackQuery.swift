@@ -70,6 +70,15 @@ package struct ZStackQuery: Sendable {
     }
 
     /// `a=b&c=d` with percent-decoding where it is well-formed: the Python SDK sends `%` raw.
+    /// A query endpoint's question: `GET /x/{uuid}` is the query `uuid=<uuid>` (other parameters
+    /// ignored), `GET /x` reads ZStack's query parameters.
+    package static func forRequest(query: String?, uuid: String?) throws -> ZStackQuery {
+        guard let uuid else { return try ZStackQuery(parameters: parameters(query)) }
+        var q = try ZStackQuery(parameters: [])
+        q.conditions = [.init(field: "uuid", op: .equal, value: uuid)]
+        return q
+    }
+
     package static func parameters(_ query: String?) -> [(String, String)] {
         RequestReading.formPairs(query)
     }

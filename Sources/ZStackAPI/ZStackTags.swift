@@ -135,13 +135,7 @@ extension ZStackImageAPI {
     /// `GET /user-tags[/{uuid}]` with ZStack's query parameters → `{"inventories": [...]}`.
     func queryUserTags(_ request: Request, uuid: String?) async throws -> Response {
         let p = try await caller(request)
-        var q: ZStackQuery
-        if let uuid {
-            q = try ZStackQuery(parameters: [])
-            q.conditions = [.init(field: "uuid", op: .equal, value: uuid)]
-        } else {
-            q = try ZStackQuery(parameters: ZStackQuery.parameters(request.uri.query))
-        }
+        let q = try ZStackQuery.forRequest(query: request.uri.query, uuid: uuid)
         for c in q.conditions where ZStackTags.fields[c.field] == nil {
             throw ZStackError.invalidArgument("condition name[\(c.field)] is invalid, no such field on inventory class[\(ZStackTags.inventoryClass)]")
         }
