@@ -169,9 +169,14 @@ public struct LocalAccounts: Sendable {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         let keyId = "APIK" + String(try Secrets.randomBytes(16).map { alphabet[Int($0) % alphabet.count] })
         let secret = Data(try Secrets.randomBytes(30)).base64EncodedString()
+        try await insertSealedKey(keyId: keyId, secret: secret, accountName: accountName, sealer: sealer)
+        return (keyId, secret)
+    }
+
+    /// A signing key's secret verifies HMACs, so it is kept sealed (openable), not hashed.
+    private func insertSealedKey(keyId: String, secret: String, accountName: String, sealer: SecretSealer) async throws {
         try await catalog.insertAPIKey(APIKeyRecord(keyId: keyId, accountName: accountName,
                                                     secretHash: try sealer.seal(secret, context: keyId), createdAt: Timestamp.now()))
-        return (keyId, secret)
     }
 
     /// A ZStack access key: id `ZSK` + 17 of `[A-Za-z0-9]` (20 characters, as ZStack's AccessKeyID), a
@@ -189,8 +194,7 @@ public struct LocalAccounts: Sendable {
         }
         let keyId = Self.zstackKeyPrefix + (try draw(17))
         let secret = try draw(40)
-        try await catalog.insertAPIKey(APIKeyRecord(keyId: keyId, accountName: accountName,
-                                                    secretHash: try sealer.seal(secret, context: keyId), createdAt: Timestamp.now()))
+        try await insertSealedKey(keyId: keyId, secret: secret, accountName: accountName, sealer: sealer)
         return (keyId, secret)
     }
 

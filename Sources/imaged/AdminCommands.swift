@@ -119,22 +119,16 @@ struct AccountCommand: AsyncParsableCommand {
         func run() async throws {
             let accounts = LocalAccounts(catalog: try await store.open())
             if scalr && zstack { throw ValidationError("--scalr and --zstack make different keys: choose one") }
-            if zstack {
+            if zstack || scalr {
+                // Signing keys are sealed with the server's key, so the server can verify their HMACs.
                 try FileManager.default.createDirectory(atPath: store.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 let sealer = try SecretSealer.load(path: secretKeyFile ?? store.dataDir + "/secret.key", create: true)
-                let (keyId, secret) = try await accounts.createZStackAccessKey(accountName: name, sealer: sealer)
+                let (keyId, secret) = zstack ? try await accounts.createZStackAccessKey(accountName: name, sealer: sealer)
+                                             : try await accounts.createSigningKey(accountName: name, sealer: sealer)
                 print("key id: \(keyId)")
                 print("secret: \(secret)")
-                print("ZStack API: Authorization: ZStack \(keyId):<base64 HMAC-SHA1 of METHOD, Date and path with the secret> (shown only now).")
-                return
-            }
-            if scalr {
-                try FileManager.default.createDirectory(atPath: store.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                let sealer = try SecretSealer.load(path: secretKeyFile ?? store.dataDir + "/secret.key", create: true)
-                let (keyId, secret) = try await accounts.createSigningKey(accountName: name, sealer: sealer)
-                print("key id: \(keyId)")
-                print("secret: \(secret)")
-                print("Scalr API: X-Scalr-Key-Id \(keyId), requests signed with the secret (shown only now).")
+                print(zstack ? "ZStack API: Authorization: ZStack \(keyId):<base64 HMAC-SHA1 of METHOD, Date and path with the secret> (shown only now)."
+                             : "Scalr API: X-Scalr-Key-Id \(keyId), requests signed with the secret (shown only now).")
                 return
             }
             let (keyId, secret) = try await accounts.createKey(accountName: name)
