@@ -7,12 +7,15 @@
 #                                       committed seed corpus (Fuzz/corpus/<target>)
 #   scripts/fuzz.sh replay [TARGET...]  run the committed corpus through the plain debug build's targets
 #                                       (.build/debug, from `swift build`): no fuzzing, a few seconds
+#   scripts/fuzz.sh asan [TARGET...]    the same fuzzing with AddressSanitizer as well (-sanitize=fuzzer,address,
+#                                       build folder .build-fuzz-asan); without targets: the ones that parse
+#                                       untrusted bytes at the lowest level, FuzzInspector and FuzzJSON
 #
-# Environment: FUZZ_SECONDS (per target, default 45), FUZZ_TIMEOUT (seconds one input may take before it
+# Environment: FUZZ_SECONDS (per target, default 45; FUZZ_ASAN_SECONDS in asan mode, default 30), FUZZ_TIMEOUT (seconds one input may take before it
 # counts as a hang, default 10), FUZZ_RSS_MB (memory limit, default 2048), FUZZ_RESULTS (where each
 # target's run is kept: log, grown corpus, crashing inputs; default .build-fuzz/results).
 #
-# Prints one line per target:  FUZZ <target> execs=<N> crashes=<n> seconds=<s>
+# Prints one line per target:  FUZZ (FUZZ-ASAN) <target> execs=<N> crashes=<n> seconds=<s>
 # A crash, a hang (timeout), running out of memory or a leak is saved as <results>/<target>/crash-…
 # (timeout-…, oom-…, leak-…); rerun one with `.build-fuzz/debug/<target> <file>`. Exits non-zero when
 # any target found one, or when the build fails.
@@ -22,13 +25,21 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 [ -x /opt/swift/usr/bin/swift ] && case ":$PATH:" in *":/opt/swift/usr/bin:"*) ;; *) PATH="$PATH:/opt/swift/usr/bin" ;; esac
 
 ALL_TARGETS=(FuzzInspector FuzzJSON FuzzOpenStack FuzzAvi FuzzZStack FuzzDanube FuzzScalr)
+# Memory errors a plain fuzzing build cannot see (the inspector's offset arithmetic over C buffers, the JSON
+# scanner) show up under AddressSanitizer; the front-ends' decoding is pure Swift over those two.
+ASAN_TARGETS=(FuzzInspector FuzzJSON)
 SCRATCH=.build-fuzz
 FUZZ_FLAGS=(-Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING)
 
 mode=fuzz
-if [ "${1:-}" = replay ]; then mode=replay; shift; fi
+case "${1:-}" in
+  replay) mode=replay; shift ;;
+  asan) mode=asan; shift ;;
+esac
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
+if [ ${#targets[@]} -eq 0 ]; then
+  if [ "$mode" = asan ]; then targets=("${ASAN_TARGETS[@]}"); else targets=("${ALL_TARGETS[@]}"); fi
+fi
 for t in "${targets[@]}"; do
   [ -d "Fuzz/corpus/$t" ] || { echo "fuzz.sh: unknown target $t (targets: ${ALL_TARGETS[*]})"; exit 2; }
 done
@@ -44,6 +55,15 @@ if [ "$mode" = replay ]; then
 fi
 
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-45}
+tag=FUZZ
+if [ "$mode" = asan ]; then
+  SCRATCH=.build-fuzz-asan
+  FUZZ_FLAGS=(-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING)
+  SECONDS_PER_TARGET=${FUZZ_ASAN_SECONDS:-30}
+  tag=FUZZ-ASAN
+  # Leaks are libFuzzer's -detect_leaks (on by default); ASan itself only has to stop at the first error.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:halt_on_error=1}
+fi
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 RSS_MB=${FUZZ_RSS_MB:-2048}
 RESULTS=${FUZZ_RESULTS:-$SCRATCH/results}
@@ -59,7 +79,7 @@ for t in "${targets[@]}"; do
   fi
 done
 bin=$(swift build --scratch-path "$SCRATCH" "${FUZZ_FLAGS[@]}" --show-bin-path)
-echo "FUZZ-BUILD targets=${#targets[@]} seconds=$(( $(date +%s) - started ))"
+echo "FUZZ-BUILD mode=$mode targets=${#targets[@]} seconds=$(( $(date +%s) - started ))"
 
 failed=()
 for t in "${targets[@]}"; do
@@ -80,7 +100,7 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
   found=$(find "$work" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | sort)
   crashes=$(printf '%s' "$found" | grep -c . || true)
-  echo "FUZZ $t execs=${execs:-0} crashes=$crashes seconds=$elapsed"
+  echo "$tag $t execs=${execs:-0} crashes=$crashes seconds=$elapsed"
   if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
     failed+=("$t")
     echo "---- $t: libFuzzer exited $rc; last lines of $work/log:"
@@ -94,4 +114,4 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz.sh: FAILED (${failed[*]}); inputs and logs under $RESULTS"
   exit 1
 fi
-echo "fuzz.sh: no crash, hang or leak in ${#targets[@]} targets"
+echo "fuzz.sh: no crash, hang or leak in ${#targets[@]} targets ($mode)"

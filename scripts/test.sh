@@ -183,10 +183,11 @@ esac
 # ---------------------------------------------------------------------------------------------
 # 5. Fuzzing: no crash, hang or leak within the time bound (inputs found are kept under .build-fuzz/results)
 begin fuzz
-log "fuzzing: corpus replay, then scripts/fuzz.sh (${FUZZ_SECONDS:-45} s per target)"
+log "fuzzing: corpus replay, then scripts/fuzz.sh (${FUZZ_SECONDS:-45} s per target), then scripts/fuzz.sh asan (${FUZZ_ASAN_SECONDS:-30} s per target)"
 if scripts/fuzz.sh replay </dev/null; then
   scripts/fuzz.sh </dev/null
   rc=$?
+  scripts/fuzz.sh asan </dev/null || rc=$?
   case $rc in
     0) result[fuzz]="ok" ;;
     *) result[fuzz]="FAILED (scripts/fuzz.sh exit $rc)" ;;
