@@ -206,11 +206,14 @@ public struct LocalAccounts: Sendable {
         guard keyId.hasPrefix(prefix), keyId.utf8.count <= 64, let key = try await catalog.apiKey(id: keyId),
               let secret = sealer.open(key.secretHash, context: keyId),
               let account = try await catalog.account(name: key.accountName) else { return nil }
+        // The key is named in the audit line (the caller checks the signature; the core notes the principal).
+        AuditTrail.note(keyId: keyId)
         return (secret, account)
     }
 
     /// The account's principal when the password matches. PBKDF2 runs off the cooperative pool.
     public func authenticate(name: String, password: String) async throws -> Principal? {
+        AuditTrail.note(attemptedUser: name)  // a failed login is audited under the name tried
         guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
             // Same cost as a real check, so response time does not reveal which names exist.
             let iterations = iterations
@@ -230,6 +233,7 @@ public struct LocalAccounts: Sendable {
 
     /// ZStack's `logInByAccount`: the password arrives as its lower-case SHA-512 hex.
     public func authenticate(name: String, passwordSHA512 hex: String) async throws -> (LocalAccount, Principal)? {
+        AuditTrail.note(attemptedUser: name)  // a failed login is audited under the name tried
         guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
             let iterations = iterations
             _ = try await NIOThreadPool.singleton.runIfActive { try PasswordHash.derive(hex, salt: [0], iterations: iterations) }
@@ -244,6 +248,8 @@ public struct LocalAccounts: Sendable {
               Secrets.constantTimeEqual(Array(("sha256$" + Secrets.sha256Hex(secret)).utf8), Array(key.secretHash.utf8)),
               let account = try await catalog.account(name: key.accountName)
         else { return nil }
+        AuditTrail.note(keyId: keyId)
+        AuditTrail.note(principal: account.principal)
         return account.principal
     }
 }

@@ -37,6 +37,7 @@ public struct LoginSessions: Sendable {
         let session = LoginSession(idHash: Self.hash(sessionId), accountName: accountName, csrfToken: csrf,
                                    createdAt: now, expiresAt: now + lifetime)
         try await accounts.catalog.insertSession(session)
+        AuditTrail.note(principal: principal)
         // Expired sessions go now and then, on logins, so the table does not grow without bound.
         if now % 16 == 0 { _ = try? await accounts.catalog.deleteSessions(expiredBefore: now) }
         return Opened(sessionId: sessionId, csrfToken: csrf, principal: principal, expiresAt: session.expiresAt)
@@ -53,10 +54,13 @@ public struct LoginSessions: Sendable {
               let session = try await accounts.catalog.session(idHash: Self.hash(sessionId)),
               session.expiresAt > Timestamp.now(),
               let account = try await accounts.catalog.account(name: session.accountName) else { return nil }
+        AuditTrail.note(principal: account.principal)
         return (account.principal, session.csrfToken, session.createdAt, session.expiresAt)
     }
 
     public func logout(sessionId: String) async throws {
+        // The audit line names whose session ends (a logout needs no other credential).
+        if AuditTrail.current != nil { _ = try? await resumeWithExpiry(sessionId: sessionId) }
         _ = try await accounts.catalog.deleteSession(idHash: Self.hash(sessionId))
     }
 

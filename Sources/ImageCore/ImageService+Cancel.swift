@@ -13,6 +13,7 @@ extension ImageService {
     /// it stops at its next lease renewal, leaving the image to the canceller. nil when the task is
     /// unknown or not the caller's; `.conflict` when it has already finished.
     public func cancelTask(id: String, message: String, keepFor: Int64 = 48 * 3600, by p: Principal) async throws -> ImageTask? {
+        AuditTrail.note("task.cancel", by: p)
         guard try await task(id: id, by: p) != nil else { return nil }
         let now = Timestamp.now()
         return try await catalog.updateTask(id: id.lowercased()) { t in

@@ -16,7 +16,8 @@ extension ImageService {
 
     /// queued → `to` (saving for `PUT /file`, uploading for `PUT /stage`), for the owner or an admin.
     public func beginUpload(id: String, to: ImageStatus, by p: Principal) async throws -> Image {
-        try await mutate(id: id, by: p, action: to == .saving ? .uploadImage : .modifyImage, verb: "upload data to") { image in
+        AuditTrail.note(to == .saving ? "image.upload" : "image.stage", imageId: id, by: p)
+        return try await mutate(id: id, by: p, action: to == .saving ? .uploadImage : .modifyImage, verb: "upload data to") { image in
             guard image.status == .queued else {
                 throw ImageError.conflict("Image status transition from \(image.status.rawValue) to \(to.rawValue) is not allowed")
             }
@@ -96,7 +97,8 @@ extension ImageService {
     /// Checks and records the start of an import: takes the image's import lock
     /// (`os_glance_import_task`) and moves it to `importing`, all in one write.
     public func beginImport(id: String, method: String, taskId: String, store: String, by p: Principal) async throws -> Image {
-        try await mutate(id: id, by: p, action: .modifyImage, verb: "import data to") { image in
+        AuditTrail.note("image.import", imageId: id, by: p)
+        return try await mutate(id: id, by: p, action: .modifyImage, verb: "import data to") { image in
             guard image.diskFormat != nil, image.containerFormat != nil else {
                 throw ImageError.conflict("Image \(image.id) needs disk_format and container_format before import.")
             }
@@ -118,7 +120,8 @@ extension ImageService {
     /// `copy-image` on an active image: takes the import lock and names the target stores; the
     /// image stays active (and downloadable) while its data is copied.
     public func beginCopy(id: String, taskId: String, stores: String, by p: Principal) async throws -> Image {
-        try await mutate(id: id, by: p, action: .modifyImage, verb: "copy data of") { image in
+        AuditTrail.note("image.copy", imageId: id, by: p)
+        return try await mutate(id: id, by: p, action: .modifyImage, verb: "copy data of") { image in
             guard image.status == .active else {
                 throw ImageError.conflict("Image \(image.id) is \(image.status.rawValue); only active images can be copied.")
             }

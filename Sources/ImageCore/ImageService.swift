@@ -102,7 +102,9 @@ public struct ImageService: Sendable {
     /// Loads an image for an action: 404 if the caller cannot see it, 403 if it can but the
     /// policy refuses the action (reference §2.4).
     public func authorizedImage(id: String, by p: Principal, for action: PolicyAction, verb: String) async throws -> Image {
+        AuditTrail.note(action.auditAction, imageId: id, by: p)
         let (image, member) = try await visibleImageAndMembership(id: id, by: p)
+        AuditTrail.note(image: image)
         guard Policy.allows(action, p, PolicyTarget(image, callerIsImageMember: member != nil)) else {
             throw ImageError.forbidden("You are not authorized to \(verb) image \(image.id).")
         }
@@ -121,6 +123,7 @@ public struct ImageService: Sendable {
     /// throws `.duplicate`, decided inside the insert.
     public func createImage(_ attributes: [(String, JSONValue)], extensions: [String: JSONValue] = [:],
                             nameRule: NameRule? = nil, by p: Principal) async throws -> Image {
+        AuditTrail.note("image.create", by: p)
         var image = try Self.newImage(attributes, extensions: extensions, config: config, by: p, now: Timestamp.now())
         image.nameRule = nameRule
         let limits = try await limits(for: image.owner)
@@ -128,6 +131,7 @@ public struct ImageService: Sendable {
             try Self.checkQuota(before: nil, after: image, limits: limits, usage: usage)
         }
         logger.info("image created", metadata: ["image": .string(image.id), "owner": .string(image.owner ?? "-")])
+        AuditTrail.note(image: image)
         return image
     }
 
@@ -311,6 +315,7 @@ public struct ImageService: Sendable {
         guard ImageID.isValid(id), let image = try await catalog.image(id: id.lowercased()) else {
             throw ImageError.notFound("No image found with ID \(id)")
         }
+        AuditTrail.note(image: image)
         if image.status == .pendingDelete {
             guard Policy.allows(.deleteImage, p, PolicyTarget(image)) else { throw ImageError.notFound("No image found with ID \(id)") }
             return image
@@ -339,6 +344,7 @@ public struct ImageService: Sendable {
     /// pending_delete → `to` (active or deactivated), within the owner's quota again.
     public func recoverImage(id: String, to status: ImageStatus, by p: Principal,
                              _ change: (@Sendable (inout Image) throws -> Void)? = nil) async throws -> Image {
+        AuditTrail.note("image.recover", imageId: id, by: p)
         let image = try await visibleImageOrSoftDeleted(id: id, by: p)
         guard Policy.allows(.deleteImage, p, PolicyTarget(image)) else {
             throw ImageError.forbidden("You are not authorized to recover image \(image.id).")
@@ -358,6 +364,7 @@ public struct ImageService: Sendable {
 
     /// pending_delete → deleted: the row stays as a deleted image; the caller removes the data.
     public func expungeImage(id: String, by p: Principal) async throws -> Image {
+        AuditTrail.note("image.expunge", imageId: id, by: p)
         let image = try await visibleImageOrSoftDeleted(id: id, by: p)
         guard Policy.allows(.deleteImage, p, PolicyTarget(image)) else {
             throw ImageError.forbidden("You are not authorized to expunge image \(image.id).")
@@ -378,6 +385,7 @@ public struct ImageService: Sendable {
     /// and `change` records vendor state in the same write. The caller removes those blobs afterwards.
     public func forgetStores(id: String, _ drop: Set<String>, by p: Principal,
                              _ change: (@Sendable (inout Image) throws -> Void)? = nil) async throws -> Image {
+        AuditTrail.note("image.forget_stores", imageId: id, by: p)
         let image = try await visibleImageOrSoftDeleted(id: id, by: p)
         guard Policy.allows(.deleteImage, p, PolicyTarget(image)) else {
             throw ImageError.forbidden("You are not authorized to delete data of image \(image.id).")
@@ -565,7 +573,9 @@ public struct ImageService: Sendable {
         guard let newStatus = MemberStatus(rawValue: status) else {
             throw ImageError.badRequest("Invalid status '\(status)': must be pending, accepted or rejected.")
         }
+        AuditTrail.note("member.update", imageId: imageId, by: p)
         let image = try await visibleImage(id: imageId, by: p)
+        AuditTrail.note(image: image)
         guard var m = try await catalog.member(imageId: image.id, memberId: memberId), image.visibility == .shared else {
             throw ImageError.notFound("Member \(memberId) not found for image \(imageId).")
         }

@@ -14,17 +14,21 @@ import Identity
 import ImageCore
 import ImageData
 import Logging
+import NIOCore
 import OpenStackAPI
 import Outbound
 import ServiceLifecycle
 
 /// The request context every front-end sees.
-public struct ImagedRequestContext: OpenStackRequestContext {
+public struct ImagedRequestContext: OpenStackRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
+    /// The peer of the connection (the audit line's client, per-address limits).
+    public let remoteAddress: SocketAddress?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
     }
 }
 
@@ -149,7 +153,8 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let readiness = Readiness(catalog: catalog, stores: stores.all)
     return Imaged(service: service, catalog: catalog, data: data, runner: runner, scrub: scrub, reaper: reaper,
                   responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr,
-                                                   enabled: config.frontends, readiness: readiness),
+                                                   enabled: config.frontends, readiness: readiness,
+                                                   audit: try config.auditLogPath.map { try AuditLog(path: $0) }),
                   authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)

@@ -23,6 +23,8 @@ public struct ImagedResponder: HTTPResponder {
     /// The front-ends `--frontend` left on; a request for another one's paths goes on down the list.
     let enabled: Set<Frontend>
     let readiness: Readiness
+    /// Where audit lines go; nil: not audited.
+    var audit: AuditLog? = nil
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         let path = request.uri.path
@@ -40,7 +42,7 @@ public struct ImagedResponder: HTTPResponder {
             if OpenAPIDocuments.claims(path) { return OpenAPIDocuments.respond(path: path, method: request.method) }
         }
         let handler = frontend(for: request)
-        return try await RequestTelemetry<Context>(frontend: handler.label).handle(request, context: context) { request, context in
+        return try await RequestTelemetry<Context>(frontend: handler.label, audit: audit).handle(request, context: context) { request, context in
             try await handler.respond(request, context)
         }
     }
@@ -72,6 +74,7 @@ public struct ImagedResponder: HTTPResponder {
 /// route, method and status, and one log line.
 struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
     let frontend: String
+    var audit: AuditLog? = nil
 
     static var requestIdHeader: HTTPField.Name { HTTPField.Name("x-request-id")! }
     static var openstackRequestId: HTTPField.Name { HTTPField.Name("x-openstack-request-id")! }
@@ -81,7 +84,7 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
         let requestId = Self.requestId(request)
         var context = context
         context.logger[metadataKey: "request_id"] = .string(requestId)
-        var response = try await next(request, context)
+        var response = try await audited(request, context, requestId: requestId, next: next)
         let id = response.headers[Self.openstackRequestId] ?? requestId
         response.headers[Self.requestIdHeader] = id
         let path = request.uri.path

@@ -81,6 +81,8 @@ public struct ServerConfig: Sendable {
     public var frontends: Set<Frontend> = Set(Frontend.allCases)
     /// Background tasks (imports, copies, vendor jobs) one node runs at once (`--task-workers`).
     public var taskWorkers = 2
+    /// Where audit lines go (`--audit-log`): a file, "-" (stdout) or "none"; nil: `<data-dir>/audit.log`.
+    public var auditLog: String?
 
     public init() {}
 
@@ -106,6 +108,15 @@ extension ServerConfig {
 }
 
 extension ServerConfig {
+    /// The audit file (nil: off; "-": stdout).
+    public var auditLogPath: String? {
+        switch auditLog {
+        case nil, "": dataDirectory + "/audit.log"
+        case "none": nil
+        case let path?: path
+        }
+    }
+
     /// The effective configuration for `imaged config check`, one line per setting, secrets masked
     /// (catalog passwords, S3 secret keys, Keystone passwords never appear).
     public var summary: [(String, String)] {
@@ -155,6 +166,7 @@ extension ServerConfig {
             ("danube", "\(danubePrefix), tokens \(danubeTokenSeconds) s, snapshots " + (danubeSnapshotURL ?? "(none)")
                 + ", imagestores " + (danubeImagestores.isEmpty ? "(none)" : danubeImagestores.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))),
             ("task-workers", String(taskWorkers)),
+            ("audit-log", auditLogPath ?? "none"),
             ("front-ends", Frontend.allCases.filter { frontends.contains($0) }.map { $0.mount(danubePrefix: danubePrefix) }.joined(separator: ", ")),
         ]
         return out

@@ -14,7 +14,7 @@ struct ImagedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imaged",
         abstract: "A fast and safe image service: one catalog behind the OpenStack Image API v2 and vendor APIs.",
-        subcommands: [Serve.self, AccountCommand.self, QuotaCommand.self, MigrateCommand.self, ConfigCommand.self],
+        subcommands: [Serve.self, AccountCommand.self, QuotaCommand.self, MigrateCommand.self, ConfigCommand.self, AuditCommand.self],
         defaultSubcommand: Serve.self)
 
     /// Options from a configuration file and the environment join the command line before parsing.
@@ -143,6 +143,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Background tasks (imports, copies, vendor jobs) this node runs at once.")
     var taskWorkers = 2
 
+    @Option(help: "Audit log: one JSON line per state-changing request, appended to FILE; '-' writes to stdout, 'none' turns it off (default: <data-dir>/audit.log).")
+    var auditLog: String?
+
     @Option(help: "Seconds a softly deleted image (ZStack's Deleted status) is kept, recoverable, before it is expunged; 0 keeps it until expunged by hand (ZStack's image.expungePeriod).")
     var expungeAfterSeconds: Int64 = 259_200
 
@@ -246,6 +249,7 @@ struct ServeOptions: ParsableArguments {
         config.taskLeaseSeconds = taskLeaseSeconds
         guard (1...64).contains(taskWorkers) else { throw ValidationError("--task-workers must be between 1 and 64") }
         config.taskWorkers = taskWorkers
+        config.auditLog = auditLog
         if !frontend.isEmpty {
             config.frontends = Set(try frontend.flatMap { $0.split(separator: ",") }.map { name in
                 let trimmed = name.trimmingCharacters(in: .whitespaces)
