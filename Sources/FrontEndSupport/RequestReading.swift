@@ -23,7 +23,8 @@ public enum RequestReading {
     /// slash), else the request's authority.
     public static func baseURL(_ request: Request, publicEndpoint: String?) -> String {
         if let e = publicEndpoint { return e.hasSuffix("/") ? String(e.dropLast()) : e }
-        return "http://" + (request.head.authority ?? "localhost")
+        // The scheme the listener set: https when it serves TLS.
+        return (request.head.scheme == "https" ? "https://" : "http://") + (request.head.authority ?? "localhost")
     }
 
     /// `a=b&c=d` (a query string or an `application/x-www-form-urlencoded` body), in order, `+` read

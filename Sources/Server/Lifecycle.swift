@@ -72,14 +72,16 @@ public func buildApplication(_ config: ServerConfig, postgres: PostgresCatalog? 
     configured.logLevel = config.logLevel
     let logger = configured
     let imaged = try await buildImaged(config, logger: logger, postgres: postgres)
-    let listenLine = "imaged listening on http://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port), data in \(imaged.dataDirectory) (\(imaged.catalogDescription), \(imaged.blobsDescription)), auth: \(imaged.authDescription)"
+    let tls = try config.tls.map { try TLSCertificateStore(certificateFile: $0.certificate, keyFile: $0.key) }
+    let listenLine = "imaged listening on \(tls == nil ? "http" : "https")://\(config.host.contains(":") ? "[\(config.host)]" : config.host):\(config.port), data in \(imaged.dataDirectory) (\(imaged.catalogDescription), \(imaged.blobsDescription)), auth: \(imaged.authDescription)"
     var app = Application(
         responder: imaged.responder,
-        server: .http1(configuration: .init(idleTimeout: .seconds(300))),
+        server: guardedServer(limits: config.connectionLimits, tls: tls),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
         onServerRunning: { _ in logger.notice("\(listenLine)") },
         logger: logger)
     app.addServices(TaskRunnerService(runner: imaged.runner))
+    if let tls { app.addServices(CertificateReloadService(store: tls, logger: logger)) }
     if let reaper = imaged.reaper { app.addServices(SoftDeleteReaperService(reaper: reaper)) }
     return app
 }

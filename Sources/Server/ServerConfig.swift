@@ -64,6 +64,10 @@ public struct ServerConfig: Sendable {
     public var scalrOSFile: String?
     /// Seconds requests in flight may take to finish after SIGTERM before they are cancelled.
     public var shutdownGraceSeconds: Int64 = 30
+    /// The listener's certificate chain and key, PEM (`--tls-cert`, `--tls-key`); nil: plain HTTP.
+    public var tls: (certificate: String, key: String)?
+    /// Header, idle and upload-rate deadlines and connection caps (`--header-timeout` …).
+    public var connectionLimits = ConnectionLimits()
     /// Danube: login token lifetime, snapshot source template, IMGAPI repositories (name, URL).
     public var danubeTokenSeconds: Int64 = 3600
     /// Where Danube's API is mounted (`--danube-prefix`).
@@ -159,6 +163,8 @@ extension ServerConfig {
             ("import-private", importPrivate.rawValue),
             ("task-lease-seconds", String(taskLeaseSeconds)),
             ("shutdown-grace-seconds", String(shutdownGraceSeconds)),
+            ("tls", tls.map { "certificate \($0.certificate) key \($0.key) (reloaded on SIGHUP)" } ?? "off (plain HTTP)"),
+            ("connections", "header \(connectionLimits.headerTimeoutSeconds) s, idle \(connectionLimits.idleTimeoutSeconds) s, upload at least \(connectionLimits.minUploadBytesPerSecond) B/s over \(connectionLimits.uploadStallSeconds) s, at most \(connectionLimits.maxConnections) per node and \(connectionLimits.maxConnectionsPerClient) per client address"),
             ("quota", "images \(limit(quota.imageCountTotal)), bytes \(limit(quota.imageSizeTotal)), staged \(limit(quota.imageStageTotal)), uploading \(limit(quota.imageCountUploading))"),
             ("secret-key-file", secretKeyFile ?? dataDirectory + "/secret.key"),
             ("scalr-os-file", scalrOSFile ?? "(none: the seeded OSes)"),

@@ -119,6 +119,30 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Seconds uploads in flight may take to finish after SIGTERM; then they are cancelled and their images queued again.")
     var shutdownGraceSeconds: Int64 = 30
 
+    @Option(help: "The listener's certificate chain, PEM (with --tls-key: HTTPS only, TLS 1.2 at least; SIGHUP reloads both files).")
+    var tlsCert: String?
+
+    @Option(help: "The private key of --tls-cert, PEM.")
+    var tlsKey: String?
+
+    @Option(help: "Seconds a client has to send a complete request head (from connecting, or from the first byte of a later request).")
+    var headerTimeout: Int64 = 10
+
+    @Option(help: "Seconds a keep-alive connection may wait for its next request.")
+    var idleTimeout: Int64 = 60
+
+    @Option(help: "Bytes/s a request body must average over --upload-stall-seconds while the server waits for it; a slower upload is cut off and its image queued again (0: no minimum).")
+    var minUploadRate: Int64 = 1024
+
+    @Option(help: "The window --min-upload-rate is averaged over, in seconds.")
+    var uploadStallSeconds: Int64 = 30
+
+    @Option(help: "Open connections this node accepts; more are closed at once.")
+    var maxConnections = 4096
+
+    @Option(help: "Open connections one client address may hold; more are closed at once.")
+    var maxConnectionsPerClient = 256
+
     @Option(help: "Path prefix of the Danube Cloud API (its client's api_url path).")
     var danubePrefix = "/api"
 
@@ -272,6 +296,23 @@ struct ServeOptions: ParsableArguments {
         config.scalrOSFile = scalrOsFile
         guard shutdownGraceSeconds >= 0 else { throw ValidationError("--shutdown-grace-seconds must not be negative") }
         config.shutdownGraceSeconds = shutdownGraceSeconds
+        switch (tlsCert, tlsKey) {
+        case let (cert?, key?): config.tls = (cert, key)
+        case (nil, nil): break
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        guard headerTimeout >= 1, idleTimeout >= 1, uploadStallSeconds >= 1, minUploadRate >= 0 else {
+            throw ValidationError("--header-timeout, --idle-timeout and --upload-stall-seconds must be at least 1, --min-upload-rate not negative")
+        }
+        guard maxConnections >= 1, maxConnectionsPerClient >= 1 else {
+            throw ValidationError("--max-connections and --max-connections-per-client must be at least 1")
+        }
+        config.connectionLimits.headerTimeoutSeconds = headerTimeout
+        config.connectionLimits.idleTimeoutSeconds = idleTimeout
+        config.connectionLimits.minUploadBytesPerSecond = minUploadRate
+        config.connectionLimits.uploadStallSeconds = uploadStallSeconds
+        config.connectionLimits.maxConnections = maxConnections
+        config.connectionLimits.maxConnectionsPerClient = maxConnectionsPerClient
         guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }
         config.danubeTokenSeconds = danubeTokenSeconds
         for dc in danubeDc {

@@ -1,0 +1,180 @@
+import NIOCore
+import NIOHTTPTypes
+
+/// The clocks of one connection: a request head must arrive within the header timeout (counted from
+/// the accept, or from the first byte of a later request, so a slowloris head sent a byte at a time is
+/// cut off), a keep-alive connection may wait for its next request for the idle timeout, and a request
+/// body must keep the minimum rate over the stall window — counting only the time the server was
+/// waiting for the client, so a slow disk or S3 (backpressure: no read asked for) is never blamed on
+/// it. Closing the channel cancels the request in flight; an upload cancelled so returns its image to
+/// `queued` (the data path's rule). Confined to the channel's event loop, hence `@unchecked Sendable`.
+final class ConnectionDeadlines: @unchecked Sendable {
+    private enum Phase { case awaitingHead, inRequest, idle }
+
+    private let limits: ConnectionLimits
+    private let channel: any Channel
+    private var phase = Phase.awaitingHead
+    private var timer: Scheduled<Void>?
+    /// Heads received whose response has not ended yet (pipelined requests).
+    private var openRequests = 0
+    private var bodyOpen = false
+    // The body rate: bytes and waiting time since the window began; sampled once a second.
+    private var readPending = false
+    private var rateTicker: RepeatedTask?
+    private var lastTick = NIODeadline.now()
+    private var waitedNanos: Int64 = 0
+    private var bodyBytes: Int64 = 0
+    private var closed = false
+
+    init(limits: ConnectionLimits, channel: any Channel) {
+        self.limits = limits
+        self.channel = channel
+    }
+
+    /// The connection was accepted: its first head is due.
+    func start() { arm(seconds: limits.headerTimeoutSeconds, reason: .headerTimeout) }
+
+    // MARK: events from RawActivityHandler (bytes, before the HTTP decoder)
+
+    func bytesArrived(_ count: Int) {
+        readPending = false
+        if phase == .idle {
+            phase = .awaitingHead
+            arm(seconds: limits.headerTimeoutSeconds, reason: .headerTimeout)
+        }
+        if bodyOpen { bodyBytes += Int64(count) }
+    }
+
+    func readRequested() { readPending = true }
+
+    // MARK: events from RequestPartsHandler (decoded request and response parts)
+
+    func headReceived() {
+        openRequests += 1
+        phase = .inRequest
+        bodyOpen = true
+        disarm()
+    }
+
+    func bodyPartReceived() {
+        guard rateTicker == nil, limits.minUploadBytesPerSecond > 0 else { return }
+        lastTick = .now()
+        waitedNanos = 0
+        bodyBytes = 0
+        rateTicker = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in tick() }
+    }
+
+    func requestEnded() {
+        bodyOpen = false
+        rateTicker?.cancel()
+        rateTicker = nil
+        becomeIdleIfDone()
+    }
+
+    func responseEnded() {
+        openRequests = max(0, openRequests - 1)
+        becomeIdleIfDone()
+    }
+
+    func channelClosed() {
+        closed = true
+        disarm()
+        rateTicker?.cancel()
+        rateTicker = nil
+    }
+
+    // MARK: -
+
+    private func becomeIdleIfDone() {
+        guard openRequests == 0, !bodyOpen, phase == .inRequest else { return }
+        phase = .idle
+        arm(seconds: limits.idleTimeoutSeconds, reason: .idle)
+    }
+
+    private func tick() {
+        let now = NIODeadline.now()
+        if readPending { waitedNanos += (now - lastTick).nanoseconds }
+        lastTick = now
+        let window = limits.uploadStallSeconds * 1_000_000_000
+        guard waitedNanos >= window else { return }
+        // bytes/s over the time the server waited: bodyBytes / (waited s) < minimum
+        if bodyBytes * 1_000_000_000 < limits.minUploadBytesPerSecond * waitedNanos {
+            refuse(.slowUpload)
+        } else {
+            waitedNanos = 0
+            bodyBytes = 0
+        }
+    }
+
+    private func arm(seconds: Int64, reason: ConnectionRefusal) {
+        disarm()
+        guard seconds > 0, !closed else { return }
+        timer = channel.eventLoop.scheduleTask(in: .seconds(seconds)) { [self] in refuse(reason) }
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func refuse(_ reason: ConnectionRefusal) {
+        guard !closed else { return }
+        closed = true
+        reason.count()
+        disarm()
+        rateTicker?.cancel()
+        rateTicker = nil
+        channel.close(promise: nil)
+    }
+}
+
+/// Sits before the HTTP decoder (after TLS): sees the plaintext bytes arrive and the reads the server asks for.
+final class RawActivityHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let deadlines: ConnectionDeadlines
+    init(_ deadlines: ConnectionDeadlines) { self.deadlines = deadlines }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        deadlines.bytesArrived(unwrapInboundIn(data).readableBytes)
+        context.fireChannelRead(data)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        deadlines.readRequested()
+        context.read()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadlines.channelClosed()
+        context.fireChannelInactive()
+    }
+}
+
+/// Sits after the HTTP codec: sees request heads, bodies and ends, and the end of each response.
+final class RequestPartsHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let deadlines: ConnectionDeadlines
+    init(_ deadlines: ConnectionDeadlines) { self.deadlines = deadlines }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: deadlines.headReceived()
+        case .body: deadlines.bodyPartReceived()
+        case .end: deadlines.requestEnded()
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { deadlines.responseEnded() }
+        context.write(data, promise: promise)
+    }
+}
