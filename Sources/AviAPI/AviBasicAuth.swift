@@ -25,14 +25,14 @@ actor AviBasicAuth {
     }
 
     /// The account's principal when the password matches; nil otherwise.
-    func authenticate(name: String, password: String, accounts: LocalAccounts) async throws -> Principal? {
+    func authenticate(name: String, password: String, client: String?, accounts: LocalAccounts) async throws -> Principal? {
         let key = Secrets.sha256Hex(name + "\u{0}" + password)
         if let entry = verified[key], entry.until > .now,
            let account = try await accounts.account(named: name), account.passwordHash == entry.record {
             return account.principal
         }
         verified[key] = nil
-        guard try await accounts.authenticate(name: name, password: password) != nil,
+        guard try await accounts.authenticate(name: name, password: password, client: client) != nil,
               let account = try await accounts.account(named: name), let record = account.passwordHash else { return nil }
         let now = ContinuousClock.now
         if verified.count >= Self.maxEntries {

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Identity
 import ImageCore
 
 /// An error in Avi's shape: `{"error": "…"}` with the controller's status codes.
@@ -11,9 +12,11 @@ struct AviError: Error {
     var plainText = false
     /// The methods a 405 names in `Allow`.
     var allow: String?
+    /// Seconds for `Retry-After` (throttled or busy logins).
+    var retryAfter: Int?
 
-    init(_ status: HTTPResponse.Status, _ message: String, plainText: Bool = false, allow: String? = nil) {
-        self.status = status; self.message = message; self.plainText = plainText; self.allow = allow
+    init(_ status: HTTPResponse.Status, _ message: String, plainText: Bool = false, allow: String? = nil, retryAfter: Int? = nil) {
+        self.status = status; self.message = message; self.plainText = plainText; self.allow = allow; self.retryAfter = retryAfter
     }
 
     static let csrf = AviError(.unauthorized, "CSRF token missing or incorrect.", plainText: true)
@@ -21,6 +24,14 @@ struct AviError: Error {
     /// Core errors in Avi's codes; nil for what is ours (500, logged, not shown).
     static func from(_ error: any Error) -> AviError? {
         if let e = error as? AviError { return e }
+        if let r = error as? LoginRefused {
+            switch r.reason {
+            case .throttled:
+                return AviError(.tooManyRequests, "Too many failed login attempts, try again in \(r.retryAfter) seconds.", retryAfter: r.retryAfter)
+            case .busy:
+                return AviError(.serviceUnavailable, "Too many logins in progress, try again shortly.", retryAfter: r.retryAfter)
+            }
+        }
         if let e = error as? JSONParseError { return AviError(.badRequest, "Malformed JSON: \(e)") }
         guard let e = error as? ImageError else { return nil }
         switch e.kind {
@@ -42,6 +53,7 @@ struct AviError: Error {
         let body = plainText ? message : JSONValue.object([("error", .string(message))]).serialized
         var headers: HTTPFields = [.contentType: plainText ? "text/plain; charset=utf-8" : "application/json"]
         if let allow { headers[.allow] = allow }
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 }

@@ -68,12 +68,12 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     func route(_ request: Request, context: Context) async throws -> Response {
         let path = request.uri.path
         switch (path, request.method) {
-        case ("/login", .post): return try await login(request)
+        case ("/login", .post): return try await login(request, client: ClientAddress.of(context))
         case ("/logout", .post): return try await logout(request)
         case ("/login", _), ("/logout", _): throw AviError(.methodNotAllowed, "Method \(request.method) not allowed.", allow: "POST")
         default: break
         }
-        let caller = try await authenticate(request)
+        let caller = try await authenticate(request, client: ClientAddress.of(context))
         let version = try Self.version(request)
         let base = baseURL(request)
         if path == "/api/image" {
@@ -108,11 +108,11 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
 
     // MARK: Sessions
 
-    func login(_ request: Request) async throws -> Response {
+    func login(_ request: Request, client: String?) async throws -> Response {
         let body = try await Self.body(request)
         let fields = try AviRequests.loginFields(Array(body.readableBytesView), contentType: request.headers[.contentType])
         guard let name = fields["username"], let password = fields["password"],
-              let opened = try await sessions.login(name: name, password: password) else {
+              let opened = try await sessions.login(name: name, password: password, client: client) else {
             throw AviError(.unauthorized, "log in failed")
         }
         let base = baseURL(request)
@@ -154,13 +154,14 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     /// The caller, acting in the tenant the request selects. Unknown or expired session → 401 (the
-    /// SDKs log in again); unsafe methods need the CSRF token.
-    func authenticate(_ request: Request) async throws -> Principal {
+    /// SDKs log in again); unsafe methods need the CSRF token. A Basic pair counts toward the login
+    /// throttle of `client` like `/login`.
+    func authenticate(_ request: Request, client: String?) async throws -> Principal {
         if let authorization = request.headers[.authorization] {
             // Basic authentication (the seed's curl form): no session, so no CSRF token either, as
             // the controller and the SDKs do it. A wrong pair is the controller's `log in failed`.
             guard let (name, password) = AviBasicAuth.credentials(authorization),
-                  let principal = try await basicAuth.authenticate(name: name, password: password, accounts: sessions.accounts) else {
+                  let principal = try await basicAuth.authenticate(name: name, password: password, client: client, accounts: sessions.accounts) else {
                 throw AviError(.unauthorized, "log in failed")
             }
             return try acting(principal, request)

@@ -84,4 +84,43 @@ extension PostgresCatalog {
     public func deleteSessions(expiredBefore time: Int64) async throws -> Int {
         try await rows("DELETE FROM login_sessions WHERE expires_at < $1 RETURNING 1", [.int(time)]).count
     }
+
+    // MARK: Login throttle
+
+    static func loginFailures(_ row: PostgresRow) throws -> LoginFailures {
+        let (key, failures, last) = try row.decode((String, Int64, Int64).self)
+        return LoginFailures(key: key, failures: failures, lastFailure: last)
+    }
+
+    public func loginFailures(keys: [String]) async throws -> [LoginFailures] {
+        guard !keys.isEmpty else { return [] }
+        let params = keys.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+        return try await rows("SELECT key, failures, last_failure FROM login_throttle WHERE key IN (\(params)) ORDER BY key",
+                              keys.map { .text($0) }).map(Self.loginFailures)
+    }
+
+    /// One upsert per key: the row lock of `ON CONFLICT DO UPDATE` makes concurrent increments from
+    /// several nodes add up.
+    public func recordLoginFailure(keys: [String], at time: Int64, forgetBefore: Int64) async throws -> [LoginFailures] {
+        var out: [LoginFailures] = []
+        for key in keys {
+            let row = try await rows("""
+                INSERT INTO login_throttle (key, failures, last_failure) VALUES ($1, 1, $2)
+                ON CONFLICT (key) DO UPDATE SET
+                    failures = CASE WHEN login_throttle.last_failure < $3 THEN 1 ELSE login_throttle.failures + 1 END,
+                    last_failure = GREATEST(login_throttle.last_failure, EXCLUDED.last_failure)
+                RETURNING key, failures, last_failure
+                """, [.text(key), .int(time), .int(forgetBefore)])
+            if let first = row.first { out.append(try Self.loginFailures(first)) }
+        }
+        return out
+    }
+
+    public func clearLoginFailures(key: String) async throws {
+        _ = try await rows("DELETE FROM login_throttle WHERE key = $1", [.text(key)])
+    }
+
+    public func deleteLoginFailures(before time: Int64) async throws -> Int {
+        try await rows("DELETE FROM login_throttle WHERE last_failure < $1 RETURNING 1", [.int(time)]).count
+    }
 }

@@ -130,5 +130,16 @@ enum PostgresSchema {
             "UPDATE images SET name_rule = 'cloud_image_in_sight' WHERE (CAST(extensions AS JSONB) -> 'scalr') IS NOT NULL",
             "CREATE INDEX images_owner_name ON images(owner, name)",
         ]),
+        ("v6: login throttle", [
+            // Failed logins per throttle key (see Identity's LoginThrottle); times in milliseconds.
+            """
+            CREATE TABLE login_throttle (
+                key TEXT COLLATE "C" PRIMARY KEY,
+                failures BIGINT NOT NULL,
+                last_failure BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX login_throttle_last ON login_throttle(last_failure)",
+        ]),
     ]
 }

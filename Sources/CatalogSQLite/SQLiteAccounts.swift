@@ -114,4 +114,43 @@ extension SQLiteCatalog {
             return db.changesCount
         }
     }
+
+    // MARK: Login throttle
+
+    static func loginFailures(_ row: Row) -> LoginFailures { LoginFailures(key: row[0], failures: row[1], lastFailure: row[2]) }
+
+    public func loginFailures(keys: [String]) async throws -> [LoginFailures] {
+        guard !keys.isEmpty else { return [] }
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT key, failures, last_failure FROM login_throttle WHERE key IN (\(Self.placeholders(keys.count))) ORDER BY key",
+                             arguments: StatementArguments(keys)).map(Self.loginFailures)
+        }
+    }
+
+    /// SQLite serializes writers, so reading and writing in one write transaction is atomic.
+    public func recordLoginFailure(keys: [String], at time: Int64, forgetBefore: Int64) async throws -> [LoginFailures] {
+        try await pool.write { db in
+            try keys.map { key in
+                try db.execute(sql: """
+                    INSERT INTO login_throttle (key, failures, last_failure) VALUES (?, 1, ?)
+                    ON CONFLICT(key) DO UPDATE SET
+                        failures = CASE WHEN last_failure < ? THEN 1 ELSE failures + 1 END,
+                        last_failure = MAX(last_failure, excluded.last_failure)
+                    """, arguments: [key, time, forgetBefore])
+                let row = try Row.fetchOne(db, sql: "SELECT key, failures, last_failure FROM login_throttle WHERE key = ?", arguments: [key])
+                return Self.loginFailures(row!)
+            }
+        }
+    }
+
+    public func clearLoginFailures(key: String) async throws {
+        try await pool.write { db in try db.execute(sql: "DELETE FROM login_throttle WHERE key = ?", arguments: [key]) }
+    }
+
+    public func deleteLoginFailures(before time: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM login_throttle WHERE last_failure < ?", arguments: [time])
+            return db.changesCount
+        }
+    }
 }

@@ -160,6 +160,17 @@ public final class SQLiteCatalog: Catalog {
                 CREATE INDEX images_owner_name ON images(owner, name);
                 """)
         }
+        m.registerMigration("v6: login throttle") { db in
+            // Failed logins per throttle key (see Identity's LoginThrottle); times in milliseconds.
+            try db.execute(sql: """
+                CREATE TABLE login_throttle (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    failures INTEGER NOT NULL,
+                    last_failure INTEGER NOT NULL
+                );
+                CREATE INDEX login_throttle_last ON login_throttle(last_failure);
+                """)
+        }
         return m
     }
 

@@ -55,7 +55,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
     public init(imports: ImageImports, accounts: LocalAccounts, options: DanubeAPIOptions = .init()) {
         self.imports = imports
         self.accounts = accounts
-        self.sessions = LoginSessions(accounts: accounts, lifetime: options.tokenLifetime)
+        self.sessions = LoginSessions(accounts: accounts, scope: .danube, lifetime: options.tokenLifetime)
         self.options = options
         self.repositories = DanubeImagestores(options.imagestores, fetcher: imports.fetcher)
     }
@@ -74,7 +74,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var reply = DanubeReply(username: "", dc: defaultDC)
         reply.stream = request.headers[.esStream] != nil
         do {
-            let response = try await route(request, &reply)
+            let response = try await route(request, &reply, client: ClientAddress.of(context))
             // `ES-STREAM`: a started task is followed to its end on this connection (reference §3).
             if reply.stream, response.status == .created, response.headers[.esTaskResponse] == "true",
                let taskId = response.headers[.esTaskID], let p = reply.principal {
@@ -91,7 +91,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         }
     }
 
-    func route(_ request: Request, _ reply: inout DanubeReply) async throws -> Response {
+    func route(_ request: Request, _ reply: inout DanubeReply, client: String?) async throws -> Response {
         var s = request.uri.path.dropFirst(options.prefix.count).split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         // `/api/dc/<dc>/vm/…` is the same VM API in a DC.
         var vmDC: String?
@@ -104,7 +104,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         func notAllowed() -> DanubeError { DanubeError(.methodNotAllowed, "Method \"\(method)\" not allowed.") }
         if s == ["accounts", "login"] {
             guard method == .post else { throw notAllowed() }
-            return try await login(request, reply)
+            return try await login(request, reply, client: client)
         }
         let (p, credential) = try await caller(request)
         reply.username = p.userName ?? p.userId
@@ -192,13 +192,13 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
 
     // MARK: Authentication
 
-    func login(_ request: Request, _ reply: DanubeReply) async throws -> Response {
+    func login(_ request: Request, _ reply: DanubeReply, client: String?) async throws -> Response {
         let body = try await Self.data(request)
         let fields = JSONValue.object(body)
         guard let name = fields["username"]?.stringValue, let password = fields["password"]?.stringValue, !name.isEmpty else {
             throw DanubeError(.badRequest, "Must include \"username\" and \"password\".")
         }
-        guard let principal = try await accounts.authenticate(name: name, password: password) else {
+        guard let principal = try await accounts.authenticate(name: name, password: password, client: client) else {
             throw DanubeError(.badRequest, "Unable to log in with provided credentials.")
         }
         let opened = try await sessions.open(accountName: name, principal: principal, hexBytes: 20)

@@ -2,6 +2,7 @@ import FrontEndSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Identity
 import ImageCore
 
 extension HTTPField.Name {
@@ -23,7 +24,11 @@ extension HTTPField.Name {
 struct DanubeError: Error, Equatable {
     let status: HTTPResponse.Status
     let detail: String
-    init(_ status: HTTPResponse.Status, _ detail: String) { self.status = status; self.detail = detail }
+    /// Seconds for `Retry-After` (throttled or busy logins).
+    var retryAfter: Int?
+    init(_ status: HTTPResponse.Status, _ detail: String, retryAfter: Int? = nil) {
+        self.status = status; self.detail = detail; self.retryAfter = retryAfter
+    }
 
     static let notAuthenticated = DanubeError(.unauthorized, "Authentication credentials were not provided.")
     static let forbidden = DanubeError(.forbidden, "You do not have permission to perform this action.")
@@ -38,6 +43,15 @@ struct DanubeError: Error, Equatable {
     /// Core errors in Danube's statuses; nil for what is ours (500, logged).
     static func from(_ error: any Error) -> DanubeError? {
         if let e = error as? DanubeError { return e }
+        if let r = error as? LoginRefused {
+            // Django REST framework's own words for a throttled request and an unavailable service.
+            switch r.reason {
+            case .throttled:
+                return DanubeError(.tooManyRequests, "Request was throttled. Expected available in \(r.retryAfter) seconds.", retryAfter: r.retryAfter)
+            case .busy:
+                return DanubeError(.serviceUnavailable, "Service temporarily unavailable, try again later.", retryAfter: r.retryAfter)
+            }
+        }
         guard let e = error as? ImageError else { return nil }
         switch e.kind {
         case .badRequest, .unsupportedMediaType, .rangeNotSatisfiable: return DanubeError(.badRequest, e.message)
@@ -105,7 +119,11 @@ struct DanubeReply {
         return JSONResponse.make(value, status: status, headers: headers)
     }
 
-    func detail(_ e: DanubeError) -> Response { json(.object([("detail", .string(e.detail))]), status: e.status) }
+    func detail(_ e: DanubeError) -> Response {
+        var response = json(.object([("detail", .string(e.detail))]), status: e.status)
+        if let retryAfter = e.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+        return response
+    }
 
     /// The task envelope of a synchronous answer.
     func success(_ result: JSONValue) -> Response {

@@ -102,9 +102,15 @@ public struct LocalAccounts: Sendable {
     /// Internal: front-ends read accounts through `account(named:)` and `all()`.
     let catalog: any AccountCatalog
     public let iterations: UInt32
+    /// Every password check goes through it (the back-off shared by all front-ends and nodes).
+    public let throttle: LoginThrottle
+    /// Where derivations run, bounded.
+    public let passwords: PasswordPool
 
-    public init(catalog: any AccountCatalog, iterations: UInt32 = PasswordHash.defaultIterations) {
+    public init(catalog: any AccountCatalog, iterations: UInt32 = PasswordHash.defaultIterations,
+                throttle: LoginThrottle.Policy = .init(), passwords: PasswordPool = .shared) {
         self.catalog = catalog; self.iterations = iterations
+        self.throttle = LoginThrottle(catalog: catalog, policy: throttle); self.passwords = passwords
     }
 
     public func account(named name: String) async throws -> LocalAccount? { try await catalog.account(name: name) }
@@ -211,36 +217,45 @@ public struct LocalAccounts: Sendable {
         return (secret, account)
     }
 
-    /// The account's principal when the password matches. PBKDF2 runs off the cooperative pool.
-    public func authenticate(name: String, password: String) async throws -> Principal? {
+    /// The account's principal when the password matches. Throttled per account and address
+    /// (`LoginRefused.throttled`); PBKDF2 runs on the bounded pool (`LoginRefused.busy` when full).
+    /// `client`: the caller's address, as the front-end's request context knows it.
+    public func authenticate(name: String, password: String, client: String? = nil) async throws -> Principal? {
         AuditTrail.note(attemptedUser: name)  // a failed login is audited under the name tried
-        guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
-            // Same cost as a real check, so response time does not reveal which names exist.
-            let iterations = iterations
-            _ = try await NIOThreadPool.singleton.runIfActive { try PasswordHash.derive(password, salt: [0], iterations: iterations) }
-            return nil
+        return try await throttle.attempt(name: name, client: client) {
+            guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
+                try await deriveForNothing(password)
+                return nil
+            }
+            let ok = try await passwords.run { PasswordHash.verify(password, against: record) }
+            guard ok else { return nil }
+            if PasswordHash.isLegacy(record) {
+                // Rewritten in the current form, so ZStack's SHA-512 login works for this account from now on.
+                var upgraded = account
+                upgraded.passwordHash = try await hashPassword(password, checkLength: false)
+                try? await catalog.updateAccount(upgraded)
+            }
+            return account.principal
         }
-        let ok = try await NIOThreadPool.singleton.runIfActive { PasswordHash.verify(password, against: record) }
-        guard ok else { return nil }
-        if PasswordHash.isLegacy(record) {
-            // Rewritten in the current form, so ZStack's SHA-512 login works for this account from now on.
-            var upgraded = account
-            upgraded.passwordHash = try await hashPassword(password, checkLength: false)
-            try? await catalog.updateAccount(upgraded)
-        }
-        return account.principal
     }
 
     /// ZStack's `logInByAccount`: the password arrives as its lower-case SHA-512 hex.
-    public func authenticate(name: String, passwordSHA512 hex: String) async throws -> (LocalAccount, Principal)? {
+    public func authenticate(name: String, passwordSHA512 hex: String, client: String? = nil) async throws -> (LocalAccount, Principal)? {
         AuditTrail.note(attemptedUser: name)  // a failed login is audited under the name tried
-        guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
-            let iterations = iterations
-            _ = try await NIOThreadPool.singleton.runIfActive { try PasswordHash.derive(hex, salt: [0], iterations: iterations) }
-            return nil
+        return try await throttle.attempt(name: name, client: client) {
+            guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
+                try await deriveForNothing(hex)
+                return nil
+            }
+            let ok = try await passwords.run { PasswordHash.verify(sha512Hex: hex, against: record) }
+            return ok ? (account, account.principal) : nil
         }
-        let ok = try await NIOThreadPool.singleton.runIfActive { PasswordHash.verify(sha512Hex: hex, against: record) }
-        return ok ? (account, account.principal) : nil
+    }
+
+    /// Same cost as a real check, so response time does not reveal which names exist.
+    private func deriveForNothing(_ password: String) async throws {
+        let iterations = iterations
+        _ = try await passwords.run { try PasswordHash.derive(password, salt: [0], iterations: iterations) }
     }
 
     public func authenticate(keyId: String, secret: String) async throws -> Principal? {

@@ -5,13 +5,27 @@ import ImageCore
 /// the id only, so every node of a cluster knows a session and a copy of the catalog holds none
 /// that can be used. The CSRF token stays the same for the life of the session (Avi's SDK keeps
 /// sending the login-time token).
+///
+/// Each front-end has its own scope, and the scope is part of the stored hash: a session opened by
+/// Avi is unknown to ZStack and Danube (and the reverse), so each keeps its own lifetime. Sessions
+/// stored before scopes existed match no scope; their users log in again.
 public struct LoginSessions: Sendable {
+    /// Which front-end's sessions these are.
+    public struct Scope: Sendable, Hashable {
+        public let name: String
+        public init(_ name: String) { self.name = name }
+        public static let avi = Scope("avi")
+        public static let zstack = Scope("zstack")
+        public static let danube = Scope("danube")
+    }
+
     public let accounts: LocalAccounts
+    public let scope: Scope
     /// Seconds a session lives (Avi: 24 h).
     public let lifetime: Int64
 
-    public init(accounts: LocalAccounts, lifetime: Int64 = 86_400) {
-        self.accounts = accounts; self.lifetime = lifetime
+    public init(accounts: LocalAccounts, scope: Scope, lifetime: Int64 = 86_400) {
+        self.accounts = accounts; self.scope = scope; self.lifetime = lifetime
     }
 
     public struct Opened: Sendable {
@@ -22,8 +36,9 @@ public struct LoginSessions: Sendable {
     }
 
     /// A new session when the password matches; nil otherwise (the caller answers 401).
-    public func login(name: String, password: String) async throws -> Opened? {
-        guard let principal = try await accounts.authenticate(name: name, password: password) else { return nil }
+    /// Throws `LoginRefused` when throttled or when the password pool is full.
+    public func login(name: String, password: String, client: String? = nil) async throws -> Opened? {
+        guard let principal = try await accounts.authenticate(name: name, password: password, client: client) else { return nil }
         return try await open(accountName: name, principal: principal)
     }
 
@@ -34,7 +49,7 @@ public struct LoginSessions: Sendable {
         let sessionId = try hexBytes.map { Secrets.hex(try Secrets.randomBytes($0)) } ?? Secrets.base64url(try Secrets.randomBytes(32))
         let csrf = Secrets.base64url(try Secrets.randomBytes(24))
         let now = Timestamp.now()
-        let session = LoginSession(idHash: Self.hash(sessionId), accountName: accountName, csrfToken: csrf,
+        let session = LoginSession(idHash: hash(sessionId), accountName: accountName, csrfToken: csrf,
                                    createdAt: now, expiresAt: now + lifetime)
         try await accounts.catalog.insertSession(session)
         AuditTrail.note(principal: principal)
@@ -51,7 +66,7 @@ public struct LoginSessions: Sendable {
     /// The same, with the session's creation and expiry times.
     public func resumeWithExpiry(sessionId: String) async throws -> (principal: Principal, csrfToken: String, createdAt: Int64, expiresAt: Int64)? {
         guard !sessionId.isEmpty, sessionId.utf8.count <= 128,
-              let session = try await accounts.catalog.session(idHash: Self.hash(sessionId)),
+              let session = try await accounts.catalog.session(idHash: hash(sessionId)),
               session.expiresAt > Timestamp.now(),
               let account = try await accounts.catalog.account(name: session.accountName) else { return nil }
         AuditTrail.note(principal: account.principal)
@@ -61,10 +76,11 @@ public struct LoginSessions: Sendable {
     public func logout(sessionId: String) async throws {
         // The audit line names whose session ends (a logout needs no other credential).
         if AuditTrail.current != nil { _ = try? await resumeWithExpiry(sessionId: sessionId) }
-        _ = try await accounts.catalog.deleteSession(idHash: Self.hash(sessionId))
+        _ = try await accounts.catalog.deleteSession(idHash: hash(sessionId))
     }
 
-    static func hash(_ sessionId: String) -> String { "sha256$" + Secrets.sha256Hex(sessionId) }
+    /// What the catalog keeps: the scope, then the SHA-256 of the id.
+    func hash(_ sessionId: String) -> String { "sha256$\(scope.name)$" + Secrets.sha256Hex(sessionId) }
 
     /// Compares a presented CSRF token with the session's without leaking where they differ.
     public static func csrfMatches(_ presented: String?, _ expected: String) -> Bool {

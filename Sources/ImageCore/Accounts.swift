@@ -46,6 +46,18 @@ public struct LoginSession: Sendable, Equatable {
     }
 }
 
+/// Failed logins counted under one throttle key (an account name at a client address, or an
+/// address), for the login back-off. Times are milliseconds since 1970, so a 1 s lock is exact.
+public struct LoginFailures: Sendable, Equatable {
+    public var key: String
+    public var failures: Int64
+    public var lastFailure: Int64
+
+    public init(key: String, failures: Int64, lastFailure: Int64) {
+        self.key = key; self.failures = failures; self.lastFailure = lastFailure
+    }
+}
+
 /// Storage of local accounts and API keys (both catalogs implement it).
 public protocol AccountCatalog: Sendable {
     /// Throws `ImageError.conflict` when the name exists.
@@ -66,4 +78,14 @@ public protocol AccountCatalog: Sendable {
     func deleteSession(idHash: String) async throws -> Bool
     /// Removes sessions that expired before `time`; returns how many.
     func deleteSessions(expiredBefore time: Int64) async throws -> Int
+    /// The login failures counted under these keys (a key with none is left out). In the catalog so
+    /// that every node of a cluster throttles on the same counts.
+    func loginFailures(keys: [String]) async throws -> [LoginFailures]
+    /// One more failure at `time` under each key, counted atomically (two nodes never lose one); a
+    /// key whose last failure is before `forgetBefore` starts again at one. Returns the new counts.
+    func recordLoginFailure(keys: [String], at time: Int64, forgetBefore: Int64) async throws -> [LoginFailures]
+    /// Forgets a key's failures (a successful login).
+    func clearLoginFailures(key: String) async throws
+    /// Removes keys whose last failure is before `time`; returns how many.
+    func deleteLoginFailures(before time: Int64) async throws -> Int
 }

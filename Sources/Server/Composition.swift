@@ -125,8 +125,11 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
         imports: imports, authenticator: authenticator,
         options: .init(publicEndpoint: config.publicEndpoint,
                        identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" }))
+    // One set of accounts for every front-end: one login throttle and one bounded password pool.
+    let accounts = LocalAccounts(catalog: catalog, throttle: config.loginThrottle,
+                                 passwords: PasswordPool(concurrency: config.loginConcurrency, queueLength: config.loginQueue))
     let avi = AviImageAPI<ImagedRequestContext>(
-        imports: imports, sessions: LoginSessions(accounts: LocalAccounts(catalog: catalog)),
+        imports: imports, sessions: LoginSessions(accounts: accounts, scope: .avi),
         options: .init(publicEndpoint: config.publicEndpoint))
     let sealer: SecretSealer
     do {
@@ -136,7 +139,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     zstackOptions.sessionLifetime = config.zstackSessionSeconds
     zstackOptions.exportLifetime = config.zstackExportSeconds
     zstackOptions.sealer = sealer
-    let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: zstackOptions)
+    let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: accounts, options: zstackOptions)
     let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, catalog: catalog, after: config.expungeAfterSeconds, logger: logger) : nil
     var danubeOptions = DanubeAPIOptions(publicEndpoint: config.publicEndpoint)
     danubeOptions.tokenLifetime = config.danubeTokenSeconds
@@ -145,10 +148,10 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     danubeOptions.vmURLTemplate = config.danubeVMURL
     danubeOptions.imagestores = config.danubeImagestores.map { (name: $0.0, url: $0.1) }
     danubeOptions.datacenters = config.danubeDatacenters
-    let danube = DanubeImageAPI<ImagedRequestContext>(imports: imports, accounts: LocalAccounts(catalog: catalog), options: danubeOptions)
+    let danube = DanubeImageAPI<ImagedRequestContext>(imports: imports, accounts: accounts, options: danubeOptions)
     let systems: ScalrOSCatalogue
     do { systems = try config.scalrOSFile.map { try ScalrOSCatalogue.load(file: $0) } ?? .seeded } catch { throw ConfigError("\(error)") }
-    let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: LocalAccounts(catalog: catalog), options: .init(sealer: sealer, systems: systems))
+    let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: accounts, options: .init(sealer: sealer, systems: systems))
     Observability.bootstrap()
     let readiness = Readiness(catalog: catalog, stores: stores.all)
     return Imaged(service: service, catalog: catalog, data: data, runner: runner, scrub: scrub, reaper: reaper,

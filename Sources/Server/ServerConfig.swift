@@ -1,5 +1,6 @@
 import BlobStoreS3
 import CatalogSQLite
+import Foundation
 import Identity
 import ImageCore
 import ImageData
@@ -54,6 +55,11 @@ public struct ServerConfig: Sendable {
     public var importPrivate: PrivateImportPolicy = .admin
     /// Seconds a task lease lasts without renewal (a dead node's task is resumed after this).
     public var taskLeaseSeconds: Int64 = 30
+    /// The login back-off shared by every password check (`--login-lock-after` …).
+    public var loginThrottle = LoginThrottle.Policy()
+    /// Password checks (PBKDF2) at once, and how many may wait; more are refused at once (`--login-concurrency`, `--login-queue`).
+    public var loginConcurrency = ProcessInfo.processInfo.activeProcessorCount
+    public var loginQueue: Int?
     /// Lifetime of a ZStack login session (`--zstack-session-seconds`).
     public var zstackSessionSeconds: Int64 = 7200
     /// Lifetime of a ZStack export URL (`--zstack-export-seconds`).

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Identity
 import ImageCore
 
 /// ZStack's `ErrorCode`: `{"error": {"code", "description", "details", "cause"?}}`, 503 for every
@@ -9,9 +10,11 @@ struct ZStackError: Error, Equatable {
     let code: String
     let details: String
     var cause: ZStackCause?
+    /// Seconds for a `Retry-After` header (throttled or busy logins).
+    var retryAfter: Int?
 
-    init(_ code: String, _ details: String, cause: ZStackCause? = nil) {
-        self.code = code; self.details = details; self.cause = cause
+    init(_ code: String, _ details: String, cause: ZStackCause? = nil, retryAfter: Int? = nil) {
+        self.code = code; self.details = details; self.cause = cause; self.retryAfter = retryAfter
     }
 
     /// The fixed text of each code (`conf/errorCodes/*.xml`).
@@ -46,6 +49,16 @@ struct ZStackError: Error, Equatable {
     /// Core errors in ZStack's codes; nil for what is ours (internal, logged).
     static func from(_ error: any Error) -> ZStackError? {
         if let e = error as? ZStackError { return e }
+        if let r = error as? LoginRefused {
+            // A throttled login is still "unable to authenticate" to ZStack's clients; a full password
+            // pool is the operation not done in time.
+            switch r.reason {
+            case .throttled:
+                return ZStackError("ID.1000", "too many failed logins, retry after \(r.retryAfter) seconds", retryAfter: r.retryAfter)
+            case .busy:
+                return ZStackError("SYS.1001", "too many logins in progress, retry after \(r.retryAfter) seconds", retryAfter: r.retryAfter)
+            }
+        }
         guard let e = error as? ImageError else { return nil }
         switch e.kind {
         case .badRequest, .unsupportedMediaType, .rangeNotSatisfiable: return .invalidArgument(e.message)

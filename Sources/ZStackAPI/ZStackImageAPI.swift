@@ -43,7 +43,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
 
     public init(imports: ImageImports, accounts: LocalAccounts, options: ZStackAPIOptions = .init()) {
         self.imports = imports
-        self.sessions = LoginSessions(accounts: accounts, lifetime: options.sessionLifetime)
+        self.sessions = LoginSessions(accounts: accounts, scope: .zstack, lifetime: options.sessionLifetime)
         self.storages = ZStackBackupStorages(stores: imports.data.stores)
         self.options = options
     }
@@ -59,7 +59,11 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         } catch let e as ZStackHTTPError {
             return e.response
         } catch {
-            if let z = ZStackError.from(error) { return Self.json(z.body, status: .serviceUnavailable) }
+            if let z = ZStackError.from(error) {
+                var response = Self.json(z.body, status: .serviceUnavailable)
+                if let retryAfter = z.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+                return response
+            }
             context.logger.error("zstack request failed", metadata: ["error": "\(error)"])
             return Self.json(ZStackError("SYS.1000", "internal error").body, status: .serviceUnavailable)
         }
@@ -75,12 +79,15 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         switch s.count {
         case 2 where s[0] == "accounts" && s[1] == "login":
             guard method == .put else { throw wrongMethod("PUT") }
-            return try await login(request)
+            return try await login(request, client: ClientAddress.of(context))
         case 3 where s[0] == "accounts" && s[1] == "sessions":
             guard method == .delete else { throw wrongMethod("DELETE") }
             try await sessions.logout(sessionId: s[2])
             return Self.json(.object([]))
         case 4 where s[0] == "accounts" && s[1] == "sessions" && s[3] == "valid":
+            // As ZStack's own (APIValidateSessionMsg needs no credentials): the id in the path is the
+            // credential, and the answer tells its holder no more than using it would. Only ZStack's
+            // sessions are known here; another front-end's id is not valid.
             guard method == .get else { throw wrongMethod("GET") }
             let valid = try await sessions.resume(sessionId: s[2]) != nil
             return Self.json(.object([("valid", .bool(valid))]))
@@ -145,9 +152,9 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
 
     // MARK: Sessions
 
-    func login(_ request: Request) async throws -> Response {
+    func login(_ request: Request, client: String?) async throws -> Response {
         let (name, password) = try ZStackRequests.login(try await Self.body(request))
-        guard let (account, principal) = try await sessions.accounts.authenticate(name: name, passwordSHA512: password) else {
+        guard let (account, principal) = try await sessions.accounts.authenticate(name: name, passwordSHA512: password, client: client) else {
             throw ZStackError("ID.1000", "wrong account name or password")
         }
         let opened = try await sessions.open(accountName: account.name, principal: principal, hexBytes: 16)

@@ -104,6 +104,21 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Seconds a background task's lease lasts without renewal.")
     var taskLeaseSeconds: Int64 = 30
 
+    @Option(help: "Failed logins of one account from one client address before it is locked there: 1 s, doubling with each further failure.")
+    var loginLockAfter: Int64 = 5
+
+    @Option(help: "Failed logins from one client address, whatever the account, before the address is locked (1 s, doubling).")
+    var loginAddressLockAfter: Int64 = 30
+
+    @Option(help: "Longest login lock, in seconds.")
+    var loginLockMaxSeconds: Int64 = 900
+
+    @Option(help: "Password checks (PBKDF2) run at once (default: the number of cores).")
+    var loginConcurrency: Int?
+
+    @Option(help: "Password checks that may wait for one of those; more logins are refused at once with 503 (default: --login-concurrency).")
+    var loginQueue: Int?
+
     @Option(help: "Seconds a ZStack session lives after its login (ZStack's identity.session.timeout).")
     var zstackSessionSeconds: Int64 = 7200
 
@@ -282,6 +297,22 @@ struct ServeOptions: ParsableArguments {
                 }
                 return known
             })
+        }
+        guard loginLockAfter >= 1, loginAddressLockAfter >= 1, loginLockMaxSeconds >= 1 else {
+            throw ValidationError("--login-lock-after, --login-address-lock-after and --login-lock-max-seconds must be at least 1")
+        }
+        config.loginThrottle.accountThreshold = loginLockAfter
+        config.loginThrottle.addressThreshold = loginAddressLockAfter
+        config.loginThrottle.maxDelayMs = loginLockMaxSeconds * 1000
+        // A quiet key is forgotten after an hour, or after the longest lock when that is longer.
+        config.loginThrottle.forgetAfterMs = max(3_600_000, 2 * loginLockMaxSeconds * 1000)
+        if let loginConcurrency {
+            guard (1...256).contains(loginConcurrency) else { throw ValidationError("--login-concurrency must be between 1 and 256") }
+            config.loginConcurrency = loginConcurrency
+        }
+        if let loginQueue {
+            guard (0...4096).contains(loginQueue) else { throw ValidationError("--login-queue must be between 0 and 4096") }
+            config.loginQueue = loginQueue
         }
         guard zstackSessionSeconds >= 1 else { throw ValidationError("--zstack-session-seconds must be positive") }
         config.zstackSessionSeconds = zstackSessionSeconds
