@@ -10,6 +10,8 @@ public struct ImageServiceConfig: Sendable {
     public var listMaxLimit = 1000
     /// Limits for every project unless overridden per project in the catalog.
     public var quota = QuotaLimits.unlimited
+    /// This node's id in the cluster: recorded as the writer of the uploads it runs.
+    public var nodeId = "node-" + ImageID.generate().prefix(8)
 
     public init() {}
 }
@@ -286,6 +288,7 @@ public struct ImageService: Sendable {
             if image != original { image.updatedAt = max(Timestamp.now(), original.updatedAt) }
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        AuditTrail.note(image: updated)  // the name after a rename
         return updated
     }
 

@@ -9,6 +9,7 @@ by `qemu-img`/`genisoimage` during the run (`disk`); imports fetch from `Origin`
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import http.server
@@ -823,3 +824,120 @@ def glance_table(stdout: str) -> dict:
         if m and m.group(1) != "Property":
             out[m.group(1)] = m.group(2)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# No secret in any log (issue 19): secrets the suite uses are remembered as they appear — static tokens, the
+# credentials of every request sent through `requests` (X-Auth-Token, Authorization, ES-API-KEY, passwords in
+# bodies, session cookies), session ids and tokens in answers, upload/export URL tokens — plus what a test
+# remembers itself (`remember_secret`: CLI-made key secrets). At the end of the session every server log and
+# audit file under the pytest temporary directory is searched for them.
+
+SECRETS: set[str] = set()
+MIN_SECRET = 8  # shorter strings (a test's "bad" token, say) would match ordinary text
+
+
+def remember_secret(secret) -> None:
+    if isinstance(secret, str) and len(secret) >= MIN_SECRET:
+        SECRETS.add(secret)
+
+
+for _t in TOKENS.values():
+    remember_secret(_t["token"])
+
+
+def _harvest_json(value, keys=("password", "token", "secret", "sessionid", "session_id", "api_key")):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k.lower() in keys and isinstance(v, str):
+                remember_secret(v)
+            else:
+                _harvest_json(v, keys)
+    elif isinstance(value, list):
+        for v in value:
+            _harvest_json(v, keys)
+
+
+def _harvest_request(req) -> None:
+    h = req.headers
+    remember_secret(h.get("X-Auth-Token"))
+    remember_secret(h.get("X-Auth-Token", "").partition(":")[2])  # imk_<id>:<secret>
+    auth = h.get("Authorization", "")
+    scheme, _, cred = auth.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            remember_secret(base64.b64decode(cred).decode().partition(":")[2])
+        except ValueError:
+            pass
+    elif scheme.lower() in ("token", "oauth", "bearer"):
+        remember_secret(cred)
+    remember_secret(h.get("ES-API-KEY", "").partition(":")[2])
+    for name in ("sessionid", "avi-sessionid"):
+        m = re.search(rf"(?:^|;\s*){name}=([^;]+)", h.get("Cookie", ""))
+        if m:
+            remember_secret(m.group(1))
+    body = req.body
+    if isinstance(body, (bytes, str)) and len(body) < 65536:
+        try:
+            _harvest_json(json.loads(body))
+        except (ValueError, TypeError, UnicodeDecodeError):
+            pass
+
+
+def _harvest_response(r) -> None:
+    for name in ("sessionid", "avi-sessionid"):
+        remember_secret(r.cookies.get(name))
+    if "json" not in r.headers.get("Content-Type", "") or len(r.content) > 1 << 20:
+        return
+    text = r.text
+    for m in re.finditer(r"/zstack/v1/(?:uploads/[0-9a-f]{32}|exports/[0-9a-f]{32}/[0-9a-f]{32})/([A-Za-z0-9_-]{16,})", text):
+        remember_secret(m.group(1))
+    if "/accounts/login" in r.request.url or r.request.url.endswith("/login"):
+        try:
+            body = r.json()
+        except ValueError:
+            return
+        _harvest_json(body, keys=("token", "sessionid"))
+        if isinstance(body, dict) and isinstance(body.get("inventory"), dict):
+            remember_secret(body["inventory"].get("uuid"))  # a ZStack session id
+
+
+_original_send = requests.Session.send
+
+
+def _remembering_send(self, request, **kw):
+    _harvest_request(request)
+    response = _original_send(self, request, **kw)
+    try:
+        _harvest_response(response)
+    except Exception:  # harvesting must never fail a test
+        pass
+    return response
+
+
+requests.Session.send = _remembering_send
+
+
+def scan_for_secrets(roots) -> list[str]:
+    """`file:line: secret` for every remembered secret in a server log or audit file under `roots`."""
+    found = []
+    secrets = sorted(SECRETS)
+    for root in roots:
+        for path in sorted(set(Path(root).rglob("imaged-*.log")) | set(Path(root).rglob("audit.log"))):
+            try:
+                lines = path.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            for n, line in enumerate(lines, 1):
+                for s in secrets:
+                    if s in line:
+                        found.append(f"{path}:{n}: {s[:4]}… in {line[:200]}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log(tmp_path_factory):
+    """After every test (and every server) of the session: no remembered secret in any log or audit file."""
+    yield
+    found = scan_for_secrets([tmp_path_factory.getbasetemp()])
+    assert not found, "secrets in logs:\n" + "\n".join(found[:50])
