@@ -67,6 +67,8 @@ let package = Package(
         .target(name: "Outbound", dependencies: [
             "ImageCore", "ImageData",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            // Extra trust roots (--ca-file) for HTTPS imports.
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
         // What both SQL catalogs share: column lists, the list-query builder, the usage query.
@@ -159,6 +161,8 @@ let package = Package(
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            // Keystone's and S3's client with the extra trust roots of --ca-file.
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ], resources: [
             // Each front-end's OpenAPI 3.1 document, compiled into the binary (served at /openapi/<name>.json).
             .embedInCode("OpenAPI/openstack.json"), .embedInCode("OpenAPI/avi.json"), .embedInCode("OpenAPI/zstack.json"),

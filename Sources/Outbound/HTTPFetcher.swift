@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import ImageCore
 import ImageData
 import NIOCore
+import NIOSSL
 
 /// Downloads import sources over HTTP(S). Every URL, and every redirect target, passes the
 /// `URLGuard` first, and the connection goes to the address the guard vetted (AsyncHTTPClient's
@@ -17,6 +18,8 @@ public final class HTTPFetcher: RemoteFetcher {
         public var totalTimeout: TimeAmount = .hours(6)
         /// A job callback (connect, send, answer): a receiver slower than this is given up on.
         public var callbackTimeout: TimeAmount = .seconds(10)
+        /// A PEM bundle trusted besides the system's roots (`--ca-file`).
+        public var caFile: String?
         public init() {}
     }
 
@@ -37,6 +40,11 @@ public final class HTTPFetcher: RemoteFetcher {
             timeout: .init(connect: connectTimeout ?? options.connectTimeout, read: connectTimeout ?? options.readTimeout),
             decompression: .disabled)
         configuration.httpVersion = .http1Only
+        if let caFile = options.caFile {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.additionalTrustRoots = [.file(caFile)]
+            configuration.tlsConfiguration = tls
+        }
         if !target.isIPLiteral, let address = target.addresses.first {
             configuration.dnsOverride = [target.host: "\(address)"]
         }

@@ -72,13 +72,13 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let stores: BlobStores
     let blobsDescription: String
     if config.stores.isEmpty {
-        let (blobs, description) = try makeBlobStore(config.blobs, dataDir: dataDir, logger: logger)
+        let (blobs, description) = try makeBlobStore(config.blobs, dataDir: dataDir, caFile: config.caFile, logger: logger)
         stores = BlobStores(single: blobs)
         blobsDescription = description
     } else {
         var named: [any BlobStore] = []
         for (id, choice) in config.stores {
-            let (store, description) = try makeBlobStore(choice, dataDir: dataDir, storeId: id, logger: logger)
+            let (store, description) = try makeBlobStore(choice, dataDir: dataDir, storeId: id, caFile: config.caFile, logger: logger)
             named.append(NamedBlobStore(store, id: id, description: description))
         }
         do { stores = try BlobStores(named, defaultId: config.defaultStore) } catch { throw ConfigError("\(error)") }
@@ -112,7 +112,9 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
         guard let cidr = CIDR(text) else { throw ConfigError("--import-allow-cidr: '\(text)' is not an address range") }
         return cidr
     }
-    let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy))
+    var fetchOptions = HTTPFetcher.Options()
+    fetchOptions.caFile = config.caFile
+    let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy), options: fetchOptions)
     var runnerOptions = TaskRunner.Options()
     runnerOptions.leaseSeconds = config.taskLeaseSeconds
     runnerOptions.concurrency = config.taskWorkers

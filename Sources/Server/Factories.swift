@@ -7,14 +7,14 @@ import Logging
 
 /// The blob store a configuration names, and a description for the logs.
 /// A named store without a directory of its own gets `<data-dir>/stores/<id>`.
-public func makeBlobStore(_ choice: ServerConfig.Blobs, dataDir: String, storeId: String? = nil,
+public func makeBlobStore(_ choice: ServerConfig.Blobs, dataDir: String, storeId: String? = nil, caFile: String? = nil,
                           logger: Logger) throws -> (any BlobStore, String) {
     switch choice {
     case .file(let dir):
         let root = dir ?? (storeId.map { dataDir + "/stores/" + $0 } ?? dataDir + "/blobs")
         return (try FileBlobStore(root: root), storeId == nil ? "file blobs" : "files in \(root)")
     case .s3(let s3):
-        return (try S3BlobStore(config: s3, logger: logger),
+        return (try S3BlobStore(config: s3, client: try OutboundTLS.client(caFile: caFile), logger: logger),
                 "S3 blobs in \(s3.endpoint) bucket \(s3.bucket)" + (s3.keyPrefix.isEmpty ? "" : " under \(s3.keyPrefix)"))
     }
 }
@@ -40,7 +40,7 @@ func makeAuthenticator(_ config: ServerConfig, catalog: any AccountCatalog, data
     chain.append(APIKeyAuthenticator(accounts: LocalAccounts(catalog: catalog)))
     described.append("local API keys")
     if let keystone = config.keystone {
-        chain.append(KeystoneAuthenticator(config: keystone, logger: logger))
+        chain.append(KeystoneAuthenticator(config: keystone, client: try OutboundTLS.client(caFile: config.caFile), logger: logger))
         described.append("Keystone at \(keystone.baseURL) (cache \(Int(keystone.cacheSeconds)) s)")
     }
     return (ChainedAuthenticator(chain), described.joined(separator: ", "))

@@ -74,6 +74,8 @@ public struct ServerConfig: Sendable {
     public var tls: (certificate: String, key: String)?
     /// Header, idle and upload-rate deadlines and connection caps (`--header-timeout` …).
     public var connectionLimits = ConnectionLimits()
+    /// A PEM bundle outbound TLS trusts besides the system's roots: Keystone, S3, imports (`--ca-file`).
+    public var caFile: String?
     /// Danube: login token lifetime, snapshot source template, IMGAPI repositories (name, URL).
     public var danubeTokenSeconds: Int64 = 3600
     /// Where Danube's API is mounted (`--danube-prefix`).
@@ -171,6 +173,7 @@ extension ServerConfig {
             ("shutdown-grace-seconds", String(shutdownGraceSeconds)),
             ("tls", tls.map { "certificate \($0.certificate) key \($0.key) (reloaded on SIGHUP)" } ?? "off (plain HTTP)"),
             ("connections", "header \(connectionLimits.headerTimeoutSeconds) s, idle \(connectionLimits.idleTimeoutSeconds) s, upload at least \(connectionLimits.minUploadBytesPerSecond) B/s over \(connectionLimits.uploadStallSeconds) s, at most \(connectionLimits.maxConnections) per node and \(connectionLimits.maxConnectionsPerClient) per client address"),
+            ("ca-file", caFile ?? "(none: the system's trust roots)"),
             ("quota", "images \(limit(quota.imageCountTotal)), bytes \(limit(quota.imageSizeTotal)), staged \(limit(quota.imageStageTotal)), uploading \(limit(quota.imageCountUploading))"),
             ("secret-key-file", secretKeyFile ?? dataDirectory + "/secret.key"),
             ("scalr-os-file", scalrOSFile ?? "(none: the seeded OSes)"),

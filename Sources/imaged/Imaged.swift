@@ -158,6 +158,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Open connections one client address may hold; more are closed at once.")
     var maxConnectionsPerClient = 256
 
+    @Option(help: "A PEM bundle of CA certificates trusted besides the system's for outbound TLS: Keystone, S3, imports.")
+    var caFile: String?
+
     @Option(help: "Path prefix of the Danube Cloud API (its client's api_url path).")
     var danubePrefix = "/api"
 
@@ -344,6 +347,7 @@ struct ServeOptions: ParsableArguments {
         config.connectionLimits.uploadStallSeconds = uploadStallSeconds
         config.connectionLimits.maxConnections = maxConnections
         config.connectionLimits.maxConnectionsPerClient = maxConnectionsPerClient
+        config.caFile = caFile
         guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }
         config.danubeTokenSeconds = danubeTokenSeconds
         for dc in danubeDc {

@@ -5,6 +5,7 @@ connections while an upload started before it finishes on the old one."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import shutil
 import signal
 import socket
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import OSC, ImagedServer, token, unique, wait_for, wait_status
+from conftest import OSC, ImagedServer, Origin, Raw, token, unique, wait_for, wait_status, wait_task_finished
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -79,7 +80,9 @@ def pki(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory, pki):
-    srv = TLSServer(tmp_path_factory.mktemp("tls"), pki["ca"], "--tls-cert", str(pki["cert"]), "--tls-key", str(pki["key"]))
+    srv = TLSServer(tmp_path_factory.mktemp("tls"), pki["ca"], "--tls-cert", str(pki["cert"]), "--tls-key", str(pki["key"]),
+                    # Outbound: HTTPS imports from a loopback origin whose certificate the test CA signed.
+                    "--ca-file", str(pki["ca"]), "--import-allow-cidr", "127.0.0.0/8", "--import-allow-port", "any")
     srv.start()
     yield srv
     srv.kill()
@@ -195,8 +198,15 @@ def test_sighup_new_certificate_for_new_connections_while_upload_in_flight_finis
             time.sleep(0.05)   # about 3 s in all: the SIGHUP lands in the middle
 
     def put():
-        result["response"] = s.put(f"{tls_server.url}/v2/images/{image['id']}/file", data=body(),
-                                   headers={"Content-Type": "application/octet-stream"}, timeout=120)
+        # http.client: one connection, opened (and its TLS session set up) before the SIGHUP.
+        conn = http.client.HTTPSConnection("127.0.0.1", tls_server.port, timeout=120,
+                                           context=ssl.create_default_context(cafile=str(pki["ca"])))
+        conn.request("PUT", f"/v2/images/{image['id']}/file", body=body(), encode_chunked=True,
+                     headers={"Content-Type": "application/octet-stream", "X-Auth-Token": token("alice"),
+                              "Transfer-Encoding": "chunked"})
+        response = conn.getresponse()
+        result["status"], result["body"] = response.status, response.read()
+        conn.close()
 
     uploader = threading.Thread(target=put)
     uploader.start()
@@ -209,7 +219,7 @@ def test_sighup_new_certificate_for_new_connections_while_upload_in_flight_finis
     assert common_name(new) == "imaged-two" and new["serialNumber"] == format(2002, "X").rjust(4, "0"), new
     assert uploader.is_alive(), "the upload finished before the reload: the test proves nothing"
     uploader.join(120)
-    assert result["response"].status_code == 204, result["response"].text
+    assert result["status"] == 204, result
     active = wait_status(s_raw(tls_server, pki), image["id"], "active")
     assert active["checksum"] == hashlib.md5(data).hexdigest()
     assert active["size"] == len(data)
@@ -223,8 +233,46 @@ def test_sighup_new_certificate_for_new_connections_while_upload_in_flight_finis
 
 
 def s_raw(srv: TLSServer, pki):
-    from conftest import Raw
     client = Raw(srv.url, "alice")
     client.session.trust_env = False
     client.session.verify = str(pki["ca"])
     return client
+
+
+@pytest.fixture
+def https_origin(pki):
+    """conftest's Origin behind TLS with a certificate of the test CA."""
+    origin = Origin()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki["one"][0]), str(pki["one"][1]))
+    origin.httpd.socket = context.wrap_socket(origin.httpd.socket, server_side=True)
+    yield origin
+    origin.close()
+
+
+def test_https_import_trusts_the_ca_file(tls_server, pki, https_origin, tmp_path):
+    data = b"imported over https\n" * 4096
+    path = f"/{unique('tls-import')}.raw"
+    https_origin.serve(path, data)
+    uri = f"https://127.0.0.1:{https_origin.port}{path}"
+    alice = s_raw(tls_server, pki)
+    iid = alice.create(name=unique("tls-import"), disk_format="raw", container_format="bare")["id"]
+    r = alice.post(f"/v2/images/{iid}/import", json={"method": {"name": "web-download", "uri": uri}})
+    assert r.status_code == 202, r.text
+    image = wait_status(alice, iid, "active", timeout=60)
+    assert image["checksum"] == hashlib.md5(data).hexdigest() and image["size"] == len(data)
+
+    # The same import on a server without --ca-file fails verification: nothing is imported.
+    plain = ImagedServer(tmp_path / "no-ca", "--import-allow-cidr", "127.0.0.0/8", "--import-allow-port", "any")
+    plain.start()
+    try:
+        bob = Raw(plain.url, "bob")
+        other = bob.create(name=unique("tls-import-untrusted"), disk_format="raw", container_format="bare")["id"]
+        r = bob.post(f"/v2/images/{other}/import", json={"method": {"name": "web-download", "uri": uri}})
+        assert r.status_code == 202, r.text
+        task = wait_task_finished(bob, other, timeout=60)
+        assert task["status"] == "failure", task
+        assert "certificate" in task["message"].lower() or "ssl" in task["message"].lower() or "tls" in task["message"].lower(), task
+        assert wait_status(bob, other, "queued")["checksum"] is None
+    finally:
+        plain.kill()

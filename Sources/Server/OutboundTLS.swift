@@ -1,0 +1,33 @@
+import AsyncHTTPClient
+import NIOConcurrencyHelpers
+import NIOSSL
+
+/// Outbound TLS (Keystone, S3; imports through `HTTPFetcher.Options.caFile`): the system's trust
+/// roots plus the PEM bundle of `--ca-file`, certificates always verified.
+enum OutboundTLS {
+    /// One client per CA file for the life of the process (an HTTPClient must never be dropped
+    /// unshut); without a CA file the shared client, which trusts the system roots.
+    private static let clients = NIOLockedValueBox<[String: HTTPClient]>([:])
+
+    static func client(caFile: String?) throws -> HTTPClient {
+        guard let caFile else { return .shared }
+        try check(caFile: caFile)
+        return clients.withLockedValue { clients in
+            if let client = clients[caFile] { return client }
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.additionalTrustRoots = [.file(caFile)]
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+            clients[caFile] = client
+            return client
+        }
+    }
+
+    /// A bundle that does not load is a start-up error, not a failed handshake later.
+    static func check(caFile: String) throws {
+        let certificates: [NIOSSLCertificate]
+        do { certificates = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
+            throw ConfigError("--ca-file \(caFile): \(error)")
+        }
+        guard !certificates.isEmpty else { throw ConfigError("--ca-file \(caFile) holds no PEM certificate") }
+    }
+}
