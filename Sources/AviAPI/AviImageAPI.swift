@@ -189,14 +189,17 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         return principal
     }
 
-    /// The header must equal the session's token (and the cookie, when sent); a Referer, when sent,
-    /// must name this server.
+    /// The header must equal the session's token (and the cookie, when sent); an `Origin`, when
+    /// sent (else a `Referer`), must name this server: the request's own scheme://host:port or the
+    /// public endpoint (403 otherwise).
     func checkCSRF(_ request: Request, _ expected: String, _ cookies: [String: String]) throws {
         guard LoginSessions.csrfMatches(request.headers[.csrfToken], expected),
               cookies["csrftoken"].map({ LoginSessions.csrfMatches($0, expected) }) ?? true else { throw AviError.csrf }
-        if let referer = request.headers[.referer] {
-            guard let ours = URLComponents(string: baseURL(request)), let theirs = URLComponents(string: referer),
-                  theirs.host?.lowercased() == ours.host?.lowercased(), theirs.port == ours.port else { throw AviError.csrf }
+        let ours = [RequestReading.baseURL(request, publicEndpoint: nil), baseURL(request)]
+        if let origin = request.headers[.origin] {
+            guard AviOrigin.matches(origin, ours: ours) else { throw AviOrigin.refusal(header: "Origin", value: origin) }
+        } else if let referer = request.headers[.referer] {
+            guard AviOrigin.matches(referer, ours: ours) else { throw AviOrigin.refusal(header: "Referer", value: referer) }
         }
     }
 

@@ -41,7 +41,7 @@ package enum AviRequests {
         var pageSize = defaultPageSize
         if let s = query["page_size"].map(String.init) {
             guard let n = Int(s), n >= 1 else { throw AviError(.badRequest, "page_size must be a positive integer, got '\(s)'.") }
-            pageSize = min(n, maxPageSize)
+            pageSize = PageWindow.cappedSize(n, max: maxPageSize)
         }
         var page = 1
         if let s = query["page"].map(String.init) {

@@ -46,6 +46,13 @@ extension PostgresCatalog {
                        [.int(time)]).count
     }
 
+    public func countLiveTasks(owner: String, types: [String], now: Int64) async throws -> Int {
+        guard !types.isEmpty else { return 0 }
+        let typeParams = types.indices.map { "$\($0 + 2)" }.joined(separator: ", ")
+        let sql = "SELECT count(*) FROM tasks WHERE owner = $1 AND type IN (\(typeParams)) AND (expires_at IS NULL OR expires_at > $\(types.count + 2))"
+        return Int(try await rows(sql, [.text(owner)] + types.map { .text($0) } + [.int(now)]).first?.decode(Int64.self) ?? 0)
+    }
+
     public func listTasks(limit: Int) async throws -> [ImageTask] {
         try await tasks("SELECT \(CatalogColumns.tasks) FROM tasks ORDER BY created_at DESC, id LIMIT $1", [.int(Int64(limit))])
     }

@@ -51,6 +51,15 @@ extension SQLiteCatalog {
         }
     }
 
+    public func countLiveTasks(owner: String, types: [String], now: Int64) async throws -> Int {
+        guard !types.isEmpty else { return 0 }
+        return try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM tasks WHERE owner = ? AND type IN (\(Self.placeholders(types.count))) "
+                                 + "AND (expires_at IS NULL OR expires_at > ?)",
+                             arguments: Self.arguments([.text(owner)] + types.map { .text($0) } + [.int(now)])) ?? 0
+        }
+    }
+
     public func listTasks(limit: Int) async throws -> [ImageTask] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT \(Self.taskColumns) FROM tasks ORDER BY created_at DESC, id LIMIT ?",

@@ -386,9 +386,13 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
                         callback: DanubeCallback?, _ p: Principal, _ reply: DanubeReply) async throws -> Response {
         var v = DanubeValidation()
         if try await service.idIsTaken(manifest.uuid) {
-            // The name only when the caller may see the image; the id says nothing more.
-            let existing = try await service.visibleImageIfAny(id: manifest.uuid, by: p)
-            v.add("manifest_url", "Image UUID is already registered by image \"\(existing?.name ?? manifest.uuid.lowercased())\".")
+            // The name only when the caller may see the image: another project's image is a bare
+            // conflict (its name, owner and state are not the caller's to learn).
+            if let existing = try await service.visibleImageIfAny(id: manifest.uuid, by: p) {
+                v.add("manifest_url", "Image UUID is already registered by image \"\(existing.name ?? "")\".")
+            } else {
+                v.add("manifest_url", "Image UUID is already registered.")
+            }
             throw v
         }
         guard fileURL.hasPrefix("http://") || fileURL.hasPrefix("https://") else {

@@ -65,6 +65,11 @@ public struct PageWindow: Sendable, Equatable {
 
     public init(page: Int, size: Int) { self.page = page; self.size = size }
 
+    /// The one rule for a page size (`limit`, `page_size`) above an API's documented maximum where
+    /// that API clamps rather than refuses (Glance, Avi, ZStack): the maximum is served. No list
+    /// answers more rows than its README says, whatever the client asks.
+    public static func cappedSize(_ asked: Int, max: Int) -> Int { Swift.min(Swift.max(asked, 0), max) }
+
     /// Rows before the page; nil when past anything representable (an empty page).
     public var offset: Int? {
         let (skipped, overflow) = (page - 1).multipliedReportingOverflow(by: size)

@@ -30,11 +30,21 @@ extension ImageService {
         try await catalog.task(id: id.lowercased()) != nil
     }
 
-    /// A job of a vendor API whose id is its capability (ZStack's api-jobs are polled without a
-    /// session): the row, or nil when unknown or expired.
-    public func job(id: String, now: Int64 = Timestamp.now()) async throws -> ImageTask? {
-        guard let task = try await catalog.task(id: id.lowercased()), task.expiresAt.map({ $0 > now }) ?? true else { return nil }
+    /// A vendor job (ZStack's api-jobs) as its caller may see it: the row, or nil when unknown,
+    /// expired or another project's (an admin sees every one). Unknown and invisible look the same.
+    public func job(id: String, by p: Principal, now: Int64 = Timestamp.now()) async throws -> ImageTask? {
+        guard let task = try await catalog.task(id: id.lowercased()), task.expiresAt.map({ $0 > now }) ?? true,
+              Self.canSee(task, p) else { return nil }
         return task
+    }
+
+    /// Whether the caller's project may start one more vendor job: false when it already holds
+    /// `limit` live tasks of `types` (jobs are kept for hours, so creating them is bounded per
+    /// project; 0 means unbounded). The count and the insert are not one transaction, so
+    /// concurrent callers may pass the bound by a few.
+    public func mayStartJob(types: [String], limit: Int, by p: Principal, now: Int64 = Timestamp.now()) async throws -> Bool {
+        guard limit > 0, let owner = p.projectId else { return true }
+        return try await catalog.countLiveTasks(owner: owner, types: types, now: now) < limit
     }
 
     /// The image row a job worked on, whatever its status now (a failed import deletes its image, and
@@ -45,12 +55,21 @@ extension ImageService {
         return image
     }
 
-    /// Records a finished vendor job as a task row owned by the caller; `.conflict` when its id is taken.
+    /// Records a finished vendor job as a task row owned by the caller; `.conflict` when its id is
+    /// taken. The job names its image only when the caller can see that image, so no row ties a
+    /// project to another's image.
     public func recordJob(id: String, type: String, imageId: String?, input: String, status: ImageTask.Status,
                           result: String?, message: String, lifetime: Int64, by p: Principal) async throws {
         let now = Timestamp.now()
+        // Recorded after the work, so the image may be deleted by now: its own project's (or an
+        // admin's) whatever its status, anyone else's only while visible to the caller.
+        var seen: String?
+        if let imageId, ImageID.isValid(imageId), let image = try await catalog.image(id: imageId.lowercased()) {
+            let own = p.isAdmin || (image.owner != nil && image.owner == p.projectId)
+            seen = own ? image.id : try await visibleImageIfAny(id: image.id, by: p)?.id
+        }
         try await catalog.insertTask(ImageTask(id: id.lowercased(), type: type, status: status, owner: p.projectId,
-                                               imageId: imageId, userId: p.userId, requestId: nil, input: input,
+                                               imageId: seen, userId: p.userId, requestId: nil, input: input,
                                                result: result, message: message, createdAt: now, updatedAt: now,
                                                expiresAt: now + lifetime))
     }

@@ -52,6 +52,8 @@ public protocol TaskCatalog: Sendable {
     func tasks(imageId: String) async throws -> [ImageTask]
     /// Every task, newest first, at most `limit`.
     func listTasks(limit: Int) async throws -> [ImageTask]
+    /// How many tasks of `owner` with one of `types` are live at `now` (not yet expired).
+    func countLiveTasks(owner: String, types: [String], now: Int64) async throws -> Int
     /// Applies `change` inside one write transaction; nil when the id is unknown.
     func updateTask(id: String, _ change: @escaping @Sendable (inout ImageTask) throws -> Void) async throws -> ImageTask?
     /// Takes the lease of one runnable task (pending, or processing with an expired lease), oldest

@@ -310,6 +310,9 @@ struct URLGuardForbiddenRange: Sendable {
 /// Why an address was refused, for a refusal that names the option that would open it.
 struct URLGuardAddressRefusal: Sendable, Equatable {
     var reason: String
+    /// The rule without the address (`private (10.0.0.0/8)`): what a non-admin is told about a
+    /// name that resolved there, so refusals do not map internal names to addresses.
+    var rule: String
     /// A private range the `--import-private` policy could open.
     var isPrivate: Bool
 }
@@ -382,13 +385,15 @@ enum URLGuardAddressPolicy {
         case .v4:
             for r in ipv4 where r.range.contains(address) {
                 if r.isPrivate && openPrivate { return nil }
-                return URLGuardAddressRefusal(reason: "address \(address) is \(r.label) (\(r.range))", isPrivate: r.isPrivate)
+                return URLGuardAddressRefusal(reason: "address \(address) is \(r.label) (\(r.range))", rule: "\(r.label) (\(r.range))",
+                                              isPrivate: r.isPrivate)
             }
             return nil
         case .v6(let hi, let lo):
             // ::/128 and ::1/128 sit inside the v4-compatible ::/96, so they are checked first.
             if hi == 0 && lo <= 1 {
-                return URLGuardAddressRefusal(reason: "address \(address) is \(lo == 0 ? "unspecified" : "loopback")", isPrivate: false)
+                let label = lo == 0 ? "unspecified" : "loopback"
+                return URLGuardAddressRefusal(reason: "address \(address) is \(label)", rule: label, isPrivate: false)
             }
             if let (v4, form) = embeddedIPv4(hi, lo) {
                 let inner = IPAddress.v4(v4)
@@ -398,10 +403,12 @@ enum URLGuardAddressPolicy {
             }
             for r in ipv6 where r.range.contains(address) {
                 if r.isPrivate && openPrivate { return nil }
-                return URLGuardAddressRefusal(reason: "address \(address) is \(r.label) (\(r.range))", isPrivate: r.isPrivate)
+                return URLGuardAddressRefusal(reason: "address \(address) is \(r.label) (\(r.range))", rule: "\(r.label) (\(r.range))",
+                                              isPrivate: r.isPrivate)
             }
             if !globalUnicast.contains(address) {
-                return URLGuardAddressRefusal(reason: "address \(address) is reserved (outside global unicast 2000::/3)", isPrivate: false)
+                return URLGuardAddressRefusal(reason: "address \(address) is reserved (outside global unicast 2000::/3)",
+                                              rule: "reserved (outside global unicast 2000::/3)", isPrivate: false)
             }
             return nil
         }

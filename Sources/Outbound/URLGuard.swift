@@ -214,7 +214,9 @@ public struct URLGuard: Sendable {
             addresses.reserveCapacity(resolved.count)
             for address in resolved where !addresses.contains(address) {
                 if let why = URLGuardAddressPolicy.refusal(for: address, allow: policy.allowCIDRs, openPrivate: openPrivate) {
-                    throw refuse(.forbiddenAddress, "host '\(parsed.host)' resolves to a forbidden address: " + addressRefusal(address, why))
+                    // Admins (operators) see the address; others only the rule, never what an internal name resolves to.
+                    throw refuse(.forbiddenAddress, "host '\(parsed.host)' resolves to a forbidden address: "
+                                 + (asAdmin ? addressRefusal(address, why) : ruleRefusal(why)))
                 }
                 addresses.append(address)
             }
@@ -265,6 +267,23 @@ public struct URLGuard: Sendable {
                 + "--import-private admin opens them to admins, " + host + " opens this address"
         case .all:
             return why.reason  // not reached: `all` opens private ranges to everyone
+        }
+    }
+
+    /// A refused resolved address as a non-admin sees it: the rule and what would open it, no address.
+    func ruleRefusal(_ why: URLGuardAddressRefusal) -> String {
+        let cidr = "--import-allow-cidr opens an address"
+        guard why.isPrivate else {
+            return "it is " + why.rule + ", refused for every user; an operator opens it with --import-allow-cidr"
+        }
+        switch policy.privateImports {
+        case .admin:
+            return "it is " + why.rule + ": only admins may import from private addresses (--import-private admin); "
+                + "--import-private all opens them to every user, " + cidr
+        case .none:
+            return "it is " + why.rule + ": imports from private addresses are off (--import-private none); "
+                + "--import-private admin opens them to admins, " + cidr
+        case .all: return "it is " + why.rule
         }
     }
 

@@ -140,6 +140,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     var zstackOptions = ZStackAPIOptions(publicEndpoint: config.publicEndpoint)
     zstackOptions.sessionLifetime = config.zstackSessionSeconds
     zstackOptions.exportLifetime = config.zstackExportSeconds
+    zstackOptions.maxLiveJobs = config.zstackMaxJobs
     zstackOptions.sealer = sealer
     let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: accounts, options: zstackOptions)
     let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, catalog: catalog, after: config.expungeAfterSeconds, logger: logger) : nil

@@ -91,7 +91,8 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
         Observability.record(frontend: frontend, route: Observability.route(path), method: request.method.rawValue,
                              status: Int(response.status.code), since: start)
         if context.logger.logLevel <= .info {
-            context.logger.info("\(request.method) \(path) \(response.status.code)", metadata: ["request_id": .string(id), "frontend": .string(frontend)])
+            // The path only (queries may carry signatures), with the secrets some paths hold masked.
+            context.logger.info("\(request.method) \(LogRedaction.path(path)) \(response.status.code)", metadata: ["request_id": .string(id), "frontend": .string(frontend)])
         }
         return response
     }

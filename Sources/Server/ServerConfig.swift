@@ -64,6 +64,8 @@ public struct ServerConfig: Sendable {
     public var zstackSessionSeconds: Int64 = 7200
     /// Lifetime of a ZStack export URL (`--zstack-export-seconds`).
     public var zstackExportSeconds: Int64 = 86_400
+    /// Most unexpired ZStack api jobs per project (`--zstack-max-jobs`); 0: unbounded.
+    public var zstackMaxJobs: Int = 1000
     /// The key that seals secrets the servers must use again (Scalr's HMAC keys); nil: `<data-dir>/secret.key`.
     public var secretKeyFile: String?
     /// Scalr's OS catalogue: a JSON file adding OSes to (or withdrawing them from) the seeded ones (`--scalr-os-file`).

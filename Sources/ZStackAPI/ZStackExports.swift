@@ -45,7 +45,7 @@ extension ZStackImageAPI {
         guard case .object(let params)? = body["exportImageFromBackupStorage"] else {
             throw ZStackHTTPError(.badRequest, "the body doesn't contain action mapping to the URL[/v1/backup-storage/\(bsUuid)/actions]")
         }
-        let p = try await caller(request)
+        let p = try await jobCaller(request)
         let imageUuid = params.first { $0.0 == "imageUuid" }?.1.stringValue ?? ""
         return try await runJob(job, request, p, api: "ExportImageFromBackupStorage", imageId: ZStackImage.coreId(imageUuid)) {
             let message = "org.zstack.header.storage.backup.APIExportImageFromBackupStorageMsg"
@@ -102,7 +102,7 @@ extension ZStackImageAPI {
     func deleteExport(_ request: Request, bsUuid: String, imageUuid: String) async throws -> Response {
         _ = try Self.sessionToken(request)
         let job = try await newJob(request)
-        let p = try await caller(request)
+        let p = try await jobCaller(request)
         return try await runJob(job, request, p, api: "DeleteExportedImageFromBackupStorage", imageId: ZStackImage.coreId(imageUuid)) {
             guard storages.storeId(ofUUID: bsUuid) != nil else {
                 throw ZStackError.notFound("invalid value[\(bsUuid)] of field [backupStorageUuid], resource[type:BackupStorageVO] not found")

@@ -19,6 +19,8 @@ public struct ZStackAPIOptions: Sendable {
     public var jobLifetime: Int64 = 10_800
     /// How long an ExportImageFromBackupStorage URL serves the image (`--zstack-export-seconds`).
     public var exportLifetime: Int64 = 86_400
+    /// At most this many unexpired api jobs per project (`--zstack-max-jobs`); 0: unbounded.
+    public var maxLiveJobs: Int = 1000
     /// Opens the sealed secrets of access keys (`Authorization: ZStack …`); without it only sessions work.
     public var sealer: SecretSealer?
     public init(publicEndpoint: String? = nil) { self.publicEndpoint = publicEndpoint }
@@ -93,7 +95,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             return Self.json(.object([("valid", .bool(valid))]))
         case 2 where s[0] == "api-jobs":
             guard method == .get else { throw ZStackHTTPError(.methodNotAllowed, "only GET method is allowed for querying job status", allow: "GET") }
-            return try await poll(s[1])
+            return try await poll(s[1], request)
         case 1 where s[0] == "backup-storage":
             guard method == .get else { throw wrongMethod("GET") }
             return try await backupStorages(request, uuid: nil)
@@ -214,9 +216,17 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
 
     // MARK: Jobs
 
-    var jobs: ZStackJobs { ZStackJobs(service: service, lifetime: options.jobLifetime) }
+    var jobs: ZStackJobs { ZStackJobs(service: service, lifetime: options.jobLifetime, maxLive: options.maxLiveJobs) }
 
     func newJob(_ request: Request) async throws -> String { try await jobs.newJob(request) }
+
+    /// The caller of an async API that will store a job: authenticated, and within its project's
+    /// bound of live jobs (refused before any work).
+    func jobCaller(_ request: Request) async throws -> Principal {
+        let p = try await caller(request)
+        try await jobs.admit(p)
+        return p
+    }
 
     func accepted(_ job: String, _ request: Request, timeout: Int64) -> Response {
         ZStackJobs.accepted(job, base: baseURL(request), timeout: timeout)
@@ -237,15 +247,18 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     }
 
     /// `GET /api-jobs/{uuid}`: 202 while running, 200 with the result, 503 with the error, 404 when
-    /// unknown or expired. AddImage jobs are the import task itself, answered with the image's inventory.
-    func poll(_ job: String) async throws -> Response {
-        guard let (body, ok) = try await outcome(job) else { return Self.json(.object([]), status: .accepted) }
+    /// unknown, expired or another project's. The caller's session or key is needed (ID.1001
+    /// otherwise). AddImage jobs are the import task itself, answered with the image's inventory.
+    func poll(_ job: String, _ request: Request) async throws -> Response {
+        _ = try Self.sessionToken(request)
+        let p = try await caller(request)
+        guard let (body, ok) = try await outcome(job, by: p) else { return Self.json(.object([]), status: .accepted) }
         return Self.json(body, status: ok ? .ok : .serviceUnavailable)
     }
 
     /// A finished job's answer (`ok`: 200, else 503), nil while it runs.
-    func outcome(_ job: String) async throws -> (body: JSONValue, ok: Bool)? {
-        switch try await jobs.lookup(job) {
+    func outcome(_ job: String, by p: Principal) async throws -> (body: JSONValue, ok: Bool)? {
+        switch try await jobs.lookup(job, by: p) {
         case .finished(let body, let ok):
             return (body, ok)
         case .running:
@@ -354,7 +367,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             throw ZStackHTTPError(.badRequest, "the body doesn't contain action mapping to the URL[/v1/images]")
         }
         try ZStackFields.checkBooleans(params, ["system", "virtio"])
-        let p = try await caller(request)
+        let p = try await jobCaller(request)
         let hook = try await webHook(request, p)
         var spec: AddImageSpec
         do {
@@ -388,7 +401,8 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
             let image = try await service.createImage(spec.coreAttributes, extensions: [ZStackImage.vendor: spec.document], by: p)
             _ = try await imports.startVendorImport(
                 imageId: image.id, uri: spec.url,
-                request: [("stores", .array(spec.stores.map { .string($0) })), ("all_stores_must_succeed", .bool(false))],
+                request: [("stores", .array(spec.stores.map { .string($0) })), ("all_stores_must_succeed", .bool(false)),
+                          ZStackJobs.importMarker],
                 taskId: ZStackImage.coreId(job), deleteImageOnFailure: true, by: p)
             if let hook { follow(job, hook: hook, p) }
             return accepted(job, request, timeout: Self.addImageTimeout)
@@ -454,7 +468,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         _ = try Self.sessionToken(request)
         let job = try await newJob(request)
         let (name, params) = try ZStackRequests.action(try await Self.body(request), uuid: uuid)
-        let p = try await caller(request)
+        let p = try await jobCaller(request)
         let api = name.prefix(1).uppercased() + name.dropFirst()
         let coreId = ZStackImage.coreId(uuid)
         return try await runJob(job, request, p, api: api, imageId: coreId) {
@@ -586,7 +600,7 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
     func delete(_ request: Request, uuid: String) async throws -> Response {
         _ = try Self.sessionToken(request)
         let job = try await newJob(request)
-        let p = try await caller(request)
+        let p = try await jobCaller(request)
         let parameters = ZStackQuery.parameters(request.uri.query)
         let coreId = ZStackImage.coreId(uuid)
         return try await runJob(job, request, p, api: "DeleteImage", imageId: coreId) {

@@ -18,7 +18,9 @@ package struct ZStackQuery: Sendable {
     }
 
     package var conditions: [Condition] = []
-    var limit = 1000
+    /// The documented (and default) most rows a query answers; a bigger `limit` is served this many.
+    static let maxLimit = 1000
+    var limit = maxLimit
     var start = 0
     var count = false
     var replyWithCount = false
@@ -52,7 +54,7 @@ package struct ZStackQuery: Sendable {
             switch key {
             case "limit", "start":
                 guard let n = Int(value), n >= 0 else { throw ZStackHTTPError(.badRequest, "Invalid query parameter. '\(key)' must be an integer") }
-                if key == "limit" { limit = n } else { start = n }
+                if key == "limit" { limit = PageWindow.cappedSize(n, max: Self.maxLimit) } else { start = n }
             case "count": count = value.lowercased() == "true"
             case "replyWithCount": replyWithCount = value.lowercased() == "true"
             case "sort", "sortBy":

@@ -101,7 +101,7 @@ extension ZStackImageAPI {
         guard case .object(let params)? = body["params"] else {
             throw ZStackHTTPError(.badRequest, "the body doesn't contain action mapping to the URL[/v1/user-tags]")
         }
-        let p = try await caller(request)
+        let p = try await jobCaller(request)
         let message = "org.zstack.header.tag.APICreateUserTagMsg"
         func field(_ key: String) throws -> String {
             guard let v = params.first(where: { $0.0 == key })?.1, !(v == .null) else { return "" }
@@ -174,7 +174,7 @@ extension ZStackImageAPI {
     func deleteTag(_ request: Request, uuid: String) async throws -> Response {
         _ = try Self.sessionToken(request)
         let job = try await newJob(request)
-        let p = try await caller(request)
+        let p = try await jobCaller(request)
         let parameters = ZStackQuery.parameters(request.uri.query)
         return try await runJob(job, request, p, api: "DeleteTag", imageId: nil) {
             let mode = parameters.first { $0.0 == "deleteMode" }?.1 ?? "Permissive"

@@ -52,7 +52,7 @@ extension ZStackImageAPI {
             var pause: UInt64 = 100_000_000
             while Date() < deadline {
                 do {
-                    if let (body, ok) = try await api.outcome(job) {
+                    if let (body, ok) = try await api.outcome(job, by: p) {
                         api.post(hook, job: job, body: body, ok: ok, p)
                         return
                     }

@@ -125,6 +125,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Seconds a ZStack ExportImageFromBackupStorage URL serves the image before it expires.")
     var zstackExportSeconds: Int64 = 86_400
 
+    @Option(help: "Most unexpired ZStack api jobs (and imports) one project may hold; further async calls are refused with ID.1003 (0: unbounded).")
+    var zstackMaxJobs: Int = 1000
+
     @Option(help: "The servers' secret key (seals Scalr key secrets; default <data-dir>/secret.key, created when absent). Every node of a cluster needs the same file.")
     var secretKeyFile: String?
 
@@ -321,6 +324,8 @@ struct ServeOptions: ParsableArguments {
         config.zstackSessionSeconds = zstackSessionSeconds
         guard zstackExportSeconds >= 1 else { throw ValidationError("--zstack-export-seconds must be positive") }
         config.zstackExportSeconds = zstackExportSeconds
+        guard zstackMaxJobs >= 0 else { throw ValidationError("--zstack-max-jobs must not be negative") }
+        config.zstackMaxJobs = zstackMaxJobs
         guard danubePrefix.hasPrefix("/"), !danubePrefix.hasSuffix("/"), danubePrefix.count > 1, !danubePrefix.hasPrefix("/v2"),
               !danubePrefix.hasPrefix("/zstack"), danubePrefix != "/images" else {
             throw ValidationError("--danube-prefix must be a path like /api or /danube/api, not '\(danubePrefix)'")

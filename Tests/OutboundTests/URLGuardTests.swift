@@ -452,9 +452,16 @@ private func guardRefusal(_ url: String, _ guard_: URLGuard = guardWith(),
         ("http://mapped.example/", "::ffff:169.254.169.254"), ("http://127.0.0.1.nip.io/", "127.0.0.1"),
     ])
     func namesResolvingToForbiddenAddressesAreRefused(url: String, address: String) async {
+        // A non-admin learns the rule, never what the name resolves to.
         let r = await guardRefusal(url)
         #expect(r?.rule == .forbiddenAddress)
-        #expect(r?.reason.contains("resolves to a forbidden address: address \(address) ") == true, "\(r?.reason ?? "")")
+        #expect(r?.reason.contains("resolves to a forbidden address: it is ") == true, "\(r?.reason ?? "")")
+        #expect(r?.reason.contains("address \(address)") == false, "\(r?.reason ?? "")")
+        // An admin (the operator) sees the address.
+        let asAdmin: URLRefusal?
+        do { _ = try await guardWith({ $0.privateImports = .none }).check(url, asAdmin: true); asAdmin = nil }
+        catch { asAdmin = error as? URLRefusal }
+        #expect(asAdmin?.reason.contains("resolves to a forbidden address: address \(address) ") == true, "\(asAdmin?.reason ?? "")")
     }
 
     @Test func unresolvableNamesAreRefused() async {
