@@ -2,7 +2,10 @@ import Foundation
 import ImageCore
 import PostgresNIO
 
-/// Where the catalog lives: `postgres://USER:PASSWORD@HOST:PORT/DATABASE?schema=S&sslmode=disable|prefer|require&pool=N`.
+/// Where the catalog lives: `postgres://USER:PASSWORD@HOST:PORT/DATABASE?schema=S&sslmode=MODE&sslrootcert=FILE&pool=N`.
+/// `sslmode` as libpq's: `disable`; `prefer` (default) and `require` encrypt without checking the
+/// certificate; `verify-ca` checks it against the trust roots; `verify-full` checks the host name too.
+/// The trust roots are the system's plus `sslrootcert` (a PEM bundle; else the caller's `caFile`).
 /// `host=/run/postgresql` (a socket directory) may replace the host part, as libpq allows.
 public struct PostgresLocation: Sendable {
     public var configuration: PostgresClient.Configuration
@@ -11,7 +14,7 @@ public struct PostgresLocation: Sendable {
     /// The URL without its password, for logs.
     public var redacted: String
 
-    public init(url text: String) throws {
+    public init(url text: String, caFile: String? = nil) throws {
         guard let url = URLComponents(string: text), url.scheme == "postgres" || url.scheme == "postgresql" else {
             throw ImageError.badRequest("not a PostgreSQL URL (postgres://user:password@host:port/database): \(Self.redact(text))")
         }
@@ -22,13 +25,27 @@ public struct PostgresLocation: Sendable {
         var database = String(url.path.drop { $0 == "/" })
         if database.isEmpty { database = user }
         let port = url.port ?? 5432
-        let tls: PostgresClient.Configuration.TLS
-        switch query["sslmode"] ?? "prefer" {
-        case "disable": tls = .disable
-        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
-        case let other: throw ImageError.badRequest("unknown sslmode '\(other)' in the PostgreSQL URL")
+        var client = PostgresClient.Configuration.TLS.disable
+        var verified = TLSConfiguration.makeClientConfiguration()   // full verification
+        if let roots = query["sslrootcert"] ?? caFile, !roots.isEmpty {
+            guard FileManager.default.isReadableFile(atPath: roots) else {
+                throw ImageError.badRequest("sslrootcert '\(roots)' cannot be read")
+            }
+            verified.additionalTrustRoots = [.file(roots)]
         }
+        var encryptedOnly = verified
+        encryptedOnly.certificateVerification = .none
+        switch query["sslmode"] ?? "prefer" {
+        case "disable": client = .disable
+        case "prefer", "allow": client = .prefer(encryptedOnly)
+        case "require": client = .require(encryptedOnly)
+        case "verify-ca":
+            verified.certificateVerification = .noHostnameVerification
+            client = .require(verified)
+        case "verify-full": client = .require(verified)
+        case let other: throw ImageError.badRequest("unknown sslmode '\(other)' in the PostgreSQL URL (disable, prefer, require, verify-ca, verify-full)")
+        }
+        let tls = client
         if let socketDir = query["host"], socketDir.hasPrefix("/") {
             configuration = .init(unixSocketPath: "\(socketDir)/.s.PGSQL.\(port)", username: user, password: password, database: database)
         } else {

@@ -28,9 +28,10 @@ public enum CatalogLocation: Sendable, Equatable {
 
     /// For `imaged serve` on PostgreSQL: the catalog whose connection pool the server runs as a
     /// service of its ServiceGroup (nil for SQLite, which has nothing to run). Nothing connects yet.
-    public func pooled(logger: Logger) throws -> PostgresCatalog? {
+    /// `caFile` (`--ca-file`) is trusted for `sslmode=verify-ca|verify-full` unless the URL names `sslrootcert`.
+    public func pooled(logger: Logger, caFile: String? = nil) throws -> PostgresCatalog? {
         guard case .postgres(let url) = self else { return nil }
-        return PostgresCatalog(location: try PostgresLocation(url: url), logger: logger)
+        return PostgresCatalog(location: try PostgresLocation(url: url, caFile: caFile), logger: logger)
     }
 
     func openSQLite(dataDir: String, durability: SQLiteCatalog.Durability) throws -> SQLiteCatalog {

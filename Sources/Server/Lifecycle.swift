@@ -28,7 +28,7 @@ struct SoftDeleteReaperService: Service {
 public func runImaged(_ config: ServerConfig) async throws {
     var logger = Logger(label: "imaged")
     logger.logLevel = config.logLevel
-    let postgres = try config.catalog.pooled(logger: logger)
+    let postgres = try config.catalog.pooled(logger: logger, caFile: config.caFile)
     let server = ServerService(config: config, postgres: postgres)
     let services: [ServiceGroupConfiguration.ServiceConfiguration] = (postgres.map { [.init(service: $0.service)] } ?? [])
         + [.init(service: server)]

@@ -276,3 +276,58 @@ def test_https_import_trusts_the_ca_file(tls_server, pki, https_origin, tmp_path
         assert wait_status(bob, other, "queued")["checksum"] is None
     finally:
         plain.kill()
+
+
+@pytest.fixture(scope="module")
+def postgres_tls(pki):
+    """A private PostgreSQL (scripts/postgres.sh) that accepts only TLS connections, with a certificate
+    of the test CA for 127.0.0.1."""
+    from conftest import REPO, free_port
+    d = Path(f"/tmp/imaged-pg-tls-{free_port()}")
+    port = free_port()
+    script = str(REPO / "scripts" / "postgres.sh")
+    subprocess.run([script, "start", str(d), str(port)], check=True, capture_output=True, timeout=120)
+    data = d / "data"
+    shutil.copy(pki["one"][0], data / "tls.crt")
+    shutil.copy(pki["one"][1], data / "tls.key")
+    with open(data / "imaged.conf", "a") as conf:
+        conf.write("ssl = on\nssl_cert_file = 'tls.crt'\nssl_key_file = 'tls.key'\n")
+    (data / "pg_hba.conf").write_text("local all all trust\nhostssl all all 127.0.0.1/32 md5\n")
+    subprocess.run(["chown", "postgres:", data / "tls.crt", data / "tls.key", data / "pg_hba.conf", data / "imaged.conf"], check=True)
+    (data / "tls.key").chmod(0o600)
+    pg_ctl = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))[-1]
+    subprocess.run(["runuser", "-u", "postgres", "--", str(pg_ctl), "restart", "-w", "-D", str(data), "-l", str(d / "postgres.log")],
+                   check=True, capture_output=True, timeout=60, cwd="/")
+    yield f"postgres://imaged:imaged-pw@127.0.0.1:{port}/imaged"
+    subprocess.run([script, "stop", str(d)], capture_output=True, timeout=60)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_postgres_catalog_sslmode(postgres_tls, pki, tmp_path):
+    def serve(name: str, url: str, *extra: str) -> ImagedServer:
+        return ImagedServer(tmp_path / name, "--catalog", url, *extra)
+
+    # verify-full with the test CA (from sslrootcert, or from --ca-file): the catalog works over TLS.
+    for name, url, extra in [("rootcert", f"{postgres_tls}?schema=tls_a&sslmode=verify-full&sslrootcert={pki['ca']}", ()),
+                             ("cafile", f"{postgres_tls}?schema=tls_b&sslmode=verify-full", ("--ca-file", str(pki["ca"])))]:
+        srv = serve(name, url, *extra)
+        srv.start()
+        try:
+            alice = Raw(srv.url, "alice")
+            made = alice.create(name=unique("pg-tls"))
+            assert made["id"] in [i["id"] for i in alice.get("/v2/images").json()["images"]]
+        finally:
+            srv.kill()
+    # verify-full without the CA: the server's certificate is not trusted and the node does not come up.
+    untrusted = serve("untrusted", f"{postgres_tls}?schema=tls_c&sslmode=verify-full")
+    with pytest.raises(RuntimeError):
+        untrusted.start(timeout=15)
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.log_text(), untrusted.log_text()[-2000:]
+    # require encrypts without checking the certificate (libpq's meaning); disable is refused by pg_hba (hostssl only).
+    srv = serve("require", f"{postgres_tls}?schema=tls_d&sslmode=require")
+    srv.start()
+    srv.kill()
+    plain = serve("disable", f"{postgres_tls}?schema=tls_e&sslmode=disable")
+    with pytest.raises(RuntimeError):
+        plain.start(timeout=15)
+    assert "no encryption" in plain.log_text(), plain.log_text()[-2000:]   # pg_hba refused a plain connection
