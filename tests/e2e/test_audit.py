@@ -241,3 +241,22 @@ def test_no_secret_in_this_servers_log_or_audit_file(srv):
     found = scan_for_secrets([srv.workdir])
     assert found == [], found
     assert (srv.data_dir / "audit.log").stat().st_size > 0 and srv.log_text()
+
+
+def test_the_secret_scan_finds_a_planted_secret_and_harvests_credentials(tmp_path, srv):
+    """The scan can fail: a secret planted in a log is found with its file and line; credentials the suite sent
+    (a Basic password, an ES-API-KEY secret, a login token answered) were remembered without the test's help."""
+    from conftest import SECRETS
+    planted = f"planted-{uuid.uuid4().hex}"
+    remember_secret(planted)
+    (tmp_path / "imaged-1.log").write_text("first line\nGET /x?token=" + planted + " 200\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "audit.log").write_text('{"path":"/' + planted + '"}\n')
+    found = scan_for_secrets([tmp_path])
+    assert len(found) == 2 and found[0].startswith(f"{tmp_path}/data/audit.log:1: ") and f"imaged-1.log:2: " in found[1], found
+    SECRETS.discard(planted)
+    basic = f"basic-{uuid.uuid4().hex[:12]}"
+    requests.get(srv.url + "/api/image", auth=("au-alice", basic), timeout=30)
+    es_secret = uuid.uuid4().hex
+    requests.get(srv.url + "/api/image/", headers={"ES-API-KEY": f"imk_x:{es_secret}"}, timeout=30)
+    assert basic in SECRETS and es_secret in SECRETS
