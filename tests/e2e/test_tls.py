@@ -331,3 +331,25 @@ def test_postgres_catalog_sslmode(postgres_tls, pki, tmp_path):
     with pytest.raises(RuntimeError):
         plain.start(timeout=15)
     assert "no encryption" in plain.log_text(), plain.log_text()[-2000:]   # pg_hba refused a plain connection
+
+
+def test_avi_login_and_refs_over_https(tls_server, pki):
+    """A vendor API over HTTPS: Avi's /login with a password (what TLS is for), then its image
+    objects, whose refs carry the https base URL."""
+    from conftest import imaged_bin
+    out = subprocess.run([str(imaged_bin()), "account", "create", "avi-tls", "--project", "p-alice", "--role", "member",
+                          "--password-stdin", "--data-dir", str(tls_server.data_dir)],
+                         input="avi-tls-password\n", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = str(pki["ca"])
+    login = s.post(tls_server.url + "/login", json={"username": "avi-tls", "password": "avi-tls-password"})
+    assert login.status_code == 200, login.text
+    assert s.cookies.get("sessionid") and s.cookies.get("csrftoken")
+    headers = {"X-CSRFToken": s.cookies["csrftoken"], "Referer": tls_server.url + "/", "X-Avi-Tenant": "p-alice"}
+    made = s.post(tls_server.url + "/api/image", json={"name": unique("avi-tls")}, headers=headers)
+    assert made.status_code == 201, made.text
+    assert made.json()["url"].startswith(f"https://127.0.0.1:{tls_server.port}/api/image/image-"), made.json()
+    listed = s.get(tls_server.url + "/api/image", headers=headers).json()
+    assert made.json()["uuid"] in [o["uuid"] for o in listed["results"]]
