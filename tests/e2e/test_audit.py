@@ -174,6 +174,10 @@ def test_zstack_login_update_delete_logout_are_audited(srv):
     assert r.status_code == 202, r.text
     expect(audit.of(r), api="zstack", action="image.update", image_id=image["id"], image_name="au-zs-renamed",
            user="au-alice", project="p-alice", status=202)
+    r = requests.delete(srv.url + f"/zstack/v1/images/{zuuid}", headers={**zs, "X-Job-UUID": uuid.uuid4().hex}, timeout=30)
+    assert r.status_code == 202, r.text
+    expect(audit.of(r), api="zstack", method="DELETE", action="image.delete", image_id=image["id"], image_name="au-zs-renamed",
+           user="au-alice", project="p-alice", status=202)
     r = requests.get(srv.url + f"/zstack/v1/accounts/sessions/{sid}/valid", headers=zs, timeout=30)
     assert r.status_code == 200
     r = requests.delete(srv.url + f"/zstack/v1/accounts/sessions/{sid}", headers=zs, timeout=30)
@@ -202,6 +206,13 @@ def test_danube_login_update_logout_are_audited(srv):
     assert r.status_code == 201 and r.json()["status"] == "PENDING", r.text  # Danube's updates are tasks
     expect(audit.of(r), api="danube", method="PUT", action="image.update", image_id=image["id"], image_name=name,
            user="au-alice", project="p-alice", status=201)
+    other = alice.create(name=f"au-dn2-{uuid.uuid4().hex[:6]}", disk_format="raw", container_format="bare")
+    assert alice.put(f"/v2/images/{other['id']}/file", data=b"e" * 4096,
+                     headers={"Content-Type": "application/octet-stream"}).status_code == 204
+    r = requests.delete(srv.url + f"/api/image/{other['name']}/", headers=headers, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    expect(audit.of(r), api="danube", method="DELETE", action="image.delete", image_id=other["id"], image_name=other["name"],
+           user="au-alice", project="p-alice", status=r.status_code)
     r = requests.get(srv.url + "/api/accounts/logout/", headers=headers, timeout=30)
     assert r.status_code == 200, r.text
     expect(audit.of(r), api="danube", method="GET", action="logout", user="au-alice", status=200)
