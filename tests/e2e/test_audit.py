@@ -30,9 +30,11 @@ def srv(tmp_path_factory):
     s.start()
     remember_secret(PASSWORD)
     remember_secret(hashlib.sha512(PASSWORD.encode()).hexdigest())
+    s.user_ids = {}
     for name, project, role in ACCOUNTS:
-        cli(s, "account", "create", name, "--project", project, "--role", role, "--password-stdin",
-            "--data-dir", str(s.data_dir), stdin=PASSWORD + "\n")
+        out = cli(s, "account", "create", name, "--project", project, "--role", role, "--password-stdin",
+                  "--data-dir", str(s.data_dir), stdin=PASSWORD + "\n")
+        s.user_ids[name] = re.search(r"user id (\S+),", out).group(1)
     yield s
     s.kill()
 
@@ -271,3 +273,36 @@ def test_the_secret_scan_finds_a_planted_secret_and_harvests_credentials(tmp_pat
     es_secret = uuid.uuid4().hex
     requests.get(srv.url + "/api/image/", headers={"ES-API-KEY": f"imk_x:{es_secret}"}, timeout=30)
     assert basic in SECRETS and es_secret in SECRETS
+
+
+def test_zstack_upload_url_is_audited_with_its_token_redacted(srv):
+    """An `upload://` image's bytes arrive at a URL whose token is the credential: the upload is audited under the
+    user who asked for it, and the line's path masks the token."""
+    from conftest import SECRETS
+    audit = Audit(srv)
+    sid = zstack_login(srv, "au-alice").json()["inventory"]["uuid"]
+    zs = {"Authorization": f"OAuth {sid}"}
+    image_uuid = uuid.uuid4().hex
+    [bs] = requests.get(srv.url + "/zstack/v1/backup-storage", headers=zs, timeout=30).json()["inventories"]
+    r = requests.post(srv.url + "/zstack/v1/images", headers={**zs, "X-Job-UUID": uuid.uuid4().hex}, timeout=30, json={
+        "params": {"name": "au-zs-up", "url": f"upload://{image_uuid}", "format": "raw", "resourceUuid": image_uuid,
+                   "backupStorageUuids": [bs["uuid"]]},
+        "systemTags": [], "userTags": []})
+    assert r.status_code == 202, r.text
+    core_id = str(uuid.UUID(image_uuid))
+    job = requests.get(r.json()["location"], headers=zs, timeout=30)
+    assert job.status_code == 200, job.text
+    expect(audit.of(r), api="zstack", method="POST", action="image.create", image_id=core_id, image_name="au-zs-up",
+           user="au-alice", status=202)
+    upload_url = job.json()["inventory"]["backupStorageRefs"][0]["installPath"]
+    upload_token = upload_url.rsplit("/", 1)[1]
+    assert upload_token in SECRETS  # harvested from the answer by conftest
+    payload = b"raw bytes of an uploaded image\n" * 128
+    r = requests.post(upload_url, data=payload, timeout=30,
+                      headers={"X-IMAGE-UUID": image_uuid, "X-IMAGE-SIZE": str(len(payload))})
+    assert r.status_code == 200, r.text
+    line = audit.of(r)
+    # The upload slot keeps the uploader's id (no name): the line names the same account by its user id.
+    expect(line, api="zstack", method="POST", action="image.upload", image_id=core_id, image_name="au-zs-up",
+           user=srv.user_ids["au-alice"], project="p-alice", status=200, path=f"/zstack/v1/uploads/{image_uuid}/<redacted>")
+    assert upload_token not in (srv.data_dir / "audit.log").read_text() and upload_token not in srv.log_text()
