@@ -200,6 +200,16 @@ let package = Package(
         .executableTarget(name: "FuzzScalr", dependencies: [
             "FuzzSupport", "ScalrAPI", "Identity", "ImageCore", .product(name: "Hummingbird", package: "hummingbird"),
         ], path: "Fuzz/FuzzScalr", swiftSettings: strict),
+        // The listener's connection gate and deadlines on the real HTTP/1 codec, on an EmbeddedChannel's virtual clock.
+        .testTarget(name: "ServerTests", dependencies: [
+            "Server",
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+        ], swiftSettings: strict),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore"], swiftSettings: strict),
         .testTarget(name: "ImageDataTests", dependencies: [
             "ImageData", "ImageCore", "BlobStoreFile", "CatalogSQLite",

@@ -21,7 +21,7 @@ final class ConnectionDeadlines: @unchecked Sendable {
     // The body rate: bytes and waiting time since the window began; sampled once a second.
     private var readPending = false
     private var rateTicker: RepeatedTask?
-    private var lastTick = NIODeadline.now()
+    private var lastTick = NIODeadline.uptimeNanoseconds(0)
     private var waitedNanos: Int64 = 0
     private var bodyBytes: Int64 = 0
     private var closed = false
@@ -58,7 +58,7 @@ final class ConnectionDeadlines: @unchecked Sendable {
 
     func bodyPartReceived() {
         guard rateTicker == nil, limits.minUploadBytesPerSecond > 0 else { return }
-        lastTick = .now()
+        lastTick = channel.eventLoop.now
         waitedNanos = 0
         bodyBytes = 0
         rateTicker = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in tick() }
@@ -92,7 +92,7 @@ final class ConnectionDeadlines: @unchecked Sendable {
     }
 
     private func tick() {
-        let now = NIODeadline.now()
+        let now = channel.eventLoop.now   // the loop's clock (virtual in EmbeddedEventLoop tests)
         if readPending { waitedNanos += (now - lastTick).nanoseconds }
         lastTick = now
         let window = limits.uploadStallSeconds * 1_000_000_000
