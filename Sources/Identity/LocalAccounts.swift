@@ -224,10 +224,10 @@ public struct LocalAccounts: Sendable {
         AuditTrail.note(attemptedUser: name)  // a failed login is audited under the name tried
         return try await throttle.attempt(name: name, client: client) {
             guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
-                try await deriveForNothing(password)
+                try await deriveForNothing(password, client: client)
                 return nil
             }
-            let ok = try await passwords.run { PasswordHash.verify(password, against: record) }
+            let ok = try await passwords.run(client: client) { PasswordHash.verify(password, against: record) }
             guard ok else { return nil }
             if PasswordHash.isLegacy(record) {
                 // Rewritten in the current form, so ZStack's SHA-512 login works for this account from now on.
@@ -244,18 +244,18 @@ public struct LocalAccounts: Sendable {
         AuditTrail.note(attemptedUser: name)  // a failed login is audited under the name tried
         return try await throttle.attempt(name: name, client: client) {
             guard let account = try await catalog.account(name: name), let record = account.passwordHash else {
-                try await deriveForNothing(hex)
+                try await deriveForNothing(hex, client: client)
                 return nil
             }
-            let ok = try await passwords.run { PasswordHash.verify(sha512Hex: hex, against: record) }
+            let ok = try await passwords.run(client: client) { PasswordHash.verify(sha512Hex: hex, against: record) }
             return ok ? (account, account.principal) : nil
         }
     }
 
     /// Same cost as a real check, so response time does not reveal which names exist.
-    private func deriveForNothing(_ password: String) async throws {
+    private func deriveForNothing(_ password: String, client: String?) async throws {
         let iterations = iterations
-        _ = try await passwords.run { try PasswordHash.derive(password, salt: [0], iterations: iterations) }
+        _ = try await passwords.run(client: client) { try PasswordHash.derive(password, salt: [0], iterations: iterations) }
     }
 
     public func authenticate(keyId: String, secret: String) async throws -> Principal? {

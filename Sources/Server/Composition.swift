@@ -129,7 +129,8 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
                        identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" }))
     // One set of accounts for every front-end: one login throttle and one bounded password pool.
     let accounts = LocalAccounts(catalog: catalog, throttle: config.loginThrottle,
-                                 passwords: PasswordPool(concurrency: config.loginConcurrency, queueLength: config.loginQueue))
+                                 passwords: PasswordPool(concurrency: config.loginConcurrency, queueLength: config.loginQueue,
+                                                         perClient: config.loginPerClient))
     let avi = AviImageAPI<ImagedRequestContext>(
         imports: imports, sessions: LoginSessions(accounts: accounts, scope: .avi),
         options: .init(publicEndpoint: config.publicEndpoint))

@@ -60,6 +60,8 @@ public struct ServerConfig: Sendable {
     /// Password checks (PBKDF2) at once, and how many may wait; more are refused at once (`--login-concurrency`, `--login-queue`).
     public var loginConcurrency = ProcessInfo.processInfo.activeProcessorCount
     public var loginQueue: Int?
+    /// Of those places, how many one client address may hold (`--login-per-client`; nil: half the slots).
+    public var loginPerClient: Int?
     /// Lifetime of a ZStack login session (`--zstack-session-seconds`).
     public var zstackSessionSeconds: Int64 = 7200
     /// Lifetime of a ZStack export URL (`--zstack-export-seconds`).

@@ -119,6 +119,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Password checks that may wait for one of those; more logins are refused at once with 503 (default: --login-concurrency).")
     var loginQueue: Int?
 
+    @Option(help: "Password checks (running or waiting) one client address may have; more from it are refused at once with 503 (default: half of --login-concurrency, at least 1).")
+    var loginPerClient: Int?
+
     @Option(help: "Seconds a ZStack session lives after its login (ZStack's identity.session.timeout).")
     var zstackSessionSeconds: Int64 = 7200
 
@@ -319,6 +322,10 @@ struct ServeOptions: ParsableArguments {
         if let loginQueue {
             guard (0...4096).contains(loginQueue) else { throw ValidationError("--login-queue must be between 0 and 4096") }
             config.loginQueue = loginQueue
+        }
+        if let loginPerClient {
+            guard (1...256).contains(loginPerClient) else { throw ValidationError("--login-per-client must be between 1 and 256") }
+            config.loginPerClient = loginPerClient
         }
         guard zstackSessionSeconds >= 1 else { throw ValidationError("--zstack-session-seconds must be positive") }
         config.zstackSessionSeconds = zstackSessionSeconds

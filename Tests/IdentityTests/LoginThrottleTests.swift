@@ -142,4 +142,21 @@ final class Flag: Sendable {
         let idle = await pool.admission.running
         #expect(idle == 0)
     }
+
+    /// One address holds at most `perClient` places: its second call is refused at once although the
+    /// queue has room, while another address still gets in.
+    @Test func oneAddressCannotTakeEveryPlace() async throws {
+        let pool = PasswordPool(concurrency: 2, queueLength: 2, perClient: 1)
+        let open = Flag()
+        let first = Task { try await pool.run(client: "a") { while !open.isSet { usleep(1000) }; return 1 } }
+        while await pool.admission.running < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        await #expect(throws: LoginRefused(.busy, retryAfter: 1)) { _ = try await pool.run(client: "a") { 2 } }
+        let other = try await pool.run(client: "b") { 3 }
+        open.set()
+        let firstResult = try await first.value
+        #expect(other == 3 && firstResult == 1)
+        // Its place given back, the address gets in again.
+        let again = try await pool.run(client: "a") { 4 }
+        #expect(again == 4)
+    }
 }

@@ -268,6 +268,58 @@ def test_a_flood_of_bogus_logins_never_holds_a_valid_login_for_seconds(tmp_path)
         s.kill()
 
 
+def test_one_flooding_address_leaves_room_for_everyone_else(tmp_path):
+    """16 threads loop bogus logins from one address: it holds one password slot at most
+    (--login-per-client 1), so a valid login from another address always gets a session, about as fast
+    as on a quiet server, and the flooder's surplus is refused busy at once."""
+    s = ImagedServer(tmp_path, "--login-concurrency", "2", "--login-queue", "2", "--login-per-client", "1",
+                     "--login-address-lock-after", "100000")
+    s.start()
+    try:
+        create_account("flood-user", "--data-dir", str(s.data_dir))
+        user = client("127.0.0.62")
+        quiet = []
+        for _ in range(3):
+            started = time.monotonic()
+            assert avi_ok(avi_login(user, s.url, "flood-user", PASSWORD))
+            quiet.append(time.monotonic() - started)
+        quiet_time = min(quiet)
+        stop = threading.Event()
+        statuses: list[int] = []
+
+        def flood():
+            http = client("127.0.0.61")
+            while not stop.is_set():
+                r = avi_login(http, s.url, f"nobody-{uuid.uuid4().hex[:8]}", "not-the-password")
+                statuses.append(r.status_code)
+                if r.status_code == 503:
+                    time.sleep(0.05)
+
+        threads = [threading.Thread(target=flood) for _ in range(16)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.0)
+            took = []
+            for _ in range(6):
+                started = time.monotonic()
+                r = avi_login(user, s.url, "flood-user", PASSWORD)
+                took.append(round(time.monotonic() - started, 3))
+                assert avi_ok(r), (r.status_code, r.text)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        print(f"quiet login {quiet_time:.3f} s; valid logins under one address's flood: {took}; flood answers: "
+              f"{statuses.count(401)} checked, {statuses.count(503)} refused busy")
+        assert statuses.count(401) > 0 and statuses.count(503) > 0
+        # One derivation of the flooder may run beside it (and its refused surplus costs some CPU), but a
+        # valid login is never queued behind the flood.
+        assert max(took) < 4 * quiet_time + 1.5, (quiet_time, took)
+    finally:
+        s.kill()
+
+
 @pytest.mark.skipif(not os.environ.get("IMAGED_TEST_POSTGRES_URL") or not os.environ.get("IMAGED_TEST_S3_ENV"),
                     reason="needs PostgreSQL and S3 (scripts/test.sh starts them)")
 def test_two_nodes_on_postgres_share_the_count(tmp_path):
