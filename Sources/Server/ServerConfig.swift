@@ -181,6 +181,7 @@ extension ServerConfig {
             ("quota", "images \(limit(quota.imageCountTotal)), bytes \(limit(quota.imageSizeTotal)), staged \(limit(quota.imageStageTotal)), uploading \(limit(quota.imageCountUploading))"),
             ("secret-key-file", secretKeyFile ?? dataDirectory + "/secret.key"),
             ("scalr-os-file", scalrOSFile ?? "(none: the seeded OSes)"),
+            ("logins", "locked after \(loginThrottle.accountThreshold) failures of an account from an address, \(loginThrottle.addressThreshold) from an address (1 s doubling to \(loginThrottle.maxDelayMs / 1000) s); \(loginConcurrency) password checks at once, \(loginQueue ?? loginConcurrency) waiting, \(loginPerClient ?? max(1, loginConcurrency / 2)) per client address"),
             ("zstack", "/zstack/v1, sessions \(zstackSessionSeconds) s, expunge after \(expungeAfterSeconds) s"),
             ("danube", "\(danubePrefix), tokens \(danubeTokenSeconds) s, snapshots " + (danubeSnapshotURL ?? "(none)")
                 + ", imagestores " + (danubeImagestores.isEmpty ? "(none)" : danubeImagestores.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))),
