@@ -35,13 +35,19 @@ public actor AuditLog {
         bytes.append(0x0A)
         var offset = 0
         while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            let n = bytes[offset...].withUnsafeBytes { systemWrite(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return }  // a full disk loses the line; the request is not failed for it
             offset += n
         }
     }
 }
+
+#if canImport(Glibc)
+private let systemWrite = Glibc.write
+#else
+private let systemWrite = Darwin.write
+#endif
 
 /// Which requests are audited: anything but GET, HEAD and OPTIONS, plus logins and logouts whatever
 /// their method; and the action of a request the core did not name (a login, a refusal before any
