@@ -4,7 +4,7 @@ import NIOSSL
 
 /// Outbound TLS (Keystone, S3; imports through `HTTPFetcher.Options.caFile`): the system's trust
 /// roots plus the PEM bundle of `--ca-file`, certificates always verified.
-enum OutboundTLS {
+public enum OutboundTLS {
     /// One client per CA file for the life of the process (an HTTPClient must never be dropped
     /// unshut); without a CA file the shared client, which trusts the system roots.
     private static let clients = NIOLockedValueBox<[String: HTTPClient]>([:])
@@ -23,7 +23,7 @@ enum OutboundTLS {
     }
 
     /// A bundle that does not load is a start-up error, not a failed handshake later.
-    static func check(caFile: String) throws {
+    public static func check(caFile: String) throws {
         let certificates: [NIOSSLCertificate]
         do { certificates = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
             throw ConfigError("--ca-file \(caFile): \(error)")

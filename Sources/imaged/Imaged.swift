@@ -343,7 +343,12 @@ struct ServeOptions: ParsableArguments {
         guard shutdownGraceSeconds >= 0 else { throw ValidationError("--shutdown-grace-seconds must not be negative") }
         config.shutdownGraceSeconds = shutdownGraceSeconds
         switch (tlsCert, tlsKey) {
-        case let (cert?, key?): config.tls = (cert, key)
+        case let (cert?, key?):
+            // Loaded here too, so `config check` and a start with a bad file fail before anything runs.
+            do { _ = try TLSCertificateStore(certificateFile: cert, keyFile: key) } catch {
+                throw ValidationError("--tls-cert \(cert) / --tls-key \(key) do not load: \(error)")
+            }
+            config.tls = (cert, key)
         case (nil, nil): break
         default: throw ValidationError("--tls-cert and --tls-key go together")
         }
@@ -359,6 +364,7 @@ struct ServeOptions: ParsableArguments {
         config.connectionLimits.uploadStallSeconds = uploadStallSeconds
         config.connectionLimits.maxConnections = maxConnections
         config.connectionLimits.maxConnectionsPerClient = maxConnectionsPerClient
+        if let caFile { try OutboundTLS.check(caFile: caFile) }
         config.caFile = caFile
         guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }
         config.danubeTokenSeconds = danubeTokenSeconds

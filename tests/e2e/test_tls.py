@@ -353,3 +353,20 @@ def test_avi_login_and_refs_over_https(tls_server, pki):
     assert made.json()["url"].startswith(f"https://127.0.0.1:{tls_server.port}/api/image/image-"), made.json()
     listed = s.get(tls_server.url + "/api/image", headers=headers).json()
     assert made.json()["uuid"] in [o["uuid"] for o in listed["results"]]
+
+
+def test_config_check_refuses_files_that_do_not_load(pki):
+    from conftest import imaged_bin
+
+    def check(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(imaged_bin()), "config", "check", *args], capture_output=True, text=True, timeout=60)
+
+    good = check("--tls-cert", str(pki["one"][0]), "--tls-key", str(pki["one"][1]), "--ca-file", str(pki["ca"]))
+    assert good.returncode == 0, good.stderr
+    assert f"tls: certificate {pki['one'][0]}" in good.stdout and f"ca-file: {pki['ca']}" in good.stdout, good.stdout
+    mismatched = check("--tls-cert", str(pki["one"][0]), "--tls-key", str(pki["two"][1]))   # another certificate's key
+    assert mismatched.returncode != 0 and "do not load" in mismatched.stderr, mismatched.stderr
+    alone = check("--tls-cert", str(pki["one"][0]))
+    assert alone.returncode != 0 and "go together" in alone.stderr, alone.stderr
+    bad_ca = check("--ca-file", str(pki["one"][1]))   # a key, not a certificate
+    assert bad_ca.returncode != 0 and "--ca-file" in bad_ca.stderr, bad_ca.stderr
