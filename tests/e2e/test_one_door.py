@@ -225,7 +225,7 @@ def zstack_delete(url: str, session: dict, image_id: str) -> requests.Response:
     result = {}
 
     def done():
-        result["r"] = requests.get(location, timeout=30)
+        result["r"] = requests.get(location, headers=session, timeout=30)
         return result["r"].status_code != 202
     wait_for(done, timeout=60, what="the ZStack delete job")
     return result["r"]

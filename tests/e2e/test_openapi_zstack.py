@@ -125,7 +125,7 @@ class ZStack:
     def poll(self, location: str, timeout: float = 90) -> requests.Response:
         deadline = time.monotonic() + timeout
         while True:
-            r = self.check(self.http.get(location, timeout=60))  # no session needed: the job uuid names it
+            r = self.check(self.http.get(location, headers={"Authorization": f"OAuth {self.session}"}, timeout=60))  # the session, as every call
             if r.status_code != 202:
                 return r
             assert time.monotonic() < deadline, f"job {location} still running"
@@ -192,7 +192,7 @@ def test_real_answers_match_the_document(zs_server, document, origin):
                    "system": "false", "backupStorageUuids": [primary, replica], "resourceUuid": wanted},
         "systemTags": ["qemuga"], "userTags": ["team::blue"]})
     assert r.status_code == 202 and r.json()["location"].endswith(f"/api-jobs/{job}")
-    first = z.check(z.http.get(r.json()["location"], timeout=60))
+    first = z.check(z.http.get(r.json()["location"], headers={"Authorization": f"OAuth {z.session}"}, timeout=60))
     assert first.status_code in (200, 202)
     done = z.poll(r.json()["location"]).json()["inventory"]
     assert done["uuid"] == wanted and done["status"] == "Ready" and done["md5Sum"] == hashlib.md5(data).hexdigest()
@@ -287,7 +287,7 @@ def test_real_answers_match_the_document(zs_server, document, origin):
     assert z.ok("DELETE", f"/images/{uuid.uuid4().hex}") == {}  # no such image: success
 
     # Jobs: unknown or expired is a plain 404. Logout ends the session.
-    assert z.check(z.http.get(f"{z.base}/api-jobs/{uuid.uuid4().hex}", timeout=60)).status_code == 404
+    assert z.check(z.http.get(f"{z.base}/api-jobs/{uuid.uuid4().hex}", headers={"Authorization": f"OAuth {z.session}"}, timeout=60)).status_code == 404
     assert z.call("DELETE", f"/accounts/sessions/{z.session}", auth=False).json() == {}
     assert z.call("GET", f"/accounts/sessions/{z.session}/valid", auth=False).json() == {"valid": False}
     assert z.call("GET", "/images").json()["error"]["code"] == "ID.1001"

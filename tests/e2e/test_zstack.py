@@ -319,8 +319,10 @@ def test_zstack_bad_input(zs_server, origin, disk):
     assert r.status_code == 404 and r.text == "no api mapping to /v1/no/such/api"
     r = requests.patch(base + "/images", headers=z.headers())
     assert r.status_code == 405 and "PATCH" in r.text
-    r = requests.get(base + "/api-jobs/" + job_uuid())
+    r = requests.get(base + "/api-jobs/" + job_uuid(), headers=z.headers())
     assert r.status_code == 404 and r.text == "the job has been expired"
+    r = requests.get(base + "/api-jobs/" + job_uuid())  # polling needs the session too (issue 19)
+    assert r.status_code == 400 and r.text == "missing header 'Authorization'"
     r = z.call("POST", "/images", job="not-a-uuid", json={"params": {}})
     assert r.status_code == 400 and "Invalid header[X-Job-UUID]" in r.text
     r = z.call("GET", "/images", params={"q": "name"})
@@ -457,7 +459,7 @@ def test_zstack_add_image_job_survives_sigkill(tmp_path, origin):
         assert r.status_code == 202, r.text
         location = r.json()["location"]
         wait_for(lambda: origin.hits.count("/zs/slow.raw") >= 1, what="download started")
-        assert z.http.get(location).status_code == 202
+        assert z.http.get(location, headers=z.headers()).status_code == 202
         time.sleep(0.5)
         srv.kill(signal.SIGKILL)
         srv.start(port=srv.port)
