@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import ImagedServer, Raw, unique, wait_status
+from conftest import ImagedServer, Raw, unique, wait_for, wait_status
 
 HEADER_TIMEOUT = 2
 IDLE_TIMEOUT = 3
@@ -138,7 +138,8 @@ def test_idle_sockets_and_slowloris_are_cut_off_while_normal_clients_are_served(
     assert min(closed_at) >= HEADER_TIMEOUT - 0.5, min(closed_at)   # not before the header timeout
     assert max(closed_at) <= HEADER_TIMEOUT + 3, max(closed_at)
     assert slowloris_cut["after"] is not None, "the slowloris client sent its whole head"
-    assert slowloris_cut["after"] <= HEADER_TIMEOUT + 2, slowloris_cut
+    # Cut at the header timeout; the client notices at its next send or two (0.5 s apart).
+    assert HEADER_TIMEOUT - 0.5 <= slowloris_cut["after"] <= HEADER_TIMEOUT + 3, slowloris_cut
     assert slowloris_cut["answer"] == b""
     # 2x the quiet figure (a 10 ms floor: loopback GETs take a few ms, and scheduler noise is not the server).
     assert loaded <= 2 * max(quiet, 0.010), f"p99 quiet {quiet * 1000:.1f} ms, under attack {loaded * 1000:.1f} ms"
@@ -209,6 +210,7 @@ def test_connection_caps_per_client_and_per_node(tmp_path):
         time.sleep(0.3)
         counts = refusals(srv.url)
         assert counts["per_client"] == 1 and counts["max_connections"] == 1, counts
-        assert open_gauge(srv.url) == 1   # the /metrics request itself
+        # Everything released: only the /metrics request itself is open (the previous one may take a moment to go).
+        wait_for(lambda: open_gauge(srv.url) == 1, timeout=5, what="imaged_connections_open to be 1")
     finally:
         srv.kill()
