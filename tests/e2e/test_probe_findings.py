@@ -215,13 +215,21 @@ def test_secrets_in_paths_stay_out_of_the_log(srv):
     r = requests.post(upload_url, files={"file": ("x.raw", data)},
                       headers={"X-IMAGE-UUID": image_uuid, "X-IMAGE-SIZE": str(len(data))}, timeout=30)
     assert r.status_code == 200, r.text  # the legitimate upload works
+    # an export URL: its token is the credential that serves the bytes
+    job = uuid.uuid4().hex
+    assert alice.call("PUT", f"/backup-storage/{bs}/actions", job,
+                      json={"exportImageFromBackupStorage": {"imageUuid": image_uuid}}).status_code == 202
+    export_url = alice.poll(job).json()["imageUrl"]
+    export_token = export_url.split("/")[-2]
+    assert requests.get(export_url, timeout=30).content == data
     query_secret = uuid.uuid4().hex
     requests.get(srv.url + "/v2/images", params={"token": query_secret, "X-Amz-Signature": query_secret},
                  headers={"X-Auth-Token": token("alice")}, timeout=30)
-    logs = wait_for(lambda: (lambda t: t if "/zstack/v1/uploads/" in t else None)(srv.all_logs()), what="log lines")
+    logs = wait_for(lambda: (lambda t: t if f"/zstack/v1/exports/{bs}/{image_uuid}/" in t else None)(srv.all_logs()), what="log lines")
     assert "/zstack/v1/accounts/sessions/<redacted>/valid" in logs
     assert f"/zstack/v1/uploads/{image_uuid}/<redacted>" in logs
-    for secret in (sid, upload_token, query_secret):
+    assert f"/zstack/v1/exports/{bs}/{image_uuid}/<redacted>/" in logs
+    for secret in (sid, upload_token, export_token, query_secret):
         assert secret not in logs, secret
 
 
