@@ -193,9 +193,11 @@ struct AviSession {
                 #expect(put.status == .unauthorized && patch.status == .unauthorized)
             }
             #expect(try await s.call(.get, "/api/image/\(uuid)")["name"] == .string("keep"))
-            // A Referer naming another site is refused too.
+            // A Referer (or an Origin) naming another site is refused too: 403, Django's words (issue 19).
             let foreign = try await s.call(.post, "/api/image", json: #"{"name":"sneaky"}"#, headers: ["Referer": "http://evil.example"])
-            #expect(foreign.status == .unauthorized)
+            #expect(foreign.status == .forbidden)
+            let origin = try await s.call(.post, "/api/image", json: #"{"name":"sneaky"}"#, headers: ["Origin": "http://evil.example"])
+            #expect(origin.status == .forbidden && origin.text.contains("Origin checking failed - http://evil.example"))
             let all = try await s.call(.get, "/api/image")
             #expect(all["count"] == .int(1) && all["results"]?.arrayValue.first?["uuid"] == .string(uuid))
         }
