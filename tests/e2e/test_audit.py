@@ -115,6 +115,9 @@ def test_openstack_writes_are_audited_and_reads_are_not(srv):
     assert [json.loads(line)["user"] for line in history.splitlines()][-2:] == ["u-bob", "u-alice"]
     bobs = [json.loads(line) for line in cli(srv, "audit", "--data-dir", str(srv.data_dir), "--user", "u-bob").splitlines()]
     assert len(bobs) == 2 and {b["user"] for b in bobs} == {"u-bob"} and {b["status"] for b in bobs} == {403, 404}
+    assert [json.loads(line) for line in cli(srv, "audit", "--data-dir", str(srv.data_dir), "--project", "p-bob").splitlines()] == bobs
+    missing = subprocess.run([str(imaged_bin()), "audit", "--file", str(srv.workdir / "nope.log")], capture_output=True, text=True)
+    assert missing.returncode != 0 and "cannot read the audit file" in missing.stderr
     table = cli(srv, "audit", "--data-dir", str(srv.data_dir), "--image", image["id"], "--table", "--since", "1h")
     assert table.splitlines()[0].split()[:5] == ["TIME", "API", "USER", "PROJECT", "ACTION"] and len(table.splitlines()) == 7
     assert cli(srv, "audit", "--data-dir", str(srv.data_dir), "--user", "u-bob", "--since", "2999-01-01") == ""
