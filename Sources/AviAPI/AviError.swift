@@ -45,6 +45,7 @@ struct AviError: Error {
         case .gone: return AviError(.notFound, "Image object not found!")
         case .rangeNotSatisfiable: return AviError(.rangeNotSatisfiable, e.message)
         case .unavailable: return AviError(.serviceUnavailable, e.message)
+        case .insufficientStorage: return AviError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), e.message)
         case .internal: return nil
         }
     }

@@ -188,7 +188,7 @@ public struct FileBlobStore: BlobStore {
 extension BlobStoreError {
     /// A failed system call, with what it was about and its errno.
     static func syscall(_ what: String, _ code: Int32) -> BlobStoreError {
-        BlobStoreError(.io, "\(what): \(String(cString: strerror(code)))")
+        BlobStoreError(code == ENOSPC || code == EDQUOT ? .noSpace : .io, "\(what): \(String(cString: strerror(code)))")
     }
 
     static let writerFinished = BlobStoreError(.writerClosed, "blob writer already committed or cancelled")

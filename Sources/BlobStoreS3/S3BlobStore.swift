@@ -36,7 +36,7 @@ public struct S3Config: Sendable {
 /// Image bytes as objects in an S3 bucket. A writer is a multipart upload (a single PUT when the
 /// blob fits in one part): nothing is visible under the key until CompleteMultipartUpload, and
 /// cancelling aborts the upload, so no part is left behind.
-public final class S3BlobStore: BlobStore {
+public final class S3BlobStore: BlobStore, BlobStoreOrphanReaping {
     public let config: S3Config
     let signer: SigV4Signer
     let client: HTTPClient
@@ -242,25 +242,21 @@ public final class S3BlobStore: BlobStore {
 
     /// Multipart uploads begun under our prefix and never completed or aborted.
     public func incompleteUploads() async throws -> [(key: String, uploadId: String)] {
-        var found: [(String, String)] = []
+        try await openUploads().map { ($0.object, $0.uploadId) }
+    }
+
+    /// Every open multipart upload under our prefix (`GET /?uploads&prefix=`, all pages).
+    func openUploads() async throws -> [S3MultipartListing.Upload] {
+        var found: [S3MultipartListing.Upload] = []
         var keyMarker: String?, idMarker: String?
         repeat {
             var query = [("uploads", ""), ("prefix", config.keyPrefix)]
             if let keyMarker { query.append(("key-marker", keyMarker)) }
             if let idMarker { query.append(("upload-id-marker", idMarker)) }
             let r = try await send(.GET, object: nil, query: query, accept: [200])
-            let text = String(buffer: r.body)
-            for block in S3XML.blocks("Upload", in: text) {
-                if let k = S3XML.values("Key", in: block).first, let u = S3XML.values("UploadId", in: block).first {
-                    found.append((k, u))
-                }
-            }
-            if S3XML.values("IsTruncated", in: text).first == "true" {
-                keyMarker = S3XML.values("NextKeyMarker", in: text).first
-                idMarker = S3XML.values("NextUploadIdMarker", in: text).first
-            } else {
-                keyMarker = nil
-            }
+            let page = S3MultipartListing(xml: String(buffer: r.body))
+            found += page.uploads
+            (keyMarker, idMarker) = page.truncated ? (page.nextKeyMarker, page.nextUploadIdMarker) : (nil, nil)
         } while keyMarker != nil
         return found
     }
@@ -272,6 +268,21 @@ public final class S3BlobStore: BlobStore {
             try await abort(object: object, uploadId: uploadId)
         }
         return open.count
+    }
+
+    /// Aborts the multipart uploads under our prefix begun more than `maxAge` seconds before `now`:
+    /// what a node that died mid-upload left (its parts cost space until aborted). Uploads a live
+    /// node is writing are younger: a stalled upload is cancelled well before `maxAge`. An upload
+    /// whose start S3 did not say is left alone. Returns how many were aborted.
+    public func abortStaleUploads(maxAge: Int64, now: Int64) async throws -> Int {
+        var aborted = 0
+        for upload in try await openUploads() where upload.isOlder(than: maxAge, now: now) {
+            try await abort(object: upload.object, uploadId: upload.uploadId)
+            logger.notice("aborted an orphan multipart upload", metadata: [
+                "object": .string(upload.object), "initiated": "\(upload.initiated ?? 0)"])
+            aborted += 1
+        }
+        return aborted
     }
 
     // MARK: Multipart
@@ -387,6 +398,44 @@ actor S3BlobWriter: BlobWriter {
             let store = store, object = object
             await Task.detached { try? await store.abort(object: object, uploadId: uploadId) }.value
         }
+    }
+}
+
+/// One page of ListMultipartUploads (`GET /?uploads`).
+public struct S3MultipartListing: Sendable, Equatable {
+    public struct Upload: Sendable, Equatable {
+        public var object: String
+        public var uploadId: String
+        /// When the upload began (seconds since the epoch); nil when S3 did not say or said it oddly.
+        public var initiated: Int64?
+
+        public func isOlder(than maxAge: Int64, now: Int64) -> Bool {
+            guard let initiated else { return false }
+            return now - initiated > maxAge
+        }
+    }
+    public var uploads: [Upload] = []
+    public var truncated = false
+    public var nextKeyMarker: String?
+    public var nextUploadIdMarker: String?
+
+    public init(xml text: String) {
+        for block in S3XML.blocks("Upload", in: text) {
+            guard let k = S3XML.values("Key", in: block).first, let u = S3XML.values("UploadId", in: block).first else { continue }
+            uploads.append(Upload(object: k, uploadId: u, initiated: S3XML.values("Initiated", in: block).first.flatMap(Self.epoch)))
+        }
+        truncated = S3XML.values("IsTruncated", in: text).first == "true"
+        nextKeyMarker = S3XML.values("NextKeyMarker", in: text).first.flatMap { $0.isEmpty ? nil : $0 }
+        nextUploadIdMarker = S3XML.values("NextUploadIdMarker", in: text).first.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// S3's timestamps: ISO 8601 in UTC, with or without fractional seconds (`2026-12-03T19:42:37.000Z`).
+    static func epoch(_ text: String) -> Int64? {
+        let plain = ISO8601DateFormatter()
+        if let d = plain.date(from: text) { return Int64(d.timeIntervalSince1970) }
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return fractional.date(from: text).map { Int64($0.timeIntervalSince1970) }
     }
 }
 

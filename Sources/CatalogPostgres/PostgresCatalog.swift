@@ -73,9 +73,12 @@ public final class PostgresCatalog: Catalog {
         let q = Self.query(sql, values)
         do {
             if let connection { return try await connection.query(q, logger: logger).collect() }
-            return try await client.query(q, logger: logger).collect()
+            let logger = self.logger
+            return try await pooled { c in try await c.query(q, logger: logger).collect() }
         } catch let e as PSQLError {
             throw Self.translate(e)
+        } catch {
+            throw Self.unavailable(error) ?? error
         }
     }
 
@@ -84,12 +87,74 @@ public final class PostgresCatalog: Catalog {
 
     static func translate(_ e: PSQLError) -> any Error {
         if e.serverInfo?[.sqlState] == "23505" { return UniqueViolation(detail: e.serverInfo?[.detail] ?? "") }
-        return e
+        return unavailable(e) ?? e
     }
 
-    /// BEGIN … COMMIT on one pooled connection; any error rolls back and is rethrown as it was.
+    /// PostgreSQL could not be reached or went away (restarting, shutting down, connection lost):
+    /// the core's `.unavailable`, which every front-end answers 503 with `Retry-After`. The pool
+    /// reconnects by itself; what was not committed was not acknowledged.
+    static func unavailable(_ error: any Error) -> ImageError? {
+        if let e = error as? PSQLError {
+            switch e.code {
+            case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .poolClosed:
+                return ImageError(.unavailable, "The catalog database is unavailable (\(e.code)); retry shortly.")
+            case .server:
+                // 08xxx connection exceptions, 57P01-03 shutdown / cannot connect now, 53300 too many connections.
+                let state = e.serverInfo?[.sqlState] ?? ""
+                if state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300" {
+                    return ImageError(.unavailable, "The catalog database is unavailable (SQLSTATE \(state)); retry shortly.")
+                }
+                return nil
+            default:
+                return nil
+            }
+        }
+        // The pool gave up connecting (postgres-nio's ConnectionPoolError, from a module not imported here).
+        if String(describing: type(of: error)) == "ConnectionPoolError" {
+            return ImageError(.unavailable, "The catalog database cannot be reached; retry shortly.")
+        }
+        return nil
+    }
+
+    /// BEGIN … COMMIT on one pooled connection; any error rolls back and is rethrown as it was
+    /// (connection failures as `.unavailable`).
     func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await client.withConnection { connection in
+        do {
+            return try await transactionOnce(body)
+        } catch {
+            throw Self.unavailable(error) ?? error
+        }
+    }
+
+    /// Seconds a request waits for a pooled connection: while PostgreSQL is down the pool keeps
+    /// trying to connect (and would hold requests up to its 60 s circuit breaker); past this the
+    /// request is answered 503 instead.
+    static let acquireTimeout: Duration = .seconds(5)
+
+    /// Runs `work` on a pooled connection, or throws `.unavailable` when none is had within `acquireTimeout`
+    /// (the work itself, once it has a connection, is not bounded).
+    func pooled<T: Sendable>(_ work: (PostgresConnection) async throws -> T) async throws -> T {
+        try await withoutActuallyEscaping(work) { work in
+            nonisolated(unsafe) let work = work  // awaited below before this function returns
+            let started = AcquireFlag()
+            let client = self.client
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await client.withConnection { c in started.set(); return try await work(c) } }
+                group.addTask {
+                    try await Task.sleep(for: Self.acquireTimeout)
+                    if !started.isSet { throw ImageError(.unavailable, "The catalog database cannot be reached; retry shortly.") }
+                    return nil
+                }
+                while let next = try await group.next() {
+                    if let result = next { group.cancelAll(); return result }
+                }
+                throw ImageError(.internal, "catalog request ended without a result")
+            }
+        }
+    }
+
+    private func transactionOnce<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await pooled { connection in
             try await connection.query("BEGIN", logger: logger)
             do {
                 let result = try await body(connection)
@@ -159,7 +224,7 @@ public final class PostgresCatalog: Catalog {
             deletedAt: try int(18), tags: try DocumentColumns.decodeTags(try text(19) ?? "[]"),
             properties: try DocumentColumns.decodeProperties(try text(20) ?? "{}"), version: try int(21) ?? 0,
             extensions: try DocumentColumns.decodeExtensions(try text(22) ?? "{}"),
-            nameRule: try text(23).flatMap(NameRule.init(rawValue:)))
+            nameRule: try text(23).flatMap(NameRule.init(rawValue:)), writerNode: try text(24))
     }
 
     func images(_ sql: String, _ values: [SQLValue], on c: PostgresConnection? = nil) async throws -> [Image] {
@@ -346,4 +411,11 @@ public final class PostgresCatalog: Catalog {
         try await !rows("DELETE FROM image_members WHERE image_id = $1 AND member_id = $2 RETURNING 1",
                         [.text(imageId), .text(memberId)]).isEmpty
     }
+}
+
+/// Whether a request got its pooled connection (set once, read by the deadline).
+final class AcquireFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }

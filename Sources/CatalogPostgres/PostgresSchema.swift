@@ -141,5 +141,10 @@ enum PostgresSchema {
             """,
             "CREATE INDEX login_throttle_last ON login_throttle(last_failure)",
         ]),
+        // Kept after "v6" (login throttle): the nodes of a cluster and who writes an upload.
+        ("v7: node heartbeats", [
+            "CREATE TABLE nodes (id TEXT COLLATE \"C\" PRIMARY KEY, heartbeat_at BIGINT NOT NULL, started_at BIGINT NOT NULL)",
+            "ALTER TABLE images ADD COLUMN writer_node TEXT",
+        ]),
     ]
 }

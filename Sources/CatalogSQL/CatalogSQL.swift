@@ -47,7 +47,7 @@ public enum CatalogColumns {
     public static let imageNames = [
         "id", "name", "status", "visibility", "protected", "os_hidden", "owner", "container_format", "disk_format",
         "size", "virtual_size", "min_disk", "min_ram", "checksum", "os_hash_algo", "os_hash_value", "created_at",
-        "updated_at", "deleted_at", "tags", "properties", "version", "extensions", "name_rule",
+        "updated_at", "deleted_at", "tags", "properties", "version", "extensions", "name_rule", "writer_node",
     ]
     public static let images = imageNames.joined(separator: ", ")
 
@@ -70,7 +70,7 @@ public enum CatalogColumns {
          SQLValue(i.virtualSize), .int(i.minDisk), .int(i.minRam), SQLValue(i.checksum), SQLValue(i.osHashAlgo),
          SQLValue(i.osHashValue), .int(i.createdAt), .int(i.updatedAt), SQLValue(i.deletedAt),
          .text(DocumentColumns.encodeTags(i.tags)), .text(DocumentColumns.encodeProperties(i.properties)), .int(i.version),
-         .text(DocumentColumns.encodeExtensions(i.extensions)), SQLValue(i.nameRule?.rawValue)]
+         .text(DocumentColumns.encodeExtensions(i.extensions)), SQLValue(i.nameRule?.rawValue), SQLValue(i.writerNode)]
     }
 
     /// One value per task column, in `taskNames` order.

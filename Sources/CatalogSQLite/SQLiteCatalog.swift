@@ -171,6 +171,13 @@ public final class SQLiteCatalog: Catalog {
                 CREATE INDEX login_throttle_last ON login_throttle(last_failure);
                 """)
         }
+        // Kept after "v6" (login throttle): the nodes of a cluster and who writes an upload.
+        m.registerMigration("v7: node heartbeats") { db in
+            try db.execute(sql: """
+                CREATE TABLE nodes (id TEXT PRIMARY KEY, heartbeat_at INTEGER NOT NULL, started_at INTEGER NOT NULL);
+                ALTER TABLE images ADD COLUMN writer_node TEXT;
+                """)
+        }
         return m
     }
 
@@ -213,7 +220,7 @@ public final class SQLiteCatalog: Catalog {
             tags: try DocumentColumns.decodeTags(text(19) ?? "[]"),
             properties: try DocumentColumns.decodeProperties(text(20) ?? "{}"),
             version: int(21), extensions: try DocumentColumns.decodeExtensions(text(22) ?? "{}"),
-            nameRule: text(23).flatMap(NameRule.init(rawValue:)))
+            nameRule: text(23).flatMap(NameRule.init(rawValue:)), writerNode: text(24))
     }
 
     /// Runs a cached SELECT of `columns` and decodes every row.

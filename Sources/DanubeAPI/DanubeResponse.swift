@@ -63,6 +63,7 @@ struct DanubeError: Error, Equatable {
         case .inUse: return .usedByVMs
         case .payloadTooLarge: return DanubeError(.contentTooLarge, e.message)
         case .unavailable: return DanubeError(.serviceUnavailable, e.message)
+        case .insufficientStorage: return DanubeError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), e.message)
         case .internal: return nil
         }
     }

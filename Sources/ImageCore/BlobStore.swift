@@ -55,6 +55,8 @@ public struct BlobStoreError: Error, Equatable, Sendable, CustomStringConvertibl
         /// The store failed the operation otherwise: a file system call (disk full, permissions,
         /// a blob shorter than its size), an S3 answer refusing the request or not making sense.
         case io
+        /// The file system is full (ENOSPC, EDQUOT): the write failed and left nothing behind.
+        case noSpace
         /// The driver's configuration is unusable (an S3 endpoint that is not http(s)://host…).
         case badConfiguration
     }
@@ -77,6 +79,13 @@ public struct BlobStoreCapacity: Sendable, Equatable {
 /// Stores that can tell their capacity (files: the file system's); S3 cannot.
 public protocol BlobStoreCapacityReporting: Sendable {
     func capacity() async -> BlobStoreCapacity?
+}
+
+/// Stores whose writers can leave something behind when their node dies (S3's multipart uploads):
+/// the reaper aborts what is older than a bound no live writer reaches.
+public protocol BlobStoreOrphanReaping: Sendable {
+    /// Aborts unfinished writes begun more than `maxAge` seconds before `now`; returns how many.
+    func abortStaleUploads(maxAge: Int64, now: Int64) async throws -> Int
 }
 
 /// One blob being written. Not for concurrent use: one task writes, then commits or cancels.
@@ -103,7 +112,7 @@ public enum BlobKey {
 }
 
 /// A store under the name the operator gave it (`--store NAME=…`); everything else is the base store's.
-public struct NamedBlobStore: BlobStore, BlobStoreCapacityReporting {
+public struct NamedBlobStore: BlobStore, BlobStoreCapacityReporting, BlobStoreOrphanReaping {
     let base: any BlobStore
     public let id: String
     public let description: String
@@ -120,6 +129,9 @@ public struct NamedBlobStore: BlobStore, BlobStoreCapacityReporting {
     public func keys(prefix: String) async throws -> [String] { try await base.keys(prefix: prefix) }
     public func removeLeftovers() async throws -> Int { try await base.removeLeftovers() }
     public func capacity() async -> BlobStoreCapacity? { await (base as? any BlobStoreCapacityReporting)?.capacity() }
+    public func abortStaleUploads(maxAge: Int64, now: Int64) async throws -> Int {
+        try await (base as? any BlobStoreOrphanReaping)?.abortStaleUploads(maxAge: maxAge, now: now) ?? 0
+    }
 }
 
 /// Every configured store (Glance's multiple backends). Uploads and imports go to the default store

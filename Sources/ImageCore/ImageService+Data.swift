@@ -26,6 +26,7 @@ extension ImageService {
                 throw ImageError.badRequest("Properties disk_format, container_format must be set prior to saving data.")
             }
             image.status = to
+            image.writerNode = config.nodeId
         }
     }
 
@@ -33,6 +34,7 @@ extension ImageService {
     /// was deleted meanwhile the caller gets 410 and must discard the data it committed.
     public func finishData(id: String, from: ImageStatus, facts: DataFacts,
                            also: @escaping @Sendable (inout Image) -> Void = { _ in }) async throws -> Image {
+        let node = config.nodeId
         let updated = try await updateCheckingQuota(id: id) { image in
             guard image.status == from else {
                 if image.status == .deleted || image.status == .pendingDelete {
@@ -40,7 +42,12 @@ extension ImageService {
                 }
                 throw ImageError.conflict("Image \(id) is \(image.status.rawValue), not \(from.rawValue); data discarded.")
             }
+            // Another node's upload now (this one was reaped as abandoned, then the image uploaded again).
+            guard UploadWriter.node(node).owns(image.writerNode) else {
+                throw ImageError.conflict("Image \(id) is being written by another node; data discarded.")
+            }
             image.status = .active
+            image.writerNode = nil
             image.size = facts.size
             image.checksum = facts.checksum
             image.osHashAlgo = facts.hashAlgorithm
@@ -55,25 +62,36 @@ extension ImageService {
 
     /// uploading → uploading with the staged size recorded (staged data is not downloadable).
     public func finishStage(id: String, size: Int64) async throws {
+        let node = config.nodeId
         let updated = try await updateCheckingQuota(id: id) { image in
             guard image.status == .uploading else {
                 if image.status == .deleted { throw ImageError(.gone, "Image \(id) was deleted while its data was being staged.") }
                 throw ImageError.conflict("Image \(id) is \(image.status.rawValue), not uploading.")
             }
+            guard UploadWriter.node(node).owns(image.writerNode) else {
+                throw ImageError.conflict("Image \(id) is being staged by another node; data discarded.")
+            }
+            image.writerNode = nil
             image.size = size
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
         }
         if updated == nil { throw ImageError.notFound("No image found with ID \(id)") }
     }
 
+    /// This node's id, recorded as the writer of its uploads.
+    public var nodeId: String { config.nodeId }
+
     /// A failed or abandoned upload/import: back to queued (Glance), size and virtual size cleared,
-    /// so the client can retry. Does nothing when the image has moved on (deleted, say).
+    /// so the client can retry. Does nothing when the image has moved on (deleted, say), or when
+    /// its upload is not `writer`'s (this node's by default): another node's upload is never undone.
     @discardableResult
-    public func returnToQueued(id: String, from: Set<ImageStatus>,
+    public func returnToQueued(id: String, from: Set<ImageStatus>, writer: UploadWriter? = nil,
                                also: @escaping @Sendable (inout Image) -> Void = { _ in }) async throws -> Image? {
-        try await catalog.updateImage(id: id) { image in
-            guard from.contains(image.status) else { return }
+        let writer = writer ?? .node(config.nodeId)
+        return try await catalog.updateImage(id: id) { image in
+            guard from.contains(image.status), writer.owns(image.writerNode) else { return }
             image.status = .queued
+            image.writerNode = nil
             image.size = nil
             image.virtualSize = nil
             image.checksum = nil

@@ -51,6 +51,9 @@ public struct Image: Sendable, Equatable {
     /// The uniqueness the image claims among live images (set by the front-end that created it,
     /// enforced by the catalog on every write that could break it). nil: none, as in Glance.
     public var nameRule: NameRule?
+    /// The node writing the image's data while it is `saving` or `uploading` (nil otherwise): on a
+    /// shared catalog, an upload whose node stopped beating is requeued by another node's reaper.
+    public var writerNode: String?
 
     public init(
         id: String, name: String? = nil, status: ImageStatus = .queued, visibility: Visibility = .shared,
@@ -59,7 +62,7 @@ public struct Image: Sendable, Equatable {
         minDisk: Int64 = 0, minRam: Int64 = 0, checksum: String? = nil, osHashAlgo: String? = nil,
         osHashValue: String? = nil, createdAt: Int64, updatedAt: Int64, deletedAt: Int64? = nil,
         tags: [String] = [], properties: [String: String] = [:], version: Int64 = 0,
-        extensions: [String: JSONValue] = [:], nameRule: NameRule? = nil
+        extensions: [String: JSONValue] = [:], nameRule: NameRule? = nil, writerNode: String? = nil
     ) {
         self.id = id; self.name = name; self.status = status; self.visibility = visibility
         self.isProtected = isProtected; self.osHidden = osHidden; self.owner = owner
@@ -68,6 +71,7 @@ public struct Image: Sendable, Equatable {
         self.osHashAlgo = osHashAlgo; self.osHashValue = osHashValue; self.createdAt = createdAt
         self.updatedAt = updatedAt; self.deletedAt = deletedAt; self.tags = tags; self.properties = properties
         self.version = version; self.extensions = extensions; self.nameRule = nameRule
+        self.writerNode = writerNode
     }
 }
 
@@ -125,6 +129,8 @@ public struct ImageError: Error, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case badRequest, unauthorized, forbidden, notFound, conflict, payloadTooLarge
         case unsupportedMediaType, gone, rangeNotSatisfiable, unavailable, `internal`
+        /// The store has no room for the data (disk full): 507, or the API's equivalent.
+        case insufficientStorage
         /// Another live image already holds a value the image's `NameRule` keeps unique.
         case duplicate
         /// VMs are recorded against the image: it cannot be deleted.

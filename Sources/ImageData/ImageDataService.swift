@@ -208,7 +208,18 @@ public struct ImageDataService: Sendable {
     static func clientError(_ error: any Error) -> any Error {
         if error is ImageError { return error }
         if error is CancellationError { return ImageError.badRequest("Upload cancelled.") }
-        return error
+        return storeError(error)
+    }
+
+    /// A store that is down or full is a condition the caller can wait out (503 with Retry-After,
+    /// 507), not a bug of ours (500): the core's kinds, which every front-end renders.
+    static func storeError(_ error: any Error) -> any Error {
+        guard let e = error as? BlobStoreError else { return error }
+        switch e.kind {
+        case .unavailable: return ImageError(.unavailable, "The image store is unavailable: \(e.message)")
+        case .noSpace: return ImageError(.insufficientStorage, "The image store is full: \(e.message)")
+        default: return error
+        }
     }
 
     /// Glance's format rules (reference §11.1): the virtual size to record, or 415 naming the rule.
@@ -273,7 +284,7 @@ public struct ImageDataService: Sendable {
         } catch {
             // A client that went away is not the store's fault.
             if !delivering, !(error is ImageError), !(error is CancellationError) { DataMetrics.storeError("read") }
-            throw error
+            throw delivering ? error : Self.storeError(error)
         }
     }
 }

@@ -56,7 +56,7 @@ public struct StartupScrub: Sendable {
             }
             guard let reason else { continue }
             let failedStore = image.status == .importing ? blobs.id : nil
-            try await service.returnToQueued(id: image.id, from: [image.status]) { $0.releaseImportLock(failedStore: failedStore) }
+            try await service.returnToQueued(id: image.id, from: [image.status], writer: .any) { $0.releaseImportLock(failedStore: failedStore) }
             report.imagesRequeued += 1
             logger.notice("image \(image.id) was \(image.status.rawValue) (\(reason)): back to queued")
         }

@@ -40,6 +40,7 @@ struct GlanceError: Error {
         case .gone: return .gone
         case .rangeNotSatisfiable: return .rangeNotSatisfiable
         case .unavailable: return .serviceUnavailable
+        case .insufficientStorage: return HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .internal: return .internalServerError
         }
     }

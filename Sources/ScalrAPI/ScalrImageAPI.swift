@@ -58,6 +58,7 @@ public struct ScalrImageAPI<Context: RequestContext>: HTTPResponder {
             case .inUse: Failure(409, "ObjectInUse", "The Image is used by some Role or Server.")
             case .payloadTooLarge: Failure(409, "LimitExceeded", e.message)
             case .unavailable: Failure(503, "ServiceUnavailable", e.message)
+            case .insufficientStorage: Failure(507, "InsufficientStorage", e.message)
             case .internal: Failure(500, "InternalServerError", "Server Error")
             }
             return Self.envelope(meta, [("errors", .array([.object([("code", .string(f.code)), ("message", .string(f.message))])]))], status: f.status)

@@ -42,6 +42,8 @@ public struct Imaged: Sendable {
     public let scrub: StartupScrub.Report
     /// Expunges softly deleted images after their period (nil: never).
     public let reaper: SoftDeleteReaper?
+    /// Beats this node's heartbeat; requeues dead nodes' uploads and aborts orphan multipart uploads.
+    public let uploadReaper: UploadReaper
     public let responder: ImagedResponder
     public let authDescription: String
     public let blobsDescription: String
@@ -117,6 +119,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy), options: fetchOptions)
     var runnerOptions = TaskRunner.Options()
     runnerOptions.leaseSeconds = config.taskLeaseSeconds
+    runnerOptions.nodeId = serviceConfig.nodeId
     runnerOptions.concurrency = config.taskWorkers
     let runner = TaskRunner(catalog: catalog, options: runnerOptions, logger: logger)
     runner.attach(data: data, fetcher: fetcher)
@@ -144,6 +147,10 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     zstackOptions.maxLiveJobs = config.zstackMaxJobs
     zstackOptions.sealer = sealer
     let zstack = ZStackImageAPI<ImagedRequestContext>(imports: imports, accounts: accounts, options: zstackOptions)
+    var uploadReaperOptions = UploadReaper.Options()
+    uploadReaperOptions.heartbeatSeconds = config.nodeHeartbeatSeconds
+    uploadReaperOptions.multipartMaxAge = config.s3MultipartMaxAge
+    let uploadReaper = UploadReaper(data: data, catalog: catalog, options: uploadReaperOptions, logger: logger)
     let reaper = config.expungeAfterSeconds > 0 ? SoftDeleteReaper(data: data, catalog: catalog, after: config.expungeAfterSeconds, logger: logger) : nil
     var danubeOptions = DanubeAPIOptions(publicEndpoint: config.publicEndpoint)
     danubeOptions.tokenLifetime = config.danubeTokenSeconds
@@ -159,6 +166,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     Observability.bootstrap()
     let readiness = Readiness(catalog: catalog, stores: stores.all)
     return Imaged(service: service, catalog: catalog, data: data, runner: runner, scrub: scrub, reaper: reaper,
+                  uploadReaper: uploadReaper,
                   responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr,
                                                    enabled: config.frontends, readiness: readiness,
                                                    audit: try config.auditLogPath.map { try AuditLog(path: $0) }),

@@ -26,6 +26,9 @@ public struct ImagedResponder: HTTPResponder {
     /// Where audit lines go; nil: not audited.
     var audit: AuditLog? = nil
 
+    /// `Retry-After` on a 503 that did not set one: a restarting database or store is back within seconds.
+    static let retryAfterSeconds = 5
+
     public func respond(to request: Request, context: Context) async throws -> Response {
         let path = request.uri.path
         switch path {
@@ -42,9 +45,14 @@ public struct ImagedResponder: HTTPResponder {
             if OpenAPIDocuments.claims(path) { return OpenAPIDocuments.respond(path: path, method: request.method) }
         }
         let handler = frontend(for: request)
-        return try await RequestTelemetry<Context>(frontend: handler.label, audit: audit).handle(request, context: context) { request, context in
+        var response = try await RequestTelemetry<Context>(frontend: handler.label, audit: audit).handle(request, context: context) { request, context in
             try await handler.respond(request, context)
         }
+        // Every API's 503 (catalog or store down) tells the client when to try again, in one place.
+        if response.status == .serviceUnavailable, response.headers[.retryAfter] == nil {
+            response.headers[.retryAfter] = String(Self.retryAfterSeconds)
+        }
+        return response
     }
 
     /// Which front-end answers a request: a label for metrics and logs, and its responder.

@@ -20,6 +20,14 @@ struct SoftDeleteReaperService: Service {
     }
 }
 
+/// Keeps the node's heartbeat and reaps what dead nodes left, for the life of the server.
+struct UploadReaperService: Service {
+    let reaper: UploadReaper
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await reaper.run() }
+    }
+}
+
 /// Runs the server until SIGTERM/SIGINT: it then stops accepting, lets requests in flight (uploads)
 /// finish for up to `shutdownGraceSeconds`, then cancels them (an upload cancelled this way returns its
 /// image to queued); background tasks release their leases at once. On PostgreSQL the connection pool
@@ -83,5 +91,6 @@ public func buildApplication(_ config: ServerConfig, postgres: PostgresCatalog? 
     app.addServices(TaskRunnerService(runner: imaged.runner))
     if let tls { app.addServices(CertificateReloadService(store: tls, logger: logger)) }
     if let reaper = imaged.reaper { app.addServices(SoftDeleteReaperService(reaper: reaper)) }
+    app.addServices(UploadReaperService(reaper: imaged.uploadReaper))
     return app
 }

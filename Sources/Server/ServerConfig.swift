@@ -93,6 +93,10 @@ public struct ServerConfig: Sendable {
     /// Seconds a softly deleted image (ZStack's Deleted) is kept before it is expunged; 0 keeps it
     /// until expunged by hand (`--expunge-after-seconds`, ZStack's `image.expungePeriod`).
     public var expungeAfterSeconds: Int64 = 259_200
+    /// Seconds between this node's heartbeats; a node silent for 3 is dead and its uploads requeued.
+    public var nodeHeartbeatSeconds: Int64 = 5
+    /// Unfinished S3 multipart uploads older than this are a dead node's and are aborted (`--s3-multipart-max-age`).
+    public var s3MultipartMaxAge: Int64 = 86_400
     /// The front-ends this node answers (`--frontend`); the others' paths answer 404. Every one by default.
     public var frontends: Set<Frontend> = Set(Frontend.allCases)
     /// Background tasks (imports, copies, vendor jobs) one node runs at once (`--task-workers`).

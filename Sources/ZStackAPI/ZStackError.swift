@@ -66,7 +66,9 @@ struct ZStackError: Error, Equatable {
         case .forbidden: return ZStackError("ID.1002", e.message)
         case .notFound, .gone: return .notFound(e.message)
         case .payloadTooLarge: return ZStackError("ID.1003", e.message)
-        case .conflict, .duplicate, .inUse, .unavailable: return .failed(e.message)
+        case .conflict, .duplicate, .inUse, .insufficientStorage: return .failed(e.message)
+        // ZStack answers every failure 503; a passing outage also says when to retry.
+        case .unavailable: return ZStackError("SYS.1006", e.message, retryAfter: 5)
         case .internal: return ZStackError("SYS.1000", "internal error")
         }
     }

@@ -197,6 +197,12 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Seconds a softly deleted image (ZStack's Deleted status) is kept, recoverable, before it is expunged; 0 keeps it until expunged by hand (ZStack's image.expungePeriod).")
     var expungeAfterSeconds: Int64 = 259_200
 
+    @Option(help: "Seconds between this node's heartbeats in the catalog; an upload whose node misses 3 is requeued by another node.")
+    var nodeHeartbeatSeconds: Int64 = 5
+
+    @Option(help: "Seconds after which an unfinished S3 multipart upload is an orphan (a dead node's) and is aborted; longer than any live upload.")
+    var s3MultipartMaxAge: Int64 = 86_400
+
     @Option(help: "Validate X-Auth-Token against this Keystone (e.g. http://keystone:5000/v3).")
     var keystoneUrl: String?
 
@@ -395,6 +401,11 @@ struct ServeOptions: ParsableArguments {
         }
         guard expungeAfterSeconds >= 0 else { throw ValidationError("--expunge-after-seconds must not be negative") }
         config.expungeAfterSeconds = expungeAfterSeconds
+        guard nodeHeartbeatSeconds >= 1, s3MultipartMaxAge >= 1 else {
+            throw ValidationError("--node-heartbeat-seconds and --s3-multipart-max-age must be at least 1")
+        }
+        config.nodeHeartbeatSeconds = nodeHeartbeatSeconds
+        config.s3MultipartMaxAge = s3MultipartMaxAge
         if let url = keystoneUrl {
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw ValidationError("--keystone-url must be an http(s) URL") }
             var password = ProcessInfo.processInfo.environment["IMAGED_KEYSTONE_PASSWORD"]
