@@ -145,6 +145,8 @@ log "PostgreSQL on 127.0.0.1:$PG_PORT"
 if scripts/postgres.sh start "$PG_DIR" "$PG_PORT" </dev/null; then
   IMAGED_TEST_POSTGRES_URL=$(cat "$PG_DIR/test-url")
   export IMAGED_TEST_POSTGRES_URL
+  # The fault tests stop and start this server (test_engine_faults.py).
+  export IMAGED_TEST_PG_DIR=$PG_DIR
 else
   result[swift-test]="FAILED (PostgreSQL did not start)"
   summary

@@ -18,7 +18,11 @@ public enum GuardedDownload {
         case .noData:
             return .noData
         case .bytes(let image, let r, let total, let partial):
-            guard let stored = try await data.storeHolding(image).size(key: BlobKey.image(image.id)), stored == total else {
+            let stored: Int64?
+            do { stored = try await data.storeHolding(image).size(key: BlobKey.image(image.id)) } catch {
+                throw ImageDataService.storeError(error)  // a store that is down: 503, not 500
+            }
+            guard let stored, stored == total else {
                 throw ImageError(.unavailable, "The data of image \(image.id) is not available.")
             }
             let body = ResponseBody(contentLength: Int(r.count)) { writer in

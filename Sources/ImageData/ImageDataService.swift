@@ -213,7 +213,7 @@ public struct ImageDataService: Sendable {
 
     /// A store that is down or full is a condition the caller can wait out (503 with Retry-After,
     /// 507), not a bug of ours (500): the core's kinds, which every front-end renders.
-    static func storeError(_ error: any Error) -> any Error {
+    public static func storeError(_ error: any Error) -> any Error {
         guard let e = error as? BlobStoreError else { return error }
         switch e.kind {
         case .unavailable: return ImageError(.unavailable, "The image store is unavailable: \(e.message)")

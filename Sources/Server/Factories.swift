@@ -14,7 +14,7 @@ public func makeBlobStore(_ choice: ServerConfig.Blobs, dataDir: String, storeId
         let root = dir ?? (storeId.map { dataDir + "/stores/" + $0 } ?? dataDir + "/blobs")
         return (try FileBlobStore(root: root), storeId == nil ? "file blobs" : "files in \(root)")
     case .s3(let s3):
-        return (try S3BlobStore(config: s3, client: try OutboundTLS.client(caFile: caFile), logger: logger),
+        return (try S3BlobStore(config: s3, client: try OutboundTLS.storeClient(caFile: caFile), logger: logger),
                 "S3 blobs in \(s3.endpoint) bucket \(s3.bucket)" + (s3.keyPrefix.isEmpty ? "" : " under \(s3.keyPrefix)"))
     }
 }

@@ -22,6 +22,23 @@ public enum OutboundTLS {
         }
     }
 
+    /// The S3 store's client: like `client(caFile:)`, with a short connect timeout, so a store that is
+    /// down fails each attempt in seconds (AsyncHTTPClient's default keeps retrying the connection for
+    /// 90 s per request) and an upload or download is answered 503 instead of hanging.
+    static func storeClient(caFile: String?) throws -> HTTPClient {
+        if let caFile { try check(caFile: caFile) }
+        let key = "store:" + (caFile ?? "")
+        return clients.withLockedValue { clients in
+            if let client = clients[key] { return client }
+            var tls = TLSConfiguration.makeClientConfiguration()
+            if let caFile { tls.additionalTrustRoots = [.file(caFile)] }
+            let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                    configuration: .init(tlsConfiguration: tls, timeout: .init(connect: .seconds(3))))
+            clients[key] = client
+            return client
+        }
+    }
+
     /// A bundle that does not load is a start-up error, not a failed handshake later.
     public static func check(caFile: String) throws {
         let certificates: [NIOSSLCertificate]
