@@ -136,6 +136,8 @@ S3_PORT=$(free_port)
 log "S3 server (Ceph RGW) on 127.0.0.1:$S3_PORT"
 if scripts/s3.sh start "$S3_DIR" "$S3_PORT" </dev/null; then
   export IMAGED_TEST_S3_ENV=$S3_DIR/s3.env
+  # The chaos test stops and starts this RGW (test_chaos.py).
+  export IMAGED_TEST_S3_DIR=$S3_DIR
 else
   result[swift-test]="FAILED (S3 server did not start)"
   summary
