@@ -208,20 +208,26 @@ def test_each_front_end_accepts_only_its_own_sessions(srv):
     assert avi(avi_sid).status_code == 200
 
 
+def flood_user_and_quiet_login_time(s, address: str):
+    """Creates `flood-user` on server `s` and returns a client bound to `address` and its fastest of three
+    valid logins on the still quiet server (the yardstick of the flood tests)."""
+    create_account("flood-user", "--data-dir", str(s.data_dir))
+    user = client(address)
+    quiet = []
+    for _ in range(3):
+        started = time.monotonic()
+        assert avi_ok(avi_login(user, s.url, "flood-user", PASSWORD))
+        quiet.append(time.monotonic() - started)
+    return user, min(quiet)
+
+
 def test_a_flood_of_bogus_logins_never_holds_a_valid_login_for_seconds(tmp_path):
     """16 clients loop bogus logins (unknown names: still a full PBKDF2 each) from 16 addresses; a valid login
     from another address gets either a session about as fast as on a quiet server, or a fast 503."""
     s = ImagedServer(tmp_path, "--login-concurrency", "2", "--login-queue", "2", "--login-address-lock-after", "100000")
     s.start()
     try:
-        create_account("flood-user", "--data-dir", str(s.data_dir))
-        user = client("127.0.0.41")
-        quiet = []
-        for _ in range(3):
-            started = time.monotonic()
-            assert avi_ok(avi_login(user, s.url, "flood-user", PASSWORD))
-            quiet.append(time.monotonic() - started)
-        quiet_time = min(quiet)
+        user, quiet_time = flood_user_and_quiet_login_time(s, "127.0.0.41")
 
         stop = threading.Event()
         bogus_statuses: list[int] = []
@@ -276,14 +282,7 @@ def test_one_flooding_address_leaves_room_for_everyone_else(tmp_path):
                      "--login-address-lock-after", "100000")
     s.start()
     try:
-        create_account("flood-user", "--data-dir", str(s.data_dir))
-        user = client("127.0.0.62")
-        quiet = []
-        for _ in range(3):
-            started = time.monotonic()
-            assert avi_ok(avi_login(user, s.url, "flood-user", PASSWORD))
-            quiet.append(time.monotonic() - started)
-        quiet_time = min(quiet)
+        user, quiet_time = flood_user_and_quiet_login_time(s, "127.0.0.62")
         stop = threading.Event()
         statuses: list[int] = []
 
