@@ -8,8 +8,9 @@
 #      files and S3)
 #   4. the end-to-end suite: the real imaged binary driven by openstack CLI / openstacksdk / glanceclient, on the
 #      embedded default, then the client suites again on PostgreSQL + S3 (plus the multi-node tests)
-#   5. fuzzing (scripts/fuzz.sh): the seed corpus replayed by the debug build, then every libFuzzer target
-#      (disk-format inspector, each front-end's request decoding) built and run for FUZZ_SECONDS each
+#   5. in the background: fuzzing (scripts/fuzz.sh): the seed corpus replayed by the debug build, then every
+#      libFuzzer target (disk-format inspector, each front-end's request decoding) built and run for FUZZ_SECONDS
+#      each; meanwhile the scale-out client suites and Tempest (scripts/tempest.sh ci) run in the foreground
 # Exits non-zero if any step fails. Safe to run twice; the second run skips installs.
 set -uo pipefail
 
@@ -24,15 +25,18 @@ started=$(date +%s)
 log() { printf '\n==> %s\n' "$*"; }
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
-declare -A result=() began=()
-order=(deps build swift-test e2e e2e-scaleout fuzz)
+declare -A result=() began=() ended=()
+order=(deps build swift-test e2e e2e-scaleout tempest fuzz)
 for s in "${order[@]}"; do result[$s]="not run"; done
-# A step's time runs from its `begin` to the next step's (or to the summary).
+# A step's time runs from its `begin` to its `finish` (steps run concurrently), else to the next step's
+# begin (or to the summary).
 begin() { began[$1]=$(date +%s); }
+finish() { ended[$1]=$(date +%s); }
 took() {
   local s=$1 next="" i found=0 end
   [ -n "${began[$s]:-}" ] || { echo "-"; return; }
-  for i in "${order[@]}"; do
+  next=${ended[$s]:-}
+  [ -n "$next" ] || for i in "${order[@]}"; do
     if [ $found = 1 ] && [ -n "${began[$i]:-}" ]; then next=${began[$i]}; break; fi
     [ "$i" = "$s" ] && found=1
   done
@@ -102,7 +106,11 @@ keystone_deps() {
   log "S3 server packages (Ceph RGW)"
   scripts/s3.sh install </dev/null || return 1
   log "PostgreSQL server packages"
-  scripts/postgres.sh install </dev/null
+  scripts/postgres.sh install </dev/null || return 1
+  if [ -x scripts/tempest.sh ]; then
+    log "Tempest venv (.venv-tempest)"
+    scripts/tempest.sh install </dev/null || return 1
+  fi
 }
 
 begin deps
@@ -173,6 +181,24 @@ case $rc in
   *) result[e2e]="FAILED (pytest exit $rc)" ;;
 esac
 
+# ---------------------------------------------------------------------------------------------
+# 5. Fuzzing runs in the background while the scale-out suites and Tempest (mostly waiting on servers) run:
+# the steps are independent, and one after the other they would not fit CI's time budget.
+# No crash, hang or leak within the time bound (inputs found are kept under .build-fuzz/results).
+FUZZ_LOG=$ROOT/.build/fuzz-step.log
+fuzz_step() {
+  log "fuzzing: corpus replay, then scripts/fuzz.sh (${FUZZ_SECONDS:-45} s per target), then scripts/fuzz.sh asan (${FUZZ_ASAN_SECONDS:-30} s per target)"
+  if ! scripts/fuzz.sh replay </dev/null; then echo "FUZZ-RESULT replay"; return 1; fi
+  local rc=0
+  scripts/fuzz.sh </dev/null || rc=$?
+  scripts/fuzz.sh asan </dev/null || rc=$?
+  echo "FUZZ-RESULT $rc"
+  return $rc
+}
+begin fuzz
+fuzz_step >"$FUZZ_LOG" 2>&1 &
+fuzz_pid=$!
+
 # The client suites again, the session server now on PostgreSQL + S3 (a fresh schema and key prefix).
 begin e2e-scaleout
 log "pytest (openstack CLI, openstacksdk, glanceclient, raw HTTP) on PostgreSQL + S3"
@@ -183,21 +209,30 @@ case $rc in
   0) result[e2e-scaleout]="ok" ;;
   *) result[e2e-scaleout]="FAILED (pytest exit $rc)" ;;
 esac
+finish e2e-scaleout
 
-# ---------------------------------------------------------------------------------------------
-# 5. Fuzzing: no crash, hang or leak within the time bound (inputs found are kept under .build-fuzz/results)
-begin fuzz
-log "fuzzing: corpus replay, then scripts/fuzz.sh (${FUZZ_SECONDS:-45} s per target), then scripts/fuzz.sh asan (${FUZZ_ASAN_SECONDS:-30} s per target)"
-if scripts/fuzz.sh replay </dev/null; then
-  scripts/fuzz.sh </dev/null
-  rc=$?
-  scripts/fuzz.sh asan </dev/null || rc=$?
-  case $rc in
-    0) result[fuzz]="ok" ;;
-    *) result[fuzz]="FAILED (scripts/fuzz.sh exit $rc)" ;;
-  esac
+# OpenStack's own conformance suite (tempest.api.image and glance-tempest-plugin) against a real Keystone,
+# imaged with two file stores and a second imaged as the remote region (scripts/tempest.sh).
+begin tempest
+if [ -x scripts/tempest.sh ]; then
+  log "Tempest (scripts/tempest.sh ci)"
+  if scripts/tempest.sh ci </dev/null; then result[tempest]="ok"; else result[tempest]="FAILED (exit $?)"; fi
 else
+  result[tempest]="ok (no scripts/tempest.sh)"
+fi
+finish tempest
+
+log "waiting for the fuzzing step (started at $(( ${began[fuzz]} - started ))s)"
+wait "$fuzz_pid"
+rc=$?
+finish fuzz
+cat "$FUZZ_LOG"
+if grep -q '^FUZZ-RESULT replay' "$FUZZ_LOG"; then
   result[fuzz]="FAILED (the seed corpus does not replay)"
+elif [ "$rc" -eq 0 ]; then
+  result[fuzz]="ok"
+else
+  result[fuzz]="FAILED (scripts/fuzz.sh exit $rc)"
 fi
 
 summary
