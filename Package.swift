@@ -142,9 +142,17 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
         ], swiftSettings: strict),
+        // Notifications: the core's events to RabbitMQ (AMQP 0-9-1 on SwiftNIO, oslo.messaging's envelope) and webhooks (CloudEvents).
+        .target(name: "Notifications", dependencies: [
+            "ImageCore", "ImageData",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
         .target(name: "Server", dependencies: [
-            "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound",
+            "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound", "Notifications",
             "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI", "FrontEndSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             // /metrics: swift-metrics backed by Prometheus' text format.
@@ -169,7 +177,7 @@ let package = Package(
             .embedInCode("OpenAPI/danube.json"), .embedInCode("OpenAPI/scalr.json"),
         ], swiftSettings: strict),
         .executableTarget(name: "imaged", dependencies: [
-            "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite", "CatalogPostgres", "BlobStoreS3", "BlobStoreFile", "Outbound",
+            "Server", "ImageData", "ImageCore", "Identity", "CatalogSQLite", "CatalogPostgres", "BlobStoreS3", "BlobStoreFile", "Outbound", "Notifications",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             // The configuration file (YAML); a maintained parser beats writing one.
             .product(name: "Yams", package: "Yams"),
@@ -211,6 +219,9 @@ let package = Package(
             .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
         ], swiftSettings: strict),
         .testTarget(name: "ImageCoreTests", dependencies: ["ImageCore"], swiftSettings: strict),
+        .testTarget(name: "NotificationsTests", dependencies: [
+            "Notifications", "ImageCore", .product(name: "NIOCore", package: "swift-nio"),
+        ], swiftSettings: strict),
         .testTarget(name: "ImageDataTests", dependencies: [
             "ImageData", "ImageCore", "BlobStoreFile", "CatalogSQLite",
             .product(name: "Crypto", package: "swift-crypto"),

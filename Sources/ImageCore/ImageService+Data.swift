@@ -17,7 +17,7 @@ extension ImageService {
     /// queued → `to` (saving for `PUT /file`, uploading for `PUT /stage`), for the owner or an admin.
     public func beginUpload(id: String, to: ImageStatus, by p: Principal) async throws -> Image {
         AuditTrail.note(to == .saving ? "image.upload" : "image.stage", imageId: id, by: p)
-        return try await mutate(id: id, by: p, action: to == .saving ? .uploadImage : .modifyImage, verb: "upload data to") { image in
+        let image = try await mutate(id: id, by: p, action: to == .saving ? .uploadImage : .modifyImage, verb: "upload data to") { image in
             guard image.status == .queued else {
                 throw ImageError.conflict("Image status transition from \(image.status.rawValue) to \(to.rawValue) is not allowed")
             }
@@ -28,6 +28,8 @@ extension ImageService {
             image.status = to
             image.writerNode = config.nodeId
         }
+        emit("image.prepare", image: image, extra: EventPayload.importStores(image))
+        return image
     }
 
     /// saving (or importing) → active with size and digests, all in one catalog write. When the image
@@ -57,6 +59,8 @@ extension ImageService {
             also(&image)
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        emit("image.upload", image: updated, extra: EventPayload.importStores(updated))
+        emit("image.activate", image: updated)
         return updated
     }
 
@@ -75,7 +79,8 @@ extension ImageService {
             image.size = size
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
         }
-        if updated == nil { throw ImageError.notFound("No image found with ID \(id)") }
+        guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        emit("image.upload", image: updated, extra: EventPayload.importStores(updated))
     }
 
     /// This node's id, recorded as the writer of its uploads.
@@ -116,7 +121,7 @@ extension ImageService {
     /// (`os_glance_import_task`) and moves it to `importing`, all in one write.
     public func beginImport(id: String, method: String, taskId: String, store: String, by p: Principal) async throws -> Image {
         AuditTrail.note("image.import", imageId: id, by: p)
-        return try await mutate(id: id, by: p, action: .modifyImage, verb: "import data to") { image in
+        let image = try await mutate(id: id, by: p, action: .modifyImage, verb: "import data to") { image in
             guard image.diskFormat != nil, image.containerFormat != nil else {
                 throw ImageError.conflict("Image \(image.id) needs disk_format and container_format before import.")
             }
@@ -132,6 +137,8 @@ extension ImageService {
             image.properties[ImageService.importLockKey] = taskId
             image.properties[ImageService.importingToStoresKey] = store
             image.properties.removeValue(forKey: ImageService.failedImportKey)
+        emit("image.prepare", image: image, extra: EventPayload.importStores(image))
+        return image
         }
     }
 

@@ -12,6 +12,8 @@ public struct ImageServiceConfig: Sendable {
     public var quota = QuotaLimits.unlimited
     /// This node's id in the cluster: recorded as the writer of the uploads it runs.
     public var nodeId = "node-" + ImageID.generate().prefix(8)
+    /// Where the core's events (Glance's notifications) go; none by default.
+    public var events: any EventSink = NoEvents()
 
     public init() {}
 }
@@ -134,6 +136,7 @@ public struct ImageService: Sendable {
         }
         logger.info("image created", metadata: ["image": .string(image.id), "owner": .string(image.owner ?? "-")])
         AuditTrail.note(image: image)
+        emit("image.create", image: image)
         return image
     }
 
@@ -289,6 +292,11 @@ public struct ImageService: Sendable {
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
         AuditTrail.note(image: updated)  // the name after a rename
+        if action == .deleteImage {
+            emit("image.delete", image: updated, extra: EventPayload.deleted(at: updated.deletedAt ?? Timestamp.now()))
+        } else {
+            emit("image.update", image: updated)
+        }
         return updated
     }
 
@@ -362,6 +370,7 @@ public struct ImageService: Sendable {
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        emit("image.update", image: updated)
         return updated
     }
 
@@ -407,6 +416,7 @@ public struct ImageService: Sendable {
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
+        emit("image.update", image: updated)
         logger.info("image data forgotten in some stores", metadata: ["image": .string(id), "stores": .string(drop.sorted().joined(separator: ","))])
         return updated
     }
@@ -543,6 +553,7 @@ public struct ImageService: Sendable {
         let now = Timestamp.now()
         let member = ImageMember(imageId: image.id, memberId: memberId, status: .pending, createdAt: now, updatedAt: now)
         try await catalog.insertMember(member)
+        emit("image.member.create", EventPayload.member(member))
         return member
     }
 
@@ -592,16 +603,19 @@ public struct ImageService: Sendable {
             m.updatedAt = Timestamp.now()
             try await catalog.updateMember(m)
         }
+        emit("image.member.update", EventPayload.member(m))
         return m
     }
 
     public func removeMember(imageId: String, memberId: String, by p: Principal) async throws {
         // A member may see the image but not manage its members (403).
         let image = try await authorizedImage(id: imageId, by: p, for: .deleteMember, verb: "remove members of")
+        let member = try await catalog.member(imageId: image.id, memberId: memberId)  // the event's payload
         guard try await catalog.deleteMember(imageId: image.id, memberId: memberId) else {
             throw ImageError.notFound("Member \(memberId) not found for image \(imageId).")
         }
     }
+        if let member { emit("image.member.delete", EventPayload.member(member, deletedAt: Timestamp.now())) }
 }
 
 extension StringProtocol {

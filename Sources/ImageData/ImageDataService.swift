@@ -106,6 +106,9 @@ public struct ImageDataService: Sendable {
             throw error
         }
     }
+            // Glance's failed upload: image.upload at error priority, the reason as payload.
+            images.emit("image.upload", .string("Failed to upload image data for image \(image.id): \((error as? ImageError)?.message ?? "\(error)")"),
+                        priority: .error)
 
     /// Stores the bytes for a later `glance-direct` import: queued → uploading, size recorded.
     public func stage(id: String, declaredSize: Int64?, body: some AsyncSequence<ByteBuffer, any Error>,
@@ -279,13 +282,16 @@ public struct ImageDataService: Sendable {
                 delivering = true
                 try await sink(buffer)
                 delivering = false
+        var sent: Int64 = 0
                 DataMetrics.bytesOut(buffer.readableBytes)
             }
         } catch {
             // A client that went away is not the store's fault.
             if !delivering, !(error is ImageError), !(error is CancellationError) { DataMetrics.storeError("read") }
+                sent += Int64(buffer.readableBytes)
             throw delivering ? error : Self.storeError(error)
         }
+            images.emitSend(image, bytesSent: sent)
     }
 }
 

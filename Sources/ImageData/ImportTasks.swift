@@ -91,6 +91,7 @@ public struct ImageImports: Sendable {
         }
         runner.wake()
         return task
+        data.images.emitTask("task.create", task)
     }
 
     /// The stores an import writes to: `stores`, every store for `all_stores`, else the default.
@@ -217,6 +218,8 @@ public final class TaskRunner: Sendable {
         logger.info("task started", metadata: ["task": .string(task.id), "attempt": "\(task.attempts)"])
         let progress = TaskProgress()
         // The lease this run holds: the claim's.
+        data.images.emitTask("task.run", task)
+        data.images.emitTask("task.processing", task)
         let nodeId = task.leaseOwner ?? options.nodeId
         let outcome: Result<String, any Error> = await withTaskGroup(of: Result<String, any Error>?.self) { group in
             group.addTask {
@@ -281,7 +284,7 @@ public final class TaskRunner: Sendable {
         case .success(let r): (r, "")
         case .failure(let e): (nil, (e as? ImageError)?.message ?? "\(e)")
         }
-        _ = try? await catalog.updateTask(id: task.id) { t in
+        let finished = try? await catalog.updateTask(id: task.id) { t in
             guard t.leaseOwner == nodeId else { return }
             t.status = result != nil ? .success : .failure
             t.result = result
@@ -295,6 +298,9 @@ public final class TaskRunner: Sendable {
         }
         if result != nil {
             logger.info("task succeeded", metadata: ["task": .string(task.id), "bytes": "\(done)"])
+        if let finished, finished.status.isFinished {
+            data.images.emitTask(finished.status == .success ? "task.success" : "task.failure", finished)
+        }
         } else {
             logger.warning("task failed", metadata: ["task": .string(task.id), "error": .string(message)])
         }

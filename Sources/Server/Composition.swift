@@ -14,6 +14,7 @@ import Identity
 import ImageCore
 import ImageData
 import Logging
+import Notifications
 import NIOCore
 import OpenStackAPI
 import Outbound
@@ -70,6 +71,8 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     }
     var serviceConfig = ImageServiceConfig()
     serviceConfig.quota = config.quota
+    let notifications = try Notifications(config.notify, logger: logger)
+    if let notifications { serviceConfig.events = notifications }
     let service = ImageService(catalog: catalog, config: serviceConfig, logger: logger)
     let stores: BlobStores
     let blobsDescription: String
@@ -128,6 +131,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let (authenticator, authDescription) = try makeAuthenticator(config, catalog: catalog, dataDir: dataDir, logger: logger)
     let openstack = OpenStackImageAPI<ImagedRequestContext>(
         imports: imports, authenticator: authenticator,
+    notifications?.start(poster: fetcher)  // webhooks go through the URL guard, as callbacks do
         options: .init(publicEndpoint: config.publicEndpoint,
                        identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" }))
     // One set of accounts for every front-end: one login throttle and one bounded password pool.

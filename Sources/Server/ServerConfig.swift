@@ -5,6 +5,7 @@ import Identity
 import ImageCore
 import ImageData
 import Logging
+import Notifications
 import Outbound
 
 /// Everything `imaged serve` can be told. The defaults are the embedded single-node setup.
@@ -51,6 +52,8 @@ public struct ServerConfig: Sendable {
     public var importAllowCIDRs: [String] = []
     /// Ports an import URL may name explicitly; empty means any (`--import-allow-port`).
     public var importAllowedPorts: Set<Int> = [80, 443]
+    /// Events to RabbitMQ and webhooks (`--notify-url`, `--notify-webhook`, `--notify-queue`, `--notify-exchange`); off by default.
+    public var notify = NotificationOptions()
     /// Who may import from private ranges and any port (`--import-private`).
     public var importPrivate: PrivateImportPolicy = .admin
     /// Seconds a task lease lasts without renewal (a dead node's task is resumed after this).
@@ -195,6 +198,7 @@ extension ServerConfig {
         ]
         return out
     }
+            ("notify", notify.description),
 }
 
 /// The APIs one imaged can answer; `--frontend` picks some.

@@ -6,6 +6,7 @@ import Identity
 import ImageCore
 import ImageData
 import Logging
+import Notifications
 import Outbound
 import Server
 
@@ -191,6 +192,18 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Background tasks (imports, copies, vendor jobs) this node runs at once.")
     var taskWorkers = 2
 
+    @Option(help: "Publish Glance's notifications to RabbitMQ: amqp://user:password@host:5672/vhost (default: off).")
+    var notifyUrl: String?
+
+    @Option(help: "POST each notification as a CloudEvent (JSON) to URL, through the URL guard (repeatable; default: none).")
+    var notifyWebhook: [String] = []
+
+    @Option(help: "Notifications waiting per target (broker, each webhook) before new ones are dropped and counted.")
+    var notifyQueue = 1000
+
+    @Option(help: "The AMQP topic exchange notifications go to (oslo.messaging's control_exchange).")
+    var notifyExchange = "glance"
+
     @Option(help: "Audit log: one JSON line per state-changing request, appended to FILE; '-' writes to stdout, 'none' turns it off (default: <data-dir>/audit.log).")
     var auditLog: String?
 
@@ -310,6 +323,14 @@ struct ServeOptions: ParsableArguments {
                 guard let known = Frontend(rawValue: trimmed) else {
                     throw ValidationError("--frontend: '\(trimmed)' is not one of \(Frontend.allCases.map(\.rawValue).joined(separator: ", "))")
                 }
+        if let notifyUrl, AMQPEndpoint(url: notifyUrl) == nil {
+            throw ValidationError("--notify-url: '\(notifyUrl)' is not amqp://user:password@host:port/vhost")
+        }
+        guard notifyQueue >= 1, !notifyExchange.isEmpty else { throw ValidationError("--notify-queue must be at least 1, --notify-exchange not empty") }
+        config.notify.amqpURL = notifyUrl
+        config.notify.webhooks = notifyWebhook
+        config.notify.queueLimit = notifyQueue
+        config.notify.exchange = notifyExchange
                 return known
             })
         }
