@@ -19,8 +19,12 @@ public enum GuardedDownload {
             return .noData
         case .bytes(let image, let r, let total, let partial):
             let stored: Int64?
-            do { stored = try await data.storeHolding(image).size(key: BlobKey.image(image.id)) } catch {
-                throw ImageDataService.storeError(error)  // a store that is down: 503, not 500
+            if !image.locations.isEmpty {
+                stored = total  // data at a location: its length is checked while it streams
+            } else {
+                do { stored = try await data.storeHolding(image).size(key: BlobKey.image(image.id)) } catch {
+                    throw ImageDataService.storeError(error)  // a store that is down: 503, not 500
+                }
             }
             guard let stored, stored == total else {
                 throw ImageError(.unavailable, "The data of image \(image.id) is not available.")

@@ -171,6 +171,9 @@ extension PolicyAction {
         case .deleteMember: "member.delete"
         case .modifyMember: "member.update"
         case .getImages, .getImage, .downloadImage, .getMember, .getMembers, .getUsage, .tasksAPIAccess: nil
+        case .addImageLocation: "image.location_add"
+        case .deleteImageLocation: "image.store_delete"
+        case .fetchImageLocation, .getImageLocation, .storesInfoDetail: nil
         }
     }
 }

@@ -21,6 +21,12 @@ public enum PolicyAction: String, Sendable, CaseIterable {
     case modifyMember = "modify_member"
     case getUsage = "get_usage"
     case tasksAPIAccess = "tasks_api_access"
+    // The locations API (v2.17) and the store endpoints (v2.10, v2.15).
+    case addImageLocation = "add_image_location"
+    case fetchImageLocation = "fetch_image_location"
+    case deleteImageLocation = "delete_image_location"
+    case getImageLocation = "get_image_location"
+    case storesInfoDetail = "stores_info_detail"
 }
 
 /// What a rule looks at besides the caller: the image (or the image being created) and, for
@@ -97,6 +103,12 @@ public enum Policy {
         .modifyMember: .any([.admin, .all([.role("member"), .memberSelf])]),
         .getUsage: .any([.admin, .role("reader")]),
         .tasksAPIAccess: .admin,
+        // SERVICE_OR_PROJECT_MEMBER: no admin clause, as in Glance.
+        .addImageLocation: .any([.role("service"), .all([.role("member"), .ownerProject])]),
+        .fetchImageLocation: .role("service"),
+        .deleteImageLocation: .admin,
+        .getImageLocation: inOwnerProject("reader"),
+        .storesInfoDetail: .any([.admin, .role("service")]),
     ]
 
     public static func allows(_ action: PolicyAction, _ p: Principal, _ target: PolicyTarget = .none) -> Bool {

@@ -35,6 +35,8 @@ public struct ImageDataService: Sendable {
     public let stores: BlobStores
     public let config: ImageDataConfig
     let logger: Logger
+    /// Reads images whose data is at an http(s) location (the locations API); set at wiring time.
+    public var locationReader: (any RemoteFetcher)?
 
     /// The default store: uploads and imports without a choice, and every staged blob.
     public var blobs: any BlobStore { stores.defaultStore }
@@ -275,6 +277,7 @@ public struct ImageDataService: Sendable {
 
     /// Streams the bytes of a prepared download into `sink`.
     public func read(_ image: Image, range: Range<Int64>, into sink: (ByteBuffer) async throws -> Void) async throws {
+        if let location = image.locations.first { return try await readLocation(image, location, range: range, into: sink) }
         let store = try storeHolding(image)
         var delivering = false
         do {

@@ -308,6 +308,7 @@ public final class TaskRunner: Sendable {
 
     /// The work of one task; returns the result JSON text.
     func perform(_ task: ImageTask, _ progress: TaskProgress) async throws -> String {
+        if task.type == LocationImport.taskType { return try await performLocationImport(task, progress) }
         guard task.type == ImageImports.taskType else { throw ImageError.badRequest("Unknown task type \(task.type).") }
         guard let imageId = task.imageId else { throw ImageError.badRequest("Task has no image.") }
         let input = try JSONValue.parse(task.input)

@@ -244,7 +244,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
     }
 
     /// Task rows other front-ends keep for their own jobs (ZStack's api-jobs) are not Glance tasks.
-    static func isGlanceTask(_ t: ImageTask) -> Bool { t.type == ImageImports.taskType }
+    static func isGlanceTask(_ t: ImageTask) -> Bool { t.type == ImageImports.taskType || t.type == LocationImport.taskType }
 
     /// The tasks API is admin-only (Glance's `tasks_api_access`).
     static func requireAdmin(_ p: Principal) throws {

@@ -40,7 +40,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
     let routes: RouterResponder<Context>
 
     /// Minor versions we implement, newest first; the first is CURRENT.
-    static var versions: [String] { ["v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"] }
+    static var versions: [String] { ["v2.17", "v2.16", "v2.15", "v2.14", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"] }
 
     public init(imports: ImageImports, authenticator: any TokenAuthenticator, options: OpenStackAPIOptions = .init()) {
         self.service = imports.data.images
@@ -50,6 +50,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         let imageRoutes = ImageRoutes<Context>(service: service, data: imports.data, options: options)
         // Data routes first: the catch-all `/v2/**` registered with the image routes must stay last.
         DataRoutes<Context>(data: imports.data, imports: imports).register(on: router, using: imageRoutes)
+        LocationRoutes<Context>(imports: imports).register(on: router, using: imageRoutes)
         imageRoutes.register(on: router)
         routes = router.buildResponder()
     }

@@ -108,7 +108,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     dataConfig.hashAlgorithm = config.hashAlgorithm
     dataConfig.imageSizeCap = config.imageSizeCap
     dataConfig.maxVirtualSize = config.maxVirtualSize
-    let data = ImageDataService(images: service, stores: stores, config: dataConfig, logger: logger)
+    var data = ImageDataService(images: service, stores: stores, config: dataConfig, logger: logger)
 
     var policy = URLGuardPolicy()
     policy.allowedPorts = config.importAllowedPorts
@@ -120,6 +120,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     var fetchOptions = HTTPFetcher.Options()
     fetchOptions.caFile = config.caFile
     let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy), options: fetchOptions)
+    data.locationReader = fetcher  // images whose data is at an http(s) location (v2.17 locations API)
     var runnerOptions = TaskRunner.Options()
     runnerOptions.leaseSeconds = config.taskLeaseSeconds
     runnerOptions.nodeId = serviceConfig.nodeId

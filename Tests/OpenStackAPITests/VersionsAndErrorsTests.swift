@@ -12,18 +12,18 @@ import Testing
                 let r = try await api.call(.get, path, token: nil)
                 #expect(r.status == .multipleChoices, "\(path)")
                 let versions = try r.json["versions"]?.arrayValue ?? []
-                #expect(versions.first?["id"] == .string("v2.13"))
+                #expect(versions.first?["id"] == .string("v2.17"))
                 #expect(versions.first?["status"] == .string("CURRENT"))
                 #expect(versions.dropFirst().allSatisfy { $0["status"] == .string("SUPPORTED") })
                 let ids = versions.compactMap { $0["id"]?.stringValue }
-                #expect(ids.contains("v2.0"))
+                #expect(ids == ["v2.17", "v2.16", "v2.15", "v2.14"] + (0...13).reversed().map { "v2.\($0)" })
                 let href = versions.first?["links"]?.arrayValue.first?["href"]?.stringValue
                 #expect(href?.hasSuffix("/v2/") == true)
                 #expect(r.header("x-openstack-request-id")?.hasPrefix("req-") == true)
             }
             let v = try await api.call(.get, "/versions", token: nil)
             #expect(v.status == .ok)
-            #expect(try v.json["versions"]?.arrayValue.count == 14)
+            #expect(try v.json["versions"]?.arrayValue.count == 18)
         }
     }
 
