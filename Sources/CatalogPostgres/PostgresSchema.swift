@@ -146,5 +146,7 @@ enum PostgresSchema {
             "CREATE TABLE nodes (id TEXT COLLATE \"C\" PRIMARY KEY, heartbeat_at BIGINT NOT NULL, started_at BIGINT NOT NULL)",
             "ALTER TABLE images ADD COLUMN writer_node TEXT",
         ]),
+        // Metadata definitions (Glance's metadefs); contents follow their namespace's renames and deletion.
+        ("v8: metadefs", PostgresCatalog.metadefSchema),
     ]
 }

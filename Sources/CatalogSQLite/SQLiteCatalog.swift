@@ -178,6 +178,8 @@ public final class SQLiteCatalog: Catalog {
                 ALTER TABLE images ADD COLUMN writer_node TEXT;
                 """)
         }
+        // Metadata definitions (Glance's metadefs); contents follow their namespace's renames and deletion.
+        m.registerMigration("v8: metadefs") { db in try db.execute(sql: SQLiteCatalog.metadefSchema) }
         return m
     }
 

@@ -1,6 +1,6 @@
 /// Metadata storage. Implementations: SQLite (embedded) and PostgreSQL (scale-out).
 /// The catalog stores and queries; it decides no policy (the service does).
-public protocol Catalog: TaskCatalog, AccountCatalog, NodeCatalog {
+public protocol Catalog: TaskCatalog, AccountCatalog, NodeCatalog, MetadefCatalog {
     /// Throws `ImageError.conflict` when the id exists, deleted images included (ids are never reused),
     /// and the image's `uniqueness` conflict (kind `.duplicate`) when a live image clashes with it.
     /// `check` runs inside the inserting transaction, with the owner's usage read there too;
