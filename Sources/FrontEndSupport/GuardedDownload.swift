@@ -22,9 +22,7 @@ public enum GuardedDownload {
             if !image.locations.isEmpty {
                 stored = total  // data at a location: its length is checked while it streams
             } else {
-                do { stored = try await data.storeHolding(image).size(key: BlobKey.image(image.id)) } catch {
-                    throw ImageDataService.storeError(error)  // a store that is down: 503, not 500
-                }
+                stored = try await data.storedSize(image)  // the node's cache entry, else the store (503 when down)
             }
             guard let stored, stored == total else {
                 throw ImageError(.unavailable, "The data of image \(image.id) is not available.")

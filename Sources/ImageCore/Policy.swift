@@ -21,6 +21,12 @@ public enum PolicyAction: String, Sendable, CaseIterable {
     case modifyMember = "modify_member"
     case getUsage = "get_usage"
     case tasksAPIAccess = "tasks_api_access"
+    // The node-local image cache (v2.14, clean and prune v2.18).
+    case cacheImage = "cache_image"
+    case cacheList = "cache_list"
+    case cacheDelete = "cache_delete"
+    case cacheClean = "cache_clean"
+    case cachePrune = "cache_prune"
     // The locations API (v2.17) and the store endpoints (v2.10, v2.15).
     case addImageLocation = "add_image_location"
     case fetchImageLocation = "fetch_image_location"
@@ -103,6 +109,7 @@ public enum Policy {
         .modifyMember: .any([.admin, .all([.role("member"), .memberSelf])]),
         .getUsage: .any([.admin, .role("reader")]),
         .tasksAPIAccess: .admin,
+        .cacheImage: .admin, .cacheList: .admin, .cacheDelete: .admin, .cacheClean: .admin, .cachePrune: .admin,
         // SERVICE_OR_PROJECT_MEMBER: no admin clause, as in Glance.
         .addImageLocation: .any([.role("service"), .all([.role("member"), .ownerProject])]),
         .fetchImageLocation: .role("service"),

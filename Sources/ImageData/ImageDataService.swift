@@ -37,6 +37,8 @@ public struct ImageDataService: Sendable {
     let logger: Logger
     /// Reads images whose data is at an http(s) location (the locations API); set at wiring time.
     public var locationReader: (any RemoteFetcher)?
+    /// This node's image cache (`--cache-size` > 0); set at wiring time.
+    public var cache: ImageCache?
 
     /// The default store: uploads and imports without a choice, and every staged blob.
     public var blobs: any BlobStore { stores.defaultStore }
@@ -281,7 +283,7 @@ public struct ImageDataService: Sendable {
         let store = try storeHolding(image)
         var delivering = false
         do {
-            try await store.read(key: BlobKey.image(image.id), range: range, chunkSize: config.readChunkSize) { buffer in
+            try await readBytes(image, from: store, range: range) { buffer in
                 delivering = true
                 try await sink(buffer)
                 delivering = false
@@ -391,6 +393,7 @@ extension ImageDataService {
 
     func removeData(of id: String) async {
         let id = id.lowercased()
+        await cache?.evict(id, reason: "deleted")
         do {
             for store in stores.all { try await store.delete(key: BlobKey.image(id)) }
             try await blobs.delete(key: BlobKey.staging(id))

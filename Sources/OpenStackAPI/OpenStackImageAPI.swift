@@ -51,6 +51,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         // Data routes first: the catch-all `/v2/**` registered with the image routes must stay last.
         DataRoutes<Context>(data: imports.data, imports: imports).register(on: router, using: imageRoutes)
         LocationRoutes<Context>(imports: imports).register(on: router, using: imageRoutes)
+        CacheRoutes<Context>(data: imports.data).register(on: router, using: imageRoutes)
         imageRoutes.register(on: router)
         routes = router.buildResponder()
     }

@@ -121,6 +121,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     fetchOptions.caFile = config.caFile
     let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy), options: fetchOptions)
     data.locationReader = fetcher  // images whose data is at an http(s) location (v2.17 locations API)
+    data.cache = try await makeImageCache(config, dataDir: dataDir, logger: logger)
     var runnerOptions = TaskRunner.Options()
     runnerOptions.leaseSeconds = config.taskLeaseSeconds
     runnerOptions.nodeId = serviceConfig.nodeId

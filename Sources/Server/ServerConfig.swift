@@ -100,6 +100,9 @@ public struct ServerConfig: Sendable {
     public var nodeHeartbeatSeconds: Int64 = 5
     /// Unfinished S3 multipart uploads older than this are a dead node's and are aborted (`--s3-multipart-max-age`).
     public var s3MultipartMaxAge: Int64 = 86_400
+    /// This node's image cache (`--cache-dir`, nil: `<data-dir>/cache`) and its size in bytes (`--cache-size`, 0: no cache).
+    public var cacheDirectory: String?
+    public var cacheSize: Int64 = 10 << 30
     /// The front-ends this node answers (`--frontend`); the others' paths answer 404. Every one by default.
     public var frontends: Set<Frontend> = Set(Frontend.allCases)
     /// Background tasks (imports, copies, vendor jobs) one node runs at once (`--task-workers`).
@@ -193,6 +196,7 @@ extension ServerConfig {
             ("danube", "\(danubePrefix), tokens \(danubeTokenSeconds) s, snapshots " + (danubeSnapshotURL ?? "(none)")
                 + ", imagestores " + (danubeImagestores.isEmpty ? "(none)" : danubeImagestores.map { "\($0.0)=\($0.1)" }.joined(separator: ", "))),
             ("task-workers", String(taskWorkers)),
+            ("cache", cacheSize > 0 ? "\(cacheDirectory ?? dataDirectory + "/cache"), at most \(cacheSize) bytes" : "off"),
             ("audit-log", auditLogPath ?? "none"),
             ("front-ends", Frontend.allCases.filter { frontends.contains($0) }.map { $0.mount(danubePrefix: danubePrefix) }.joined(separator: ", ")),
         ]

@@ -216,6 +216,12 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Seconds after which an unfinished S3 multipart upload is an orphan (a dead node's) and is aborted; longer than any live upload.")
     var s3MultipartMaxAge: Int64 = 86_400
 
+    @Option(help: "Directory of this node's image cache (default: <data-dir>/cache).")
+    var cacheDir: String?
+
+    @Option(help: "Bytes this node's image cache may hold (least recently used images are evicted); 0 turns the cache and the cache API off.")
+    var cacheSize: Int64 = 10 << 30
+
     @Option(help: "Validate X-Auth-Token against this Keystone (e.g. http://keystone:5000/v3).")
     var keystoneUrl: String?
 
@@ -427,6 +433,9 @@ struct ServeOptions: ParsableArguments {
         }
         config.nodeHeartbeatSeconds = nodeHeartbeatSeconds
         config.s3MultipartMaxAge = s3MultipartMaxAge
+        guard cacheSize >= 0 else { throw ValidationError("--cache-size must not be negative") }
+        config.cacheSize = cacheSize
+        config.cacheDirectory = cacheDir
         if let url = keystoneUrl {
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw ValidationError("--keystone-url must be an http(s) URL") }
             var password = ProcessInfo.processInfo.environment["IMAGED_KEYSTONE_PASSWORD"]

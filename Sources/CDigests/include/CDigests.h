@@ -22,4 +22,8 @@ int imaged_pbkdf2_sha256(const char *password, size_t password_len, const unsign
 /// `count` bytes from OpenSSL's CSPRNG. 1 on success.
 int imaged_random_bytes(unsigned char *out, size_t count);
 
+#include <stdint.h>
+/// CRC-32C of `count` bytes, continuing `crc` (0 to start). Hardware instructions where the CPU has them.
+uint32_t imaged_crc32c(uint32_t crc, const void *bytes, size_t count);
+
 #endif
