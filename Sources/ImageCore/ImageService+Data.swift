@@ -135,8 +135,7 @@ extension ImageService {
             }
             image.status = .importing
             image.properties[ImageService.importLockKey] = taskId
-            image.properties[ImageService.importingToStoresKey] = store
-            image.properties.removeValue(forKey: ImageService.failedImportKey)
+            image.markImporting(store)
         emit("image.prepare", image: image, extra: EventPayload.importStores(image))
         return image
         }
@@ -154,8 +153,7 @@ extension ImageService {
                 throw ImageError.conflict("Image \(image.id) has an import in progress (task \(holder)).")
             }
             image.properties[ImageService.importLockKey] = taskId
-            image.properties[ImageService.importingToStoresKey] = stores
-            image.properties.removeValue(forKey: ImageService.failedImportKey)
+            image.markImporting(stores)
         }
     }
 

@@ -362,6 +362,7 @@ public final class TaskRunner: Sendable {
             default:
                 throw ImageError.badRequest("Unknown import method name '\(method)'.")
             }
+            await storeDone(imageId, first.id, failed: false)
             // Further stores get a verified copy of what the first one committed.
             var withFacts = image
             withFacts.size = result.size
@@ -378,7 +379,7 @@ public final class TaskRunner: Sendable {
             let record = data.recordStores(stored)
             do {
                 _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize)) {
-                    $0.releaseImportLock(failedStore: failedIds.isEmpty ? nil : failedIds.joined(separator: ","))
+                    $0.finishImport(failedStores: failedIds.joined(separator: ","))
                     record(&$0)
                 }
             } catch {
@@ -403,12 +404,19 @@ public final class TaskRunner: Sendable {
             do {
                 _ = try await copyImageBlob(image, from: source, to: target) { progress.add($0) }
                 copied.append(target)
+                await storeDone(image.id, target.id, failed: false)
             } catch {
                 logger.warning("copy to store failed", metadata: ["image": .string(image.id), "store": .string(target.id), "error": "\(error)"])
                 failed.append(target)
+                await storeDone(image.id, target.id, failed: true)
             }
         }
         return (copied, failed)
+    }
+
+    /// One store of an import or copy is done: the image's progress lists say so at once, as Glance's do.
+    func storeDone(_ imageId: String, _ store: String, failed: Bool) async {
+        _ = try? await catalog.updateImage(id: imageId) { $0.storeImportDone(store, failed: failed) }
     }
 
     /// `copy-image`: the active image's data into more stores; it stays active and downloadable meanwhile.
@@ -431,7 +439,7 @@ public final class TaskRunner: Sendable {
             guard current.status == .active || current.status == .deactivated else {
                 throw ImageError(.gone, "Image \(image.id) was deleted while it was being copied.")
             }
-            current.releaseImportLock(failedStore: failedIds.isEmpty ? nil : failedIds.joined(separator: ","))
+            current.finishImport(failedStores: failedIds.joined(separator: ","))
             record(&current)
         }
         if updated == nil { throw ImageError.notFound("No image found with ID \(image.id)") }
@@ -461,10 +469,10 @@ public final class TaskRunner: Sendable {
             return
         }
         if method == "copy-image" {
-            _ = try? await catalog.updateImage(id: image.id) { $0.releaseImportLock(failedStore: failed) }
+            _ = try? await catalog.updateImage(id: image.id) { $0.finishImport(failedStores: failed) }
             return
         }
-        _ = try? await data.images.returnToQueued(id: image.id, from: [.importing]) { $0.releaseImportLock(failedStore: failed) }
+        _ = try? await data.images.returnToQueued(id: image.id, from: [.importing]) { $0.finishImport(failedStores: failed) }
         if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(image.id)) }
     }
 
