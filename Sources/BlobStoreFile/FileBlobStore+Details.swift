@@ -6,4 +6,5 @@ extension FileBlobStore: BlobStoreDetails {
     public var storeProperties: [(String, JSONValue)] {
         [("data_dir", .string(root)), ("chunk_size", .int(65536)), ("thin_provisioning", .bool(false))]
     }
+    public func locationURL(key: String) -> String { "file://" + root + "/" + key }
 }

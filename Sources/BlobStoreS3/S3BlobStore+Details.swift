@@ -10,4 +10,5 @@ extension S3BlobStore: BlobStoreDetails {
          ("s3_store_host", .string(config.endpoint)),
          ("s3_store_bucket", .string(config.bucket))]
     }
+    public func locationURL(key: String) -> String { "s3://" + config.bucket + "/" + config.keyPrefix + key }
 }

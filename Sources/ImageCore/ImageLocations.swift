@@ -150,9 +150,12 @@ extension ImageService {
 public protocol BlobStoreDetails: Sendable {
     var storeType: String { get }
     var storeProperties: [(String, JSONValue)] { get }
+    /// The URL Glance would show as the location of the blob under `key` (`file:///…`, `s3://…`).
+    func locationURL(key: String) -> String
 }
 
 extension NamedBlobStore: BlobStoreDetails {
     public var storeType: String { (base as? any BlobStoreDetails)?.storeType ?? "unknown" }
     public var storeProperties: [(String, JSONValue)] { (base as? any BlobStoreDetails)?.storeProperties ?? [] }
+    public func locationURL(key: String) -> String { (base as? any BlobStoreDetails)?.locationURL(key: key) ?? "" }
 }

@@ -12,6 +12,8 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     let options: OpenStackAPIOptions
     let imageSchema: String
     let imagesSchema: String
+    /// `direct_url` and `locations` in image views (`--show-image-direct-url`, `--show-multiple-locations`).
+    let locationDisplay: LocationDisplay
 
     init(service: ImageService, data: ImageDataService, options: OpenStackAPIOptions) {
         self.service = service
@@ -19,6 +21,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         self.options = options
         imageSchema = Schemas.image(service.config)
         imagesSchema = Schemas.images(service.config)
+        locationDisplay = LocationDisplay(options: options, stores: data.stores)
     }
 
     typealias Handler = @Sendable (Request, Context) async throws -> Response
@@ -106,9 +109,10 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         if buffer.readableBytes > 0 { throw GlanceError(.badRequest, "A body is not expected with this request.") }
     }
 
-    static func imageResponse(_ image: Image, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+    static func imageResponse(_ image: Image, status: HTTPResponse.Status = .ok, shown: LocationDisplay.Viewer? = nil,
+                              headers: HTTPFields = [:]) -> Response {
         var w = JSONWriter(capacity: 1024)
-        Views.image(image, into: &w)
+        Views.image(image, into: &w) { shown?.write(image, into: &$0) }
         return Views.json(w, status: status, headers: headers)
     }
 
@@ -143,22 +147,23 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     // MARK: Images
 
     var create: Handler {
-        { [service, data, options] request, context in
+        { [service, data, options, locationDisplay] request, context in
             let p = try Self.principal(context)
             let members = try OpenStackRequests.createAttributes(try await Self.readJSON(request))
             let image = try await service.createImage(members, by: p)
             let location = Self.baseURL(request, options) + "/v2/images/" + image.id
-            return Self.imageResponse(image, status: .created, headers: [
+            return Self.imageResponse(image, status: .created, shown: locationDisplay.viewer(p), headers: [
                 .location: location, .importMethods: data.importMethods.joined(separator: ","),
             ])
         }
     }
 
     var show: Handler {
-        { [service] request, context in
+        { [service, locationDisplay] request, context in
             let p = try Self.principal(context)
             try await Self.requireNoBody(request)
-            return Self.imageResponse(try await service.showImage(id: try Self.parameter(context, "id"), by: p))
+            return Self.imageResponse(try await service.showImage(id: try Self.parameter(context, "id"), by: p),
+                                      shown: locationDisplay.viewer(p))
         }
     }
 
@@ -168,6 +173,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
             try await Self.requireNoBody(request)
             let listRequest = try ListParameters.parse(request.uri.query)
             let images = try await service.listImages(listRequest, by: p)
+            let shown = locationDisplay.viewer(p)
             let limit = min(listRequest.limit ?? service.config.listDefaultLimit, service.config.listMaxLimit)
 
             // `first` is the query without `marker`; `next` adds the last id whenever the page is full.
@@ -178,7 +184,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
             w.raw("{\"images\":[")
             for (i, image) in images.enumerated() {
                 if i > 0 { w.raw(",") }
-                Views.image(image, into: &w)
+                Views.image(image, into: &w) { shown?.write(image, into: &$0) }
             }
             w.raw("],\"first\":"); w.string(kept.isEmpty ? "/v2/images" : "/v2/images?" + kept)
             w.raw(",\"schema\":\"/v2/schemas/images\"")
@@ -204,7 +210,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
             guard let body = try await Self.readJSON(request) else { throw GlanceError(.badRequest, "Body expected in request.") }
             let changes = try JSONPatch.changes(from: body, draft04: kind == 1)
             let image = try await service.updateImage(id: try Self.parameter(context, "id"), changes: changes, by: p)
-            return Self.imageResponse(image)
+            return Self.imageResponse(image, shown: locationDisplay.viewer(p))
         }
     }
 

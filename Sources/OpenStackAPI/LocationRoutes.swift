@@ -95,3 +95,45 @@ extension Views {
         w.raw("]")
     }
 }
+
+/// `direct_url` and `locations` in image views, as Glance's `show_image_direct_url` and
+/// `show_multiple_locations` define them: the external locations, else one per store holding the
+/// data (with `{"store": id}` when stores are named); only for callers `get_image_location` allows.
+struct LocationDisplay: Sendable {
+    let showDirectURL: Bool
+    let showLocations: Bool
+    let stores: BlobStores
+
+    init(options: OpenStackAPIOptions, stores: BlobStores) {
+        showDirectURL = options.showImageDirectURL
+        showLocations = options.showMultipleLocations
+        self.stores = stores
+    }
+
+    /// What one caller sees; nil when both options are off.
+    func viewer(_ p: Principal) -> Viewer? {
+        showDirectURL || showLocations ? Viewer(display: self, principal: p) : nil
+    }
+
+    func locations(of image: Image) -> [ImageLocation] {
+        let external = image.locations
+        if !external.isEmpty || !(image.status == .active || image.status == .deactivated) { return external }
+        return stores.holding(image).compactMap { store in
+            guard let url = (store as? any BlobStoreDetails)?.locationURL(key: BlobKey.image(image.id)) else { return nil }
+            return ImageLocation(url: url, metadata: stores.multiple ? .object([("store", .string(store.id))]) : .object([]))
+        }
+    }
+
+    struct Viewer: Sendable {
+        let display: LocationDisplay
+        let principal: Principal
+
+        func write(_ image: Image, into w: inout JSONWriter) {
+            // Glance's view shows [] (and no direct_url) to a caller the location policy refuses.
+            let allowed = Policy.allows(.getImageLocation, principal, PolicyTarget(image))
+            let list = allowed ? display.locations(of: image) : []
+            if display.showDirectURL, let first = list.first { w.raw(",\"direct_url\":"); w.string(first.url) }
+            if display.showLocations { w.raw(",\"locations\":"); Views.locations(list, into: &w) }
+        }
+    }
+}

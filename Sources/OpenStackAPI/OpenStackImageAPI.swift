@@ -17,6 +17,11 @@ public struct OpenStackAPIOptions: Sendable {
     public var publicEndpoint: String?
     /// Sent as `WWW-Authenticate: Keystone uri="…"` on 401 when set.
     public var identityURI: String?
+    /// Glance's `show_image_direct_url`: image views carry `direct_url` (the first location) for
+    /// callers allowed to see locations (`get_image_location`).
+    public var showImageDirectURL = false
+    /// Glance's `show_multiple_locations`: image views carry `locations`.
+    public var showMultipleLocations = false
 
     public init(publicEndpoint: String? = nil, identityURI: String? = nil) {
         self.publicEndpoint = publicEndpoint

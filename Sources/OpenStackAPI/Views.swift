@@ -4,7 +4,8 @@ import ImageCore
 
 /// JSON shapes of the Image API v2, written straight into bytes.
 enum Views {
-    static func image(_ i: Image, into w: inout JSONWriter) {
+    /// `extra` writes more members (`direct_url`, `locations`) before the closing brace.
+    static func image(_ i: Image, into w: inout JSONWriter, extra: (inout JSONWriter) -> Void = { _ in }) {
         w.raw("{\"id\":"); w.string(i.id)
         w.raw(",\"name\":"); w.optionalString(i.name)
         w.raw(",\"status\":"); w.string(i.status.rawValue)
@@ -36,6 +37,7 @@ enum Views {
             // Glance lists `stores` sorted (Tempest's waiters compare it with the sorted store ids).
             w.string(key == ImageService.storesKey ? ImageService.storeIds(i).sorted().joined(separator: ",") : i.properties[key]!)
         }
+        extra(&w)
         w.raw("}")
     }
 

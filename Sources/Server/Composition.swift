@@ -131,11 +131,14 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let imports = ImageImports(data: data, fetcher: fetcher, runner: runner, callbacks: fetcher)
 
     let (authenticator, authDescription) = try makeAuthenticator(config, catalog: catalog, dataDir: dataDir, logger: logger)
+    var openstackOptions = OpenStackAPIOptions(publicEndpoint: config.publicEndpoint,
+                                               identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" })
+    openstackOptions.showImageDirectURL = config.showImageDirectURL
+    openstackOptions.showMultipleLocations = config.showMultipleLocations
     let openstack = OpenStackImageAPI<ImagedRequestContext>(
         imports: imports, authenticator: authenticator,
     notifications?.start(poster: fetcher)  // webhooks go through the URL guard, as callbacks do
-        options: .init(publicEndpoint: config.publicEndpoint,
-                       identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" }))
+        options: openstackOptions)
     // One set of accounts for every front-end: one login throttle and one bounded password pool.
     let accounts = LocalAccounts(catalog: catalog, throttle: config.loginThrottle,
                                  passwords: PasswordPool(concurrency: config.loginConcurrency, queueLength: config.loginQueue,

@@ -41,6 +41,9 @@ public struct ServerConfig: Sendable {
     public var quota = QuotaLimits.unlimited
     public var durability = SQLiteCatalog.Durability.full
     public var publicEndpoint: String?
+    /// Glance's `show_image_direct_url` / `show_multiple_locations`: `direct_url` / `locations` in OpenStack image views.
+    public var showImageDirectURL = false
+    public var showMultipleLocations = false
     public var logLevel = Logger.Level.info
     /// `os_hash_algo`: sha512 (Glance's default) or sha256.
     public var hashAlgorithm = HashAlgorithm.sha512

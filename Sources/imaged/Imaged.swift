@@ -69,6 +69,12 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Address to listen on, host:port.")
     var listen = "127.0.0.1:9292"
 
+    @Flag(help: "OpenStack image views show direct_url (the data's first location) to callers allowed to see locations (Glance's show_image_direct_url).")
+    var showImageDirectUrl = false
+
+    @Flag(help: "OpenStack image views show locations (Glance's show_multiple_locations).")
+    var showMultipleLocations = false
+
     @Flag(help: "No authentication: every request is an admin of project 'local'. For local use only.")
     var noAuth = false
 
@@ -293,6 +299,8 @@ struct ServeOptions: ParsableArguments {
         }
         config.durability = d
         config.publicEndpoint = publicEndpoint
+        config.showImageDirectURL = showImageDirectUrl
+        config.showMultipleLocations = showMultipleLocations
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
         config.logLevel = level
         guard let algorithm = HashAlgorithm(rawValue: hashAlgorithm) else {

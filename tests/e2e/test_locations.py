@@ -230,3 +230,43 @@ def test_delete_from_store(who, loc_server):
 def test_delete_from_store_single_store_is_404(raw):
     image = make_active(raw["alice"], disk_format="raw", container_format="bare")
     assert raw["admin"].delete(f"/v2/stores/file/{image['id']}").status_code == 404
+
+
+def test_views_hide_locations_by_default(who):
+    image = make_active(who["alice"], disk_format="raw", container_format="bare")
+    assert "direct_url" not in image and "locations" not in image
+    r = who["alice"].patch(f"/v2/images/{image['id']}", [{"op": "add", "path": "/locations/-", "value": {"url": "http://x/y", "metadata": {}}}],
+                           headers={"Accept": "application/json"})
+    assert r.status_code == 403 and "locations are invisible" in r.text
+
+
+def test_show_direct_url_and_multiple_locations(tmp_path_factory, origin):
+    srv = ImagedServer(tmp_path_factory.mktemp("imaged-show-locations"), "--store", "fast=file", "--store", "slow=file",
+                       "--show-image-direct-url", "--show-multiple-locations",
+                       "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port))
+    srv.start()
+    try:
+        alice, bob, admin = Raw(srv.url, "alice"), Raw(srv.url, "bob"), Raw(srv.url, "admin")
+        stored = make_active(alice, visibility="community")
+        fast_dir = {s["id"]: s for s in admin.get("/v2/info/stores/detail").json()["stores"]}["fast"]["properties"]["data_dir"]
+        blob_url = f"file://{fast_dir}/images/{stored['id']}"
+        assert stored["direct_url"] == blob_url
+        assert stored["locations"] == [{"url": blob_url, "metadata": {"store": "fast"}}]
+        # In lists too; another project sees the community image but not its locations (get_image_location).
+        listed = {i["id"]: i for i in alice.get("/v2/images").json()["images"]}
+        assert listed[stored["id"]]["locations"] == stored["locations"]
+        theirs = bob.get(f"/v2/images/{stored['id']}").json()
+        assert theirs["locations"] == [] and "direct_url" not in theirs
+        assert admin.get(f"/v2/images/{stored['id']}").json()["direct_url"] == blob_url
+        # A queued image has none; an image at an http location shows that URL.
+        queued = alice.create(disk_format="raw", container_format="bare")
+        assert queued["locations"] == [] and "direct_url" not in queued
+        data = random_bytes(5000, 25)
+        url = origin.serve(f"/loc-{uuid.uuid4().hex}.raw", data)
+        assert alice.post(f"/v2/images/{queued['id']}/locations", json={"url": url}).status_code == 202
+        active = wait_for(lambda: (lambda i: i if i["status"] == "active" else None)(alice.get(f"/v2/images/{queued['id']}").json()),
+                          timeout=30, what="location image active")
+        assert active["direct_url"] == url and active["locations"] == [{"url": url, "metadata": {}}]
+        assert alice.get(f"/v2/images/{queued['id']}/file").content == data
+    finally:
+        srv.kill(signal.SIGTERM)
