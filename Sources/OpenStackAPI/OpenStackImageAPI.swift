@@ -57,6 +57,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         DataRoutes<Context>(data: imports.data, imports: imports).register(on: router, using: imageRoutes)
         LocationRoutes<Context>(imports: imports).register(on: router, using: imageRoutes)
         CacheRoutes<Context>(data: imports.data).register(on: router, using: imageRoutes)
+        MetadefRoutes<Context>(metadefs: service.metadefs).register(on: router, using: imageRoutes)
         imageRoutes.register(on: router)
         routes = router.buildResponder()
     }

@@ -74,6 +74,8 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let notifications = try Notifications(config.notify, logger: logger)
     if let notifications { serviceConfig.events = notifications }
     let service = ImageService(catalog: catalog, config: serviceConfig, logger: logger)
+    // The shipped metadata definitions, once per catalog (an operator's deletions are not undone).
+    if try await service.metadefs.loadShippedOnce() { logger.info("loaded the shipped metadata definitions") }
     let stores: BlobStores
     let blobsDescription: String
     if config.stores.isEmpty {

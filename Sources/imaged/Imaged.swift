@@ -15,7 +15,8 @@ struct ImagedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imaged",
         abstract: "A fast and safe image service: one catalog behind the OpenStack Image API v2 and vendor APIs.",
-        subcommands: [Serve.self, AccountCommand.self, QuotaCommand.self, MigrateCommand.self, ConfigCommand.self, AuditCommand.self],
+        subcommands: [Serve.self, AccountCommand.self, QuotaCommand.self, MigrateCommand.self, ConfigCommand.self, AuditCommand.self,
+                      MetadefsCommand.self],
         defaultSubcommand: Serve.self)
 
     /// Options from a configuration file and the environment join the command line before parsing.
