@@ -8,7 +8,9 @@
 #                                        until GET /v3 answers 200 (120 s at most)
 #   scripts/keystone.sh stop DIR         stop the server started in DIR
 # Environment: KEYSTONE_ADMIN_PASSWORD (default admin-secret), KEYSTONE_START_TIMEOUT (default 120),
-#   KEYSTONE_CACHE (default 1: in-process cache, 1 process x 4 threads; 0: no cache, 2 processes).
+#   KEYSTONE_CACHE (default 1: in-process cache, 1 process x KEYSTONE_THREADS (default 4) threads; 0: no cache,
+#   2 processes). KEYSTONE_THREADS=1 serialises requests: SQLite answers concurrent writers (Tempest creating
+#   and deleting projects in parallel) with "database is locked" (500).
 # Keystone lives in its own venv so its server dependencies never meet the client versions in .venv.
 set -euo pipefail
 
@@ -78,7 +80,7 @@ cmd_start() {
     local cache_conf server_conf
     if [ "${KEYSTONE_CACHE:-1}" = 1 ]; then
         cache_conf=$'enabled = true\nbackend = dogpile.cache.memory'
-        server_conf=$'workers = 1\nthreads = 4'
+        server_conf="workers = 1"$'\n'"threads = ${KEYSTONE_THREADS:-4}"
     else
         cache_conf='enabled = false'
         server_conf='workers = 2'
