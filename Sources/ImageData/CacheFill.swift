@@ -31,7 +31,8 @@ final class CacheFill: @unchecked Sendable {
         guard failure == nil, !closed else { return }
         written += Int64(buffer.readableBytes)
         guard written <= size else { failure = "longer than the image"; return }
-        buffer.withUnsafeReadableBytes { digest.update($0); sums.add($0) }
+        buffer.withUnsafeReadableBytes { digest.update($0) }
+        sums.add(buffer)
         do { try await writer.write(buffer) } catch { failure = "write: \(error)" }
     }
 
@@ -49,7 +50,7 @@ final class CacheFill: @unchecked Sendable {
             await discard(failure)
             return false
         }
-        let record = ImageCache.Record(image: imageId, size: size, md5: md5, block: blockSize, crc32c: sums.finish())
+        let record = ImageCache.Record(image: imageId, size: size, md5: md5, block: blockSize, sums: sums.finish())
         do {
             try await cache.commit(record) { [writer] in try await writer.commit() }
             return true
@@ -75,32 +76,38 @@ final class CacheFill: @unchecked Sendable {
     }
 }
 
-/// CRC-32C of each `blockSize` bytes of a stream, whatever the sizes of the pieces it comes in.
+/// The checksum (`imaged_block_sum`: three CRC-32C lanes) of each `blockSize` bytes of a stream,
+/// whatever the sizes of the pieces it comes in (a piece that is not a whole block is copied once).
 struct CacheBlockSums {
     let blockSize: Int
     var sums: [UInt32] = []
-    var current: UInt32 = 0
-    var inBlock = 0
+    var pending = ByteBuffer()
 
     init(blockSize: Int) { self.blockSize = blockSize }
 
-    mutating func add(_ bytes: UnsafeRawBufferPointer) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = min(blockSize - inBlock, bytes.count - offset)
-            current = imaged_crc32c(current, bytes.baseAddress! + offset, n)
-            inBlock += n; offset += n
-            if inBlock == blockSize { sums.append(current); current = 0; inBlock = 0 }
+    mutating func add(_ buffer: ByteBuffer) {
+        var buffer = buffer
+        while buffer.readableBytes > 0 {
+            if pending.readableBytes == 0, buffer.readableBytes >= blockSize {
+                sums.append(Self.sum(buffer.readSlice(length: blockSize)!))
+                continue
+            }
+            var piece = buffer.readSlice(length: min(buffer.readableBytes, blockSize - pending.readableBytes))!
+            pending.writeBuffer(&piece)
+            if pending.readableBytes == blockSize {
+                sums.append(Self.sum(pending))
+                pending.clear()
+            }
         }
     }
 
     mutating func finish() -> [UInt32] {
-        if inBlock > 0 { sums.append(current); current = 0; inBlock = 0 }
+        if pending.readableBytes > 0 { sums.append(Self.sum(pending)); pending.clear() }
         return sums
     }
 
-    static func crc(_ buffer: ByteBuffer) -> UInt32 {
-        buffer.withUnsafeReadableBytes { imaged_crc32c(0, $0.baseAddress, $0.count) }
+    static func sum(_ buffer: ByteBuffer) -> UInt32 {
+        buffer.withUnsafeReadableBytes { imaged_block_sum($0.baseAddress, $0.count) }
     }
 }
 
@@ -147,7 +154,7 @@ struct CacheBlockVerifier {
                 pending = ByteBuffer()
             }
             let index = Int(blockStart / Int64(entry.blockSize))
-            guard index < entry.sums.count, CacheBlockSums.crc(block) == entry.sums[index] else {
+            guard index < entry.sums.count, CacheBlockSums.sum(block) == entry.sums[index] else {
                 throw CacheCorruption(description: "block \(index) (bytes \(blockStart)..<\(blockStart + Int64(blockLength))) does not match its checksum")
             }
             let lo = max(range.lowerBound, blockStart) - blockStart

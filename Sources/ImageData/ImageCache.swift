@@ -6,7 +6,7 @@ import NIOCore
 
 /// The node-local image cache (Glance's image cache): whole images on this node's disk, in front of
 /// the stores. An entry is written while the image streams from its store and committed only when
-/// its MD5 matches the image's `checksum`; a CRC-32C of every block is recorded beside it, and a hit
+/// its MD5 matches the image's `checksum`; a checksum of every block (CRC-32C lanes) is recorded beside it, and a hit
 /// checks each block before sending it (`CacheBlockVerifier`), so a damaged entry is found before
 /// any of its wrong bytes leave. Entries are evicted least recently used to `maxBytes`; the order
 /// survives restarts in the entries' file times.
@@ -42,12 +42,13 @@ public actor ImageCache {
 
     /// What `sums/<id>` holds.
     struct Record: Codable {
-        var version = 1
+        /// 2: block checksums are `imaged_block_sum` (three CRC-32C lanes).
+        var version = 2
         var image: String
         var size: Int64
         var md5: String
         var block: Int
-        var crc32c: [UInt32]
+        var sums: [UInt32]
     }
 
     let storage: any BlobStore
@@ -81,8 +82,8 @@ public actor ImageCache {
         for key in try await storage.keys(prefix: "sums/") {
             let id = String(key.dropFirst("sums/".count))
             seen.insert(id)
-            guard let record = try? await readRecord(key), record.image == id,
-                  record.crc32c.count == Self.blockCount(size: record.size, blockSize: record.block),
+            guard let record = try? await readRecord(key), record.image == id, record.version == 2,
+                  record.sums.count == Self.blockCount(size: record.size, blockSize: record.block),
                   let size = try await storage.size(key: Self.dataKey(id)), size == record.size else {
                 logger.warning("cache entry incomplete or damaged at start; removed", metadata: ["image": .string(id)])
                 try? await storage.delete(key: Self.dataKey(id))
@@ -92,7 +93,7 @@ public actor ImageCache {
             let accessed = (try? await times?.modified(key: Self.dataKey(id))) ?? nil
             let modified = (try? await times?.modified(key: key)) ?? nil
             let now = Date().timeIntervalSince1970
-            entries[id] = Entry(imageId: id, size: size, checksum: record.md5, blockSize: record.block, sums: record.crc32c,
+            entries[id] = Entry(imageId: id, size: size, checksum: record.md5, blockSize: record.block, sums: record.sums,
                                 lastAccessed: accessed ?? now, lastModified: modified ?? now, hits: 0)
         }
         for key in try await storage.keys(prefix: "data/") where !seen.contains(String(key.dropFirst("data/".count))) {
@@ -176,7 +177,7 @@ public actor ImageCache {
         }
         let now = Date().timeIntervalSince1970
         entries[record.image] = Entry(imageId: record.image, size: record.size, checksum: record.md5, blockSize: record.block,
-                                      sums: record.crc32c, lastAccessed: now, lastModified: now, hits: 0)
+                                      sums: record.sums, lastAccessed: now, lastModified: now, hits: 0)
         // A queued image filled by a download needs no prefetch any more.
         queue.removeAll { $0.id == record.image }
         publishGauges()

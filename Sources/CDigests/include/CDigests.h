@@ -25,5 +25,8 @@ int imaged_random_bytes(unsigned char *out, size_t count);
 #include <stdint.h>
 /// CRC-32C of `count` bytes, continuing `crc` (0 to start). Hardware instructions where the CPU has them.
 uint32_t imaged_crc32c(uint32_t crc, const void *bytes, size_t count);
+/// The image cache's checksum of one block: the CRC-32C of the CRC-32Cs of its three equal lanes (the
+/// last takes the remainder), computed side by side (about three times one CRC's speed).
+uint32_t imaged_block_sum(const void *bytes, size_t count);
 
 #endif
