@@ -35,9 +35,11 @@ public struct ImageImports: Sendable {
     public func start(id: String, method: String, uri: String?, requestBody: JSONValue, requestId: String?,
                       taskId chosenId: String? = nil, deleteImageOnFailure: Bool = false,
                       expectedSize: Int64? = nil, expectedSHA1: String? = nil,
+                      taskType: String = ImageImports.taskType, extraInput: [(String, JSONValue)] = [],
                       by p: Principal) async throws -> ImageTask {
-        // Only implemented methods can be enabled (`ImageDataConfig.importMethods`).
-        guard data.importMethods.contains(method) else {
+        // Only implemented methods can be enabled (`ImageDataConfig.importMethods`); the tasks API's
+        // legacy import fetches like web-download whether or not the import API offers it.
+        guard data.importMethods.contains(method) || taskType == Self.legacyTaskType else {
             throw ImageError.badRequest("Unknown import method name '\(method)'.")
         }
         if method == "web-download" {
@@ -70,8 +72,8 @@ public struct ImageImports: Sendable {
         // What the source promised (an IMGAPI manifest's files[0]): checked before the data is committed.
         if let expectedSize { inputMembers.append(("expected_size", .int(expectedSize))) }
         if let expectedSHA1 { inputMembers.append(("expected_sha1", .string(expectedSHA1.lowercased()))) }
-        let input = JSONValue.object(inputMembers).serialized
-        let task = ImageTask(id: taskId, type: Self.taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
+        let input = JSONValue.object(extraInput + inputMembers).serialized
+        let task = ImageTask(id: taskId, type: taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
                              requestId: requestId, input: input, createdAt: now, updatedAt: now)
         let stores = targets.joined(separator: ",")
         if method == "copy-image" {
@@ -309,7 +311,9 @@ public final class TaskRunner: Sendable {
     /// The work of one task; returns the result JSON text.
     func perform(_ task: ImageTask, _ progress: TaskProgress) async throws -> String {
         if task.type == LocationImport.taskType { return try await performLocationImport(task, progress) }
-        guard task.type == ImageImports.taskType else { throw ImageError.badRequest("Unknown task type \(task.type).") }
+        guard task.type == ImageImports.taskType || task.type == ImageImports.legacyTaskType else {
+            throw ImageError.badRequest("Unknown task type \(task.type).")
+        }
         guard let imageId = task.imageId else { throw ImageError.badRequest("Task has no image.") }
         let input = try JSONValue.parse(task.input)
         let method = input["import_req"]?["method"]?["name"]?.stringValue ?? ""

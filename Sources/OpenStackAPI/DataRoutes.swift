@@ -28,8 +28,6 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
         routes.route(router, "/v2/info/import", [.get: importInfo])
         routes.route(router, "/v2/info/stores", [.get: storesInfo])
         routes.route(router, "/v2/info/usage", [.get: usageInfo])
-        routes.route(router, "/v2/tasks", [.get: listTasks])
-        routes.route(router, "/v2/tasks/{task}", [.get: showTask])
     }
 
     /// Upload preconditions shared by `/file` and `/stage`: octet-stream body and a sane size header.
@@ -245,34 +243,4 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
 
     /// Task rows other front-ends keep for their own jobs (ZStack's api-jobs) are not Glance tasks.
     static func isGlanceTask(_ t: ImageTask) -> Bool { t.type == ImageImports.taskType || t.type == LocationImport.taskType }
-
-    /// The tasks API is admin-only (Glance's `tasks_api_access`).
-    static func requireAdmin(_ p: Principal) throws {
-        guard Policy.allows(.tasksAPIAccess, p) else { throw GlanceError(.forbidden, "You are not authorized to access the tasks API.") }
-    }
-
-    var listTasks: Handler {
-        { [data] request, context in
-            let p = try R.principal(context)
-            try Self.requireAdmin(p)
-            try await R.requireNoBody(request)
-            let tasks = try await data.images.listTasks(limit: data.images.config.listMaxLimit, by: p).filter(Self.isGlanceTask)
-            return Self.tasksResponse(tasks, stub: true)
-        }
-    }
-
-    var showTask: Handler {
-        { [data] request, context in
-            let p = try R.principal(context)
-            try Self.requireAdmin(p)
-            try await R.requireNoBody(request)
-            let id = try R.parameter(context, "task")
-            guard let t = try await data.images.task(id: id, by: p), Self.isGlanceTask(t) else {
-                throw GlanceError(.notFound, "Task with the given id \(id) was not found.")
-            }
-            var w = JSONWriter(capacity: 1024)
-            Views.task(t, into: &w)
-            return Views.json(w)
-        }
-    }
 }

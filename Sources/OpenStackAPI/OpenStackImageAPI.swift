@@ -55,6 +55,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         let imageRoutes = ImageRoutes<Context>(service: service, data: imports.data, options: options)
         // Data routes first: the catch-all `/v2/**` registered with the image routes must stay last.
         DataRoutes<Context>(data: imports.data, imports: imports).register(on: router, using: imageRoutes)
+        TaskRoutes<Context>(imports: imports).register(on: router, using: imageRoutes)
         LocationRoutes<Context>(imports: imports).register(on: router, using: imageRoutes)
         CacheRoutes<Context>(data: imports.data).register(on: router, using: imageRoutes)
         MetadefRoutes<Context>(metadefs: service.metadefs).register(on: router, using: imageRoutes)

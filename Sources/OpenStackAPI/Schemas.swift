@@ -82,35 +82,36 @@ enum Schemas {
          "schema": {"type": "string"}}, "links": [{"rel": "describedby", "href": "{schema}"}]}
         """
 
-    /// Glance's task schema (`glance/api/v2/tasks.py`), as `Views.task` writes a task: the task documents link to it.
-    static let taskProperties = """
-        {
-            "id": {"type": "string", "description": "An identifier for the task", "pattern": "\(uuidPattern)"},
-            "type": {"type": "string", "description": "The type of task represented by this content (api_image_import for imports)"},
-            "status": {"type": "string", "description": "The current status of this task", "enum": ["pending", "processing", "success", "failure"]},
-            "input": {"type": ["null", "object"], "description": "The parameters required by task, JSON blob"},
-            "result": {"type": ["null", "object"], "description": "The result of current task, JSON blob"},
-            "owner": {"type": ["null", "string"], "description": "An identifier for the owner of this task"},
-            "message": {"type": "string", "description": "Human-readable informative message only included when appropriate (usually on failure)"},
-            "image_id": {"type": ["null", "string"], "description": "Image associated with the task", "readOnly": true},
-            "request_id": {"type": ["null", "string"], "description": "Human-readable informative request-id", "readOnly": true},
-            "user_id": {"type": ["null", "string"], "description": "User associated with the task", "readOnly": true},
-            "expires_at": {"type": ["null", "string"], "description": "Datetime when this resource would be subject to removal"},
-            "created_at": {"type": "string", "description": "Datetime when this resource was created"},
-            "updated_at": {"type": "string", "description": "Datetime when this resource was updated"},
-            "self": {"type": "string"},
-            "schema": {"type": "string"}
-        }
+    /// Glance's task schema (`_TASK_SCHEMA` in glance/api/v2/tasks.py), as Glance serves it.
+    static let taskMembers = """
+            "id": {"description": "An identifier for the task", "pattern": "\(uuidPattern)", "type": "string"},
+            "type": {"description": "The type of task represented by this content", "enum": ["import", "api_image_import", "location_import"], "type": "string"},
+            "status": {"description": "The current status of this task", "enum": ["pending", "processing", "success", "failure"], "type": "string"},
+            "owner": {"description": "An identifier for the owner of this task", "type": "string"},
+            "image_id": {"description": "Image associated with the task", "type": "string"},
+            "request_id": {"description": "Human-readable informative request-id", "type": "string"},
+            "user_id": {"description": "User associated with the task", "type": "string"},
+            "expires_at": {"description": "Datetime when this resource would be subject to removal", "type": ["null", "string"]},
+            "created_at": {"description": "Datetime when this resource was created", "type": "string"},
+            "updated_at": {"description": "Datetime when this resource was updated", "type": "string"},
+            "self": {"readOnly": true, "type": "string"},
+            "schema": {"readOnly": true, "type": "string"}
+        """
+
+    /// The members a list's stubs leave out.
+    static let taskDetailMembers = """
+            "input": {"description": "The parameters required by task, JSON blob", "type": ["null", "object"]},
+            "result": {"description": "The result of current task, JSON blob", "type": ["null", "object"]},
+            "message": {"description": "Human-readable informative message only included when appropriate (usually on failure)", "type": "string"}
         """
 
     static let task = """
-        {"name": "task", "properties": \(taskProperties),
-         "links": [{"rel": "self", "href": "{self}"}, {"rel": "describedby", "href": "{schema}"}]}
+        {"name": "task", "properties": {\(taskMembers), \(taskDetailMembers)}, "additionalProperties": false}
         """
 
     static let tasks = """
-        {"name": "tasks", "properties": {"tasks": {"type": "array", "items": {"name": "task", "properties": \(taskProperties)}},
-         "schema": {"type": "string"}, "first": {"type": "string"}, "next": {"type": "string"}},
+        {"name": "tasks", "properties": {"tasks": {"type": "array", "items": {"name": "task", "properties": {\(taskMembers)}, "additionalProperties": false}},
+         "first": {"type": "string"}, "next": {"type": "string"}, "schema": {"type": "string"}},
          "links": [{"rel": "first", "href": "{first}"}, {"rel": "next", "href": "{next}"}, {"rel": "describedby", "href": "{schema}"}]}
         """
 }

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import ImageCore
+import ImageData
 
 /// JSON shapes of the Image API v2, written straight into bytes.
 enum Views {
@@ -65,18 +66,20 @@ enum Views {
         w.raw(",\"type\":"); w.string(t.type)
         w.raw(",\"status\":"); w.string(t.status.rawValue)
         w.raw(",\"owner\":"); w.optionalString(t.owner)
-        w.raw(",\"image_id\":"); w.optionalString(t.imageId)
-        w.raw(",\"request_id\":"); w.optionalString(t.requestId)
-        w.raw(",\"user_id\":"); w.optionalString(t.userId)
+        // Glance's API views leave out the unset members (its schema types them as strings); stubs never show them.
+        for (key, value) in [("image_id", t.imageId), ("request_id", t.requestId), ("user_id", t.userId)] where !stub {
+            guard rawDatabaseShape || value != nil else { continue }
+            w.raw(","); w.key(key); w.optionalString(value)
+        }
         if !stub {
-            w.raw(",\"input\":"); w.value((try? JSONValue.parse(t.input)) ?? .object([]))
+            w.raw(",\"input\":"); w.value(taskInput(t))
             w.raw(",\"result\":")
             if let r = t.result, let v = try? JSONValue.parse(r) { w.value(v) } else { w.raw("null") }
             w.raw(",\"message\":"); w.string(t.message)
         }
         w.raw(",\"created_at\":"); time(t.createdAt)
         w.raw(",\"updated_at\":"); time(t.updatedAt)
-        w.raw(",\"expires_at\":"); time(t.expiresAt)
+        if rawDatabaseShape || t.expiresAt != nil { w.raw(",\"expires_at\":"); time(t.expiresAt) }
         if rawDatabaseShape {
             w.raw(",\"deleted_at\":null,\"deleted\":false")
         } else {
@@ -84,6 +87,13 @@ enum Views {
             w.raw("\",\"schema\":\"/v2/schemas/task\"")
         }
         w.raw("}")
+    }
+
+    /// The input as the client sent it: a legacy `import` task's row also holds the web-download it runs as.
+    static func taskInput(_ t: ImageTask) -> JSONValue {
+        let input = (try? JSONValue.parse(t.input)) ?? .object([])
+        guard t.type == ImageImports.legacyTaskType, case .object(let members) = input else { return input }
+        return .object(members.filter { ImageImports.legacyInputKeys.contains($0.0) })
     }
 
     static func json(_ w: JSONWriter, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
