@@ -64,7 +64,8 @@ summary() {
 # 1. Debian packages and the Python venv
 deps() {
   # qemu-utils (qemu-img) and genisoimage make the real disk images of the data-path e2e tests; wrk drives the load test.
-  local pkgs=(libsqlite3-dev libssl-dev python3-venv ca-certificates qemu-utils genisoimage wrk)
+  # rabbitmq-server: the notification e2e test's broker (scripts/rabbitmq.sh runs a private node).
+  local pkgs=(libsqlite3-dev libssl-dev python3-venv ca-certificates qemu-utils genisoimage wrk rabbitmq-server)
   log "Debian packages: ${pkgs[*]} (installed only when missing)"
   # shellcheck source=lib/deps.sh
   source scripts/lib/deps.sh || return 1

@@ -28,7 +28,7 @@ public enum GuardedDownload {
                 throw ImageError(.unavailable, "The data of image \(image.id) is not available.")
             }
             let body = ResponseBody(contentLength: Int(r.count)) { writer in
-                try await data.read(image, range: r) { try await writer.write($0) }
+                try await data.read(image, range: r, receiver: p) { try await writer.write($0) }  // p: image.send's receiver
                 try await writer.finish(nil)
             }
             return .bytes(image: image, range: r, total: total, partial: partial, body: body)

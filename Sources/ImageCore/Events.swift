@@ -135,10 +135,9 @@ extension ImageService {
         emit(type, EventPayload.task(task))
     }
 
-    /// `image.send` after a download: the receiver is the request's caller as the audit record knows it.
-    public func emitSend(_ image: Image, bytesSent: Int64) {
-        let facts = AuditTrail.current?.facts
+    /// `image.send` after a download to `receiver` (nil: a download no caller asked for).
+    public func emitSend(_ image: Image, bytesSent: Int64, to receiver: Principal?) {
         emit("image.send", EventPayload.send(image: image, bytesSent: bytesSent,
-                                             receiverProject: facts?.project, receiverUser: facts?.user))
+                                             receiverProject: receiver?.projectId, receiverUser: receiver?.userId))
     }
 }

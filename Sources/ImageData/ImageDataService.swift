@@ -106,13 +106,13 @@ public struct ImageDataService: Sendable {
             }
         } catch {
             await uncancelled { _ = try? await images.returnToQueued(id: image.id, from: [.saving]) }
+            // Glance's failed upload: image.upload at error priority, the reason as payload.
+            images.emit("image.upload", .string("Failed to upload image data for image \(image.id): \((error as? ImageError)?.message ?? "\(error)")"),
+                        priority: .error)
             logger.info("upload failed, image queued again", metadata: ["image": .string(image.id), "error": "\(error)"])
             throw error
         }
     }
-            // Glance's failed upload: image.upload at error priority, the reason as payload.
-            images.emit("image.upload", .string("Failed to upload image data for image \(image.id): \((error as? ImageError)?.message ?? "\(error)")"),
-                        priority: .error)
 
     /// Stores the bytes for a later `glance-direct` import: queued → uploading, size recorded.
     public func stage(id: String, declaredSize: Int64?, body: some AsyncSequence<ByteBuffer, any Error>,
@@ -278,25 +278,25 @@ public struct ImageDataService: Sendable {
     }
 
     /// Streams the bytes of a prepared download into `sink`.
-    public func read(_ image: Image, range: Range<Int64>, into sink: (ByteBuffer) async throws -> Void) async throws {
+    public func read(_ image: Image, range: Range<Int64>, receiver: Principal? = nil, into sink: (ByteBuffer) async throws -> Void) async throws {
         if let location = image.locations.first { return try await readLocation(image, location, range: range, into: sink) }
         let store = try storeHolding(image)
         var delivering = false
+        var sent: Int64 = 0
         do {
             try await readBytes(image, from: store, range: range) { buffer in
                 delivering = true
                 try await sink(buffer)
                 delivering = false
-        var sent: Int64 = 0
+                sent += Int64(buffer.readableBytes)
                 DataMetrics.bytesOut(buffer.readableBytes)
             }
+            images.emitSend(image, bytesSent: sent, to: receiver)
         } catch {
             // A client that went away is not the store's fault.
             if !delivering, !(error is ImageError), !(error is CancellationError) { DataMetrics.storeError("read") }
-                sent += Int64(buffer.readableBytes)
             throw delivering ? error : Self.storeError(error)
         }
-            images.emitSend(image, bytesSent: sent)
     }
 }
 

@@ -139,7 +139,6 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     openstackOptions.showMultipleLocations = config.showMultipleLocations
     let openstack = OpenStackImageAPI<ImagedRequestContext>(
         imports: imports, authenticator: authenticator,
-    notifications?.start(poster: fetcher)  // webhooks go through the URL guard, as callbacks do
         options: openstackOptions)
     // One set of accounts for every front-end: one login throttle and one bounded password pool.
     let accounts = LocalAccounts(catalog: catalog, throttle: config.loginThrottle,
@@ -175,6 +174,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     do { systems = try config.scalrOSFile.map { try ScalrOSCatalogue.load(file: $0) } ?? .seeded } catch { throw ConfigError("\(error)") }
     let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: accounts, options: .init(sealer: sealer, systems: systems))
     Observability.bootstrap()
+    notifications?.start(poster: fetcher)  // after the metrics backend is up; webhooks go through the URL guard, as callbacks do
     let readiness = Readiness(catalog: catalog, stores: stores.all)
     return Imaged(service: service, catalog: catalog, data: data, runner: runner, scrub: scrub, reaper: reaper,
                   uploadReaper: uploadReaper,

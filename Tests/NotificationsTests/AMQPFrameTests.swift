@@ -63,7 +63,7 @@ import Testing
         var out = ByteBuffer()
         out.writeTable([("a", .string("xy")), ("b", .bool(true)), ("c", .table([]))])
         // size, then "a" 'S' len "xy", "b" 't' 1, "c" 'F' 0.
-        let expected: [UInt8] = [0, 0, 0, 21, 1, 97, 83, 0, 0, 0, 2, 120, 121, 1, 98, 116, 1, 1, 99, 70, 0, 0, 0, 0]
+        let expected: [UInt8] = [0, 0, 0, 20, 1, 97, 83, 0, 0, 0, 2, 120, 121, 1, 98, 116, 1, 1, 99, 70, 0, 0, 0, 0]
         #expect(Array(out.readableBytesView) == expected)
     }
 
