@@ -91,9 +91,9 @@ public struct ImageImports: Sendable {
             }
             throw error
         }
+        data.images.emitTask("task.create", task)
         runner.wake()
         return task
-        data.images.emitTask("task.create", task)
     }
 
     /// The stores an import writes to: `stores`, every store for `all_stores`, else the default.
@@ -218,10 +218,10 @@ public final class TaskRunner: Sendable {
     /// task over), the work stops and leaves the task and its image to the new holder.
     public func execute(_ task: ImageTask) async {
         logger.info("task started", metadata: ["task": .string(task.id), "attempt": "\(task.attempts)"])
-        let progress = TaskProgress()
-        // The lease this run holds: the claim's.
         data.images.emitTask("task.run", task)
         data.images.emitTask("task.processing", task)
+        let progress = TaskProgress()
+        // The lease this run holds: the claim's.
         let nodeId = task.leaseOwner ?? options.nodeId
         let outcome: Result<String, any Error> = await withTaskGroup(of: Result<String, any Error>?.self) { group in
             group.addTask {
@@ -298,11 +298,11 @@ public final class TaskRunner: Sendable {
             t.updatedAt = now
             t.expiresAt = now + self.options.timeToLive
         }
-        if result != nil {
-            logger.info("task succeeded", metadata: ["task": .string(task.id), "bytes": "\(done)"])
         if let finished, finished.status.isFinished {
             data.images.emitTask(finished.status == .success ? "task.success" : "task.failure", finished)
         }
+        if result != nil {
+            logger.info("task succeeded", metadata: ["task": .string(task.id), "bytes": "\(done)"])
         } else {
             logger.warning("task failed", metadata: ["task": .string(task.id), "error": .string(message)])
         }

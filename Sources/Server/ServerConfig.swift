@@ -201,11 +201,11 @@ extension ServerConfig {
             ("task-workers", String(taskWorkers)),
             ("cache", cacheSize > 0 ? "\(cacheDirectory ?? dataDirectory + "/cache"), at most \(cacheSize) bytes" : "off"),
             ("audit-log", auditLogPath ?? "none"),
+            ("notify", notify.description),
             ("front-ends", Frontend.allCases.filter { frontends.contains($0) }.map { $0.mount(danubePrefix: danubePrefix) }.joined(separator: ", ")),
         ]
         return out
     }
-            ("notify", notify.description),
 }
 
 /// The APIs one imaged can answer; `--frontend` picks some.
