@@ -136,9 +136,9 @@ extension ImageService {
             image.status = .importing
             image.properties[ImageService.importLockKey] = taskId
             image.markImporting(store)
+        }
         emit("image.prepare", image: image, extra: EventPayload.importStores(image))
         return image
-        }
     }
 
     /// `copy-image` on an active image: takes the import lock and names the target stores; the

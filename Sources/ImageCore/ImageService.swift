@@ -614,8 +614,8 @@ public struct ImageService: Sendable {
         guard try await catalog.deleteMember(imageId: image.id, memberId: memberId) else {
             throw ImageError.notFound("Member \(memberId) not found for image \(imageId).")
         }
-    }
         if let member { emit("image.member.delete", EventPayload.member(member, deletedAt: Timestamp.now())) }
+    }
 }
 
 extension StringProtocol {

@@ -332,12 +332,6 @@ struct ServeOptions: ParsableArguments {
         guard (1...64).contains(taskWorkers) else { throw ValidationError("--task-workers must be between 1 and 64") }
         config.taskWorkers = taskWorkers
         config.auditLog = auditLog
-        if !frontend.isEmpty {
-            config.frontends = Set(try frontend.flatMap { $0.split(separator: ",") }.map { name in
-                let trimmed = name.trimmingCharacters(in: .whitespaces)
-                guard let known = Frontend(rawValue: trimmed) else {
-                    throw ValidationError("--frontend: '\(trimmed)' is not one of \(Frontend.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
         if let notifyUrl, AMQPEndpoint(url: notifyUrl) == nil {
             throw ValidationError("--notify-url: '\(notifyUrl)' is not amqp://user:password@host:port/vhost")
         }
@@ -346,6 +340,12 @@ struct ServeOptions: ParsableArguments {
         config.notify.webhooks = notifyWebhook
         config.notify.queueLimit = notifyQueue
         config.notify.exchange = notifyExchange
+        if !frontend.isEmpty {
+            config.frontends = Set(try frontend.flatMap { $0.split(separator: ",") }.map { name in
+                let trimmed = name.trimmingCharacters(in: .whitespaces)
+                guard let known = Frontend(rawValue: trimmed) else {
+                    throw ValidationError("--frontend: '\(trimmed)' is not one of \(Frontend.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
                 return known
             })
         }
