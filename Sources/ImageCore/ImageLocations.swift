@@ -39,7 +39,10 @@ extension Image {
 extension ImageService {
     /// `add_image_location`: queued → importing with the location recorded and the import lock
     /// taken by `taskId`, in one write. 404 unseen, 403 by policy, 409 not queued or locked.
-    public func beginLocationImport(id: String, location: ImageLocation, taskId: String, by p: Principal) async throws -> Image {
+    /// A queued image's earlier locations are what failed imports left: the new one replaces them.
+    /// `store` is recorded in `stores` (Glance names the http store there when stores are named).
+    public func beginLocationImport(id: String, location: ImageLocation, store: String?, taskId: String,
+                                    by p: Principal) async throws -> Image {
         AuditTrail.note("image.location_add", imageId: id, by: p)
         let (visible, member) = try await visibleImageAndMembership(id: id, by: p)
         guard visible.status == .queued else {
@@ -57,7 +60,8 @@ extension ImageService {
             }
             image.status = .importing
             image.properties[ImageService.importLockKey] = taskId
-            image.setLocations(image.locations + [location])
+            image.setLocations([location])
+            if let store { image.properties[Self.storesKey] = store }
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
@@ -83,8 +87,9 @@ extension ImageService {
     }
 
     /// The location could not be read or its digest did not match the caller's `validation_data`:
-    /// back to queued, digests cleared and the location removed (Glance's revert), so it can be retried.
-    public func failLocationImport(id: String, taskId: String, url: String) async throws {
+    /// back to queued with the digests cleared (Glance's revert), so it can be retried. The http(s)
+    /// location stays recorded, as Glance's read-only http store leaves it, and `stores` with it.
+    public func failLocationImport(id: String, taskId: String) async throws {
         _ = try await catalog.updateImage(id: id) { image in
             guard image.status == .importing, image.properties[ImageService.importLockKey] == taskId else { return }
             image.status = .queued
@@ -93,7 +98,6 @@ extension ImageService {
             image.osHashAlgo = nil
             image.osHashValue = nil
             image.releaseImportLock()
-            image.setLocations(image.locations.filter { $0.url != url })
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
         }
     }

@@ -8,6 +8,9 @@ import NIOCore
 /// configured one) and makes the image active, or queues it again when the digest does not match.
 public enum LocationImport {
     public static let taskType = "location_import"
+    /// What `stores` says of an image at an http(s) location when stores are named: the id Glance's
+    /// read-only http store has in devstack, which Tempest's location tests expect.
+    public static let httpStoreId = "web"
     /// Glance's `validation_data.os_hash_algo` enum.
     static let algorithms: [String: (StreamDigest.Algorithm, Int)] = [
         "md5": (.md5, 16), "sha1": (.sha1, 20), "sha256": (.sha256, 32), "sha512": (.sha512, 64),
@@ -73,12 +76,14 @@ extension ImageImports {
         let now = Timestamp.now()
         let task = ImageTask(id: taskId, type: LocationImport.taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
                              requestId: requestId, input: JSONValue.object(input).serialized, createdAt: now, updatedAt: now)
-        _ = try await data.images.beginLocationImport(id: visible.id, location: ImageLocation(url: url, addedByAdmin: p.isAdmin),
-                                                      taskId: taskId, by: p)
+        let store = data.stores.multiple ? LocationImport.httpStoreId : nil
+        let metadata: JSONValue = .object(store.map { [("store", .string($0))] } ?? [])
+        _ = try await data.images.beginLocationImport(id: visible.id, location: ImageLocation(url: url, metadata: metadata, addedByAdmin: p.isAdmin),
+                                                      store: store, taskId: taskId, by: p)
         do {
             try await catalog.insertTask(task)
         } catch {
-            try? await data.images.failLocationImport(id: visible.id, taskId: taskId, url: url)
+            try? await data.images.failLocationImport(id: visible.id, taskId: taskId)
             throw error
         }
         runner.wake()
@@ -124,7 +129,7 @@ extension TaskRunner {
             return JSONValue.object([("image_id", .string(imageId))]).serialized
         } catch {
             if !progress.leaseLost && !Task.isCancelled {
-                try? await data.images.failLocationImport(id: imageId, taskId: task.id, url: url)
+                try? await data.images.failLocationImport(id: imageId, taskId: task.id)
             }
             throw error
         }

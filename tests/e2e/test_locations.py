@@ -77,6 +77,7 @@ def test_add_location_with_validation_data_then_download(who, origin):
     shown = alice.get(f"/v2/images/{image['id']}").json()
     assert (shown["status"], shown["size"], shown["checksum"], shown["os_hash_algo"], shown["os_hash_value"]) == \
         ("active", len(data), hashlib.md5(data).hexdigest(), "sha256", sha256)
+    assert shown["stores"] == "web"  # Glance's http store, as Tempest expects with named stores
     assert "os_glance_import_task" not in shown
     # Downloads read the location: whole and a range.
     got = alice.get(f"/v2/images/{image['id']}/file")
@@ -87,7 +88,7 @@ def test_add_location_with_validation_data_then_download(who, origin):
     assert part.headers["Content-Range"] == f"bytes 1000-70999/{len(data)}"
     # GET locations: the service role only (admin without it, the owner, a reader: 403).
     listed = who["nova"].get(f"/v2/images/{image['id']}/locations")
-    assert listed.status_code == 200 and listed.json() == [{"url": url, "metadata": {}}]
+    assert listed.status_code == 200 and listed.json() == [{"url": url, "metadata": {"store": "web"}}]
     for name in ("admin", "alice"):
         refused = who[name].get(f"/v2/images/{image['id']}/locations")
         assert refused.status_code == 403, (name, refused.text)
@@ -122,13 +123,17 @@ def test_wrong_hash_fails_the_task_and_requeues(who, origin):
     shown = alice.get(f"/v2/images/{image['id']}").json()
     assert (shown["status"], shown["checksum"], shown["os_hash_algo"], shown["os_hash_value"], shown["size"]) == \
         ("queued", None, None, None, None)
-    assert who["nova"].get(f"/v2/images/{image['id']}/locations").json() == []
+    # As Glance's http store: the location and `stores` stay (Tempest asserts 'web' after the failure too).
+    assert shown["stores"] == "web"
+    assert who["nova"].get(f"/v2/images/{image['id']}/locations").json() == [{"url": url, "metadata": {"store": "web"}}]
     assert alice.get(f"/v2/images/{image['id']}/file").status_code == 204
     # Queued again: a right location is accepted now.
     good = hashlib.sha512(data).hexdigest()
     assert alice.post(f"/v2/images/{image['id']}/locations",
                       json={"url": url, "validation_data": {"os_hash_algo": "sha512", "os_hash_value": good}}).status_code == 202
     wait_for(lambda: alice.get(f"/v2/images/{image['id']}").json()["status"] == "active", timeout=30, what="active")
+    assert len(who["nova"].get(f"/v2/images/{image['id']}/locations").json()) == 1
+    assert alice.get(f"/v2/images/{image['id']}/file").content == data
 
 
 def test_add_location_refusals(who, origin):
@@ -266,7 +271,21 @@ def test_show_direct_url_and_multiple_locations(tmp_path_factory, origin):
         assert alice.post(f"/v2/images/{queued['id']}/locations", json={"url": url}).status_code == 202
         active = wait_for(lambda: (lambda i: i if i["status"] == "active" else None)(alice.get(f"/v2/images/{queued['id']}").json()),
                           timeout=30, what="location image active")
-        assert active["direct_url"] == url and active["locations"] == [{"url": url, "metadata": {}}]
+        assert active["direct_url"] == url and active["locations"] == [{"url": url, "metadata": {"store": "web"}}]
         assert alice.get(f"/v2/images/{queued['id']}/file").content == data
     finally:
         srv.kill(signal.SIGTERM)
+
+
+def test_location_with_one_unnamed_store(import_server, origin):
+    """One unnamed store: no `stores` attribute, empty location metadata (Glance without enabled_backends)."""
+    alice, nova_less_admin = Raw(import_server.url, "alice"), Raw(import_server.url, "admin")
+    data = random_bytes(10_000, 26)
+    url = origin.serve(f"/loc-{uuid.uuid4().hex}.raw", data)
+    image = alice.create(disk_format="raw", container_format="bare")
+    assert alice.post(f"/v2/images/{image['id']}/locations", json={"url": url}).status_code == 202
+    location_task(alice, image["id"], "success")
+    shown = alice.get(f"/v2/images/{image['id']}").json()
+    assert shown["status"] == "active" and "stores" not in shown and shown["checksum"] == hashlib.md5(data).hexdigest()
+    assert alice.get(f"/v2/images/{image['id']}/file").content == data
+    assert nova_less_admin.get(f"/v2/images/{image['id']}/locations").status_code == 403
