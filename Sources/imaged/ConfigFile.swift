@@ -17,9 +17,10 @@ enum ConfigFile {
                           "keystone-password-file", "keystone-project", "keystone-domain", "keystone-cache-seconds", "keystone-public-url",
                           "catalog", "blob-store", "store", "default-store", "s3-endpoint", "s3-region", "s3-key-prefix", "s3-virtual-host",
                           "s3-part-mib", "quota-image-count", "quota-image-size", "quota-stage-size", "quota-uploading",
-                          "frontend", "task-workers", "cache-dir", "cache-size"]
+                          "frontend", "task-workers", "cache-dir", "cache-size",
+                          "notify-url", "notify-webhook", "notify-queue", "notify-exchange"]
     static let flags: Set<String> = ["no-auth", "s3-virtual-host"]
-    static let repeatable: Set<String> = ["import-allow-cidr", "import-allow-port", "store", "danube-imagestore", "danube-dc", "frontend"]
+    static let repeatable: Set<String> = ["import-allow-cidr", "import-allow-port", "store", "danube-imagestore", "danube-dc", "frontend", "notify-webhook"]
 
     struct Invalid: Error, CustomStringConvertible { let description: String }
 

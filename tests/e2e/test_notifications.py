@@ -4,6 +4,7 @@ the fields Ceilometer reads; a loopback webhook receives the same events as Clou
 broker mid-run costs API requests nothing (bounded queue, drops counted in /metrics) and the publisher
 reconnects when it is back."""
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, ImagedServer, Raw, free_port, project, unique, upload, wait_for
+from conftest import REPO, ImagedServer, Raw, free_port, imaged_bin, project, unique, upload, wait_for
 
 pika = pytest.importorskip("pika")
 
@@ -60,10 +61,16 @@ class Consumer:
         self.channel.exchange_declare("glance", exchange_type="topic", durable=False)
         self.channel.queue_declare("notifications.info", durable=False)
         self.channel.queue_bind("notifications.info", "glance", routing_key="notifications.info")
+        self.channel.queue_declare("notifications.error", durable=False)
+        self.channel.queue_bind("notifications.error", "glance", routing_key="notifications.error")
 
     def drain(self):
+        for queue in ("notifications.info", "notifications.error"):
+            self.drain_queue(queue)
+
+    def drain_queue(self, queue: str):
         while True:
-            method, props, body = self.channel.basic_get("notifications.info", auto_ack=True)
+            method, props, body = self.channel.basic_get(queue, auto_ack=True)
             if method is None:
                 return
             outer = json.loads(body)
@@ -210,6 +217,37 @@ def test_image_and_member_events_reach_rabbitmq_and_the_webhook(setup):
     for ce_type in ("org.openstack.image.activate", "org.openstack.image.delete"):
         assert hook.wait(ce_type, "id", iid)[1]["data"]["size"] == len(data)
     assert hook.wait("org.openstack.image.member.create", "image_id", iid)[1]["data"]["member_id"] == project("bob")
+
+
+def test_a_failed_upload_is_an_error_notification(setup):
+    srv, broker, consumer, hook = setup
+    alice = Raw(srv.url, "alice")
+    image = alice.create(name=unique("notify-bad"), disk_format="qcow2", container_format="bare")
+    r = upload(alice, image["id"], b"not a qcow2 header\n" * 64)
+    assert r.status_code == 415, r.text  # Glance's answer to data that is not the declared format
+
+    def failed():
+        consumer.drain()
+        return [m for m in consumer.messages if m["event_type"] == "image.upload" and m["priority"] == "ERROR"
+                and image["id"] in m["payload"]]
+    error = wait_for(failed, timeout=20, what="image.upload at ERROR")[0]
+    assert error["_routing_key"] == "notifications.error"
+    assert "does not match" in error["payload"]
+    assert consumer.events("image.activate", "id", image["id"]) == []
+
+
+def test_config_check_shows_the_notification_targets_without_the_password(setup):
+    srv, *_ = setup
+    env = {**os.environ, "IMAGED_NOTIFY_URL": "amqp://nova:s3cret@rabbit.example:5673/prod"}
+    out = subprocess.run([str(imaged_bin()), "config", "check", "--data-dir", str(srv.workdir / "check"),
+                          "--notify-webhook", "http://hook.example/x", "--notify-queue", "50"],
+                         capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "notify: amqp://nova@rabbit.example:5673/prod exchange glance, webhook http://hook.example/x, queue 50" in out.stdout
+    assert "s3cret" not in out.stdout + out.stderr
+    bad = subprocess.run([str(imaged_bin()), "config", "check", "--data-dir", str(srv.workdir / "check"),
+                          "--notify-url", "http://rabbit.example/"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "--notify-url" in bad.stderr
 
 
 def image_checksum(client: Raw, iid: str) -> str:
