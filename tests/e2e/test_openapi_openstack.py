@@ -64,7 +64,7 @@ OPERATIONS = {
     "listVersionsRoot", "listVersions", "listImages", "createImage", "showImage", "updateImage", "deleteImage",
     "deactivateImage", "reactivateImage", "addImageTag", "removeImageTag", "listImageMembers", "createImageMember",
     "showImageMember", "updateImageMember", "deleteImageMember", "uploadImageData", "downloadImageData",
-    "stageImageData", "importImage", "listImageTasks", "getImportInfo", "getStoresInfo", "getUsage", "listTasks",
+    "stageImageData", "importImage", "listImageTasks", "getImportInfo", "getStoresInfo", "getUsage", "listTasks", "createTask",
     "showTask", "showImageSchema", "showImagesSchema", "showMemberSchema", "showMembersSchema", "showTaskSchema", "showTasksSchema",
 }
 
@@ -349,6 +349,18 @@ def test_real_answers_match_the_document(os_server, document, origin):
              timeout=60, interval=0.3, what="the copy-image import")
     admin.call("POST", f"/v2/images/{web['id']}/import", json={"method": {"name": "copy-image"}, "stores": ["archive"]}, expect=409)
     assert len(alice.call("GET", f"/v2/images/{web['id']}/tasks", expect=200).json()["tasks"]) == 2
+
+    # The tasks API's legacy import (admin only), a bad body, and a filtered page with its links.
+    legacy = {"type": "import", "input": {"import_from": origin.serve("/oa-task.raw", data[:2048]), "import_from_format": "raw",
+                                          "image_properties": {"name": unique("oa-task"), "disk_format": "raw", "container_format": "bare"}}}
+    alice.call("POST", "/v2/tasks", json=legacy, expect=403)
+    admin.call("POST", "/v2/tasks", json={"type": "import"}, expect=400)
+    made = admin.call("POST", "/v2/tasks", json=legacy, expect=201).json()
+    wait_for(lambda: admin.call("GET", f"/v2/tasks/{made['id']}", expect=200).json()["status"] == "success", timeout=60,
+             interval=0.3, what="the legacy import task")
+    page = admin.call("GET", "/v2/tasks?type=import&status=success&limit=1", expect=200).json()
+    assert len(page["tasks"]) == 1 and "marker=" in page["next"]
+    admin.call("GET", "/v2/tasks?sort_key=colour", expect=400)
 
     # Usage counts what alice stored; delete (protected first), then gone.
     assert alice.call("GET", "/v2/info/usage", expect=200).json()["usage"]["image_size_total"]["usage"] >= 1
