@@ -174,7 +174,7 @@ extension PolicyAction {
         case .addImageLocation: "image.location_add"
         case .deleteImageLocation: "image.store_delete"
         case .fetchImageLocation, .getImageLocation, .storesInfoDetail: nil
-        case .cacheImage, .cacheList, .cacheDelete, .cacheClean, .cachePrune: nil  // this node's cache, not the image
+        case .cacheImage, .cacheList, .cacheDelete, .cacheClean, .cachePrune, .listCachedNodes: nil  // this node's cache, not the image
         }
     }
 }

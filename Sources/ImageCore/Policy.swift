@@ -27,6 +27,7 @@ public enum PolicyAction: String, Sendable, CaseIterable {
     case cacheDelete = "cache_delete"
     case cacheClean = "cache_clean"
     case cachePrune = "cache_prune"
+    case listCachedNodes = "list_cached_nodes"
     // The locations API (v2.17) and the store endpoints (v2.10, v2.15).
     case addImageLocation = "add_image_location"
     case fetchImageLocation = "fetch_image_location"
@@ -110,6 +111,7 @@ public enum Policy {
         .getUsage: .any([.admin, .role("reader")]),
         .tasksAPIAccess: .admin,
         .cacheImage: .admin, .cacheList: .admin, .cacheDelete: .admin, .cacheClean: .admin, .cachePrune: .admin,
+        .listCachedNodes: .admin,
         // SERVICE_OR_PROJECT_MEMBER: no admin clause, as in Glance.
         .addImageLocation: .any([.role("service"), .all([.role("member"), .ownerProject])]),
         .fetchImageLocation: .role("service"),

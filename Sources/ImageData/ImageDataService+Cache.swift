@@ -162,6 +162,13 @@ extension ImageDataService {
         return (cached, queued)
     }
 
+    /// `GET /v2/cache/nodes/{id}` (v2.18): the nodes caching an image need Glance's centralized cache
+    /// database; each imaged node keeps its own index, so this answers as Glance's per-node drivers do (409).
+    public func cachedNodes(id: String, by p: Principal) async throws -> [String] {
+        _ = try cacheFor(.listCachedNodes, p)
+        throw ImageError.conflict("Centralized caching is not enabled")
+    }
+
     /// `POST /v2/cache/clean`: removes what failed fills left.
     public func cleanCache(by p: Principal) async throws {
         let cache = try cacheFor(.cacheClean, p)

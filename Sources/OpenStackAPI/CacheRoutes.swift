@@ -19,6 +19,7 @@ struct CacheRoutes<Context: OpenStackRequestContext>: Sendable {
         routes.route(router, "/v2/cache/clean", [.post: clean])
         routes.route(router, "/v2/cache/prune", [.post: prune])
         routes.route(router, "/v2/cache/{id}", [.put: queue, .delete: remove])
+        routes.route(router, "/v2/cache/nodes/{id}", [.get: nodes])
     }
 
     /// `{"cached_images": [{image_id, hits, last_accessed, last_modified, size, checksum}], "queued_images": [ids]}`.
@@ -68,6 +69,17 @@ struct CacheRoutes<Context: OpenStackRequestContext>: Sendable {
             let p = try R.principal(context)
             try await data.removeFromCache(id: try R.parameter(context, "id"), by: p)
             return Response(status: .noContent)
+        }
+    }
+
+    var nodes: Handler {
+        { [data] request, context in
+            let p = try R.principal(context)
+            try await R.requireNoBody(request)
+            let urls = try await data.cachedNodes(id: try R.parameter(context, "id"), by: p)
+            var w = JSONWriter(capacity: 64)
+            w.value(.array(urls.map { .string($0) }))
+            return Views.json(w)
         }
     }
 

@@ -126,6 +126,10 @@ def test_cache_api_cycle_on_a_file_store(file_node):
     assert alice.post("/v2/cache/prune").status_code == 403
     r = admin.post("/v2/cache")
     assert r.status_code == 405 and r.headers["Allow"] == "GET, DELETE", r.headers
+    # The nodes caching an image (v2.18) need Glance's centralized cache database: 409 as its per-node drivers.
+    r = admin.get(f"/v2/cache/nodes/{image['id']}")
+    assert r.status_code == 409 and "Centralized caching is not enabled" in r.json()["message"], r.text
+    assert alice.get(f"/v2/cache/nodes/{image['id']}").status_code == 403
 
     # Deleting the image evicts its entry.
     assert admin.put(f"/v2/cache/{image['id']}").status_code == 202
