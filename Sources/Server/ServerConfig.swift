@@ -179,6 +179,8 @@ extension ServerConfig {
         }
         out += [
             ("public-endpoint", publicEndpoint ?? "(from each request's Host)"),
+            ("show-image-direct-url", String(showImageDirectURL)),
+            ("show-multiple-locations", String(showMultipleLocations)),
             ("log-level", logLevel.rawValue),
             ("hash-algorithm", hashAlgorithm.rawValue),
             ("image-size-cap", String(imageSizeCap)),
