@@ -65,7 +65,8 @@ OPERATIONS = {
     "deactivateImage", "reactivateImage", "addImageTag", "removeImageTag", "listImageMembers", "createImageMember",
     "showImageMember", "updateImageMember", "deleteImageMember", "uploadImageData", "downloadImageData",
     "stageImageData", "importImage", "listImageTasks", "getImportInfo", "getStoresInfo", "getUsage", "listTasks", "createTask",
-    "showTask", "showImageSchema", "showImagesSchema", "showMemberSchema", "showMembersSchema", "showTaskSchema", "showTasksSchema",
+    "showTask", "addImageLocation", "listImageLocations", "getStoresDetail", "deleteImageFromStore", "showImageSchema", "showImagesSchema", "showMemberSchema", "showMembersSchema", "showTaskSchema", "showTasksSchema",
+    "getCacheState", "clearCache", "cleanCache", "pruneCache", "queueCachedImage", "deleteCachedImage", "listCachedNodes",
 }
 
 
@@ -361,6 +362,18 @@ def test_real_answers_match_the_document(os_server, document, origin):
     page = admin.call("GET", "/v2/tasks?type=import&status=success&limit=1", expect=200).json()
     assert len(page["tasks"]) == 1 and "marker=" in page["next"]
     admin.call("GET", "/v2/tasks?sort_key=colour", expect=400)
+
+    # This node's cache (admin only): queue, prefetched, nodes (409), prune, clean, remove, clear.
+    alice.call("GET", "/v2/cache", expect=403)
+    admin.call("PUT", f"/v2/cache/{iid}", expect=202)
+    wait_for(lambda: iid in [e["image_id"] for e in admin.call("GET", "/v2/cache", expect=200).json()["cached_images"]],
+             timeout=30, interval=0.2, what="the queued image cached")
+    admin.call("GET", f"/v2/cache/nodes/{iid}", expect=409)
+    assert admin.call("POST", "/v2/cache/prune", expect=200).json() == {"total_files_pruned": 0, "total_bytes_pruned": 0}
+    admin.call("POST", "/v2/cache/clean", expect=200)
+    admin.call("DELETE", f"/v2/cache/{iid}", expect=204)
+    admin.call("DELETE", "/v2/cache", expect=400, headers={"x-image-cache-clear-target": "bogus"})
+    admin.call("DELETE", "/v2/cache", expect=204)
 
     # Usage counts what alice stored; delete (protected first), then gone.
     assert alice.call("GET", "/v2/info/usage", expect=200).json()["usage"]["image_size_total"]["usage"] >= 1
