@@ -27,6 +27,17 @@ public protocol RemoteFetcher: Sendable {
     /// length the server declared, if any, before the first byte.
     func fetch(_ url: String, asAdmin: Bool, maxBytes: Int64, announce: (Int64?) async throws -> Void,
                into sink: (ByteBuffer) async throws -> Void) async throws
+    /// The same with request headers, sent to the URL's own origin only (not across redirects).
+    func fetch(_ url: String, asAdmin: Bool, headers: [(String, String)], maxBytes: Int64,
+               announce: (Int64?) async throws -> Void, into sink: (ByteBuffer) async throws -> Void) async throws
+}
+
+extension RemoteFetcher {
+    /// Fetchers that cannot send headers (test doubles) ignore them.
+    public func fetch(_ url: String, asAdmin: Bool, headers: [(String, String)], maxBytes: Int64,
+                      announce: (Int64?) async throws -> Void, into sink: (ByteBuffer) async throws -> Void) async throws {
+        try await fetch(url, asAdmin: asAdmin, maxBytes: maxBytes, announce: announce, into: sink)
+    }
 }
 
 /// The data path of every front-end: uploads, staging, downloads and the start of imports.

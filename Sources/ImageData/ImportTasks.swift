@@ -36,7 +36,7 @@ public struct ImageImports: Sendable {
                       taskId chosenId: String? = nil, deleteImageOnFailure: Bool = false,
                       expectedSize: Int64? = nil, expectedSHA1: String? = nil,
                       taskType: String = ImageImports.taskType, extraInput: [(String, JSONValue)] = [],
-                      by p: Principal) async throws -> ImageTask {
+                      credential: String? = nil, by p: Principal) async throws -> ImageTask {
         // Only implemented methods can be enabled (`ImageDataConfig.importMethods`); the tasks API's
         // legacy import fetches like web-download whether or not the import API offers it.
         guard data.importMethods.contains(method) || taskType == Self.legacyTaskType else {
@@ -46,8 +46,13 @@ public struct ImageImports: Sendable {
             guard let uri, !uri.isEmpty else { throw ImageError.badRequest("web-download needs method.uri.") }
             try await vet(uri, by: p)
         }
+        var extraInput = extraInput
+        if method == GlanceDownload.method {
+            _ = try GlanceDownload.parameters(requestBody["method"])
+        }
         // Visibility and ownership first, so a stranger learns nothing from the checks below.
         let visible = try await data.images.visibleImage(id: id, by: p)
+        if method == GlanceDownload.method { extraInput += try await glanceDownloadInput(requestBody, token: credential) }
         var targets = try targetStores(requestBody)
         if method == "copy-image" {
             guard requestBody["stores"] != nil || requestBody["all_stores"]?.boolValue == true else {
@@ -81,9 +86,11 @@ public struct ImageImports: Sendable {
         } else {
             _ = try await data.images.beginImport(id: visible.id, method: method, taskId: taskId, store: stores, by: p)
         }
+        if method == GlanceDownload.method, let credential { runner.credentials.set(credential, for: taskId) }
         do {
             try await catalog.insertTask(task)
         } catch {
+            runner.credentials.remove(taskId)
             if method == "copy-image" {
                 _ = try? await catalog.updateImage(id: visible.id) { $0.releaseImportLock() }
             } else {
@@ -136,6 +143,10 @@ public final class TaskRunner: Sendable {
     // Set once at wiring time, before `run()`.
     nonisolated(unsafe) var data: ImageDataService!
     nonisolated(unsafe) var fetcher: (any RemoteFetcher)!
+    /// Other regions' image services (glance-download); set at wiring time when Keystone is configured.
+    nonisolated(unsafe) public var regions: (any RegionCatalog)?
+    /// Callers' tokens of this node's glance-download tasks (memory only).
+    public let credentials = TaskCredentials()
 
     public init(catalog: any Catalog, options: Options = .init(), logger: Logger = Logger(label: "imaged.tasks")) {
         self.catalog = catalog
@@ -342,6 +353,8 @@ public final class TaskRunner: Sendable {
             }
             let first = targets[0]
             let result: IngestResult
+            // What the source says the image is (glance-download): applied with the data, in one write.
+            var adopt: @Sendable (inout Image) -> Void = { _ in }
             var virtualSize: Int64?
             // The format decision comes before the commit: refused data is never published.
             let verify: (IngestResult) throws -> Void = { virtualSize = try data.decideFormat(image, $0) }
@@ -360,6 +373,11 @@ public final class TaskRunner: Sendable {
                         throw ImageError.badRequest("The data's SHA-1 \(r.sha1 ?? "?") is not the expected \(expectedSHA1).")
                     }
                     try verify(r)
+                }
+            case GlanceDownload.method:
+                defer { credentials.remove(task.id) }
+                (result, adopt) = try await ingestGlanceDownload(task, input: input, image: image, into: key, store: first, progress) { target, r in
+                    virtualSize = try data.decideFormat(target, r)
                 }
             case "glance-direct":
                 result = try await ingestStaged(imageId, into: key, store: first, progress, verify: verify)
@@ -381,10 +399,12 @@ public final class TaskRunner: Sendable {
             let stored = ([first] + copied).map(\.id)
             let failedIds = failed.map(\.id)
             let record = data.recordStores(stored)
+            let adoptNow = adopt
             do {
                 _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize)) {
                     $0.finishImport(failedStores: failedIds.joined(separator: ","))
                     record(&$0)
+                    adoptNow(&$0)
                 }
             } catch {
                 for store in [first] + copied { try? await store.delete(key: key) }

@@ -157,7 +157,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             }
             let id = try R.parameter(context, "id")
             _ = try await imports.start(id: id, method: name, uri: uri, requestBody: body,
-                                        requestId: request.headers[.requestID], by: p)
+                                        requestId: request.headers[.requestID], credential: request.headers[.authToken], by: p)
             return Response(status: .accepted)
         }
     }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import ImageCore
 import ImageData
 import NIOCore
@@ -65,6 +66,14 @@ public final class HTTPFetcher: RemoteFetcher {
 
     public func fetch(_ url: String, asAdmin: Bool, maxBytes: Int64, announce: (Int64?) async throws -> Void,
                       into sink: (ByteBuffer) async throws -> Void) async throws {
+        try await fetch(url, asAdmin: asAdmin, headers: [], maxBytes: maxBytes, announce: announce, into: sink)
+    }
+
+    /// `headers` (a caller's token for glance-download) go to the first URL's origin only, never
+    /// to another host or port a redirect names.
+    public func fetch(_ url: String, asAdmin: Bool, headers: [(String, String)], maxBytes: Int64,
+                      announce: (Int64?) async throws -> Void, into sink: (ByteBuffer) async throws -> Void) async throws {
+        let origin = Self.origin(url)
         let deadline = NIODeadline.now() + options.totalTimeout
         var target = try await vetted { try await self.urlGuard.check(url, asAdmin: asAdmin) }
         var hops = 0
@@ -74,6 +83,7 @@ public final class HTTPFetcher: RemoteFetcher {
                 var request = HTTPClientRequest(url: hop.url)
                 request.headers.add(name: "User-Agent", value: "imaged-web-download")
                 request.headers.add(name: "Accept-Encoding", value: "identity")
+                if Self.origin(hop.url) == origin { for (name, value) in headers { request.headers.add(name: name, value: value) } }
                 let response: HTTPClientResponse
                 do {
                     response = try await client.execute(request, deadline: deadline)
@@ -100,6 +110,12 @@ public final class HTTPFetcher: RemoteFetcher {
             }
             target = next
         }
+    }
+
+    /// scheme://host:port of a URL, lower-cased, for "same origin" decisions.
+    static func origin(_ url: String) -> String? {
+        guard let u = URLComponents(string: url), let scheme = u.scheme?.lowercased(), let host = u.host?.lowercased() else { return nil }
+        return "\(scheme)://\(host):\(u.port ?? (scheme == "https" ? 443 : 80))"
     }
 
     static func stream(_ response: HTTPClientResponse, from hop: VettedURL, maxBytes: Int64,

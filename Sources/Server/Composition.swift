@@ -110,6 +110,8 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     dataConfig.hashAlgorithm = config.hashAlgorithm
     dataConfig.imageSizeCap = config.imageSizeCap
     dataConfig.maxVirtualSize = config.maxVirtualSize
+    // glance-download reads the caller's Keystone catalog: offered only in Keystone mode.
+    if config.keystone != nil { dataConfig.importMethods.append("glance-download") }
     var data = ImageDataService(images: service, stores: stores, config: dataConfig, logger: logger)
 
     var policy = URLGuardPolicy()
@@ -130,6 +132,9 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     runnerOptions.concurrency = config.taskWorkers
     let runner = TaskRunner(catalog: catalog, options: runnerOptions, logger: logger)
     runner.attach(data: data, fetcher: fetcher)
+    if let keystone = config.keystone {
+        runner.regions = KeystoneAuthenticator(config: keystone, client: try OutboundTLS.client(caFile: config.caFile), logger: logger)
+    }
     let imports = ImageImports(data: data, fetcher: fetcher, runner: runner, callbacks: fetcher)
 
     let (authenticator, authDescription) = try makeAuthenticator(config, catalog: catalog, dataDir: dataDir, logger: logger)
