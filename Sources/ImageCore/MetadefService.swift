@@ -343,10 +343,13 @@ public struct MetadefService: Sendable {
         return (ns.namespace, outcome)
     }
 
+    /// The name under which the catalog remembers that the shipped set was loaded.
+    public static let shippedSet = "shipped-v1"
+
     /// The shipped namespaces, once per catalog: after the first load an operator's deletions stay deleted.
     @discardableResult
     public func loadShippedOnce() async throws -> Bool {
-        let key = "shipped-v1"
+        let key = Self.shippedSet
         guard try await !catalog.metadefSetLoaded(key) else { return false }
         try await catalog.ensureMetadefResourceTypes(ShippedMetadefs.resourceTypes, at: Timestamp.now())
         for text in ShippedMetadefs.documents {

@@ -25,6 +25,7 @@ public struct Migration: Sendable {
         public var accounts = 0
         public var apiKeys = 0
         public var quotas = 0
+        public var metadefNamespaces = 0
         /// Images copied without their name rule: the source already held a clash (made before
         /// names were decided inside the catalog write), which the target's write would refuse.
         public var nameRulesDropped: [String] = []
@@ -32,7 +33,8 @@ public struct Migration: Sendable {
 
         public var description: String {
             "images \(images) (\(imagesSkipped) already there), blobs \(blobsCopied) (\(bytesCopied) bytes, digests verified), " +
-            "members \(members), tasks \(tasks), accounts \(accounts), API keys \(apiKeys), quota overrides \(quotas)"
+            "members \(members), tasks \(tasks), accounts \(accounts), API keys \(apiKeys), quota overrides \(quotas), "
+                + "metadef namespaces \(metadefNamespaces)"
                 + (nameRulesDropped.isEmpty ? "" : "; copied without their name rule (the source held a clash): \(nameRulesDropped.joined(separator: ", "))")
         }
     }
@@ -67,6 +69,7 @@ public struct Migration: Sendable {
             try await target.catalog.setQuotaOverride(project: project, limits)
             report.quotas += 1
         }
+        report.metadefNamespaces = try await copyMetadefs()
         var after: String?
         while true {
             let page = try await source.catalog.exportImages(after: after, limit: pageSize)
@@ -91,8 +94,7 @@ public struct Migration: Sendable {
     func copy(_ image: Image, _ report: inout Report) async throws {
         report.images += 1
         let existing = try await target.catalog.image(id: image.id)
-        // Data at an external location (the locations API) has no blob: the location is in the image row.
-        let hasData = image.locations.isEmpty && (image.status == .active || image.status == .deactivated || image.status == .pendingDelete)
+        let hasData = image.status == .active || image.status == .deactivated || image.status == .pendingDelete
         let blobKey = BlobKey.image(image.id)
         var blobInPlace = !hasData
         if hasData, let size = try await target.blobs.size(key: blobKey), size == image.size { blobInPlace = true }
