@@ -94,7 +94,8 @@ public struct Migration: Sendable {
     func copy(_ image: Image, _ report: inout Report) async throws {
         report.images += 1
         let existing = try await target.catalog.image(id: image.id)
-        let hasData = image.status == .active || image.status == .deactivated || image.status == .pendingDelete
+        // Data at an external location (the locations API) has no blob: the location is in the image row.
+        let hasData = image.locations.isEmpty && (image.status == .active || image.status == .deactivated || image.status == .pendingDelete)
         let blobKey = BlobKey.image(image.id)
         var blobInPlace = !hasData
         if hasData, let size = try await target.blobs.size(key: blobKey), size == image.size { blobInPlace = true }
