@@ -126,6 +126,12 @@ final class AMQPConnection: Sendable {
             _ = try await expect(AMQP.exchangeDeclareOk, "exchange.declare of \(exchange)")
             inbox.finish()  // from here on the inbox handler answers the broker alone
             if heartbeat > 0 {
+                // A broker silent for two heartbeat intervals is gone (a host that died sends no FIN):
+                // the connection is closed and the publisher reconnects.
+                let silence = TimeAmount.seconds(Int64(heartbeat) * 2)
+                try await channel.eventLoop.submit {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: silence), position: .first)
+                }.get()
                 let beat = channel.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(Int64(heartbeat) / 2 + 1),
                                                                   delay: .seconds(Int64(heartbeat) / 2 + 1)) { _ in
                     channel.writeAndFlush(ByteBuffer(bytes: AMQP.heartbeat), promise: nil)
@@ -200,5 +206,9 @@ final class AMQPInbox: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
     }
 }
