@@ -34,6 +34,8 @@ final class AMQPConnection: Sendable {
     let frameMax: Int
     /// Routing keys whose queue this connection declared and bound already.
     private let bound = Mutex<Set<String>>([])
+    /// Delivery tags: the broker numbers this channel's messages from 1.
+    private let published = Mutex<UInt64>(0)
 
     private init(channel: any Channel, exchange: String, frameMax: Int) {
         self.channel = channel; self.exchange = exchange; self.frameMax = frameMax
@@ -45,7 +47,11 @@ final class AMQPConnection: Sendable {
 
     /// Connects, authenticates (PLAIN), opens the vhost and channel 1, declares the topic exchange.
     /// The whole handshake is cut after `timeout`.
-    static func open(_ endpoint: AMQPEndpoint, exchange: String, durable: Bool, timeout: TimeAmount) async throws -> AMQPConnection {
+    /// The broker's frames after the handshake (publisher confirms), read by the publisher alone.
+    typealias Replies = AsyncStream<AMQP.Frame>.Iterator
+
+    static func open(_ endpoint: AMQPEndpoint, exchange: String, durable: Bool,
+                     timeout: TimeAmount) async throws -> (AMQPConnection, Replies) {
         let (frames, inbox) = AsyncStream.makeStream(of: AMQP.Frame.self)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(timeout)
@@ -124,7 +130,9 @@ final class AMQPConnection: Sendable {
                 }
             }
             _ = try await expect(AMQP.exchangeDeclareOk, "exchange.declare of \(exchange)")
-            inbox.finish()  // from here on the inbox handler answers the broker alone
+            // Publisher confirms: a message counts as sent when the broker acknowledged it.
+            try await send { out in AMQP.method(AMQP.confirmSelect, channel: 1, into: &out) { $0.writeInteger(UInt8(0)) } }
+            _ = try await expect(AMQP.confirmSelectOk, "confirm.select")
             if heartbeat > 0 {
                 // A broker silent for two heartbeat intervals is gone (a host that died sends no FIN):
                 // the connection is closed and the publisher reconnects.
@@ -138,7 +146,7 @@ final class AMQPConnection: Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in beat.cancel() }
             }
-            return AMQPConnection(channel: channel, exchange: exchange, frameMax: frameMax)
+            return (AMQPConnection(channel: channel, exchange: exchange, frameMax: frameMax), iterator)
         } catch {
             channel.close(promise: nil)
             throw error
@@ -147,7 +155,7 @@ final class AMQPConnection: Sendable {
 
     /// Publishes one message; the first message of a routing key declares its queue and binds it
     /// (oslo.messaging does so, so notifications wait in `notifications.info` for a consumer).
-    func publish(routingKey: String, body: [UInt8], durable: Bool) async throws {
+    func publish(routingKey: String, body: [UInt8], durable: Bool, replies: inout Replies) async throws {
         guard channel.isActive else { throw Closed(description: "connection closed") }
         var out = channel.allocator.buffer(capacity: body.count + 256)
         if bound.withLock({ $0.insert(routingKey).inserted }) {
@@ -169,6 +177,24 @@ final class AMQPConnection: Sendable {
         AMQP.publish(exchange: exchange, routingKey: routingKey, body: body, contentType: "application/json",
                      persistent: durable, channel: 1, frameMax: frameMax, into: &out)
         try await channel.writeAndFlush(out)
+        let tag = published.withLock { $0 += 1; return $0 }
+        // One message in flight: wait for its basic.ack (basic.nack: the broker could not take it).
+        while true {
+            guard let frame = await replies.next() else { throw Closed(description: "connection closed before the broker confirmed") }
+            guard let m = frame.method else { continue }
+            var args = frame.arguments
+            if m == AMQP.basicAck || m == AMQP.basicNack {
+                let acked = args.readInteger(as: UInt64.self) ?? 0
+                let multiple = (args.readInteger(as: UInt8.self) ?? 0) & 1 == 1
+                guard acked == tag || (multiple && acked >= tag) else { continue }
+                if m == AMQP.basicNack { throw Closed(description: "broker refused the message (basic.nack)") }
+                return
+            }
+            if m == AMQP.connectionClose || m == AMQP.channelClose {
+                _ = args.readInteger(as: UInt16.self)
+                throw Closed(description: "broker closed: \(args.readShortString() ?? "")")
+            }
+        }
     }
 
     func close() {

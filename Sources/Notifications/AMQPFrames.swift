@@ -45,6 +45,10 @@ public enum AMQP {
     public static let queueDeclare: (UInt16, UInt16) = (50, 10)
     public static let queueBind: (UInt16, UInt16) = (50, 20)
     public static let basicPublish: (UInt16, UInt16) = (60, 40)
+    public static let basicAck: (UInt16, UInt16) = (60, 80)
+    public static let basicNack: (UInt16, UInt16) = (60, 120)
+    public static let confirmSelect: (UInt16, UInt16) = (85, 10)
+    public static let confirmSelectOk: (UInt16, UInt16) = (85, 11)
 
     /// A whole frame: type, channel, size, payload, frame end.
     public static func frame(_ type: FrameType, channel: UInt16, _ payload: ByteBuffer, into out: inout ByteBuffer) {

@@ -24,8 +24,9 @@ final class AMQPPublisher: Sendable {
         NotificationMetrics.connected(Self.target, false)
         while !Task.isCancelled {
             let connection: AMQPConnection
+            var replies: AMQPConnection.Replies
             do {
-                connection = try await AMQPConnection.open(endpoint, exchange: options.exchange, durable: options.durable,
+                (connection, replies) = try await AMQPConnection.open(endpoint, exchange: options.exchange, durable: options.durable,
                                                            timeout: .seconds(5))
             } catch {
                 NotificationMetrics.failed(Self.target)
@@ -43,7 +44,7 @@ final class AMQPPublisher: Sendable {
                     guard let event = pending else { connection.close(); return }  // shut down
                     try await connection.publish(routingKey: Envelopes.routingKey(topic: options.topic, event),
                                                  body: Envelopes.oslo(event, publisherId: options.publisherId),
-                                                 durable: options.durable)
+                                                 durable: options.durable, replies: &replies)
                     pending = nil
                     NotificationMetrics.sent(Self.target)
                 }
