@@ -284,7 +284,8 @@ def test_broker_outage_costs_requests_nothing_and_the_publisher_reconnects(setup
 
     # Twice the queue bound of events while the broker is away: each request as fast as before.
     during = [timed(lambda: alice.create(name=unique("notify-down"))) for _ in range(2 * QUEUE_LIMIT)]
-    assert max(during) < max(1.0, 10 * statistics.median(before)), (before, during)
+    # (A request waiting on the broker would take its 5 s connect timeout; the bounds leave room for a busy CI host.)
+    assert max(during) < max(2.0, 10 * max(before)), (before, during)
     assert statistics.median(during) < max(0.3, 3 * statistics.median(before)), (before, during)
     dropped = metric(srv, "imaged_notifications_dropped_total", "amqp") - dropped_before
     # At most the queue (plus the event in hand) waits; the rest were dropped and counted.
