@@ -147,3 +147,54 @@ struct ImageCacheTests {
         #expect(throws: ImageError.self) { try CacheClearTarget(header: "invalid") }
     }
 }
+
+/// The download path through the cache (`ImageDataService.read`): a whole download fills the entry, the next
+/// is served from it, a flipped byte is caught and the rest comes from the store, deleting evicts.
+@Suite struct CachedDownloadTests {
+    @Test func downloadsFillHitAndSurviveAFlippedByte() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        var data = ImageDataService(images: node.service, blobs: node.blobs)
+        var options = ImageCache.Options()
+        options.blockSize = 4096
+        options.fillingStores = [node.blobs.id]
+        let cache = ImageCache(storage: try FileBlobStore(root: node.dir + "/cache"), options: options)
+        data.cache = cache
+        let bytes = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let now = Timestamp.now()
+        let image = Image(id: ImageID.generate(), status: .active, owner: "p", containerFormat: "bare", diskFormat: "raw",
+                          size: Int64(bytes.count), checksum: Insecure.MD5.hash(data: bytes).map { String(format: "%02x", $0) }.joined(),
+                          createdAt: now, updatedAt: now)
+        try await node.catalog.insertImage(image)
+        try await node.put(BlobKey.image(image.id), bytes)
+        func read(_ range: Range<Int64>) async throws -> [UInt8] {
+            var out: [UInt8] = []
+            try await data.read(image, range: range) { out += $0.readableBytesView }
+            return out
+        }
+        #expect(await cache.entry(for: image) == nil)
+        #expect(try await read(0..<50_000) == bytes)           // from the store, filling the entry
+        let entry = try #require(await cache.entry(for: image))
+        #expect(entry.sums.count == 13)
+        // The store's copy changed behind our back: a hit must not read it.
+        try await node.put(BlobKey.image(image.id), bytes.map { $0 ^ 0xff })
+        #expect(try await read(0..<50_000) == bytes)
+        #expect(try await read(4000..<9000) == Array(bytes[4000..<9000]))
+        #expect(await cache.entry(for: image)?.hits == 2)
+        try await node.put(BlobKey.image(image.id), bytes)
+        // One byte flipped in block 5 of the entry: blocks 0-4 come from it, the rest from the store.
+        let path = node.dir + "/cache/" + ImageCache.dataKey(image.id)
+        var file = try Data(contentsOf: URL(fileURLWithPath: path))
+        file[5 * 4096 + 17] ^= 0x20
+        try file.write(to: URL(fileURLWithPath: path))
+        #expect(try await read(0..<50_000) == bytes)
+        #expect(await cache.entry(for: image) == nil)
+        #expect(!FileManager.default.fileExists(atPath: path))
+        // Filled again by the next download; deleting the image evicts it.
+        #expect(try await read(0..<50_000) == bytes)
+        #expect(await cache.entry(for: image) != nil)
+        try await data.deleteImage(id: image.id, by: node.admin)
+        #expect(await cache.cachedEntries().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+}
