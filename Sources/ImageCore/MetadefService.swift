@@ -261,8 +261,12 @@ public struct MetadefService: Sendable {
         for t in tags where !seen.insert(t.name).inserted {
             throw ImageError.conflict("A metadata tag with name=\(t.name) already exists in namespace=\(namespace). (Please note that metadata tag names are case insensitive).")
         }
-        try await Self.clash("A metadata tag with name=… already exists in namespace=\(namespace).") {
+        do {
             try await catalog.insertMetadefItems(tags, namespace: namespace, kind: .tag, replacing: !append)
+        } catch is MetadefClash {
+            let existing = Set(try await catalog.metadefItems(namespace: namespace, kind: .tag).map(\.name))
+            let name = tags.first { existing.contains($0.name) }?.name ?? tags.first?.name ?? ""
+            throw ImageError.conflict("A metadata tag with name=\(name) already exists in namespace=\(namespace).")
         }
         return tags
     }

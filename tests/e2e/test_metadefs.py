@@ -174,7 +174,8 @@ def test_tags_bulk_replace_append_and_delete_all(raw):
     assert [t["name"] for t in carol.get(base).json()["tags"]] == ["c"]
     admin.post(base, json={"tags": [{"name": "d"}]}, headers={"X-Openstack-Append": "True"})
     assert sorted(t["name"] for t in carol.get(base).json()["tags"]) == ["c", "d"]
-    assert admin.post(base, json={"tags": [{"name": "d"}]}, headers={"X-Openstack-Append": "true"}).status_code == 409
+    clash = admin.post(base, json={"tags": [{"name": "x"}, {"name": "d"}]}, headers={"X-Openstack-Append": "true", **JSON})
+    assert clash.status_code == 409 and "name=d " in clash.json()["message"]
     assert admin.post(base, json={"tags": [{"name": "e"}, {"name": "e"}]}).status_code == 409
     assert sorted(t["name"] for t in carol.get(base).json()["tags"]) == ["c", "d"]
     one = admin.post(base + "/single")
