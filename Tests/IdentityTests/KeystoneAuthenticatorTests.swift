@@ -193,3 +193,20 @@ func authenticator(_ port: Int, cache: Double = 300) -> KeystoneAuthenticator {
         }
     }
 }
+
+/// glance-download's lookup in a token's service catalog (Keystone v3 shape).
+@Suite struct KeystoneCatalogTests {
+    @Test func findsTheImageEndpointOfARegionAndInterface() throws {
+        let catalog = try JSONValue.parse(#"""
+            [{"type":"identity","endpoints":[{"region_id":"RegionTwo","interface":"public","url":"http://ks"}]},
+             {"type":"image","endpoints":[{"region_id":"RegionOne","region":"RegionOne","interface":"public","url":"http://one:9292"},
+                                          {"region_id":"RegionTwo","region":"RegionTwo","interface":"internal","url":"http://two-int:9292"},
+                                          {"region_id":"RegionTwo","region":"RegionTwo","interface":"public","url":"http://two:9292/"}]}]
+            """#)
+        #expect(KeystoneAuthenticator.imageEndpoint(in: catalog, region: "regiontwo", interface: "public") == "http://two:9292")
+        #expect(KeystoneAuthenticator.imageEndpoint(in: catalog, region: "RegionTwo", interface: "internal") == "http://two-int:9292")
+        #expect(KeystoneAuthenticator.imageEndpoint(in: catalog, region: "RegionThree", interface: "public") == nil)
+        #expect(KeystoneAuthenticator.imageEndpoint(in: catalog, region: "RegionTwo", interface: "admin") == nil)
+        #expect(KeystoneAuthenticator.imageEndpoint(in: nil, region: "RegionTwo", interface: "public") == nil)
+    }
+}
