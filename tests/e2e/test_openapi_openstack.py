@@ -351,6 +351,25 @@ def test_real_answers_match_the_document(os_server, document, origin):
     admin.call("POST", f"/v2/images/{web['id']}/import", json={"method": {"name": "copy-image"}, "stores": ["archive"]}, expect=409)
     assert len(alice.call("GET", f"/v2/images/{web['id']}/tasks", expect=200).json()["tasks"]) == 2
 
+    # Store details (admin), removing one store's copy (admin; never the last), and the v2.17 locations API
+    # (GET is the service role's: 403 for everyone here).
+    detail = admin.call("GET", "/v2/info/stores/detail", expect=200).json()
+    assert {s["id"]: s["type"] for s in detail["stores"]} == {"fast": "file", "archive": "file"}
+    alice.call("GET", "/v2/info/stores/detail", expect=403)
+    alice.call("DELETE", f"/v2/stores/archive/{web['id']}", expect=403)
+    admin.call("DELETE", f"/v2/stores/moon/{web['id']}", expect=409)
+    admin.call("DELETE", f"/v2/stores/archive/{web['id']}", expect=204)
+    assert alice.call("GET", f"/v2/images/{web['id']}", expect=200).json()["stores"] == "fast"
+    admin.call("DELETE", f"/v2/stores/fast/{web['id']}", expect=403)
+    located = alice.create(name=unique("oa-location"), disk_format="raw", container_format="bare")
+    alice.call("POST", f"/v2/images/{located['id']}/locations", json={"url": "file:///etc/passwd"}, expect=400)
+    alice.call("POST", f"/v2/images/{located['id']}/locations", json={"url": url}, expect=202)
+    wait_for(lambda: alice.call("GET", f"/v2/images/{located['id']}", expect=200).json()["status"] == "active", timeout=60,
+             interval=0.3, what="the location import")
+    assert alice.call("GET", f"/v2/images/{located['id']}/tasks", expect=200).json()["tasks"][0]["type"] == "location_import"
+    alice.call("GET", f"/v2/images/{located['id']}/locations", expect=403)
+    admin.call("GET", f"/v2/images/{located['id']}/locations", expect=403)
+
     # The tasks API's legacy import (admin only), a bad body, and a filtered page with its links.
     legacy = {"type": "import", "input": {"import_from": origin.serve("/oa-task.raw", data[:2048]), "import_from_format": "raw",
                                           "image_properties": {"name": unique("oa-task"), "disk_format": "raw", "container_format": "bare"}}}
