@@ -289,3 +289,38 @@ def test_location_with_one_unnamed_store(import_server, origin):
     assert shown["status"] == "active" and "stores" not in shown and shown["checksum"] == hashlib.md5(data).hexdigest()
     assert alice.get(f"/v2/images/{image['id']}/file").content == data
     assert nova_less_admin.get(f"/v2/images/{image['id']}/locations").status_code == 403
+
+
+def test_openstacksdk_locations_stores_and_delete_from_store(loc_server, who, origin):
+    """openstacksdk's own calls: add_image_location, image_locations, stores(details=True), delete_image(store=)."""
+    import openstack
+
+    def connect(tok):
+        return openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="admin_token",
+                                 auth={"endpoint": loc_server.url + "/v2", "token": tok})
+
+    alice, admin, nova = connect(TOKENS["alice"]["token"]), connect(TOKENS["admin"]["token"]), connect(NOVA["token"])
+    data = random_bytes(30_000, 27)
+    url = origin.serve(f"/loc-{uuid.uuid4().hex}.raw", data)
+    image = alice.image.create_image(name="sdk-loc", disk_format="raw", container_format="bare")
+    alice.image.add_image_location(image, url, validation_data={"os_hash_algo": "sha256",
+                                                                "os_hash_value": hashlib.sha256(data).hexdigest()})
+    wait_for(lambda: alice.image.get_image(image.id).status == "active", timeout=30, what="sdk location image active")
+    assert [(loc.url, loc.metadata) for loc in nova.image.image_locations(image)] == [(url, {"store": "web"})]
+    with pytest.raises(openstack.exceptions.ForbiddenException):
+        list(alice.image.image_locations(image))
+
+    detailed = {s.id: s for s in admin.image.stores(details=True)}
+    assert set(detailed) == {"fast", "slow"} and detailed["fast"].is_default
+    assert [s.id for s in alice.image.stores()] == ["fast", "slow"]
+
+    stored = make_active(who["alice"], data=data)
+    assert who["admin"].post(f"/v2/images/{stored['id']}/import",
+                             json={"method": {"name": "copy-image"}, "stores": ["slow"]}).status_code == 202
+    stores = lambda: sorted(who["alice"].get(f"/v2/images/{stored['id']}").json()["stores"].split(","))  # noqa: E731 (the SDK has no `stores`)
+    wait_for(lambda: stores() == ["fast", "slow"], timeout=30, what="copied")
+    with pytest.raises(openstack.exceptions.ForbiddenException):
+        alice.image.delete_image(stored["id"], store="slow", ignore_missing=False)
+    admin.image.delete_image(stored["id"], store="slow", ignore_missing=False)
+    assert stores() == ["fast"]
+    assert b"".join(alice.image.download_image(stored["id"], stream=True).iter_content(1 << 16)) == data
