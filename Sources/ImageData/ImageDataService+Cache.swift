@@ -121,9 +121,24 @@ extension ImageDataService {
         return cache
     }
 
+    /// Entries of images another node deleted (or whose data changed) are evicted as they are listed, so
+    /// every node's list holds only images it could serve (the caller is an admin: it sees every image).
     public func cacheState(by p: Principal) async throws -> CacheState {
         let cache = try cacheFor(.cacheList, p)
-        return CacheState(cached: await cache.cachedEntries(), queued: await cache.queuedIds())
+        var cached: [ImageCache.Entry] = []
+        for entry in await cache.cachedEntries() {
+            let found: Image?
+            do { found = try await images.visibleImageIfAny(id: entry.imageId, by: p) } catch {
+                cached.append(entry)  // a catalog that cannot answer keeps the entry listed
+                continue
+            }
+            guard let image = found, image.status == .active || image.status == .deactivated else {
+                await cache.evict(entry.imageId, reason: "deleted")
+                continue
+            }
+            if await cache.entry(for: image) != nil { cached.append(entry) }  // else evicted as stale
+        }
+        return CacheState(cached: cached, queued: await cache.queuedIds())
     }
 
     /// `PUT /v2/cache/{id}`: 404 for an image the caller cannot see, 403 without the policy, 400

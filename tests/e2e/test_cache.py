@@ -139,6 +139,29 @@ def test_cache_api_cycle_on_a_file_store(file_node):
     assert metric(base, "imaged_cache_evictions_total", '{reason="deleted"}') == 1
 
 
+def test_an_entry_whose_image_was_deleted_elsewhere_leaves_the_list(file_node, tmp_path):
+    """A node keeps its own entries; an image deleted through another node (here: while this one was down, on
+    its catalog) is never served and leaves GET /v2/cache at the next listing."""
+    admin = client(file_node.url, "admin")
+    image = active_image(admin, random_bytes(1 << 20, seed=23))
+    assert admin.put(f"/v2/cache/{image['id']}").status_code == 202
+    wait_for(lambda: image["id"] in cached_ids(admin), timeout=30, what="cached")
+    entry_file = file_node.data_dir / "cache" / "data" / image["id"]
+    file_node.kill()
+    other = ImagedServer(tmp_path, "--cache-size", "0")
+    other.data_dir = file_node.data_dir  # the same catalog, as another node of a cluster sees it
+    other.start()
+    try:
+        assert client(other.url, "admin").delete(f"/v2/images/{image['id']}").status_code == 204
+    finally:
+        other.kill()
+    file_node.start()
+    admin = client(file_node.url, "admin")
+    assert entry_file.exists()  # nothing told this node's cache
+    assert image["id"] not in cached_ids(admin) and not entry_file.exists()
+    assert admin.get(f"/v2/images/{image['id']}/file").status_code == 404
+
+
 def test_cache_off_answers_404_after_the_policy(tmp_path):
     srv = ImagedServer(tmp_path, "--cache-size", "0")
     srv.start()
