@@ -89,8 +89,12 @@ public final class KeystoneAuthenticator: TokenAuthenticator {
             // A service (Nova, Cinder) vouches for the user: its own token must be valid, and with a
             // service role it may present a user token that expired during a long operation.
             guard let service = try await cached(serviceToken, allowExpired: false) else { return nil }
-            let vouches = !service.roles.isDisjoint(with: config.serviceTokenRoles)
-            return try await cached(token, allowExpired: vouches)
+            let serviceRoles = service.roles.intersection(config.serviceTokenRoles)
+            // Glance counts the service token's roles (X-Service-Roles) for its `role:service` rules (the
+            // locations API, store details): the user's principal carries them for this request.
+            guard var user = try await cached(token, allowExpired: !serviceRoles.isEmpty) else { return nil }
+            user.roles.formUnion(serviceRoles)
+            return user
         }
         return try await cached(token, allowExpired: false)
     }

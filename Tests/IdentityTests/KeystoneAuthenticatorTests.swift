@@ -165,7 +165,10 @@ func authenticator(_ port: Int, cache: Double = 300) -> KeystoneAuthenticator {
             #expect(!ks.state.withLock { $0.lastAllowExpired })
             let p = try await auth.principal(forToken: "old-user", serviceToken: "nova")
             #expect(p?.projectId == "pa")
+            #expect(p?.roles.contains("service") == true)  // Glance's service_roles, for role:service rules
             #expect(ks.state.withLock { $0.lastAllowExpired })
+            let vouchedByPlain = try await auth.principal(forToken: "nova", serviceToken: "plain")
+            #expect(vouchedByPlain?.userId != nil && vouchedByPlain?.roles.contains("member") == false)
             let refused156 = try await auth.principal(forToken: "old-user", serviceToken: "forged")
             #expect(refused156 == nil)
         }
