@@ -226,8 +226,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Directory of this node's image cache (default: <data-dir>/cache).")
     var cacheDir: String?
 
-    @Option(help: "Bytes this node's image cache may hold (least recently used images are evicted); 0 turns the cache and the cache API off.")
-    var cacheSize: Int64 = 10 << 30
+    @Option(help: "Size of this node's image cache (bytes, or 512MiB, 10GiB…; least recently used images are evicted); 0 turns the cache and the cache API off.")
+    var cacheSize = "10GiB"
 
     @Option(help: "Validate X-Auth-Token against this Keystone (e.g. http://keystone:5000/v3).")
     var keystoneUrl: String?
@@ -442,8 +442,7 @@ struct ServeOptions: ParsableArguments {
         }
         config.nodeHeartbeatSeconds = nodeHeartbeatSeconds
         config.s3MultipartMaxAge = s3MultipartMaxAge
-        guard cacheSize >= 0 else { throw ValidationError("--cache-size must not be negative") }
-        config.cacheSize = cacheSize
+        config.cacheSize = try parseSize(cacheSize)
         config.cacheDirectory = cacheDir
         if let url = keystoneUrl {
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw ValidationError("--keystone-url must be an http(s) URL") }
