@@ -328,6 +328,8 @@ public final class TaskRunner: Sendable {
         guard let imageId = task.imageId else { throw ImageError.badRequest("Task has no image.") }
         let input = try JSONValue.parse(task.input)
         let method = input["import_req"]?["method"]?["name"]?.stringValue ?? ""
+        // A caller's token (glance-download) serves this run only, whatever its outcome.
+        defer { credentials.remove(task.id) }
         let data = self.data!
         let images = data.images
         let targetIds = input["backend"]?.arrayItems?.compactMap(\.stringValue) ?? [data.blobs.id]
@@ -375,7 +377,6 @@ public final class TaskRunner: Sendable {
                     try verify(r)
                 }
             case GlanceDownload.method:
-                defer { credentials.remove(task.id) }
                 (result, adopt) = try await ingestGlanceDownload(task, input: input, image: image, into: key, store: first, progress) { target, r in
                     virtualSize = try data.decideFormat(target, r)
                 }
