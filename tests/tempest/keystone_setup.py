@@ -1,10 +1,12 @@
 """Prepare a fresh Keystone (scripts/keystone.sh) for Tempest against imaged; standard library only.
 
-    python3 keystone_setup.py KEYSTONE_URL ADMIN_PASSWORD SERVICE_PASSWORD REGION=URL [REGION=URL ...]
+    python3 keystone_setup.py KEYSTONE_URL ADMIN_PASSWORD SERVICE_PASSWORD [TYPE:]REGION=URL ...
 
 Creates what a devstack with Glance has: the `service` role, the `service` project with the image service
 user `imaged` (roles service + admin, as devstack gives glance), the `image` service named glance with
-public/internal/admin endpoints in each REGION (created if missing). Idempotent. Prints nothing on success.
+public/internal/admin endpoints in each REGION (created if missing), and with TYPE:REGION=URL a service of
+that type (devstack's `image_remote`: a second worker on the same catalog, which Tempest's
+alternate_image_endpoint names). Idempotent. Prints nothing on success.
 """
 
 import json
@@ -66,20 +68,30 @@ def main(argv):
                               "default_project_id": project}, "&domain_id=default")
     for role in roles.values():
         ks.put(f"/projects/{project}/users/{user}/roles/{role}")
-    service = ks.get("/services?type=image")["services"]
-    service_id = service[0]["id"] if service else ks.post("/services", {"service": {
-        "name": "glance", "type": "image", "description": "imaged, as the Image service"}})["service"]["id"]
-    existing = ks.get(f"/endpoints?service_id={service_id}")["endpoints"]
     known_regions = {r["id"] for r in ks.get("/regions")["regions"]}
-    for region, endpoint in regions:
+    for spec, endpoint in regions:
+        # TYPE:REGION, or REGION alone for the `image` service
+        service_type, _, region = spec.rpartition(":")
+        service_id = image_service(ks, service_type or "image")
+        existing = ks.get(f"/endpoints?service_id={service_id}")["endpoints"]
         if region not in known_regions:
             ks.post("/regions", {"region": {"id": region}})
+            known_regions.add(region)
         for interface in ("public", "internal", "admin"):
             if any(e["region_id"] == region and e["interface"] == interface for e in existing):
                 continue
             ks.post("/endpoints", {"endpoint": {"service_id": service_id, "interface": interface, "url": endpoint,
                                                 "region_id": region, "enabled": True}})
 
+
+def image_service(ks, service_type):
+    """The id of the service of this type (`image`, or devstack's `image_remote` for a second worker)."""
+    found = ks.get(f"/services?type={service_type}")["services"]
+    if found:
+        return found[0]["id"]
+    name = "glance" if service_type == "image" else f"glance-{service_type.replace('_', '-')}"
+    return ks.post("/services", {"service": {
+        "name": name, "type": service_type, "description": "imaged, as the Image service"}})["service"]["id"]
 
 if __name__ == "__main__":
     main(sys.argv[1:])

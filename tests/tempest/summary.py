@@ -1,11 +1,12 @@
 """Summarise a Tempest (stestr) run from its subunit stream on stdin; runs in .venv-tempest.
 
-    stestr last --subunit | python summary.py [--known-failures FILE] [--summary-file OUT]
+    stestr last --subunit | python summary.py [--known-failures FILE] [--allowed-skips FILE] [--summary-file OUT]
 
 Prints passed / failed / skipped (per suite: Tempest's own tests, glance-tempest-plugin), every skip with
 its reason, every failure with its test id and first error line. With --known-failures (one test-id regex a
 line, `# reason` after it), a failure that no line matches is NEW and makes the exit status 1; a listed
-test that passed is reported so the list can shrink.
+test that passed is reported so the list can shrink. With --allowed-skips (one regex a line, searched in
+"TEST_ID: REASON", `# why` after it), a skip that no line matches is UNEXPECTED and makes the exit status 1.
 """
 
 import argparse
@@ -51,7 +52,7 @@ def suite(test_id):
     return "glance-tempest-plugin" if test_id.startswith("glance_tempest_plugin") else "tempest"
 
 
-def load_known(path):
+def load_patterns(path):
     known = []
     for raw in open(path, encoding="utf-8"):
         pattern, _, reason = raw.partition("#")
@@ -64,10 +65,12 @@ def load_known(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--known-failures")
+    ap.add_argument("--allowed-skips")
     ap.add_argument("--summary-file")
     args = ap.parse_args()
     tests = read_results(sys.stdin.buffer)
-    known = load_known(args.known_failures) if args.known_failures else None
+    known = load_patterns(args.known_failures) if args.known_failures else None
+    allowed = load_patterns(args.allowed_skips) if args.allowed_skips else None
 
     counts = collections.defaultdict(collections.Counter)
     out = []
@@ -86,8 +89,15 @@ def main():
             fails.append((name, first_error_line(detail(test, "traceback") or detail(test, "reason"))))
 
     out.append("== skipped ==")
+    unexpected = []
     for name, reason in skips:
-        out.append(f"SKIP {name}: {reason}")
+        tag = ""
+        if allowed is not None:
+            whys = [why for pattern, why in allowed if pattern.search(f"{name}: {reason}")]
+            tag = f" [allowed: {whys[0]}]" if whys else " [UNEXPECTED]"
+            if not whys:
+                unexpected.append(name)
+        out.append(f"SKIP {name}: {reason}{tag}")
     out.append("== failed ==")
     new = []
     for name, error in fails:
@@ -110,6 +120,8 @@ def main():
         out.append(f"{name} - passed {c['passed']}, failed {c['failed']}, skipped {c['skipped']}")
     if known is not None:
         out.append(f"new failures (not in known-failures): {len(new)}")
+    if allowed is not None:
+        out.append(f"unexpected skips (not in allowed-skips): {len(unexpected)}")
     # (not in the "N passed, N failed" form: known failures must not read as a failed CI step)
     out.append(f"all - passed {total['passed']}, failed {total['failed']}, skipped {total['skipped']}")
     text = "\n".join(out)
@@ -120,7 +132,7 @@ def main():
     if not tests:
         print("no test ran", file=sys.stderr)
         return 1
-    return 1 if new else 0
+    return 1 if new or unexpected else 0
 
 
 if __name__ == "__main__":
