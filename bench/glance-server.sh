@@ -32,42 +32,28 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 VENV=$ROOT/.venv-glance
 REQ=$ROOT/bench/glance-requirements.txt
-STAMP=$VENV/.glance-requirements.sha256
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 die() { echo "glance-server.sh: $*" >&2; exit 1; }
 # shellcheck source=SCRIPTDIR/../scripts/lib/deps.sh
 source "$ROOT/scripts/lib/deps.sh"
 
-cmd_install() {
-    local py="" cand want
-    for cand in "${PYTHON:-}" python3 /usr/bin/python3; do
-        [ -n "$cand" ] || continue
-        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import venv, ensurepip' >/dev/null 2>&1; then py=$cand; break; fi
-    done
-    if [ -z "$py" ]; then
-        ensure_debian_packages python3-venv </dev/null
-        py=/usr/bin/python3
-    fi
-    want=$(sha256sum "$REQ" | cut -d' ' -f1)
-    if [ -x "$VENV/bin/uwsgi" ] && [ -x "$VENV/bin/glance-manage" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] \
-       && "$VENV/bin/python" -c 'import glance.wsgi, glance_store' >/dev/null 2>&1; then
-        echo "glance venv $VENV is up to date"
-        return 0
-    fi
-    # pip builds uWSGI from source: a C compiler and the Python headers of the venv's interpreter.
+# shellcheck source=SCRIPTDIR/../scripts/lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
+
+# pip builds uWSGI from source (~2 min): a C compiler and the Python headers of the venv's interpreter.
+uwsgi_build_deps() {
+    local py=$1
     ensure_command gcc gcc </dev/null
     if ! "$py" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
         [ "$(command -v "$py")" = /usr/bin/python3 ] || die "$py has no Python.h; set PYTHON=/usr/bin/python3"
         ensure_debian_packages python3-dev </dev/null
     fi
-    echo "creating/refreshing glance venv $VENV with $py ($("$py" --version 2>&1)); pip builds uWSGI (~2 min)"
-    if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-        "$py" -m venv --clear "$VENV"
-    fi
-    "$VENV/bin/python" -m pip install -q -r "$REQ" </dev/null
-    echo "$want" > "$STAMP"
-    "$VENV/bin/python" -m pip list 2>/dev/null | grep -iE '^(glance|glance.store|uwsgi|sqlalchemy|oslo\.db) '
+}
+
+cmd_install() {
+    VENV_BEFORE_BUILD=uwsgi_build_deps ensure_venv glance "$VENV" "$REQ" 'import glance.wsgi, glance_store' \
+        '^(glance|glance.store|uwsgi|sqlalchemy|oslo\.db) ' uwsgi glance-manage
 }
 
 running_pid() {

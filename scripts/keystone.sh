@@ -18,37 +18,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 VENV=$ROOT/.venv-keystone
 REQ=$ROOT/tests/e2e/keystone-requirements.txt
-STAMP=$VENV/.keystone-requirements.sha256
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PYTHONDONTWRITEBYTECODE=1
 
 die() { echo "keystone.sh: $*" >&2; exit 1; }
 
+# shellcheck source=SCRIPTDIR/lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
 cmd_install() {
-    local py="" cand want
-    for cand in "${PYTHON:-}" python3 /usr/bin/python3; do
-        [ -n "$cand" ] || continue
-        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import venv, ensurepip' >/dev/null 2>&1; then py=$cand; break; fi
-    done
-    if [ -z "$py" ]; then
-        # shellcheck source=SCRIPTDIR/lib/deps.sh
-        source "$ROOT/scripts/lib/deps.sh"
-        ensure_debian_packages python3-venv </dev/null
-        py=/usr/bin/python3
-    fi
-    want=$(sha256sum "$REQ" | cut -d' ' -f1)
-    if [ -x "$VENV/bin/keystone-manage" ] && [ -x "$VENV/bin/gunicorn" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] \
-       && "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ("keystone", "gunicorn")))' >/dev/null 2>&1; then
-        echo "keystone venv $VENV is up to date"
-        return 0
-    fi
-    echo "creating/refreshing keystone venv $VENV with $py ($("$py" --version 2>&1))"
-    if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-        "$py" -m venv --clear "$VENV"
-    fi
-    "$VENV/bin/python" -m pip install -q -r "$REQ" </dev/null
-    echo "$want" > "$STAMP"
-    "$VENV/bin/python" -m pip list 2>/dev/null | grep -iE '^(keystone|gunicorn) '
+    ensure_venv keystone "$VENV" "$REQ" \
+        'import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ("keystone", "gunicorn")))' \
+        '^(keystone|gunicorn) ' keystone-manage gunicorn
 }
 
 # The process in DIR/keystone.pid, if it is alive.

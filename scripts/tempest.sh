@@ -30,7 +30,6 @@ VENV=$ROOT/.venv-tempest
 REQ=$ROOT/tests/tempest/requirements.txt
 KNOWN=$ROOT/tests/tempest/known-failures.txt
 ALLOWED_SKIPS=$ROOT/tests/tempest/allowed-skips.txt
-STAMP=$VENV/.tempest-requirements.sha256
 ADMIN_PASSWORD=tempest-admin-secret
 SERVICE_PASSWORD=imaged-tempest-service-secret
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -39,31 +38,11 @@ export PYTHONDONTWRITEBYTECODE=1
 die() { echo "tempest.sh: $*" >&2; exit 1; }
 log() { echo "[tempest.sh $(date -u +%H:%M:%S)] $*"; }
 
+# shellcheck source=SCRIPTDIR/lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
 cmd_install() {
-    local py="" cand want
-    for cand in "${PYTHON:-}" python3 /usr/bin/python3; do
-        [ -n "$cand" ] || continue
-        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import venv, ensurepip' >/dev/null 2>&1; then py=$cand; break; fi
-    done
-    if [ -z "$py" ]; then
-        # shellcheck source=SCRIPTDIR/lib/deps.sh
-        source "$ROOT/scripts/lib/deps.sh"
-        ensure_debian_packages python3-venv </dev/null
-        py=/usr/bin/python3
-    fi
-    want=$(sha256sum "$REQ" | cut -d' ' -f1)
-    if [ -x "$VENV/bin/tempest" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] \
-       && "$VENV/bin/python" -c 'import tempest, glance_tempest_plugin, subunit, testtools' >/dev/null 2>&1; then
-        echo "tempest venv $VENV is up to date"
-        return 0
-    fi
-    echo "creating/refreshing tempest venv $VENV with $py ($("$py" --version 2>&1))"
-    if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-        "$py" -m venv --clear "$VENV"
-    fi
-    "$VENV/bin/python" -m pip install -q -r "$REQ" </dev/null
-    echo "$want" > "$STAMP"
-    "$VENV/bin/python" -m pip list 2>/dev/null | grep -iE '^(tempest|glance-tempest-plugin) '
+    ensure_venv tempest "$VENV" "$REQ" 'import tempest, glance_tempest_plugin, subunit, testtools' \
+        '^(tempest|glance-tempest-plugin) ' tempest
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
