@@ -10,6 +10,7 @@ by `qemu-img`/`genisoimage` during the run (`disk`); imports fetch from `Origin`
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import http.server
@@ -17,8 +18,10 @@ import json
 import os
 import shutil
 import re
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -190,9 +193,15 @@ def scale_out_config(tag: str | None = None, part_mib: int = 5) -> tuple[list[st
     args = ["--catalog", postgres_url(f"e2e_{tag}"), "--blob-store", f"s3:{s3['S3_BUCKET']}",
             "--s3-endpoint", s3["S3_ENDPOINT"], "--s3-region", s3["S3_REGION"], "--s3-key-prefix", f"e2e-{tag}/",
             "--s3-part-mib", str(part_mib)]
+    return args, s3_process_env(s3)
+
+
+def s3_process_env(s3: dict) -> dict:
+    """This process's environment for an `imaged serve` on the S3 server `s3` (from s3_env()): its keys
+    replace any AWS_* variable the caller has, so imaged signs with exactly these."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID=s3["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY=s3["AWS_SECRET_ACCESS_KEY"])
-    return args, env
+    return env
 
 
 # The API contract tests (test_openapi_*.py).
@@ -824,6 +833,137 @@ def glance_table(stdout: str) -> dict:
         if m and m.group(1) != "Property":
             out[m.group(1)] = m.group(2)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# TCPRelay: a loopback relay in front of a real server (S3), to watch or cut what imaged sends it
+
+
+class TCPRelay:
+    """Relays every connection to 127.0.0.1:port on to `target`. `down()` closes the port and resets every
+    relayed connection (a store that died, without stopping the shared server); `up()` opens the same port
+    again. A subclass sees the bytes clients send by overriding `client_sent`."""
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.listener = None
+        self.port = None
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+
+    def client_sent(self, data: bytes) -> None:
+        """Called with each chunk a client sends, before it is passed on."""
+
+    def up(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port or 0))
+        self.port = self.listener.getsockname()[1]
+        self.listener.listen(64)
+        self.stopped = threading.Event()
+        self.accepting = threading.Thread(target=self._accept, args=(self.listener, self.stopped), daemon=True)
+        self.accepting.start()
+
+    def down(self):
+        # The accepting thread closes the listener itself (a close from here would leave it listening
+        # while that thread sits in accept()); then every relayed connection is cut.
+        self.stopped.set()
+        self.accepting.join(5)
+        with self.lock:
+            for c in self.conns:
+                try:
+                    # RST, as a store that died: the client's pooled connections fail at once.
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns.clear()
+
+    def _accept(self, listener, stopped):
+        while not stopped.is_set():
+            ready, _, _ = select.select([listener], [], [], 0.1)
+            if not ready:
+                continue
+            client, _ = listener.accept()
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+        listener.close()
+
+    def _pump(self, client, upstream):
+        try:
+            while True:
+                ready, _, _ = select.select([client, upstream], [], [], 60)
+                for s in ready:
+                    data = s.recv(1 << 16)
+                    if not data:
+                        return
+                    if s is client:
+                        self.client_sent(data)
+                    (upstream if s is client else client).sendall(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            upstream.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A real Keystone (scripts/keystone.sh, provisioned by keystone_env) for imaged in Keystone mode
+
+
+@contextlib.contextmanager
+def keystone_running(ks_dir: Path, admin_password: str):
+    """Starts Keystone in ks_dir on a free port and provisions it (keystone_env.provision: projects
+    alpha and beta, the imaged service user); yields (keystone_url, info). Stopped on exit."""
+    import keystone_env
+
+    port = free_port()
+    start = subprocess.run([str(REPO / "scripts" / "keystone.sh"), "start", str(ks_dir), str(port)],
+                           capture_output=True, text=True, timeout=400,
+                           env={**os.environ, "KEYSTONE_ADMIN_PASSWORD": admin_password})
+    assert start.returncode == 0, f"keystone did not start:\n{start.stdout}\n{start.stderr}"
+    try:
+        keystone_url = f"http://127.0.0.1:{port}/v3"
+        yield keystone_url, keystone_env.provision(keystone_url, admin_password)
+    finally:
+        subprocess.run([str(REPO / "scripts" / "keystone.sh"), "stop", str(ks_dir)], capture_output=True, timeout=60)
+
+
+def keystone_service_args(keystone_url: str, info: dict, workdir: Path) -> tuple[str, ...]:
+    """`imaged serve` options for Keystone mode as the provisioned service user; its password goes to
+    workdir/keystone-password (0600), never on the command line."""
+    password_file = workdir / "keystone-password"
+    password_file.write_text(info["service"]["password"] + "\n")
+    password_file.chmod(0o600)
+    return ("--keystone-url", keystone_url, "--keystone-user", info["service"]["username"],
+            "--keystone-project", info["service"]["project_name"], "--keystone-password-file", str(password_file))
+
+
+def register_image_service(keystone_url: str, admin_password: str, endpoints: dict[str, str]) -> None:
+    """Makes imaged Keystone's image service, as Glance is: one public endpoint per region (region ->
+    URL) in place of any the service had, so clients find imaged in their catalog."""
+    import openstack
+
+    admin = openstack.connect(load_yaml_config=False, load_envvars=False, auth_url=keystone_url,
+                              username="admin", password=admin_password, project_name="admin",
+                              user_domain_id="default", project_domain_id="default")
+    try:
+        service = admin.identity.find_service("glance") or admin.identity.create_service(name="glance", type="image")
+        for ep in list(admin.identity.endpoints(service_id=service.id)):
+            admin.identity.delete_endpoint(ep)
+        for region, url in endpoints.items():
+            if not admin.identity.find_region(region):
+                admin.identity.create_region(id=region)
+            admin.identity.create_endpoint(service_id=service.id, interface="public", url=url, region_id=region)
+    finally:
+        admin.close()
 
 
 # ---------------------------------------------------------------------------------------------

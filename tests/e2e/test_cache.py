@@ -11,15 +11,12 @@ import hashlib
 import json
 import os
 import re
-import select
-import socket
-import threading
 import time
 
 import pytest
 import requests
 
-from conftest import ImagedServer, OSC, Raw, random_bytes, s3_env, unique, wait_for
+from conftest import ImagedServer, OSC, Raw, TCPRelay, random_bytes, s3_env, s3_process_env, unique, wait_for
 
 
 def client(base: str, who: str) -> Raw:
@@ -195,16 +192,13 @@ def test_openstack_cached_image_commands(file_node):
     assert proc.returncode != 0 and "403" in proc.stderr + proc.stdout, proc.stderr
 
 
-class CountingRelay:
-    """A loopback TCP relay in front of RGW that counts the HTTP requests imaged sends it, by method."""
+class CountingRelay(TCPRelay):
+    """A relay in front of RGW that counts the HTTP requests imaged sends it, by method."""
 
     def __init__(self, host: str, port: int):
-        self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.lock = threading.Lock()
+        super().__init__(host, port)
         self.counts: dict[str, int] = {}
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.up()
 
     def reset(self) -> None:
         with self.lock:
@@ -214,32 +208,12 @@ class CountingRelay:
         with self.lock:
             return self.counts.get(method, 0)
 
-    def _accept(self):
-        while True:
-            client, _ = self.listener.accept()
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-
-    def _pump(self, client, upstream):
-        try:
-            while True:
-                ready, _, _ = select.select([client, upstream], [], [], 120)
-                for s in ready:
-                    data = s.recv(1 << 16)
-                    if not data:
-                        return
-                    if s is client:
-                        # Request lines start a chunk or follow a CRLF; counted only while no upload body flows.
-                        for m in re.finditer(rb"(?:^|\r\n)(GET|HEAD|PUT|POST|DELETE) /\S* HTTP/1\.1\r\n", data):
-                            with self.lock:
-                                key = m.group(1).decode()
-                                self.counts[key] = self.counts.get(key, 0) + 1
-                    (upstream if s is client else client).sendall(data)
-        except OSError:
-            return
-        finally:
-            client.close()
-            upstream.close()
+    def client_sent(self, data: bytes) -> None:
+        # Request lines start a chunk or follow a CRLF; counted only while no upload body flows.
+        for m in re.finditer(rb"(?:^|\r\n)(GET|HEAD|PUT|POST|DELETE) /\S* HTTP/1\.1\r\n", data):
+            with self.lock:
+                key = m.group(1).decode()
+                self.counts[key] = self.counts.get(key, 0) + 1
 
 
 def test_s3_second_download_is_local_and_a_flipped_byte_never_reaches_the_client(tmp_path):
@@ -248,11 +222,9 @@ def test_s3_second_download_is_local_and_a_flipped_byte_never_reaches_the_client
     s3 = s3_env()
     endpoint = re.match(r"https?://([^:/]+):(\d+)", s3["S3_ENDPOINT"])
     relay = CountingRelay(endpoint.group(1), int(endpoint.group(2)))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID=s3["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY=s3["AWS_SECRET_ACCESS_KEY"])
     srv = ImagedServer(tmp_path, "--blob-store", f"s3:{s3['S3_BUCKET']}", "--s3-endpoint", f"http://127.0.0.1:{relay.port}",
                        "--s3-region", s3["S3_REGION"], "--s3-key-prefix", f"e2e-cache-{unique()}/", "--cache-size", str(2 << 30),
-                       env=env)
+                       env=s3_process_env(s3))
     srv.start()
     try:
         base = srv.url

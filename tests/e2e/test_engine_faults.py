@@ -6,10 +6,7 @@ the PostgreSQL outage also needs IMAGED_TEST_PG_DIR (scripts/test.sh exports it)
 server; the disk-full test mounts a small tmpfs and needs root. Each skips visibly otherwise."""
 
 import os
-import select
 import signal
-import socket
-import struct
 import subprocess
 import threading
 import time
@@ -19,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (ImagedServer, Raw, digests, random_bytes, s3_env, scale_out_config, unique, upload, wait_for,
-                      wait_status)
+from conftest import (ImagedServer, Raw, TCPRelay, digests, random_bytes, s3_env, s3_process_env, scale_out_config,
+                      unique, upload, wait_for, wait_status)
 
 MiB = 1 << 20
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,88 +162,17 @@ def test_catalog_outage_answers_503_with_retry_after_in_each_api_and_recovers(tm
         srv.kill(signal.SIGTERM)
 
 
-class TCPProxy:
-    """A loopback TCP relay that can be cut: the S3 endpoint as imaged sees it, so 'S3 unreachable' is a
-    refused connection without stopping the shared S3 server."""
-
-    def __init__(self, target_host: str, target_port: int):
-        self.target = (target_host, target_port)
-        self.listener = None
-        self.port = None
-        self.conns: list[socket.socket] = []
-        self.lock = threading.Lock()
-
-    def up(self):
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", self.port or 0))
-        self.port = self.listener.getsockname()[1]
-        self.listener.listen(64)
-        self.stopped = threading.Event()
-        self.accepting = threading.Thread(target=self._accept, args=(self.listener, self.stopped), daemon=True)
-        self.accepting.start()
-
-    def down(self):
-        # The accepting thread closes the listener itself (a close from here would leave it listening
-        # while that thread sits in accept()); then every relayed connection is cut.
-        self.stopped.set()
-        self.accepting.join(5)
-        with self.lock:
-            for c in self.conns:
-                try:
-                    # RST, as a store that died: the client's pooled connections fail at once.
-                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                c.close()
-            self.conns.clear()
-
-    def _accept(self, listener, stopped):
-        while not stopped.is_set():
-            ready, _, _ = select.select([listener], [], [], 0.1)
-            if not ready:
-                continue
-            client, _ = listener.accept()
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.conns += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-        listener.close()
-
-    @staticmethod
-    def _pump(a, b):
-        try:
-            while True:
-                ready, _, _ = select.select([a, b], [], [], 60)
-                for s in ready:
-                    data = s.recv(1 << 16)
-                    if not data:
-                        return
-                    (b if s is a else a).sendall(data)
-        except OSError:
-            return
-        finally:
-            a.close()
-            b.close()
-
-
 def test_s3_unreachable_upload_503_and_requeued_download_503_readyz_names_the_store(tmp_path):
     if not os.environ.get("IMAGED_TEST_S3_ENV"):
         pytest.skip("needs IMAGED_TEST_S3_ENV (scripts/test.sh sets it)")
     from urllib.parse import urlparse
     s3 = s3_env()
     endpoint = urlparse(s3["S3_ENDPOINT"])
-    proxy = TCPProxy(endpoint.hostname, endpoint.port)
+    proxy = TCPRelay(endpoint.hostname, endpoint.port)
     proxy.up()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID=s3["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY=s3["AWS_SECRET_ACCESS_KEY"])
     srv = ImagedServer(tmp_path / "n", "--blob-store", f"s3:{s3['S3_BUCKET']}", "--s3-endpoint", f"http://127.0.0.1:{proxy.port}",
-                       "--s3-region", s3["S3_REGION"], "--s3-key-prefix", f"e2e-{uuid.uuid4().hex[:12]}/", env=env)
+                       "--s3-region", s3["S3_REGION"], "--s3-key-prefix", f"e2e-{uuid.uuid4().hex[:12]}/",
+                       env=s3_process_env(s3))
     srv.start()
     try:
         alice = Raw(srv.url, "alice")

@@ -7,14 +7,12 @@ disk/container formats and Glance's default property prefixes (hw_, trait:, os_d
 
 import hashlib
 import os
-import subprocess
 
-import openstack
 import pytest
 import requests
 
 import keystone_env
-from conftest import REPO, ImagedServer, free_port, unique, wait_for
+from conftest import ImagedServer, keystone_running, keystone_service_args, register_image_service, unique, wait_for
 
 ADMIN_PASSWORD = "admin-secret"
 
@@ -50,47 +48,25 @@ class Region:
 
 @pytest.fixture(scope="module")
 def regions(tmp_path_factory):
-    ks_dir = tmp_path_factory.mktemp("keystone-gd")
-    ks_port = free_port()
-    start = subprocess.run([str(REPO / "scripts" / "keystone.sh"), "start", str(ks_dir), str(ks_port)],
-                           capture_output=True, text=True, timeout=400,
-                           env={**os.environ, "KEYSTONE_ADMIN_PASSWORD": ADMIN_PASSWORD})
-    assert start.returncode == 0, f"keystone did not start:\n{start.stdout}\n{start.stderr}"
-    servers = []
-    try:
-        keystone_url = f"http://127.0.0.1:{ks_port}/v3"
-        info = keystone_env.provision(keystone_url, ADMIN_PASSWORD)
+    with keystone_running(tmp_path_factory.mktemp("keystone-gd"), ADMIN_PASSWORD) as (keystone_url, info):
         work = tmp_path_factory.mktemp("imaged-gd")
-        password_file = work / "keystone-password"
-        password_file.write_text(info["service"]["password"] + "\n")
-        password_file.chmod(0o600)
-        keystone_args = ("--keystone-url", keystone_url, "--keystone-user", info["service"]["username"],
-                         "--keystone-project", info["service"]["project_name"], "--keystone-password-file", str(password_file))
-        remote = ImagedServer(work / "region-two", *keystone_args)
-        remote.start()
-        servers.append(remote)
-        local = ImagedServer(work / "region-one", *keystone_args, "--import-allow-cidr", "127.0.0.1/32",
-                             "--import-allow-port", str(remote.port), "--task-lease-seconds", "3")
-        local.start()
-        servers.append(local)
-        admin = openstack.connect(load_yaml_config=False, load_envvars=False, auth_url=keystone_url,
-                                  username="admin", password=ADMIN_PASSWORD, project_name="admin",
-                                  user_domain_id="default", project_domain_id="default")
-        if not admin.identity.find_region("RegionTwo"):
-            admin.identity.create_region(id="RegionTwo")
-        service = admin.identity.find_service("glance") or admin.identity.create_service(name="glance", type="image")
-        for ep in list(admin.identity.endpoints(service_id=service.id)):
-            admin.identity.delete_endpoint(ep)
-        admin.identity.create_endpoint(service_id=service.id, interface="public", url=local.url, region_id="RegionOne")
-        admin.identity.create_endpoint(service_id=service.id, interface="public", url=remote.url, region_id="RegionTwo")
-        admin.close()
-        u = info["users"]["alpha-member"]
-        token = keystone_env.token(keystone_url, "alpha-member", u["password"], u["project"])
-        yield Region(local, token), Region(remote, token), remote
-    finally:
-        for s in servers:
-            s.kill()
-        subprocess.run([str(REPO / "scripts" / "keystone.sh"), "stop", str(ks_dir)], capture_output=True, timeout=60)
+        keystone_args = keystone_service_args(keystone_url, info, work)
+        servers = []
+        try:
+            remote = ImagedServer(work / "region-two", *keystone_args)
+            remote.start()
+            servers.append(remote)
+            local = ImagedServer(work / "region-one", *keystone_args, "--import-allow-cidr", "127.0.0.1/32",
+                                 "--import-allow-port", str(remote.port), "--task-lease-seconds", "3")
+            local.start()
+            servers.append(local)
+            register_image_service(keystone_url, ADMIN_PASSWORD, {"RegionOne": local.url, "RegionTwo": remote.url})
+            u = info["users"]["alpha-member"]
+            token = keystone_env.token(keystone_url, "alpha-member", u["password"], u["project"])
+            yield Region(local, token), Region(remote, token), remote
+        finally:
+            for s in servers:
+                s.kill()
 
 
 def remote_image(remote: Region, data: bytes, **props) -> dict:

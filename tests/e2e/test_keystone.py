@@ -16,7 +16,8 @@ import pytest
 import requests
 
 import keystone_env
-from conftest import REPO, ImagedServer, free_port, openstack_cli, unique
+from conftest import (ImagedServer, keystone_running, keystone_service_args, openstack_cli, register_image_service,
+                      unique)
 
 ADMIN_PASSWORD = "admin-secret"
 # Short, so the revocation test does not wait long; the benchmark uses the default (300 s).
@@ -73,39 +74,17 @@ class Cloud:
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    ks_dir = tmp_path_factory.mktemp("keystone")
-    ks_port = free_port()
-    start = subprocess.run([str(REPO / "scripts" / "keystone.sh"), "start", str(ks_dir), str(ks_port)],
-                           capture_output=True, text=True, timeout=400,
-                           env={**os.environ, "KEYSTONE_ADMIN_PASSWORD": ADMIN_PASSWORD})
-    assert start.returncode == 0, f"keystone did not start:\n{start.stdout}\n{start.stderr}"
-    server = None
-    try:
-        keystone_url = f"http://127.0.0.1:{ks_port}/v3"
-        info = keystone_env.provision(keystone_url, ADMIN_PASSWORD)
+    with keystone_running(tmp_path_factory.mktemp("keystone"), ADMIN_PASSWORD) as (keystone_url, info):
         work = tmp_path_factory.mktemp("imaged-keystone")
-        password_file = work / "keystone-password"
-        password_file.write_text(info["service"]["password"] + "\n")
-        password_file.chmod(0o600)
-        server = ImagedServer(work, "--keystone-url", keystone_url, "--keystone-user", info["service"]["username"],
-                              "--keystone-project", info["service"]["project_name"],
-                              "--keystone-password-file", str(password_file),
+        server = ImagedServer(work, *keystone_service_args(keystone_url, info, work),
                               "--keystone-cache-seconds", str(CACHE_SECONDS))
-        server.start()
-        # imaged is the cloud's image service: clients find it in the catalog.
-        admin = openstack.connect(load_yaml_config=False, load_envvars=False, auth_url=keystone_url,
-                                  username="admin", password=ADMIN_PASSWORD, project_name="admin",
-                                  user_domain_id="default", project_domain_id="default")
-        service = admin.identity.find_service("glance") or admin.identity.create_service(name="glance", type="image")
-        for ep in list(admin.identity.endpoints(service_id=service.id)):
-            admin.identity.delete_endpoint(ep)
-        admin.identity.create_endpoint(service_id=service.id, interface="public", url=server.url, region_id="RegionOne")
-        admin.close()
-        yield Cloud(keystone_url, info, server)
-    finally:
-        if server is not None:
+        try:
+            server.start()
+            # imaged is the cloud's image service: clients find it in the catalog.
+            register_image_service(keystone_url, ADMIN_PASSWORD, {"RegionOne": server.url})
+            yield Cloud(keystone_url, info, server)
+        finally:
             server.kill()
-        subprocess.run([str(REPO / "scripts" / "keystone.sh"), "stop", str(ks_dir)], capture_output=True, timeout=60)
 
 
 def raw_image(tmp_path, size=4096):

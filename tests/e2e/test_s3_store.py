@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from conftest import (ImagedServer, Raw, assert_data_facts, digests, random_bytes, s3_env, unique, upload, wait_for,
-                      wait_status)
+from conftest import (ImagedServer, Raw, assert_data_facts, digests, random_bytes, s3_env, s3_process_env, unique, upload,
+                      wait_for, wait_status)
 from test_data_faults import SocketUpload
 
 MiB = 1 << 20
@@ -26,12 +26,9 @@ class Store:
                                aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
                                aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
                                config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
-        proc_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        proc_env.update(AWS_ACCESS_KEY_ID=self.env["AWS_ACCESS_KEY_ID"],
-                        AWS_SECRET_ACCESS_KEY=self.env["AWS_SECRET_ACCESS_KEY"])
         self.server = ImagedServer(workdir, "--blob-store", f"s3:{self.bucket}", "--s3-endpoint", self.env["S3_ENDPOINT"],
                                    "--s3-region", self.env["S3_REGION"], "--s3-key-prefix", prefix,
-                                   "--s3-part-mib", "5", env=proc_env)
+                                   "--s3-part-mib", "5", env=s3_process_env(self.env))
 
     def objects(self, sub=""):
         out = {}

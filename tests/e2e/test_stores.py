@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 
 from conftest import (GlanceCLI, ImagedServer, Raw, assert_data_facts, digests, glance_table, random_bytes, s3_env,
-                      tasks_of, token, unique, wait_for, wait_status)
+                      s3_process_env, tasks_of, token, unique, wait_for, wait_status)
 
 MiB = 1 << 20
 
@@ -20,12 +20,10 @@ MiB = 1 << 20
 def stores_server(tmp_path_factory, origin):
     s3 = s3_env()
     prefix = f"e2e-stores-{uuid.uuid4().hex[:10]}/"
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID=s3["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY=s3["AWS_SECRET_ACCESS_KEY"])
     srv = ImagedServer(tmp_path_factory.mktemp("imaged-stores"), "--store", "fast=file", "--store", f"archive=s3:{s3['S3_BUCKET']}",
                        "--s3-endpoint", s3["S3_ENDPOINT"], "--s3-region", s3["S3_REGION"], "--s3-key-prefix", prefix,
                        "--s3-part-mib", "5", "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port),
-                       env=env)
+                       env=s3_process_env(s3))
     srv.start()
     bucket = boto3.client("s3", endpoint_url=s3["S3_ENDPOINT"], region_name=s3["S3_REGION"],
                           aws_access_key_id=s3["AWS_ACCESS_KEY_ID"], aws_secret_access_key=s3["AWS_SECRET_ACCESS_KEY"],
