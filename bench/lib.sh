@@ -31,3 +31,68 @@ release_imaged() {
     IMAGED_BIN=$(swift build -c release --scratch-path .build-release --show-bin-path)/imaged
     BUILD=release
 }
+
+# results_dir NAME COLUMN...: a new $ROOT/bench/results/NAME-<UTC time>/ as OUT, with RESULTS (results.tsv)
+# started with a header line of the COLUMNs, tab-separated.
+results_dir() {
+    OUT=$ROOT/bench/results/$1-$(date -u +%Y%m%dT%H%M%SZ)
+    mkdir -p "$OUT"
+    RESULTS=$OUT/results.tsv
+    (IFS=$'\t'; printf '%s\n' "${*:2}") > "$RESULTS"
+}
+
+# start_rgw DIR PORT: a fresh single-node Ceph RGW (scripts/s3.sh) in DIR on 127.0.0.1:PORT; its
+# settings are in DIR/s3.env. stop_rgw DIR: stops it and removes DIR.
+start_rgw() {
+    log "starting Ceph RGW on 127.0.0.1:$2"
+    scripts/s3.sh start "$1" "$2" > "$OUT/s3-start.log" 2>&1 || { cat "$OUT/s3-start.log" >&2; die "S3 did not start"; }
+}
+stop_rgw() {
+    scripts/s3.sh stop "$1" >/dev/null 2>&1 || true
+    rm -rf "$1"
+}
+
+# The throughput figures (RESULTS columns figure, round, seconds, MiB_per_s; BYTES per transfer):
+# timed FIGURE ROUND COMMAND...: runs COMMAND, adds its row to RESULTS and logs it.
+timed() {
+    local fig=$1 round=$2; shift 2
+    local t0 t1 s mibs
+    t0=$(date +%s.%N); "$@" > /dev/null 2>> "$OUT/commands.log" || die "$fig failed (see $OUT/commands.log)"; t1=$(date +%s.%N)
+    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    mibs=$(awk -v s="$s" -v n="$BYTES" 'BEGIN { printf "%.1f", n / 1048576 / s }')
+    printf '%s\t%s\t%s\t%s\n' "$fig" "$round" "$s" "$mibs" >> "$RESULTS"
+    log "$(printf '%-16s r%s %8s s %8s MiB/s' "$fig" "$round" "$s" "$mibs")"
+}
+# median_of FORMAT: the median of the numbers on stdin, printed with FORMAT.
+median_of() { sort -g | awk -v f="$1" '{ v[NR] = $1 } END { printf f, NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# mibs_of FIGURE: FIGURE's MiB/s, one round a line.
+mibs_of() { awk -F'\t' -v f="$1" 'NR > 1 && $1 == f { print $4 }' "$RESULTS"; }
+# ratio_row LABEL A B: a table row: the medians of A and B, the median over rounds of A/B in the same
+# round, and whether it meets the issue's target (>= 0.90).
+ratio_row() {
+    local q
+    q=$(awk -F'\t' -v a="$2" -v b="$3" 'NR > 1 && $1 == a { x[$2] = $4 } NR > 1 && $1 == b { y[$2] = $4 }
+        END { for (r in x) if (r in y) print x[r] / y[r] }' "$RESULTS" | median_of %.2f)
+    printf '%-10s %-18s %-18s %-8s %s\n' "$1" "$(mibs_of "$2" | median_of %.1f)" "$(mibs_of "$3" | median_of %.1f)" "$q" \
+        "$(awk -v q="$q" 'BEGIN { print (q >= 0.90 ? "PASS" : "MISS") }')"
+}
+# ratio_header COLUMN_A COLUMN_B: the header line of ratio_row's table.
+ratio_header() { printf '%-10s %-18s %-18s %-8s %s\n' "" "$1" "$2" ratio "target >= 0.90"; }
+
+# serve_imaged WORK ARGS...: $IMAGED_BIN serve on 127.0.0.1:$PORT with its data in WORK/data, the static
+# token `benchtok` (admin of project p1) and ARGS; log in $OUT/server.log. Sets SERVER_PID; waits for /healthz.
+serve_imaged() {
+    local work=$1; shift
+    echo '{"tokens": [{"token": "benchtok", "user_id": "u1", "project_id": "p1", "roles": ["admin"]}]}' > "$work/tokens.json"
+    "$IMAGED_BIN" serve --data-dir "$work/data" --listen "127.0.0.1:$PORT" --token-file "$work/tokens.json" \
+        "$@" --log-level warning > "$OUT/server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_for_healthz "http://127.0.0.1:$PORT" "$SERVER_PID" "$OUT/server.log" || die "imaged did not start"
+}
+# bench_api CURL_ARGS...: curl as benchtok, failing on an HTTP error.
+bench_api() { curl -sf -H "X-Auth-Token: benchtok" "$@"; }
+# new_raw_image: creates a queued raw/bare image and prints its id.
+new_raw_image() {
+    bench_api -H 'Content-Type: application/json' -d '{"name":"b","disk_format":"raw","container_format":"bare"}' \
+        "http://127.0.0.1:$PORT/v2/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
+}
