@@ -329,6 +329,22 @@ public struct JSONWriter: Sendable {
         }
     }
 
+    /// The elements of a JSON array or object, commas between; each written by `element` (the caller
+    /// writes the brackets and whatever comes around them).
+    public mutating func elements<S: Sequence>(_ items: S, _ element: (inout JSONWriter, S.Element) -> Void) {
+        for (k, item) in items.enumerated() {
+            if k > 0 { bytes.append(0x2C) }
+            element(&self, item)
+        }
+    }
+
+    /// `["a","b",…]`.
+    public mutating func strings(_ items: some Sequence<String>) {
+        bytes.append(0x5B)
+        elements(items) { w, s in w.string(s) }
+        bytes.append(0x5D)
+    }
+
     public var text: String { String(decoding: bytes, as: UTF8.self) }
 
     /// `"YYYY-MM-DDThh:mm:ssZ"`, written digit by digit (the hot part of every image body).

@@ -9,10 +9,8 @@ extension HTTPField.Name {
 
 /// The cache API (Glance v2.14, clean and prune v2.18): this node's image cache and its
 /// pre-caching queue. The rules (admin by default, 404 without a cache) live in `ImageDataService`.
-struct CacheRoutes<Context: OpenStackRequestContext>: Sendable {
+struct CacheRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
     let data: ImageDataService
-    typealias Handler = ImageRoutes<Context>.Handler
-    typealias R = ImageRoutes<Context>
 
     func register(on router: Router<Context>, using routes: ImageRoutes<Context>) {
         routes.route(router, "/v2/cache", [.get: state, .delete: clear])
@@ -30,8 +28,7 @@ struct CacheRoutes<Context: OpenStackRequestContext>: Sendable {
             let state = try await data.cacheState(by: p)
             var w = JSONWriter(capacity: 256 + 192 * state.cached.count + 40 * state.queued.count)
             w.raw("{\"cached_images\":[")
-            for (i, e) in state.cached.enumerated() {
-                if i > 0 { w.raw(",") }
+            w.elements(state.cached) { w, e in
                 w.raw("{\"image_id\":"); w.string(e.imageId)
                 w.raw(",\"hits\":"); w.int(Int64(e.hits))
                 w.raw(",\"last_accessed\":"); w.value(.double(e.lastAccessed))
@@ -41,7 +38,7 @@ struct CacheRoutes<Context: OpenStackRequestContext>: Sendable {
                 w.raw("}")
             }
             w.raw("],\"queued_images\":")
-            w.value(.array(state.queued.map { .string($0) }))
+            w.strings(state.queued)
             w.raw("}")
             return Views.json(w)
         }
@@ -78,7 +75,7 @@ struct CacheRoutes<Context: OpenStackRequestContext>: Sendable {
             try await R.requireNoBody(request)
             let urls = try await data.cachedNodes(id: try R.parameter(context, "id"), by: p)
             var w = JSONWriter(capacity: 64)
-            w.value(.array(urls.map { .string($0) }))
+            w.strings(urls)
             return Views.json(w)
         }
     }

@@ -14,11 +14,9 @@ extension HTTPField.Name {
 }
 
 /// Image data (`/file`, `/stage`), imports, discovery and tasks (reference §6.7–6.15).
-struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
+struct DataRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
     let data: ImageDataService
     let imports: ImageImports
-    typealias Handler = ImageRoutes<Context>.Handler
-    typealias R = ImageRoutes<Context>
 
     func register(on router: Router<Context>, using routes: ImageRoutes<Context>) {
         routes.route(router, "/v2/images/{id}/file", [.put: upload, .get: download])
@@ -168,7 +166,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             try await R.requireNoBody(request)
             var w = JSONWriter(capacity: 256)
             w.raw("{\"import-methods\":{\"description\":\"Import methods available.\",\"type\":\"array\",\"value\":")
-            w.value(.array(data.importMethods.map { .string($0) }))
+            w.strings(data.importMethods)
             w.raw("}}")
             return Views.json(w)
         }
@@ -182,8 +180,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: Sendable {
             guard data.stores.multiple else { throw GlanceError(.notFound, "Multi backend is not supported at this site.") }
             var w = JSONWriter(capacity: 256)
             w.raw("{\"stores\":[")
-            for (i, store) in data.stores.all.enumerated() {
-                if i > 0 { w.raw(",") }
+            w.elements(data.stores.all) { w, store in
                 w.raw("{\"id\":"); w.string(store.id)
                 w.raw(",\"description\":"); w.string(store.description)
                 if store.id == data.blobs.id { w.raw(",\"default\":true") }

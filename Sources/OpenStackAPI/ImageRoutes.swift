@@ -242,10 +242,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
             let members = try await service.listMembers(imageId: try Self.parameter(context, "id"), by: p)
             var w = JSONWriter(capacity: 256 * (members.count + 1))
             w.raw("{\"members\":[")
-            for (i, m) in members.enumerated() {
-                if i > 0 { w.raw(",") }
-                Views.member(m, into: &w)
-            }
+            w.elements(members) { w, m in Views.member(m, into: &w) }
             w.raw("],\"schema\":\"/v2/schemas/members\"}")
             return Views.json(w)
         }

@@ -6,10 +6,8 @@ import ImageData
 
 /// The locations API (v2.17) and the store endpoints: `POST/GET /v2/images/{id}/locations`,
 /// `GET /v2/info/stores/detail` (v2.15) and `DELETE /v2/stores/{store}/{image}` (v2.10).
-struct LocationRoutes<Context: OpenStackRequestContext>: Sendable {
+struct LocationRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
     let imports: ImageImports
-    typealias Handler = ImageRoutes<Context>.Handler
-    typealias R = ImageRoutes<Context>
 
     var data: ImageDataService { imports.data }
 
@@ -58,8 +56,7 @@ struct LocationRoutes<Context: OpenStackRequestContext>: Sendable {
             try data.images.requireStoresDetail(by: p)
             var w = JSONWriter(capacity: 512)
             w.raw("{\"stores\":[")
-            for (i, store) in data.stores.all.enumerated() {
-                if i > 0 { w.raw(",") }
+            w.elements(data.stores.all) { w, store in
                 w.raw("{\"id\":"); w.string(store.id)
                 w.raw(",\"description\":"); w.string(store.description)
                 if store.id == data.blobs.id { w.raw(",\"default\":true") }
@@ -86,8 +83,7 @@ struct LocationRoutes<Context: OpenStackRequestContext>: Sendable {
 extension Views {
     static func locations(_ list: [ImageLocation], into w: inout JSONWriter) {
         w.raw("[")
-        for (i, l) in list.enumerated() {
-            if i > 0 { w.raw(",") }
+        w.elements(list) { w, l in
             w.raw("{\"url\":"); w.string(l.url)
             w.raw(",\"metadata\":"); w.value(l.metadata)
             w.raw("}")

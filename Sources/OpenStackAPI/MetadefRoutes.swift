@@ -9,10 +9,8 @@ extension HTTPField.Name {
 
 /// Metadata definitions (`/v2/metadefs/…`) and their schemas, in Glance's shapes and codes; every
 /// rule is `MetadefService`'s.
-struct MetadefRoutes<Context: OpenStackRequestContext>: Sendable {
+struct MetadefRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
     let metadefs: MetadefService
-    typealias Handler = ImageRoutes<Context>.Handler
-    typealias R = ImageRoutes<Context>
 
     func register(on router: Router<Context>, using routes: ImageRoutes<Context>) {
         let ns = "/v2/metadefs/namespaces/{ns}"
@@ -82,10 +80,7 @@ struct MetadefRoutes<Context: OpenStackRequestContext>: Sendable {
             }
             var w = JSONWriter(capacity: 4096)
             w.raw("{\"namespaces\":[")
-            for (i, d) in page.enumerated() {
-                if i > 0 { w.raw(",") }
-                MetadefViews.namespace(d, into: &w)
-            }
+            w.elements(page) { w, d in MetadefViews.namespace(d, into: &w) }
             w.raw("],\"first\":"); w.string(link(kept))
             w.raw(",\"schema\":\"/v2/schemas/metadefs/namespaces\"")
             if let next { w.raw(",\"next\":"); w.string(link(kept + [("marker", next)])) }
@@ -140,18 +135,12 @@ struct MetadefRoutes<Context: OpenStackRequestContext>: Sendable {
             var w = JSONWriter(capacity: 2048)
             switch kind {
             case .property:
-                w.raw("{\"properties\":{")
-                for (i, item) in items.enumerated() {
-                    if i > 0 { w.raw(",") }
-                    w.key(item.name); MetadefViews.property(item, named: false, into: &w)
-                }
-                w.raw("}}")
+                w.raw("{\"properties\":")
+                MetadefViews.properties(items, into: &w)
+                w.raw("}")
             case .object, .tag:
                 w.raw(kind == .object ? "{\"objects\":[" : "{\"tags\":[")
-                for (i, item) in items.enumerated() {
-                    if i > 0 { w.raw(",") }
-                    MetadefViews.item(item, into: &w)
-                }
+                w.elements(items) { w, item in MetadefViews.item(item, into: &w) }
                 w.raw(kind == .object ? "],\"schema\":\"v2/schemas/metadefs/objects\"}" : "]}")
             }
             return Views.json(w)
@@ -186,12 +175,9 @@ struct MetadefRoutes<Context: OpenStackRequestContext>: Sendable {
             let append = ["true", "1", "yes", "y", "on", "t"].contains((request.headers[.openstackAppend] ?? "").trimmingSpaces.lowercased())
             let tags = try await metadefs.createTags(namespace: name, body: try await R.readJSON(request), append: append, by: p)
             var w = JSONWriter(capacity: 512)
-            w.raw("{\"tags\":[")
-            for (i, t) in tags.enumerated() {
-                if i > 0 { w.raw(",") }
-                w.raw("{\"name\":"); w.string(t.name); w.raw("}")
-            }
-            w.raw("]}")
+            w.raw("{\"tags\":")
+            MetadefViews.tagNames(tags, into: &w)
+            w.raw("}")
             return Views.json(w, status: .created)
         }
     }
@@ -237,8 +223,7 @@ struct MetadefRoutes<Context: OpenStackRequestContext>: Sendable {
             let types = try await metadefs.resourceTypes(by: try R.principal(context))
             var w = JSONWriter(capacity: 1024)
             w.raw("{\"resource_types\":[")
-            for (i, t) in types.enumerated() {
-                if i > 0 { w.raw(",") }
+            w.elements(types) { w, t in
                 w.raw("{\"name\":"); w.string(t.name)
                 w.raw(",\"created_at\":"); w.timestamp(t.createdAt)
                 w.raw(",\"updated_at\":"); w.timestamp(t.updatedAt)
@@ -255,10 +240,7 @@ struct MetadefRoutes<Context: OpenStackRequestContext>: Sendable {
             let list = try await metadefs.associations(namespace: name, by: p)
             var w = JSONWriter(capacity: 1024)
             w.raw("{\"resource_type_associations\":[")
-            for (i, a) in list.enumerated() {
-                if i > 0 { w.raw(",") }
-                MetadefViews.association(a, into: &w)
-            }
+            w.elements(list) { w, a in MetadefViews.association(a, into: &w) }
             w.raw("]}")
             return Views.json(w)
         }

@@ -17,35 +17,21 @@ enum MetadefViews {
         w.raw(",\"updated_at\":"); w.timestamp(n.updatedAt)
         if !d.associations.isEmpty {
             w.raw(",\"resource_type_associations\":[")
-            for (i, a) in d.associations.enumerated() {
-                if i > 0 { w.raw(",") }
-                association(a, into: &w)
-            }
+            w.elements(d.associations) { w, a in association(a, into: &w) }
             w.raw("]")
         }
         if !d.properties.isEmpty {
-            w.raw(",\"properties\":{")
-            for (i, p) in d.properties.enumerated() {
-                if i > 0 { w.raw(",") }
-                w.key(p.name); property(p, named: false, into: &w)
-            }
-            w.raw("}")
+            w.raw(",\"properties\":")
+            properties(d.properties, into: &w)
         }
         if !d.objects.isEmpty {
             w.raw(",\"objects\":[")
-            for (i, o) in d.objects.enumerated() {
-                if i > 0 { w.raw(",") }
-                item(o, into: &w)
-            }
+            w.elements(d.objects) { w, o in item(o, into: &w) }
             w.raw("]")
         }
         if !d.tags.isEmpty {
-            w.raw(",\"tags\":[")
-            for (i, t) in d.tags.enumerated() {
-                if i > 0 { w.raw(",") }
-                w.raw("{\"name\":"); w.string(t.name); w.raw("}")
-            }
-            w.raw("]")
+            w.raw(",\"tags\":")
+            tagNames(d.tags, into: &w)
         }
         w.raw(",\"self\":"); w.string(namespaceHref(n.namespace))
         w.raw(",\"schema\":\"/v2/schemas/metadefs/namespace\"}")
@@ -58,6 +44,20 @@ enum MetadefViews {
         w.raw(",\"created_at\":"); w.timestamp(a.createdAt)
         w.raw(",\"updated_at\":"); w.timestamp(a.updatedAt)
         w.raw("}")
+    }
+
+    /// `{"<name>": <property>, …}`: properties keyed by their names.
+    static func properties(_ list: [MetadefItem], into w: inout JSONWriter) {
+        w.raw("{")
+        w.elements(list) { w, p in w.key(p.name); property(p, named: false, into: &w) }
+        w.raw("}")
+    }
+
+    /// `[{"name": …}, …]`: tags by name only.
+    static func tagNames(_ tags: [MetadefItem], into w: inout JSONWriter) {
+        w.raw("[")
+        w.elements(tags) { w, t in w.raw("{\"name\":"); w.string(t.name); w.raw("}") }
+        w.raw("]")
     }
 
     /// A property's schema; with `named`, its name first (a property shown alone).

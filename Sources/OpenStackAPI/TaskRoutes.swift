@@ -6,10 +6,8 @@ import ImageData
 /// The tasks API (`/v2/tasks`, glance/api/v2/tasks.py): admin only by Glance's default policy
 /// (`tasks_api_access`), checked before anything else is read. `POST` starts Glance's legacy
 /// `import` task; the list pages and filters Glance's task types.
-struct TaskRoutes<Context: OpenStackRequestContext>: Sendable {
+struct TaskRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
     let imports: ImageImports
-    typealias Handler = ImageRoutes<Context>.Handler
-    typealias R = ImageRoutes<Context>
 
     /// The types Glance's task schema knows; only `import` may be created through the API.
     static var schemaTypes: [String] { ["import", "api_image_import", "location_import"] }
@@ -71,10 +69,7 @@ struct TaskRoutes<Context: OpenStackRequestContext>: Sendable {
             let links = TaskListParameters.links(request.uri.query, page: page, limit: query.limit)
             var w = JSONWriter(capacity: 512 * (page.count + 1))
             w.raw("{\"tasks\":[")
-            for (i, t) in page.enumerated() {
-                if i > 0 { w.raw(",") }
-                Views.task(t, into: &w, stub: true)
-            }
+            w.elements(page) { w, t in Views.task(t, into: &w, stub: true) }
             w.raw("],\"first\":"); w.string(links.first)
             w.raw(",\"schema\":\"/v2/schemas/tasks\"")
             if let next = links.next { w.raw(",\"next\":"); w.string(next) }
