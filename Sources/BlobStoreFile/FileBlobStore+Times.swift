@@ -8,19 +8,12 @@ import ImageCore
 /// A file's mtime is its blob time (the image cache's last access).
 extension FileBlobStore: BlobStoreTimes {
     public func modified(key: String) async throws -> Double? {
-        let p = try path(key)
-        return try await pool.runIfActive {
-            var st = stat()
-            if stat(p, &st) != 0 {
-                if errno == ENOENT || errno == ENOTDIR { return nil }
-                throw BlobStoreError.syscall("stat \(p)", errno)
-            }
-            #if canImport(Darwin)
-            return Double(st.st_mtimespec.tv_sec) + Double(st.st_mtimespec.tv_nsec) / 1e9
-            #else
-            return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
-            #endif
-        }
+        guard let st = try await status(key) else { return nil }
+        #if canImport(Darwin)
+        return Double(st.st_mtimespec.tv_sec) + Double(st.st_mtimespec.tv_nsec) / 1e9
+        #else
+        return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+        #endif
     }
 
     public func touch(key: String) async throws {

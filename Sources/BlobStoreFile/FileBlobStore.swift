@@ -62,6 +62,11 @@ public struct FileBlobStore: BlobStore {
     }
 
     public func size(key: String) async throws -> Int64? {
+        try await status(key).map { Int64($0.st_size) }
+    }
+
+    /// The blob file's `stat`, nil when there is none (run on the store's pool).
+    func status(_ key: String) async throws -> stat? {
         let p = try path(key)
         return try await pool.runIfActive {
             var st = stat()
@@ -69,7 +74,7 @@ public struct FileBlobStore: BlobStore {
                 if errno == ENOENT || errno == ENOTDIR { return nil }
                 throw BlobStoreError.syscall("stat \(p)", errno)
             }
-            return Int64(st.st_size)
+            return st
         }
     }
 
