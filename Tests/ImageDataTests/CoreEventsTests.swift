@@ -26,14 +26,19 @@ final class RecordedEvents: EventSink {
         }
     }
 
-    @Test func imageLifecycleMembersAndDownloadEmitGlancesEventsOnce() async throws {
-        let node = try Node()
-        defer { node.remove() }
+    /// The node's core with its events recorded.
+    static func recorded(_ node: Node) -> (RecordedEvents, ImageService, ImageDataService) {
         let sink = RecordedEvents()
         var config = ImageServiceConfig()
         config.events = sink
         let service = ImageService(catalog: node.catalog, config: config)
-        let data = ImageDataService(images: service, blobs: node.blobs)
+        return (sink, service, ImageDataService(images: service, blobs: node.blobs))
+    }
+
+    @Test func imageLifecycleMembersAndDownloadEmitGlancesEventsOnce() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let (sink, service, data) = Self.recorded(node)
 
         let image = try await service.createImage([("name", .string("ev")), ("disk_format", .string("raw")),
                                                    ("container_format", .string("bare")), ("visibility", .string("shared"))],
@@ -85,11 +90,7 @@ final class RecordedEvents: EventSink {
     @Test func aFailedUploadIsAnErrorEventAndNoActivation() async throws {
         let node = try Node()
         defer { node.remove() }
-        let sink = RecordedEvents()
-        var config = ImageServiceConfig()
-        config.events = sink
-        let service = ImageService(catalog: node.catalog, config: config)
-        let data = ImageDataService(images: service, blobs: node.blobs)
+        let (sink, service, data) = Self.recorded(node)
         let image = try await service.createImage([("disk_format", .string("raw")), ("container_format", .string("bare"))], by: Self.alice)
         await #expect(throws: ImageError.self) {
             _ = try await data.upload(id: image.id, declaredSize: nil, expectedMD5: "00000000000000000000000000000000",
