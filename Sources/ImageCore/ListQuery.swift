@@ -1,3 +1,6 @@
+/// The order of a list's sort key (image and task lists alike).
+public enum SortDirection: String, Sendable { case asc, desc }
+
 /// What a list asks the catalog for, after the service has applied policy.
 public struct ImageListQuery: Sendable, Equatable {
     public enum SortKey: String, Sendable, CaseIterable {
@@ -15,7 +18,7 @@ public struct ImageListQuery: Sendable, Equatable {
             }
         }
     }
-    public enum Direction: String, Sendable { case asc, desc }
+    public typealias Direction = SortDirection
     public struct Sort: Sendable, Equatable {
         public var key: SortKey
         public var direction: Direction

@@ -11,7 +11,7 @@ public struct TaskListQuery: Sendable, Equatable {
         case updatedAt = "updated_at"
         case expiresAt = "expires_at"
     }
-    public enum Direction: String, Sendable { case asc, desc }
+    public typealias Direction = SortDirection
 
     /// Equality filters (times are not compared as text: the front-end passes only the other columns).
     public var filters: [(Column, String)] = []
