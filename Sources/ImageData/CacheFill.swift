@@ -138,7 +138,22 @@ struct CacheBlockVerifier {
 
     /// Takes the next bytes read from the entry; returns the verified bytes of the range they complete.
     mutating func take(_ buffer: ByteBuffer) throws -> [ByteBuffer] {
-        var out: [ByteBuffer] = []
+        try Self.verify(plan(buffer))
+    }
+
+    /// A whole block read from the entry, with what it must sum to and the part of it in the range.
+    struct Block: Sendable {
+        let bytes: ByteBuffer
+        let index: Int
+        let expected: UInt32?
+        let start: Int64
+        let inRange: Range<Int>
+    }
+
+    /// The bookkeeping half of `take`: cuts the bytes into whole blocks (copying only a block that
+    /// straddles two reads) and pairs each with its recorded sum; checks nothing yet.
+    mutating func plan(_ buffer: ByteBuffer) throws -> [Block] {
+        var out: [Block] = []
         var buffer = buffer
         while buffer.readableBytes > 0 {
             guard blockStart < span.upperBound else { throw CacheCorruption(description: "more bytes than the entry holds") }
@@ -154,15 +169,48 @@ struct CacheBlockVerifier {
                 pending = ByteBuffer()
             }
             let index = Int(blockStart / Int64(entry.blockSize))
-            guard index < entry.sums.count, CacheBlockSums.sum(block) == entry.sums[index] else {
-                throw CacheCorruption(description: "block \(index) (bytes \(blockStart)..<\(blockStart + Int64(blockLength))) does not match its checksum")
-            }
             let lo = max(range.lowerBound, blockStart) - blockStart
             let hi = min(range.upperBound, blockStart + Int64(blockLength)) - blockStart
-            if hi > lo { out.append(block.getSlice(at: block.readerIndex + Int(lo), length: Int(hi - lo))!) }
+            out.append(Block(bytes: block, index: index, expected: index < entry.sums.count ? entry.sums[index] : nil,
+                             start: blockStart, inRange: Int(lo)..<Int(max(lo, hi))))
             blockStart += Int64(blockLength)
         }
         return out
+    }
+
+    /// The checking half: each block's sum against its record, then the parts inside the range.
+    static func verify(_ blocks: [Block]) throws -> [ByteBuffer] {
+        var out: [ByteBuffer] = []
+        for block in blocks {
+            guard let expected = block.expected, CacheBlockSums.sum(block.bytes) == expected else {
+                throw CacheCorruption(description: "block \(block.index) (bytes \(block.start)..<\(block.start + Int64(block.bytes.readableBytes))) does not match its checksum")
+            }
+            if !block.inRange.isEmpty {
+                out.append(block.bytes.getSlice(at: block.bytes.readerIndex + block.inRange.lowerBound, length: block.inRange.count)!)
+            }
+        }
+        return out
+    }
+
+    /// Reads the entry's span from `storage` and hands on its verified bytes, in order. Block N is
+    /// summed on another thread while block N-1 is being sent (and the store reads N+1 ahead), so the
+    /// check adds little to a download's time; nothing is sent before its block passed.
+    mutating func read(from storage: any BlobStore, key: String, into sink: (ByteBuffer) async throws -> Void) async throws {
+        var checking: Task<[ByteBuffer], any Error>?
+        defer { checking?.cancel() }
+        try await storage.read(key: key, range: span, chunkSize: entry.blockSize) { buffer in
+            let blocks = try plan(buffer)
+            let previous = checking
+            checking = Task.detached { try Self.verify(blocks) }
+            if let previous {
+                for piece in try await previous.value { try await sink(piece) }
+            }
+        }
+        if let last = checking {
+            checking = nil
+            for piece in try await last.value { try await sink(piece) }
+        }
+        try finish()
     }
 
     /// Throws when the entry ended before the span did.

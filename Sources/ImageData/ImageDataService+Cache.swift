@@ -20,13 +20,10 @@ extension ImageDataService {
             var clientFailed = false
             do {
                 var verifier = CacheBlockVerifier(entry: entry, range: range)
-                try await cache.storage.read(key: ImageCache.dataKey(entry.imageId), range: verifier.span, chunkSize: entry.blockSize) { buffer in
-                    for piece in try verifier.take(buffer) {
-                        do { try await sink(piece) } catch { clientFailed = true; throw error }
-                        delivered += Int64(piece.readableBytes)
-                    }
+                try await verifier.read(from: cache.storage, key: ImageCache.dataKey(entry.imageId)) { piece in
+                    do { try await sink(piece) } catch { clientFailed = true; throw error }
+                    delivered += Int64(piece.readableBytes)
                 }
-                try verifier.finish()
                 return
             } catch {
                 if clientFailed || error is CancellationError { throw error }

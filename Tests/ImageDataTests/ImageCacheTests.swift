@@ -99,6 +99,32 @@ struct ImageCacheTests {
         #expect(delivered == Array(data[0..<2000]))
     }
 
+    /// The pipelined read (block N summed while N-1 is sent) delivers the same bytes, in order, and
+    /// stops before a damaged block with everything before it delivered.
+    @Test func thePipelinedReadDeliversInOrderAndStopsAtADamagedBlock() async throws {
+        let cache = try cache()
+        let data = bytes(10_500)
+        let img = image(data)
+        #expect(try await fill(cache, img, data))
+        let entry = try #require(await cache.entry(for: img))
+        for range: Range<Int64> in [0..<10_500, 999..<1001, 2500..<9000, 10_499..<10_500] {
+            var verifier = CacheBlockVerifier(entry: entry, range: range)
+            var out: [UInt8] = []
+            try await verifier.read(from: cache.storage, key: ImageCache.dataKey(img.id)) { out += $0.readableBytesView }
+            #expect(out == Array(data[Int(range.lowerBound)..<Int(range.upperBound)]))
+        }
+        let path = root + "/" + ImageCache.dataKey(img.id)
+        var file = try Data(contentsOf: URL(fileURLWithPath: path))
+        file[7345] ^= 0x01  // block 7
+        try file.write(to: URL(fileURLWithPath: path))
+        var delivered: [UInt8] = []
+        var verifier = CacheBlockVerifier(entry: entry, range: 0..<10_500)
+        await #expect(throws: CacheCorruption.self) {
+            try await verifier.read(from: cache.storage, key: ImageCache.dataKey(img.id)) { delivered += $0.readableBytesView }
+        }
+        #expect(delivered == Array(data[0..<7000]))
+    }
+
     @Test func leastRecentlyUsedEntriesAreEvictedToTheSize() async throws {
         let cache = try cache(max: 25_000)
         let a = bytes(10_000, seed: 1), b = bytes(10_000, seed: 2), c = bytes(10_000, seed: 3)
