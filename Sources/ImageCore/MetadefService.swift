@@ -154,6 +154,7 @@ public struct MetadefService: Sendable {
     }
 
     public func createNamespace(_ body: JSONValue?, by p: Principal) async throws -> Detail {
+        AuditTrail.note("metadef.namespace.create", by: p)
         try Self.requireAdmin(p, "add_metadef_namespace")
         let (ns, associations, items) = try MetadefBodies.namespace(body, owner: p.projectId, now: Timestamp.now())
         try await Self.clash("The metadata definition namespace=\(ns.namespace) already exists.") {
@@ -164,6 +165,7 @@ public struct MetadefService: Sendable {
     }
 
     public func updateNamespace(_ name: String, _ body: JSONValue?, by p: Principal) async throws -> MetadefNamespace {
+        AuditTrail.note("metadef.namespace.update", by: p)
         let current = try await writable(name, p, "modify_metadef_namespace")
         let ns = try MetadefBodies.namespaceUpdate(body, current: current, owner: p.projectId, now: Timestamp.now())
         try await Self.clash("The metadata definition namespace=\(ns.namespace) already exists.") {
@@ -175,6 +177,7 @@ public struct MetadefService: Sendable {
     }
 
     public func deleteNamespace(_ name: String, by p: Principal) async throws {
+        AuditTrail.note("metadef.namespace.delete", by: p)
         let ns = try await writable(name, p, "delete_metadef_namespace")
         try Self.notDeletable(ns, "Metadata definition namespace \(name)")
         _ = try await catalog.deleteMetadefNamespace(name)
@@ -188,6 +191,12 @@ public struct MetadefService: Sendable {
         case .property: "property"
         case .tag: "tag"
         }
+    }
+
+    /// The audit action of a write to items of `kind` (`metadef.tag.create`…), noted before any check so
+    /// a refused write is audited too.
+    static func audit(_ kind: MetadefKind, _ verb: String, by p: Principal) {
+        AuditTrail.note("metadef.\(noun(kind)).\(verb)", by: p)
     }
 
     public func items(_ kind: MetadefKind, namespace: String, by p: Principal) async throws -> [MetadefItem] {
@@ -232,12 +241,14 @@ public struct MetadefService: Sendable {
     }
 
     public func createItem(_ kind: MetadefKind, namespace: String, body: JSONValue?, by p: Principal) async throws -> MetadefItem {
+        Self.audit(kind, "create", by: p)
         _ = try await writable(namespace, p, "add_metadef_\(Self.noun(kind))")
         return try await insert(try Self.parse(kind, body, namespace: namespace, now: Timestamp.now()))
     }
 
     /// `POST …/tags/{name}` (no body).
     public func createTag(namespace: String, name: String, by p: Principal) async throws -> MetadefItem {
+        Self.audit(.tag, "create", by: p)
         _ = try await writable(namespace, p, "add_metadef_tag")
         guard !name.isEmpty, name.count <= 255 else { throw ImageError.badRequest("A tag name must be 1 to 255 characters.") }
         return try await insert(MetadefBodies.tag(named: name, namespace: namespace, now: Timestamp.now()))
@@ -253,6 +264,7 @@ public struct MetadefService: Sendable {
     /// `POST …/tags` with `{"tags":[{"name":…}]}`: replaces every tag, or adds to them when `append`
     /// (`X-Openstack-Append: true`); a name twice in the body, or (appending) one already there, is 409.
     public func createTags(namespace: String, body: JSONValue?, append: Bool, by p: Principal) async throws -> [MetadefItem] {
+        Self.audit(.tag, "create", by: p)
         _ = try await writable(namespace, p, "add_metadef_tags")
         let m = try MetadefBodies.members(body, allowed: ["tags"])
         let now = Timestamp.now()
@@ -272,6 +284,7 @@ public struct MetadefService: Sendable {
     }
 
     public func updateItem(_ kind: MetadefKind, namespace: String, name: String, body: JSONValue?, by p: Principal) async throws -> MetadefItem {
+        Self.audit(kind, "update", by: p)
         _ = try await writable(namespace, p, "modify_metadef_\(Self.noun(kind))")
         guard let current = try await catalog.metadefItem(namespace: namespace, kind: kind, name: name) else { throw missing(kind, name, namespace) }
         var item = try Self.parse(kind, body, namespace: namespace, now: Timestamp.now())
@@ -283,6 +296,7 @@ public struct MetadefService: Sendable {
     }
 
     public func deleteItem(_ kind: MetadefKind, namespace: String, name: String, by p: Principal) async throws {
+        Self.audit(kind, "delete", by: p)
         let ns = try await writable(namespace, p, "delete_metadef_\(Self.noun(kind))")
         try Self.notDeletable(ns, "Metadata definition \(Self.noun(kind)) \(name)")
         guard try await catalog.deleteMetadefItems(namespace: namespace, kind: kind, name: name) > 0 else { throw missing(kind, name, namespace) }
@@ -290,6 +304,7 @@ public struct MetadefService: Sendable {
 
     /// `DELETE …/objects|properties|tags`: every one of that kind.
     public func deleteItems(_ kind: MetadefKind, namespace: String, by p: Principal) async throws {
+        Self.audit(kind, "delete", by: p)
         let ns = try await writable(namespace, p, "delete_metadef_namespace")
         try Self.notDeletable(ns, "Metadata definition namespace \(namespace)")
         _ = try await catalog.deleteMetadefItems(namespace: namespace, kind: kind, name: nil)
@@ -308,6 +323,7 @@ public struct MetadefService: Sendable {
     }
 
     public func associate(namespace: String, body: JSONValue?, by p: Principal) async throws -> MetadefAssociation {
+        AuditTrail.note("metadef.resource_type.associate", by: p)
         _ = try await writable(namespace, p, "add_metadef_resource_type_association")
         let a = try MetadefBodies.association(body, namespace: namespace, now: Timestamp.now())
         try await Self.clash("The metadata definition resource-type association of resource-type=\(a.resourceType) to namespace=\(namespace), already exists.") {
@@ -317,6 +333,7 @@ public struct MetadefService: Sendable {
     }
 
     public func deassociate(namespace: String, resourceType: String, by p: Principal) async throws {
+        AuditTrail.note("metadef.resource_type.dissociate", by: p)
         let ns = try await writable(namespace, p, "remove_metadef_resource_type_association")
         try Self.notDeletable(ns, "Metadata definition resource-type-association \(resourceType)")
         guard try await catalog.deleteMetadefAssociation(namespace: namespace, resourceType: resourceType) else {

@@ -141,6 +141,7 @@ extension ImageDataService {
     /// `PUT /v2/cache/{id}`: 404 for an image the caller cannot see, 403 without the policy, 400
     /// unless active; then queued and prefetched in the background.
     public func queueForCache(id: String, by p: Principal) async throws {
+        AuditTrail.note("cache.queue", imageId: id, by: p)
         guard let image = try await images.visibleImageIfAny(id: id, by: p) else {
             throw ImageError.notFound("Image \(id) not found.")
         }
@@ -157,6 +158,7 @@ extension ImageDataService {
     /// `DELETE /v2/cache/{id}`: out of the cache and the queue; 404 only when neither the catalog
     /// (for the caller) nor the cache knows the id.
     public func removeFromCache(id: String, by p: Principal) async throws {
+        AuditTrail.note("cache.delete", imageId: id, by: p)
         let image = try await images.visibleImageIfAny(id: id, by: p)
         if image == nil, !(await cache?.holds(id) ?? false) {
             throw ImageError.notFound("Image \(id) not found.")
@@ -168,6 +170,7 @@ extension ImageDataService {
 
     /// `DELETE /v2/cache`: how many entries and queued ids went (nil for a target not cleared).
     public func clearCache(_ target: CacheClearTarget, by p: Principal) async throws -> (cache: Int?, queue: Int?) {
+        AuditTrail.note("cache.clear", by: p)
         let cache = try cacheFor(.cacheDelete, p)
         let cached = target == .queue ? nil : await cache.clearCached()
         let queued = target == .cache ? nil : await cache.clearQueue()
@@ -183,12 +186,14 @@ extension ImageDataService {
 
     /// `POST /v2/cache/clean`: removes what failed fills left.
     public func cleanCache(by p: Principal) async throws {
+        AuditTrail.note("cache.clean", by: p)
         let cache = try cacheFor(.cacheClean, p)
         _ = try await cache.clean()
     }
 
     /// `POST /v2/cache/prune`: evicts down to the configured size.
     public func pruneCache(by p: Principal) async throws -> (files: Int, bytes: Int64) {
-        try await cacheFor(.cachePrune, p).prune()
+        AuditTrail.note("cache.prune", by: p)
+        return try await cacheFor(.cachePrune, p).prune()
     }
 }

@@ -12,6 +12,8 @@ extension ImageImports {
     /// queues the task. Everything a client can get wrong is a 400 before anything is recorded.
     /// When the fetch fails the image is deleted again, as Glance's flow reverts its image.
     public func startLegacyImport(input: JSONValue, requestId: String?, by p: Principal) async throws -> ImageTask {
+        // The request is a task creation; the image it creates fills in the audit line's image.
+        AuditTrail.note("task.create", by: p)
         let (uri, properties) = try Self.legacyInput(input)
         // The image's attributes are checked before the URL is resolved, so each mistake gets its own 400.
         _ = try ImageService.newImage(properties, config: data.images.config, by: p, now: Timestamp.now())

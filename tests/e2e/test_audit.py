@@ -26,7 +26,7 @@ def cli(srv: ImagedServer, *args: str, stdin: str | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = ImagedServer(tmp_path_factory.mktemp("imaged-audit"))
+    s = ImagedServer(tmp_path_factory.mktemp("imaged-audit"), "--cache-size", str(64 << 20))  # the cache API answers
     s.start()
     remember_secret(PASSWORD)
     remember_secret(hashlib.sha512(PASSWORD.encode()).hexdigest())
@@ -121,6 +121,45 @@ def test_openstack_writes_are_audited_and_reads_are_not(srv):
     table = cli(srv, "audit", "--data-dir", str(srv.data_dir), "--image", image["id"], "--table", "--since", "1h")
     assert table.splitlines()[0].split()[:5] == ["TIME", "API", "USER", "PROJECT", "ACTION"] and len(table.splitlines()) == 7
     assert cli(srv, "audit", "--data-dir", str(srv.data_dir), "--user", "u-bob", "--since", "2999-01-01") == ""
+
+
+def test_metadef_and_cache_writes_name_their_action(srv):
+    """Issue 20's writes say what they did: metadef namespace, tag and resource-type writes (a refused one too) and
+    the cache's queue, delete and clear each leave one line with their action, user and project."""
+    audit, admin, alice = Audit(srv), Raw(srv.url, "admin"), Raw(srv.url, "alice")
+    ns = f"AU::NS{uuid.uuid4().hex[:6]}"
+    r = admin.post("/v2/metadefs/namespaces", json={"namespace": ns})
+    assert r.status_code == 201, r.text
+    expect(audit.of(r), api="openstack", method="POST", path="/v2/metadefs/namespaces", action="metadef.namespace.create",
+           user="u-admin", project="p-admin", image_id=None, status=201)
+    r = alice.post("/v2/metadefs/namespaces", json={"namespace": ns + "x"})
+    assert r.status_code == 403, r.text
+    expect(audit.of(r), action="metadef.namespace.create", user="u-alice", project="p-alice", status=403, result="error")
+    r = admin.post(f"/v2/metadefs/namespaces/{ns}/tags/au-tag")
+    assert r.status_code == 201, r.text
+    expect(audit.of(r), method="POST", action="metadef.tag.create", user="u-admin", project="p-admin", status=201)
+    r = admin.post(f"/v2/metadefs/namespaces/{ns}/resource_types", json={"name": "OS::Glance::Image", "prefix": "au_"})
+    assert r.status_code == 201, r.text
+    expect(audit.of(r), action="metadef.resource_type.associate", user="u-admin", status=201)
+    r = admin.delete(f"/v2/metadefs/namespaces/{ns}")
+    assert r.status_code == 204, r.text
+    expect(audit.of(r), method="DELETE", action="metadef.namespace.delete", user="u-admin", project="p-admin", status=204)
+
+    r = admin.post("/v2/images", json={"name": "au-cached", "disk_format": "raw", "container_format": "bare"})
+    assert r.status_code == 201, r.text
+    image_id = r.json()["id"]
+    r = admin.put(f"/v2/images/{image_id}/file", data=b"cached bytes" * 100, headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 204, r.text
+    r = admin.put(f"/v2/cache/{image_id}")
+    assert r.status_code == 202, r.text
+    expect(audit.of(r), api="openstack", method="PUT", path=f"/v2/cache/{image_id}", action="cache.queue", image_id=image_id,
+           user="u-admin", project="p-admin", status=202)
+    r = admin.delete(f"/v2/cache/{image_id}")
+    assert r.status_code == 204, r.text
+    expect(audit.of(r), action="cache.delete", image_id=image_id, user="u-admin", project="p-admin", status=204)
+    r = admin.delete("/v2/cache")
+    assert r.status_code == 204, r.text
+    expect(audit.of(r), method="DELETE", action="cache.clear", image_id=None, user="u-admin", project="p-admin", status=204)
 
 
 def avi_login(srv, who, password=PASSWORD) -> requests.Response:

@@ -51,6 +51,10 @@ def test_import_task_creates_and_fills_an_image(import_server, origin):
     assert done["status"] == "success", done
     image_id = done["result"]["image_id"]
     assert done["expires_at"] and done["input"] == body["input"]
+    from test_audit import Audit, expect
+    # Audited as a task creation, naming the image the task made.
+    expect(Audit(srv).of(r), api="openstack", method="POST", path="/v2/tasks", action="task.create", image_id=image_id,
+           user="u-admin", project="p-admin", status=201)
     image = admin.get(f"/v2/images/{image_id}").json()
     assert image["status"] == "active" and image["visibility"] == "public"
     assert image["name"] == body["input"]["image_properties"]["name"] and image["hw_cpu_cores"] == "2"
