@@ -200,6 +200,8 @@ def test_import_task_survives_a_killed_node(tmp_path, origin):
         admin = Raw(srv.url, "admin")
         task_id = admin.post("/v2/tasks", json=import_task(uri)).json()["id"]
         wait_for(lambda: admin.get(f"/v2/tasks/{task_id}").json()["status"] == "processing", timeout=20)
+        # "processing" is written before the fetch starts: kill only once the origin has seen the first GET.
+        wait_for(lambda: origin.hits.count(path) == 1, timeout=20)
         srv.kill(signal.SIGKILL)
         srv.start(port=srv.port)
         done = wait_task(admin, task_id, timeout=60)
