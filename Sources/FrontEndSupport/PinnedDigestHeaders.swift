@@ -14,9 +14,8 @@ public enum PinnedDigestHeaders {
     public static func read(_ headers: HTTPFields) throws -> [PinnedDigest] {
         var pins: [PinnedDigest] = []
         for value in headers[values: reprDigest] { pins += try reprDigestMembers(value) }
-        for value in headers[values: expectedHash] where !value.trimmingCharacters(in: .whitespaces).isEmpty {
-            pins.append(try PinnedDigest(parsing: value))
-        }
+        // (an empty value is refused too: a client that sends the header means to pin something)
+        for value in headers[values: expectedHash] { pins.append(try PinnedDigest(parsing: value)) }
         return try PinnedDigest.merged(pins)
     }
 

@@ -109,6 +109,7 @@ def test_bad_pins_are_400_before_any_byte_is_read(alice, url):
     for headers, words in [({"Repr-Digest": "crc32c=:AAAAAA==:"}, "Unsupported Repr-Digest algorithm 'crc32c'"),
                            ({"X-Image-Meta-Expected-Hash": "blake3:00"}, "Unsupported hash algorithm 'blake3'"),
                            ({"X-Image-Meta-Expected-Hash": "sha256:abc"}, "64 hex digits"),
+                           ({"X-Image-Meta-Expected-Hash": ""}, "is 'algorithm:hex'"),
                            ({"Repr-Digest": "sha-256=abc"}, "byte sequence"),
                            ({"Repr-Digest": repr_digest("md5", DATA), "X-Image-Meta-Expected-Hash": "md5:" + "0" * 32},
                             "Two different md5 digests")]:
