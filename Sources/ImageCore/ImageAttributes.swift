@@ -12,7 +12,8 @@ public enum ImageAttributes {
         "created_at", "updated_at", "direct_url", "self", "file", "schema", "stores",
     ]
     /// Names that are neither attributes nor allowed as properties.
-    public static let reserved: Set<String> = ["location", "locations", "deleted", "deleted_at"]
+    /// (`imaged_pinned_digest` is written only by an ingest that checked it: a client cannot claim it.)
+    public static let reserved: Set<String> = ["location", "locations", "deleted", "deleted_at", PinnedDigest.propertyKey]
     public static let reservedPrefix = "os_glance"
     public static let maxNameLength = 255
     /// Glance keeps property values in a 64 KiB TEXT column.

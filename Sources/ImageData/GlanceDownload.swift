@@ -129,7 +129,8 @@ extension TaskRunner {
         var target = image
         remote.adopt(&target)
         let quota = try await data.quotaRoom(.imageSizeTotal, owner: image.owner, declared: remote.size)
-        let result = try await data.ingest(into: key, store: store, declaredSize: remote.size, quota: quota, verify: { r in
+        let result = try await data.ingest(into: key, store: store, declaredSize: remote.size, quota: quota,
+                                           pinned: try ImageImports.pinned(inTask: input), verify: { r in
             try remote.verify(r)
             try verify(target, r)
         }) { sink in

@@ -89,9 +89,12 @@ public struct ImageDataService: Sendable {
 
     /// Streams `body` into the image's blob. On success the image is active with size, digests and
     /// virtual size; on any failure the blob is discarded and the image is queued again.
-    /// `expectedMD5` (hex), when the client sent one, must match the data or the upload fails with 400.
-    public func upload(id: String, declaredSize: Int64?, expectedMD5: String? = nil, store storeId: String? = nil,
+    /// `expectedMD5` (hex), when the client sent one, must match the data or the upload fails with 400;
+    /// so must every `pinned` digest, which the image then records (`imaged_pinned_digest`).
+    public func upload(id: String, declaredSize: Int64?, expectedMD5: String? = nil, pinned: [PinnedDigest] = [],
+                       store storeId: String? = nil,
                        body: some AsyncSequence<ByteBuffer, any Error>, by p: Principal) async throws -> Image {
+        let pinned = try PinnedDigest.merged(pinned)
         try checkDeclared(declaredSize)
         let store = try storeId.map { try self.store(named: $0) } ?? blobs
         let image = try await images.beginUpload(id: id, to: .saving, by: p)
@@ -100,15 +103,19 @@ public struct ImageDataService: Sendable {
             let quota = try await quotaRoom(.imageSizeTotal, owner: image.owner, declared: declaredSize)
             var virtualSize: Int64?
             // Checksum and format decisions come before the commit: refused data is never published.
-            let result = try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, from: body) { result in
+            let result = try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: pinned,
+                                          from: body) { result in
                 if let expectedMD5, expectedMD5 != result.md5 {
                     throw ImageError.badRequest("Checksum verification failed: the data's MD5 is \(result.md5), the request said \(expectedMD5).")
                 }
                 virtualSize = try decideFormat(image, result)
             }
             do {
-                let done = try await images.finishData(id: image.id, from: .saving, facts: facts(result, virtualSize),
-                                                       also: recordStores([store.id]))
+                let record = recordStores([store.id]), recordPins = Self.recordPinned(pinned)
+                let done = try await images.finishData(id: image.id, from: .saving, facts: facts(result, virtualSize)) {
+                    record(&$0)
+                    recordPins(&$0)
+                }
                 logger.info("image data uploaded", metadata: ["image": .string(image.id), "size": "\(result.size)", "store": .string(store.id)])
                 return done
             } catch {
@@ -126,8 +133,10 @@ public struct ImageDataService: Sendable {
     }
 
     /// Stores the bytes for a later `glance-direct` import: queued → uploading, size recorded.
-    public func stage(id: String, declaredSize: Int64?, body: some AsyncSequence<ByteBuffer, any Error>,
+    /// Every `pinned` digest must match the staged bytes, or nothing is staged (400).
+    public func stage(id: String, declaredSize: Int64?, pinned: [PinnedDigest] = [], body: some AsyncSequence<ByteBuffer, any Error>,
                       by p: Principal) async throws {
+        let pinned = try PinnedDigest.merged(pinned)
         guard config.importMethods.contains("glance-direct") else {
             throw ImageError.notFound("'glance-direct' method is not available at this site.")
         }
@@ -136,7 +145,7 @@ public struct ImageDataService: Sendable {
         let key = BlobKey.staging(image.id)
         do {
             let quota = try await quotaRoom(.imageStageTotal, owner: image.owner, declared: declaredSize)
-            let result = try await ingest(into: key, declaredSize: declaredSize, quota: quota, from: body)
+            let result = try await ingest(into: key, declaredSize: declaredSize, quota: quota, pinned: pinned, from: body)
             do {
                 try await images.finishStage(id: image.id, size: result.size)
             } catch {
@@ -167,9 +176,9 @@ public struct ImageDataService: Sendable {
 
     /// Writes a stream into `key` and commits it; the blob is gone again when anything fails.
     func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil,
-                from body: some AsyncSequence<ByteBuffer, any Error>,
+                pinned: [PinnedDigest] = [], from body: some AsyncSequence<ByteBuffer, any Error>,
                 verify: (IngestResult) throws -> Void = { _ in }) async throws -> IngestResult {
-        try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, verify: verify) { sink in
+        try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: pinned, verify: verify) { sink in
             for try await buffer in body { try await sink(buffer) }
         }
     }
@@ -178,15 +187,22 @@ public struct ImageDataService: Sendable {
     /// may refuse them, else the blob is committed. On any failure the writer is cancelled, so
     /// nothing of it remains.
     func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil, sha1: Bool = false,
-                verify: (IngestResult) throws -> Void = { _ in },
+                pinned: [PinnedDigest] = [], verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         try await DataMetrics.upload {
-            try await ingestCounted(into: key, store: store, declaredSize: declaredSize, quota: quota, sha1: sha1, verify: verify, feed)
+            try await ingestCounted(into: key, store: store, declaredSize: declaredSize, quota: quota, sha1: sha1, pinned: pinned,
+                                    verify: verify, feed)
         }
     }
 
+    /// What an image records of the digests its sender pinned (nothing when none was).
+    static func recordPinned(_ pinned: [PinnedDigest]) -> @Sendable (inout Image) -> Void {
+        let value = pinned.map(\.description).joined(separator: ",")
+        return { image in if !value.isEmpty { image.properties[PinnedDigest.propertyKey] = value } }
+    }
+
     private func ingestCounted(into key: String, store: (any BlobStore)?, declaredSize: Int64?, quota: QuotaRoom?, sha1: Bool,
-                               verify: (IngestResult) throws -> Void,
+                               pinned: [PinnedDigest], verify: (IngestResult) throws -> Void,
                                _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         let writer = try await (store ?? blobs).makeWriter(key: key)
         let ingest: ImageIngest
@@ -194,6 +210,7 @@ public struct ImageDataService: Sendable {
             var limits = limits(expected: declaredSize)
             limits.quota = quota
             limits.sha1 = sha1
+            limits.pinned = pinned
             ingest = try ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits)
         } catch {
             await writer.cancel()

@@ -16,6 +16,8 @@ public struct IngestResult: Sendable, Equatable {
     public var inspection: FormatInspection
     /// SHA-1, only when `IngestLimits.sha1` asked for it (IMGAPI manifests name files by it).
     public var sha1: String? = nil
+    /// Every digest computed (MD5, the multihash, and those the pins or `sha1` asked for), lower-case hex.
+    public var digests: [PinnedDigest.Algorithm: String] = [:]
 }
 
 /// Limits and expectations for one stream of image bytes.
@@ -30,6 +32,9 @@ public struct IngestLimits: Sendable {
     public var quota: QuotaRoom?
     /// Also compute SHA-1, in a lane of its own.
     public var sha1 = false
+    /// Digests the sender pinned: `finish` fails with 400 unless the bytes have every one of them, so
+    /// the blob is never committed. An algorithm not computed anyway gets a lane of its own.
+    public var pinned: [PinnedDigest] = []
 
     public init(sizeCap: Int64, expectedSize: Int64? = nil, maxVirtualSize: Int64 = 16 << 40, quota: QuotaRoom? = nil) {
         self.sizeCap = sizeCap; self.expectedSize = expectedSize; self.maxVirtualSize = maxVirtualSize; self.quota = quota
@@ -60,7 +65,8 @@ public final class ImageIngest: @unchecked Sendable {
     private let md5Lane: Task<String, Never>
     private let hashLane: Task<String, Never>
     private let writeLane: Task<FormatInspector, any Error>
-    private let sha1Lane: Task<String, Never>?
+    /// Digests beyond MD5 and the multihash (SHA-1, pinned algorithms), one lane each.
+    private let extraLanes: [(PinnedDigest.Algorithm, Task<String, Never>)]
     private var batch: ByteBuffer
     public private(set) var received: Int64 = 0
     private var finished = false
@@ -74,12 +80,19 @@ public final class ImageIngest: @unchecked Sendable {
         self.limits = limits
         self.batchSize = batchSize
         self.batch = ByteBufferAllocator().buffer(capacity: batchSize)
-        let sha1 = limits.sha1 ? try StreamDigest(.sha1) : nil
-        let queues = (0..<(sha1 == nil ? 3 : 4)).map { _ in BatchQueue(capacity: lanesAhead) }
+        var extras = Set(limits.pinned.map(\.algorithm))
+        if limits.sha1 { extras.insert(.sha1) }
+        extras.remove(.md5)
+        extras.remove(algorithm == .sha512 ? .sha512 : .sha256)
+        let extraDigests = try extras.sorted().map { ($0, try StreamDigest(StreamDigest.Algorithm($0))) }
+        let queues = (0..<(3 + extraDigests.count)).map { _ in BatchQueue(capacity: lanesAhead) }
         self.queues = queues
         md5Lane = Task { await Self.hashLane(queues[0], md5) }
         hashLane = Task { await Self.hashLane(queues[1], multihash) }
-        sha1Lane = sha1.map { digest in Task { await Self.hashLane(queues[3], digest) } }
+        extraLanes = extraDigests.enumerated().map { i, pair in
+            let queue = queues[3 + i], digest = pair.1
+            return (pair.0, Task { await Self.hashLane(queue, digest) })
+        }
         let maxVirtualSize = limits.maxVirtualSize
         writeLane = Task {
             var inspector = FormatInspector(maxVirtualSize: maxVirtualSize)
@@ -170,13 +183,18 @@ public final class ImageIngest: @unchecked Sendable {
         let inspector = try await writeLane.value
         let md5 = await md5Lane.value
         let hashValue = await hashLane.value
-        let sha1 = await sha1Lane?.value
+        var digests: [PinnedDigest.Algorithm: String] = [.md5: md5, algorithm == .sha512 ? .sha512 : .sha256: hashValue]
+        for (name, lane) in extraLanes { digests[name] = await lane.value }
         if let expected = limits.expectedSize, received != expected {
             throw ImageError.badRequest("Image data is \(received) bytes, but \(expected) bytes were declared.")
         }
+        if let mismatch = PinnedDigest.mismatch(limits.pinned, computed: digests) {
+            throw ImageError.badRequest("Checksum verification failed: \(mismatch).")
+        }
         var result = IngestResult(size: received, md5: md5, hashAlgorithm: algorithm,
                                   hashValue: hashValue, inspection: inspector.finish())
-        result.sha1 = sha1
+        result.sha1 = limits.sha1 ? digests[.sha1] : nil
+        result.digests = digests
         return result
     }
 
@@ -188,7 +206,7 @@ public final class ImageIngest: @unchecked Sendable {
         for q in queues { q.fail(Aborted()) }
         _ = await md5Lane.value
         _ = await hashLane.value
-        _ = await sha1Lane?.value
+        for (_, lane) in extraLanes { _ = await lane.value }
         _ = try? await writeLane.value
     }
 }

@@ -36,7 +36,9 @@ public struct ImageImports: Sendable {
                       taskId chosenId: String? = nil, deleteImageOnFailure: Bool = false,
                       expectedSize: Int64? = nil, expectedSHA1: String? = nil,
                       taskType: String = ImageImports.taskType, extraInput: [(String, JSONValue)] = [],
-                      credential: String? = nil, by p: Principal) async throws -> ImageTask {
+                      credential: String? = nil, pinned frontEndPins: [PinnedDigest] = [],
+                      by p: Principal) async throws -> ImageTask {
+        let pinned = try PinnedDigest.merged(frontEndPins + Self.pinnedDigests(requestBody))
         // Only implemented methods can be enabled (`ImageDataConfig.importMethods`); the tasks API's
         // legacy import fetches like web-download whether or not the import API offers it.
         guard data.importMethods.contains(method) || taskType == Self.legacyTaskType else {
@@ -45,6 +47,10 @@ public struct ImageImports: Sendable {
         if method == "web-download" {
             guard let uri, !uri.isEmpty else { throw ImageError.badRequest("web-download needs method.uri.") }
             try await vet(uri, by: p)
+            if let checksumURL = try Self.checksumURL(requestBody) {
+                try await vet(checksumURL, by: p)
+                _ = try Self.checksumFileName(uri)
+            }
         }
         var extraInput = extraInput
         if method == GlanceDownload.method {
@@ -61,6 +67,7 @@ public struct ImageImports: Sendable {
             let present = Set(data.stores.ids(of: visible))
             targets.removeAll { present.contains($0) }
             guard !targets.isEmpty else { throw ImageError.conflict("Image \(visible.id) is already in every store asked for.") }
+            try Self.checkPinned(pinned, against: visible)
         }
         let now = Timestamp.now()
         let taskId = chosenId ?? ImageID.generate()
@@ -77,6 +84,7 @@ public struct ImageImports: Sendable {
         // What the source promised (an IMGAPI manifest's files[0]): checked before the data is committed.
         if let expectedSize { inputMembers.append(("expected_size", .int(expectedSize))) }
         if let expectedSHA1 { inputMembers.append(("expected_sha1", .string(expectedSHA1.lowercased()))) }
+        if !pinned.isEmpty { inputMembers.append((Self.pinnedInputKey, .array(pinned.map { .string($0.description) }))) }
         let input = JSONValue.object(extraInput + inputMembers).serialized
         let task = ImageTask(id: taskId, type: taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
                              requestId: requestId, input: input, createdAt: now, updatedAt: now)
@@ -101,6 +109,58 @@ public struct ImageImports: Sendable {
         data.images.emitTask("task.create", task)
         runner.wake()
         return task
+    }
+
+    /// Where a task's input keeps the pins (`algo:hex` strings), for whichever node runs it.
+    static let pinnedInputKey = "pinned_digests"
+
+    /// An import's `expected_hash` (`"algo:hex"`; at the top level of the request, or in `method`):
+    /// a wrong type, an unknown algorithm or a malformed digest is 400 before anything is queued.
+    static func pinnedDigests(_ body: JSONValue) throws -> [PinnedDigest] {
+        var pins: [PinnedDigest] = []
+        for holder in [body, body["method"] ?? .null] {
+            guard let value = holder["expected_hash"] else { continue }
+            guard let text = value.stringValue else { throw ImageError.badRequest("'expected_hash' must be a string 'algorithm:hex'.") }
+            pins.append(try PinnedDigest(parsing: text))
+        }
+        return pins
+    }
+
+    /// web-download's `method.checksum_url`: a `SHA256SUMS`-style file, fetched through the URL guard
+    /// when the task runs, whose line for the image's file name pins the data.
+    static func checksumURL(_ body: JSONValue) throws -> String? {
+        guard let value = body["method"]?["checksum_url"] else { return nil }
+        guard let text = value.stringValue, !text.isEmpty else {
+            throw ImageError.badRequest("'method.checksum_url' must be a URL string.")
+        }
+        return text
+    }
+
+    /// The name a checksum file lists the image under: the last segment of the URL's path, decoded.
+    static func checksumFileName(_ uri: String) throws -> String {
+        guard let url = URL(string: uri), let name = url.path.split(separator: "/").last.map(String.init), !name.isEmpty else {
+            throw ImageError.badRequest("With checksum_url, method.uri must name a file: '\(uri)'.")
+        }
+        return name
+    }
+
+    /// The pins a task's input carries.
+    static func pinned(inTask input: JSONValue) throws -> [PinnedDigest] {
+        try (input[pinnedInputKey]?.arrayItems ?? []).compactMap(\.stringValue).map { try PinnedDigest(parsing: $0) }
+    }
+
+    /// copy-image copies bytes the image already has: a pin is checked against its recorded digests
+    /// at once (MD5, or its os_hash_algo), 400 when they differ or the algorithm was not recorded.
+    static func checkPinned(_ pins: [PinnedDigest], against image: Image) throws {
+        var recorded: [PinnedDigest.Algorithm: String] = [:]
+        if let md5 = image.checksum { recorded[.md5] = md5 }
+        if let algo = image.osHashAlgo.flatMap(PinnedDigest.Algorithm.init(name:)), let value = image.osHashValue { recorded[algo] = value }
+        for pin in pins where recorded[pin.algorithm] == nil {
+            throw ImageError.badRequest("Image \(image.id) records no \(pin.algorithm.rawValue) digest to compare with: pin md5 or its os_hash_algo.")
+        }
+        if let mismatch = PinnedDigest.mismatch(pins, computed: recorded) {
+            throw ImageError.badRequest("Checksum verification failed: \(mismatch).")
+        }
     }
 
     /// The stores an import writes to: `stores`, every store for `all_stores`, else the default.
@@ -335,6 +395,7 @@ public final class TaskRunner: Sendable {
         let targetIds = input["backend"]?.arrayItems?.compactMap(\.stringValue) ?? [data.blobs.id]
         let mustSucceed = input["all_stores_must_succeed"]?.boolValue ?? true
         let deleteOnFailure = input["delete_image_on_failure"]?.boolValue ?? false
+        var pinned = try ImageImports.pinned(inTask: input)
         let expected: ImageStatus = method == "copy-image" ? .active : .importing
         guard let image = try await catalog.image(id: imageId), image.status == expected,
               image.properties[ImageService.importLockKey] == task.id else {
@@ -368,9 +429,12 @@ public final class TaskRunner: Sendable {
                 var expectedSize: Int64?
                 if case .int(let n)? = input["expected_size"] { expectedSize = n }
                 let expectedSHA1 = input["expected_sha1"]?.stringValue
+                if let checksumURL = try ImageImports.checksumURL(input["import_req"] ?? .null) {
+                    pinned = try PinnedDigest.merged(pinned + [try await checksumFilePin(checksumURL, for: uri, input: input)])
+                }
                 result = try await ingestRemote(uri, asAdmin: input["requested_by_admin"]?.boolValue ?? false,
                                                 into: key, store: first, owner: image.owner, progress,
-                                                expectedSize: expectedSize, sha1: expectedSHA1 != nil) { r in
+                                                expectedSize: expectedSize, sha1: expectedSHA1 != nil, pinned: pinned) { r in
                     if let expectedSHA1, r.sha1 != expectedSHA1 {
                         throw ImageError.badRequest("The data's SHA-1 \(r.sha1 ?? "?") is not the expected \(expectedSHA1).")
                     }
@@ -381,7 +445,7 @@ public final class TaskRunner: Sendable {
                     virtualSize = try data.decideFormat(target, r)
                 }
             case "glance-direct":
-                result = try await ingestStaged(imageId, into: key, store: first, progress, verify: verify)
+                result = try await ingestStaged(imageId, into: key, store: first, progress, pinned: pinned, verify: verify)
             default:
                 throw ImageError.badRequest("Unknown import method name '\(method)'.")
             }
@@ -400,12 +464,13 @@ public final class TaskRunner: Sendable {
             let stored = ([first] + copied).map(\.id)
             let failedIds = failed.map(\.id)
             let record = data.recordStores(stored)
-            let adoptNow = adopt
+            let adoptNow = adopt, recordPins = ImageDataService.recordPinned(pinned)
             do {
                 _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize)) {
                     $0.finishImport(failedStores: failedIds.joined(separator: ","))
                     record(&$0)
                     adoptNow(&$0)
+                    recordPins(&$0)
                 }
             } catch {
                 for store in [first] + copied { try? await store.delete(key: key) }
@@ -502,11 +567,12 @@ public final class TaskRunner: Sendable {
     }
 
     func ingestRemote(_ uri: String, asAdmin: Bool, into key: String, store: any BlobStore, owner: String?, _ progress: TaskProgress,
-                      expectedSize: Int64? = nil, sha1: Bool = false,
+                      expectedSize: Int64? = nil, sha1: Bool = false, pinned: [PinnedDigest] = [],
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!, fetcher = self.fetcher!
         let quota = try await data.quotaRoom(.imageSizeTotal, owner: owner, declared: expectedSize)
-        return try await data.ingest(into: key, store: store, declaredSize: expectedSize, quota: quota, sha1: sha1, verify: verify) { sink in
+        return try await data.ingest(into: key, store: store, declaredSize: expectedSize, quota: quota, sha1: sha1, pinned: pinned,
+                                     verify: verify) { sink in
             try await fetcher.fetch(uri, asAdmin: asAdmin, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)
@@ -514,15 +580,27 @@ public final class TaskRunner: Sendable {
         }
     }
 
+    /// The pin a checksum file gives for the file `uri` names (at most 1 MiB, through the URL guard).
+    func checksumFilePin(_ checksumURL: String, for uri: String, input: JSONValue) async throws -> PinnedDigest {
+        var text: [UInt8] = []
+        do {
+            try await fetcher!.fetch(checksumURL, asAdmin: input["requested_by_admin"]?.boolValue ?? false, maxBytes: 1 << 20,
+                                     announce: { _ in }) { text.append(contentsOf: $0.readableBytesView) }
+        } catch {
+            throw ImageError.badRequest("The checksum file \(checksumURL) could not be read: \((error as? ImageError)?.message ?? "\(error)")")
+        }
+        return try PinnedDigest.fromChecksumFile(String(decoding: text, as: UTF8.self), name: try ImageImports.checksumFileName(uri))
+    }
+
     func ingestStaged(_ imageId: String, into key: String, store: any BlobStore, _ progress: TaskProgress,
-                      verify: (IngestResult) throws -> Void) async throws -> IngestResult {
+                      pinned: [PinnedDigest] = [], verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!
         let staged = BlobKey.staging(imageId)
         guard let size = try await data.blobs.size(key: staged) else {
             throw ImageError.conflict("No staged data for image \(imageId).")
         }
         progress.setTotal(size)
-        return try await data.ingest(into: key, store: store, declaredSize: size, verify: verify) { sink in
+        return try await data.ingest(into: key, store: store, declaredSize: size, pinned: pinned, verify: verify) { sink in
             try await data.blobs.read(key: staged, range: nil, chunkSize: 1 << 20) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)

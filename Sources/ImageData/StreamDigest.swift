@@ -1,3 +1,4 @@
+import ImageCore
 import CDigests
 
 /// One running digest (MD5, SHA-256 or SHA-512) computed by the system OpenSSL. swift-crypto's
@@ -8,6 +9,15 @@ import CDigests
 final class StreamDigest: @unchecked Sendable {
     enum Algorithm: Int32 {
         case md5 = 0, sha256 = 1, sha512 = 2, sha1 = 3
+
+        init(_ pinned: PinnedDigest.Algorithm) {
+            switch pinned {
+            case .md5: self = .md5
+            case .sha1: self = .sha1
+            case .sha256: self = .sha256
+            case .sha512: self = .sha512
+            }
+        }
     }
     private let handle: OpaquePointer
 

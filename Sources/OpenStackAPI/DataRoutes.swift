@@ -68,13 +68,14 @@ struct DataRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
             let p = try R.principal(context)
             let declared = try Self.uploadRequest(request)
             let md5 = try Self.expectedMD5(request)
+            let pinned = try PinnedDigestHeaders.read(request.headers)
             // Glance's multi-store upload names its store in a header; a single-store Glance refuses it.
             let store = request.headers[.imageMetaStore].map { $0.trimmingSpaces }
             if store != nil, !data.stores.multiple {
                 throw GlanceError(.badRequest, "Multi backend is not supported at this site: X-Image-Meta-Store is not accepted.")
             }
             _ = try await data.upload(id: try R.parameter(context, "id"), declaredSize: declared, expectedMD5: md5,
-                                      store: store, body: request.body, by: p)
+                                      pinned: pinned, store: store, body: request.body, by: p)
             return Response(status: .noContent)
         }
     }
@@ -83,7 +84,8 @@ struct DataRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
         { [data] request, context in
             let p = try R.principal(context)
             let declared = try Self.uploadRequest(request)
-            try await data.stage(id: try R.parameter(context, "id"), declaredSize: declared, body: request.body, by: p)
+            let pinned = try PinnedDigestHeaders.read(request.headers)
+            try await data.stage(id: try R.parameter(context, "id"), declaredSize: declared, pinned: pinned, body: request.body, by: p)
             return Response(status: .noContent)
         }
     }
