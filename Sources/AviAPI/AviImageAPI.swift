@@ -444,6 +444,8 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
     func upload(_ request: Request, _ caller: Principal, boundary: String, version: AviVersion, base: String) async throws -> Response {
         let reader = MultipartReader(body: request.body, boundary: boundary)
         let expected = request.headers[.contentLength].flatMap(Int64.init)
+        // Pins are for the file part's bytes; a bad one is refused before the image exists.
+        let pinned = try PinnedDigestHeaders.read(request.headers)
         var uploaded: Image?
         do {
             while let part = try await reader.nextPart() {
@@ -452,7 +454,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
                 guard let filename = part.filename.map({ ($0 as NSString).lastPathComponent }), !filename.isEmpty else {
                     throw AviError(.badRequest, "The 'file' part needs a filename.")
                 }
-                uploaded = try await receive(reader, name: filename, expected: expected, caller)
+                uploaded = try await receive(reader, name: filename, expected: expected, pinned: pinned, caller)
             }
         } catch let e as MultipartReader<RequestBody>.Malformed {
             throw AviError(.badRequest, "Malformed multipart body: \(e.reason).")
@@ -463,7 +465,8 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
         return response
     }
 
-    func receive(_ reader: MultipartReader<RequestBody>, name: String, expected: Int64?, _ caller: Principal) async throws -> Image {
+    func receive(_ reader: MultipartReader<RequestBody>, name: String, expected: Int64?, pinned: [PinnedDigest],
+                 _ caller: Principal) async throws -> Image {
         let started = Date()
         let document: JSONValue = .object([
             ("progress", .int(0)), ("img_state", AviUpload.state("IMAGE_FSM_STARTED", at: started)),
@@ -483,7 +486,7 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
             }], by: caller)
         }
         do {
-            _ = try await data.upload(id: id, declaredSize: nil, body: body, by: caller)
+            _ = try await data.upload(id: id, declaredSize: nil, pinned: pinned, body: body, by: caller)
         } catch {
             let reason = (AviError.from(error)?.message) ?? "upload failed"
             _ = try? await service.updateImage(id: id, changes: [], vendorChanges: [AviImage.vendor: { doc in

@@ -264,7 +264,8 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         var document: [(String, JSONValue)]
         var fileURL: String
         var expectedSize: Int64?
-        var expectedSHA1: String?
+        /// The manifest's files[0].sha1, checked as a pin: a file that does not match is never committed.
+        var pinned: [PinnedDigest]
         var callback: DanubeCallback?
     }
 
@@ -345,7 +346,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
             if let callback = plan.callback { request.append(("callback", callback.json)) }
             _ = try await imports.startVendorImport(imageId: image.id, uri: plan.fileURL, request: request,
                                                     taskId: taskId, deleteImageOnFailure: true, expectedSize: plan.expectedSize,
-                                                    expectedSHA1: plan.expectedSHA1, by: p)
+                                                    pinned: plan.pinned, by: p)
         } catch {
             if let e = error as? ImageError, e.kind == .badRequest {
                 var v = DanubeValidation()
@@ -413,7 +414,9 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         ]
         document = JSONValue.merging(.object(document), []).objectMembers
         return try await start(ImportPlan(name: name, id: manifest.uuid, fields: fields, document: document, fileURL: fileURL,
-                                          expectedSize: manifest.fileSize, expectedSHA1: manifest.sha1, callback: callback), p, reply)
+                                          expectedSize: manifest.fileSize,
+                                          pinned: try manifest.sha1.map { [try PinnedDigest(algorithm: .sha1, hex: $0)] } ?? [],
+                                          callback: callback), p, reply)
     }
 
     /// GET of a manifest: through the URL guard, at most 8 KiB, 5 s, JSON (reference §7.3 step 2).
@@ -491,7 +494,7 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
                                                ("ostype", .int(1)), ("resize", .bool(fields.resize ?? false)),
                                                ("deploy", .bool(fields.deploy ?? false)), ("tags", .array((fields.tags ?? []).map { .string($0) })),
                                                ("source", .object([("vm", .string(vm)), ("snapshot", .string(snapshot)), ("disk_id", .int(diskId))]))]
-        return try await start(ImportPlan(name: name, id: nil, fields: fields, document: document, fileURL: url, callback: callback), p, reply)
+        return try await start(ImportPlan(name: name, id: nil, fields: fields, document: document, fileURL: url, pinned: [], callback: callback), p, reply)
     }
 
     /// A VM or a snapshot's disk, asked for its first bytes through the URL guard (as Danube probes a

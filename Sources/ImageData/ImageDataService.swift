@@ -186,11 +186,11 @@ public struct ImageDataService: Sendable {
     /// Writes what `feed` pushes into `key`; once digests, size and inspection are known, `verify`
     /// may refuse them, else the blob is committed. On any failure the writer is cancelled, so
     /// nothing of it remains.
-    func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil, sha1: Bool = false,
+    func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil,
                 pinned: [PinnedDigest] = [], verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         try await DataMetrics.upload {
-            try await ingestCounted(into: key, store: store, declaredSize: declaredSize, quota: quota, sha1: sha1, pinned: pinned,
+            try await ingestCounted(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: pinned,
                                     verify: verify, feed)
         }
     }
@@ -201,7 +201,7 @@ public struct ImageDataService: Sendable {
         return { image in if !value.isEmpty { image.properties[PinnedDigest.propertyKey] = value } }
     }
 
-    private func ingestCounted(into key: String, store: (any BlobStore)?, declaredSize: Int64?, quota: QuotaRoom?, sha1: Bool,
+    private func ingestCounted(into key: String, store: (any BlobStore)?, declaredSize: Int64?, quota: QuotaRoom?,
                                pinned: [PinnedDigest], verify: (IngestResult) throws -> Void,
                                _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         let writer = try await (store ?? blobs).makeWriter(key: key)
@@ -209,7 +209,6 @@ public struct ImageDataService: Sendable {
         do {
             var limits = limits(expected: declaredSize)
             limits.quota = quota
-            limits.sha1 = sha1
             limits.pinned = pinned
             ingest = try ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits)
         } catch {

@@ -14,9 +14,7 @@ public struct IngestResult: Sendable, Equatable {
     public var hashAlgorithm: HashAlgorithm
     public var hashValue: String
     public var inspection: FormatInspection
-    /// SHA-1, only when `IngestLimits.sha1` asked for it (IMGAPI manifests name files by it).
-    public var sha1: String? = nil
-    /// Every digest computed (MD5, the multihash, and those the pins or `sha1` asked for), lower-case hex.
+    /// Every digest computed (MD5, the multihash, and those the pins asked for), lower-case hex.
     public var digests: [PinnedDigest.Algorithm: String] = [:]
 }
 
@@ -30,8 +28,6 @@ public struct IngestLimits: Sendable {
     public var maxVirtualSize: Int64
     /// The owner's remaining quota for these bytes; crossing it fails at once with 413 and `message`.
     public var quota: QuotaRoom?
-    /// Also compute SHA-1, in a lane of its own.
-    public var sha1 = false
     /// Digests the sender pinned: `finish` fails with 400 unless the bytes have every one of them, so
     /// the blob is never committed. An algorithm not computed anyway gets a lane of its own.
     public var pinned: [PinnedDigest] = []
@@ -81,7 +77,6 @@ public final class ImageIngest: @unchecked Sendable {
         self.batchSize = batchSize
         self.batch = ByteBufferAllocator().buffer(capacity: batchSize)
         var extras = Set(limits.pinned.map(\.algorithm))
-        if limits.sha1 { extras.insert(.sha1) }
         extras.remove(.md5)
         extras.remove(algorithm == .sha512 ? .sha512 : .sha256)
         let extraDigests = try extras.sorted().map { ($0, try StreamDigest(StreamDigest.Algorithm($0))) }
@@ -193,7 +188,6 @@ public final class ImageIngest: @unchecked Sendable {
         }
         var result = IngestResult(size: received, md5: md5, hashAlgorithm: algorithm,
                                   hashValue: hashValue, inspection: inspector.finish())
-        result.sha1 = limits.sha1 ? digests[.sha1] : nil
         result.digests = digests
         return result
     }

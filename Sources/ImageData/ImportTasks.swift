@@ -34,7 +34,7 @@ public struct ImageImports: Sendable {
     /// a failed import delete its image instead of queueing it again (ZStack's AddImage).
     public func start(id: String, method: String, uri: String?, requestBody: JSONValue, requestId: String?,
                       taskId chosenId: String? = nil, deleteImageOnFailure: Bool = false,
-                      expectedSize: Int64? = nil, expectedSHA1: String? = nil,
+                      expectedSize: Int64? = nil,
                       taskType: String = ImageImports.taskType, extraInput: [(String, JSONValue)] = [],
                       credential: String? = nil, pinned frontEndPins: [PinnedDigest] = [],
                       by p: Principal) async throws -> ImageTask {
@@ -83,7 +83,6 @@ public struct ImageImports: Sendable {
         if p.isAdmin { inputMembers.append(("requested_by_admin", .bool(true))) }
         // What the source promised (an IMGAPI manifest's files[0]): checked before the data is committed.
         if let expectedSize { inputMembers.append(("expected_size", .int(expectedSize))) }
-        if let expectedSHA1 { inputMembers.append(("expected_sha1", .string(expectedSHA1.lowercased()))) }
         if !pinned.isEmpty { inputMembers.append((Self.pinnedInputKey, .array(pinned.map { .string($0.description) }))) }
         let input = JSONValue.object(extraInput + inputMembers).serialized
         let task = ImageTask(id: taskId, type: taskType, owner: visible.owner, imageId: visible.id, userId: p.userId,
@@ -144,9 +143,12 @@ public struct ImageImports: Sendable {
         return name
     }
 
-    /// The pins a task's input carries.
+    /// The pins a task's input carries (and the `expected_sha1` that tasks queued by earlier
+    /// versions carry for a Danube manifest, now a pin like the others).
     static func pinned(inTask input: JSONValue) throws -> [PinnedDigest] {
-        try (input[pinnedInputKey]?.arrayItems ?? []).compactMap(\.stringValue).map { try PinnedDigest(parsing: $0) }
+        var pins = try (input[pinnedInputKey]?.arrayItems ?? []).compactMap(\.stringValue).map { try PinnedDigest(parsing: $0) }
+        if let legacy = input["expected_sha1"]?.stringValue { pins.append(try PinnedDigest(algorithm: .sha1, hex: legacy)) }
+        return try PinnedDigest.merged(pins)
     }
 
     /// copy-image copies bytes the image already has: a pin is checked against its recorded digests
@@ -428,18 +430,12 @@ public final class TaskRunner: Sendable {
                 }
                 var expectedSize: Int64?
                 if case .int(let n)? = input["expected_size"] { expectedSize = n }
-                let expectedSHA1 = input["expected_sha1"]?.stringValue
                 if let checksumURL = try ImageImports.checksumURL(input["import_req"] ?? .null) {
                     pinned = try PinnedDigest.merged(pinned + [try await checksumFilePin(checksumURL, for: uri, input: input)])
                 }
                 result = try await ingestRemote(uri, asAdmin: input["requested_by_admin"]?.boolValue ?? false,
                                                 into: key, store: first, owner: image.owner, progress,
-                                                expectedSize: expectedSize, sha1: expectedSHA1 != nil, pinned: pinned) { r in
-                    if let expectedSHA1, r.sha1 != expectedSHA1 {
-                        throw ImageError.badRequest("The data's SHA-1 \(r.sha1 ?? "?") is not the expected \(expectedSHA1).")
-                    }
-                    try verify(r)
-                }
+                                                expectedSize: expectedSize, pinned: pinned, verify: verify)
             case GlanceDownload.method:
                 (result, adopt) = try await ingestGlanceDownload(task, input: input, image: image, into: key, store: first, progress) { target, r in
                     virtualSize = try data.decideFormat(target, r)
@@ -567,11 +563,11 @@ public final class TaskRunner: Sendable {
     }
 
     func ingestRemote(_ uri: String, asAdmin: Bool, into key: String, store: any BlobStore, owner: String?, _ progress: TaskProgress,
-                      expectedSize: Int64? = nil, sha1: Bool = false, pinned: [PinnedDigest] = [],
+                      expectedSize: Int64? = nil, pinned: [PinnedDigest] = [],
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!, fetcher = self.fetcher!
         let quota = try await data.quotaRoom(.imageSizeTotal, owner: owner, declared: expectedSize)
-        return try await data.ingest(into: key, store: store, declaredSize: expectedSize, quota: quota, sha1: sha1, pinned: pinned,
+        return try await data.ingest(into: key, store: store, declaredSize: expectedSize, quota: quota, pinned: pinned,
                                      verify: verify) { sink in
             try await fetcher.fetch(uri, asAdmin: asAdmin, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
                 try await sink(buffer)

@@ -436,6 +436,10 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
         guard let sizeText = request.headers[HTTPField.Name("x-image-size")!], let size = Int64(sizeText), size >= 0 else {
             throw ZStackHTTPError(.badRequest, "missing or invalid header X-IMAGE-SIZE")
         }
+        let pinned: [PinnedDigest]
+        do { pinned = try PinnedDigestHeaders.read(request.headers) } catch let e as ImageError {
+            throw ZStackHTTPError(.badRequest, e.message)
+        }
         do {
             if let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/") {
                 guard let boundary = MultipartReader<RequestBody>.boundary(of: type) else {
@@ -443,9 +447,9 @@ public struct ZStackImageAPI<Context: RequestContext>: HTTPResponder {
                 }
                 let reader = MultipartReader(body: request.body, boundary: boundary)
                 guard try await reader.nextPart() != nil else { throw ZStackHTTPError(.badRequest, "the multipart body has no part") }
-                _ = try await data.upload(id: coreId, declaredSize: size, store: store, body: reader.partBody, by: uploader)
+                _ = try await data.upload(id: coreId, declaredSize: size, pinned: pinned, store: store, body: reader.partBody, by: uploader)
             } else {
-                _ = try await data.upload(id: coreId, declaredSize: size, store: store, body: request.body, by: uploader)
+                _ = try await data.upload(id: coreId, declaredSize: size, pinned: pinned, store: store, body: request.body, by: uploader)
             }
         } catch let e as MultipartReader<RequestBody>.Malformed {
             throw ZStackHTTPError(.badRequest, "incomplete upload: \(e.reason)")

@@ -52,17 +52,18 @@ func temporaryDirectory(_ tag: String) -> String {
         }
     }
 
-    /// SHA-1 only on request, in its own lane, equal to a one-shot hash however the bytes arrive.
+    /// SHA-1 only when pinned (an IMGAPI manifest's files[0].sha1), in its own lane, equal to a
+    /// one-shot hash however the bytes arrive.
     @Test(arguments: [[1 << 16], [7, 65_537, 300]])
-    func sha1OnRequest(pieces: [Int]) async throws {
+    func sha1OnlyWhenPinned(pieces: [Int]) async throws {
         let data = pseudoRandom(333_333, seed: 9)
         var limits = IngestLimits(sizeCap: 1 << 40)
         let (plain, _) = try await ingest(data, pieces: pieces, limits: limits)
-        #expect(plain.sha1 == nil)
-        limits.sha1 = true
+        #expect(plain.digests[.sha1] == nil)
+        limits.pinned = [try PinnedDigest(algorithm: .sha1, hex: hex(Insecure.SHA1.hash(data: data)))]
         let (r, stored) = try await ingest(data, pieces: pieces, limits: limits)
         #expect(stored == data)
-        #expect(r.sha1 == hex(Insecure.SHA1.hash(data: data)))
+        #expect(r.digests[.sha1] == hex(Insecure.SHA1.hash(data: data)))
         #expect(r.md5 == hex(Insecure.MD5.hash(data: data)) && r.hashValue == plain.hashValue)
     }
 

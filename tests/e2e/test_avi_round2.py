@@ -185,6 +185,39 @@ def test_package_upload_with_basic_auth_on_the_default_server(srv):
     assert names(srv, "r2-bob", "p-bob").count("se_patch.pkg") == 1
 
 
+def test_package_upload_checks_a_pinned_digest(srv):
+    """Issue 21: the upload headers every API accepts pin the file part's digest. The right one is recorded;
+    one flipped byte is 400 in Avi's words with no data kept; an unknown algorithm is 400 before an image exists."""
+    data = random_bytes(1 << 20, 2121)
+    boundary = "pinavi"
+
+    def post(name, payload, pin):
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+        return curl(srv, "POST", "/api/image", "r2-bob", tenant="p-bob", data=body,
+                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **pin})
+
+    bob = Raw(srv.url, "bob")
+    pin = {"Repr-Digest": "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"}
+    r = post("pinned-ok.pkg", data, pin)
+    assert r.status_code == 201, r.text
+    core = r.json()["uuid"][len("image-"):]
+    assert bob.get(f"/v2/images/{core}").json()["imaged_pinned_digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+
+    flipped = data[:500] + bytes([data[500] ^ 1]) + data[501:]
+    r = post("pinned-bad.pkg", flipped, pin)
+    assert r.status_code == 400 and "Checksum verification failed" in err(r), r.text
+    [bad] = [o for o in curl(srv, "GET", "/api/image?page_size=200", "r2-bob", tenant="p-bob").json()["results"]
+             if o["name"] == "pinned-bad.pkg"]
+    assert bad["img_state"]["state"] == "IMAGE_FSM_FAILED"
+    core_bad = bob.get(f"/v2/images/{bad['uuid'][len('image-'):]}").json()
+    assert core_bad["status"] == "queued" and core_bad["size"] is None and "imaged_pinned_digest" not in core_bad
+
+    r = post("pinned-odd.pkg", data, {"X-Image-Meta-Expected-Hash": "crc32:deadbeef"})
+    assert r.status_code == 400 and "Unsupported hash algorithm 'crc32'" in err(r), r.text
+    assert "pinned-odd.pkg" not in names(srv, "r2-bob", "p-bob")
+
+
 # --- PATCH: the seed's whole body, an optional body, ?name= ---------------------------------------------
 
 def test_patch_with_the_whole_image_body(srv):

@@ -241,13 +241,16 @@ def test_danube_error_cases(dn, origin):
     # a file that does not match its manifest (SHA-1), and one that is gone: the task fails and the image is removed
     data = random_bytes(MiB, 81)
     url, m = serve_image(origin, data)
-    origin.serve(f"/imgs/{m['uuid']}/file", data[:-1] + b"\x00")
+    corrupt = data[:-1] + b"\x00"
+    origin.serve(f"/imgs/{m['uuid']}/file", corrupt)
     r = es.post("/image/dn-corrupt", manifest_url=url, dc="main")
     assert r.status_code == 201
     with pytest.raises(TaskFailure) as failed:
         wait_task(es, r.content)
     assert failed.value.status_code == 400 and failed.value.task_status == "FAILURE"
-    assert failed.value.detail.startswith("Got bad return code (1). Error: The data's SHA-1 ")
+    # the manifest's SHA-1 is a pin like any other: the same check and words as an OpenStack expected_hash
+    assert failed.value.detail == (f"Got bad return code (1). Error: Checksum verification failed: the data's sha1 is "
+                                   f"{hashlib.sha1(corrupt).hexdigest()}, the pinned sha1 is {m['files'][0]['sha1']}.")
     assert client_error(lambda: es.get("/image/dn-corrupt")).status_code == 404
     url, m = serve_image(origin, data)
     origin.routes.pop(f"/imgs/{m['uuid']}/file")

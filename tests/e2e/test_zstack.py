@@ -505,7 +505,16 @@ def test_zstack_upload_url(zs_server, disk):
     r = requests.post(upload_url, files={"file": ("zs-up.qcow2", payload)}, headers=dict(headers, **{"X-IMAGE-UUID": job_uuid()}))
     assert r.status_code == 400
     assert z.get_image(image_uuid)["status"] == "Downloading"
-    # the real upload
+    # a pinned digest (issue 21): an unknown algorithm and a wrong digest are refused, nothing is kept
+    r = requests.post(upload_url, files={"file": ("zs-up.qcow2", payload)}, headers=dict(headers, **{"X-Image-Meta-Expected-Hash": "crc32:00"}))
+    assert r.status_code == 400 and "Unsupported hash algorithm 'crc32'" in r.text, r.text
+    wrong = dict(headers, **{"X-Image-Meta-Expected-Hash": "md5:" + md5(payload[::-1])})
+    r = requests.post(upload_url, files={"file": ("zs-up.qcow2", payload)}, headers=wrong)
+    assert r.status_code == 400 and r.text.startswith("incomplete upload: Checksum verification failed"), r.text
+    assert z.get_image(image_uuid)["status"] == "Downloading"
+    assert not (zs_server.data_dir / "stores" / "replica" / "images" / str(uuid.UUID(image_uuid))).exists()
+    # the real upload, pinned
+    headers["X-Image-Meta-Expected-Hash"] = "md5:" + md5(payload)
     r = requests.post(upload_url, files={"file": ("zs-up.qcow2", payload)}, headers=headers)
     assert r.status_code == 200, r.text
     done = z.get_image(image_uuid)
