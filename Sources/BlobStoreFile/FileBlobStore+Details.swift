@@ -4,7 +4,7 @@ import ImageCore
 extension FileBlobStore: BlobStoreDetails {
     public var storeType: String { "file" }
     public var storeProperties: [(String, JSONValue)] {
-        [("data_dir", .string(root)), ("chunk_size", .int(65536)), ("thin_provisioning", .bool(false))]
+        [("data_dir", .string(root)), ("chunk_size", .int(65536)), ("thin_provisioning", .bool(sparse))]
     }
     public func locationURL(key: String) -> String { "file://" + root + "/" + key }
 }

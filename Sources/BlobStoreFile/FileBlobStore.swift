@@ -11,10 +11,15 @@ import NIOPosix
 /// Blobs as files under one directory. A writer fills `.tmp/<random>.part`, then `commit()` fsyncs
 /// it, renames it over the final name and fsyncs the directory, so a blob appears whole or not at all,
 /// even across a power loss. Blocking syscalls run on a thread pool of its own (`ioThreads`).
+/// When `sparse`, aligned blocks of zeros are not written but left as holes (see `FileBlobWriter`).
 public struct FileBlobStore: BlobStore {
     public let id = "file"
     public let root: String
+    /// Whole zero blocks become holes (default); off: every byte is written.
+    public let sparse: Bool
     let pool: NIOThreadPool
+    /// The unit a hole is made of: the page and the usual file system block.
+    static let sparseBlock = 4096
 
     static let temporaryDirectory = ".tmp"
 
@@ -28,8 +33,9 @@ public struct FileBlobStore: BlobStore {
     }()
 
     /// Creates `root` (and its temporary directory) when missing.
-    public init(root: String, threadPool: NIOThreadPool = FileBlobStore.ioThreads) throws {
+    public init(root: String, sparse: Bool = true, threadPool: NIOThreadPool = FileBlobStore.ioThreads) throws {
         self.root = root.hasSuffix("/") ? String(root.dropLast()) : root
+        self.sparse = sparse
         self.pool = threadPool
         try Self.makeDirectories(self.root + "/" + Self.temporaryDirectory)
     }
@@ -58,7 +64,8 @@ public struct FileBlobStore: BlobStore {
             guard fd >= 0 else { throw BlobStoreError.syscall("open \(temporary)", errno) }
             return fd
         }
-        return FileBlobWriter(fd: fd, temporary: temporary, final: final, directory: directory, pool: pool)
+        return FileBlobWriter(fd: fd, temporary: temporary, final: final, directory: directory, pool: pool,
+                              sparseBlock: sparse ? Self.sparseBlock : 0)
     }
 
     public func size(key: String) async throws -> Int64? {
@@ -200,20 +207,31 @@ extension BlobStoreError {
 }
 
 /// Used by one task at a time (the upload that owns it); the lock only makes that checkable.
+///
+/// Sparse (`sparseBlock` > 0): the file is written in whole blocks at block-aligned offsets, and a
+/// block of zeros is skipped, so it stays a hole of the new file. Bytes short of a block boundary
+/// wait in `carry` for the next write (request bodies arrive in chunks of any size); commit writes
+/// the last partial block and truncates the file to its logical size, so a trailing hole counts.
+/// Readers see zeros in the holes: the bytes, and the digests computed upstream, are unchanged.
 final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     let temporary: String
     let final: String
     let directory: String
     let pool: NIOThreadPool
+    let sparseBlock: Int
     private var fd: Int32
+    /// Bytes handed to the file so far (block-aligned when sparse).
     private var offset: Int64 = 0
+    /// Sparse only: the bytes after `offset`, fewer than a block.
+    private var carry = ByteBuffer()
     /// Where writeback was last started: the disk works while the stream goes on, so the fsync at
     /// commit has little left to do (otherwise a multi-GiB upload waits seconds after its last byte).
     private var flushedTo: Int64 = 0
     static let writebackStep: Int64 = 32 << 20
 
-    init(fd: Int32, temporary: String, final: String, directory: String, pool: NIOThreadPool) {
+    init(fd: Int32, temporary: String, final: String, directory: String, pool: NIOThreadPool, sparseBlock: Int = 0) {
         self.fd = fd; self.temporary = temporary; self.final = final; self.directory = directory; self.pool = pool
+        self.sparseBlock = sparseBlock
     }
 
     deinit {
@@ -223,6 +241,7 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
 
     func write(_ buffer: ByteBuffer) async throws {
         guard fd >= 0 else { throw BlobStoreError.writerFinished }
+        if sparseBlock > 0 { return try await writeSparse(buffer) }
         let fd = self.fd, at = offset, path = temporary
         try await pool.runIfActive {
             try buffer.withUnsafeReadableBytes { bytes in
@@ -238,6 +257,10 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
             }
         }
         offset += Int64(buffer.readableBytes)
+        startWriteback()
+    }
+
+    private func startWriteback() {
         if offset - flushedTo >= Self.writebackStep {
             let from = flushedTo, length = offset - flushedTo
             flushedTo = offset
@@ -246,8 +269,63 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
         }
     }
 
+    /// Whole blocks go to the file now (zero blocks skipped), the rest waits in `carry`.
+    private func writeSparse(_ buffer: ByteBuffer) async throws {
+        var input = buffer
+        var pieces: [ByteBuffer] = []
+        if carry.readableBytes > 0 {
+            let take = min(sparseBlock - carry.readableBytes, input.readableBytes)
+            carry.writeImmutableBuffer(input.readSlice(length: take)!)
+            guard carry.readableBytes == sparseBlock else { return }
+            pieces.append(carry)
+            carry = ByteBuffer()
+        }
+        let whole = input.readableBytes - input.readableBytes % sparseBlock
+        if whole > 0 { pieces.append(input.readSlice(length: whole)!) }
+        if input.readableBytes > 0 {
+            carry = ByteBufferAllocator().buffer(capacity: sparseBlock)
+            carry.writeImmutableBuffer(input)
+        }
+        guard !pieces.isEmpty else { return }
+        let length = pieces.reduce(0) { $0 + Int64($1.readableBytes) }
+        try await writeSkippingZeros(pieces, at: offset)
+        offset += length
+        startWriteback()
+    }
+
+    private func writeSkippingZeros(_ pieces: [ByteBuffer], at start: Int64) async throws {
+        let fd = self.fd, path = temporary, block = sparseBlock
+        try await pool.runIfActive {
+            var at = start
+            for piece in pieces {
+                try piece.withUnsafeReadableBytes { bytes in
+                    if imaged_write_skipping_zero_blocks(fd, bytes.baseAddress, bytes.count, at, block) != 0 {
+                        throw BlobStoreError.syscall("write \(path)", errno)
+                    }
+                }
+                at += Int64(piece.readableBytes)
+            }
+        }
+    }
+
     func commit() async throws {
         guard fd >= 0 else { throw BlobStoreError.writerFinished }
+        if sparseBlock > 0 {
+            // The last partial block (skipped when zero), then the file's size made the logical size.
+            let size = offset + Int64(carry.readableBytes)
+            do {
+                if carry.readableBytes > 0 { try await writeSkippingZeros([carry], at: offset) }
+                let fd = self.fd, path = temporary
+                try await pool.runIfActive {
+                    guard ftruncate(fd, off_t(size)) == 0 else { throw BlobStoreError.syscall("ftruncate \(path)", errno) }
+                }
+            } catch {
+                await cancel()
+                throw error
+            }
+            offset = size
+            carry = ByteBuffer()
+        }
         let fd = self.fd, temporary = self.temporary, final = self.final, directory = self.directory
         self.fd = -1
         try await pool.runIfActive {

@@ -194,11 +194,15 @@ struct DataRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
     }
 
     /// Glance's unified-limits shape; sizes in MiB (usage rounded up, so a byte used shows), -1 = no limit.
+    /// A sibling key Glance clients ignore, `imaged_storage`, gives the project's stored image bytes
+    /// exactly: `logical_bytes` (what `image_size_total` counts) and `physical_bytes` (what they take
+    /// in the stores, less where the file store left holes; counted once per store holding them).
     var usageInfo: Handler {
         { [data] request, context in
             let p = try R.principal(context)
             try await R.requireNoBody(request)
             let (usage, limits) = try await data.images.usage(by: p)
+            let space = try await data.storedSpace(by: p)
             let mib: Int64 = 1 << 20
             var w = JSONWriter(capacity: 256)
             w.raw("{\"usage\":{")
@@ -210,7 +214,8 @@ struct DataRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
                 w.raw("{\"limit\":"); w.int(limit)
                 w.raw(",\"usage\":"); w.int(used); w.raw("}")
             }
-            w.raw("}}")
+            w.raw("},\"imaged_storage\":{\"logical_bytes\":"); w.int(usage[.imageSizeTotal])
+            w.raw(",\"physical_bytes\":"); w.int(space.physical); w.raw("}}")
             return Views.json(w)
         }
     }

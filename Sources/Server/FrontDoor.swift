@@ -39,6 +39,7 @@ public struct ImagedResponder: HTTPResponder {
             let (ready, body) = await readiness.check()
             return JSONResponse.make(body, status: ready ? .ok : .serviceUnavailable)
         case "/metrics":
+            await StoreSpaceMetrics.publish(readiness.stores)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: Observability.exposition())))
         default:

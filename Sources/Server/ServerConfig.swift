@@ -22,8 +22,8 @@ public struct ServerConfig: Sendable {
     public var port = 9292
     public var auth = Auth.tokenFile(nil)
     public enum Blobs: Sendable {
-        /// Files under this directory (nil: `<data-dir>/blobs`).
-        case file(String?)
+        /// Files under this directory (nil: `<data-dir>/blobs`); `sparse`: zero blocks become holes.
+        case file(String?, sparse: Bool = true)
         case s3(S3Config)
     }
     public var blobs = Blobs.file(nil)
@@ -51,6 +51,8 @@ public struct ServerConfig: Sendable {
     public var imageSizeCap: Int64 = 1 << 40
     /// Header virtual sizes above this are refused as absurd.
     public var maxVirtualSize: Int64 = 16 << 40
+    /// gzip/xz/zstd/bzip2 image data is decompressed on ingest (`--decompress on|off`).
+    public var decompress = true
     /// Address ranges imports may reach although they are loopback/private/link-local (`--import-allow-cidr`).
     public var importAllowCIDRs: [String] = []
     /// Ports an import URL may name explicitly; empty means any (`--import-allow-port`).
@@ -151,7 +153,7 @@ extension ServerConfig {
     public var summary: [(String, String)] {
         func blobs(_ b: Blobs) -> String {
             switch b {
-            case .file(let dir): return "file " + (dir ?? dataDirectory + "/blobs")
+            case .file(let dir, let sparse): return "file " + (dir ?? dataDirectory + "/blobs") + (sparse ? "" : " (not sparse)")
             case .s3(let s3):
                 return "s3 \(s3.endpoint) bucket \(s3.bucket) region \(s3.region)" + (s3.keyPrefix.isEmpty ? "" : " prefix \(s3.keyPrefix)")
                     + " \(s3.pathStyle ? "path-style" : "virtual-host") parts \(s3.partSize >> 20) MiB access key \(s3.accessKey.isEmpty ? "(none)" : "set") secret key \(s3.secretKey.isEmpty ? "(none)" : "***")"
@@ -187,6 +189,7 @@ extension ServerConfig {
             ("max-virtual-size", String(maxVirtualSize)),
             ("import-allow-cidr", importAllowCIDRs.isEmpty ? "(none)" : importAllowCIDRs.joined(separator: ", ")),
             ("import-allow-port", importAllowedPorts.isEmpty ? "any" : importAllowedPorts.sorted().map(String.init).joined(separator: ", ")),
+            ("decompress", decompress ? "on" : "off"),
             ("import-private", importPrivate.rawValue),
             ("task-lease-seconds", String(taskLeaseSeconds)),
             ("shutdown-grace-seconds", String(shutdownGraceSeconds)),

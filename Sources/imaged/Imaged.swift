@@ -100,6 +100,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Largest virtual size a disk image header may declare, in bytes.")
     var maxVirtualSize: Int64 = 16 << 40
 
+    @Option(help: "Decompress gzip, xz, zstd and bzip2 image data as it arrives (upload and import): on or off.")
+    var decompress = "on"
+
     @Option(help: "Address range imports may fetch from although it is loopback, private or link-local (repeatable), e.g. 10.20.0.0/16.")
     var importAllowCidr: [String] = []
 
@@ -253,10 +256,10 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Catalog: sqlite (<data-dir>/catalog.sqlite), sqlite:PATH, or postgres://USER@HOST:PORT/DB[?schema=S&sslmode=require] (password in the URL or PGPASSWORD; default: IMAGED_CATALOG or sqlite). Several nodes may share one PostgreSQL catalog.")
     var catalog: String?
 
-    @Option(help: "Where image bytes go: 'file' (<data-dir>/blobs), 'file:DIR', or 's3:BUCKET' (see --s3-*).")
+    @Option(help: "Where image bytes go: 'file' (<data-dir>/blobs), 'file:DIR', or 's3:BUCKET' (see --s3-*). A file store leaves zero blocks as holes unless the spec ends with ',sparse=false'.")
     var blobStore = "file"
 
-    @Option(help: "A named store (repeatable; Glance's multiple backends): NAME=file, NAME=file:DIR or NAME=s3:BUCKET (S3 settings from --s3-*). Replaces --blob-store; /v2/info/stores lists them, uploads may pick one (X-Image-Meta-Store), copy-image copies between them.")
+    @Option(help: "A named store (repeatable; Glance's multiple backends): NAME=file, NAME=file:DIR (either may end with ,sparse=false) or NAME=s3:BUCKET (S3 settings from --s3-*). Replaces --blob-store; /v2/info/stores lists them, uploads may pick one (X-Image-Meta-Store), copy-image copies between them.")
     var store: [String] = []
 
     @Option(help: "The named store uploads and imports use by default (default: the first --store).")
@@ -316,6 +319,8 @@ struct ServeOptions: ParsableArguments {
         config.importAllowCIDRs = importAllowCidr
         guard let privateImports = PrivateImportPolicy(rawValue: importPrivate) else {
             throw ValidationError("--import-private: '\(importPrivate)' is not one of admin, all, none")
+        guard decompress == "on" || decompress == "off" else { throw ValidationError("--decompress must be on or off") }
+        config.decompress = decompress == "on"
         }
         config.importPrivate = privateImports
         if !importAllowPort.isEmpty {
@@ -484,7 +489,7 @@ struct ServeOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
-        if config.catalog.isShared, case .file(nil) = config.blobs {
+        if config.catalog.isShared, case .file(nil, _) = config.blobs {
             // Allowed (one node on PostgreSQL), but other nodes cannot read this node's files.
             FileHandle.standardError.write(Data("note: a PostgreSQL catalog with file blobs under the data directory serves one node only; use --blob-store s3:BUCKET for several\n".utf8))
         }
@@ -499,13 +504,20 @@ struct ServeOptions: ParsableArguments {
     }
 }
 
-/// `file`, `file:DIR` or `s3:BUCKET` with the S3 settings (credentials from the AWS environment variables).
+/// `file`, `file:DIR` (either with `,sparse=false`: zero blocks written, not left as holes) or
+/// `s3:BUCKET` with the S3 settings (credentials from the AWS environment variables).
 func blobChoice(_ text: String, endpoint: String?, region: String?, keyPrefix: String, virtualHost: Bool,
                 partMib: Int) throws -> ServerConfig.Blobs {
-    if text == "file" { return .file(nil) }
-    if text.hasPrefix("file:"), text.count > 5 { return .file(String(text.dropFirst(5))) }
+    if text.hasPrefix("file") {
+        var spec = Substring(text), sparse = true
+        for (suffix, value) in [(",sparse=false", false), (",sparse=true", true)] where spec.hasSuffix(suffix) {
+            spec = spec.dropLast(suffix.count); sparse = value
+        }
+        if spec == "file" { return .file(nil, sparse: sparse) }
+        if spec.hasPrefix("file:"), spec.count > 5 { return .file(String(spec.dropFirst(5)), sparse: sparse) }
+    }
     guard text.hasPrefix("s3:"), text.count > 3 else {
-        throw ValidationError("a blob store is file, file:DIR or s3:BUCKET, got '\(text)'")
+        throw ValidationError("a blob store is file, file:DIR (either with ,sparse=false) or s3:BUCKET, got '\(text)'")
     }
     let env = ProcessInfo.processInfo.environment
     guard let endpoint = endpoint ?? env["AWS_ENDPOINT_URL"] ?? env["S3_ENDPOINT"] else {

@@ -53,6 +53,12 @@ struct BlobStoreDriver: Sendable, CustomTestStringConvertible {
         return (try FileBlobStore(root: dir), { try? FileManager.default.removeItem(atPath: dir) })
     }
 
+    /// Every byte written, zero blocks too (`sparse=false`).
+    static let filesNotSparse = BlobStoreDriver(name: "files (not sparse)") {
+        let dir = FileBlobStoreTests.tempDir()
+        return (try FileBlobStore(root: dir, sparse: false), { try? FileManager.default.removeItem(atPath: dir) })
+    }
+
     /// Confined to a key prefix of its own, so tests never see each other's objects.
     static let s3 = BlobStoreDriver(name: "s3") {
         let store = try S3BlobStoreTests.store()
@@ -62,7 +68,7 @@ struct BlobStoreDriver: Sendable, CustomTestStringConvertible {
         })
     }
 
-    static var available: [BlobStoreDriver] { S3TestEnvironment.values == nil ? [.files] : [.files, .s3] }
+    static var available: [BlobStoreDriver] { S3TestEnvironment.values == nil ? [.files, .filesNotSparse] : [.files, .filesNotSparse, .s3] }
 
     /// Runs `body` with a fresh store and removes what it left, whatever happened.
     func withStore(_ body: (any BlobStore) async throws -> Void) async throws {

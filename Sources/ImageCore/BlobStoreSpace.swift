@@ -1,0 +1,34 @@
+/// Bytes of a store's blobs as stored (`logical`: their sizes, what quotas count) and as they take
+/// space (`physical`: a sparse file's allocated blocks; S3 has no holes, so there it is the size).
+public struct BlobSpace: Sendable, Equatable {
+    public var logical: Int64
+    public var physical: Int64
+    public init(logical: Int64 = 0, physical: Int64 = 0) { self.logical = logical; self.physical = physical }
+
+    public static func + (a: BlobSpace, b: BlobSpace) -> BlobSpace {
+        BlobSpace(logical: a.logical + b.logical, physical: a.physical + b.physical)
+    }
+}
+
+/// Stores that can tell the space their blobs take (`/v2/info/usage`, the `imaged_store_bytes` gauges).
+public protocol BlobStoreSpaceReporting: Sendable {
+    /// The committed blob's logical and physical bytes, nil when absent.
+    func blobSpace(key: String) async throws -> BlobSpace?
+    /// The sum over every committed blob.
+    func totalSpace() async throws -> BlobSpace
+}
+
+extension BlobStore {
+    /// The blob's space; a store that cannot tell physical bytes reports its size for both.
+    public func space(key: String) async throws -> BlobSpace? {
+        if let named = self as? NamedBlobStore { return try await named.base.space(key: key) }
+        if let reporting = self as? any BlobStoreSpaceReporting { return try await reporting.blobSpace(key: key) }
+        return try await size(key: key).map { BlobSpace(logical: $0, physical: $0) }
+    }
+
+    /// Every committed blob's space (nil: the store cannot list sizes).
+    public func spaceOfAllBlobs() async throws -> BlobSpace? {
+        if let named = self as? NamedBlobStore { return try await named.base.spaceOfAllBlobs() }
+        return try await (self as? any BlobStoreSpaceReporting)?.totalSpace()
+    }
+}
