@@ -36,9 +36,13 @@ let package = Package(
         ], swiftSettings: strict),
         // MD5/SHA-2 through the system OpenSSL (Debian libssl-dev): AVX2 SHA-512 on every x86 CPU.
         .target(name: "CDigests", linkerSettings: [.linkedLibrary("crypto")]),
+        // Streaming gzip/xz/zstd/bzip2 decoders (Debian's zlib1g-dev, liblzma-dev, libzstd-dev, libbz2-dev).
+        .target(name: "CCompression", linkerSettings: [
+            .linkedLibrary("z"), .linkedLibrary("lzma"), .linkedLibrary("zstd"), .linkedLibrary("bz2"),
+        ]),
         // The streaming data path: digests on the fly, size caps, disk-format inspection, import tasks.
         .target(name: "ImageData", dependencies: [
-            "ImageCore", "CDigests",
+            "ImageCore", "CDigests", "CCompression",
             // Counters and gauges of the data path and the task runner (swift-metrics' API only).
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),

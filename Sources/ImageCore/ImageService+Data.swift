@@ -8,11 +8,17 @@ extension ImageService {
         public var hashAlgorithm: String
         public var hashValue: String
         public var virtualSize: Int64?
+        /// How the sent bytes were compressed (gzip, xz, zstd, bzip2) when the ingest decompressed them:
+        /// recorded as `imaged_source_compression`.
+        public var sourceCompression: String? = nil
         public init(size: Int64, checksum: String, hashAlgorithm: String, hashValue: String, virtualSize: Int64?) {
             self.size = size; self.checksum = checksum; self.hashAlgorithm = hashAlgorithm
             self.hashValue = hashValue; self.virtualSize = virtualSize
         }
     }
+
+    /// The property naming how the image's data was compressed when sent (reserved: only the ingest sets it).
+    public static let sourceCompressionKey = "imaged_source_compression"
 
     /// queued → `to` (saving for `PUT /file`, uploading for `PUT /stage`), for the owner or an admin.
     public func beginUpload(id: String, to: ImageStatus, by p: Principal) async throws -> Image {
@@ -55,6 +61,7 @@ extension ImageService {
             image.osHashAlgo = facts.hashAlgorithm
             image.osHashValue = facts.hashValue
             image.virtualSize = facts.virtualSize
+            if let compression = facts.sourceCompression { image.properties[Self.sourceCompressionKey] = compression }
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
             also(&image)
         }

@@ -129,8 +129,9 @@ extension TaskRunner {
         var target = image
         remote.adopt(&target)
         let quota = try await data.quotaRoom(.imageSizeTotal, owner: image.owner, declared: remote.size)
+        // Another Glance's image is copied as it is stored there (its checksum is of those bytes): never decompressed.
         let result = try await data.ingest(into: key, store: store, declaredSize: remote.size, quota: quota,
-                                           pinned: try ImageImports.pinned(inTask: input), verify: { r in
+                                           pinned: try ImageImports.pinned(inTask: input), decompress: false, verify: { r in
             try remote.verify(r)
             try verify(target, r)
         }) { sink in

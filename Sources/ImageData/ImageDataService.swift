@@ -14,6 +14,8 @@ public struct ImageDataConfig: Sendable {
     /// Bytes per read when serving downloads.
     public var readChunkSize = 1 << 20
     public var importMethods = ["glance-direct", "web-download", "copy-image"]
+    /// gzip, xz, zstd and bzip2 data is decompressed as it arrives (`--decompress`); off stores it as sent.
+    public var decompress = true
     public init() {}
 }
 
@@ -145,7 +147,8 @@ public struct ImageDataService: Sendable {
         let key = BlobKey.staging(image.id)
         do {
             let quota = try await quotaRoom(.imageStageTotal, owner: image.owner, declared: declaredSize)
-            let result = try await ingest(into: key, declaredSize: declaredSize, quota: quota, pinned: pinned, from: body)
+            // Staged bytes stay as sent: the import that takes them decompresses them.
+            let result = try await ingest(into: key, declaredSize: declaredSize, quota: quota, pinned: pinned, decompress: false, from: body)
             do {
                 try await images.finishStage(id: image.id, size: result.size)
             } catch {
@@ -176,22 +179,24 @@ public struct ImageDataService: Sendable {
 
     /// Writes a stream into `key` and commits it; the blob is gone again when anything fails.
     func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil,
-                pinned: [PinnedDigest] = [], from body: some AsyncSequence<ByteBuffer, any Error>,
+                pinned: [PinnedDigest] = [], decompress: Bool = true, from body: some AsyncSequence<ByteBuffer, any Error>,
                 verify: (IngestResult) throws -> Void = { _ in }) async throws -> IngestResult {
-        try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: pinned, verify: verify) { sink in
+        try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: pinned, decompress: decompress,
+                         verify: verify) { sink in
             for try await buffer in body { try await sink(buffer) }
         }
     }
 
     /// Writes what `feed` pushes into `key`; once digests, size and inspection are known, `verify`
     /// may refuse them, else the blob is committed. On any failure the writer is cancelled, so
-    /// nothing of it remains.
+    /// nothing of it remains. Compressed data is decompressed first (`decompress` and the site's
+    /// `--decompress`): digests, size and format are then the image's, pins and `declaredSize` the sent bytes'.
     func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil,
-                pinned: [PinnedDigest] = [], verify: (IngestResult) throws -> Void = { _ in },
+                pinned: [PinnedDigest] = [], decompress: Bool = true, verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         try await DataMetrics.upload {
             try await ingestCounted(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: pinned,
-                                    verify: verify, feed)
+                                    decompress: decompress && config.decompress, verify: verify, feed)
         }
     }
 
@@ -202,15 +207,15 @@ public struct ImageDataService: Sendable {
     }
 
     private func ingestCounted(into key: String, store: (any BlobStore)?, declaredSize: Int64?, quota: QuotaRoom?,
-                               pinned: [PinnedDigest], verify: (IngestResult) throws -> Void,
+                               pinned: [PinnedDigest], decompress: Bool, verify: (IngestResult) throws -> Void,
                                _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         let writer = try await (store ?? blobs).makeWriter(key: key)
-        let ingest: ImageIngest
+        let ingest: DecompressingIngest
         do {
             var limits = limits(expected: declaredSize)
             limits.quota = quota
             limits.pinned = pinned
-            ingest = try ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits)
+            ingest = try DecompressingIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits, decompress: decompress)
         } catch {
             await writer.cancel()
             throw error
@@ -272,8 +277,10 @@ public struct ImageDataService: Sendable {
     }
 
     func facts(_ r: IngestResult, _ virtualSize: Int64?) -> ImageService.DataFacts {
-        .init(size: r.size, checksum: r.md5, hashAlgorithm: r.hashAlgorithm.rawValue, hashValue: r.hashValue,
-              virtualSize: virtualSize)
+        var facts = ImageService.DataFacts(size: r.size, checksum: r.md5, hashAlgorithm: r.hashAlgorithm.rawValue,
+                                           hashValue: r.hashValue, virtualSize: virtualSize)
+        facts.sourceCompression = r.sourceCompression?.rawValue
+        return facts
     }
 
     // MARK: Download

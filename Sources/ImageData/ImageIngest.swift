@@ -16,6 +16,8 @@ public struct IngestResult: Sendable, Equatable {
     public var inspection: FormatInspection
     /// Every digest computed (MD5, the multihash, and those the pins asked for), lower-case hex.
     public var digests: [PinnedDigest.Algorithm: String] = [:]
+    /// How the sent bytes were compressed (they were decompressed on the way in), nil when they were not.
+    public var sourceCompression: SourceCompression? = nil
 }
 
 /// Limits and expectations for one stream of image bytes.

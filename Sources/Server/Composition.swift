@@ -110,6 +110,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     dataConfig.hashAlgorithm = config.hashAlgorithm
     dataConfig.imageSizeCap = config.imageSizeCap
     dataConfig.maxVirtualSize = config.maxVirtualSize
+    dataConfig.decompress = config.decompress
     // glance-download reads the caller's Keystone catalog: offered only in Keystone mode.
     if config.keystone != nil { dataConfig.importMethods.append("glance-download") }
     var data = ImageDataService(images: service, stores: stores, config: dataConfig, logger: logger)
