@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
-ensure_debian_packages libsqlite3-dev libssl-dev
+ensure_debian_packages "${imaged_build_packages[@]}"
 config="${IMAGED_BUILD:-release}"
 swift build -c "$config" --product imaged
 exec ".build/$config/imaged" serve "$@"

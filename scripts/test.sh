@@ -65,10 +65,12 @@ summary() {
 deps() {
   # qemu-utils (qemu-img) and genisoimage make the real disk images of the data-path e2e tests; wrk drives the load test.
   # rabbitmq-server: the notification e2e test's broker (scripts/rabbitmq.sh runs a private node).
-  local pkgs=(libsqlite3-dev libssl-dev python3-venv ca-certificates qemu-utils genisoimage wrk rabbitmq-server)
-  log "Debian packages: ${pkgs[*]} (installed only when missing)"
+  # xz-utils, zstd, bzip2: the compressed images of test_decompression.py and the decoder unit tests.
   # shellcheck source=lib/deps.sh
   source scripts/lib/deps.sh || return 1
+  local pkgs=("${imaged_build_packages[@]}" python3-venv ca-certificates qemu-utils genisoimage wrk rabbitmq-server
+              xz-utils zstd bzip2)
+  log "Debian packages: ${pkgs[*]} (installed only when missing)"
   ensure_debian_packages "${pkgs[@]}" </dev/null || return 1
   local p
   for p in "${pkgs[@]}"; do

@@ -1,4 +1,9 @@
 # Shared by scripts/serve.sh, scripts/test.sh and bench/: installs Debian packages only when missing.
+
+# What `swift build` links against: SQLite, OpenSSL's libcrypto (digests), and the decoders of
+# compressed images (zlib, liblzma, libzstd, libbz2; Sources/CCompression).
+imaged_build_packages=(libsqlite3-dev libssl-dev zlib1g-dev liblzma-dev libzstd-dev libbz2-dev)
+
 ensure_debian_packages() {
     local missing=()
     for p in "$@"; do
