@@ -21,6 +21,12 @@ public final class HTTPFetcher: RemoteFetcher {
         public var callbackTimeout: TimeAmount = .seconds(10)
         /// A PEM bundle trusted besides the system's roots (`--ca-file`).
         public var caFile: String?
+        /// Parallel ranged GETs of one download (`--import-connections`); 1 is one plain GET.
+        public var connections = 4
+        /// The unit of a ranged download; `connections` of them are in memory at most.
+        public var chunkSize: Int64 = 4 << 20
+        /// GETs of one range, the first included, before the download fails.
+        public var rangeAttempts = 4
         public init() {}
     }
 
@@ -41,6 +47,8 @@ public final class HTTPFetcher: RemoteFetcher {
             timeout: .init(connect: connectTimeout ?? options.connectTimeout, read: connectTimeout ?? options.readTimeout),
             decompression: .disabled)
         configuration.httpVersion = .http1Only
+        configuration.connectionPool = .init(idleTimeout: .seconds(60),
+                                             concurrentHTTP1ConnectionsPerHostSoftLimit: max(8, options.connections))
         if let caFile = options.caFile {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.additionalTrustRoots = [.file(caFile)]
@@ -83,7 +91,12 @@ public final class HTTPFetcher: RemoteFetcher {
                 var request = HTTPClientRequest(url: hop.url)
                 request.headers.add(name: "User-Agent", value: "imaged-web-download")
                 request.headers.add(name: "Accept-Encoding", value: "identity")
-                if Self.origin(hop.url) == origin { for (name, value) in headers { request.headers.add(name: name, value: value) } }
+                let hopHeaders = Self.origin(hop.url) == origin ? headers : []
+                for (name, value) in hopHeaders { request.headers.add(name: name, value: value) }
+                // Asks for the first chunk: a 206 says the origin serves ranges (see `RangedDownload`).
+                if self.options.connections > 1 {
+                    request.headers.add(name: "Range", value: "bytes=0-\(self.options.chunkSize - 1)")
+                }
                 let response: HTTPClientResponse
                 do {
                     response = try await client.execute(request, deadline: deadline)
@@ -96,6 +109,11 @@ public final class HTTPFetcher: RemoteFetcher {
                         throw ImageError.badRequest("Redirect without Location from \(hop.url).")
                     }
                     return try await self.vetted { try await self.urlGuard.checkRedirect(from: hop, location: location, asAdmin: asAdmin) }
+                }
+                if code == 206, self.options.connections > 1 {
+                    try await self.ranged(response, client: client, hop: hop, headers: hopHeaders, maxBytes: maxBytes,
+                                          deadline: deadline, announce: announce, into: sink)
+                    return nil
                 }
                 guard code == 200 else {
                     throw ImageError.badRequest("Fetching \(hop.url) failed: HTTP \(code) \(response.status.reasonPhrase).")
@@ -146,6 +164,23 @@ public final class HTTPFetcher: RemoteFetcher {
         if let announced, received != announced {
             throw ImageError.badRequest("\(hop.url) ended after \(received) of \(announced) bytes.")
         }
+    }
+
+    /// The origin answered the first chunk (206): the rest in ranges, on this vetted hop.
+    func ranged(_ first: HTTPClientResponse, client: HTTPClient, hop: VettedURL, headers: [(String, String)], maxBytes: Int64,
+                deadline: NIODeadline, announce: (Int64?) async throws -> Void, into sink: (ByteBuffer) async throws -> Void) async throws {
+        guard let answered = RangedDownload.ContentRange(first.headers.first(name: "content-range")), answered.first == 0 else {
+            throw ImageError.badRequest("\(hop.url) answered a range request without a usable Content-Range.")
+        }
+        guard answered.complete <= maxBytes else {
+            throw ImageError.tooLarge("\(hop.url) is \(answered.complete) bytes, over the image size cap of \(maxBytes) bytes.")
+        }
+        try await announce(answered.complete)
+        let download = RangedDownload(client: client, url: hop.url, headers: headers, total: answered.complete,
+                                      validator: RangedDownload.Validator(first), deadline: deadline,
+                                      attempts: options.rangeAttempts)
+        try await download.run(first: first, firstEnd: answered.last + 1, chunkSize: options.chunkSize,
+                               connections: options.connections, into: sink)
     }
 
     func vetted(_ check: () async throws -> VettedURL) async throws -> VettedURL {

@@ -124,6 +124,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     }
     var fetchOptions = HTTPFetcher.Options()
     fetchOptions.caFile = config.caFile
+    fetchOptions.connections = config.importConnections
     let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy), options: fetchOptions)
     data.locationReader = fetcher  // images whose data is at an http(s) location (v2.17 locations API)
     data.cache = try await makeImageCache(config, dataDir: dataDir, logger: logger)

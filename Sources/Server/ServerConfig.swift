@@ -61,6 +61,8 @@ public struct ServerConfig: Sendable {
     public var notify = NotificationOptions()
     /// Who may import from private ranges and any port (`--import-private`).
     public var importPrivate: PrivateImportPolicy = .admin
+    /// Parallel ranged GETs of one web-download (`--import-connections`); 1 is one plain GET.
+    public var importConnections = 4
     /// Seconds a task lease lasts without renewal (a dead node's task is resumed after this).
     public var taskLeaseSeconds: Int64 = 30
     /// The login back-off shared by every password check (`--login-lock-after` …).
@@ -187,10 +189,11 @@ extension ServerConfig {
             ("hash-algorithm", hashAlgorithm.rawValue),
             ("image-size-cap", String(imageSizeCap)),
             ("max-virtual-size", String(maxVirtualSize)),
+            ("decompress", decompress ? "on" : "off"),
             ("import-allow-cidr", importAllowCIDRs.isEmpty ? "(none)" : importAllowCIDRs.joined(separator: ", ")),
             ("import-allow-port", importAllowedPorts.isEmpty ? "any" : importAllowedPorts.sorted().map(String.init).joined(separator: ", ")),
-            ("decompress", decompress ? "on" : "off"),
             ("import-private", importPrivate.rawValue),
+            ("import-connections", String(importConnections)),
             ("task-lease-seconds", String(taskLeaseSeconds)),
             ("shutdown-grace-seconds", String(shutdownGraceSeconds)),
             ("tls", tls.map { "certificate \($0.certificate) key \($0.key) (reloaded on SIGHUP)" } ?? "off (plain HTTP)"),

@@ -112,6 +112,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Who may import from private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7) and from any port: admin (users with the admin role), all, or none. Loopback, link-local and metadata addresses stay closed to everyone unless --import-allow-cidr opens them.")
     var importPrivate: String = "admin"
 
+    @Option(help: "Parallel ranged GETs of one web-download when the origin serves ranges with a validator (ETag or Last-Modified); 1 is one plain GET.")
+    var importConnections: Int = 4
+
     @Option(help: "Seconds a background task's lease lasts without renewal.")
     var taskLeaseSeconds: Int64 = 30
 
@@ -316,13 +319,15 @@ struct ServeOptions: ParsableArguments {
         }
         config.imageSizeCap = imageSizeCap
         config.maxVirtualSize = maxVirtualSize
+        guard decompress == "on" || decompress == "off" else { throw ValidationError("--decompress must be on or off") }
+        config.decompress = decompress == "on"
         config.importAllowCIDRs = importAllowCidr
         guard let privateImports = PrivateImportPolicy(rawValue: importPrivate) else {
             throw ValidationError("--import-private: '\(importPrivate)' is not one of admin, all, none")
-        guard decompress == "on" || decompress == "off" else { throw ValidationError("--decompress must be on or off") }
-        config.decompress = decompress == "on"
         }
         config.importPrivate = privateImports
+        guard (1...32).contains(importConnections) else { throw ValidationError("--import-connections must be between 1 and 32") }
+        config.importConnections = importConnections
         if !importAllowPort.isEmpty {
             if importAllowPort == ["any"] {
                 config.importAllowedPorts = []

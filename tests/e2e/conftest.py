@@ -782,6 +782,106 @@ class Origin:
         self.routes[path] = handler
         return self.url(path)
 
+    def ranged(self, path: str, data: bytes, **options) -> "RangedFile":
+        """Serves `data` with byte ranges, a validator and test switches (see `RangedFile`)."""
+        served = RangedFile(data, **options)
+        self.routes[path] = served.handle
+        served.url = self.url(path)
+        return served
+
+
+class RangedFile:
+    """One object served as a real origin would: `Range: bytes=a-b` answered 206 with `Content-Range`
+    (unless `accept_ranges=False`: the Range header is ignored, 200), an `ETag` and/or `Last-Modified`,
+    and `If-Range` honoured (a validator that no longer matches gets the whole object, 200).
+    Switches: `rate` throttles each connection (bytes/s); `drop_at` cuts the first answer that reaches
+    that offset of the object there, once (the connection is shut); `changed` (new bytes) replaces the
+    object and its ETag after the first request. Accounting: `requests` (Range, If-Range, status per
+    request), `sent` (body bytes written in all), `max_parallel` (answers in progress at once)."""
+
+    def __init__(self, data: bytes, etag: str | None = '"v1"', last_modified: str | None = None,
+                 accept_ranges: bool = True, rate: float | None = None, drop_at: int | None = None,
+                 changed: bytes | None = None):
+        self.data, self.etag, self.last_modified = data, etag, last_modified
+        self.accept_ranges, self.rate, self.drop_at, self.changed = accept_ranges, rate, drop_at, changed
+        self.url = ""
+        self.requests: list[dict] = []
+        self.sent = 0
+        self.max_parallel = 0
+        self._active = 0
+        self._lock = threading.Lock()
+
+    def _version(self, index: int) -> tuple[bytes, str | None]:
+        if self.changed is not None and index > 0:
+            return self.changed, '"v2"'
+        return self.data, self.etag
+
+    def handle(self, h):
+        with self._lock:
+            index = len(self.requests)
+            record = {"range": h.headers.get("Range"), "if_range": h.headers.get("If-Range"), "status": None}
+            self.requests.append(record)
+            self._active += 1
+            self.max_parallel = max(self.max_parallel, self._active)
+        try:
+            self._answer(h, index, record)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _answer(self, h, index: int, record: dict):
+        data, etag = self._version(index)
+        start, end = 0, len(data)
+        m = re.fullmatch(r"bytes=(\d+)-(\d*)", h.headers.get("Range") or "") if self.accept_ranges else None
+        if_range = h.headers.get("If-Range")
+        if m and if_range is not None and if_range not in (etag, self.last_modified):
+            m = None  # the object changed: the whole of it
+        if m:
+            start = int(m.group(1))
+            end = min(len(data), int(m.group(2)) + 1) if m.group(2) else len(data)
+            if start >= len(data) or start >= end:
+                record["status"] = 416
+                h.send_response(416)
+                h.send_header("Content-Range", f"bytes */{len(data)}")
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+                return
+        record["status"] = 206 if m else 200
+        h.send_response(record["status"])
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(end - start))
+        if self.accept_ranges:
+            h.send_header("Accept-Ranges", "bytes")
+        if m:
+            h.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        if etag:
+            h.send_header("ETag", etag)
+        if self.last_modified:
+            h.send_header("Last-Modified", self.last_modified)
+        h.end_headers()
+        began, written, offset = time.monotonic(), 0, start
+        while offset < end:
+            stop = min(end, offset + (64 << 10))
+            with self._lock:
+                drop = self.drop_at is not None and offset <= self.drop_at < stop
+                if drop:
+                    stop, self.drop_at = self.drop_at, None
+            h.wfile.write(data[offset:stop])
+            h.wfile.flush()
+            with self._lock:
+                self.sent += stop - offset
+            written += stop - offset
+            offset = stop
+            if drop:
+                h.close_connection = True
+                h.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if self.rate:
+                ahead = written / self.rate - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+
 
 @pytest.fixture(scope="session")
 def origin():
