@@ -10,12 +10,16 @@ public struct BlobSpace: Sendable, Equatable {
     }
 }
 
-/// Stores that can tell the space their blobs take (`/v2/info/usage`, the `imaged_store_bytes` gauges).
-public protocol BlobStoreSpaceReporting: Sendable {
-    /// The committed blob's logical and physical bytes, nil when absent.
-    func blobSpace(key: String) async throws -> BlobSpace?
+/// Stores that can sum the space of all their blobs (the `imaged_store_bytes` gauges).
+public protocol BlobStoreTotalSpace: Sendable {
     /// The sum over every committed blob.
     func totalSpace() async throws -> BlobSpace
+}
+
+/// Stores whose blobs may take less space than their size (files with holes): they tell each blob's.
+public protocol BlobStoreSpaceReporting: BlobStoreTotalSpace {
+    /// The committed blob's logical and physical bytes, nil when absent.
+    func blobSpace(key: String) async throws -> BlobSpace?
 }
 
 extension BlobStore {
@@ -26,9 +30,17 @@ extension BlobStore {
         return try await size(key: key).map { BlobSpace(logical: $0, physical: $0) }
     }
 
+    /// The space of a blob known to be `size` bytes: asked of a store with holes, else the size itself
+    /// (no request: an S3 object takes what its size says).
+    public func space(key: String, size: Int64) async throws -> BlobSpace? {
+        if let named = self as? NamedBlobStore { return try await named.base.space(key: key, size: size) }
+        if let reporting = self as? any BlobStoreSpaceReporting { return try await reporting.blobSpace(key: key) }
+        return BlobSpace(logical: size, physical: size)
+    }
+
     /// Every committed blob's space (nil: the store cannot list sizes).
     public func spaceOfAllBlobs() async throws -> BlobSpace? {
         if let named = self as? NamedBlobStore { return try await named.base.spaceOfAllBlobs() }
-        return try await (self as? any BlobStoreSpaceReporting)?.totalSpace()
+        return try await (self as? any BlobStoreTotalSpace)?.totalSpace()
     }
 }

@@ -12,7 +12,7 @@ extension ImageDataService {
         var total = BlobSpace()
         for image in try await images.listAllImages(request, by: p) {
             for store in stores.holding(image) {
-                if let space = try await store.space(key: BlobKey.image(image.id)) { total = total + space }
+                if let space = try await store.space(key: BlobKey.image(image.id), size: image.size ?? 0) { total = total + space }
             }
         }
         return total
