@@ -6,6 +6,7 @@ so the digests are those of the object. A cut range is asked again from its firs
 that changes mid-download fails the task with the image queued and nothing stored; an origin without
 ranges is read in one GET, as before."""
 import hashlib
+import signal
 import time
 
 import pytest
@@ -141,3 +142,35 @@ def test_last_modified_is_the_validator_without_a_strong_etag(origin, import_ser
     assert_data_facts(client.get(f"/v2/images/{image_id}").json(), digests(DATA))
     assert len(served.requests) == len(DATA) // CHUNK
     assert all(r["if_range"] == stamp and r["status"] == 206 for r in served.requests[1:]), served.requests
+
+
+def test_a_small_image_is_one_get(origin, import_server):
+    small = random_bytes(CHUNK - 1000, seed=2105)
+    served = origin.ranged("/ranged/small.raw", small)
+    client = Raw(import_server.url, "alice")
+    image_id = web_download(client, served.url)
+    assert wait_task_finished(client, image_id, timeout=60)["status"] == "success"
+    assert_data_facts(client.get(f"/v2/images/{image_id}").json(), digests(small))
+    assert [(r["range"], r["status"]) for r in served.requests] == [(f"bytes=0-{CHUNK - 1}", 206)]
+
+
+def test_shutdown_stops_every_range_and_the_restarted_node_completes(tmp_path, origin):
+    """Cancellation reaches the parallel ranges: SIGTERM mid-download ends the process before the origin
+    has sent the object (the task is released, not waited for), and the node started again finishes it."""
+    served = origin.ranged("/ranged/shutdown.raw", DATA, rate=2 * MiB)  # ~2 s in four connections
+    srv = ImagedServer(tmp_path, "--import-allow-cidr", "127.0.0.1/32", "--import-allow-port", str(origin.port))
+    srv.start()
+    try:
+        client = Raw(srv.url, "alice")
+        image_id = web_download(client, served.url)
+        wait_for(lambda: served.max_parallel == 4, timeout=20, interval=0.02, what="four ranges in flight")
+        srv.kill(signal.SIGTERM)
+        assert served.sent < len(DATA) // 2, served.sent
+        asked = len(served.requests)
+        srv.start(port=srv.port)
+        assert wait_task_finished(client, image_id, timeout=60)["status"] == "success"
+        assert_data_facts(client.get(f"/v2/images/{image_id}").json(), digests(DATA))
+        # Fetched again from the start: the first chunk and three ranges more.
+        assert len(served.requests) == asked + len(DATA) // CHUNK
+    finally:
+        srv.kill(signal.SIGTERM)
