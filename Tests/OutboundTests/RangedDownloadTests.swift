@@ -7,16 +7,20 @@ import Testing
 @testable import Outbound
 
 /// A real origin that serves `/ranged` with byte ranges and an ETag, and records the Range and
-/// If-Range of every request; `/to-ranged` redirects there.
-func withRangedOrigin(_ payload: [UInt8], etag: String = "\"e1\"",
+/// If-Range of every request; `/to-ranged` redirects there. `laterETag` is the ETag of every answer
+/// after the first, sent by an origin that ignores If-Range (a broken cache); `arrived` sees each Range.
+func withRangedOrigin(_ payload: [UInt8], etag: String = "\"e1\"", laterETag: String? = nil,
+                      arrived: @escaping @Sendable (String?) -> Void = { _ in },
                       _ test: @Sendable (Int, @Sendable () -> [(String?, String?)]) async throws -> Void) async throws {
     let seen = Mutex<[(String?, String?)]>([])
     let router = Router()
     router.get("/ranged") { request, _ in
         let range = request.headers[.range], ifRange = request.headers[.ifRange]
-        seen.withLock { $0.append((range, ifRange)) }
-        var headers: HTTPFields = [.acceptRanges: "bytes", .eTag: etag]
-        guard let range, range.hasPrefix("bytes="), ifRange == nil || ifRange == etag else {
+        arrived(range)
+        let index = seen.withLock { $0.append((range, ifRange)); return $0.count - 1 }
+        let current = index > 0 ? laterETag ?? etag : etag
+        var headers: HTTPFields = [.acceptRanges: "bytes", .eTag: current]
+        guard let range, range.hasPrefix("bytes="), ifRange == nil || ifRange == etag || laterETag != nil else {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: payload)))
         }
         let bounds = range.dropFirst(6).split(separator: "-", omittingEmptySubsequences: false)
@@ -87,6 +91,46 @@ func withRangedOrigin(_ payload: [UInt8], etag: String = "\"e1\"",
                                   announce: { _ in }) { _ in }
             }, throws: { ($0 as? ImageError)?.kind == .payloadTooLarge })
             #expect(seen().count == 1)
+        }
+    }
+
+    /// Memory stays bounded whatever the sink's pace: a range is asked only when it ends within
+    /// `connections` chunks of the bytes already handed to the sink (the reorder window).
+    @Test func theReorderWindowBoundsWhatIsAhead() async throws {
+        let payload = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let delivered = Mutex<Int64>(0), worstAhead = Mutex<Int64>(0)
+        let chunk: Int64 = 32 << 10, connections = 3
+        let f = fetcher(connections: connections, chunk: chunk)
+        try await withRangedOrigin(payload, arrived: { range in
+            guard let first = range.flatMap({ Int64($0.dropFirst(6).split(separator: "-")[0]) }) else { return }
+            let ahead = first + chunk - delivered.withLock { $0 }
+            worstAhead.withLock { $0 = max($0, ahead) }
+        }) { port, seen in
+            var bytes: [UInt8] = []
+            try await f.fetch("http://origin.ranged.invalid:\(port)/ranged", asAdmin: false, maxBytes: 1 << 30,
+                              announce: { _ in }) { part in
+                try await Task.sleep(for: .milliseconds(2))  // a slow ingest
+                bytes += Array(part.readableBytesView)
+                delivered.withLock { $0 += Int64(part.readableBytes) }
+            }
+            #expect(bytes == payload)
+            #expect(seen().count == 31)  // 1 000 000 bytes in 32 KiB chunks
+        }
+        #expect(worstAhead.withLock { $0 } <= Int64(connections) * chunk)
+    }
+
+    /// An origin that ignores If-Range and answers 206 with another ETag: the object changed, no retry.
+    @Test func anotherETagInA206FailsTheDownload() async throws {
+        let payload = self.payload
+        let f = fetcher()
+        try await withRangedOrigin(payload, laterETag: "\"e2\"") { port, seen in
+            await #expect(performing: {
+                try await f.fetch("http://origin.ranged.invalid:\(port)/ranged", asAdmin: false, maxBytes: 1 << 30,
+                                  announce: { _ in }) { _ in }
+            }, throws: { e in
+                (e as? ImageError)?.kind == .badRequest && "\(e)".contains("changed during the download") && "\(e)".contains("\"e2\"")
+            })
+            #expect(seen().count <= 5)  // the first chunk and at most one GET per other chunk
         }
     }
 
