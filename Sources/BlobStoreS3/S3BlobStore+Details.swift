@@ -12,10 +12,3 @@ extension S3BlobStore: BlobStoreDetails {
     }
     public func locationURL(key: String) -> String { "s3://" + config.bucket + "/" + config.keyPrefix + key }
 }
-
-/// S3 objects have no holes: their physical bytes are their logical bytes (the listing's sizes).
-extension S3BlobStore: BlobStoreTotalSpace {
-    public func totalSpace() async throws -> BlobSpace {
-        try await objects(prefix: "").reduce(BlobSpace()) { $0 + BlobSpace(logical: $1.size, physical: $1.size) }
-    }
-}

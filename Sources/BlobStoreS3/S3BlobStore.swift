@@ -225,12 +225,7 @@ public final class S3BlobStore: BlobStore, BlobStoreOrphanReaping {
     }
 
     public func keys(prefix: String) async throws -> [String] {
-        try await objects(prefix: prefix).map(\.key)
-    }
-
-    /// Committed objects under our prefix and `prefix`, with their sizes (ListObjectsV2, all pages).
-    func objects(prefix: String) async throws -> [(key: String, size: Int64)] {
-        var objects: [(key: String, size: Int64)] = []
+        var keys: [String] = []
         var token: String?
         repeat {
             var query = [("list-type", "2"), ("prefix", config.keyPrefix + prefix)]
@@ -238,13 +233,11 @@ public final class S3BlobStore: BlobStore, BlobStoreOrphanReaping {
             let r = try await send(.GET, object: nil, query: query, accept: [200])
             let text = String(buffer: r.body)
             for block in S3XML.blocks("Contents", in: text) {
-                if let k = S3XML.values("Key", in: block).first {
-                    objects.append((String(k.dropFirst(config.keyPrefix.count)), S3XML.values("Size", in: block).first.flatMap { Int64($0) } ?? 0))
-                }
+                if let k = S3XML.values("Key", in: block).first { keys.append(String(k.dropFirst(config.keyPrefix.count))) }
             }
             token = S3XML.values("IsTruncated", in: text).first == "true" ? S3XML.values("NextContinuationToken", in: text).first : nil
         } while token != nil
-        return objects
+        return keys
     }
 
     /// Multipart uploads begun under our prefix and never completed or aborted.

@@ -10,16 +10,14 @@ public struct BlobSpace: Sendable, Equatable {
     }
 }
 
-/// Stores that can sum the space of all their blobs (the `imaged_store_bytes` gauges).
-public protocol BlobStoreTotalSpace: Sendable {
-    /// The sum over every committed blob.
-    func totalSpace() async throws -> BlobSpace
-}
-
-/// Stores whose blobs may take less space than their size (files with holes): they tell each blob's.
-public protocol BlobStoreSpaceReporting: BlobStoreTotalSpace {
+/// Stores whose blobs may take less space than their size (files with holes), measured locally:
+/// each blob's space, and the sum over all of them (the `imaged_store_bytes` gauges). S3 is not one:
+/// an object takes its size, and summing a bucket would be a listing on every `/metrics` read.
+public protocol BlobStoreSpaceReporting: Sendable {
     /// The committed blob's logical and physical bytes, nil when absent.
     func blobSpace(key: String) async throws -> BlobSpace?
+    /// The sum over every committed blob.
+    func totalSpace() async throws -> BlobSpace
 }
 
 extension BlobStore {
@@ -41,6 +39,6 @@ extension BlobStore {
     /// Every committed blob's space (nil: the store cannot list sizes).
     public func spaceOfAllBlobs() async throws -> BlobSpace? {
         if let named = self as? NamedBlobStore { return try await named.base.spaceOfAllBlobs() }
-        return try await (self as? any BlobStoreTotalSpace)?.totalSpace()
+        return try await (self as? any BlobStoreSpaceReporting)?.totalSpace()
     }
 }
