@@ -823,10 +823,17 @@ class RangedFile:
             self.requests.append(record)
             self._active += 1
             self.max_parallel = max(self.max_parallel, self._active)
+        record["open"] = True
         try:
             self._answer(h, index, record)
         finally:
-            with self._lock:
+            self._close(record)
+
+    def _close(self, record: dict):
+        """An answer stops counting as in progress before its last bytes are written: the client may
+        send its next request before this thread runs again."""
+        with self._lock:
+            if record.pop("open", False):
                 self._active -= 1
 
     def _answer(self, h, index: int, record: dict):
@@ -866,10 +873,12 @@ class RangedFile:
                 drop = self.drop_at is not None and offset <= self.drop_at < stop
                 if drop:
                     stop, self.drop_at = self.drop_at, None
+            if stop == end:
+                self._close(record)
+            with self._lock:
+                self.sent += stop - offset  # counted before the write, for the same reason
             h.wfile.write(data[offset:stop])
             h.wfile.flush()
-            with self._lock:
-                self.sent += stop - offset
             written += stop - offset
             offset = stop
             if drop:
