@@ -259,10 +259,10 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Catalog: sqlite (<data-dir>/catalog.sqlite), sqlite:PATH, or postgres://USER@HOST:PORT/DB[?schema=S&sslmode=require] (password in the URL or PGPASSWORD; default: IMAGED_CATALOG or sqlite). Several nodes may share one PostgreSQL catalog.")
     var catalog: String?
 
-    @Option(help: "Where image bytes go: 'file' (<data-dir>/blobs), 'file:DIR', or 's3:BUCKET' (see --s3-*). A file store leaves zero blocks as holes unless the spec ends with ',sparse=false'.")
+    @Option(help: "Where image bytes go: 'file' (<data-dir>/blobs), 'file:DIR', or 's3:BUCKET' (see --s3-*). A file store leaves zero blocks as holes unless the spec ends with '?sparse=false' (URL-style, so no comma in lists).")
     var blobStore = "file"
 
-    @Option(help: "A named store (repeatable; Glance's multiple backends): NAME=file, NAME=file:DIR (either may end with ,sparse=false) or NAME=s3:BUCKET (S3 settings from --s3-*). Replaces --blob-store; /v2/info/stores lists them, uploads may pick one (X-Image-Meta-Store), copy-image copies between them.")
+    @Option(help: "A named store (repeatable; Glance's multiple backends): NAME=file, NAME=file:DIR (either may end with ?sparse=false) or NAME=s3:BUCKET (S3 settings from --s3-*). Replaces --blob-store; /v2/info/stores lists them, uploads may pick one (X-Image-Meta-Store), copy-image copies between them.")
     var store: [String] = []
 
     @Option(help: "The named store uploads and imports use by default (default: the first --store).")
@@ -509,20 +509,20 @@ struct ServeOptions: ParsableArguments {
     }
 }
 
-/// `file`, `file:DIR` (either with `,sparse=false`: zero blocks written, not left as holes) or
+/// `file`, `file:DIR` (either with `?sparse=false`: zero blocks written, not left as holes) or
 /// `s3:BUCKET` with the S3 settings (credentials from the AWS environment variables).
 func blobChoice(_ text: String, endpoint: String?, region: String?, keyPrefix: String, virtualHost: Bool,
                 partMib: Int) throws -> ServerConfig.Blobs {
     if text.hasPrefix("file") {
         var spec = Substring(text), sparse = true
-        for (suffix, value) in [(",sparse=false", false), (",sparse=true", true)] where spec.hasSuffix(suffix) {
+        for (suffix, value) in [("?sparse=false", false), ("?sparse=true", true)] where spec.hasSuffix(suffix) {
             spec = spec.dropLast(suffix.count); sparse = value
         }
         if spec == "file" { return .file(nil, sparse: sparse) }
         if spec.hasPrefix("file:"), spec.count > 5 { return .file(String(spec.dropFirst(5)), sparse: sparse) }
     }
     guard text.hasPrefix("s3:"), text.count > 3 else {
-        throw ValidationError("a blob store is file, file:DIR (either with ,sparse=false) or s3:BUCKET, got '\(text)'")
+        throw ValidationError("a blob store is file, file:DIR (either with ?sparse=false) or s3:BUCKET, got '\(text)'")
     }
     let env = ProcessInfo.processInfo.environment
     guard let endpoint = endpoint ?? env["AWS_ENDPOINT_URL"] ?? env["S3_ENDPOINT"] else {

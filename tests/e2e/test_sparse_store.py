@@ -7,12 +7,13 @@ logical in usage and is not listed for the gauges."""
 import hashlib
 import os
 import re
+import subprocess
 import uuid
 
 import pytest
 import requests
 
-from conftest import ImagedServer, Raw, random_bytes, s3_env, s3_process_env, token, unique, upload, wait_status
+from conftest import ImagedServer, Raw, imaged_bin, random_bytes, s3_env, s3_process_env, unique, upload, wait_status
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -110,10 +111,11 @@ def three_stores(tmp_path_factory):
     """A sparse file store, a file store with `sparse=false` and an S3 store."""
     s3 = s3_env()
     prefix = f"e2e-sparse-{uuid.uuid4().hex[:10]}/"
-    srv = ImagedServer(tmp_path_factory.mktemp("imaged-sparse-stores"), "--store", "thin=file",
-                       "--store", "thick=file,sparse=false", "--store", f"bucket=s3:{s3['S3_BUCKET']}",
+    # Through IMAGED_STORE (a comma-separated list): the spec's option must not need a comma.
+    env = {**s3_process_env(s3), "IMAGED_STORE": f"thin=file, thick=file?sparse=false, bucket=s3:{s3['S3_BUCKET']}"}
+    srv = ImagedServer(tmp_path_factory.mktemp("imaged-sparse-stores"),
                        "--s3-endpoint", s3["S3_ENDPOINT"], "--s3-region", s3["S3_REGION"], "--s3-key-prefix", prefix,
-                       "--s3-part-mib", "5", env=s3_process_env(s3))
+                       "--s3-part-mib", "5", env=env)
     srv.start()
     yield srv
     srv.kill()
@@ -155,3 +157,19 @@ def test_sparse_false_and_s3_count_every_byte(three_stores):
     assert store_bytes(srv.url, "thick", "physical") == physical(thick)
     # No bucket listing per scrape: S3 stores have no gauge (their physical bytes are their size, as in usage).
     assert 'store="bucket"' not in requests.get(srv.url + "/metrics", timeout=30).text
+
+
+def test_the_sparse_option_of_a_file_store_spec(tmp_path):
+    def check(*args):
+        return subprocess.run([str(imaged_bin()), "config", "check", "--data-dir", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    r = check("--blob-store", "file?sparse=false")
+    assert r.returncode == 0, r.stderr
+    assert f"file {tmp_path}/blobs (not sparse)" in r.stdout
+    r = check("--store", "a=file:/srv/a?sparse=true", "--store", "b=file")
+    assert r.returncode == 0, r.stderr
+    assert "file /srv/a\n" in r.stdout + "\n" and "(not sparse)" not in r.stdout
+    for bad in ("file?sparse=maybe", "file,sparse=false", "file:?sparse=false"):
+        r = check("--blob-store", bad)
+        assert r.returncode != 0 and "a blob store is file, file:DIR" in r.stderr, (bad, r.stdout, r.stderr)
