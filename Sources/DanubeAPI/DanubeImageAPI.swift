@@ -342,7 +342,8 @@ public struct DanubeImageAPI<Context: RequestContext>: HTTPResponder {
         let image = try await service.createImage(attributes, extensions: [DanubeImage.vendor: document], nameRule: .namePerOwner, by: p)
         let taskId = ImageID.generate()
         do {
-            var request: [(String, JSONValue)] = [("danube", .bool(true))]
+            // IMGAPI serves the file its manifest describes (sha1, size, compression): kept as sent.
+            var request: [(String, JSONValue)] = [("danube", .bool(true)), ("decompress", .bool(false))]
             if let callback = plan.callback { request.append(("callback", callback.json)) }
             _ = try await imports.startVendorImport(imageId: image.id, uri: plan.fileURL, request: request,
                                                     taskId: taskId, deleteImageOnFailure: true, expectedSize: plan.expectedSize,

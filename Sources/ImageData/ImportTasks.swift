@@ -39,6 +39,7 @@ public struct ImageImports: Sendable {
                       credential: String? = nil, pinned frontEndPins: [PinnedDigest] = [],
                       by p: Principal) async throws -> ImageTask {
         let pinned = try PinnedDigest.merged(frontEndPins + Self.pinnedDigests(requestBody))
+        _ = try Self.decompresses(requestBody)
         // Only implemented methods can be enabled (`ImageDataConfig.importMethods`); the tasks API's
         // legacy import fetches like web-download whether or not the import API offers it.
         guard data.importMethods.contains(method) || taskType == Self.legacyTaskType else {
@@ -133,6 +134,15 @@ public struct ImageImports: Sendable {
             throw ImageError.badRequest("'method.checksum_url' must be a URL string.")
         }
         return text
+    }
+
+    /// The import's `"decompress": false` keeps compressed data as sent (a vendor API whose manifest
+    /// describes the compressed file, or a client that wants the archive); absent or true decompresses
+    /// (the site's `--decompress` still decides). Anything but a boolean is 400.
+    static func decompresses(_ body: JSONValue) throws -> Bool {
+        guard let value = body["decompress"] else { return true }
+        guard let flag = value.boolValue else { throw ImageError.badRequest("'decompress' must be true or false.") }
+        return flag
     }
 
     /// The name a checksum file lists the image under: the last segment of the URL's path, decoded.
@@ -423,6 +433,7 @@ public final class TaskRunner: Sendable {
             var virtualSize: Int64?
             // The format decision comes before the commit: refused data is never published.
             let verify: (IngestResult) throws -> Void = { virtualSize = try data.decideFormat(image, $0) }
+            let decompress = try ImageImports.decompresses(input["import_req"] ?? .null)
             switch method {
             case "web-download":
                 guard let uri = input["import_req"]?["method"]?["uri"]?.stringValue else {
@@ -435,13 +446,14 @@ public final class TaskRunner: Sendable {
                 }
                 result = try await ingestRemote(uri, asAdmin: input["requested_by_admin"]?.boolValue ?? false,
                                                 into: key, store: first, owner: image.owner, progress,
-                                                expectedSize: expectedSize, pinned: pinned, verify: verify)
+                                                expectedSize: expectedSize, pinned: pinned, decompress: decompress, verify: verify)
             case GlanceDownload.method:
                 (result, adopt) = try await ingestGlanceDownload(task, input: input, image: image, into: key, store: first, progress) { target, r in
                     virtualSize = try data.decideFormat(target, r)
                 }
             case "glance-direct":
-                result = try await ingestStaged(imageId, into: key, store: first, progress, pinned: pinned, verify: verify)
+                result = try await ingestStaged(imageId, into: key, store: first, progress, pinned: pinned, decompress: decompress,
+                                                verify: verify)
             default:
                 throw ImageError.badRequest("Unknown import method name '\(method)'.")
             }
@@ -563,12 +575,12 @@ public final class TaskRunner: Sendable {
     }
 
     func ingestRemote(_ uri: String, asAdmin: Bool, into key: String, store: any BlobStore, owner: String?, _ progress: TaskProgress,
-                      expectedSize: Int64? = nil, pinned: [PinnedDigest] = [],
+                      expectedSize: Int64? = nil, pinned: [PinnedDigest] = [], decompress: Bool = true,
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!, fetcher = self.fetcher!
         let quota = try await data.quotaRoom(.imageSizeTotal, owner: owner, declared: expectedSize)
         return try await data.ingest(into: key, store: store, declaredSize: expectedSize, quota: quota, pinned: pinned,
-                                     verify: verify) { sink in
+                                     decompress: decompress, verify: verify) { sink in
             try await fetcher.fetch(uri, asAdmin: asAdmin, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)
@@ -589,14 +601,16 @@ public final class TaskRunner: Sendable {
     }
 
     func ingestStaged(_ imageId: String, into key: String, store: any BlobStore, _ progress: TaskProgress,
-                      pinned: [PinnedDigest] = [], verify: (IngestResult) throws -> Void) async throws -> IngestResult {
+                      pinned: [PinnedDigest] = [], decompress: Bool = true,
+                      verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!
         let staged = BlobKey.staging(imageId)
         guard let size = try await data.blobs.size(key: staged) else {
             throw ImageError.conflict("No staged data for image \(imageId).")
         }
         progress.setTotal(size)
-        return try await data.ingest(into: key, store: store, declaredSize: size, pinned: pinned, verify: verify) { sink in
+        return try await data.ingest(into: key, store: store, declaredSize: size, pinned: pinned, decompress: decompress,
+                                     verify: verify) { sink in
             try await data.blobs.read(key: staged, range: nil, chunkSize: 1 << 20) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)

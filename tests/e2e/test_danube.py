@@ -393,3 +393,18 @@ def test_danube_under_another_prefix(tmp_path):
         assert "es_version" not in r.headers
     finally:
         srv.kill()
+
+
+def test_danube_keeps_a_compressed_image_file_as_its_manifest_describes(peer, origin):
+    """IMGAPI serves the file its manifest describes (sha1, size, compression): a gzip file is stored as sent,
+    although imaged decompresses other imports (test_decompression.py)."""
+    import gzip
+    admin = login(peer, "dn-admin")
+    gz = gzip.compress(random_bytes(MiB, 97) + bytes(MiB), mtime=0)
+    url, m = serve_image(origin, gz, name="gz-base", version="1.0",
+                         files=[{"sha1": hashlib.sha1(gz).hexdigest(), "size": len(gz), "compression": "gzip"}])
+    assert wait_task(admin, admin.post("/image/gz-base", manifest_url=url, dc_bound=False, access=1).content).task_status == "SUCCESS"
+    served = requests.get(f"{peer.url}/imgapi/images/{m['uuid']}").json()
+    assert served["files"] == [{"sha1": hashlib.sha1(gz).hexdigest(), "size": len(gz), "compression": "gzip"}]
+    assert requests.get(f"{peer.url}/imgapi/images/{m['uuid']}/file").content == gz
+    assert "imaged_source_compression" not in Raw(peer.url, "admin").get(f"/v2/images/{m['uuid']}").json()

@@ -141,3 +141,18 @@ def test_decompress_off_stores_the_bytes_as_sent(tmp_path, images):
         assert client.get(f"/v2/images/{image['id']}/file").content == sent
     finally:
         srv.kill(signal.SIGTERM)
+
+
+def test_an_import_may_keep_the_compressed_bytes(import_server, origin, images):
+    client = Raw(import_server.url, "alice")
+    sent = compress(images["raw"], "xz")
+    uri = origin.serve(f"/{unique('keep')}.raw.xz", sent)
+    image = new_image(client, "raw")
+    r = client.post(f"/v2/images/{image['id']}/import", json={"method": {"name": "web-download", "uri": uri}, "decompress": "no"})
+    assert r.status_code == 400 and "decompress" in r.text, r.text
+    assert client.post(f"/v2/images/{image['id']}/import",
+                       json={"method": {"name": "web-download", "uri": uri}, "decompress": False}).status_code == 202
+    assert wait_task_finished(client, image["id"], timeout=60)["status"] == "success"
+    got = client.get(f"/v2/images/{image['id']}").json()
+    assert_data_facts(got, digests(sent))
+    assert "imaged_source_compression" not in got
