@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import ImagedServer, Raw, imaged_bin, random_bytes, s3_env, s3_process_env, unique, upload, wait_status
+from conftest import GlanceCLI, ImagedServer, Raw, imaged_bin, random_bytes, s3_env, s3_process_env, unique, upload, wait_status
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -152,6 +152,12 @@ def test_sparse_false_and_s3_count_every_byte(three_stores):
     assert u["usage"]["image_size_total"]["usage"] == 49  # 3 × (16 MiB + 3 bytes), rounded up to MiB
     assert u["imaged_storage"] == {"logical_bytes": 3 * len(data),
                                    "physical_bytes": physical(thin) + physical(thick) + len(data)}
+
+    # The real glance CLI reads `usage` only: the sibling key leaves its table as it was.
+    table = GlanceCLI(srv.url, "bob").run("usage").stdout
+    found = re.findall(r"^\|\s*(image_\w+)\s*\|\s*(-?\d+)\s*\|\s*(\d+)\s*\|$", table, re.M)
+    rows = {quota: int(used) for quota, _limit, used in found}
+    assert rows == {"image_size_total": 49, "image_stage_total": 0, "image_count_total": 3, "image_count_uploading": 0}, table
 
     assert store_bytes(srv.url, "thin", "physical") == physical(thin)
     assert store_bytes(srv.url, "thick", "physical") == physical(thick)
