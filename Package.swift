@@ -195,6 +195,9 @@ let package = Package(
                           path: "Fuzz/FuzzJSON", swiftSettings: strict),
         .executableTarget(name: "FuzzInspector", dependencies: ["FuzzSupport", "ImageData"],
                           path: "Fuzz/FuzzInspector", swiftSettings: strict),
+        .executableTarget(name: "FuzzDecoder", dependencies: ["FuzzSupport", "ImageData", "ImageCore",
+                                                           .product(name: "NIOCore", package: "swift-nio")],
+                          path: "Fuzz/FuzzDecoder", swiftSettings: strict),
         .executableTarget(name: "FuzzOpenStack", dependencies: ["FuzzSupport", "OpenStackAPI", "ImageCore", "CatalogSQL"],
                           path: "Fuzz/FuzzOpenStack", swiftSettings: strict),
         .executableTarget(name: "FuzzAvi", dependencies: [

@@ -24,7 +24,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 [ -x /opt/swift/usr/bin/swift ] && case ":$PATH:" in *":/opt/swift/usr/bin:"*) ;; *) PATH="$PATH:/opt/swift/usr/bin" ;; esac
 
-ALL_TARGETS=(FuzzInspector FuzzJSON FuzzOpenStack FuzzAvi FuzzZStack FuzzDanube FuzzScalr)
+ALL_TARGETS=(FuzzInspector FuzzDecoder FuzzJSON FuzzOpenStack FuzzAvi FuzzZStack FuzzDanube FuzzScalr)
 # Memory errors a plain fuzzing build cannot see (the inspector's offset arithmetic over C buffers, the JSON
 # scanner) show up under AddressSanitizer; the front-ends' decoding is pure Swift over those two.
 ASAN_TARGETS=(FuzzInspector FuzzJSON)

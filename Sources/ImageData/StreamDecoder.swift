@@ -34,8 +34,8 @@ public enum SourceCompression: String, Sendable, CaseIterable {
 /// One streaming decoder (zlib, liblzma, libzstd or libbz2 through CCompression) with bounded memory:
 /// `feed` hands it compressed bytes, `drain` gives decompressed chunks of at most `chunkSize` until
 /// the fed bytes are used up, `finishChunk` the rest once the input has ended. Blocking CPU work:
-/// call it off the cooperative pool. Used by one task at a time.
-final class StreamDecoder: @unchecked Sendable {
+/// call it off the cooperative pool. Used by one task at a time (public for the FuzzDecoder target).
+public final class StreamDecoder: @unchecked Sendable {
     /// What a stream may make the decoder allocate at most (xz dictionary, zstd window): `xz -9`
     /// needs 65 MiB, zstd's default window limit is 128 MiB.
     static let memoryLimit: UInt64 = 256 << 20
@@ -46,7 +46,7 @@ final class StreamDecoder: @unchecked Sendable {
     private var pending = ByteBuffer()
     private var done = false
 
-    init(_ compression: SourceCompression, chunkSize: Int = 1 << 20) throws {
+    public init(_ compression: SourceCompression, chunkSize: Int = 1 << 20) throws {
         guard let h = imaged_decoder_new(compression.codec, Self.memoryLimit) else {
             throw ImageError(.internal, "Cannot start the \(compression.rawValue) decoder (out of memory).")
         }
@@ -57,17 +57,17 @@ final class StreamDecoder: @unchecked Sendable {
 
     deinit { imaged_decoder_free(handle) }
 
-    func feed(_ input: ByteBuffer) {
+    public func feed(_ input: ByteBuffer) {
         if pending.readableBytes == 0 { pending = input } else { var i = input; pending.writeBuffer(&i) }
     }
 
     /// The next decompressed chunk of what was fed, or nil once it is all used (feed more or finish).
-    func drain() throws -> ByteBuffer? {
+    public func drain() throws -> ByteBuffer? {
         try chunk(finish: false)
     }
 
     /// After the last `feed`: the remaining chunks, then nil; throws when the input ended mid-stream.
-    func finishChunk() throws -> ByteBuffer? {
+    public func finishChunk() throws -> ByteBuffer? {
         if done { return nil }
         if pending.readableBytes > 0 { throw corrupt("data the decoder cannot use follows the stream") }
         return try chunk(finish: true)
