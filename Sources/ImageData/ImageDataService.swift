@@ -97,6 +97,8 @@ public struct ImageDataService: Sendable {
                        store storeId: String? = nil,
                        body: some AsyncSequence<ByteBuffer, any Error>, by p: Principal) async throws -> Image {
         let pinned = try PinnedDigest.merged(pinned)
+        // Content-MD5 is of the body as sent (compressed, when it is): checked like a pin, not recorded as one.
+        let checked = try PinnedDigest.merged(pinned + (expectedMD5.map { [try PinnedDigest(algorithm: .md5, hex: $0)] } ?? []))
         try checkDeclared(declaredSize)
         let store = try storeId.map { try self.store(named: $0) } ?? blobs
         let image = try await images.beginUpload(id: id, to: .saving, by: p)
@@ -105,11 +107,8 @@ public struct ImageDataService: Sendable {
             let quota = try await quotaRoom(.imageSizeTotal, owner: image.owner, declared: declaredSize)
             var virtualSize: Int64?
             // Checksum and format decisions come before the commit: refused data is never published.
-            let result = try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: pinned,
+            let result = try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: checked,
                                           from: body) { result in
-                if let expectedMD5, expectedMD5 != result.md5 {
-                    throw ImageError.badRequest("Checksum verification failed: the data's MD5 is \(result.md5), the request said \(expectedMD5).")
-                }
                 virtualSize = try decideFormat(image, result)
             }
             do {

@@ -71,6 +71,16 @@ def test_a_pin_is_of_the_bytes_as_sent(alice, server, images):
     r = upload(alice, image["id"], sent, headers={"X-Image-Meta-Expected-Hash": inner})
     assert r.status_code == 400 and "as sent" in r.text, r.text
     assert_nothing_kept(server, image["id"])
+    # Content-MD5 is of the body too: the .gz's MD5 passes (and is not recorded as a pin), the image's does not.
+    image = new_image(alice, "raw")
+    r = upload(alice, image["id"], sent, headers={"Content-MD5": base64.b64encode(hashlib.md5(sent).digest()).decode()})
+    assert r.status_code == 204, r.text
+    got = assert_is_the_image(alice, image["id"], images["raw"], "gzip", "raw")
+    assert "imaged_pinned_digest" not in got
+    image = new_image(alice, "raw")
+    r = upload(alice, image["id"], sent, headers={"Content-MD5": hashlib.md5(images["raw"].read_bytes()).hexdigest()})
+    assert r.status_code == 400 and "Checksum verification failed" in r.text, r.text
+    assert_nothing_kept(server, image["id"])
 
 
 def test_a_compressed_qcow2_with_a_backing_file_is_415(alice, server, images):
