@@ -14,7 +14,7 @@ public enum ImageAttributes {
     /// Names that are neither attributes nor allowed as properties.
     /// (`imaged_pinned_digest` is written only by an ingest that checked it: a client cannot claim it.)
     public static let reserved: Set<String> = ["location", "locations", "deleted", "deleted_at", PinnedDigest.propertyKey,
-                                                 ImageService.sourceCompressionKey]
+                                                 ImageService.sourceCompressionKey, ImageService.sourceFormatKey]
     public static let reservedPrefix = "os_glance"
     public static let maxNameLength = 255
     /// Glance keeps property values in a 64 KiB TEXT column.

@@ -11,6 +11,10 @@ extension ImageService {
         /// How the sent bytes were compressed (gzip, xz, zstd, bzip2) when the ingest decompressed them:
         /// recorded as `imaged_source_compression`.
         public var sourceCompression: String? = nil
+        /// When the ingest converted the data: the format it came in (`imaged_source_format`) and the
+        /// format stored, which becomes the image's `disk_format`.
+        public var sourceFormat: String? = nil
+        public var convertedTo: String? = nil
         public init(size: Int64, checksum: String, hashAlgorithm: String, hashValue: String, virtualSize: Int64?) {
             self.size = size; self.checksum = checksum; self.hashAlgorithm = hashAlgorithm
             self.hashValue = hashValue; self.virtualSize = virtualSize
@@ -19,6 +23,8 @@ extension ImageService {
 
     /// The property naming how the image's data was compressed when sent (reserved: only the ingest sets it).
     public static let sourceCompressionKey = "imaged_source_compression"
+    /// The property naming the disk format the data came in when the ingest converted it (reserved).
+    public static let sourceFormatKey = "imaged_source_format"
 
     /// queued → `to` (saving for `PUT /file`, uploading for `PUT /stage`), for the owner or an admin.
     public func beginUpload(id: String, to: ImageStatus, by p: Principal) async throws -> Image {
@@ -62,6 +68,10 @@ extension ImageService {
             image.osHashValue = facts.hashValue
             image.virtualSize = facts.virtualSize
             if let compression = facts.sourceCompression { image.properties[Self.sourceCompressionKey] = compression }
+            if let target = facts.convertedTo, let source = facts.sourceFormat {
+                image.diskFormat = target
+                image.properties[Self.sourceFormatKey] = source
+            }
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
             also(&image)
         }

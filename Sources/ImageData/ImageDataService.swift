@@ -16,6 +16,9 @@ public struct ImageDataConfig: Sendable {
     public var importMethods = ["glance-direct", "web-download", "copy-image"]
     /// gzip, xz, zstd and bzip2 data is decompressed as it arrives (`--decompress`); off stores it as sent.
     public var decompress = true
+    /// Stores whose images are converted on the way in (`?convert=raw` on a store spec), by store id;
+    /// "" is the one unnamed store.
+    public var storeConversions: [String: ConversionTarget] = [:]
     public init() {}
 }
 
@@ -52,6 +55,13 @@ public struct ImageDataService: Sendable {
     public var locationReader: (any RemoteFetcher)?
     /// This node's image cache (`--cache-size` > 0); set at wiring time.
     public var cache: ImageCache?
+    /// Runs `qemu-img convert` for conversions (a store's `?convert=`, an import's `convert_to`); set at wiring time.
+    public var converter: ImageConverter?
+
+    /// The format `store` wants its images in, if it converts them.
+    public func conversion(for store: any BlobStore) -> ConversionTarget? {
+        config.storeConversions[store.id] ?? (stores.multiple ? nil : config.storeConversions[""])
+    }
 
     /// The default store: uploads and imports without a choice, and every staged blob.
     public var blobs: any BlobStore { stores.defaultStore }
@@ -108,7 +118,7 @@ public struct ImageDataService: Sendable {
             var virtualSize: Int64?
             // Checksum and format decisions come before the commit: refused data is never published.
             let result = try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: checked,
-                                          from: body) { result in
+                                          convert: conversion(for: store), from: body) { result in
                 virtualSize = try decideFormat(image, result)
             }
             do {
@@ -178,10 +188,11 @@ public struct ImageDataService: Sendable {
 
     /// Writes a stream into `key` and commits it; the blob is gone again when anything fails.
     func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil,
-                pinned: [PinnedDigest] = [], decompress: Bool = true, from body: some AsyncSequence<ByteBuffer, any Error>,
+                pinned: [PinnedDigest] = [], decompress: Bool = true, convert: ConversionTarget? = nil,
+                from body: some AsyncSequence<ByteBuffer, any Error>,
                 verify: (IngestResult) throws -> Void = { _ in }) async throws -> IngestResult {
         try await ingest(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: pinned, decompress: decompress,
-                         verify: verify) { sink in
+                         convert: convert, verify: verify) { sink in
             for try await buffer in body { try await sink(buffer) }
         }
     }
@@ -190,12 +201,15 @@ public struct ImageDataService: Sendable {
     /// may refuse them, else the blob is committed. On any failure the writer is cancelled, so
     /// nothing of it remains. Compressed data is decompressed first (`decompress` and the site's
     /// `--decompress`): digests, size and format are then the image's, pins and `declaredSize` the sent bytes'.
+    /// With `convert`, an image in another disk format is converted (qemu-img, sandboxed) after `verify`
+    /// accepted it as sent, and the converted bytes are stored: size and digests are then theirs.
     func ingest(into key: String, store: (any BlobStore)? = nil, declaredSize: Int64?, quota: QuotaRoom? = nil,
-                pinned: [PinnedDigest] = [], decompress: Bool = true, verify: (IngestResult) throws -> Void = { _ in },
+                pinned: [PinnedDigest] = [], decompress: Bool = true, convert: ConversionTarget? = nil,
+                verify: (IngestResult) throws -> Void = { _ in },
                 _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
         try await DataMetrics.upload {
             try await ingestCounted(into: key, store: store, declaredSize: declaredSize, quota: quota, pinned: pinned,
-                                    decompress: decompress && config.decompress, verify: verify, feed)
+                                    decompress: decompress && config.decompress, convert: convert, verify: verify, feed)
         }
     }
 
@@ -206,9 +220,24 @@ public struct ImageDataService: Sendable {
     }
 
     private func ingestCounted(into key: String, store: (any BlobStore)?, declaredSize: Int64?, quota: QuotaRoom?,
-                               pinned: [PinnedDigest], decompress: Bool, verify: (IngestResult) throws -> Void,
+                               pinned: [PinnedDigest], decompress: Bool, convert: ConversionTarget?,
+                               verify: (IngestResult) throws -> Void,
                                _ feed: ((ByteBuffer) async throws -> Void) async throws -> Void) async throws -> IngestResult {
-        let writer = try await (store ?? blobs).makeWriter(key: key)
+        let target = store ?? blobs
+        let converting: ConvertingWriter?
+        let writer: any BlobWriter
+        if let convert {
+            guard let converter else {
+                throw ImageError.badRequest("Image conversion is not available on this node.")
+            }
+            let c = ConvertingWriter(target: convert, store: { try await target.makeWriter(key: key) },
+                                     scratch: { try converter.scratchWriter() })
+            converting = c
+            writer = c
+        } else {
+            converting = nil
+            writer = try await target.makeWriter(key: key)
+        }
         let ingest: DecompressingIngest
         do {
             var limits = limits(expected: declaredSize)
@@ -227,6 +256,9 @@ public struct ImageDataService: Sendable {
             let result = try await ingest.finish()
             try verify(result)
             try await writer.commit()
+            if let converting, let scratch = converting.scratch {
+                return try await storeConverted(scratch.path, result, to: converting.target, into: key, store: target, quota: quota)
+            }
             return result
         } catch {
             if !(error is ImageError), !(error is CancellationError) { DataMetrics.storeError("write") }
@@ -235,6 +267,53 @@ public struct ImageDataService: Sendable {
                 await writer.cancel()
             }
             throw Self.clientError(error)
+        }
+    }
+
+    /// Converts the verified scratch copy of an image and ingests the result into `store` (digests,
+    /// size cap and quota of the stored bytes); both scratch files are gone afterwards.
+    private func storeConverted(_ source: String, _ sent: IngestResult, to target: ConversionTarget, into key: String,
+                                store: any BlobStore, quota: QuotaRoom?) async throws -> IngestResult {
+        defer { try? FileManager.default.removeItem(atPath: source) }
+        guard let converter else { throw ImageError(.internal, "Image conversion is not available on this node.") }
+        let format = sent.inspection.detected
+        // The output is about the virtual size (raw) or less: refused before it is made when that cannot fit.
+        if let virtual = sent.inspection.virtualSize {
+            if virtual > config.imageSizeCap {
+                throw ImageError.tooLarge("Image exceeds the storage limit: converted to \(target.rawValue) it would be \(virtual) bytes, more than \(config.imageSizeCap).")
+            }
+            if target == .raw, let quota, virtual > quota.bytes { throw ImageError.tooLarge(quota.message) }
+        }
+        // The head looked convertible; the whole stream may still say otherwise (then it is stored as sent).
+        let converts = target.converts(format)
+        let output = converts ? try await converter.convert(source: source, format: format, to: target,
+                                                            maxOutputBytes: config.imageSizeCap + (64 << 20)) : source
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let writer = try await store.makeWriter(key: key)
+        var limits = limits(expected: nil)
+        limits.quota = quota
+        let ingest: ImageIngest
+        do {
+            ingest = try ImageIngest(writer: writer, algorithm: config.hashAlgorithm, limits: limits)
+        } catch {
+            await writer.cancel()
+            throw error
+        }
+        do {
+            try await ScratchFile.read(output) { try await ingest.append($0) }
+            var result = try await ingest.finish()
+            try await writer.commit()
+            if !converts { return sent }  // the same bytes, digested again
+            result.sourceCompression = sent.sourceCompression
+            result.sourceFormat = format
+            result.storedFormat = target.rawValue
+            return result
+        } catch {
+            await uncancelled {
+                await ingest.abort()
+                await writer.cancel()
+            }
+            throw error
         }
     }
 
@@ -279,6 +358,8 @@ public struct ImageDataService: Sendable {
         var facts = ImageService.DataFacts(size: r.size, checksum: r.md5, hashAlgorithm: r.hashAlgorithm.rawValue,
                                            hashValue: r.hashValue, virtualSize: virtualSize)
         facts.sourceCompression = r.sourceCompression?.rawValue
+        facts.sourceFormat = r.sourceFormat
+        facts.convertedTo = r.storedFormat
         return facts
     }
 

@@ -18,6 +18,9 @@ public struct IngestResult: Sendable, Equatable {
     public var digests: [PinnedDigest.Algorithm: String] = [:]
     /// How the sent bytes were compressed (they were decompressed on the way in), nil when they were not.
     public var sourceCompression: SourceCompression? = nil
+    /// The format the bytes came in when the ingest converted them (`storedFormat` is what was stored).
+    public var sourceFormat: String? = nil
+    public var storedFormat: String? = nil
 }
 
 /// Limits and expectations for one stream of image bytes.

@@ -40,6 +40,9 @@ public struct ImageImports: Sendable {
                       by p: Principal) async throws -> ImageTask {
         let pinned = try PinnedDigest.merged(frontEndPins + Self.pinnedDigests(requestBody))
         _ = try Self.decompresses(requestBody)
+        if try ConversionTarget.requested(in: requestBody) != nil, data.converter == nil {
+            throw ImageError.badRequest("Image conversion ('convert_to') is not available at this site.")
+        }
         // Only implemented methods can be enabled (`ImageDataConfig.importMethods`); the tasks API's
         // legacy import fetches like web-download whether or not the import API offers it.
         guard data.importMethods.contains(method) || taskType == Self.legacyTaskType else {
@@ -434,6 +437,8 @@ public final class TaskRunner: Sendable {
             // The format decision comes before the commit: refused data is never published.
             let verify: (IngestResult) throws -> Void = { virtualSize = try data.decideFormat(image, $0) }
             let decompress = try ImageImports.decompresses(input["import_req"] ?? .null)
+            // The import's own "convert_to", else what the first store wants.
+            let convert = try ConversionTarget.requested(in: input["import_req"] ?? .null) ?? data.conversion(for: first)
             switch method {
             case "web-download":
                 guard let uri = input["import_req"]?["method"]?["uri"]?.stringValue else {
@@ -446,14 +451,15 @@ public final class TaskRunner: Sendable {
                 }
                 result = try await ingestRemote(uri, asAdmin: input["requested_by_admin"]?.boolValue ?? false,
                                                 into: key, store: first, owner: image.owner, progress,
-                                                expectedSize: expectedSize, pinned: pinned, decompress: decompress, verify: verify)
+                                                expectedSize: expectedSize, pinned: pinned, decompress: decompress, convert: convert,
+                                                verify: verify)
             case GlanceDownload.method:
                 (result, adopt) = try await ingestGlanceDownload(task, input: input, image: image, into: key, store: first, progress) { target, r in
                     virtualSize = try data.decideFormat(target, r)
                 }
             case "glance-direct":
                 result = try await ingestStaged(imageId, into: key, store: first, progress, pinned: pinned, decompress: decompress,
-                                                verify: verify)
+                                                convert: convert, verify: verify)
             default:
                 throw ImageError.badRequest("Unknown import method name '\(method)'.")
             }
@@ -576,11 +582,12 @@ public final class TaskRunner: Sendable {
 
     func ingestRemote(_ uri: String, asAdmin: Bool, into key: String, store: any BlobStore, owner: String?, _ progress: TaskProgress,
                       expectedSize: Int64? = nil, pinned: [PinnedDigest] = [], decompress: Bool = true,
+                      convert: ConversionTarget? = nil,
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!, fetcher = self.fetcher!
         let quota = try await data.quotaRoom(.imageSizeTotal, owner: owner, declared: expectedSize)
         return try await data.ingest(into: key, store: store, declaredSize: expectedSize, quota: quota, pinned: pinned,
-                                     decompress: decompress, verify: verify) { sink in
+                                     decompress: decompress, convert: convert, verify: verify) { sink in
             try await fetcher.fetch(uri, asAdmin: asAdmin, maxBytes: data.config.imageSizeCap, announce: { progress.setTotal($0) }) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)
@@ -601,7 +608,7 @@ public final class TaskRunner: Sendable {
     }
 
     func ingestStaged(_ imageId: String, into key: String, store: any BlobStore, _ progress: TaskProgress,
-                      pinned: [PinnedDigest] = [], decompress: Bool = true,
+                      pinned: [PinnedDigest] = [], decompress: Bool = true, convert: ConversionTarget? = nil,
                       verify: (IngestResult) throws -> Void) async throws -> IngestResult {
         let data = self.data!
         let staged = BlobKey.staging(imageId)
@@ -610,7 +617,7 @@ public final class TaskRunner: Sendable {
         }
         progress.setTotal(size)
         return try await data.ingest(into: key, store: store, declaredSize: size, pinned: pinned, decompress: decompress,
-                                     verify: verify) { sink in
+                                     convert: convert, verify: verify) { sink in
             try await data.blobs.read(key: staged, range: nil, chunkSize: 1 << 20) { buffer in
                 try await sink(buffer)
                 progress.add(buffer.readableBytes)

@@ -111,6 +111,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     dataConfig.imageSizeCap = config.imageSizeCap
     dataConfig.maxVirtualSize = config.maxVirtualSize
     dataConfig.decompress = config.decompress
+    dataConfig.storeConversions = config.storeConversions
     // glance-download reads the caller's Keystone catalog: offered only in Keystone mode.
     if config.keystone != nil { dataConfig.importMethods.append("glance-download") }
     var data = ImageDataService(images: service, stores: stores, config: dataConfig, logger: logger)
@@ -128,6 +129,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let fetcher = HTTPFetcher(urlGuard: URLGuard(policy: policy), options: fetchOptions)
     data.locationReader = fetcher  // images whose data is at an http(s) location (v2.17 locations API)
     data.cache = try await makeImageCache(config, dataDir: dataDir, logger: logger)
+    data.converter = try makeConverter(config, dataDir: dataDir, logger: logger)
     var runnerOptions = TaskRunner.Options()
     runnerOptions.leaseSeconds = config.taskLeaseSeconds
     runnerOptions.nodeId = serviceConfig.nodeId

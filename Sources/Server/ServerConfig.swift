@@ -53,6 +53,11 @@ public struct ServerConfig: Sendable {
     public var maxVirtualSize: Int64 = 16 << 40
     /// gzip/xz/zstd/bzip2 image data is decompressed on ingest (`--decompress on|off`).
     public var decompress = true
+    /// Stores whose images are converted on ingest (`?convert=raw|qcow2` on a store spec), by store id ("" = the unnamed store).
+    public var storeConversions: [String: ConversionTarget] = [:]
+    /// The qemu-img that conversions run (`--qemu-img`), and their time limit (`--convert-timeout`).
+    public var qemuImg = "qemu-img"
+    public var convertTimeoutSeconds = 3600
     /// Address ranges imports may reach although they are loopback/private/link-local (`--import-allow-cidr`).
     public var importAllowCIDRs: [String] = []
     /// Ports an import URL may name explicitly; empty means any (`--import-allow-port`).
@@ -190,6 +195,9 @@ extension ServerConfig {
             ("image-size-cap", String(imageSizeCap)),
             ("max-virtual-size", String(maxVirtualSize)),
             ("decompress", decompress ? "on" : "off"),
+            ("convert", (storeConversions.isEmpty ? "per import (convert_to)"
+                         : storeConversions.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "store" : $0.key)→\($0.value.rawValue)" }.joined(separator: ", "))
+                + " with \(qemuImg), at most \(convertTimeoutSeconds) s"),
             ("import-allow-cidr", importAllowCIDRs.isEmpty ? "(none)" : importAllowCIDRs.joined(separator: ", ")),
             ("import-allow-port", importAllowedPorts.isEmpty ? "any" : importAllowedPorts.sorted().map(String.init).joined(separator: ", ")),
             ("import-private", importPrivate.rawValue),

@@ -103,6 +103,12 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Decompress gzip, xz, zstd and bzip2 image data as it arrives (upload and import): on or off.")
     var decompress = "on"
 
+    @Option(help: "The qemu-img that converts images (an import's convert_to, a store's ?convert=); run sandboxed: no network, rlimits, timeout.")
+    var qemuImg = "qemu-img"
+
+    @Option(help: "Seconds a conversion may take (wall clock and CPU) before it is killed and the ingest fails.")
+    var convertTimeout = 3600
+
     @Option(help: "Address range imports may fetch from although it is loopback, private or link-local (repeatable), e.g. 10.20.0.0/16.")
     var importAllowCidr: [String] = []
 
@@ -321,6 +327,9 @@ struct ServeOptions: ParsableArguments {
         config.maxVirtualSize = maxVirtualSize
         guard decompress == "on" || decompress == "off" else { throw ValidationError("--decompress must be on or off") }
         config.decompress = decompress == "on"
+        guard convertTimeout >= 1 else { throw ValidationError("--convert-timeout must be at least 1 second") }
+        config.qemuImg = qemuImg
+        config.convertTimeoutSeconds = convertTimeout
         config.importAllowCIDRs = importAllowCidr
         guard let privateImports = PrivateImportPolicy(rawValue: importPrivate) else {
             throw ValidationError("--import-private: '\(importPrivate)' is not one of admin, all, none")
@@ -475,6 +484,7 @@ struct ServeOptions: ParsableArguments {
             config.keystonePublicURL = keystonePublicUrl
         }
         config.blobs = try blobConfig()
+        if let target = try storeConversion(blobStore) { config.storeConversions[""] = target }
         if !store.isEmpty {
             guard blobStore == "file" else { throw ValidationError("--store and --blob-store exclude each other") }
             config.stores = try store.map { spec in
@@ -482,8 +492,10 @@ struct ServeOptions: ParsableArguments {
                       name.range(of: "^[a-z0-9][a-z0-9_-]{0,62}$", options: .regularExpression) != nil else {
                     throw ValidationError("--store expects NAME=SPEC with a lowercase name, got '\(spec)'")
                 }
-                return (name, try blobChoice(String(spec[spec.index(after: eq)...]), endpoint: s3Endpoint, region: s3Region,
-                                             keyPrefix: s3KeyPrefix, virtualHost: s3VirtualHost, partMib: s3PartMib))
+                let text = String(spec[spec.index(after: eq)...])
+                if let target = try storeConversion(text) { config.storeConversions[name] = target }
+                return (name, try blobChoice(text, endpoint: s3Endpoint, region: s3Region,
+                                      keyPrefix: s3KeyPrefix, virtualHost: s3VirtualHost, partMib: s3PartMib))
             }
             config.defaultStore = defaultStore
         } else if defaultStore != nil {
@@ -509,20 +521,45 @@ struct ServeOptions: ParsableArguments {
     }
 }
 
+/// A store spec's URL-style options (`file:DIR?sparse=false&convert=raw`; no commas, so specs fit in lists).
+func storeOptions(_ text: String) throws -> (spec: String, options: [String: String]) {
+    guard let q = text.firstIndex(of: "?") else { return (text, [:]) }
+    var options: [String: String] = [:]
+    for pair in text[text.index(after: q)...].split(separator: "&") {
+        let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+        guard kv.count == 2, ["sparse", "convert"].contains(kv[0]), options[kv[0]] == nil else {
+            throw ValidationError("a store spec's options are sparse=true|false and convert=raw|qcow2, got '\(text)'")
+        }
+        options[kv[0]] = kv[1]
+    }
+    return (String(text[..<q]), options)
+}
+
+/// The disk format a store spec's `?convert=` asks its images to be converted to, if any.
+func storeConversion(_ text: String) throws -> ConversionTarget? {
+    guard let name = try storeOptions(text).options["convert"] else { return nil }
+    guard let target = ConversionTarget(rawValue: name) else {
+        throw ValidationError("convert= is \(ConversionTarget.allCases.map(\.rawValue).joined(separator: " or ")), got '\(text)'")
+    }
+    return target
+}
+
 /// `file`, `file:DIR` (either with `?sparse=false`: zero blocks written, not left as holes) or
 /// `s3:BUCKET` with the S3 settings (credentials from the AWS environment variables).
 func blobChoice(_ text: String, endpoint: String?, region: String?, keyPrefix: String, virtualHost: Bool,
                 partMib: Int) throws -> ServerConfig.Blobs {
-    if text.hasPrefix("file") {
-        var spec = Substring(text), sparse = true
-        for (suffix, value) in [("?sparse=false", false), ("?sparse=true", true)] where spec.hasSuffix(suffix) {
-            spec = spec.dropLast(suffix.count); sparse = value
+    let (spec, options) = try storeOptions(text)
+    if spec.hasPrefix("file") {
+        var sparse = true
+        if let value = options["sparse"] {
+            guard value == "true" || value == "false" else { throw ValidationError("sparse= is true or false, got '\(text)'") }
+            sparse = value == "true"
         }
         if spec == "file" { return .file(nil, sparse: sparse) }
         if spec.hasPrefix("file:"), spec.count > 5 { return .file(String(spec.dropFirst(5)), sparse: sparse) }
     }
-    guard text.hasPrefix("s3:"), text.count > 3 else {
-        throw ValidationError("a blob store is file, file:DIR (either with ?sparse=false) or s3:BUCKET, got '\(text)'")
+    guard spec.hasPrefix("s3:"), spec.count > 3, options["sparse"] == nil else {
+        throw ValidationError("a blob store is file, file:DIR (either with ?sparse=false) or s3:BUCKET, any of them with ?convert=raw|qcow2, got '\(text)'")
     }
     let env = ProcessInfo.processInfo.environment
     guard let endpoint = endpoint ?? env["AWS_ENDPOINT_URL"] ?? env["S3_ENDPOINT"] else {
@@ -532,7 +569,7 @@ func blobChoice(_ text: String, endpoint: String?, region: String?, keyPrefix: S
         throw ValidationError("an s3: blob store needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
     }
     guard partMib >= 5, partMib <= 1024 else { throw ValidationError("--s3-part-mib must be 5 to 1024") }
-    var c = S3Config(endpoint: endpoint, bucket: String(text.dropFirst(3)), accessKey: key, secretKey: secret)
+    var c = S3Config(endpoint: endpoint, bucket: String(spec.dropFirst(3)), accessKey: key, secretKey: secret)
     c.region = region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
     c.keyPrefix = keyPrefix
     c.pathStyle = !virtualHost

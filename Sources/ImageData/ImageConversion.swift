@@ -1,0 +1,287 @@
+import Foundation
+import ImageCore
+import Logging
+import NIOCore
+
+/// The disk formats an ingest can convert image data to (`"convert_to"` on an import, `?convert=` on a store).
+public enum ConversionTarget: String, Sendable, CaseIterable {
+    case raw, qcow2
+
+    /// The import's `"convert_to"`: absent means the store's setting; anything but a known target is 400.
+    public static func requested(in importRequest: JSONValue) throws -> ConversionTarget? {
+        guard let value = importRequest["convert_to"], value != .null else { return nil }
+        guard let name = value.stringValue, let target = ConversionTarget(rawValue: name) else {
+            throw ImageError.badRequest("'convert_to' must be one of \(allCases.map(\.rawValue).joined(separator: ", ")); got \(value).")
+        }
+        return target
+    }
+
+    /// Whether bytes detected as `format` are converted: a format qemu-img reads that is not already the
+    /// target. Disk-in-a-file formats only: an ISO, a bare GPT disk or LUKS volume is kept as it is.
+    public func converts(_ format: String) -> Bool {
+        format != rawValue && ImageConverter.qemuFormat(format) != nil
+    }
+}
+
+public struct ConversionConfig: Sendable {
+    /// The qemu-img binary (Debian's qemu-utils).
+    public var qemuImg = "qemu-img"
+    /// Local scratch space for the source and the converted file (each node its own; emptied at start).
+    public var directory: String
+    /// The conversion is killed after this many seconds (wall clock and CPU).
+    public var timeoutSeconds = 3600
+    /// Address-space limit of the qemu-img process.
+    public var memoryLimitBytes: Int64 = 4 << 30
+    public init(directory: String) { self.directory = directory }
+}
+
+/// Runs `qemu-img convert` as a sandboxed child: no network (a network namespace of its own when the
+/// node may make one), address-space, CPU, file-size and open-file limits, a wall-clock timeout, an
+/// empty environment, the source format always named (`-f`, never probed). The source was inspected
+/// before (no backing or data files, no polyglot), so qemu-img only ever opens the two scratch files.
+public final class ImageConverter: Sendable {
+    public let config: ConversionConfig
+    let logger: Logger
+    private let isolation: Isolation
+
+    enum Isolation: Sendable, Equatable {
+        case netns       // unshare --net (root)
+        case userns      // unshare --map-root-user --net (unprivileged user namespaces)
+        case none
+    }
+
+    public init(config: ConversionConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: config.directory, withIntermediateDirectories: true)
+        // Scratch files of a conversion this node was running when it stopped.
+        for name in (try? fm.contentsOfDirectory(atPath: config.directory)) ?? [] where name.hasPrefix("conv-") {
+            try? fm.removeItem(atPath: config.directory + "/" + name)
+        }
+        isolation = Self.probeIsolation()
+        if isolation == .none {
+            logger.warning("image conversion runs without a network namespace (unshare refused); rlimits and timeout still apply")
+        }
+    }
+
+    /// Whether qemu-img can be run at all (a store that converts needs it at start).
+    public func available() -> Bool {
+        (try? Self.run(["/usr/bin/env", config.qemuImg, "--version"], timeout: 20).status) == 0
+    }
+
+    /// qemu-img's name for an inspector's format, nil when qemu-img should not convert it.
+    static func qemuFormat(_ detected: String) -> String? {
+        switch detected {
+        case "raw", "qcow2", "vmdk", "vhdx", "vdi", "qed": return detected
+        case "vhd": return "vpc"
+        default: return nil
+        }
+    }
+
+    /// A new scratch file for a source, as a blob writer (no fsync: it lives for one conversion).
+    func scratchWriter() throws -> ScratchFile {
+        try ScratchFile(path: config.directory + "/conv-" + UUID().uuidString.lowercased() + ".src")
+    }
+
+    /// The command line that converts `source` (detected as `format`) into `output`.
+    func commandLine(source: String, format: String, target: ConversionTarget, output: String, maxOutputBytes: Int64) -> [String] {
+        var argv: [String]
+        switch isolation {
+        case .netns: argv = ["unshare", "--net", "--"]
+        case .userns: argv = ["unshare", "--map-root-user", "--net", "--"]
+        case .none: argv = []
+        }
+        argv += ["prlimit", "--as=\(config.memoryLimitBytes)", "--cpu=\(config.timeoutSeconds)", "--fsize=\(maxOutputBytes)",
+                 "--nofile=128", "--core=0", "--",
+                 "timeout", "--signal=KILL", "\(config.timeoutSeconds)",
+                 config.qemuImg, "convert", "-q", "-f", Self.qemuFormat(format) ?? format, "-O", target.rawValue, source, output]
+        return argv
+    }
+
+    /// Converts the scratch file `source` into a new scratch file and returns its path (the caller removes it).
+    /// Fails with 400 naming qemu-img's complaint (the data is the client's), 500 when qemu-img cannot run.
+    func convert(source: String, format: String, to target: ConversionTarget, maxOutputBytes: Int64) async throws -> String {
+        let output = source.replacingOccurrences(of: ".src", with: ".\(target.rawValue)")
+        let argv = commandLine(source: source, format: format, target: target, output: output, maxOutputBytes: maxOutputBytes)
+        let started = ContinuousClock.now
+        let outcome: (status: Int32, stderr: String)
+        do {
+            outcome = try await ImageIngest.digestThreads.runIfActive { [timeout = config.timeoutSeconds] in
+                try Self.run(["/usr/bin/env"] + argv, timeout: timeout + 30)
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: output)
+            throw ImageError(.internal, "Image conversion could not run qemu-img: \(error).")
+        }
+        guard outcome.status == 0 else {
+            try? FileManager.default.removeItem(atPath: output)
+            let why = outcome.stderr.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300)
+            if outcome.status == 127 { throw ImageError(.internal, "Image conversion needs qemu-img (Debian's qemu-utils): \(why)") }
+            if outcome.status == 137 || outcome.status == 124 {
+                throw ImageError(.internal, "Image conversion from \(format) to \(target.rawValue) took longer than \(config.timeoutSeconds) s.")
+            }
+            throw ImageError.badRequest("Image conversion from \(format) to \(target.rawValue) failed: \(why.isEmpty ? "qemu-img exit \(outcome.status)" : String(why))")
+        }
+        let took = started.duration(to: .now).components
+        logger.info("image converted", metadata: ["from": .string(format), "to": .string(target.rawValue),
+                                                  "ms": "\(took.seconds * 1000 + took.attoseconds / 1_000_000_000_000_000)"])
+        return output
+    }
+
+    /// Runs a command with an empty environment (PATH only); returns its exit status and what it wrote to stderr.
+    /// A stuck child is killed after `timeout` seconds.
+    static func run(_ argv: [String], timeout: Int) throws -> (status: Int32, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        p.environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "MALLOC_ARENA_MAX": "2"]
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        // A file, not a pipe: a chatty child never blocks on a full pipe while nobody reads it.
+        let errPath = NSTemporaryDirectory() + "/imaged-conv-\(UUID().uuidString).err"
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errPath) }
+        let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        p.standardError = errHandle
+        try p.run()
+        let deadline = DispatchTime.now() + .seconds(timeout)
+        let done = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in done.signal() }
+        if p.isRunning, done.wait(timeout: deadline) == .timedOut {
+            kill(p.processIdentifier, SIGKILL)
+        }
+        p.waitUntilExit()
+        try? errHandle.close()
+        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        return (p.terminationStatus, err)
+    }
+
+    static func probeIsolation() -> Isolation {
+        if (try? run(["/usr/bin/env", "unshare", "--net", "--", "true"], timeout: 10).status) == 0 { return .netns }
+        if (try? run(["/usr/bin/env", "unshare", "--map-root-user", "--net", "--", "true"], timeout: 10).status) == 0 { return .userns }
+        return .none
+    }
+}
+
+/// A local scratch file written through the blob-writer interface (the conversion's source).
+final class ScratchFile: BlobWriter, @unchecked Sendable {
+    let path: String
+    private let fd: Int32
+    private var closed = false
+
+    init(path: String) throws {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ImageError(.internal, "cannot create conversion scratch file \(path): errno \(errno)") }
+        self.path = path
+    }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        let fd = self.fd
+        try await ImageIngest.digestThreads.runIfActive {
+            try buffer.withUnsafeReadableBytes { bytes in
+                var done = 0
+                while done < bytes.count {
+                    let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw BlobStoreError(errno == ENOSPC ? .noSpace : .io, "conversion scratch file: errno \(errno)")
+                    }
+                    done += n
+                }
+            }
+        }
+    }
+
+    /// The file is complete (it stays local: the conversion reads it, then removes it).
+    func commit() async throws { closeOnce() }
+
+    func cancel() async {
+        closeOnce()
+        unlink(path)
+    }
+
+    /// Never twice: the number may already belong to another file.
+    private func closeOnce() {
+        if !closed { closed = true; close(fd) }
+    }
+
+    /// Streams a local file in `chunk`-sized buffers (reads on the digest threads).
+    static func read(_ path: String, chunk: Int = 1 << 20, into sink: (ByteBuffer) async throws -> Void) async throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ImageError(.internal, "cannot open converted image \(path): errno \(errno)") }
+        defer { close(fd) }
+        while true {
+            let buffer = try await ImageIngest.digestThreads.runIfActive { () throws -> ByteBuffer in
+                var b = ByteBufferAllocator().buffer(capacity: chunk)
+                let n = b.writeWithUnsafeMutableBytes(minimumWritableBytes: chunk) { ptr in
+                    var got = 0
+                    while got < chunk {
+                        let r = Glibc.read(fd, ptr.baseAddress! + got, chunk - got)
+                        if r < 0 && errno == EINTR { continue }
+                        if r <= 0 { break }
+                        got += r
+                    }
+                    return got
+                }
+                _ = n
+                return b
+            }
+            if buffer.readableBytes == 0 { return }
+            try await sink(buffer)
+        }
+    }
+}
+
+/// Holds the first bytes of the (decompressed) image until their format is known, then sends
+/// everything either to the store's writer or, when the bytes need converting, to a scratch file.
+/// So an image that is already in the target format costs nothing extra.
+final class ConvertingWriter: BlobWriter, @unchecked Sendable {
+    static let headBytes = 1 << 20
+    let target: ConversionTarget
+    private let makeStoreWriter: @Sendable () async throws -> any BlobWriter
+    private let makeScratch: @Sendable () throws -> ScratchFile
+    private var head = ByteBuffer()
+    private var chosen: (any BlobWriter)?
+    private(set) var scratch: ScratchFile?
+    private var cancelled = false
+
+    init(target: ConversionTarget, store: @escaping @Sendable () async throws -> any BlobWriter,
+         scratch: @escaping @Sendable () throws -> ScratchFile) {
+        self.target = target; makeStoreWriter = store; makeScratch = scratch
+    }
+
+    func write(_ buffer: ByteBuffer) async throws {
+        if let chosen { return try await chosen.write(buffer) }
+        var buffer = buffer
+        head.writeBuffer(&buffer)
+        if head.readableBytes >= Self.headBytes { try await choose() }
+    }
+
+    private func choose() async throws {
+        var inspector = FormatInspector()
+        head.withUnsafeReadableBytes { inspector.feed($0) }
+        let detected = inspector.finish().detected
+        let writer: any BlobWriter
+        if target.converts(detected) {
+            let s = try makeScratch()
+            scratch = s
+            writer = s
+        } else {
+            writer = try await makeStoreWriter()
+        }
+        chosen = writer
+        let first = head
+        head = ByteBuffer()
+        if first.readableBytes > 0 { try await writer.write(first) }
+    }
+
+    func commit() async throws {
+        if chosen == nil { try await choose() }
+        try await chosen!.commit()
+    }
+
+    func cancel() async {
+        await chosen?.cancel()
+    }
+}
