@@ -528,18 +528,22 @@ func storeOptions(_ text: String) throws -> (spec: String, options: [String: Str
     for pair in text[text.index(after: q)...].split(separator: "&") {
         let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
         guard kv.count == 2, ["sparse", "convert"].contains(kv[0]), options[kv[0]] == nil else {
-            throw ValidationError("a store spec's options are sparse=true|false and convert=raw|qcow2, got '\(text)'")
+            throw badStoreSpec(text)
         }
         options[kv[0]] = kv[1]
     }
     return (String(text[..<q]), options)
 }
 
+func badStoreSpec(_ text: String) -> ValidationError {
+    ValidationError("a blob store is file, file:DIR (either with ?sparse=false) or s3:BUCKET, any of them with ?convert=raw|qcow2 (options joined by &), got '\(text)'")
+}
+
 /// The disk format a store spec's `?convert=` asks its images to be converted to, if any.
 func storeConversion(_ text: String) throws -> ConversionTarget? {
     guard let name = try storeOptions(text).options["convert"] else { return nil }
     guard let target = ConversionTarget(rawValue: name) else {
-        throw ValidationError("convert= is \(ConversionTarget.allCases.map(\.rawValue).joined(separator: " or ")), got '\(text)'")
+        throw badStoreSpec(text)
     }
     return target
 }
@@ -552,14 +556,14 @@ func blobChoice(_ text: String, endpoint: String?, region: String?, keyPrefix: S
     if spec.hasPrefix("file") {
         var sparse = true
         if let value = options["sparse"] {
-            guard value == "true" || value == "false" else { throw ValidationError("sparse= is true or false, got '\(text)'") }
+            guard value == "true" || value == "false" else { throw badStoreSpec(text) }
             sparse = value == "true"
         }
         if spec == "file" { return .file(nil, sparse: sparse) }
         if spec.hasPrefix("file:"), spec.count > 5 { return .file(String(spec.dropFirst(5)), sparse: sparse) }
     }
     guard spec.hasPrefix("s3:"), spec.count > 3, options["sparse"] == nil else {
-        throw ValidationError("a blob store is file, file:DIR (either with ?sparse=false) or s3:BUCKET, any of them with ?convert=raw|qcow2, got '\(text)'")
+        throw badStoreSpec(text)
     }
     let env = ProcessInfo.processInfo.environment
     guard let endpoint = endpoint ?? env["AWS_ENDPOINT_URL"] ?? env["S3_ENDPOINT"] else {

@@ -103,7 +103,7 @@ final class GatedFetcher: RemoteFetcher, Sendable {
     func release() { gate.continuation.yield(); gate.continuation.finish() }
 
     /// Whether a fetch began within `timeout` (polled).
-    func started(within timeout: Duration = .seconds(10)) async -> Bool {
+    func started(within timeout: Duration = .seconds(30)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while urls.isEmpty {
             if ContinuousClock.now >= deadline { return false }

@@ -176,6 +176,7 @@ def test_the_sparse_option_of_a_file_store_spec(tmp_path):
     r = check("--store", "a=file:/srv/a?sparse=true", "--store", "b=file")
     assert r.returncode == 0, r.stderr
     assert "file /srv/a\n" in r.stdout + "\n" and "(not sparse)" not in r.stdout
-    for bad in ("file?sparse=maybe", "file,sparse=false", "file:?sparse=false"):
+    for bad in ("file?sparse=maybe", "file,sparse=false", "file:?sparse=false", "file?convert=vhd", "file?colour=red",
+                "s3:b?sparse=false", "file?sparse=false&sparse=true"):
         r = check("--blob-store", bad)
         assert r.returncode != 0 and "a blob store is file, file:DIR" in r.stderr, (bad, r.stdout, r.stderr)
