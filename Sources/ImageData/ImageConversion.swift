@@ -214,17 +214,20 @@ final class ScratchFile: BlobWriter, @unchecked Sendable {
         while true {
             let buffer = try await ImageIngest.digestThreads.runIfActive { () throws -> ByteBuffer in
                 var b = ByteBufferAllocator().buffer(capacity: chunk)
-                let n = b.writeWithUnsafeMutableBytes(minimumWritableBytes: chunk) { ptr in
+                var failed: Int32 = 0
+                b.writeWithUnsafeMutableBytes(minimumWritableBytes: chunk) { ptr in
                     var got = 0
                     while got < chunk {
                         let r = Glibc.read(fd, ptr.baseAddress! + got, chunk - got)
                         if r < 0 && errno == EINTR { continue }
+                        if r < 0 { failed = errno }
                         if r <= 0 { break }
                         got += r
                     }
                     return got
                 }
-                _ = n
+                // A read error must not pass for the end of the file: the image would be stored cut short.
+                if failed != 0 { throw BlobStoreError(.io, "reading the converted image: errno \(failed)") }
                 return b
             }
             if buffer.readableBytes == 0 { return }
