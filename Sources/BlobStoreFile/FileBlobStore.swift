@@ -213,7 +213,7 @@ extension BlobStoreError {
 /// wait in `carry` for the next write (request bodies arrive in chunks of any size); commit writes
 /// the last partial block and truncates the file to its logical size, so a trailing hole counts.
 /// Readers see zeros in the holes: the bytes, and the digests computed upstream, are unchanged.
-final class FileBlobWriter: BlobWriter, @unchecked Sendable {
+final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
     let temporary: String
     let final: String
     let directory: String
@@ -229,14 +229,54 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     private var flushedTo: Int64 = 0
     static let writebackStep: Int64 = 32 << 20
 
-    init(fd: Int32, temporary: String, final: String, directory: String, pool: NIOThreadPool, sparseBlock: Int = 0) {
+    /// A resumable blob's writer: its file outlives the writer (`suspend`, or dropped), named by `token`.
+    let token: String?
+
+    /// `offset`: bytes already in the file (a resumed blob), all of them durable.
+    init(fd: Int32, temporary: String, final: String, directory: String, pool: NIOThreadPool, sparseBlock: Int = 0,
+         offset: Int64 = 0, token: String? = nil) {
         self.fd = fd; self.temporary = temporary; self.final = final; self.directory = directory; self.pool = pool
         self.sparseBlock = sparseBlock
+        self.offset = offset; self.flushedTo = offset; self.token = token
     }
 
     deinit {
-        // A writer dropped without commit or cancel must not leak its descriptor or its bytes.
-        if fd >= 0 { close(fd); unlink(temporary) }
+        // A writer dropped without commit or cancel must not leak its descriptor or its bytes (a
+        // resumable blob's bytes are the session's: they stay until it ends).
+        if fd >= 0 { close(fd); if token == nil { unlink(temporary) } }
+    }
+
+    /// The bytes so far made durable: the sparse carry written out (the next writes continue from an
+    /// unaligned offset, which only costs alignment), then fsync.
+    func checkpoint() async throws -> String {
+        guard fd >= 0, let token else { throw BlobStoreError.writerFinished }
+        let fd = self.fd, path = temporary
+        if carry.readableBytes > 0 {
+            let pending = carry, at = offset
+            try await pool.runIfActive {
+                try pending.withUnsafeReadableBytes { bytes in
+                    if imaged_write_skipping_zero_blocks(fd, bytes.baseAddress, bytes.count, at, bytes.count) != 0 {
+                        throw BlobStoreError.syscall("write \(path)", errno)
+                    }
+                }
+            }
+            offset += Int64(pending.readableBytes)
+            carry = ByteBuffer()
+        }
+        // A trailing hole must count: the file's size is the bytes received.
+        let size = offset
+        try await pool.runIfActive {
+            guard ftruncate(fd, off_t(size)) == 0 else { throw BlobStoreError.syscall("ftruncate \(path)", errno) }
+            guard fsync(fd) == 0 else { throw BlobStoreError.syscall("fsync \(path)", errno) }
+        }
+        return token
+    }
+
+    func suspend() async {
+        guard fd >= 0 else { return }
+        let fd = self.fd
+        self.fd = -1
+        _ = try? await pool.runIfActive { close(fd) }
     }
 
     func write(_ buffer: ByteBuffer) async throws {

@@ -274,9 +274,10 @@ public final class S3BlobStore: BlobStore, BlobStoreOrphanReaping {
     /// what a node that died mid-upload left (its parts cost space until aborted). Uploads a live
     /// node is writing are younger: a stalled upload is cancelled well before `maxAge`. An upload
     /// whose start S3 did not say is left alone. Returns how many were aborted.
-    public func abortStaleUploads(maxAge: Int64, now: Int64) async throws -> Int {
+    public func abortStaleUploads(maxAge: Int64, now: Int64, keeping: [String]) async throws -> Int {
         var aborted = 0
-        for upload in try await openUploads() where upload.isOlder(than: maxAge, now: now) {
+        let kept = Self.uploadIds(keeping)
+        for upload in try await openUploads() where upload.isOlder(than: maxAge, now: now) && !kept.contains(upload.uploadId) {
             try await abort(object: upload.object, uploadId: upload.uploadId)
             logger.notice("aborted an orphan multipart upload", metadata: [
                 "object": .string(upload.object), "initiated": "\(upload.initiated ?? 0)"])
@@ -328,7 +329,9 @@ public final class S3BlobStore: BlobStore, BlobStoreOrphanReaping {
 }
 
 /// One blob on its way into S3: parts are uploaded as soon as they fill, a few at a time.
-actor S3BlobWriter: BlobWriter {
+/// A resumable blob's writer (`resumable` set) checkpoints its parts into a token and keeps the
+/// bytes short of a part in a side object, so another request (on any node) continues it.
+actor S3BlobWriter: ResumableBlobWriter {
     let store: S3BlobStore
     let object: String
     var buffer: ByteBuffer
@@ -337,10 +340,52 @@ actor S3BlobWriter: BlobWriter {
     var inFlight: [Task<(Int, String), any Error>] = []
     var done: [(Int, String)] = []
     var finished = false
+    var resumable: S3ResumeToken?
 
     init(store: S3BlobStore, object: String) {
         self.store = store
         self.object = object
+        buffer = ByteBufferAllocator().buffer(capacity: 0)
+    }
+
+    /// Continues the resumable blob of `token`: its parts as recorded, `tail` the bytes after them.
+    init(store: S3BlobStore, resuming token: S3ResumeToken, tail: ByteBuffer) {
+        self.store = store
+        self.object = token.object
+        self.uploadId = token.uploadId
+        self.done = token.parts.map { ($0.number, $0.etag) }
+        self.nextPart = token.parts.count + 1
+        self.buffer = tail
+        self.resumable = token
+    }
+
+    func checkpoint() async throws -> String {
+        guard !finished, var token = resumable, let uploadId else {
+            throw BlobStoreError(.writerClosed, "S3 blob writer: checkpoint of a writer that is not resumable or has ended")
+        }
+        while !inFlight.isEmpty { done.append(try await inFlight.removeFirst().value) }
+        token.uploadId = uploadId
+        token.parts = done.sorted { $0.0 < $1.0 }.map { S3ResumeToken.Part(number: $0.0, etag: $0.1) }
+        token.tail = nil
+        token.tailLength = buffer.readableBytes
+        if buffer.readableBytes > 0 {
+            // A new name per checkpoint: a crash between this PUT and the catalog's record leaves the
+            // recorded tail intact.
+            let offset = Int64(token.parts.count) * Int64(token.partSize) + Int64(buffer.readableBytes)
+            let key = S3ResumeToken.tailPrefix(token.session) + String(offset)
+            try await store.putObject(object: try store.objectName(key), bytes: buffer)
+            token.tail = key
+        }
+        resumable = token
+        return try token.encoded()
+    }
+
+    func suspend() async {
+        guard !finished else { return }
+        finished = true
+        // Parts still in flight finish (or fail) unrecorded: the next writer sends them again.
+        for t in inFlight { _ = try? await t.value }
+        inFlight.removeAll()
         buffer = ByteBufferAllocator().buffer(capacity: 0)
     }
 
@@ -374,12 +419,14 @@ actor S3BlobWriter: BlobWriter {
             if uploadId == nil {
                 try await store.putObject(object: object, bytes: buffer)
             } else {
-                if buffer.readableBytes > 0 { try await sendPart() }
+                // An empty resumable blob still needs one (empty) part to complete.
+                if buffer.readableBytes > 0 || (done.isEmpty && inFlight.isEmpty) { try await sendPart() }
                 while !inFlight.isEmpty { done.append(try await inFlight.removeFirst().value) }
                 try await store.complete(object: object, uploadId: uploadId!, parts: done)
             }
             finished = true
             buffer = ByteBufferAllocator().buffer(capacity: 0)
+            if let session = resumable?.session { await store.deleteTails(session) }
         } catch {
             await cancel()
             throw error
@@ -395,8 +442,11 @@ actor S3BlobWriter: BlobWriter {
         inFlight.removeAll()
         if let uploadId {
             // Even when the caller is being cancelled: parts must not stay behind.
-            let store = store, object = object
-            await Task.detached { try? await store.abort(object: object, uploadId: uploadId) }.value
+            let store = store, object = object, session = resumable?.session
+            await Task.detached {
+                try? await store.abort(object: object, uploadId: uploadId)
+                if let session { await store.deleteTails(session) }
+            }.value
         }
     }
 }

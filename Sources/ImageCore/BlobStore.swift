@@ -81,11 +81,45 @@ public protocol BlobStoreCapacityReporting: Sendable {
     func capacity() async -> BlobStoreCapacity?
 }
 
-/// Stores whose writers can leave something behind when their node dies (S3's multipart uploads):
-/// the reaper aborts what is older than a bound no live writer reaches.
+/// Stores whose writers can leave something behind when their node dies (S3's multipart uploads,
+/// abandoned resumable blobs): the reaper aborts what is older than a bound no live writer reaches.
 public protocol BlobStoreOrphanReaping: Sendable {
-    /// Aborts unfinished writes begun more than `maxAge` seconds before `now`; returns how many.
-    func abortStaleUploads(maxAge: Int64, now: Int64) async throws -> Int
+    /// Aborts unfinished writes begun more than `maxAge` seconds before `now`, except the resumable
+    /// blobs of the open sessions (their tokens, `keeping`); returns how many.
+    func abortStaleUploads(maxAge: Int64, now: Int64, keeping: [String]) async throws -> Int
+}
+
+/// Stores whose blobs can be written over several requests, by any node: resumable uploads. The
+/// caller keeps the token each step returns (in the catalog) and hands it back to continue. Bytes
+/// stay invisible until the writer commits, as with `makeWriter`.
+public protocol ResumableBlobStore: BlobStore {
+    /// The offsets (multiples of it) where `checkpoint` costs no extra write: S3's part size, 1 for files.
+    var checkpointAlignment: Int64 { get }
+    /// Starts an empty resumable blob that `commit()` will publish under `key`; `session` names it
+    /// (unique, `[0-9a-f-]`). Returns its token.
+    func beginResumable(key: String, session: String) async throws -> String
+    /// A writer appending at `offset`, the offset of the checkpoint that returned `token`. Bytes the
+    /// store holds past it (written, never checkpointed) are dropped.
+    func resumeWriter(key: String, token: String, offset: Int64) async throws -> any ResumableBlobWriter
+    /// Discards a resumable blob and everything it holds; an unknown token is not an error.
+    func discardResumable(token: String) async
+    /// `removeLeftovers()`, sparing the resumable blobs of the open sessions (their tokens).
+    func removeLeftovers(keeping: [String]) async throws -> Int
+}
+
+/// A writer of a resumable blob: `commit()` publishes it, `cancel()` discards all of it.
+public protocol ResumableBlobWriter: BlobWriter {
+    /// Makes every byte written so far durable; returns the token to resume from this offset.
+    func checkpoint() async throws -> String
+    /// Stops writing, keeping what the last checkpoint saved for a later `resumeWriter`. Never throws.
+    func suspend() async
+}
+
+extension BlobStore {
+    /// The store's resumable side, when it has one (through a `NamedBlobStore` too).
+    public var resumable: (any ResumableBlobStore)? {
+        (self as? NamedBlobStore)?.base as? any ResumableBlobStore ?? self as? any ResumableBlobStore
+    }
 }
 
 /// One blob being written. Not for concurrent use: one task writes, then commits or cancels.
@@ -129,8 +163,8 @@ public struct NamedBlobStore: BlobStore, BlobStoreCapacityReporting, BlobStoreOr
     public func keys(prefix: String) async throws -> [String] { try await base.keys(prefix: prefix) }
     public func removeLeftovers() async throws -> Int { try await base.removeLeftovers() }
     public func capacity() async -> BlobStoreCapacity? { await (base as? any BlobStoreCapacityReporting)?.capacity() }
-    public func abortStaleUploads(maxAge: Int64, now: Int64) async throws -> Int {
-        try await (base as? any BlobStoreOrphanReaping)?.abortStaleUploads(maxAge: maxAge, now: now) ?? 0
+    public func abortStaleUploads(maxAge: Int64, now: Int64, keeping: [String]) async throws -> Int {
+        try await (base as? any BlobStoreOrphanReaping)?.abortStaleUploads(maxAge: maxAge, now: now, keeping: keeping) ?? 0
     }
 }
 

@@ -46,9 +46,10 @@ extension ImageService {
 
     /// saving (or importing) → active with size and digests, all in one catalog write. When the image
     /// was deleted meanwhile the caller gets 410 and must discard the data it committed.
-    public func finishData(id: String, from: ImageStatus, facts: DataFacts,
+    /// `writer`: whose upload this is (this node's by default; a resumable upload's session).
+    public func finishData(id: String, from: ImageStatus, facts: DataFacts, writer: UploadWriter? = nil,
                            also: @escaping @Sendable (inout Image) -> Void = { _ in }) async throws -> Image {
-        let node = config.nodeId
+        let writer = writer ?? .node(config.nodeId)
         let updated = try await updateCheckingQuota(id: id) { image in
             guard image.status == from else {
                 if image.status == .deleted || image.status == .pendingDelete {
@@ -57,7 +58,7 @@ extension ImageService {
                 throw ImageError.conflict("Image \(id) is \(image.status.rawValue), not \(from.rawValue); data discarded.")
             }
             // Another node's upload now (this one was reaped as abandoned, then the image uploaded again).
-            guard UploadWriter.node(node).owns(image.writerNode) else {
+            guard writer.owns(image.writerNode) else {
                 throw ImageError.conflict("Image \(id) is being written by another node; data discarded.")
             }
             image.status = .active
@@ -82,22 +83,26 @@ extension ImageService {
     }
 
     /// uploading → uploading with the staged size recorded (staged data is not downloadable).
-    public func finishStage(id: String, size: Int64) async throws {
-        let node = config.nodeId
+    @discardableResult
+    public func finishStage(id: String, size: Int64, writer: UploadWriter? = nil,
+                            also: @escaping @Sendable (inout Image) -> Void = { _ in }) async throws -> Image {
+        let writer = writer ?? .node(config.nodeId)
         let updated = try await updateCheckingQuota(id: id) { image in
             guard image.status == .uploading else {
                 if image.status == .deleted { throw ImageError(.gone, "Image \(id) was deleted while its data was being staged.") }
                 throw ImageError.conflict("Image \(id) is \(image.status.rawValue), not uploading.")
             }
-            guard UploadWriter.node(node).owns(image.writerNode) else {
+            guard writer.owns(image.writerNode) else {
                 throw ImageError.conflict("Image \(id) is being staged by another node; data discarded.")
             }
             image.writerNode = nil
             image.size = size
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
+            also(&image)
         }
         guard let updated else { throw ImageError.notFound("No image found with ID \(id)") }
         emit("image.upload", image: updated, extra: EventPayload.importStores(updated))
+        return updated
     }
 
     /// This node's id, recorded as the writer of its uploads.

@@ -40,6 +40,8 @@ public struct WriterLiveness: Sendable, Equatable {
     /// (forgotten, or from before heartbeats existed) is dead; this node itself never is.
     public func isAbandoned(writer: String?, heartbeats: [String: Int64], selfNode: String, now: Int64) -> Bool {
         guard let writer, writer != selfNode else { return false }
+        // A resumable upload's session ends by its own expiry, not by a node's death.
+        if UploadSession.isSessionWriter(writer) { return false }
         guard let last = heartbeats[writer] else { return true }
         return now - last > deadAfter
     }

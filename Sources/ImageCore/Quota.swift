@@ -72,7 +72,8 @@ public struct ProjectUsage: Sendable, Equatable {
     /// The statuses each figure counts; the catalogs' usage queries use the same sets.
     public static let countedStatuses: [ImageStatus] = ImageStatus.allCases.filter { !$0.isGone }
     public static let storedStatuses: [ImageStatus] = [.active, .deactivated]
-    public static let stagedStatuses: [ImageStatus] = [.uploading, .importing]
+    /// `saving` counts only an open resumable upload's reserved length: a plain upload's size is unset until it ends.
+    public static let stagedStatuses: [ImageStatus] = [.saving, .uploading, .importing]
     public static let uploadingStatuses: [ImageStatus] = [.saving, .uploading, .importing]
 
     /// What one image adds to its owner's usage.

@@ -100,7 +100,7 @@ final class DecompressingIngest: @unchecked Sendable {
             pinQueues = queues
             pinLanes = zip(pins, queues).map { pin, queue in
                 let digest = pin.1
-                return (pin.0, Task { await ImageIngest.hashLane(queue, digest) })
+                return (pin.0, Task { await ImageIngest.hashLane(queue, digest).finalizeHex() })
             }
             let queue = BatchQueue(capacity: 2)
             decodeQueue = queue

@@ -1,3 +1,4 @@
+import Foundation
 // Streaming disk-image format inspection.
 //
 // Modelled on the checks OpenStack Glance runs through oslo.utils' format_inspector: the
@@ -6,7 +7,7 @@
 // requested once their offsets are known) and a 1536-byte rolling tail. When no region is
 // pending a chunk costs one counter update and one copy of at most 1536 bytes into the tail.
 //
-// Only the Swift standard library is used.
+// Only the Swift standard library is used, and Foundation for `Data` in the inspector's saved form.
 
 /// The result of inspecting a whole stream.
 public struct FormatInspection: Sendable, Equatable {
@@ -88,7 +89,8 @@ public func checkDiskFormat(declared diskFormat: String, containerFormat: String
 
 /// A streaming disk-image format inspector. Feed every byte of the upload in order, then
 /// call `finish()`.
-public struct FormatInspector: Sendable {
+/// Codable: a resumable upload saves the inspector with its digests and continues it later.
+public struct FormatInspector: Sendable, Codable {
     /// The disk formats this inspector can recognise (and so can verify a declaration of).
     public static let inspectableFormats: Set<String> =
         ["raw", "qcow2", "vmdk", "vhd", "vhdx", "vdi", "iso", "qed", "gpt", "luks"]
@@ -194,7 +196,7 @@ enum FormatInspectorLayout {
 }
 
 /// A byte range of the stream to capture, filled contiguously from its start.
-struct FormatInspectorRegion: Sendable {
+struct FormatInspectorRegion: Sendable, Codable {
     let offset: Int64
     var length: Int
     var data: [UInt8] = []
@@ -205,6 +207,25 @@ struct FormatInspectorRegion: Sendable {
         self.offset = offset
         self.length = length
         data.reserveCapacity(min(length, 64 * 1024))
+    }
+
+    enum CodingKeys: String, CodingKey { case offset, length, data, missed }
+
+    // The captured bytes as base64 (`Data`), not a JSON array of numbers.
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        offset = try c.decode(Int64.self, forKey: .offset)
+        length = try c.decode(Int.self, forKey: .length)
+        data = Array(try c.decode(Data.self, forKey: .data))
+        missed = try c.decode(Bool.self, forKey: .missed)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(offset, forKey: .offset)
+        try c.encode(length, forKey: .length)
+        try c.encode(Data(data), forKey: .data)
+        try c.encode(missed, forKey: .missed)
     }
 
     var isComplete: Bool { data.count >= length }
@@ -232,11 +253,29 @@ struct FormatInspectorRegion: Sendable {
 }
 
 /// The last `capacity` bytes of the stream, in a ring.
-struct FormatInspectorTail: Sendable {
+struct FormatInspectorTail: Sendable, Codable {
     static let capacity = 1536
     private var storage = [UInt8](repeating: 0, count: FormatInspectorTail.capacity)
     private var next = 0
     private(set) var filled = 0
+
+    init() {}
+
+    enum CodingKeys: String, CodingKey { case bytes }
+
+    /// Saved as the retained bytes, oldest first; restored as a ring that holds just them.
+    init(from decoder: any Decoder) throws {
+        let saved = Array(try decoder.container(keyedBy: CodingKeys.self).decode(Data.self, forKey: .bytes))
+        guard saved.count <= Self.capacity else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "inspector tail too long"))
+        }
+        saved.withUnsafeBytes { append($0) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(Data(bytes), forKey: .bytes)
+    }
 
     mutating func append(_ chunk: UnsafeRawBufferPointer) {
         let cap = Self.capacity

@@ -1,3 +1,4 @@
+import Foundation
 import ImageCore
 import NIOCore
 import NIOPosix
@@ -42,6 +43,41 @@ public struct IngestLimits: Sendable {
     }
 }
 
+/// Where a suspended ingest stopped: bytes seen, the running digests (OpenSSL's saved contexts, keyed
+/// by algorithm name) and the format inspector. Encoded (JSON) into the catalog by resumable uploads.
+public struct IngestState: Sendable, Codable, Equatable {
+    public var received: Int64
+    var digests: [String: Data]
+    var inspector: FormatInspector
+
+    public static func == (a: IngestState, b: IngestState) -> Bool {
+        a.received == b.received && a.digests == b.digests
+    }
+
+    /// A state that cannot be continued here (another build's, or missing a digest).
+    public struct Refused: Error, CustomStringConvertible {
+        public var reason: String
+        public var description: String { "the saved upload state cannot be continued: \(reason)" }
+    }
+
+    /// What the bytes so far are: the digests finalised from copies of the states, and the inspection.
+    public func result(algorithm: HashAlgorithm) throws -> IngestResult {
+        var digests: [PinnedDigest.Algorithm: String] = [:]
+        for (name, saved) in self.digests {
+            guard let a = PinnedDigest.Algorithm(rawValue: name) else { continue }
+            digests[a] = try StreamDigest(StreamDigest.Algorithm(a), state: Array(saved)).finalizeHex()
+        }
+        let multihash: PinnedDigest.Algorithm = algorithm == .sha512 ? .sha512 : .sha256
+        guard let md5 = digests[.md5], let hashValue = digests[multihash] else {
+            throw Refused(reason: "it has no md5 or \(multihash.rawValue) digest")
+        }
+        var result = IngestResult(size: received, md5: md5, hashAlgorithm: algorithm, hashValue: hashValue,
+                                  inspection: inspector.finish())
+        result.digests = digests
+        return result
+    }
+}
+
 public struct QuotaRoom: Sendable {
     public var bytes: Int64
     public var message: String
@@ -63,19 +99,26 @@ public final class ImageIngest: @unchecked Sendable {
     let limits: IngestLimits
     let batchSize: Int
     private let queues: [BatchQueue]
-    private let md5Lane: Task<String, Never>
-    private let hashLane: Task<String, Never>
+    private let md5Lane: Task<StreamDigest, Never>
+    private let hashLane: Task<StreamDigest, Never>
     private let writeLane: Task<FormatInspector, any Error>
     /// Digests beyond MD5 and the multihash (SHA-1, pinned algorithms), one lane each.
-    private let extraLanes: [(PinnedDigest.Algorithm, Task<String, Never>)]
+    private let extraLanes: [(PinnedDigest.Algorithm, Task<StreamDigest, Never>)]
     private var batch: ByteBuffer
     public private(set) var received: Int64 = 0
     private var finished = false
 
+    /// `resume`: continue the stream another ingest saved with `suspend()` (its digests, inspection
+    /// and byte count), as if this one had seen those bytes.
     public init(writer: any BlobWriter, algorithm: HashAlgorithm, limits: IngestLimits,
-                batchSize: Int = 1 << 20, lanesAhead: Int = 3) throws {
-        let md5 = try StreamDigest(.md5)
-        let multihash = try StreamDigest(algorithm == .sha512 ? .sha512 : .sha256)
+                batchSize: Int = 1 << 20, lanesAhead: Int = 3, resume: IngestState? = nil) throws {
+        func digest(_ a: PinnedDigest.Algorithm) throws -> StreamDigest {
+            guard let resume else { return try StreamDigest(StreamDigest.Algorithm(a)) }
+            guard let saved = resume.digests[a.rawValue] else { throw IngestState.Refused(reason: "it has no \(a.rawValue) digest") }
+            return try StreamDigest(StreamDigest.Algorithm(a), state: Array(saved))
+        }
+        let md5 = try digest(.md5)
+        let multihash = try digest(algorithm == .sha512 ? .sha512 : .sha256)
         self.writer = writer
         self.algorithm = algorithm
         self.limits = limits
@@ -84,7 +127,7 @@ public final class ImageIngest: @unchecked Sendable {
         var extras = Set(limits.pinned.map(\.algorithm))
         extras.remove(.md5)
         extras.remove(algorithm == .sha512 ? .sha512 : .sha256)
-        let extraDigests = try extras.sorted().map { ($0, try StreamDigest(StreamDigest.Algorithm($0))) }
+        let extraDigests = try extras.sorted().map { ($0, try digest($0)) }
         let queues = (0..<(3 + extraDigests.count)).map { _ in BatchQueue(capacity: lanesAhead) }
         self.queues = queues
         md5Lane = Task { await Self.hashLane(queues[0], md5) }
@@ -94,8 +137,9 @@ public final class ImageIngest: @unchecked Sendable {
             return (pair.0, Task { await Self.hashLane(queue, digest) })
         }
         let maxVirtualSize = limits.maxVirtualSize
+        let startInspector = resume?.inspector ?? FormatInspector(maxVirtualSize: maxVirtualSize)
         writeLane = Task {
-            var inspector = FormatInspector(maxVirtualSize: maxVirtualSize)
+            var inspector = startInspector
             do {
                 while let b = await queues[2].next() {
                     b.withUnsafeReadableBytes { inspector.feed($0) }
@@ -107,6 +151,7 @@ public final class ImageIngest: @unchecked Sendable {
             }
             return inspector
         }
+        received = resume?.received ?? 0
     }
 
     /// Threads that only hash. Hashing on the cooperative pool (one thread per core) starved the task
@@ -119,7 +164,7 @@ public final class ImageIngest: @unchecked Sendable {
         return pool
     }()
 
-    static func hashLane(_ queue: BatchQueue, _ digest: StreamDigest) async -> String {
+    static func hashLane(_ queue: BatchQueue, _ digest: StreamDigest) async -> StreamDigest {
         while let b = await queue.next() {
             do {
                 try await digestThreads.runIfActive { b.withUnsafeReadableBytes { digest.update($0) } }
@@ -128,7 +173,7 @@ public final class ImageIngest: @unchecked Sendable {
                 b.withUnsafeReadableBytes { digest.update($0) }
             }
         }
-        return digest.finalizeHex()
+        return digest
     }
 
     deinit {
@@ -169,9 +214,8 @@ public final class ImageIngest: @unchecked Sendable {
         for q in queues { try await q.send(buffer) }
     }
 
-    /// Ends the stream: lets the lanes drain and returns the digests and the inspection.
-    /// The blob is not committed: the caller decides, after checking the result.
-    public func finish() async throws -> IngestResult {
+    /// Lets the lanes drain what was appended; returns the inspector and the running digests.
+    private func drain() async throws -> (FormatInspector, [PinnedDigest.Algorithm: StreamDigest]) {
         precondition(!finished, "ImageIngest finished twice")
         finished = true
         if batch.readableBytes > 0 {
@@ -181,10 +225,27 @@ public final class ImageIngest: @unchecked Sendable {
         }
         for q in queues { q.close() }
         let inspector = try await writeLane.value
-        let md5 = await md5Lane.value
-        let hashValue = await hashLane.value
-        var digests: [PinnedDigest.Algorithm: String] = [.md5: md5, algorithm == .sha512 ? .sha512 : .sha256: hashValue]
+        var digests: [PinnedDigest.Algorithm: StreamDigest] = [.md5: await md5Lane.value,
+                                                                algorithm == .sha512 ? .sha512 : .sha256: await hashLane.value]
         for (name, lane) in extraLanes { digests[name] = await lane.value }
+        return (inspector, digests)
+    }
+
+    /// Stops here without ending the stream: every byte appended has been handed to the writer, and
+    /// the state returned continues the digests and the inspection in a later ingest (`resume`).
+    /// The writer is neither committed nor cancelled.
+    public func suspend() async throws -> IngestState {
+        let (inspector, digests) = try await drain()
+        return IngestState(received: received, digests: Dictionary(uniqueKeysWithValues: digests.map { ($0.key.rawValue, Data($0.value.saveState())) }),
+                           inspector: inspector)
+    }
+
+    /// Ends the stream: lets the lanes drain and returns the digests and the inspection.
+    /// The blob is not committed: the caller decides, after checking the result.
+    public func finish() async throws -> IngestResult {
+        let (inspector, running) = try await drain()
+        let digests = running.mapValues { $0.finalizeHex() }
+        let md5 = digests[.md5]!, hashValue = digests[algorithm == .sha512 ? .sha512 : .sha256]!
         if let expected = limits.expectedSize, received != expected {
             throw ImageError.badRequest("Image data is \(received) bytes, but \(expected) bytes were declared.")
         }

@@ -29,12 +29,30 @@ public struct StartupScrub: Sendable {
 
     public func run() async throws -> Report {
         var report = Report()
-        report.temporariesRemoved = try await blobs.removeLeftovers()
+        // Open resumable uploads keep their bytes; no request of this node is writing them any more.
+        var sessions: [String] = []
+        for image in try await catalog.images(withStatus: [.saving, .uploading]) {
+            guard let s = image.uploadSession, image.writerNode == s.writer else { continue }
+            if s.store == blobs.id, let token = s.token { sessions.append(token) }
+            if checkImages, s.holder != nil {
+                _ = try? await ImageService(catalog: catalog).updateUploadSession(id: image.id, sessionId: s.id) {
+                    $0.holder = nil
+                    $0.heldUntil = nil
+                }
+            }
+        }
+        if let resumable = blobs.resumable {
+            report.temporariesRemoved = try await resumable.removeLeftovers(keeping: sessions)
+        } else {
+            report.temporariesRemoved = try await blobs.removeLeftovers()
+        }
         if report.temporariesRemoved > 0 {
             logger.notice("removed \(report.temporariesRemoved) unfinished blob write(s) left by a crash")
         }
         let service = ImageService(catalog: catalog)
         for image in checkImages ? try await catalog.images(withStatus: [.saving, .uploading, .importing]) : [] {
+            // A resumable upload survives restarts; it ends by completion, termination or expiry.
+            if UploadSession.isSessionWriter(image.writerNode) { continue }
             var reason: String?
             switch image.status {
             case .saving:

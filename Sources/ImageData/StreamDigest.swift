@@ -20,15 +20,34 @@ final class StreamDigest: @unchecked Sendable {
         }
     }
     private let handle: OpaquePointer
+    let algorithm: Algorithm
 
     init(_ algorithm: Algorithm) throws {
         guard let h = imaged_digest_new(algorithm.rawValue) else {
             throw DigestUnavailable(algorithm: algorithm)
         }
         handle = h
+        self.algorithm = algorithm
+    }
+
+    /// Continues a digest from a state `saveState()` returned (on any node of the same build).
+    init(_ algorithm: Algorithm, state: [UInt8]) throws {
+        guard let h = state.withUnsafeBufferPointer({ imaged_digest_restore(algorithm.rawValue, $0.baseAddress, $0.count) }) else {
+            throw StateRefused(algorithm: algorithm)
+        }
+        handle = h
+        self.algorithm = algorithm
     }
 
     deinit { imaged_digest_free(handle) }
+
+    /// The running state, to continue later with `init(_:state:)`.
+    func saveState() -> [UInt8] {
+        let size = imaged_digest_state_size(algorithm.rawValue)
+        var out = [UInt8](repeating: 0, count: size)
+        let n = out.withUnsafeMutableBufferPointer { imaged_digest_save(handle, $0.baseAddress, size) }
+        return Array(out[..<n])
+    }
 
     func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
@@ -52,6 +71,11 @@ final class StreamDigest: @unchecked Sendable {
 
     struct DigestUnavailable: Error, CustomStringConvertible {
         var algorithm: Algorithm
-        var description: String { "OpenSSL refused the \(algorithm) digest (a FIPS-only provider refuses MD5)" }
+        var description: String { "OpenSSL refused the \(algorithm) digest" }
+    }
+
+    struct StateRefused: Error, CustomStringConvertible {
+        var algorithm: Algorithm
+        var description: String { "the saved \(algorithm) digest state was not made by this build of imaged" }
     }
 }

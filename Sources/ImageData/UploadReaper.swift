@@ -4,7 +4,8 @@ import Synchronization
 
 /// Keeps this node's heartbeat in the catalog and cleans up after nodes that died: an image left in
 /// `saving` (or `uploading`) by a node whose heartbeat stopped goes back to `queued` with nothing
-/// kept, and multipart uploads older than `multipartMaxAge` are aborted. Every node runs one; the
+/// kept, multipart uploads older than `multipartMaxAge` are aborted (but not those of open resumable
+/// uploads), and resumable upload sessions past their expiry are dropped. Every node runs one; the
 /// requeue is a conditional catalog write (still that status, still that writer), so two reapers,
 /// or a reaper and the writer, never both win, and a writer that was reaped is refused at its finish.
 public struct UploadReaper: Sendable {
@@ -80,9 +81,11 @@ public struct UploadReaper: Sendable {
     @discardableResult
     public func sweepUploads(now: Int64 = Timestamp.now()) async throws -> Int {
         var aborted = 0
+        // Read before listing the stores: a session opened after this read is younger than maxAge.
+        let sessions = try await data.images.openUploadTokens()
         for store in data.stores.all {
             guard let reaping = store as? any BlobStoreOrphanReaping else { continue }
-            aborted += try await reaping.abortStaleUploads(maxAge: options.multipartMaxAge, now: now)
+            aborted += try await reaping.abortStaleUploads(maxAge: options.multipartMaxAge, now: now, keeping: sessions[store.id] ?? [])
         }
         return aborted
     }
@@ -99,6 +102,11 @@ public struct UploadReaper: Sendable {
                 try await sweepImages(now: now)
             } catch {
                 logger.warning("abandoned-upload sweep failed", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await data.sweepExpiredUploadSessions(now: now)
+            } catch {
+                logger.warning("upload session sweep failed", metadata: ["error": "\(error)"])
             }
             if now - lastUploadSweep >= uploadSweepSeconds {
                 lastUploadSweep = now

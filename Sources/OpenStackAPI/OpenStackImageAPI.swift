@@ -22,6 +22,8 @@ public struct OpenStackAPIOptions: Sendable {
     public var showImageDirectURL = false
     /// Glance's `show_multiple_locations`: image views carry `locations`.
     public var showMultipleLocations = false
+    /// Resumable uploads' session lifetime and checkpoints (`--upload-session-ttl`).
+    public var uploadSessions = ResumableUploadConfig()
 
     public init(publicEndpoint: String? = nil, identityURI: String? = nil) {
         self.publicEndpoint = publicEndpoint
@@ -55,6 +57,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         let imageRoutes = ImageRoutes<Context>(service: service, data: imports.data, options: options)
         // Data routes first: the catch-all `/v2/**` registered with the image routes must stay last.
         DataRoutes<Context>(data: imports.data, imports: imports).register(on: router, using: imageRoutes)
+        UploadSessionRoutes<Context>(data: imports.data, settings: options.uploadSessions).register(on: router, using: imageRoutes)
         TaskRoutes<Context>(imports: imports).register(on: router, using: imageRoutes)
         LocationRoutes<Context>(imports: imports).register(on: router, using: imageRoutes)
         CacheRoutes<Context>(data: imports.data).register(on: router, using: imageRoutes)

@@ -146,6 +146,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
                                                identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" })
     openstackOptions.showImageDirectURL = config.showImageDirectURL
     openstackOptions.showMultipleLocations = config.showMultipleLocations
+    openstackOptions.uploadSessions.ttl = config.uploadSessionTTL
     let openstack = OpenStackImageAPI<ImagedRequestContext>(
         imports: imports, authenticator: authenticator,
         options: openstackOptions)
@@ -189,7 +190,8 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
                   uploadReaper: uploadReaper,
                   responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr,
                                                    enabled: config.frontends, readiness: readiness,
-                                                   audit: try config.auditLogPath.map { try AuditLog(path: $0) }),
+                                                   audit: try config.auditLogPath.map { try AuditLog(path: $0) },
+                                                   cors: config.corsOrigins.isEmpty ? nil : CORSPolicy(origins: config.corsOrigins)),
                   authDescription: authDescription,
                   blobsDescription: blobsDescription, catalogDescription: config.catalog.description,
                   dataDirectory: dataDir, lock: lock)

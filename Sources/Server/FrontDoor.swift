@@ -25,11 +25,21 @@ public struct ImagedResponder: HTTPResponder {
     let readiness: Readiness
     /// Where audit lines go; nil: not audited.
     var audit: AuditLog? = nil
+    /// Cross-origin access (`--cors-origin`); nil: none.
+    var cors: CORSPolicy? = nil
 
     /// `Retry-After` on a 503 that did not set one: a restarting database or store is back within seconds.
     static let retryAfterSeconds = 5
 
     public func respond(to request: Request, context: Context) async throws -> Response {
+        guard let cors else { return try await answer(request, context: context) }
+        if let preflight = cors.preflight(request) { return preflight }
+        var response = try await answer(request, context: context)
+        cors.decorate(&response, for: request)
+        return response
+    }
+
+    func answer(_ request: Request, context: Context) async throws -> Response {
         let path = request.uri.path
         switch path {
         case "/healthz":

@@ -68,6 +68,10 @@ public struct ServerConfig: Sendable {
     public var importPrivate: PrivateImportPolicy = .admin
     /// Parallel ranged GETs of one web-download (`--import-connections`); 1 is one plain GET.
     public var importConnections = 4
+    /// Seconds a resumable upload session lives after its last write (`--upload-session-ttl`).
+    public var uploadSessionTTL: Int64 = 86_400
+    /// Origins whose pages may call the APIs (`--cors-origin`, `*` for any); empty: no CORS.
+    public var corsOrigins: [String] = []
     /// Seconds a task lease lasts without renewal (a dead node's task is resumed after this).
     public var taskLeaseSeconds: Int64 = 30
     /// The login back-off shared by every password check (`--login-lock-after` …).
@@ -202,6 +206,8 @@ extension ServerConfig {
             ("import-allow-port", importAllowedPorts.isEmpty ? "any" : importAllowedPorts.sorted().map(String.init).joined(separator: ", ")),
             ("import-private", importPrivate.rawValue),
             ("import-connections", String(importConnections)),
+            ("upload-session-ttl", "\(uploadSessionTTL) s"),
+            ("cors-origin", corsOrigins.isEmpty ? "(none)" : corsOrigins.joined(separator: ", ")),
             ("task-lease-seconds", String(taskLeaseSeconds)),
             ("shutdown-grace-seconds", String(shutdownGraceSeconds)),
             ("tls", tls.map { "certificate \($0.certificate) key \($0.key) (reloaded on SIGHUP)" } ?? "off (plain HTTP)"),

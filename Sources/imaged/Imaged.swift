@@ -121,6 +121,12 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Parallel ranged GETs of one web-download when the origin serves ranges with a validator (ETag or Last-Modified); 1 is one plain GET.")
     var importConnections: Int = 4
 
+    @Option(help: "Seconds a resumable upload session (POST /v2/images/{id}/uploads) lives after its last write; an idle one is dropped and its image queued again.")
+    var uploadSessionTtl: Int64 = 86_400
+
+    @Option(help: "Origin whose web pages may call the APIs from a browser (CORS; repeatable or comma-separated; '*' for any). Off by default.")
+    var corsOrigin: [String] = []
+
     @Option(help: "Seconds a background task's lease lasts without renewal.")
     var taskLeaseSeconds: Int64 = 30
 
@@ -337,6 +343,12 @@ struct ServeOptions: ParsableArguments {
         config.importPrivate = privateImports
         guard (1...32).contains(importConnections) else { throw ValidationError("--import-connections must be between 1 and 32") }
         config.importConnections = importConnections
+        guard uploadSessionTtl >= 1 else { throw ValidationError("--upload-session-ttl must be at least 1 second") }
+        config.uploadSessionTTL = uploadSessionTtl
+        config.corsOrigins = corsOrigin.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        for origin in config.corsOrigins where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
+            throw ValidationError("--cors-origin: '\(origin)' is not an origin (scheme://host[:port]) or '*'")
+        }
         if !importAllowPort.isEmpty {
             if importAllowPort == ["any"] {
                 config.importAllowedPorts = []
