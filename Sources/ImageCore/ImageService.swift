@@ -309,13 +309,16 @@ public struct ImageService: Sendable {
         }
     }
 
-    public func deleteImage(id: String, by p: Principal) async throws {
-        _ = try await mutate(id: id, by: p, action: .deleteImage, verb: "delete") { image in
+    /// Returns the deleted row (an open resumable upload's session is still in it: its bytes are the caller's to discard).
+    @discardableResult
+    public func deleteImage(id: String, by p: Principal) async throws -> Image {
+        let deleted = try await mutate(id: id, by: p, action: .deleteImage, verb: "delete") { image in
             try Self.checkDeletable(image)
             image.status = .deleted
             image.deletedAt = Timestamp.now()
         }
         logger.info("image deleted", metadata: ["image": .string(id)])
+        return deleted
     }
 
     // MARK: Soft deletion (ZStack's Delete → Deleted → Recover | Expunge)

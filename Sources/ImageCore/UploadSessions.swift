@@ -157,7 +157,8 @@ extension ImageService {
     public func updateUploadSession(id: String, sessionId: String,
                                     _ change: @escaping @Sendable (inout UploadSession) throws -> Void) async throws -> (Image, UploadSession) {
         let updated = try await catalog.updateImage(id: id) { image in
-            guard var session = image.uploadSession, session.id == sessionId, image.writerNode == session.writer else {
+            guard image.status == .saving || image.status == .uploading, var session = image.uploadSession,
+                  session.id == sessionId, image.writerNode == session.writer else {
                 throw Self.noSession(id, sessionId)
             }
             try change(&session)

@@ -106,11 +106,23 @@ final class DecompressingIngest: @unchecked Sendable {
             decodeQueue = queue
             decodeLane = Task {
                 do {
+                    // The next chunk is decoded while the last one is handed on: decoding (one core) and the
+                    // hand-off to the digest and write lanes overlap instead of taking turns.
+                    @Sendable func decodeNext() -> Task<ByteBuffer?, any Error> {
+                        Task { try await ImageIngest.digestThreads.runIfActive { try decoder.drain() } }
+                    }
                     while let b = await queue.next() {
                         decoder.feed(b)
-                        while let out = try await ImageIngest.digestThreads.runIfActive({ try decoder.drain() }) {
+                        var next = decodeNext()
+                        while let out = try await next.value {
                             try Task.checkCancellation()  // aborted: a bomb's next gigabytes are not worth making
-                            try await inner.append(out)
+                            next = decodeNext()
+                            do {
+                                try await inner.append(out)
+                            } catch {
+                                _ = try? await next.value  // the decoder is not left in use
+                                throw error
+                            }
                         }
                     }
                 } catch {

@@ -480,8 +480,10 @@ extension ImageDataService {
     /// Deletes the image, then its data. An upload or import still running sees the deletion
     /// when it finishes and discards what it wrote (410); a crash in between is cleaned by the scrub.
     public func deleteImage(id: String, by p: Principal) async throws {
-        try await images.deleteImage(id: id, by: p)
+        let deleted = try await images.deleteImage(id: id, by: p)
         await removeData(of: id)
+        // A resumable upload open on it: its request (if one is writing) is refused at its next checkpoint.
+        if let session = deleted.uploadSession, deleted.writerNode == session.writer { await discardBytes(of: session) }
     }
 
     /// A softly deleted image for good: deleted, then its data removed from every store.

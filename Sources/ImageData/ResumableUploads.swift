@@ -87,10 +87,15 @@ extension ImageDataService {
     /// Appends `body`, which the client sent from `offset`, to the session; finishes the image when
     /// the declared length is reached. A broken body still records what arrived before the error is
     /// rethrown. Errors: `UploadOffsetMismatch` (409), `UploadSessionLocked` (423), `ImageError`.
-    public func appendToUploadSession(imageId: String, sessionId: String, offset: Int64,
+    /// `declaredBytes` (the request's Content-Length): a body that cannot fit is refused (413) before
+    /// any of it is read.
+    public func appendToUploadSession(imageId: String, sessionId: String, offset: Int64, declaredBytes: Int64? = nil,
                                       body: some AsyncSequence<ByteBuffer, any Error>,
                                       settings: ResumableUploadConfig, by p: Principal) async throws -> UploadProgress {
-        let (visible, _) = try await images.uploadSession(imageId: imageId, sessionId: sessionId, by: p)
+        let (visible, current) = try await images.uploadSession(imageId: imageId, sessionId: sessionId, by: p)
+        if let declaredBytes, offset == current.offset, offset + declaredBytes > current.length {
+            throw ImageError.tooLarge("The upload's bytes would go past its Upload-Length of \(current.length): \(declaredBytes) bytes from offset \(offset).")
+        }
         let id = visible.id, sid = sessionId.lowercased()
         let holder = images.nodeId + "/" + UUID().uuidString.lowercased()
         var (image, session) = try await images.claimUploadSession(id: id, sessionId: sid, offset: offset, holder: holder,

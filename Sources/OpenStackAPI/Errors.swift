@@ -59,6 +59,7 @@ struct GlanceError: Error {
         case 413: return "Request Entity Too Large"
         case 415: return "Unsupported Media Type"
         case 416: return "Requested Range Not Satisfiable"
+        case 423: return "Locked"
         case 500: return "Internal Server Error"
         case 503: return "Service Unavailable"
         default: return status.reasonPhrase

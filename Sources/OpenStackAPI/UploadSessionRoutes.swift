@@ -35,9 +35,18 @@ struct UploadSessionRoutes<Context: OpenStackRequestContext>: OpenStackRouteGrou
         routes.route(router, one, [.patch: patch, .delete: terminate, .options: options])
     }
 
+    /// The image id of the path: one that cannot be an image id is 404 before anything else is looked at.
+    static func imageId(_ context: Context) throws -> String {
+        let id = try R.parameter(context, "id")
+        guard ImageID.isValid(id) else { throw GlanceError(.notFound, "No image found with ID \(id)") }
+        return id
+    }
+
     var options: Handler {
-        { [data] _, _ in
-            Response(status: .noContent, headers: [
+        { [data] _, context in
+            _ = try R.principal(context)
+            _ = try Self.imageId(context)
+            return Response(status: .noContent, headers: [
                 .tusResumable: Self.tusVersion, .tusVersion: Self.tusVersion, .tusExtension: Self.extensions,
                 .tusMaxSize: String(data.config.imageSizeCap),
             ])
@@ -105,18 +114,18 @@ struct UploadSessionRoutes<Context: OpenStackRequestContext>: OpenStackRouteGrou
     var create: Handler {
         { [data, settings] request, context in
             let p = try R.principal(context)
-            try Self.checkVersion(request)
+            let id = try Self.imageId(context)
             try await R.requireNoBody(request)
             guard let length = try Self.integer(request, .uploadLength) else {
                 throw GlanceError(.badRequest, "Upload-Length is required: the number of bytes the upload will send.")
             }
+            try Self.checkVersion(request)
             let target = try Self.target(request)
             let pinned = try PinnedDigestHeaders.read(request.headers)
             let store = request.headers[.imageMetaStore].map { $0.trimmingSpaces }
             if store != nil, !data.stores.multiple {
                 throw GlanceError(.badRequest, "Multi backend is not supported at this site: X-Image-Meta-Store is not accepted.")
             }
-            let id = try R.parameter(context, "id")
             let session = try await data.createUploadSession(imageId: id, length: length, target: target, store: store,
                                                              pinned: pinned, settings: settings, by: p)
             var headers = Self.sessionHeaders(session)
@@ -136,8 +145,7 @@ struct UploadSessionRoutes<Context: OpenStackRequestContext>: OpenStackRouteGrou
     var list: Handler {
         { [data] request, context in
             let p = try R.principal(context)
-            let id = try R.parameter(context, "id")
-            let image = try await data.images.visibleImage(id: id, by: p)
+            let image = try await data.images.visibleImage(id: try Self.imageId(context), by: p)
             var uploads: [JSONValue] = []
             if let s = image.uploadSession, image.writerNode == s.writer, s.expiresAt > Timestamp.now() {
                 uploads.append(try JSONValue.parse(Self.json(s, image: image.id)))
@@ -150,7 +158,7 @@ struct UploadSessionRoutes<Context: OpenStackRequestContext>: OpenStackRouteGrou
     var head: Handler {
         { [data] request, context in
             let p = try R.principal(context)
-            let (_, session) = try await data.images.uploadSession(imageId: try R.parameter(context, "id"),
+            let (_, session) = try await data.images.uploadSession(imageId: try Self.imageId(context),
                                                                    sessionId: try R.parameter(context, "upload"), by: p)
             var headers = Self.sessionHeaders(session)
             headers[.uploadLength] = String(session.length)
@@ -162,7 +170,7 @@ struct UploadSessionRoutes<Context: OpenStackRequestContext>: OpenStackRouteGrou
     var patch: Handler {
         { [data, settings] request, context in
             let p = try R.principal(context)
-            try Self.checkVersion(request)
+            let id = try Self.imageId(context)
             let mediaType = R.mediaType(request)
             guard mediaType == Self.offsetMediaType else {
                 throw GlanceError(.unsupportedMediaType,
@@ -171,9 +179,11 @@ struct UploadSessionRoutes<Context: OpenStackRequestContext>: OpenStackRouteGrou
             guard let offset = try Self.integer(request, .uploadOffset) else {
                 throw GlanceError(.badRequest, "Upload-Offset is required: the offset the bytes start at (HEAD tells it).")
             }
+            let declared = try Self.integer(request, .contentLength)
+            try Self.checkVersion(request)
             let progress = try await Self.translating {
-                try await data.appendToUploadSession(imageId: try R.parameter(context, "id"), sessionId: try R.parameter(context, "upload"),
-                                                     offset: offset, body: request.body, settings: settings, by: p)
+                try await data.appendToUploadSession(imageId: id, sessionId: try R.parameter(context, "upload"),
+                                                     offset: offset, declaredBytes: declared, body: request.body, settings: settings, by: p)
             }
             return Response(status: .noContent, headers: Self.sessionHeaders(progress.session))
         }
@@ -182,9 +192,10 @@ struct UploadSessionRoutes<Context: OpenStackRequestContext>: OpenStackRouteGrou
     var terminate: Handler {
         { [data] request, context in
             let p = try R.principal(context)
+            let id = try Self.imageId(context)
             try Self.checkVersion(request)
             try await Self.translating {
-                try await data.terminateUploadSession(imageId: try R.parameter(context, "id"), sessionId: try R.parameter(context, "upload"), by: p)
+                try await data.terminateUploadSession(imageId: id, sessionId: try R.parameter(context, "upload"), by: p)
             }
             return Response(status: .noContent, headers: [.tusResumable: Self.tusVersion])
         }

@@ -15,3 +15,6 @@ PATCH_MEDIA_TYPES = (
 
 # Sent exactly as schemathesis sends application/json bodies (the Content-Type stays the patch media type).
 schemathesis.serializer.alias(list(PATCH_MEDIA_TYPES), "application/json")
+
+# Resumable uploads' PATCH bodies are raw bytes under tus's media type: sent as application/octet-stream is.
+schemathesis.serializer.alias(["application/offset+octet-stream"], "application/octet-stream")

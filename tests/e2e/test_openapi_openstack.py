@@ -50,9 +50,10 @@ RESPONSE_CHECKS = [not_a_server_error, st_checks.status_code_conformance, st_che
 CLI_CONFIG = """\
 [checks]
 positive_data_acceptance.enabled = false
-# A schema-invalid body over Glance's 112 KiB limit is refused with 413 before it is read.
-negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428",
-                                             "429", "5xx"]
+# A schema-invalid body over Glance's 112 KiB limit is refused with 413 before it is read; a resumable upload's
+# request naming another tus version (an empty Tus-Resumable, say) is refused with 412.
+negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422",
+                                             "428", "429", "5xx"]
 
 [[operations]]
 include-path-regex = "^/(versions)?$"
@@ -67,6 +68,8 @@ OPERATIONS = {
     "stageImageData", "importImage", "listImageTasks", "getImportInfo", "getStoresInfo", "getUsage", "listTasks", "createTask",
     "showTask", "addImageLocation", "listImageLocations", "getStoresDetail", "deleteImageFromStore", "showImageSchema", "showImagesSchema", "showMemberSchema", "showMembersSchema", "showTaskSchema", "showTasksSchema",
     "getCacheState", "clearCache", "cleanCache", "pruneCache", "queueCachedImage", "deleteCachedImage", "listCachedNodes",
+    "createUploadSession", "listUploadSessions", "describeUploads", "showUploadOffset", "appendUploadData",
+    "terminateUploadSession",
 }
 
 
@@ -404,6 +407,33 @@ def test_real_answers_match_the_document(os_server, document, origin):
     alice.call("GET", f"/v2/images/{iid}", expect=404)
     alice.call("DELETE", f"/v2/images/{iid}", expect=404)
     alice.call("GET", f"/v2/images/{iid}/tasks", expect=404)
+
+    # Resumable uploads (tus 1.0.0): discovery, creation, offsets, gaps, termination, completion.
+    tus = {"Tus-Resumable": "1.0.0"}
+    r = alice.call("OPTIONS", f"/v2/images/{iid}/uploads", expect=204)
+    assert r.headers["Tus-Version"] == "1.0.0" and "creation" in r.headers["Tus-Extension"]
+    up = alice.create(name=unique("oa-tus"), disk_format="raw", container_format="bare")
+    alice.call("POST", f"/v2/images/{up['id']}/uploads", headers=tus, expect=400)  # no Upload-Length
+    alice.call("POST", f"/v2/images/{up['id']}/uploads", headers={"Tus-Resumable": "0.2.2", "Upload-Length": "4"}, expect=412)
+    bob.call("POST", f"/v2/images/{up['id']}/uploads", headers={**tus, "Upload-Length": "4"}, expect=404)
+    r = alice.call("POST", f"/v2/images/{up['id']}/uploads", headers={**tus, "Upload-Length": str(len(data))}, expect=201)
+    location, session = r.headers["Location"], r.json()
+    assert location == f"/v2/images/{up['id']}/uploads/{session['id']}" and session["offset"] == 0
+    alice.call("POST", f"/v2/images/{up['id']}/uploads", headers={**tus, "Upload-Length": "4"}, expect=409)  # saving now
+    assert [u["id"] for u in alice.call("GET", f"/v2/images/{up['id']}/uploads", expect=200).json()["uploads"]] == [session["id"]]
+    patch = {**tus, "Content-Type": "application/offset+octet-stream"}
+    assert alice.call("PATCH", location, data=data[:5], headers={**patch, "Upload-Offset": "0"}, expect=204).headers["Upload-Offset"] == "5"
+    assert alice.call("PATCH", location, data=data[9:], headers={**patch, "Upload-Offset": "9"}, expect=409).headers["Upload-Offset"] == "5"
+    alice.call("PATCH", location, data=data[5:], headers={**tus, "Upload-Offset": "5", "Content-Type": "application/octet-stream"}, expect=415)
+    assert alice.call("HEAD", location, expect=200).headers["Upload-Length"] == str(len(data))
+    alice.call("PATCH", location, data=data[5:], headers={**patch, "Upload-Offset": "5"}, expect=204)
+    assert alice.call("GET", f"/v2/images/{up['id']}", expect=200).json()["checksum"] == hashlib.md5(data).hexdigest()
+    alice.call("HEAD", location, expect=404)
+    gone = alice.create(name=unique("oa-tus"), disk_format="raw", container_format="bare")
+    r = alice.call("POST", f"/v2/images/{gone['id']}/uploads", headers={**tus, "Upload-Length": "10"}, expect=201)
+    alice.call("DELETE", r.headers["Location"], headers=tus, expect=204)
+    alice.call("DELETE", r.headers["Location"], headers=tus, expect=404)
+    assert alice.call("GET", f"/v2/images/{gone['id']}", expect=200).json()["status"] == "queued"
 
     assert alice.seen | bob.seen | admin.seen | anon.seen | carol.seen == OPERATIONS
     print(f"validated {sum(c.validated for c in (alice, bob, admin, anon, carol))} real answers against the document")
