@@ -246,9 +246,16 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
         if fd >= 0 { close(fd); if token == nil { unlink(temporary) } }
     }
 
-    /// The bytes so far made durable: the sparse carry written out (the next writes continue from an
-    /// unaligned offset, which only costs alignment), then fsync.
     func checkpoint() async throws -> String {
+        let (token, durable) = try await beginCheckpoint()
+        try await durable()
+        return token
+    }
+
+    /// The bytes so far made part of the file: the sparse carry written out (the next writes continue
+    /// from an unaligned offset, which only costs alignment) and the size set; their fsync runs on a
+    /// duplicate descriptor, so it may overlap later writes and outlive this writer's descriptor.
+    func beginCheckpoint() async throws -> (token: String, durable: @Sendable () async throws -> Void) {
         guard fd >= 0, let token else { throw BlobStoreError.writerFinished }
         let fd = self.fd, path = temporary
         if carry.readableBytes > 0 {
@@ -265,11 +272,19 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
         }
         // A trailing hole must count: the file's size is the bytes received.
         let size = offset
-        try await pool.runIfActive {
+        let copy = try await pool.runIfActive {
             guard ftruncate(fd, off_t(size)) == 0 else { throw BlobStoreError.syscall("ftruncate \(path)", errno) }
-            guard fsync(fd) == 0 else { throw BlobStoreError.syscall("fsync \(path)", errno) }
+            let copy = dup(fd)
+            guard copy >= 0 else { throw BlobStoreError.syscall("dup \(path)", errno) }
+            return copy
         }
-        return token
+        let pool = self.pool
+        return (token, {
+            try await pool.runIfActive {
+                defer { close(copy) }
+                guard fsync(copy) == 0 else { throw BlobStoreError.syscall("fsync \(path)", errno) }
+            }
+        })
     }
 
     func suspend() async {

@@ -111,8 +111,18 @@ public protocol ResumableBlobStore: BlobStore {
 public protocol ResumableBlobWriter: BlobWriter {
     /// Makes every byte written so far durable; returns the token to resume from this offset.
     func checkpoint() async throws -> String
+    /// `checkpoint` in two halves: the token at once, durability when `durable` returns. `durable` may
+    /// run while the writer takes more bytes (the file store's fsync), so the stream need not wait for it.
+    func beginCheckpoint() async throws -> (token: String, durable: @Sendable () async throws -> Void)
     /// Stops writing, keeping what the last checkpoint saved for a later `resumeWriter`. Never throws.
     func suspend() async
+}
+
+extension ResumableBlobWriter {
+    /// Durable before returning: for writers whose checkpoint has nothing to overlap (S3's parts are durable once sent).
+    public func beginCheckpoint() async throws -> (token: String, durable: @Sendable () async throws -> Void) {
+        (try await checkpoint(), {})
+    }
 }
 
 extension BlobStore {

@@ -26,7 +26,7 @@ extension ImageImports {
                                    taskType: Self.legacyTaskType, extraInput: Self.legacyInputKeys.compactMap { k in input[k].map { (k, $0) } },
                                    by: p)
         } catch {
-            try? await data.images.deleteImage(id: image.id, by: p)
+            _ = try? await data.images.deleteImage(id: image.id, by: p)
             throw error
         }
     }

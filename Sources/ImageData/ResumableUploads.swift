@@ -294,6 +294,9 @@ struct SessionWrite: Sendable {
         var ingest = try ImageIngest(writer: writer, algorithm: data.config.hashAlgorithm, limits: try limits(session), resume: saved)
         var renewed = Timestamp.now()
         var failure: (any Error)?
+        // Within the body, a checkpoint's durability (the fsync) and its catalog record run while the next
+        // bytes stream in; the next checkpoint, and the request's end, wait for it first, so records stay in order.
+        var pending: Task<UploadSession, any Error>?
         do {
             var next = first
             if next == nil { next = try await body.next() }
@@ -305,9 +308,19 @@ struct SessionWrite: Sendable {
                     let take = Int(min(Int64(buffer.readableBytes), nextCheckpoint - ingest.received))
                     try await ingest.append(buffer.readSlice(length: take)!)
                     if ingest.received == nextCheckpoint {
-                        session = try await checkpoint(session, ingest: ingest, writer: writer)
-                        ingest = try ImageIngest(writer: writer, algorithm: data.config.hashAlgorithm, limits: try limits(session),
-                                                 resume: try JSONDecoder().decode(IngestState.self, from: Data(session.state!.utf8)))
+                        let state = try await ingest.suspend()
+                        let (token, durable) = try await writer.beginCheckpoint()
+                        if let previous = pending { session = try await previous.value }
+                        let base = session, encoded = try Self.encode(state)
+                        pending = Task {
+                            try await durable()
+                            return try await record(base) { s in
+                                s.offset = state.received
+                                s.state = encoded
+                                s.token = token
+                            }
+                        }
+                        ingest = try ImageIngest(writer: writer, algorithm: data.config.hashAlgorithm, limits: try limits(session), resume: state)
                         nextCheckpoint += step
                         renewed = Timestamp.now()
                     }
@@ -315,13 +328,19 @@ struct SessionWrite: Sendable {
                 // A slow sender may not reach a checkpoint within the lease: renew it on time too.
                 let now = Timestamp.now()
                 if now - renewed >= max(1, settings.leaseSeconds / 3) {
-                    session = try await record(session) { _ in }
+                    _ = try await record(session) { _ in }
                     renewed = now
                 }
                 next = try await body.next()
             }
         } catch {
             failure = error
+        }
+        if let previous = pending {
+            do { session = try await previous.value } catch {
+                await ingest.abort()
+                throw failure ?? error
+            }
         }
         // What arrived is kept, whatever ended the body; a failed store or catalog loses it to the last checkpoint.
         if ingest.received > session.offset {
