@@ -345,7 +345,7 @@ struct SessionWrite: Sendable {
         // What arrived is kept, whatever ended the body; a failed store or catalog loses it to the last checkpoint.
         if ingest.received > session.offset {
             do {
-                session = try await checkpoint(session, ingest: ingest, writer: writer)
+                session = try await checkpoint(session, ingest: ingest, writer: writer, last: true)
             } catch {
                 await ingest.abort()
                 throw failure ?? error
@@ -357,12 +357,15 @@ struct SessionWrite: Sendable {
         return session
     }
 
-    /// Suspends the ingest, makes the bytes durable, then records offset and state in the catalog.
-    func checkpoint(_ session: UploadSession, ingest: ImageIngest, writer: any ResumableBlobWriter) async throws -> UploadSession {
+    /// Suspends the ingest, makes the bytes durable, then records offset and state in the catalog. The
+    /// request's last checkpoint lets the session go in the same write, unless it completes the upload
+    /// (whose finishing write ends the session).
+    func checkpoint(_ session: UploadSession, ingest: ImageIngest, writer: any ResumableBlobWriter,
+                    last: Bool = false) async throws -> UploadSession {
         let state = try await ingest.suspend()
         let token = try await writer.checkpoint()
         let encoded = try Self.encode(state)
-        return try await record(session) { s in
+        return try await record(session, release: last && state.received < session.length) { s in
             s.offset = state.received
             s.state = encoded
             s.token = token
@@ -370,19 +373,23 @@ struct SessionWrite: Sendable {
     }
 
     /// One conditional write of the session, only while this request holds it; renews the lease and the expiry.
-    func record(_ session: UploadSession, _ change: @escaping @Sendable (inout UploadSession) throws -> Void) async throws -> UploadSession {
+    /// `release`: the request is done with the session (the next one may take it).
+    func record(_ session: UploadSession, release: Bool = false,
+                _ change: @escaping @Sendable (inout UploadSession) throws -> Void) async throws -> UploadSession {
         let holder = self.holder, settings = self.settings
         let now = Timestamp.now()
         return try await images.updateUploadSession(id: imageId, sessionId: session.id) { s in
             guard s.holder == holder else { throw UploadSessionLocked() }
             try change(&s)
-            s.heldUntil = now + settings.leaseSeconds
+            s.heldUntil = release ? nil : now + settings.leaseSeconds
+            if release { s.holder = nil }
             s.expiresAt = now + settings.ttl
         }.1
     }
 
-    /// Lets the next request in.
+    /// Lets the next request in (nothing to write when its last checkpoint already did).
     func release(_ session: UploadSession) async throws {
+        if session.holder == nil { return }
         let holder = self.holder
         _ = try await images.updateUploadSession(id: imageId, sessionId: session.id) { s in
             guard s.holder == holder else { return }

@@ -248,15 +248,16 @@ def stable_offset(client: Raw, image_id: str, upload_id: str, timeout: float = 6
 
 def finish_from_offset(client: Raw, image_id: str, upload_id: str, source: Path, size: int,
                        retry_423_for: float = 15) -> tuple[Sent, int, int]:
-    """HEAD, then PATCH the rest from there; a 423 (the cut PATCH still winding up somewhere) is retried after
-    a new HEAD. Returns the final answer, the offset it started from and every byte sent."""
+    """HEAD, then PATCH the rest from there; a 423 (the cut PATCH still winding up somewhere) or a 409 (it wound
+    up between our HEAD and our PATCH, moving the offset) is retried after a new HEAD, as tus clients do.
+    Returns the final answer, the offset it started from and every byte sent."""
     deadline, total = time.monotonic() + retry_423_for, 0
     while True:
         offset = offset_of(client, image_id, upload_id)
         answer = stream_patch(client.base, client.session.headers["X-Auth-Token"],
                               f"/v2/images/{image_id}/uploads/{upload_id}", offset, source, size - offset)
         total += answer.sent
-        if answer.status_code == 423 and time.monotonic() < deadline:
+        if answer.status_code in (409, 423) and time.monotonic() < deadline:
             time.sleep(0.5)
             continue
         return answer, offset, total
