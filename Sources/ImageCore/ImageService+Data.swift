@@ -30,18 +30,23 @@ extension ImageService {
     public func beginUpload(id: String, to: ImageStatus, by p: Principal) async throws -> Image {
         AuditTrail.note(to == .saving ? "image.upload" : "image.stage", imageId: id, by: p)
         let image = try await mutate(id: id, by: p, action: to == .saving ? .uploadImage : .modifyImage, verb: "upload data to") { image in
-            guard image.status == .queued else {
-                throw ImageError.conflict("Image status transition from \(image.status.rawValue) to \(to.rawValue) is not allowed")
-            }
-            // Staged data may come first; glance-direct then insists on formats at import (409).
-            guard to != .saving || (image.diskFormat != nil && image.containerFormat != nil) else {
-                throw ImageError.badRequest("Properties disk_format, container_format must be set prior to saving data.")
-            }
-            image.status = to
-            image.writerNode = config.nodeId
+            try Self.startWriting(&image, to: to, writer: config.nodeId)
         }
         emit("image.prepare", image: image, extra: EventPayload.importStores(image))
         return image
+    }
+
+    /// The rule of every upload's start (plain or resumable): queued → `to`, recorded as `writer`'s;
+    /// data to save needs its formats first (staged data may come first: glance-direct insists at import).
+    static func startWriting(_ image: inout Image, to: ImageStatus, writer: String) throws {
+        guard image.status == .queued else {
+            throw ImageError.conflict("Image status transition from \(image.status.rawValue) to \(to.rawValue) is not allowed")
+        }
+        guard to != .saving || (image.diskFormat != nil && image.containerFormat != nil) else {
+            throw ImageError.badRequest("Properties disk_format, container_format must be set prior to saving data.")
+        }
+        image.status = to
+        image.writerNode = writer
     }
 
     /// saving (or importing) → active with size and digests, all in one catalog write. When the image

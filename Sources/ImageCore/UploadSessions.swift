@@ -123,14 +123,7 @@ extension ImageService {
         let to: ImageStatus = session.target == .file ? .saving : .uploading
         AuditTrail.note(to == .saving ? "image.upload" : "image.stage", imageId: id, by: p)
         let image = try await mutate(id: id, by: p, action: Self.sessionAction(session.target), verb: "upload data to") { image in
-            guard image.status == .queued else {
-                throw ImageError.conflict("Image status transition from \(image.status.rawValue) to \(to.rawValue) is not allowed")
-            }
-            guard to != .saving || (image.diskFormat != nil && image.containerFormat != nil) else {
-                throw ImageError.badRequest("Properties disk_format, container_format must be set prior to saving data.")
-            }
-            image.status = to
-            image.writerNode = session.writer
+            try Self.startWriting(&image, to: to, writer: session.writer)
             image.size = session.length
             image.extensions[UploadSession.extensionKey] = session.json
         }

@@ -1204,3 +1204,16 @@ def no_secret_in_any_log(tmp_path_factory):
     yield
     found = scan_for_secrets([tmp_path_factory.getbasetemp()])
     assert not found, "secrets in logs:\n" + "\n".join(found[:50])
+
+
+def download_digest(client: "Raw", image_id: str, algorithm: str = "sha512") -> tuple[str, int]:
+    """The image's bytes through `algorithm` as they arrive, into one reused 4 MiB buffer: (hex digest, length).
+    Multi-GiB downloads stay in constant memory."""
+    h, n = hashlib.new(algorithm), 0
+    buffer = memoryview(bytearray(4 << 20))
+    with client.get(f"/v2/images/{image_id}/file", stream=True, timeout=600) as r:
+        assert r.status_code == 200, r.text
+        while got := r.raw.readinto(buffer):
+            h.update(buffer[:got])
+            n += got
+    return h.hexdigest(), n

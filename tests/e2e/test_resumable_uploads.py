@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ImagedServer, Raw, assert_data_facts, digests, imaged_bin, random_bytes, scale_out_config,
+from conftest import (ImagedServer, download_digest, Raw, assert_data_facts, digests, imaged_bin, random_bytes, scale_out_config,
                       unique, upload, wait_for, wait_status, wait_task_finished)
 
 MiB = 1 << 20
@@ -261,18 +261,6 @@ def finish_from_offset(client: Raw, image_id: str, upload_id: str, source: Path,
             time.sleep(0.5)
             continue
         return answer, offset, total
-
-
-def download_digests(client: Raw, image_id: str) -> tuple[str, int]:
-    """sha512 and length of the image's bytes, hashed as they arrive into one reused buffer."""
-    h, n = hashlib.sha512(), 0
-    buffer = memoryview(bytearray(4 * MiB))
-    with client.get(f"/v2/images/{image_id}/file", stream=True, timeout=600) as r:
-        assert r.status_code == 200, r.text
-        while got := r.raw.readinto(buffer):
-            h.update(buffer[:got])
-            n += got
-    return h.hexdigest(), n
 
 
 @pytest.fixture(scope="module")
@@ -764,7 +752,7 @@ def check_finished(client: Raw, image_id: str, uid: str, big: dict, answer: Sent
     assert got["status"] == "active", got
     assert (got["size"], got["virtual_size"]) == (big["size"], big["size"]), got
     assert (got["checksum"], got["os_hash_algo"], got["os_hash_value"]) == (big["md5"], "sha512", big["sha512"]), got
-    assert download_digests(client, image_id) == (big["sha512"], big["size"])
+    assert download_digest(client, image_id, "sha512") == (big["sha512"], big["size"])
     assert sent_total <= 1.05 * big["size"], f"sent {sent_total} bytes for {big['size']} ({sent_total / big['size']:.3f} ×)"
     assert head(client, image_id, uid).status_code == 404
     assert sessions_of(client, image_id) == []

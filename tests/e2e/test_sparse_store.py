@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import GlanceCLI, ImagedServer, Raw, imaged_bin, random_bytes, s3_env, s3_process_env, unique, upload, wait_status
+from conftest import download_digest, GlanceCLI, ImagedServer, Raw, imaged_bin, random_bytes, s3_env, s3_process_env, unique, upload, wait_status
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -57,18 +57,6 @@ def sparse_source(path, size: int, pieces: list[tuple[int, int]]) -> str:
     return h.hexdigest()
 
 
-def download_sha256(client: Raw, image_id: str) -> tuple[str, int]:
-    """The image's bytes through sha256 as they arrive, into one reused 4 MiB buffer."""
-    h, n = hashlib.sha256(), 0
-    buffer = memoryview(bytearray(4 * MiB))
-    with client.get(f"/v2/images/{image_id}/file", stream=True, timeout=300) as r:
-        assert r.status_code == 200, r.text
-        while got := r.raw.readinto(buffer):
-            h.update(buffer[:got])
-            n += got
-    return h.hexdigest(), n
-
-
 def test_4gib_raw_image_with_256mib_of_data_stays_sparse(tmp_path):
     srv = ImagedServer(tmp_path / "srv")
     srv.start()
@@ -91,7 +79,7 @@ def test_4gib_raw_image_with_256mib_of_data_stays_sparse(tmp_path):
         on_disk = physical(blob)
         assert 256 * MiB <= on_disk <= 300 * MiB, f"{on_disk / MiB:.1f} MiB on disk"
 
-        assert download_sha256(alice, image["id"]) == (sha256, 4 * GiB)
+        assert download_digest(alice, image["id"], "sha256") == (sha256, 4 * GiB)
 
         # Usage: the quota's figure stays logical (MiB); the sibling key gives both, in bytes.
         u = storage(alice)
