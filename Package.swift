@@ -155,9 +155,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // Composition root: configuration -> stores -> service -> front-ends.
+        // The web console (/console/): server-rendered pages over ImageService; its stylesheet and script
+        // are compiled into the binary (no npm, no CDN).
+        .target(name: "Console", dependencies: [
+            "ImageCore", "ImageData", "Identity", "FrontEndSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], resources: [.embedInCode("Assets/console.css"), .embedInCode("Assets/console.js")], swiftSettings: strict),
         .target(name: "Server", dependencies: [
             "ImageCore", "ImageData", "CatalogSQLite", "CatalogPostgres", "BlobStoreFile", "BlobStoreS3", "Outbound", "Notifications",
-            "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI", "FrontEndSupport",
+            "Identity", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI", "FrontEndSupport", "Console",
             .product(name: "Hummingbird", package: "hummingbird"),
             // /metrics: swift-metrics backed by Prometheus' text format.
             .product(name: "Metrics", package: "swift-metrics"),

@@ -68,8 +68,9 @@ deps() {
   # xz-utils, zstd, bzip2: the compressed images of test_decompression.py and the decoder unit tests.
   # shellcheck source=lib/deps.sh
   source scripts/lib/deps.sh || return 1
+  # chromium, chromium-driver: the web console's UI tests (test_console.py drives them through Selenium, headless).
   local pkgs=("${imaged_build_packages[@]}" python3-venv ca-certificates qemu-utils genisoimage wrk rabbitmq-server
-              xz-utils zstd bzip2)
+              xz-utils zstd bzip2 chromium chromium-driver)
   log "Debian packages: ${pkgs[*]} (installed only when missing)"
   ensure_debian_packages "${pkgs[@]}" </dev/null || return 1
   local p
@@ -88,7 +89,7 @@ deps() {
   local req=tests/e2e/requirements.txt stamp=.venv/.e2e-requirements.sha256 want
   want=$(sha256sum "$req" | cut -d' ' -f1)
   if [ -x .venv/bin/python ] && [ -x .venv/bin/openstack ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] \
-     && .venv/bin/python -c 'import openstack, glanceclient, openstackclient, pytest, requests' >/dev/null 2>&1; then
+     && .venv/bin/python -c 'import openstack, glanceclient, openstackclient, pytest, requests, selenium' >/dev/null 2>&1; then
     log "venv .venv is up to date"
     return 0
   fi
@@ -176,6 +177,8 @@ fi
 begin e2e
 log "pytest tests/e2e"
 export IMAGED_BIN="${IMAGED_BIN:-.build/debug/imaged}"
+# The console's UI tests write their screenshots under the test output (.build/test-output/screenshots).
+export IMAGED_TEST_OUTPUT="${IMAGED_TEST_OUTPUT:-$ROOT/.build/test-output}" SE_AVOID_STATS=true
 .venv/bin/pytest -q tests/e2e </dev/null
 rc=$?
 case $rc in

@@ -32,7 +32,25 @@ imaged_decoder *imaged_decoder_new(int codec, uint64_t memlimit) {
     case IMAGED_CODEC_XZ: {
         lzma_stream init = LZMA_STREAM_INIT;
         d->x = init;
+#if LZMA_VERSION >= 50040002
+        // liblzma >= 5.4 decodes the blocks of a multi-block file (`xz -T`, most published images) on
+        // several threads; a single-block file, or blocks too large for the limit, is decoded on one
+        // thread as before. Memory stays bounded by `memlimit` either way.
+        uint32_t cpus = lzma_cputhreads();
+        lzma_mt mt = {
+            .flags = LZMA_CONCATENATED,
+            .threads = cpus == 0 ? 1 : (cpus > 4 ? 4 : cpus),
+            // Returns after 2 ms without progress (LZMA_OK, nothing used or made: IMAGED_DECODE_BUSY) instead
+            // of blocking until a worker has output, so the caller can hand over more input and keep every
+            // worker busy.
+            .timeout = 2,
+            .memlimit_threading = memlimit,
+            .memlimit_stop = memlimit,
+        };
+        if (lzma_stream_decoder_mt(&d->x, &mt) != LZMA_OK) { free(d); return NULL; }
+#else
         if (lzma_stream_decoder(&d->x, memlimit, LZMA_CONCATENATED) != LZMA_OK) { free(d); return NULL; }
+#endif
         return d;
     }
     case IMAGED_CODEC_ZSTD: {
@@ -87,7 +105,9 @@ static int run_xz(imaged_decoder *d, const void *in, size_t in_len, size_t *in_u
     *in_used = in_len - d->x.avail_in;
     *out_made = out_cap - d->x.avail_out;
     switch (rc) {
-    case LZMA_OK: return IMAGED_DECODE_MORE;
+    // No progress at all: the threaded decoder's timeout (its workers are busy), or the first call that
+    // finds nothing to do (liblzma says LZMA_BUF_ERROR on the next such call, never after a timeout).
+    case LZMA_OK: return (*in_used == 0 && *out_made == 0) ? IMAGED_DECODE_BUSY : IMAGED_DECODE_MORE;
     // With LZMA_CONCATENATED the end comes only with LZMA_FINISH, once all output was given.
     case LZMA_STREAM_END: return IMAGED_DECODE_DONE;
     case LZMA_BUF_ERROR: return finish ? IMAGED_DECODE_TRUNCATED : IMAGED_DECODE_MORE;

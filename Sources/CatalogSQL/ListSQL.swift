@@ -98,6 +98,12 @@ public enum ListSQL {
                 case .sqlite: st.append(" AND EXISTS (SELECT 1 FROM json_each(images.tags) WHERE value = \(st.bind(.text(t))))")
                 case .postgres: st.append(" AND tags @> jsonb_build_array(CAST(\(st.bind(.text(t))) AS TEXT))")
                 }
+            case .nameContains(let text):
+                // instr/strpos, not LIKE: the text's % and _ are plain characters.
+                switch dialect {
+                case .sqlite: st.append(" AND instr(lower(name), lower(\(st.bind(.text(text))))) > 0")
+                case .postgres: st.append(" AND strpos(lower(name), lower(\(st.bind(.text(text))))) > 0")
+                }
             case .property(let k, let v):
                 switch dialect {
                 case .sqlite:

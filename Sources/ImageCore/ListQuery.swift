@@ -56,6 +56,8 @@ public struct ImageListQuery: Sendable, Equatable {
         case isProtected(Bool)
         case tag(String)
         case property(String, String)
+        /// The name contains this text, ignoring ASCII case (the console's search box).
+        case nameContains(String)
     }
 
     /// Which images the caller may see, already decided by policy.

@@ -71,6 +71,21 @@ final class BatchQueue: Sendable {
         }
     }
 
+    /// Whether the consumer failed the queue (`next` then says nil as for a closed one).
+    var hasFailed: Bool { state.withLock { $0.failure != nil } }
+
+    /// Without waiting: `.some(batch)` when one is queued, `.some(nil)` once closed and drained, nil otherwise.
+    func poll() -> ByteBuffer?? {
+        state.withLock { s in
+            if !s.items.isEmpty {
+                let item = s.items.removeFirst()
+                s.waitingProducer.take()?.resume()
+                return .some(item)
+            }
+            return s.closed ? .some(nil) : nil
+        }
+    }
+
     /// No more batches: the consumer drains what is queued, then sees nil.
     func close() {
         state.withLock { s in

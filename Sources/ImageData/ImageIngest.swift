@@ -194,12 +194,12 @@ public final class ImageIngest: @unchecked Sendable {
             throw ImageError.badRequest("Image data is larger than the declared size of \(expected) bytes.")
         }
         while buffer.readableBytes > 0 {
-            let take = min(buffer.readableBytes, batchSize - batch.readableBytes)
-            if take == buffer.readableBytes && batch.readableBytes == 0 && take == batchSize {
-                // A whole batch arrived at once: no copy.
-                try await submit(buffer)
-                return
+            if batch.readableBytes == 0 && buffer.readableBytes >= batchSize {
+                // Whole batches of what arrived go on as slices of it: no copy.
+                try await submit(buffer.readSlice(length: batchSize)!)
+                continue
             }
+            let take = min(buffer.readableBytes, batchSize - batch.readableBytes)
             var slice = buffer.readSlice(length: take)!
             batch.writeBuffer(&slice)
             if batch.readableBytes == batchSize {

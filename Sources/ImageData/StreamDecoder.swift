@@ -39,6 +39,8 @@ public final class StreamDecoder: @unchecked Sendable {
     /// What a stream may make the decoder allocate at most (xz dictionary, zstd window): `xz -9`
     /// needs 65 MiB, zstd's default window limit is 128 MiB.
     static let memoryLimit: UInt64 = 256 << 20
+    /// Compressed bytes held for the decoder at most while its worker threads are busy.
+    static let inputAhead = 4 << 20
 
     let compression: SourceCompression
     let chunkSize: Int
@@ -57,6 +59,9 @@ public final class StreamDecoder: @unchecked Sendable {
 
     deinit { imaged_decoder_free(handle) }
 
+    /// Fed bytes the decoder has not taken yet.
+    public var pendingInput: Int { pending.readableBytes }
+
     public func feed(_ input: ByteBuffer) {
         if pending.readableBytes == 0 { pending = input } else { var i = input; pending.writeBuffer(&i) }
     }
@@ -69,11 +74,16 @@ public final class StreamDecoder: @unchecked Sendable {
     /// After the last `feed`: the remaining chunks, then nil; throws when the input ended mid-stream.
     public func finishChunk() throws -> ByteBuffer? {
         if done { return nil }
-        if pending.readableBytes > 0 { throw corrupt("data the decoder cannot use follows the stream") }
+        if pending.readableBytes > 0 {
+            // Input the threaded xz decoder had no worker for yet when the last `drain` returned: decode
+            // it now, waiting for the workers. Input no decoder takes is data after the stream.
+            if let out = try chunk(finish: false, waitForWorkers: true) { return out }
+            if pending.readableBytes > 0 { throw corrupt("data the decoder cannot use follows the stream") }
+        }
         return try chunk(finish: true)
     }
 
-    private func chunk(finish: Bool) throws -> ByteBuffer? {
+    private func chunk(finish: Bool, waitForWorkers: Bool = false) throws -> ByteBuffer? {
         var out = ByteBufferAllocator().buffer(capacity: chunkSize)
         while out.readableBytes < chunkSize && !done {
             var used = 0, made = 0, code: Int32 = 0
@@ -89,6 +99,9 @@ public final class StreamDecoder: @unchecked Sendable {
             if code == IMAGED_DECODE_DONE { done = true; break }
             if code < 0 { throw failure(code) }
             if used == 0 && made == 0 {
+                // Threaded xz: the workers hold the input and have no output yet. Wait for them at the end
+                // and when enough input is waiting; otherwise let the caller hand over more input first.
+                if code == IMAGED_DECODE_BUSY && (finish || waitForWorkers || pending.readableBytes >= Self.inputAhead) { continue }
                 if finish { throw failure(Int32(IMAGED_DECODE_TRUNCATED)) }
                 break  // needs more input
             }

@@ -1,4 +1,5 @@
 import CatalogPostgres
+import Console
 import FrontEndSupport
 import HTTPTypes
 import AviAPI
@@ -183,12 +184,24 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let systems: ScalrOSCatalogue
     do { systems = try config.scalrOSFile.map { try ScalrOSCatalogue.load(file: $0) } ?? .seeded } catch { throw ConfigError("\(error)") }
     let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: accounts, options: .init(sealer: sealer, systems: systems))
+    var consoleOptions = ConsoleOptions()
+    consoleOptions.secureCookies = config.tls != nil
+    consoleOptions.apiViews = [
+        ConsoleAPIView(name: "OpenStack", path: OpenStackImageAPI<ImagedRequestContext>.imagePath,
+                       render: OpenStackImageAPI<ImagedRequestContext>.imageDocument),
+        ConsoleAPIView(name: "Avi", path: AviImageAPI<ImagedRequestContext>.imagePath, render: { [avi] in avi.imageDocument($0) }),
+        ConsoleAPIView(name: "ZStack", path: ZStackImageAPI<ImagedRequestContext>.imagePath, render: { [zstack] in zstack.imageDocument($0) }),
+        ConsoleAPIView(name: "Danube", path: { [danube] in danube.imagePath($0) }, render: { [danube] in danube.imageDocument($0) }),
+        ConsoleAPIView(name: "Scalr", path: ScalrImageAPI<ImagedRequestContext>.imagePath,
+                       render: ScalrImageAPI<ImagedRequestContext>.imageDocument),
+    ]
+    let console = WebConsole<ImagedRequestContext>(imports: imports, accounts: accounts, options: consoleOptions)
     Observability.bootstrap()
     notifications?.start(poster: fetcher)  // after the metrics backend is up; webhooks go through the URL guard, as callbacks do
     let readiness = Readiness(catalog: catalog, stores: stores.all)
     return Imaged(service: service, catalog: catalog, data: data, runner: runner, scrub: scrub, reaper: reaper,
                   uploadReaper: uploadReaper,
-                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr,
+                  responder: ImagedResponder(openstack: openstack, avi: avi, zstack: zstack, danube: danube, scalr: scalr, console: console,
                                                    enabled: config.frontends, readiness: readiness,
                                                    audit: try config.auditLogPath.map { try AuditLog(path: $0) },
                                                    cors: config.corsOrigins.isEmpty ? nil : CORSPolicy(origins: config.corsOrigins)),

@@ -1,4 +1,5 @@
 import AviAPI
+import Console
 import DanubeAPI
 import FrontEndSupport
 import HTTPTypes
@@ -12,7 +13,8 @@ import ZStackAPI
 /// The front door: the operational endpoints (`/healthz`, `/readyz`, `/metrics`, `/openapi/…`), then
 /// each request handed to the front-end that claims it, through `RequestTelemetry`: the Avi paths
 /// (`/login`, `/logout`, `/api/image…` without a trailing slash), ZStack's `/zstack/v1`, Scalr's
-/// `/api/v1beta0/…`, Danube's `/api/…` and its IMGAPI `/imgapi/images…`, then the OpenStack API.
+/// `/api/v1beta0/…`, Danube's `/api/…` and its IMGAPI `/imgapi/images…`, then the OpenStack API. The web
+/// console (`/console/…`, and `/` when a browser asks for HTML) goes first.
 public struct ImagedResponder: HTTPResponder {
     public typealias Context = ImagedRequestContext
     let openstack: OpenStackImageAPI<ImagedRequestContext>
@@ -20,6 +22,7 @@ public struct ImagedResponder: HTTPResponder {
     let zstack: ZStackImageAPI<ImagedRequestContext>
     let danube: DanubeImageAPI<ImagedRequestContext>
     let scalr: ScalrImageAPI<ImagedRequestContext>
+    let console: WebConsole<ImagedRequestContext>
     /// The front-ends `--frontend` left on; a request for another one's paths goes on down the list.
     let enabled: Set<Frontend>
     let readiness: Readiness
@@ -73,6 +76,7 @@ public struct ImagedResponder: HTTPResponder {
     }
 
     func frontend(for request: Request) -> Handler {
+        if enabled.contains(.console), WebConsole<Context>.claims(request) { return Handler(label: "console", respond: console.respond) }
         if enabled.contains(.avi), AviImageAPI<Context>.claims(request) { return Handler(label: "avi", respond: avi.respond) }
         if enabled.contains(.zstack), ZStackImageAPI<Context>.claims(request) { return Handler(label: "zstack", respond: zstack.respond) }
         if enabled.contains(.scalr), ScalrImageAPI<Context>.claims(request) { return Handler(label: "scalr", respond: scalr.respond) }

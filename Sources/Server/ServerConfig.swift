@@ -232,7 +232,7 @@ extension ServerConfig {
 
 /// The APIs one imaged can answer; `--frontend` picks some.
 public enum Frontend: String, CaseIterable, Sendable {
-    case openstack, avi, zstack, danube, scalr
+    case openstack, avi, zstack, danube, scalr, console
 
     func mount(danubePrefix: String) -> String {
         switch self {
@@ -241,6 +241,7 @@ public enum Frontend: String, CaseIterable, Sendable {
         case .zstack: return "ZStack /zstack/v1"
         case .danube: return "Danube \(danubePrefix) and /imgapi/images"
         case .scalr: return "Scalr /api/v1beta0"
+        case .console: return "web console /console/"
         }
     }
 }

@@ -232,6 +232,32 @@ import Testing
         }
     }
 
+    /// The console's search: the name contains the text, ignoring ASCII case; `%`, `_` and quotes are plain text.
+    @Test(arguments: Backend.available)
+    func nameContainsMatchesASubstringIgnoringCase(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let names = ["Debian-12 Cloud", "debian_11", "Ubuntu 24.04", "50% off", "it's", "nameless"]
+            var ids: [String: String] = [:]
+            for (i, name) in names.enumerated() {
+                var image = makeImage(i + 1)
+                image.name = name == "nameless" ? nil : name
+                try await catalog.insertImage(image)
+                ids[name] = image.id
+            }
+            let scope = ImageListQuery.Scope(isAdmin: true, projectId: nil, visibility: .all, memberStatuses: nil)
+            let cases: [(String, Set<String>)] = [
+                ("debian", ["Debian-12 Cloud", "debian_11"]), ("DEBIAN-1", ["Debian-12 Cloud"]), ("_", ["debian_11"]),
+                ("%", ["50% off"]), ("'", ["it's"]), ("4.0", ["Ubuntu 24.04"]), ("nothing like it", []),
+            ]
+            for (text, expected) in cases {
+                let found = try await catalog.listImages(.init(scope: scope, filters: [.nameContains(text)], sort: [.init(.id, .desc)], limit: 10))
+                #expect(Set(found.map(\.id)) == Set(expected.map { ids[$0]! }), "\(text)")
+                let counted = try await catalog.countImages(.init(scope: scope, filters: [.nameContains(text)], sort: [], limit: 0))
+                #expect(counted == expected.count, "\(text)")
+            }
+        }
+    }
+
     /// Who sees what: the scope the service derives from policy, applied by the catalog.
     @Test(arguments: Backend.available)
     func scopesFollowVisibilityAndMembership(_ backend: Backend) async throws {

@@ -54,6 +54,15 @@ import Testing
         return out
     }
 
+    /// The whole input in one `feed`, then only `finishChunk` (no `drain`).
+    static func feedAllThenFinish(_ kind: SourceCompression, _ input: [UInt8]) throws -> [UInt8] {
+        let decoder = try StreamDecoder(kind, chunkSize: 1 << 20)
+        decoder.feed(ByteBuffer(bytes: input))
+        var out: [UInt8] = []
+        while let b = try decoder.finishChunk() { out += b.readableBytesView }
+        return out
+    }
+
     @Test(arguments: [0, 1, 2, 3])
     func roundTripsWhatTheToolMade(tool: Int) throws {
         let (kind, command) = Self.tools[tool]
@@ -62,6 +71,22 @@ import Testing
         #expect(try Self.decode(kind, compressed, piece: 1 << 20) == Self.original)
         // Odd input slices and small outputs: state carried across every call boundary.
         #expect(try Self.decode(kind, compressed, piece: 4_099, chunk: 65_521) == Self.original)
+        #expect(try Self.feedAllThenFinish(kind, compressed) == Self.original)
+    }
+
+    /// A multi-block .xz (what `xz -T` makes, and most published images are) goes through liblzma's
+    /// threaded decoder: the same bytes at every slicing, and a cut or a flipped byte mid-file is still an error.
+    @Test func multiBlockXzDecodesOnThreadsLikeOneStream() throws {
+        let compressed = try Self.compress(Self.original, "xz", ["-c", "-T2", "--block-size=262144"])
+        #expect(try Self.decode(.xz, compressed, piece: 1 << 20) == Self.original)
+        #expect(try Self.decode(.xz, compressed, piece: 4_099, chunk: 65_521) == Self.original)
+        #expect(try Self.decode(.xz, compressed + compressed, piece: 100_000) == Self.original + Self.original)
+        // Everything fed, then straight to the end: the input the workers had not taken yet is decoded, not refused.
+        #expect(try Self.feedAllThenFinish(.xz, compressed) == Self.original)
+        #expect(throws: ImageError.self) { try Self.decode(.xz, Array(compressed.prefix(compressed.count / 2)), piece: 1 << 16) }
+        var flipped = compressed
+        flipped[compressed.count / 2] ^= 0x5a
+        #expect(throws: ImageError.self) { try Self.decode(.xz, flipped, piece: 1 << 16) }
     }
 
     /// `cat a.gz b.gz` (and the same for the other formats) is one stream of both contents, as the tools read it.
@@ -78,6 +103,15 @@ import Testing
         let (kind, command) = Self.tools[tool]
         let compressed = try Self.compress(Self.original, command)
         #expect(throws: ImageError.self) { try Self.decode(kind, Array(compressed.dropLast(9)), piece: 1 << 16) }
+    }
+
+    /// Bytes after the end of the stream that are not another stream are refused, not silently dropped.
+    @Test(arguments: [0, 1, 2, 3])
+    func bytesAfterTheStreamAreAnError(tool: Int) throws {
+        let (kind, command) = Self.tools[tool]
+        let compressed = try Self.compress(Self.original, command) + Array("not compressed data at all\n".utf8)
+        #expect(throws: ImageError.self) { try Self.decode(kind, compressed, piece: 1 << 16) }
+        #expect(throws: ImageError.self) { try Self.feedAllThenFinish(kind, compressed) }
     }
 
     @Test(arguments: [0, 1, 2, 3])

@@ -14,6 +14,7 @@ typedef struct imaged_decoder imaged_decoder;
 
 #define IMAGED_DECODE_MORE 0        // give more input or more output room
 #define IMAGED_DECODE_DONE 1        // (finish only) every stream ended and all output was given
+#define IMAGED_DECODE_BUSY 2        // (threaded xz) no progress yet: the worker threads are still decoding
 #define IMAGED_DECODE_CORRUPT (-1)  // not valid compressed data
 #define IMAGED_DECODE_MEMLIMIT (-2) // the stream needs more memory than allowed (xz dictionary, zstd window)
 #define IMAGED_DECODE_TRUNCATED (-3) // (finish only) the input ended inside a stream

@@ -1,0 +1,431 @@
+"""The web console (/console/) in a real browser: Debian's chromium driven by Selenium, headless.
+
+Accounts are real local accounts (`imaged account create`); images are made through the OpenStack API and
+the console must show the same catalog. Each test asserts on the page and, where it changes something, on
+the catalog through the API. Screenshots of the main pages at 1280×800 (and one at phone width) go to
+$IMAGED_TEST_OUTPUT/screenshots (default .build/test-output/screenshots).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from conftest import ImagedServer, imaged_bin, unique
+
+PASSWORD = "Console-" + unique("pw")
+SHOTS = Path(os.environ.get("IMAGED_TEST_OUTPUT", Path(__file__).resolve().parents[2] / ".build" / "test-output")) / "screenshots"
+
+
+def imaged(*args, stdin=None):
+    proc = subprocess.run([str(imaged_bin()), *args], input=stdin, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+class Console:
+    """A server with three accounts: alice (member of p-alice), rita (reader of p-alice), bob (member of p-bob)."""
+
+    def __init__(self, srv: ImagedServer):
+        self.srv = srv
+        self.url = srv.url
+        self.keys = {}
+        for name, project, role in [("alice", "p-alice", "member"), ("rita", "p-alice", "reader"), ("bob", "p-bob", "member"),
+                                    ("root", "admin", "admin")]:
+            imaged("account", "create", name, "--project", project, "--role", role, "--password-stdin",
+                   "--data-dir", str(srv.data_dir), stdin=PASSWORD + "\n")
+            out = imaged("account", "key", "create", name, "--data-dir", str(srv.data_dir))
+            key_id = re.search(r"^key id: (\S+)$", out, re.M).group(1)
+            secret = re.search(r"^secret: (\S+)$", out, re.M).group(1)
+            self.keys[name] = f"{key_id}:{secret}"
+
+    def api(self, who, method, path, **kw):
+        headers = {"X-Auth-Token": self.keys[who], **kw.pop("headers", {})}
+        return requests.request(method, self.url + path, headers=headers, timeout=60, **kw)
+
+    def create(self, who, **body):
+        r = self.api(who, "POST", "/v2/images", json={"disk_format": "raw", "container_format": "bare", **body})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def upload(self, who, image_id, data: bytes):
+        r = self.api(who, "PUT", f"/v2/images/{image_id}/file", data=data, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 204, r.text
+        return self.api(who, "GET", f"/v2/images/{image_id}").json()
+
+    def session(self, who) -> requests.Session:
+        """A logged-in HTTP session (cookies as a browser keeps them), for the header and CSRF checks."""
+        s = requests.Session()
+        page = s.get(self.url + "/console/login", timeout=30)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        r = s.post(self.url + "/console/login", data={"csrf": csrf, "username": who, "password": PASSWORD},
+                   allow_redirects=False, timeout=60)
+        assert r.status_code == 303, r.text
+        return s
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    srv = ImagedServer(tmp_path_factory.mktemp("console"))
+    srv.start()
+    yield Console(srv)
+    srv.kill()
+
+
+def chromium_paths():
+    browser = shutil.which("chromium") or "/usr/bin/chromium"
+    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    assert Path(browser).exists() and Path(driver).exists(), "chromium and chromium-driver (Debian) are needed: scripts/test.sh installs them"
+    return browser, driver
+
+
+@pytest.fixture(scope="module")
+def browser():
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = chromium_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,800",
+                "--disable-extensions", "--no-first-run", "--password-store=basic"]:
+        options.add_argument(arg)
+    b = webdriver.Chrome(service=Service(driver), options=options)
+    b.set_page_load_timeout(60)
+    viewport(b, 1280, 800)
+    yield b
+    b.quit()
+
+
+def viewport(browser, width, height, mobile=False):
+    """The page's own size (the window's minus nothing: headless has no toolbar), so screenshots are exactly this."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+
+
+def shot(browser, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    assert browser.save_screenshot(str(path)), path
+    assert path.stat().st_size > 5000  # a rendered page, not a blank one
+    with open(path, "rb") as f:
+        head = f.read(24)
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    assert (width, height) == tuple(browser.execute_script("return [window.innerWidth, window.innerHeight]")), path
+    return path
+
+
+def log_in(browser, console, who, next_path=None):
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(console.url + "/console/login" + (("?" + urlencode({"next": next_path})) if next_path else ""))
+    browser.find_element(By.ID, "username").send_keys(who)
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_page(browser, lambda b: "/console/login" not in b.current_url and b.find_elements(By.CSS_SELECTOR, "header .who"))
+
+
+def wait_page(browser, condition, timeout=30):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, timeout).until(condition)
+
+
+def click_and_wait(browser, element):
+    """Clicks a link or button that loads a new page and waits until the old one is gone."""
+    from selenium.webdriver.support import expected_conditions as EC
+
+    element.click()
+    wait_page(browser, EC.staleness_of(element))
+
+
+def rows(browser):
+    from selenium.webdriver.common.by import By
+
+    return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")] for tr in browser.find_elements(By.CSS_SELECTOR, "table.images tbody tr")]
+
+
+def test_a_browser_asking_for_the_root_is_sent_to_the_console_and_api_clients_are_not(console):
+    r = requests.get(console.url + "/", headers={"Accept": "text/html,application/xhtml+xml"}, allow_redirects=False, timeout=30)
+    assert r.status_code == 303 and r.headers["Location"] == "/console/images"
+    api = requests.get(console.url + "/", headers={"Accept": "application/json"}, allow_redirects=False, timeout=30)
+    assert api.status_code in (200, 300) and "versions" in api.json()
+    # Without a session a console page leads to the login form, which then returns to the page asked for.
+    page = requests.get(console.url + "/console/images?status=active", allow_redirects=False, timeout=30)
+    assert page.status_code == 303
+    assert page.headers["Location"] == "/console/login?" + urlencode({"next": "/console/images?status=active"})
+
+
+def test_log_in_see_the_catalog_filter_sort_and_open_an_image(console, browser):
+    from selenium.webdriver.common.by import By
+
+    tag = unique("t")
+    data = os.urandom(256 << 10)
+    hostile = f"<script>alert('x')</script> {tag}"
+    plain = console.create("alice", name=f"alpha-{tag}", tags=[tag, "web"], os_distro="debian")
+    console.upload("alice", plain["id"], data)
+    evil = console.create("alice", name=hostile, tags=[tag], note="<b>bold</b> & \"quoted\"")
+    bobs = console.create("bob", name=f"bob-only-{tag}", tags=[tag])
+
+    log_in(browser, console, "alice", next_path=f"/console/images?tag={tag}")
+    assert browser.current_url == console.url + f"/console/images?tag={tag}"
+    names = [r[0] for r in rows(browser)]
+    # alice sees her two images, not bob's private one; the hostile name is text, not markup.
+    assert sorted(names) == sorted([f"alpha-{tag}", hostile])
+    assert browser.execute_script("return window.__xss === undefined && document.querySelectorAll('main script').length === 0")
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in browser.page_source or "&lt;script&gt;alert('x')&lt;/script&gt;" in browser.page_source
+    shot(browser, "console-images")
+
+    # Sorting by name is a link, and the URL says so (bookmarkable).
+    click_and_wait(browser, browser.find_element(By.LINK_TEXT, "Name"))
+    assert "sort=name" in browser.current_url and "dir=asc" in browser.current_url
+    assert [r[0] for r in rows(browser)] == sorted(names)
+    click_and_wait(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "Name"))
+    assert [r[0] for r in rows(browser)] == sorted(names, reverse=True)
+
+    # The name search narrows it, as a bookmarkable URL.
+    browser.get(console.url + "/console/images?" + urlencode({"q": "ALPHA-" + tag[:6], "tag": tag}))
+    assert [r[0] for r in rows(browser)] == [f"alpha-{tag}"]
+    row = rows(browser)[0]
+    assert row[1] == "active" and row[2] == "raw" and row[3] == "256 KiB" and row[4] == "shared"  # Glance's default visibility
+
+    # The image page: every attribute, the digests the API reports, and the image as each API shows it.
+    click_and_wait(browser, browser.find_element(By.LINK_TEXT, f"alpha-{tag}"))
+    assert browser.find_element(By.ID, "image-name").text == f"alpha-{tag}"
+    api = console.api("alice", "GET", f"/v2/images/{plain['id']}").json()
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert api["checksum"] in page and api["os_hash_value"] in page and plain["id"] in page
+    views = {s.find_element(By.TAG_NAME, "h3").text: s.find_element(By.TAG_NAME, "pre").text
+             for s in browser.find_elements(By.CSS_SELECTOR, "section.api-view")}
+    assert set(views) == {"OpenStack", "Avi", "ZStack", "Danube", "Scalr"}
+    import json
+    assert json.loads(views["OpenStack"])["checksum"] == api["checksum"]
+    assert json.loads(views["OpenStack"])["os_distro"] == "debian"
+    assert json.loads(views["ZStack"])["md5Sum"] == api["checksum"] or api["checksum"] in views["ZStack"]
+    for name in ("Avi", "Danube", "Scalr"):
+        assert plain["id"].replace("-", "") in views[name].replace("-", "") or f"alpha-{tag}" in views[name], name
+    shot(browser, "console-image")
+
+    # The hostile image's page: its name and property are text.
+    browser.get(console.url + f"/console/images/{evil['id']}")
+    assert browser.find_element(By.ID, "image-name").text == hostile
+    assert "<b>bold</b> & \"quoted\"" in browser.find_element(By.TAG_NAME, "main").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "main b")
+
+    # bob's private image is not alice's to see, by URL either.
+    browser.get(console.url + f"/console/images/{bobs['id']}")
+    assert "404" in browser.find_element(By.TAG_NAME, "h1").text
+
+    # Phone width: the list still works (fewer columns).
+    viewport(browser, 390, 844, mobile=True)
+    browser.get(console.url + f"/console/images?tag={tag}")
+    assert len(rows(browser)) == 2
+    # Nothing wider than the screen but the table's own scroller.
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    shot(browser, "console-images-phone")
+    viewport(browser, 1280, 800)
+
+
+def test_paging_walks_every_image_once(console, browser):
+    from selenium.webdriver.common.by import By
+
+    tag = unique("page")
+    made = {console.create("alice", name=f"p{i:02d}-{tag}", tags=[tag])["id"] for i in range(7)}
+    log_in(browser, console, "alice", next_path=f"/console/images?tag={tag}&limit=3&sort=name&dir=asc")
+    seen = []
+    while True:
+        seen += [r[0] for r in rows(browser)]
+        nxt = browser.find_elements(By.CSS_SELECTOR, "a[rel=next]")
+        if not nxt:
+            break
+        click_and_wait(browser, nxt[0])
+    assert seen == [f"p{i:02d}-{tag}" for i in range(7)]
+    assert len(made) == 7
+
+
+def test_a_reader_gets_no_create_button_and_an_admin_sees_owners(console, browser):
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, console, "rita")
+    assert browser.current_url.endswith("/console/images")
+    assert not browser.find_elements(By.ID, "new-image")
+    assert not browser.find_elements(By.NAME, "owner")
+    log_in(browser, console, "alice")
+    assert browser.find_elements(By.ID, "new-image")
+    log_in(browser, console, "root")
+    assert browser.find_elements(By.NAME, "owner")
+    tag = unique("adm")
+    console.create("bob", name=f"b-{tag}", tags=[tag])
+    browser.get(console.url + "/console/images?" + urlencode({"tag": tag, "owner": "p-bob", "visibility": "all"}))
+    assert [r[0] for r in rows(browser)] == [f"b-{tag}"]
+
+
+def test_wrong_passwords_are_refused_then_throttled(console):
+    s = requests.Session()
+    page = s.get(console.url + "/console/login", timeout=30)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    statuses = []
+    for _ in range(7):
+        r = s.post(console.url + "/console/login", data={"csrf": csrf, "username": "bob", "password": "wrong"},
+                   allow_redirects=False, timeout=60)
+        statuses.append(r.status_code)
+        if r.status_code == 401:
+            assert "Wrong user name or password." in r.text and "imaged_console=" not in r.headers.get("Set-Cookie", "")
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429, statuses
+    assert int(r.headers["Retry-After"]) >= 1 and "Too many attempts" in r.text
+    # The right password is throttled too while the lock lasts (the lock is per account and address).
+    r = s.post(console.url + "/console/login", data={"csrf": csrf, "username": "bob", "password": PASSWORD},
+               allow_redirects=False, timeout=60)
+    assert r.status_code == 429
+
+
+def test_session_cookie_csp_and_csrf(console):
+    s = console.session("alice")
+    cookie = [c for c in s.cookies if c.name == "imaged_console"][0]
+    assert cookie.path == "/console" and cookie.has_nonstandard_attr("HttpOnly")
+    raw = requests.Session()
+    page = raw.get(console.url + "/console/login", timeout=30)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    login = raw.post(console.url + "/console/login", data={"csrf": csrf, "username": "alice", "password": PASSWORD},
+                     allow_redirects=False, timeout=60)
+    set_cookie = login.headers["Set-Cookie"]
+    assert "imaged_console=" in set_cookie and "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    assert "Secure" not in set_cookie  # plain HTTP here; test_console_tls checks Secure behind TLS
+
+    listing = s.get(console.url + "/console/images", timeout=30)
+    assert listing.status_code == 200 and listing.headers["Content-Type"].startswith("text/html")
+    csp = listing.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+    assert "frame-ancestors 'none'" in csp and listing.headers["X-Frame-Options"] == "DENY"
+    assert listing.headers["X-Content-Type-Options"] == "nosniff" and listing.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in listing.text and " on" + "click=" not in listing.text
+    token = re.search(r'name="csrf" value="([^"]+)"', listing.text).group(1)
+
+    # A cross-site form post (no token, or another site's Origin) is refused and changes nothing.
+    forged = s.post(console.url + "/console/logout", data={}, allow_redirects=False, timeout=30)
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    wrong = s.post(console.url + "/console/logout", data={"csrf": token[:-2] + "xx"}, allow_redirects=False, timeout=30)
+    assert wrong.status_code == 403
+    other_site = s.post(console.url + "/console/logout", data={"csrf": token}, headers={"Origin": "http://evil.example"},
+                        allow_redirects=False, timeout=30)
+    assert other_site.status_code == 403
+    assert s.get(console.url + "/console/images", allow_redirects=False, timeout=30).status_code == 200  # still logged in
+    login_forged = requests.post(console.url + "/console/login", data={"csrf": "x" * 32, "username": "alice", "password": PASSWORD},
+                                 allow_redirects=False, timeout=30)
+    assert login_forged.status_code == 403 and "imaged_console=" not in login_forged.headers.get("Set-Cookie", "")
+
+    # Logging out ends the session on the server: the old cookie opens nothing.
+    old = s.cookies.get("imaged_console")
+    out = s.post(console.url + "/console/logout", data={"csrf": token}, allow_redirects=False, timeout=30)
+    assert out.status_code == 303 and out.headers["Location"] == "/console/login"
+    again = requests.get(console.url + "/console/images", cookies={"imaged_console": old}, allow_redirects=False, timeout=30)
+    assert again.status_code == 303 and again.headers["Location"].startswith("/console/login")
+
+    # A login never redirects off the console.
+    page = raw.get(console.url + "/console/login", timeout=30)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    for target in ["https://evil.example/", "//evil.example/console/", "/console/\\\\evil"]:
+        r = raw.post(console.url + "/console/login", data={"csrf": csrf, "username": "alice", "password": PASSWORD, "next": target},
+                     allow_redirects=False, timeout=60)
+        assert r.status_code == 303 and r.headers["Location"] == "/console/images", target
+        page = raw.get(console.url + "/console/login", timeout=30)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+    # Static files: the stylesheet and the script, cached for an hour, nothing else.
+    css = requests.get(console.url + "/console/static/console.css", timeout=30)
+    assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css") and "max-age=3600" in css.headers["Cache-Control"]
+    for name in ["nope.js", "..%2f..%2fsecret.key", "%2e%2e/tokens.json"]:
+        r = requests.get(console.url + "/console/static/" + name, timeout=30)
+        assert r.status_code == 404 and r.text == "no such file\n", name
+
+
+def test_create_edit_share_accept_and_delete_through_the_pages(console, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    tag = unique("edit")
+    log_in(browser, console, "alice")
+    click_and_wait(browser, browser.find_element(By.ID, "new-image"))
+    browser.find_element(By.ID, "new-name").send_keys(f"made-in-console-{tag}")
+    Select(browser.find_element(By.ID, "new-disk-format")).select_by_value("raw")
+    click_and_wait(browser, browser.find_element(By.ID, "create"))
+    assert "Image created." in browser.find_element(By.CSS_SELECTOR, "p.message.ok").text
+    image_id = browser.current_url.split("/console/images/")[1].split("?")[0]
+    made = console.api("alice", "GET", f"/v2/images/{image_id}").json()
+    assert (made["name"], made["disk_format"], made["container_format"], made["owner"], made["status"]) == \
+        (f"made-in-console-{tag}", "raw", "bare", "p-alice", "queued")
+
+    # Edit: name, tags, protected; a property set, then removed.
+    name = browser.find_element(By.ID, "edit-name")
+    name.clear()
+    name.send_keys(f"renamed <i>{tag}</i>")
+    tags = browser.find_element(By.ID, "edit-tags")
+    tags.clear()
+    tags.send_keys(f"{tag}, web, web, db")
+    browser.find_element(By.ID, "edit-protected").click()
+    click_and_wait(browser, browser.find_element(By.ID, "save"))
+    assert browser.find_element(By.CSS_SELECTOR, "p.message.ok").text == "Saved."
+    assert browser.find_element(By.ID, "image-name").text == f"renamed <i>{tag}</i>"
+    got = console.api("alice", "GET", f"/v2/images/{image_id}").json()
+    assert got["name"] == f"renamed <i>{tag}</i>" and sorted(got["tags"]) == sorted([tag, "web", "db"]) and got["protected"] is True
+    browser.find_element(By.ID, "property-key").send_keys("os_distro")
+    browser.find_element(By.ID, "property-value").send_keys("ubuntu")
+    click_and_wait(browser, browser.find_element(By.ID, "property-save"))
+    assert console.api("alice", "GET", f"/v2/images/{image_id}").json()["os_distro"] == "ubuntu"
+    shot(browser, "console-image-edit")
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "button[aria-label='Remove os_distro']"))
+    assert "os_distro" not in console.api("alice", "GET", f"/v2/images/{image_id}").json()
+
+    # Deleting a protected image is refused, and the page says why; nothing changes.
+    browser.execute_script("window.confirm = () => true")
+    click_and_wait(browser, browser.find_element(By.ID, "action-delete"))
+    assert "protected" in browser.find_element(By.CSS_SELECTOR, "p.message.error").text.lower()
+    assert console.api("alice", "GET", f"/v2/images/{image_id}").status_code == 200
+
+    # Share with bob's project (visibility is shared by default); bob sees it pending, accepts, then lists it.
+    browser.find_element(By.ID, "member-id").send_keys("p-bob")
+    click_and_wait(browser, browser.find_element(By.ID, "share"))
+    assert [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#members td.member-status")] == ["pending"]
+    members = console.api("alice", "GET", f"/v2/images/{image_id}/members").json()["members"]
+    assert [(m["member_id"], m["status"]) for m in members] == [("p-bob", "pending")]
+    log_in(browser, console, "bob", next_path=f"/console/images/{image_id}")
+    assert browser.find_element(By.ID, "my-member-status").text == "pending"
+    assert not browser.find_elements(By.ID, "edit") and not browser.find_elements(By.ID, "action-delete")
+    click_and_wait(browser, browser.find_element(By.ID, "accept"))
+    assert browser.find_element(By.ID, "my-member-status").text == "accepted"
+    browser.get(console.url + f"/console/images?tag={tag}")
+    assert [r[0] for r in rows(browser)] == [f"renamed <i>{tag}</i>"]
+    assert console.api("bob", "GET", f"/v2/images?member_status=accepted&tag={tag}").json()["images"][0]["id"] == image_id
+
+    # alice unprotects and deletes it: gone from the catalog and from bob's list.
+    log_in(browser, console, "alice", next_path=f"/console/images/{image_id}")
+    browser.find_element(By.ID, "edit-protected").click()
+    click_and_wait(browser, browser.find_element(By.ID, "save"))
+    browser.execute_script("window.confirm = () => true")
+    click_and_wait(browser, browser.find_element(By.ID, "action-delete"))
+    assert browser.find_element(By.CSS_SELECTOR, "p.message.ok").text == "Image deleted."
+    assert console.api("alice", "GET", f"/v2/images/{image_id}").status_code == 404
+
+
+def test_a_reader_who_forges_a_change_gets_403_and_nothing_changes(console):
+    image = console.create("alice", name=unique("ro"))
+    rita = console.session("rita")
+    page = rita.get(console.url + f"/console/images/{image['id']}", timeout=30)
+    assert page.status_code == 200 and 'id="edit"' not in page.text and 'id="action-delete"' not in page.text
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    for action, data in [("edit", {"name": "hijacked"}), ("delete", {}), ("property", {"key": "x", "value": "y"}),
+                         ("members", {"member": "p-evil"})]:
+        r = rita.post(console.url + f"/console/images/{image['id']}/{action}", data={"csrf": token, **data},
+                      allow_redirects=False, timeout=30)
+        assert r.status_code == 403, (action, r.status_code)
+        assert 'class="message error"' in r.text
+    after = console.api("alice", "GET", f"/v2/images/{image['id']}").json()
+    assert after["name"] == image["name"] and "x" not in after and after["updated_at"] == image["updated_at"]
+    assert console.api("alice", "GET", f"/v2/images/{image['id']}/members").json()["members"] == []
