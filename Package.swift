@@ -209,7 +209,7 @@ let package = Package(
         .executableTarget(name: "FuzzOpenStack", dependencies: ["FuzzSupport", "OpenStackAPI", "ImageCore", "CatalogSQL"],
                           path: "Fuzz/FuzzOpenStack", swiftSettings: strict),
         .executableTarget(name: "FuzzAvi", dependencies: [
-            "FuzzSupport", "AviAPI", "ImageCore", .product(name: "Hummingbird", package: "hummingbird"),
+            "FuzzSupport", "AviAPI", "ImageCore", "FrontEndSupport", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
         ], path: "Fuzz/FuzzAvi", swiftSettings: strict),
         .executableTarget(name: "FuzzZStack", dependencies: [
@@ -267,8 +267,12 @@ let package = Package(
             "CatalogSQLite", "CatalogPostgres", "ImageCore", .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strict),
+        .testTarget(name: "ConsoleTests", dependencies: [
+            "Console", "ImageCore", "FrontEndSupport", .product(name: "Hummingbird", package: "hummingbird"),
+        ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
             "Server", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",
+            "FrontEndSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             // Digests in tests come from BoringSSL, independent of the server's OpenSSL ones.
             .product(name: "Crypto", package: "swift-crypto"),

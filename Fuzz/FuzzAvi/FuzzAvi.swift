@@ -9,6 +9,7 @@ import FuzzSupport
 import Hummingbird
 import HummingbirdCore
 import AviAPI
+import FrontEndSupport
 import ImageCore
 
 let versions: [AviVersion] = [.current, "18.2.6", "18.2.8", "20.1.1", "21.1.3", "30.1.1"]
@@ -79,7 +80,7 @@ func fuzzOne(_ data: [UInt8]) {
         case 6:
             _ = try AviRequests.loginFields(payload, contentType: "application/x-www-form-urlencoded")
         default:
-            _ = AviRequests.cookies(text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
+            _ = RequestReading.cookies(text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
         }
     } catch {
         _ = "\(error)"

@@ -539,6 +539,6 @@ public struct AviImageAPI<Context: RequestContext>: HTTPResponder {
 
     /// `a=b; c=d` from every Cookie header; the first value of a name wins (the SDK repeats names).
     static func cookies(_ request: Request) -> [String: String] {
-        AviRequests.cookies(request.headers[values: .cookie])
+        RequestReading.cookies(request.headers[values: .cookie])
     }
 }

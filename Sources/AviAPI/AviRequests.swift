@@ -212,18 +212,4 @@ extension AviRequests {
     static func formFields(_ text: String) -> [String: String] {
         Dictionary(RequestReading.formPairs(text), uniquingKeysWith: { _, last in last })
     }
-
-    /// `a=b; c=d` from every Cookie header; the first value of a name wins (the SDK repeats names).
-    package static func cookies(_ headers: [String]) -> [String: String] {
-        var out: [String: String] = [:]
-        for header in headers {
-            for pair in header.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2 else { continue }
-                let key = parts[0].trimmingCharacters(in: .whitespaces)
-                if out[key] == nil { out[key] = parts[1].trimmingCharacters(in: .whitespaces) }
-            }
-        }
-        return out
-    }
 }

@@ -1,3 +1,5 @@
+import FrontEndSupport
+
 /// A piece of HTML. Text interpolated into it is escaped unless it is itself `HTML`, so a page cannot
 /// print an image name, a property or a message unescaped by accident: `"<td>\(image.name)</td>"`
 /// as `HTML` is safe; only `HTML(trusted:)` takes markup as it is, and only for the console's own.
@@ -45,24 +47,8 @@ public struct HTML: Sendable, ExpressibleByStringInterpolation, CustomStringConv
         return out
     }
 
-    /// A query-string or path component: everything but unreserved characters percent-encoded.
-    public static func urlComponent(_ s: String) -> String {
-        var out = ""
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(b))
-            default:
-                let digits = Array("0123456789ABCDEF")
-                out += "%" + String(digits[Int(b >> 4)]) + String(digits[Int(b & 15)])
-            }
-        }
-        return out
-    }
-
     /// `a=b&c=d` from pairs, each part encoded; empty values left out.
     public static func query(_ pairs: [(String, String)]) -> String {
-        pairs.filter { !$0.1.isEmpty }.map { urlComponent($0.0) + "=" + urlComponent($0.1) }.joined(separator: "&")
+        pairs.filter { !$0.1.isEmpty }.map { RequestReading.formEncode($0.0) + "=" + RequestReading.formEncode($0.1) }.joined(separator: "&")
     }
 }

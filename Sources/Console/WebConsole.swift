@@ -130,18 +130,7 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
         let csrf: String
     }
 
-    static func cookies(_ request: Request) -> [String: String] {
-        var out: [String: String] = [:]
-        for field in request.headers[values: .cookie] {
-            for pair in field.split(separator: ";") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
-                guard kv.count == 2 else { continue }
-                let name = kv[0].trimmingCharacters(in: .whitespaces)
-                if out[name] == nil { out[name] = kv[1].trimmingCharacters(in: .whitespaces) }
-            }
-        }
-        return out
-    }
+    static func cookies(_ request: Request) -> [String: String] { RequestReading.cookies(request.headers[values: .cookie]) }
 
     func session(_ request: Request) async throws -> Session? {
         guard let id = Self.cookies(request)[Self.cookieName], let live = try await sessions.resume(sessionId: id) else { return nil }

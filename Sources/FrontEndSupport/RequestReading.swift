@@ -38,6 +38,39 @@ public enum RequestReading {
         }
     }
 
+    /// Form encoding as browsers and Python's `urlencode` do it: unreserved characters kept, space as `+`,
+    /// every other byte percent-escaped (what `formPairs` reads back).
+    public static func formEncode(_ s: String) -> String {
+        var out = ""
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            case UInt8(ascii: " "): out += "+"
+            default:
+                let hex = String(b, radix: 16, uppercase: true)
+                out += "%" + (hex.count == 1 ? "0" + hex : hex)
+            }
+        }
+        return out
+    }
+
+    /// `a=b; c=d` from every Cookie header; the first value of a name wins (clients that repeat a name
+    /// send the most specific first).
+    public static func cookies(_ headers: [String]) -> [String: String] {
+        var out: [String: String] = [:]
+        for header in headers {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                let key = parts[0].trimmingCharacters(in: .whitespaces)
+                if out[key] == nil { out[key] = parts[1].trimmingCharacters(in: .whitespaces) }
+            }
+        }
+        return out
+    }
+
     public static func formDecode(_ s: Substring) -> String {
         let spaced = s.replacingOccurrences(of: "+", with: " ")
         return spaced.removingPercentEncoding ?? spaced

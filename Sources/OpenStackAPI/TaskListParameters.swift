@@ -1,3 +1,4 @@
+import FrontEndSupport
 import ImageCore
 import ImageData
 
@@ -47,26 +48,9 @@ package enum TaskListParameters {
     package static func links(_ rawQuery: String?, page: [ImageTask], limit: Int) -> (first: String, next: String?) {
         let kept = ListParameters.pairs(rawQuery).filter { $0.0 != "marker" }
         func url(_ pairs: [(String, String)]) -> String {
-            pairs.isEmpty ? "/v2/tasks" : "/v2/tasks?" + pairs.map { encode($0.0) + "=" + encode($0.1) }.joined(separator: "&")
+            pairs.isEmpty ? "/v2/tasks" : "/v2/tasks?" + pairs.map { RequestReading.formEncode($0.0) + "=" + RequestReading.formEncode($0.1) }.joined(separator: "&")
         }
         guard !page.isEmpty, page.count == limit, let last = page.last else { return (url(kept), nil) }
         return (url(kept), url(kept + [("marker", last.id)]))
-    }
-
-    /// Form encoding as Python's `urlencode` does it (space as `+`).
-    static func encode(_ s: String) -> String {
-        var out = ""
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(b))
-            case UInt8(ascii: " "): out += "+"
-            default:
-                let hex = String(b, radix: 16, uppercase: true)
-                out += "%" + (hex.count == 1 ? "0" + hex : hex)
-            }
-        }
-        return out
     }
 }

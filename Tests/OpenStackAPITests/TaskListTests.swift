@@ -1,4 +1,5 @@
 import ImageCore
+import FrontEndSupport
 import ImageData
 @testable import OpenStackAPI
 import Server
@@ -62,7 +63,7 @@ import Testing
         #expect(full.next == "/v2/tasks?limit=2&status=success&marker=\(page[1].id)")
         let short = TaskListParameters.links(nil, page: page, limit: 25)
         #expect(short.first == "/v2/tasks" && short.next == nil)
-        #expect(TaskListParameters.encode("a b&c=d/é") == "a+b%26c%3Dd%2F%C3%A9")
+        #expect(RequestReading.formEncode("a b&c=d/é") == "a+b%26c%3Dd%2F%C3%A9")
     }
 
     @Test func createBodyChecks() throws {
