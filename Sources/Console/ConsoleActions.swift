@@ -98,7 +98,7 @@ struct ConsoleMessage: Sendable {
                      "deactivated": "Image deactivated.", "reactivated": "Image reactivated.", "deleted": "Image deleted.",
                      "shared": "Shared with the project.", "member-removed": "No longer shared with that project.",
                      "accepted": "Share accepted.", "rejected": "Share rejected.", "pending": "Share set back to pending.",
-                     "created": "Image created. Upload its data below."]
+                     "created": "Image created. Upload its data below.", "uploaded": "Upload complete."]
         return code.flatMap { texts[$0] }.map { ConsoleMessage(done: $0) }
     }
 

@@ -190,6 +190,16 @@ enum ConsolePages {
             <button type="submit" id="share">Share</button>
             </form>
             """ : (i.visibility != .shared && may.edit ? HTML("<p class=\"hint\">Set the visibility to <em>shared</em> to share it with other projects.</p>") : .empty)
+        let uploadPanel: HTML = may.upload && (i.status == .queued || (i.status == .saving && i.uploadSession != nil)) ? """
+            <section class="panel" id="upload" data-image="\(i.id)" data-csrf="\(session.csrf)"><h2>Upload data</h2>
+            <p class="hint">Sent in pieces; after a dropped connection or a reload it continues where it stopped (choose the same file again).</p>
+            <div class="row"><input type="file" id="upload-file" aria-label="Image file">
+            <button type="button" id="upload-start" class="primary">Upload</button>
+            <button type="button" id="upload-cancel" hidden>Cancel</button></div>
+            <progress id="upload-progress" max="1" value="0" aria-label="Upload progress"></progress>
+            <p id="upload-status" role="status" aria-live="polite"></p>
+            </section>
+            """ : .empty
         let membership: HTML = may.membership.map { m in
             """
             <section class="panel" id="membership"><h2>Shared with your project</h2>
@@ -204,6 +214,7 @@ enum ConsolePages {
             <p class="crumbs"><a href="/console/images">Images</a> /</p>
 
             <div class="titlebar"><h1 id="image-name">\(i.name.flatMap { $0.isEmpty ? nil : $0 } ?? "(no name)")</h1><span class="status s-\(i.status.rawValue)">\(i.status.rawValue)</span>\(stateButtons.isEmpty ? HTML.empty : HTML("<div class=\"actions\">\(stateButtons)</div>"))</div>
+            \(uploadPanel)
             <div class="columns">
             <section class="panel"><h2>Attributes</h2><table class="facts">\(attributes)</table></section>
             <section class="panel"><h2>Digests</h2><table class="facts">\(digests)</table>

@@ -27,6 +27,8 @@ public struct ConsoleOptions: Sendable {
     public var sessionLifetime: Int64 = 8 * 3600
     /// Each front-end's view of an image, in the order shown.
     public var apiViews: [ConsoleAPIView] = []
+    /// Browser uploads' sessions (`--upload-session-ttl`), as the OpenStack API's.
+    public var uploadSessions = ResumableUploadConfig()
     public init() {}
 }
 
@@ -99,13 +101,14 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
             }
             throw ConsoleRefusal(.unauthorized, "Your session has ended. Log in again.")
         }
+        let parts = path.dropFirst("/console/".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if let upload = Self.uploadRoute(parts) { return try await self.upload(upload, request, session) }
         // A POST's form is read once, here: its CSRF token is checked before anything else looks at it.
         var form: [String: String] = [:]
         if request.method == .post {
             form = try await Self.form(request)
             try Self.checkCSRF(request, form: form, session)
         }
-        let parts = path.dropFirst("/console/".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         switch (parts.first ?? "", request.method) {
         case ("images", .get) where parts.count == 1:
             return try await imagesPage(request, session)
@@ -259,6 +262,7 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
         let target = PolicyTarget(image)
         let may = ConsoleAbilities(
             edit: Policy.allows(.modifyImage, p, target),
+            upload: Policy.allows(.uploadImage, p, target),
             publicize: Policy.allows(.publicizeImage, p, target),
             delete: Policy.allows(.deleteImage, p, target),
             deactivate: Policy.allows(.deactivate, p, target),
@@ -287,7 +291,7 @@ struct ConsoleSessionView: Sendable {
 
 /// What the caller may do to one image (policy, asked of the core), so the page offers only that.
 struct ConsoleAbilities: Sendable {
-    let edit, publicize, delete, deactivate, reactivate, share: Bool
+    let edit, upload, publicize, delete, deactivate, reactivate, share: Bool
     /// The caller's project's membership of another project's image, if any (accept / reject).
     let membership: ImageMember?
 }

@@ -186,6 +186,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     let scalr = ScalrImageAPI<ImagedRequestContext>(data: data, accounts: accounts, options: .init(sealer: sealer, systems: systems))
     var consoleOptions = ConsoleOptions()
     consoleOptions.secureCookies = config.tls != nil
+    consoleOptions.uploadSessions.ttl = config.uploadSessionTTL
     consoleOptions.apiViews = [
         ConsoleAPIView(name: "OpenStack", path: OpenStackImageAPI<ImagedRequestContext>.imagePath,
                        render: OpenStackImageAPI<ImagedRequestContext>.imageDocument),
