@@ -431,6 +431,17 @@ def test_a_reader_who_forges_a_change_gets_403_and_nothing_changes(console):
     assert console.api("alice", "GET", f"/v2/images/{image['id']}/members").json()["members"] == []
 
 
+def start_throttled_upload(browser, path):
+    """Chooses `path` in the upload panel and starts it with uploads throttled to ~12 MiB/s (a few seconds)."""
+    from selenium.webdriver.common.by import By
+
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": False, "latency": 0,
+                            "downloadThroughput": -1, "uploadThroughput": 12 << 20})
+    browser.find_element(By.ID, "upload-file").send_keys(str(path))
+    browser.find_element(By.ID, "upload-start").click()
+
+
 def test_browser_upload_shows_progress_survives_a_dropped_connection_and_stores_the_right_bytes(console, browser, disk):
     """A real qcow2 through the page: the bar climbs, the network drops mid-upload (Chromium offline), the page
     continues from the server's offset, and the image ends active with the file's sha512."""
@@ -445,11 +456,7 @@ def test_browser_upload_shows_progress_survives_a_dropped_connection_and_stores_
     image = console.create("alice", name=unique("upload"), disk_format="qcow2")
     log_in(browser, console, "alice", next_path=f"/console/images/{image['id']}")
     # ~12 MiB/s: the upload takes a few seconds, long enough to watch and to cut.
-    browser.execute_cdp_cmd("Network.enable", {})
-    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": False, "latency": 0,
-                            "downloadThroughput": -1, "uploadThroughput": 12 << 20})
-    browser.find_element(By.ID, "upload-file").send_keys(str(path))
-    browser.find_element(By.ID, "upload-start").click()
+    start_throttled_upload(browser, path)
     bar = browser.find_element(By.ID, "upload-progress")
     seen = []
     deadline = time.time() + 60
@@ -491,11 +498,7 @@ def test_a_reloaded_tab_resumes_the_upload_where_the_server_stopped(console, bro
     data = path.read_bytes()
     image = console.create("alice", name=unique("reload"), disk_format="raw")
     log_in(browser, console, "alice", next_path=f"/console/images/{image['id']}")
-    browser.execute_cdp_cmd("Network.enable", {})
-    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": False, "latency": 0,
-                            "downloadThroughput": -1, "uploadThroughput": 12 << 20})
-    browser.find_element(By.ID, "upload-file").send_keys(str(path))
-    browser.find_element(By.ID, "upload-start").click()
+    start_throttled_upload(browser, path)
     # Reload once the server has acknowledged at least one 16 MiB piece (HEAD says so).
     def acknowledged():
         sessions = console.api("alice", "GET", f"/v2/images/{image['id']}/uploads").json()["uploads"]
