@@ -340,6 +340,22 @@ public final class PostgresCatalog: Catalog {
         try await usage(project: project, on: nil)
     }
 
+    public func usageByProject(project: String?) async throws -> [String: ProjectUsage] {
+        var out: [String: ProjectUsage] = [:]
+        for row in try await rows(UsageSQL.byProject(.postgres, one: project != nil), project.map { [.text($0)] } ?? []) {
+            let (owner, count, size, staged, uploading) = try row.decode((String, Int64, Int64, Int64, Int64).self)
+            out[owner] = ProjectUsage(imageCount: count, sizeTotal: size, stageTotal: staged, uploadingCount: uploading)
+        }
+        return out
+    }
+
+    public func storedShares(project: String?) async throws -> [StoredShare] {
+        try await rows(UsageSQL.storedShares(.postgres, one: project != nil), project.map { [.text($0)] } ?? []).map { row in
+            let (owner, format, stores, count, bytes) = try row.decode((String?, String?, String, Int64, Int64).self)
+            return StoredShare(owner: owner, diskFormat: format, stores: stores, images: count, bytes: bytes)
+        }
+    }
+
     public func quotaOverride(project: String) async throws -> QuotaLimits? {
         if let hit = quotaCache.get(project) { return hit }
         let found = try await rows("SELECT \(CatalogColumns.quotas) FROM project_quotas WHERE project_id = $1",

@@ -135,6 +135,29 @@ public enum UsageSQL {
         FROM images WHERE owner = \(dialect == .sqlite ? "?" : "$1")
         """
     }
+
+    /// Owner and the four usage figures per project; `one`: of the project bound to the first placeholder.
+    public static func byProject(_ dialect: SQLDialect, one: Bool) -> String {
+        """
+        SELECT owner, \(sum(ProjectUsage.countedStatuses, "1")), \(sum(ProjectUsage.storedStatuses, "COALESCE(size, 0)")),
+               \(sum(ProjectUsage.stagedStatuses, "COALESCE(size, 0)")), \(sum(ProjectUsage.uploadingStatuses, "1"))
+        FROM images WHERE owner IS NOT NULL AND status IN (\(statusList(ProjectUsage.countedStatuses)))\(one ? " AND owner = " + (dialect == .sqlite ? "?" : "$1") : "")
+        GROUP BY owner
+        """
+    }
+
+    /// Owner, disk format, `stores` property, image count and bytes of images holding data, largest first.
+    public static func storedShares(_ dialect: SQLDialect, one: Bool) -> String {
+        let stores = dialect == .sqlite ? "COALESCE(json_extract(properties, '$.\(ImageService.storesKey)'), '')"
+            : "COALESCE(properties->>'\(ImageService.storesKey)', '')"
+        return """
+        SELECT owner, disk_format, \(stores) AS stores, CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(COALESCE(size, 0)), 0) AS BIGINT)
+        FROM images WHERE status IN (\(statusList(ProjectUsage.storedStatuses)))\(one ? " AND owner = " + (dialect == .sqlite ? "?" : "$1") : "")
+        GROUP BY owner, disk_format, \(stores)
+        ORDER BY 5 DESC
+        LIMIT 10000
+        """
+    }
 }
 
 /// Values remembered for a fixed time (bounded: cleared when it grows past `capacity`).

@@ -332,6 +332,26 @@ public final class SQLiteCatalog: Catalog {
         try await pool.read { db in try Self.usage(db, project: project) }
     }
 
+    public func usageByProject(project: String?) async throws -> [String: ProjectUsage] {
+        try await pool.read { db in
+            var out: [String: ProjectUsage] = [:]
+            let sql = UsageSQL.byProject(.sqlite, one: project != nil)
+            for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(project.map { [$0] } ?? [])) {
+                out[row[0]] = ProjectUsage(imageCount: row[1], sizeTotal: row[2], stageTotal: row[3], uploadingCount: row[4])
+            }
+            return out
+        }
+    }
+
+    public func storedShares(project: String?) async throws -> [StoredShare] {
+        try await pool.read { db in
+            let sql = UsageSQL.storedShares(.sqlite, one: project != nil)
+            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(project.map { [$0] } ?? [])).map { row in
+                StoredShare(owner: row[0], diskFormat: row[1], stores: row[2], images: row[3], bytes: row[4])
+            }
+        }
+    }
+
     public func quotaOverride(project: String) async throws -> QuotaLimits? {
         if let hit = quotaCache.get(project) { return hit }
         let found = try await readQuotaOverride(project: project)

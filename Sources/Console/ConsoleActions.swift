@@ -98,7 +98,8 @@ struct ConsoleMessage: Sendable {
                      "deactivated": "Image deactivated.", "reactivated": "Image reactivated.", "deleted": "Image deleted.",
                      "shared": "Shared with the project.", "member-removed": "No longer shared with that project.",
                      "accepted": "Share accepted.", "rejected": "Share rejected.", "pending": "Share set back to pending.",
-                     "created": "Image created. Upload its data below.", "uploaded": "Upload complete."]
+                     "created": "Image created. Upload its data below.", "uploaded": "Upload complete.",
+                     "import-started": "Import started: the task below shows its progress.", "task-cancelled": "Task cancelled."]
         return code.flatMap { texts[$0] }.map { ConsoleMessage(done: $0) }
     }
 

@@ -130,7 +130,8 @@ enum ConsolePages {
         ]
         let hiddenProperties: Set<String> = ["stores"]
         let properties: [HTML] = i.properties.sorted { $0.key < $1.key }.filter { !hiddenProperties.contains($0.key) }.map { kv in
-            let remove: HTML = may.edit ? """
+            // Reserved properties (`os_glance_*`, the pinned digest…) are the service's own: shown, never removable.
+            let remove: HTML = may.edit && !ImageAttributes.isReserved(kv.key) ? """
                 <form method="post" action="/console/images/\(i.id)/property" class="inline">\(csrf)<input type="hidden" name="key" value="\(kv.key)"><button type="submit" name="remove" value="1" class="link" aria-label="Remove \(kv.key)">remove</button></form>
                 """ : .empty
             return "<tr><th scope=\"row\"><code>\(kv.key)</code></th><td>\(kv.value)</td><td>\(remove)</td></tr>"
@@ -143,11 +144,19 @@ enum ConsolePages {
             return "<tr><td><code>\(m.memberId)</code></td><td class=\"member-status\">\(m.status.rawValue)</td><td class=\"time\">\(time(m.updatedAt))</td><td>\(remove)</td></tr>"
         }
         let taskRows: [HTML] = tasks.map { t in
-            let progress: HTML = t.bytesTotal.map { total in
-                total > 0 ? HTML("<progress max=\"\(total)\" value=\"\(t.bytesDone)\"></progress>") : .empty
-            } ?? .empty
+            let running = !t.status.isFinished
+            // A running task's bar is there from the start (indeterminate until the size is known);
+            // the page's script fills it from /console/tasks/{id}.
+            let progress: HTML = running || (t.bytesTotal ?? 0) > 0
+                ? HTML("<progress class=\"task-progress\"\(t.bytesTotal.map { $0 > 0 ? HTML(" max=\"\($0)\" value=\"\(min(t.bytesDone, $0))\"") : .empty } ?? .empty)></progress>")
+                : .empty
+            let cancel: HTML = running && may.edit ? """
+                <form method="post" action="/console/images/\(i.id)/tasks/\(t.id)/cancel" class="inline" data-confirm="Cancel this task?">\(csrf)<button type="submit" class="danger" id="cancel-\(t.id)">Cancel</button></form>
+                """ : .empty
+            let status = ImageService.wasCancelled(t) ? "cancelled" : t.status.rawValue
             return """
-                <tr><td><code>\(t.id)</code></td><td>\(t.type)</td><td>\(t.status.rawValue)</td><td>\(progress) \(size(t.bytesDone))</td><td>\(t.message)</td></tr>
+                <tr id="task-\(t.id)"\(running ? HTML(" data-task=\"\(t.id)\"") : .empty)><td><code>\(t.id)</code></td><td>\(t.type)</td><td class="task-status">\(status)</td>\
+                <td class="task-bytes">\(progress) <span class="task-done">\(size(t.bytesDone))\(t.bytesTotal.map { " of " + size($0) } ?? "")</span></td><td class="task-message">\(t.message)</td><td>\(cancel)</td></tr>
                 """
         }
         let apiViews: [HTML] = views.map {
@@ -200,6 +209,17 @@ enum ConsolePages {
             <p id="upload-status" role="status" aria-live="polite"></p>
             </section>
             """ : .empty
+        let importPanel: HTML = may.edit && i.status == .queued ? """
+            <section class="panel" id="import"><h2>Import from a URL</h2>
+            <p class="hint">The server fetches the file (through the site's URL rules), checks it and stores it; the task below shows its progress.</p>
+            <form method="post" action="/console/images/\(i.id)/import" class="stacked">\(csrf)
+            <label for="import-url">URL</label><input id="import-url" name="url" type="url" required maxlength="2048" placeholder="https://…/image.qcow2">
+            <label for="import-hash">Expected digest <span class="hint">(optional, algorithm:hex, e.g. sha256:…)</span></label><input id="import-hash" name="expected_hash" maxlength="200">
+            <label for="import-checksum-url">Checksum file URL <span class="hint">(optional, a SHA256SUMS-style file naming the image)</span></label><input id="import-checksum-url" name="checksum_url" type="url" maxlength="2048">
+            <button type="submit" class="primary" id="import-start">Import</button>
+            </form>
+            </section>
+            """ : .empty
         let membership: HTML = may.membership.map { m in
             """
             <section class="panel" id="membership"><h2>Shared with your project</h2>
@@ -215,6 +235,7 @@ enum ConsolePages {
 
             <div class="titlebar"><h1 id="image-name">\(i.name.flatMap { $0.isEmpty ? nil : $0 } ?? "(no name)")</h1><span class="status s-\(i.status.rawValue)">\(i.status.rawValue)</span>\(stateButtons.isEmpty ? HTML.empty : HTML("<div class=\"actions\">\(stateButtons)</div>"))</div>
             \(uploadPanel)
+            \(importPanel)
             <div class="columns">
             <section class="panel"><h2>Attributes</h2><table class="facts">\(attributes)</table></section>
             <section class="panel"><h2>Digests</h2><table class="facts">\(digests)</table>
@@ -226,7 +247,7 @@ enum ConsolePages {
             \(editPanel)
             <section class="panel" id="members"><h2>Members</h2>\(members.isEmpty ? HTML("<p class=\"none\">Not shared with any project.</p>") : HTML("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Project</th><th scope=\"col\">Status</th><th scope=\"col\">Updated</th><th scope=\"col\"><span class=\"visually-hidden\">Actions</span></th></tr></thead><tbody>\(memberRows)</tbody></table></div>"))
             \(shareForm)</section>
-            <section class="panel"><h2>Tasks</h2>\(tasks.isEmpty ? HTML("<p class=\"none\">No tasks.</p>") : HTML("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Task</th><th scope=\"col\">Type</th><th scope=\"col\">Status</th><th scope=\"col\">Progress</th><th scope=\"col\">Message</th></tr></thead><tbody>\(taskRows)</tbody></table></div>"))</section>
+            <section class="panel" id="tasks"><h2>Tasks</h2>\(tasks.isEmpty ? HTML("<p class=\"none\">No tasks.</p>") : HTML("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Task</th><th scope=\"col\">Type</th><th scope=\"col\">Status</th><th scope=\"col\">Progress</th><th scope=\"col\">Message</th><th scope=\"col\"><span class=\"visually-hidden\">Actions</span></th></tr></thead><tbody>\(taskRows)</tbody></table></div>"))</section>
             <section class="panel"><h2>The same image through each API</h2>
             <div class="api-views">\(apiViews)</div>
             </section>

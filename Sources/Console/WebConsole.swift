@@ -29,6 +29,11 @@ public struct ConsoleOptions: Sendable {
     public var apiViews: [ConsoleAPIView] = []
     /// Browser uploads' sessions (`--upload-session-ttl`), as the OpenStack API's.
     public var uploadSessions = ResumableUploadConfig()
+    /// The store an image without a `stores` property is in (the usage charts name it).
+    public var defaultStore = "default"
+    /// This node's id and its `/readyz` check, shown to admins on the usage page.
+    public var nodeId = ""
+    public var readiness: (@Sendable () async -> (Bool, JSONValue))?
     public init() {}
 }
 
@@ -118,8 +123,16 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
             return newImagePage(session)
         case ("images", .get) where parts.count == 2 && !parts[1].isEmpty:
             return try await imagePage(id: parts[1], session, message: ConsoleMessage.done(Self.queryValues(request)["done"]))
+        case ("images", .post) where parts.count == 3 && parts[2] == "import" && !parts[1].isEmpty:
+            return try await startImport(id: parts[1], form: form, session)
         case ("images", .post) where parts.count == 3 && !parts[1].isEmpty:
             return try await imageAction(id: parts[1], action: parts[2], form: form, session)
+        case ("images", .post) where parts.count == 5 && parts[2] == "tasks" && parts[4] == "cancel" && !parts[1].isEmpty:
+            return try await cancelTask(imageId: parts[1], taskId: parts[3], session)
+        case ("tasks", .get) where parts.count == 2 && !parts[1].isEmpty:
+            return try await taskProgress(id: parts[1], session)
+        case ("usage", .get) where parts.count == 1:
+            return try await usagePage(session)
         default:
             throw ConsoleRefusal(.notFound, "There is no such page.")
         }

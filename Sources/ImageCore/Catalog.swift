@@ -43,6 +43,11 @@ public protocol Catalog: TaskCatalog, AccountCatalog, NodeCatalog, MetadefCatalo
     func setQuotaOverride(project: String, _ limits: QuotaLimits?) async throws
     /// Every project's overrides, by project id.
     func quotaOverrides() async throws -> [String: QuotaLimits]
+    /// Each project's usage (of `project` only, when given), for projects that own a live image.
+    func usageByProject(project: String?) async throws -> [String: ProjectUsage]
+    /// Images holding data (`ProjectUsage.storedStatuses`) grouped by owner, disk format and stores
+    /// (of `project` only, when given), largest first.
+    func storedShares(project: String?) async throws -> [StoredShare]
 }
 
 extension Catalog {

@@ -27,4 +27,39 @@ extension ImageService {
             t.expiresAt = now + keepFor
         }
     }
+
+    /// Cancels an import or copy the caller may change the image of: the task is cancelled as
+    /// `cancelTask` does and, in the same breath, the image is released: an import goes back to
+    /// `queued` (ready for another try), a copy leaves the image as it was. The image write checks
+    /// that this task still holds the import lock, so a newer import is never undone. The run stops
+    /// at its next lease renewal and publishes nothing (`finishData(importTask:)`).
+    /// Returns the cancelled task and the image afterwards.
+    public func cancelImport(taskId: String, by p: Principal) async throws -> (task: ImageTask, image: Image?) {
+        guard let task = try await task(id: taskId, by: p), let imageId = task.imageId else {
+            throw ImageError.notFound("No task found with ID \(taskId).")
+        }
+        // Cancelling changes the image: only who may change it (a reader of the project may not).
+        _ = try await authorizedImage(id: imageId, by: p, for: .modifyImage, verb: "cancel the import of")
+        let who = p.userName ?? p.userId
+        guard let cancelled = try await cancelTask(id: task.id, message: "Cancelled by \(who).", by: p) else {
+            throw ImageError.notFound("No task found with ID \(taskId).")
+        }
+        let lock = cancelled.id
+        let image = try await catalog.updateImage(id: imageId) { image in
+            guard image.properties[Self.importLockKey] == lock else { return }
+            if image.status == .importing {
+                image.status = .queued
+                image.writerNode = nil
+                image.size = nil
+                image.virtualSize = nil
+                image.checksum = nil
+                image.osHashAlgo = nil
+                image.osHashValue = nil
+            }
+            image.finishImport()
+            image.updatedAt = max(Timestamp.now(), image.updatedAt)
+        }
+        if let image { emit("image.update", image: image) }
+        return (cancelled, image)
+    }
 }

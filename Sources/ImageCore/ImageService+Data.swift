@@ -52,10 +52,15 @@ extension ImageService {
     /// saving (or importing) → active with size and digests, all in one catalog write. When the image
     /// was deleted meanwhile the caller gets 410 and must discard the data it committed.
     /// `writer`: whose upload this is (this node's by default; a resumable upload's session).
-    public func finishData(id: String, from: ImageStatus, facts: DataFacts, writer: UploadWriter? = nil,
+    /// `importTask`: an import's task, which must still hold the image's import lock (a cancelled
+    /// import's run that had not noticed yet publishes nothing, even when a new import has begun).
+    public func finishData(id: String, from: ImageStatus, facts: DataFacts, writer: UploadWriter? = nil, importTask: String? = nil,
                            also: @escaping @Sendable (inout Image) -> Void = { _ in }) async throws -> Image {
         let writer = writer ?? .node(config.nodeId)
         let updated = try await updateCheckingQuota(id: id) { image in
+            if let importTask, image.properties[Self.importLockKey] != importTask {
+                throw ImageError.conflict("Image \(id) is no longer importing for task \(importTask); data discarded.")
+            }
             guard image.status == from else {
                 if image.status == .deleted || image.status == .pendingDelete {
                     throw ImageError(.gone, "Image \(id) was deleted while its data was being written.")
@@ -116,12 +121,14 @@ extension ImageService {
     /// A failed or abandoned upload/import: back to queued (Glance), size and virtual size cleared,
     /// so the client can retry. Does nothing when the image has moved on (deleted, say), or when
     /// its upload is not `writer`'s (this node's by default): another node's upload is never undone.
+    /// With `importTask`, only while that task holds the import lock (not a newer import's image).
     @discardableResult
-    public func returnToQueued(id: String, from: Set<ImageStatus>, writer: UploadWriter? = nil,
+    public func returnToQueued(id: String, from: Set<ImageStatus>, writer: UploadWriter? = nil, importTask: String? = nil,
                                also: @escaping @Sendable (inout Image) -> Void = { _ in }) async throws -> Image? {
         let writer = writer ?? .node(config.nodeId)
         return try await catalog.updateImage(id: id) { image in
             guard from.contains(image.status), writer.owns(image.writerNode) else { return }
+            if let importTask, image.properties[Self.importLockKey] != importTask { return }
             image.status = .queued
             image.writerNode = nil
             image.size = nil

@@ -106,6 +106,19 @@ public struct ProjectUsage: Sendable, Equatable {
     }
 }
 
+/// Stored images of one owner, disk format and set of stores: what the usage page charts.
+public struct StoredShare: Sendable, Equatable {
+    public var owner: String?
+    public var diskFormat: String?
+    /// The image property `stores` as stored (comma-separated store ids; empty: the default store).
+    public var stores: String
+    public var images: Int64
+    public var bytes: Int64
+    public init(owner: String?, diskFormat: String?, stores: String, images: Int64, bytes: Int64) {
+        self.owner = owner; self.diskFormat = diskFormat; self.stores = stores; self.images = images; self.bytes = bytes
+    }
+}
+
 /// Reads a project's usage inside the catalog transaction that is about to write, so a check and
 /// the write it guards see the same rows (concurrent writers cannot both squeeze under a limit).
 public typealias UsageReader = (_ project: String) throws -> ProjectUsage
@@ -159,6 +172,34 @@ extension ImageService {
         let limits = try await limits(for: owner)
         guard let limit = limits[resource] else { return nil }
         return max(0, limit - (try await catalog.usage(project: owner))[resource])
+    }
+
+    /// Usage and limits of every project that owns an image or has its own limits (admins), or of
+    /// the caller's project; sorted by project id.
+    public func projectUsages(by p: Principal) async throws -> [(project: String, usage: ProjectUsage, limits: QuotaLimits)] {
+        guard Policy.allows(.getUsage, p) else { throw ImageError.forbidden("You are not authorized to read usage.") }
+        let scope = p.isAdmin ? nil : p.projectId
+        if !p.isAdmin && scope == nil { return [] }
+        let usages = try await catalog.usageByProject(project: scope)
+        var projects = Set(usages.keys)
+        let overrides = p.isAdmin ? try await catalog.quotaOverrides() : [:]
+        projects.formUnion(overrides.keys)
+        if let scope { projects.insert(scope) }
+        var out: [(project: String, usage: ProjectUsage, limits: QuotaLimits)] = []
+        for project in projects.sorted() {
+            let limits = p.isAdmin ? config.quota.overridden(by: overrides[project]) : try await limits(for: project)
+            out.append((project, usages[project] ?? ProjectUsage(), limits))
+        }
+        return out
+    }
+
+    /// Stored bytes and images by owner, disk format and stores: every project's for admins, else
+    /// the caller's project's.
+    public func storedShares(by p: Principal) async throws -> [StoredShare] {
+        guard Policy.allows(.getUsage, p) else { throw ImageError.forbidden("You are not authorized to read usage.") }
+        if p.isAdmin { return try await catalog.storedShares(project: nil) }
+        guard let project = p.projectId else { return [] }
+        return try await catalog.storedShares(project: project)
     }
 
     /// The caller's project usage and limits (`GET /v2/info/usage`).

@@ -114,6 +114,19 @@ public struct ImageImports: Sendable {
         return task
     }
 
+    /// Cancels an import or copy (`ImageService.cancelImport`: the image is released at once, the run
+    /// stops at its next lease renewal); a cancelled glance-direct import's staged data goes too, as a
+    /// failed one's does.
+    public func cancel(taskId: String, by p: Principal) async throws -> (task: ImageTask, image: Image?) {
+        let (task, image) = try await data.images.cancelImport(taskId: taskId, by: p)
+        data.images.emitTask("task.failure", task)
+        let method = (try? JSONValue.parse(task.input))?["import_req"]?["method"]?["name"]?.stringValue
+        if method == "glance-direct", let image, image.status == .queued {
+            try? await data.blobs.delete(key: BlobKey.staging(image.id))
+        }
+        return (task, image)
+    }
+
     /// Where a task's input keeps the pins (`algo:hex` strings), for whichever node runs it.
     static let pinnedInputKey = "pinned_digests"
 
@@ -315,8 +328,11 @@ public final class TaskRunner: Sendable {
             }
             group.addTask {
                 // Renew the lease and publish progress until the work ends.
+                var renewals = 0
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(Double(self.options.leaseSeconds) / 3))
+                    // Often enough for a live progress bar and a prompt stop after a cancel; the lease
+                    // is renewed with it.
+                    try? await Task.sleep(for: .seconds(min(2, Double(self.options.leaseSeconds) / 3)))
                     if Task.isCancelled { break }
                     let (done, total) = progress.snapshot
                     let renewed = try? await self.catalog.updateTask(id: task.id) { t in
@@ -328,8 +344,11 @@ public final class TaskRunner: Sendable {
                         // Glance reports import progress in the task message the same way.
                         t.message = "Copied \(done >> 20) MiB" + (total.map { " of \($0 >> 20) MiB" } ?? "")
                     }
-                    self.logger.info("task progress", metadata: ["task": .string(task.id), "bytes": "\(done)",
-                                                                 "total": .string(total.map(String.init) ?? "unknown")])
+                    renewals += 1
+                    if renewals % 5 == 1 {
+                        self.logger.info("task progress", metadata: ["task": .string(task.id), "bytes": "\(done)",
+                                                                     "total": .string(total.map(String.init) ?? "unknown")])
+                    }
                     if let renewed, renewed.leaseOwner != nodeId || renewed.status != .processing {
                         progress.loseLease()
                         return .failure(ImageError.conflict("Task \(task.id) was taken over by \(renewed.leaseOwner ?? "another run")."))
@@ -417,7 +436,7 @@ public final class TaskRunner: Sendable {
             throw ImageError.conflict("Image \(imageId) is no longer importing for this task.")
         }
         if task.attempts > options.maxAttempts {
-            await giveUp(image, method: method, stores: targetIds, deleteImage: deleteOnFailure)
+            await giveUp(image, task: task.id, method: method, stores: targetIds, deleteImage: deleteOnFailure)
             throw ImageError(.internal, "Import interrupted \(task.attempts - 1) times; giving up.")
         }
         let key = BlobKey.image(imageId)
@@ -427,7 +446,7 @@ public final class TaskRunner: Sendable {
                 return store
             }
             if method == "copy-image" {
-                return try await copyToStores(image, targets, mustSucceed: mustSucceed, progress)
+                return try await copyToStores(image, task: task.id, targets, mustSucceed: mustSucceed, progress)
             }
             let first = targets[0]
             let result: IngestResult
@@ -480,7 +499,7 @@ public final class TaskRunner: Sendable {
             let record = data.recordStores(stored)
             let adoptNow = adopt, recordPins = ImageDataService.recordPinned(pinned)
             do {
-                _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize)) {
+                _ = try await images.finishData(id: imageId, from: .importing, facts: data.facts(result, virtualSize), importTask: task.id) {
                     $0.finishImport(failedStores: failedIds.joined(separator: ","))
                     record(&$0)
                     adoptNow(&$0)
@@ -495,7 +514,9 @@ public final class TaskRunner: Sendable {
         } catch {
             // A run that lost its lease leaves the image to the task's new holder; a run stopped by a
             // shutdown leaves it importing, for the task's next run.
-            if !progress.leaseLost && !Task.isCancelled { await giveUp(image, method: method, stores: targetIds, deleteImage: deleteOnFailure) }
+            if !progress.leaseLost && !Task.isCancelled {
+                await giveUp(image, task: task.id, method: method, stores: targetIds, deleteImage: deleteOnFailure)
+            }
             throw error
         }
     }
@@ -524,7 +545,7 @@ public final class TaskRunner: Sendable {
     }
 
     /// `copy-image`: the active image's data into more stores; it stays active and downloadable meanwhile.
-    func copyToStores(_ image: Image, _ targets: [any BlobStore], mustSucceed: Bool, _ progress: TaskProgress) async throws -> String {
+    func copyToStores(_ image: Image, task: String, _ targets: [any BlobStore], mustSucceed: Bool, _ progress: TaskProgress) async throws -> String {
         let data = self.data!
         guard let source = data.stores.holding(image).first else {
             throw ImageError.conflict("Image \(image.id) has no data in a configured store.")
@@ -543,6 +564,10 @@ public final class TaskRunner: Sendable {
             guard current.status == .active || current.status == .deactivated else {
                 throw ImageError(.gone, "Image \(image.id) was deleted while it was being copied.")
             }
+            // A cancelled copy records nothing (the copies it made are removed below).
+            guard current.properties[ImageService.importLockKey] == task else {
+                throw ImageError.conflict("The copy of image \(image.id) was cancelled.")
+            }
             current.finishImport(failedStores: failedIds.joined(separator: ","))
             record(&current)
         }
@@ -560,11 +585,13 @@ public final class TaskRunner: Sendable {
     /// The import failed: the image is queued again with the stores named in `os_glance_failed_import`
     /// (a failed copy-image leaves the image active, only the failure recorded).
     /// With `deleteImage` the image is deleted instead (its front-end keeps nothing of a failed add).
-    func giveUp(_ image: Image, method: String, stores: [String], deleteImage: Bool = false) async {
+    /// Only while `task` holds the image's import lock: a cancelled run leaves a newer import alone.
+    func giveUp(_ image: Image, task: String, method: String, stores: [String], deleteImage: Bool = false) async {
         let failed = stores.joined(separator: ",")
         if deleteImage, method != "copy-image" {
             _ = try? await catalog.updateImage(id: image.id) { image in
-                guard image.status == .importing || image.status == .queued else { return }
+                guard image.status == .importing || image.status == .queued,
+                      (image.properties[ImageService.importLockKey] ?? task) == task else { return }
                 image.releaseImportLock()
                 image.status = .deleted
                 image.deletedAt = Timestamp.now()
@@ -573,10 +600,13 @@ public final class TaskRunner: Sendable {
             return
         }
         if method == "copy-image" {
-            _ = try? await catalog.updateImage(id: image.id) { $0.finishImport(failedStores: failed) }
+            _ = try? await catalog.updateImage(id: image.id) { image in
+                guard image.properties[ImageService.importLockKey] == task else { return }
+                image.finishImport(failedStores: failed)
+            }
             return
         }
-        _ = try? await data.images.returnToQueued(id: image.id, from: [.importing]) { $0.finishImport(failedStores: failed) }
+        _ = try? await data.images.returnToQueued(id: image.id, from: [.importing], importTask: task) { $0.finishImport(failedStores: failed) }
         if method == "glance-direct" { try? await data.blobs.delete(key: BlobKey.staging(image.id)) }
     }
 

@@ -196,6 +196,10 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
         ConsoleAPIView(name: "Scalr", path: ScalrImageAPI<ImagedRequestContext>.imagePath,
                        render: ScalrImageAPI<ImagedRequestContext>.imageDocument),
     ]
+    consoleOptions.defaultStore = stores.defaultStore.id
+    consoleOptions.nodeId = serviceConfig.nodeId
+    let consoleReadiness = Readiness(catalog: catalog, stores: stores.all)
+    consoleOptions.readiness = { await consoleReadiness.check() }
     let console = WebConsole<ImagedRequestContext>(imports: imports, accounts: accounts, options: consoleOptions)
     Observability.bootstrap()
     notifications?.start(poster: fetcher)  // after the metrics backend is up; webhooks go through the URL guard, as callbacks do

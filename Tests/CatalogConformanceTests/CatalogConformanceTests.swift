@@ -349,6 +349,41 @@ import Testing
         }
     }
 
+    /// The usage page's figures: per project (the same sums as `usage`), and stored bytes grouped by
+    /// owner, disk format and stores, largest first; gone and unfinished images are not stored bytes.
+    @Test(arguments: Backend.available)
+    func usageByProjectAndStoredShares(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let rows: [(String, ImageStatus, String, String?, Int64?)] = [
+                ("q", .active, "qcow2", "fast", 100), ("q", .active, "qcow2", "fast", 20), ("q", .deactivated, "raw", nil, 5),
+                ("q", .active, "qcow2", "fast,slow", 7), ("q", .queued, "raw", nil, nil), ("q", .deleted, "raw", nil, 1000),
+                ("r", .active, "iso", "slow", 300), ("r", .saving, "iso", nil, 40),
+            ]
+            for (i, (owner, status, format, stores, size)) in rows.enumerated() {
+                var image = makeImage(i, owner: owner)
+                image.status = status
+                image.diskFormat = format
+                image.size = size
+                if let stores { image.properties[ImageService.storesKey] = stores }
+                try await catalog.insertImage(image)
+            }
+            let all = try await catalog.usageByProject(project: nil)
+            #expect(all == ["q": ProjectUsage(imageCount: 5, sizeTotal: 132), "r": ProjectUsage(imageCount: 2, sizeTotal: 300, stageTotal: 40, uploadingCount: 1)])
+            #expect(all["q"] == (try await catalog.usage(project: "q")))
+            #expect(try await catalog.usageByProject(project: "r") == ["r": all["r"]!])
+            #expect(try await catalog.usageByProject(project: "nobody") == [:])
+
+            let shares = try await catalog.storedShares(project: nil)
+            #expect(shares == [
+                StoredShare(owner: "r", diskFormat: "iso", stores: "slow", images: 1, bytes: 300),
+                StoredShare(owner: "q", diskFormat: "qcow2", stores: "fast", images: 2, bytes: 120),
+                StoredShare(owner: "q", diskFormat: "qcow2", stores: "fast,slow", images: 1, bytes: 7),
+                StoredShare(owner: "q", diskFormat: "raw", stores: "", images: 1, bytes: 5),
+            ])
+            #expect(try await catalog.storedShares(project: "q") == Array(shares.dropFirst()))
+        }
+    }
+
     /// The check runs in the writing transaction: 20 concurrent creates under a limit of 5 images
     /// leave exactly 5, and concurrent size increases never pass the byte limit.
     @Test(arguments: Backend.available)

@@ -62,3 +62,49 @@ import Testing
         #expect(ConsolePages.size(1_610_612_736) == "1.5 GiB")
     }
 }
+
+/// The usage page's charts and figures.
+@Suite struct ConsoleUsageTests {
+    static func share(_ owner: String, _ format: String, _ stores: String, images: Int64, bytes: Int64) -> StoredShare {
+        StoredShare(owner: owner, diskFormat: format, stores: stores, images: images, bytes: bytes)
+    }
+
+    @Test func bytesAreSummedPerStorePerFormatAndPerProject() {
+        let facts = UsageFacts(projects: [], shares: [
+            Self.share("p1", "qcow2", "fast", images: 2, bytes: 100), Self.share("p1", "raw", "", images: 1, bytes: 30),
+            Self.share("p2", "qcow2", "fast,slow", images: 1, bytes: 7),
+        ], tasks: [], defaultStore: "file", readiness: nil, nodeId: "n")
+        func values(_ bars: [ConsoleCharts.Bar]) -> [String: Int64] { Dictionary(uniqueKeysWithValues: bars.map { ($0.label, $0.value) }) }
+        // An image in two stores counts in each; one without `stores` is in the default store.
+        #expect(values(facts.byStore) == ["fast": 107, "slow": 7, "file": 30])
+        #expect(values(facts.byFormat) == ["qcow2": 107, "raw": 30])
+        #expect(values(facts.byProject) == ["p1": 130, "p2": 7])
+        #expect(facts.byStore.first { $0.label == "fast" }?.note == "3 images")
+    }
+
+    @Test func barsAreInProportionLargestFirstEscapedAndTheTailIsSummed() throws {
+        var bars = [ConsoleCharts.Bar(label: "<b>big</b>", value: 1000, note: ""), ConsoleCharts.Bar(label: "half", value: 500, note: ""),
+                    ConsoleCharts.Bar(label: "zero", value: 0, note: "")]
+        let svg = ConsoleCharts.bars(id: "c", title: "T", bars, unit: { "\($0) B" }).text
+        #expect(!svg.contains("<b>") && svg.contains("&lt;b&gt;big&lt;/b&gt;"))
+        #expect(!svg.contains("zero"))  // nothing to draw for an empty share
+        let span = ConsoleCharts.width - ConsoleCharts.labelWidth - ConsoleCharts.valueWidth
+        #expect(svg.contains("width=\"\(span)\"") && svg.contains("width=\"\(span / 2)\""))
+        #expect(svg.range(of: "big")!.lowerBound < svg.range(of: "half")!.lowerBound)
+        #expect(!svg.contains("style="))  // the CSP allows no inline style
+        bars = (1...20).map { ConsoleCharts.Bar(label: "s\($0)", value: Int64($0), note: "") }
+        let limited = ConsoleCharts.bars(id: "c", title: "T", bars, limit: 5, unit: { "\($0)" }).text
+        // 20, 19, 18, 17 and the 16 others summed: 1 + … + 16 = 136.
+        #expect(limited.contains("16 others: 136") && limited.components(separatedBy: "<rect").count - 1 == 5)
+        #expect(ConsoleCharts.bars(id: "c", title: "T", [], unit: { "\($0)" }).text.contains("Nothing stored yet."))
+    }
+
+    @Test func aQuotaCellShowsAMeterOnlyWhenThereIsALimit() {
+        let limited = ConsoleUsagePage.meter(250, 1000, "images", { "\($0)" }).text
+        #expect(limited.contains("<meter min=\"0\" max=\"1000\" low=\"800\" high=\"950\" optimum=\"0\" value=\"250\"") && limited.contains("(25 %)"))
+        let over = ConsoleUsagePage.meter(1500, 1000, "images", { "\($0)" }).text
+        #expect(over.contains("value=\"1000\"") && over.contains("1500 of 1000") && over.contains("(150 %)"))
+        let unlimited = ConsoleUsagePage.meter(7, nil, "images", { "\($0)" }).text
+        #expect(!unlimited.contains("<meter") && unlimited.contains("no limit"))
+    }
+}

@@ -324,6 +324,66 @@ func webDownload(_ uri: String) -> JSONValue {
         #expect(try await node.blobs.size(key: BlobKey.image(id)) == nil)
     }
 
+    /// A cancel (the console's Cancel) gives the image back at once: queued, lock released, ready for a new
+    /// import. The cancelled run stops at its next renewal and undoes nothing of the import begun meanwhile.
+    @Test func aCancelledImportGivesTheImageBackAndItsRunLeavesTheNextImportAlone() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        var options = TaskRunner.Options()
+        options.leaseSeconds = 1
+        let downloading = Checkpoint()
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(4 << 20), delayPerChunk: .milliseconds(150),
+                                                                     afterFirstChunk: downloading),
+                                      options: options)
+        let member = Principal(userId: "m", projectId: "p", roles: ["member"], userName: "mia")
+        let reader = Principal(userId: "r", projectId: "p", roles: ["reader"])
+        let stranger = Principal(userId: "s", projectId: "q", roles: ["member"])
+        let id = try await node.image(.queued)
+        let first = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"),
+                                            requestId: nil, by: member)
+        let claimed = try #require(try await node.catalog.claimTask(owner: "n1", now: Timestamp.now(), leaseSeconds: 1))
+        let started = ContinuousClock.now
+        async let run: Void = runner.execute(claimed)
+        try #require(await downloading.reached(), "the run never started downloading")
+        // Who may not change the image may not cancel its import; another project does not see the task.
+        await #expect { _ = try await imports.cancel(taskId: first.id, by: reader) } throws: { ($0 as? ImageError)?.kind == .forbidden }
+        await #expect { _ = try await imports.cancel(taskId: first.id, by: stranger) } throws: { ($0 as? ImageError)?.kind == .notFound }
+        #expect(try await node.catalog.task(id: first.id)?.status == .processing)
+
+        let (cancelled, image) = try await imports.cancel(taskId: first.id, by: member)
+        #expect(cancelled.status == .failure && ImageService.wasCancelled(cancelled) && cancelled.message == "Cancelled by mia.")
+        #expect(cancelled.leaseOwner == nil)
+        #expect(image?.status == .queued && image?.properties[ImageService.importLockKey] == nil)
+        await #expect { _ = try await imports.cancel(taskId: first.id, by: member) } throws: { ($0 as? ImageError)?.kind == .conflict }
+        // A new import begins before the cancelled run has noticed.
+        let second = try await imports.start(id: id, method: "web-download", uri: "http://e.org/y", requestBody: webDownload("http://e.org/y"),
+                                             requestId: nil, by: member)
+        await run
+        #expect(ContinuousClock.now - started < .seconds(5), "the cancelled run went on downloading")
+        let after = try #require(try await node.catalog.image(id: id))
+        #expect(after.status == .importing && after.properties[ImageService.importLockKey] == second.id)
+        #expect(try await node.catalog.task(id: first.id)?.result == ImageService.cancelledTaskResult)
+        #expect(try await node.blobs.size(key: BlobKey.image(id)) == nil)
+    }
+
+    /// The writes a run ends with check that its task still holds the lock: a cancelled run that gets to
+    /// its commit after a new import began publishes nothing and queues nothing.
+    @Test func aStaleRunCanNeitherPublishNorRequeue() async throws {
+        let node = try Node()
+        defer { node.remove() }
+        let id = try await node.image(.importing, properties: [ImageService.importLockKey: "task-new"])
+        let facts = ImageService.DataFacts(size: 3, checksum: "c", hashAlgorithm: "sha512", hashValue: "h", virtualSize: nil)
+        await #expect { _ = try await node.service.finishData(id: id, from: .importing, facts: facts, writer: .any, importTask: "task-old") } throws: {
+            ($0 as? ImageError)?.kind == .conflict
+        }
+        _ = try await node.service.returnToQueued(id: id, from: [.importing], writer: .any, importTask: "task-old")
+        var image = try #require(try await node.catalog.image(id: id))
+        #expect(image.status == .importing && image.properties[ImageService.importLockKey] == "task-new" && image.size == nil)
+        _ = try await node.service.finishData(id: id, from: .importing, facts: facts, writer: .any, importTask: "task-new")
+        image = try #require(try await node.catalog.image(id: id))
+        #expect(image.status == .active && image.size == 3)
+    }
+
     /// A task interrupted more than `maxAttempts` times fails instead of looping, and the image is queued.
     @Test func tooManyAttemptsFailCleanly() async throws {
         let node = try Node()

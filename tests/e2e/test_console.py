@@ -58,6 +58,11 @@ class Console:
         assert r.status_code == 204, r.text
         return self.api(who, "GET", f"/v2/images/{image_id}").json()
 
+    def task(self, who, image_id, task_id):
+        """A task as the image's task list shows it (`GET /v2/tasks/{id}` is for admins)."""
+        tasks = self.api(who, "GET", f"/v2/images/{image_id}/tasks").json()["tasks"]
+        return next(t for t in tasks if t["id"] == task_id)
+
     def session(self, who) -> requests.Session:
         """A logged-in HTTP session (cookies as a browser keeps them), for the header and CSRF checks."""
         s = requests.Session()
@@ -70,10 +75,15 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory):
-    srv = ImagedServer(tmp_path_factory.mktemp("console"))
+def console(tmp_path_factory, origin):
+    # Imports may fetch from the test's origin (127.0.0.1, its port only); short leases, so progress and
+    # cancels show within a second.
+    srv = ImagedServer(tmp_path_factory.mktemp("console"), "--import-allow-cidr", "127.0.0.1/32",
+                       "--import-allow-port", str(origin.port), "--task-lease-seconds", "3")
     srv.start()
-    yield Console(srv)
+    c = Console(srv)
+    imaged("quota", "set", "p-alice", "--image-count", "1000", "--image-size", "20GiB", "--data-dir", str(srv.data_dir))
+    yield c
     srv.kill()
 
 
@@ -518,3 +528,195 @@ def test_a_reloaded_tab_resumes_the_upload_where_the_server_stopped(console, bro
     wait_page(browser, lambda b: "done=uploaded" in b.current_url, timeout=120)
     got = console.api("alice", "GET", f"/v2/images/{image['id']}").json()
     assert got["status"] == "active" and got["os_hash_value"] == hashlib.sha512(data).hexdigest()
+
+
+def test_import_from_a_url_shows_live_progress_and_ends_active_with_the_right_digests(console, browser, origin, disk):
+    """web-download from the page: the task row's bar climbs while a slow origin sends a real qcow2, then the page
+    shows the image active; its digests are the file's, through the API too."""
+    import hashlib
+    import time
+    from selenium.webdriver.common.by import By
+
+    src = disk.raw_with_data("console-import.src.raw", virtual=64 << 20, data=24 << 20, seed=21)
+    path = disk._once("console-import.qcow2", lambda p: subprocess.run(
+        ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(src), str(p)], check=True))
+    data = path.read_bytes()
+    # About 6 s end to end: 1 MiB every 0.25 s.
+    url = origin.slow(f"/{unique('console-import')}.qcow2", data, chunk=1 << 20, delay=0.25)
+    image = console.create("alice", name=unique("import"), disk_format="qcow2")
+    log_in(browser, console, "alice", next_path=f"/console/images/{image['id']}")
+    browser.find_element(By.ID, "import-url").send_keys(url)
+    click_and_wait(browser, browser.find_element(By.ID, "import-start"))
+    assert "done=import-started" in browser.current_url
+    assert browser.find_element(By.CSS_SELECTOR, "p.message.ok").text.startswith("Import started")
+    tasks = console.api("alice", "GET", f"/v2/images/{image['id']}/tasks").json()["tasks"]
+    assert len(tasks) == 1 and tasks[0]["type"] == "api_image_import"
+    row = browser.find_element(By.ID, f"task-{tasks[0]['id']}")
+    assert row.get_attribute("data-task") == tasks[0]["id"]
+    seen = []
+    deadline = time.time() + 60
+    while time.time() < deadline and "#tasks" not in browser.current_url:
+        try:
+            seen.append(int(browser.find_element(By.CSS_SELECTOR, f"#task-{tasks[0]['id']}").get_attribute("data-bytes-done") or 0))
+        except Exception:
+            break  # the page is being reloaded: the import ended
+        if 0 < seen[-1] < len(data) and seen.count(seen[-1]) == 1 and len(set(seen)) == 3:
+            browser.execute_script("document.getElementById('tasks').scrollIntoView()")
+            shot(browser, "console-import")  # mid-import, the bar part-filled
+        time.sleep(0.2)
+    climbing = sorted({v for v in seen if 0 < v < len(data)})
+    assert len(climbing) >= 2, f"the task's bytes did not climb on the page: {seen}"
+    assert climbing == sorted(climbing)
+    wait_page(browser, lambda b: b.current_url.endswith("#tasks"), timeout=60)
+    got = console.api("alice", "GET", f"/v2/images/{image['id']}").json()
+    assert got["status"] == "active" and got["size"] == len(data)
+    assert got["os_hash_value"] == hashlib.sha512(data).hexdigest() and got["checksum"] == hashlib.md5(data).hexdigest()
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert got["os_hash_value"] in page and "success" in browser.find_element(By.ID, f"task-{tasks[0]['id']}").text
+    assert browser.find_elements(By.ID, "import") == []  # an active image offers no import
+
+
+def test_cancel_an_import_gives_the_image_back_and_a_new_import_works(console, browser, origin):
+    import time
+    from selenium.webdriver.common.by import By
+
+    # 64 MiB, 1 MiB every 0.2 s; the route notes when imaged hangs up.
+    block, sent = b"c" * (1 << 20), {"bytes": 0, "hung_up": False}
+
+    def slow_until_hung_up(h):
+        h.send_response(200)
+        h.send_header("Content-Length", str(64 * len(block)))
+        h.end_headers()
+        try:
+            for _ in range(64):
+                h.wfile.write(block)
+                h.wfile.flush()
+                sent["bytes"] += len(block)
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            sent["hung_up"] = True
+    path = f"/{unique('cancel')}.raw"
+    origin.routes[path] = slow_until_hung_up
+    image = console.create("alice", name=unique("cancel"), disk_format="raw")
+    log_in(browser, console, "alice", next_path=f"/console/images/{image['id']}")
+    browser.find_element(By.ID, "import-url").send_keys(origin.url(path))
+    click_and_wait(browser, browser.find_element(By.ID, "import-start"))
+    task = console.api("alice", "GET", f"/v2/images/{image['id']}/tasks").json()["tasks"][0]
+    # The bar shows bytes arriving before the cancel.
+    wait_page(browser, lambda b: int(b.find_element(By.ID, f"task-{task['id']}").get_attribute("data-bytes-done") or 0) > 0, timeout=30)
+    # A reader of the project sees no cancel button, and a forged cancel is refused with nothing changed.
+    rita = console.session("rita")
+    page = rita.get(console.url + f"/console/images/{image['id']}", timeout=30)
+    assert f'id="cancel-{task["id"]}"' not in page.text and 'id="import"' not in page.text
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = rita.post(console.url + f"/console/images/{image['id']}/tasks/{task['id']}/cancel", data={"csrf": token},
+                  allow_redirects=False, timeout=30)
+    assert r.status_code == 403
+    assert console.task("alice", image["id"], task["id"])["status"] == "processing"
+    # Another project cannot even see the task.
+    bob = console.session("bob")
+    page = bob.get(console.url + "/console/images", timeout=30)
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = bob.post(console.url + f"/console/images/{image['id']}/tasks/{task['id']}/cancel", data={"csrf": token},
+                 allow_redirects=False, timeout=30)
+    assert r.status_code == 404
+    assert bob.get(console.url + f"/console/tasks/{task['id']}", timeout=30).status_code == 404
+
+    browser.find_element(By.ID, f"cancel-{task['id']}").click()
+    browser.switch_to.alert.accept()
+    wait_page(browser, lambda b: "done=task-cancelled" in b.current_url)
+    assert browser.find_element(By.CSS_SELECTOR, "p.message.ok").text == "Task cancelled."
+    assert "cancelled" in browser.find_element(By.ID, f"task-{task['id']}").text
+    got = console.api("alice", "GET", f"/v2/images/{image['id']}").json()
+    assert got["status"] == "queued" and not got.get("os_glance_import_task")
+    t = console.task("alice", image["id"], task["id"])
+    assert t["status"] == "failure" and t["message"] == "Cancelled by alice."
+    # The run stops fetching: imaged hangs up on the origin within a few seconds, long before the end.
+    deadline = time.time() + 15
+    while not sent["hung_up"] and time.time() < deadline:
+        time.sleep(0.1)
+    assert sent["hung_up"] and sent["bytes"] < 64 * len(block), sent
+    # The image takes a new import at once, which ends active (the cancelled run publishes nothing).
+    small = origin.serve(f"/{unique('small')}.raw", b"x" * (3 << 20))
+    r = console.api("alice", "POST", f"/v2/images/{image['id']}/import", json={"method": {"name": "web-download", "uri": small}})
+    assert r.status_code == 202, r.text
+    deadline = time.time() + 60
+    while time.time() < deadline and console.api("alice", "GET", f"/v2/images/{image['id']}").json()["status"] != "active":
+        time.sleep(0.3)
+    got = console.api("alice", "GET", f"/v2/images/{image['id']}").json()
+    assert got["status"] == "active" and got["size"] == 3 << 20
+    # A finished task has no cancel button, and cancelling it anyway is a conflict shown on the page.
+    s = console.session("alice")
+    page = s.get(console.url + f"/console/images/{image['id']}", timeout=30)
+    assert f'id="cancel-' not in page.text
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = s.post(console.url + f"/console/images/{image['id']}/tasks/{task['id']}/cancel", data={"csrf": token},
+               allow_redirects=False, timeout=30)
+    assert r.status_code == 409 and "already finished" in r.text
+
+
+def test_an_import_from_a_refused_url_is_a_message_on_the_page(console, browser):
+    from selenium.webdriver.common.by import By
+
+    image = console.create("alice", name=unique("refused"), disk_format="raw")
+    log_in(browser, console, "alice", next_path=f"/console/images/{image['id']}")
+    browser.find_element(By.ID, "import-url").send_keys("http://169.254.169.254/latest/meta-data/")
+    click_and_wait(browser, browser.find_element(By.ID, "import-start"))
+    message = browser.find_element(By.CSS_SELECTOR, "p.message.error").text
+    assert "169.254.169.254" in message or "not allowed" in message.lower(), message
+    assert console.api("alice", "GET", f"/v2/images/{image['id']}").json()["status"] == "queued"
+    assert console.api("alice", "GET", f"/v2/images/{image['id']}/tasks").json()["tasks"] == []
+
+
+def test_usage_page_shows_quota_bars_charts_the_task_queue_and_failures(console, browser, disk):
+    from selenium.webdriver.common.by import By
+
+    # Stored data in two formats for alice's project (a real qcow2, smaller than the raw), one image for bob's.
+    for fmt, data in [("raw", b"u" * (5 << 20)), ("qcow2", disk.qcow2("usage.qcow2", seed=31).read_bytes())]:
+        image = console.create("alice", name=unique("usage"), disk_format=fmt)
+        console.upload("alice", image["id"], data)
+    bob_image = console.create("bob", name=unique("bob-usage"))
+    console.upload("bob", bob_image["id"], b"b" * (1 << 20))
+    usage = console.api("alice", "GET", "/v2/info/usage").json()["usage"]
+
+    log_in(browser, console, "alice", next_path="/console/usage")
+    assert browser.find_element(By.CSS_SELECTOR, "nav a[aria-current=page]").text == "Usage"
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.quotas tbody tr")
+    assert [r.get_attribute("data-project") for r in rows] == ["p-alice"]  # a member sees their project only
+    meters = rows[0].find_elements(By.TAG_NAME, "meter")
+    assert len(meters) == 2  # images and stored bytes have limits; staged and uploads do not
+    assert int(float(meters[0].get_attribute("value"))) == usage["image_count_total"]["usage"]
+    assert int(float(meters[0].get_attribute("max"))) == 1000
+    # The API gives MiB (Glance's unit), rounded up; the page the bytes.
+    assert -(-int(float(meters[1].get_attribute("value"))) // (1 << 20)) == usage["image_size_total"]["usage"]
+    assert int(float(meters[1].get_attribute("max"))) == 20 << 30
+    assert "of 20 GiB" in rows[0].text and "no limit" in rows[0].text
+    # The charts are inline SVG drawn by the server, one bar per format / store, the largest first.
+    formats = browser.find_element(By.ID, "chart-formats")
+    labels = [t.text for t in formats.find_elements(By.CSS_SELECTOR, "svg text.label")]
+    expected = {}
+    for i in console.api("alice", "GET", "/v2/images?owner=p-alice&limit=1000").json()["images"]:
+        if i["status"] in ("active", "deactivated"):
+            expected[i["disk_format"]] = expected.get(i["disk_format"], 0) + i["size"]
+    assert labels == sorted(expected, key=lambda f: -expected[f])
+    widths = [float(r.get_attribute("width")) for r in formats.find_elements(By.CSS_SELECTOR, "svg rect")]
+    for label, width in zip(labels, widths):  # bars in proportion to the bytes, the largest full length
+        assert abs(width - widths[0] * expected[label] / expected[labels[0]]) <= 1
+    # One store (the default data directory's, id "file"): every stored byte is in it.
+    assert [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#chart-stores svg text.label")] == ["file"]
+    assert browser.find_element(By.CSS_SELECTOR, "#chart-stores svg text.value").text == \
+        browser.find_element(By.CSS_SELECTOR, "table.quotas tbody tr td:nth-of-type(2) .figure").text.split(" of ")[0]
+    assert browser.find_elements(By.ID, "chart-projects") == [] and browser.find_elements(By.ID, "readiness") == []
+    # The cancelled import of the test before is among the recent failures, marked as cancelled.
+    assert "cancelled" in browser.find_element(By.ID, "failures").text
+    shot(browser, "console-usage")
+
+    # An admin sees every project, the bytes per project and this node's readiness.
+    log_in(browser, console, "root", next_path="/console/usage")
+    projects = [r.get_attribute("data-project") for r in browser.find_elements(By.CSS_SELECTOR, "table.quotas tbody tr")]
+    assert "p-alice" in projects and "p-bob" in projects
+    project_labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#chart-projects svg text.label")]
+    assert "p-alice" in project_labels and "p-bob" in project_labels
+    assert browser.find_element(By.ID, "ready-status").text == "ready"
+    assert "catalog" in browser.find_element(By.ID, "readiness").text
+    shot(browser, "console-usage-admin")

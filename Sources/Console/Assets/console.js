@@ -136,3 +136,36 @@ if (panel) {
     cancel.hidden = true;
   });
 }
+
+// Running tasks (imports, copies): each row is refreshed from /console/tasks/<id> every second — bar,
+// bytes, status, message. When one ends the page is loaded again, so the image's new state shows.
+const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+const size = (n) => {
+  let v = n, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u += 1; }
+  return u === 0 ? `${n} B` : `${Math.round(v * 10) / 10} ${units[u]}`;
+};
+for (const row of document.querySelectorAll("tr[data-task]")) {
+  const id = row.dataset.task;
+  const bar = row.querySelector("progress.task-progress");
+  const done = row.querySelector(".task-done");
+  const state = row.querySelector(".task-status");
+  const message = row.querySelector(".task-message");
+  const timer = setInterval(async () => {
+    let task;
+    try {
+      const response = await fetch(`/console/tasks/${encodeURIComponent(id)}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      task = await response.json();
+    } catch (_) { return; } // offline for a moment: the next tick tries again
+    if (bar && task.bytes_total) { bar.max = task.bytes_total; bar.value = Math.min(task.bytes_done, task.bytes_total); }
+    if (done) done.textContent = size(task.bytes_done) + (task.bytes_total ? ` of ${size(task.bytes_total)}` : "");
+    row.dataset.bytesDone = String(task.bytes_done);
+    if (state) state.textContent = task.cancelled ? "cancelled" : task.status;
+    if (message) message.textContent = task.message;
+    if (task.status === "success" || task.status === "failure") {
+      clearInterval(timer);
+      setTimeout(() => window.location.assign(window.location.pathname + "#tasks"), 400);
+    }
+  }, 1000);
+}
