@@ -268,7 +268,7 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strict),
         .testTarget(name: "ConsoleTests", dependencies: [
-            "Console", "ImageCore", "FrontEndSupport", .product(name: "Hummingbird", package: "hummingbird"),
+            "Console", "ImageCore", "FrontEndSupport", "Identity", .product(name: "Hummingbird", package: "hummingbird"),
         ], swiftSettings: strict),
         .testTarget(name: "OpenStackAPITests", dependencies: [
             "Server", "OpenStackAPI", "AviAPI", "ZStackAPI", "DanubeAPI", "ScalrAPI", "ImageCore", "ImageData", "CatalogSQLite", "Identity",

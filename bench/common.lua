@@ -5,6 +5,8 @@
 
 local token = os.getenv("BENCH_TOKEN") or "benchtok"
 wrk.headers["X-Auth-Token"] = token
+-- The web console's pages are read with its session cookie (bench/console.sh).
+if os.getenv("BENCH_COOKIE") then wrk.headers["Cookie"] = os.getenv("BENCH_COOKIE") end
 
 local thread_count = 0
 function setup(thread)

@@ -82,20 +82,6 @@ wait_for_healthz "$URL" "$SERVER_PID" "$OUT/server.log" || die "imaged did not s
 DB=$DATA/imaged/catalog.sqlite
 count() { sqlite3 -batch "$DB" 'SELECT count(*) FROM images'; }
 
-run_wrk() { # figure round script [env...]
-    local fig=$1 round=$2 script=$3; shift 3
-    local raw=$OUT/raw/$fig-r$round.txt
-    env "$@" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$script" "$URL/" > "$raw" 2>&1 \
-        || die "wrk failed for $fig; see $raw"
-    local line; line=$(grep '^RESULT ' "$raw") || die "no RESULT line in $raw"
-    # shellcheck disable=SC2086
-    local $(echo "${line#RESULT }")
-    local errors=$((err_connect + err_read + err_write + err_status + err_timeout))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$round" "$rps" "$p50_us" "$p99_us" "$errors" >> "$RESULTS"
-    log "$(printf '%-22s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s' "$fig" "$round" "$rps" \
-        "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')" "$errors")"
-}
-
 log "seeding $TARGET_IMAGES images (static token)"
 while [ "$(count)" -lt "$TARGET_IMAGES" ]; do
     env BENCH_TOKEN=benchtok BENCH_TAG="seed$RANDOM" wrk -t"$THREADS" -c"$CONNS" -d10s --timeout 10s -s "$BENCH/create.lua" "$URL/" \
@@ -124,10 +110,6 @@ done
 sleep 2
 validations_after=$(grep -c 'GET /v3/auth/tokens' "$KS_DIR/access.log" || true)
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } printf "%.2f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-col() { awk -F'\t' -v f="$1" -v c="$2" 'NR > 1 && $1 == f { print $c }' "$RESULTS"; }
-ratio() { awk -F'\t' -v a="$1" -v b="$2" -v c="$3" 'NR > 1 && $1 == a { x[$2] = $c } NR > 1 && $1 == b { y[$2] = $c }
-    END { for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r] }' "$RESULTS" | median; }
 {
     echo "Keystone token (warm cache) vs static token, same server and catalog; $RUNS rounds x ${DURATION}s, $CONNS connections; $BUILD"
     printf '%-30s %-14s %-16s %-10s %s\n' figure "static token" "Keystone token" "ratio" "target (>= 0.90)"

@@ -96,3 +96,27 @@ new_raw_image() {
     bench_api -H 'Content-Type: application/json' -d '{"name":"b","disk_format":"raw","container_format":"bare"}' \
         "http://127.0.0.1:$PORT/v2/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
+
+# The latency figures (RESULTS columns figure, round, rps, p50_us, p99_us, errors), for keystone.sh and console.sh:
+# run_wrk FIGURE ROUND SCRIPT [ENV=VALUE...]: one wrk run of $DURATION s at $CONNS connections ($THREADS threads)
+# against $URL with bench/SCRIPT (its RESULT line, see common.lua), raw output in $OUT/raw; adds its row.
+run_wrk() {
+    local fig=$1 round=$2 script=$3; shift 3
+    local raw=$OUT/raw/$fig-r$round.txt
+    env "$@" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$script" "$URL/" > "$raw" 2>&1 \
+        || die "wrk failed for $fig; see $raw"
+    local line; line=$(grep '^RESULT ' "$raw") || die "no RESULT line in $raw"
+    # shellcheck disable=SC2086
+    local $(echo "${line#RESULT }")
+    local errors=$((err_connect + err_read + err_write + err_status + err_timeout))
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$round" "$rps" "$p50_us" "$p99_us" "$errors" >> "$RESULTS"
+    log "$(printf '%-22s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s' "$fig" "$round" "$rps" \
+        "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')" "$errors")"
+}
+
+# median: of the numbers on stdin ("-" when none). col FIGURE COLUMN: that column of FIGURE's rows.
+# ratio A B COLUMN: the median over rounds of A/B in the same round.
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } printf "%.2f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -F'\t' -v f="$1" -v c="$2" 'NR > 1 && $1 == f { print $c }' "$RESULTS"; }
+ratio() { awk -F'\t' -v a="$1" -v b="$2" -v c="$3" 'NR > 1 && $1 == a { x[$2] = $c } NR > 1 && $1 == b { y[$2] = $c }
+    END { for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r] }' "$RESULTS" | median; }

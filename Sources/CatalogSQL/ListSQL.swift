@@ -1,3 +1,4 @@
+import Foundation
 import ImageCore
 
 /// Turns an `ImageListQuery` into one SELECT with bound values, for either catalog. Column names
@@ -99,9 +100,13 @@ public enum ListSQL {
                 case .postgres: st.append(" AND tags @> jsonb_build_array(CAST(\(st.bind(.text(t))) AS TEXT))")
                 }
             case .nameContains(let text):
-                // instr/strpos, not LIKE: the text's % and _ are plain characters.
+                // SQLite: LIKE (ASCII case folding, as its lower()) with the text's % _ \ escaped, which
+                // compares in place where lower() would copy every name. PostgreSQL: strpos of lower().
                 switch dialect {
-                case .sqlite: st.append(" AND instr(lower(name), lower(\(st.bind(.text(text))))) > 0")
+                case .sqlite:
+                    let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                        .replacingOccurrences(of: "_", with: "\\_")
+                    st.append(" AND name LIKE \(st.bind(.text("%" + escaped + "%"))) ESCAPE '\\'")
                 case .postgres: st.append(" AND strpos(lower(name), lower(\(st.bind(.text(text))))) > 0")
                 }
             case .property(let k, let v):

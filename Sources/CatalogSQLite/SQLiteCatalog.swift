@@ -180,6 +180,14 @@ public final class SQLiteCatalog: Catalog {
         }
         // Metadata definitions (Glance's metadefs); contents follow their namespace's renames and deletion.
         m.registerMigration("v8: metadefs") { db in try db.execute(sql: SQLiteCatalog.metadefSchema) }
+        // The newest-first walk carries the name: a name search (the console's) reads the index only and
+        // fetches just the rows that match, instead of every row of the catalog.
+        m.registerMigration("v9: name in the created index") { db in
+            try db.execute(sql: """
+                DROP INDEX images_created;
+                CREATE INDEX images_created ON images(created_at, id, name);
+                """)
+        }
         return m
     }
 

@@ -99,7 +99,9 @@ struct ConsoleMessage: Sendable {
                      "shared": "Shared with the project.", "member-removed": "No longer shared with that project.",
                      "accepted": "Share accepted.", "rejected": "Share rejected.", "pending": "Share set back to pending.",
                      "created": "Image created. Upload its data below.", "uploaded": "Upload complete.",
-                     "import-started": "Import started: the task below shows its progress.", "task-cancelled": "Task cancelled."]
+                     "import-started": "Import started: the task below shows its progress.", "task-cancelled": "Task cancelled.",
+                     "account-created": "Account created.", "account-deleted": "Account deleted.", "key-deleted": "API key revoked.",
+                     "quota-saved": "Limits saved.", "quota-cleared": "The project's own limits are removed: the defaults apply."]
         return code.flatMap { texts[$0] }.map { ConsoleMessage(done: $0) }
     }
 

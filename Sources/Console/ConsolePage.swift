@@ -31,7 +31,7 @@ enum ConsolePage {
                 key == active ? "<a href=\"\(href)\" aria-current=\"page\">\(label)</a>" : "<a href=\"\(href)\">\(label)</a>"
             }
             nav = """
-                <nav aria-label="Main">\(link("/console/images", "Images", "images"))\(link("/console/usage", "Usage", "usage"))</nav>
+                <nav aria-label="Main">\(link("/console/images", "Images", "images"))\(link("/console/usage", "Usage", "usage"))\(session.isAdmin ? link("/console/admin", "Admin", "admin") : .empty)</nav>
                 <div class="who"><span class="user" title="user">\(session.user)</span><span class="project" title="project">\(session.project)</span>\(session.isAdmin ? HTML("<span class=\"badge\">admin</span>") : .empty)
                 <form method="post" action="/console/logout" class="inline"><input type="hidden" name="csrf" value="\(session.csrf)"><button type="submit" class="link">Log out</button></form></div>
                 """

@@ -4,7 +4,30 @@ import ImageCore
 enum ConsolePages {
     // MARK: Login
 
-    static func login(csrf: String, next: String?, name: String, message: String?) -> HTML {
+    /// The Keystone part of the login form (Keystone mode only) and what was typed before a refusal.
+    struct LoginForm: Sendable {
+        /// nil: local accounts only.
+        var keystoneDomain: String?
+        var source = ""
+        var project = ""
+        var domain = ""
+    }
+
+    static func login(csrf: String, next: String?, name: String, message: String?, form: LoginForm = .init()) -> HTML {
+        var keystone = HTML.empty
+        if let defaultDomain = form.keystoneDomain {
+            let local = form.source == "local"
+            keystone = """
+                <label for="source">Sign in with</label>
+                <select id="source" name="source"><option value="keystone"\(local ? HTML.empty : " selected")>Keystone</option><option value="local"\(local ? " selected" : HTML.empty)>Local account</option></select>
+                <div id="keystone-fields"\(local ? " hidden" : HTML.empty)>
+                <label for="project">Project <span class="hint">(Keystone)</span></label>
+                <input id="project" name="project" autocomplete="off" value="\(form.project)">
+                <label for="domain">Domain <span class="hint">(Keystone)</span></label>
+                <input id="domain" name="domain" autocomplete="off" value="\(form.domain.isEmpty ? defaultDomain : form.domain)">
+                </div>
+                """
+        }
         let content: HTML = """
             <section class="panel narrow login">
             <h1>Log in</h1>
@@ -12,6 +35,7 @@ enum ConsolePages {
             <form method="post" action="/console/login">
             <input type="hidden" name="csrf" value="\(csrf)">
             \(next.map { HTML("<input type=\"hidden\" name=\"next\" value=\"\($0)\">") } ?? .empty)
+            \(keystone)
             <label for="username">User name</label>
             <input id="username" name="username" autocomplete="username" required autofocus value="\(name)">
             <label for="password">Password</label>

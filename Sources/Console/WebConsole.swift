@@ -34,6 +34,8 @@ public struct ConsoleOptions: Sendable {
     /// This node's id and its `/readyz` check, shown to admins on the usage page.
     public var nodeId = ""
     public var readiness: (@Sendable () async -> (Bool, JSONValue))?
+    /// Keystone sign-in (Keystone mode): the login form offers it first, local accounts second.
+    public var keystone: ConsoleKeystone?
     public init() {}
 }
 
@@ -44,6 +46,7 @@ public struct ConsoleOptions: Sendable {
 public struct WebConsole<Context: RequestContext>: HTTPResponder {
     let imports: ImageImports
     let sessions: LoginSessions
+    let administration: AccountAdministration
     let options: ConsoleOptions
     var service: ImageService { imports.data.images }
 
@@ -55,6 +58,7 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
     public init(imports: ImageImports, accounts: LocalAccounts, options: ConsoleOptions = .init()) {
         self.imports = imports
         self.sessions = LoginSessions(accounts: accounts, scope: .console, lifetime: options.sessionLifetime)
+        self.administration = AccountAdministration(accounts: accounts)
         self.options = options
     }
 
@@ -133,6 +137,10 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
             return try await taskProgress(id: parts[1], session)
         case ("usage", .get) where parts.count == 1:
             return try await usagePage(session)
+        case ("admin", .get) where parts.count == 1:
+            return try await adminPage(session, message: ConsoleMessage.done(Self.queryValues(request)["done"]))
+        case ("admin", .post) where parts.count >= 2:
+            return try await adminAction(parts, form: form, session)
         default:
             throw ConsoleRefusal(.notFound, "There is no such page.")
         }
@@ -144,12 +152,19 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
         let id: String
         let principal: Principal
         let csrf: String
+        /// A Keystone sign-in's token (revoked at logout); nil for a local account's session.
+        var keystoneToken: String? = nil
     }
 
     static func cookies(_ request: Request) -> [String: String] { RequestReading.cookies(request.headers[values: .cookie]) }
 
     func session(_ request: Request) async throws -> Session? {
-        guard let id = Self.cookies(request)[Self.cookieName], let live = try await sessions.resume(sessionId: id) else { return nil }
+        guard let id = Self.cookies(request)[Self.cookieName] else { return nil }
+        if id.hasPrefix(ConsoleKeystone.cookiePrefix) {
+            guard let keystone = options.keystone else { return nil }
+            return try await keystoneSession(keystone, cookie: id)
+        }
+        guard let live = try await sessions.resume(sessionId: id) else { return nil }
         return Session(id: id, principal: live.principal, csrf: live.csrfToken)
     }
 
@@ -190,10 +205,12 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
         "\(name)=\(value); Path=/console; Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (options.secureCookies ? "; Secure" : "")
     }
 
-    func loginPage(_ request: Request, message: String?, status: HTTPResponse.Status, name: String = "") throws -> Response {
+    func loginPage(_ request: Request, message: String?, status: HTTPResponse.Status, name: String = "", source: String = "",
+                   project: String = "", domain: String = "") throws -> Response {
         let token = try Self.cookies(request)[Self.loginCookieName].flatMap { $0.count == 32 ? $0 : nil } ?? Secrets.base64url(Secrets.randomBytes(24))
         let next = Self.safeNext(Self.queryValues(request)["next"])
-        var response = ConsolePage.html(ConsolePages.login(csrf: token, next: next, name: name, message: message), status: status)
+        let form = ConsolePages.LoginForm(keystoneDomain: options.keystone?.defaultDomain, source: source, project: project, domain: domain)
+        var response = ConsolePage.html(ConsolePages.login(csrf: token, next: next, name: name, message: message, form: form), status: status)
         response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.loginCookieName, token, maxAge: 3600)))
         return response
     }
@@ -206,14 +223,27 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
             throw ConsoleRefusal(.forbidden, "The login form is out of date or came from another site. Reload the page and try again.")
         }
         let name = form["username"] ?? "", password = form["password"] ?? ""
-        guard !name.isEmpty, !password.isEmpty else {
-            return try loginPage(request, message: "Enter your user name and password.", status: .badRequest, name: name)
+        let source = options.keystone != nil && form["source"] != "local" ? "keystone" : "local"
+        let project = form["project"] ?? "", domain = form["domain"] ?? ""
+        func again(_ message: String, _ status: HTTPResponse.Status) throws -> Response {
+            try loginPage(request, message: message, status: status, name: name, source: source, project: project, domain: domain)
         }
-        guard let opened = try await sessions.login(name: name, password: password, client: ClientAddress.of(context)) else {
-            return try loginPage(request, message: "Wrong user name or password.", status: .unauthorized, name: name)
+        guard !name.isEmpty, !password.isEmpty else { return try again("Enter your user name and password.", .badRequest) }
+        let session: (cookie: String, maxAge: Int64)
+        if source == "keystone", let keystone = options.keystone {
+            guard !project.trimmingSpacesForConsole.isEmpty else { return try again("Enter the project to work in.", .badRequest) }
+            guard let opened = try await keystoneLogin(keystone, form: form, client: ClientAddress.of(context)) else {
+                return try again("Keystone refused these credentials (user name, password, project or domain).", .unauthorized)
+            }
+            session = opened
+        } else {
+            guard let opened = try await sessions.login(name: name, password: password, client: ClientAddress.of(context)) else {
+                return try again("Wrong user name or password.", .unauthorized)
+            }
+            session = (opened.sessionId, options.sessionLifetime)
         }
         var response = Self.redirect(Self.safeNext(form["next"]) ?? "/console/images")
-        response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.cookieName, opened.sessionId, maxAge: options.sessionLifetime)))
+        response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.cookieName, session.cookie, maxAge: session.maxAge)))
         response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.loginCookieName, "", maxAge: 0)))
         return response
     }
@@ -221,7 +251,11 @@ public struct WebConsole<Context: RequestContext>: HTTPResponder {
     func logout(_ request: Request) async throws -> Response {
         if let session = try await session(request) {
             try Self.checkCSRF(request, form: try await Self.form(request), session)
-            try await sessions.logout(sessionId: session.id)
+            if let token = session.keystoneToken {
+                await options.keystone?.authenticator.revokeUserToken(token)
+            } else {
+                try await sessions.logout(sessionId: session.id)
+            }
         }
         var response = Self.redirect("/console/login")
         response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.cookieName, "", maxAge: 0)))

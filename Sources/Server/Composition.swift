@@ -137,12 +137,13 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
     runnerOptions.concurrency = config.taskWorkers
     let runner = TaskRunner(catalog: catalog, options: runnerOptions, logger: logger)
     runner.attach(data: data, fetcher: fetcher)
-    if let keystone = config.keystone {
-        runner.regions = KeystoneAuthenticator(config: keystone, client: try OutboundTLS.client(caFile: config.caFile), logger: logger)
-    }
+    // One Keystone client for the API's tokens, glance-download's regions and the console's sign-ins,
+    // so they share the validation cache (a console logout forgets its token for the API too).
+    let keystone = try config.keystone.map { KeystoneAuthenticator(config: $0, client: try OutboundTLS.client(caFile: config.caFile), logger: logger) }
+    runner.regions = keystone
     let imports = ImageImports(data: data, fetcher: fetcher, runner: runner, callbacks: fetcher)
 
-    let (authenticator, authDescription) = try makeAuthenticator(config, catalog: catalog, dataDir: dataDir, logger: logger)
+    let (authenticator, authDescription) = try makeAuthenticator(config, catalog: catalog, dataDir: dataDir, keystone: keystone)
     var openstackOptions = OpenStackAPIOptions(publicEndpoint: config.publicEndpoint,
                                                identityURI: config.keystone.map { config.keystonePublicURL ?? $0.baseURL + "/v3" })
     openstackOptions.showImageDirectURL = config.showImageDirectURL
@@ -196,6 +197,7 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
         ConsoleAPIView(name: "Scalr", path: ScalrImageAPI<ImagedRequestContext>.imagePath,
                        render: ScalrImageAPI<ImagedRequestContext>.imageDocument),
     ]
+    consoleOptions.keystone = keystone.map { ConsoleKeystone(authenticator: $0, sealer: sealer) }
     consoleOptions.defaultStore = stores.defaultStore.id
     consoleOptions.nodeId = serviceConfig.nodeId
     let consoleReadiness = Readiness(catalog: catalog, stores: stores.all)

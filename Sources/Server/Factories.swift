@@ -22,7 +22,7 @@ public func makeBlobStore(_ choice: ServerConfig.Blobs, dataDir: String, storeId
 /// The identity providers the configuration asks for, cheapest first: static tokens, local API
 /// keys (`imk_…:secret`), then Keystone.
 func makeAuthenticator(_ config: ServerConfig, catalog: any AccountCatalog, dataDir: String,
-                       logger: Logger) throws -> (any TokenAuthenticator, String) {
+                       keystone authenticator: KeystoneAuthenticator?) throws -> (any TokenAuthenticator, String) {
     if case .none = config.auth {
         guard config.keystone == nil else { throw ConfigError("--no-auth and --keystone-url exclude each other") }
         return (NoAuthAuthenticator(), "NONE (--no-auth: every request is an admin of project 'local')")
@@ -39,8 +39,8 @@ func makeAuthenticator(_ config: ServerConfig, catalog: any AccountCatalog, data
     }
     chain.append(APIKeyAuthenticator(accounts: LocalAccounts(catalog: catalog)))
     described.append("local API keys")
-    if let keystone = config.keystone {
-        chain.append(KeystoneAuthenticator(config: keystone, client: try OutboundTLS.client(caFile: config.caFile), logger: logger))
+    if let keystone = config.keystone, let authenticator {
+        chain.append(authenticator)
         described.append("Keystone at \(keystone.baseURL) (cache \(Int(keystone.cacheSeconds)) s)")
     }
     return (ChainedAuthenticator(chain), described.joined(separator: ", "))

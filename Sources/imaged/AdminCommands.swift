@@ -21,15 +21,8 @@ struct CatalogOptions: ParsableArguments {
 
 /// `10GiB`, `512M`, `1T`, `4096` (bytes). Units are binary, as Glance's `user_storage_quota`.
 func parseSize(_ text: String) throws -> Int64 {
-    let t = text.trimmingCharacters(in: .whitespaces)
-    let digits = t.prefix { $0.isNumber }
-    var unit = t.dropFirst(digits.count).uppercased()
-    if unit.hasSuffix("IB") { unit = String(unit.dropLast(2)) } else if unit.hasSuffix("B") { unit = String(unit.dropLast()) }
-    let shifts: [String: Int64] = ["": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50]
-    guard let n = Int64(digits), let shift = shifts[unit], n <= (Int64.max >> shift) else {
-        throw ValidationError("'\(text)' is not a size (examples: 4096, 512MiB, 10GiB, 1T)")
-    }
-    return n << shift
+    guard let n = ByteSize.parse(text) else { throw ValidationError("'\(text)' is not a size (examples: 4096, 512MiB, 10GiB, 1T)") }
+    return n
 }
 
 struct QuotaOptions {

@@ -236,7 +236,7 @@ import Testing
     @Test(arguments: Backend.available)
     func nameContainsMatchesASubstringIgnoringCase(_ backend: Backend) async throws {
         try await TestCatalog.with(backend) { catalog in
-            let names = ["Debian-12 Cloud", "debian_11", "Ubuntu 24.04", "50% off", "it's", "nameless"]
+            let names = ["Debian-12 Cloud", "debian_11", "Ubuntu 24.04", "50% off", "it's", "C:\\images\\win", "nameless"]
             var ids: [String: String] = [:]
             for (i, name) in names.enumerated() {
                 var image = makeImage(i + 1)
@@ -248,6 +248,7 @@ import Testing
             let cases: [(String, Set<String>)] = [
                 ("debian", ["Debian-12 Cloud", "debian_11"]), ("DEBIAN-1", ["Debian-12 Cloud"]), ("_", ["debian_11"]),
                 ("%", ["50% off"]), ("'", ["it's"]), ("4.0", ["Ubuntu 24.04"]), ("nothing like it", []),
+                ("\\", ["C:\\images\\win"]), ("S\\W", ["C:\\images\\win"]), ("\\%", []),
             ]
             for (text, expected) in cases {
                 let found = try await catalog.listImages(.init(scope: scope, filters: [.nameContains(text)], sort: [.init(.id, .desc)], limit: 10))

@@ -1,5 +1,6 @@
 @testable import Console
 import FrontEndSupport
+import Identity
 import Hummingbird
 import ImageCore
 import Testing
@@ -106,5 +107,24 @@ import Testing
         #expect(over.contains("value=\"1000\"") && over.contains("1500 of 1000") && over.contains("(150 %)"))
         let unlimited = ConsoleUsagePage.meter(7, nil, "images", { "\($0)" }).text
         #expect(!unlimited.contains("<meter") && unlimited.contains("no limit"))
+    }
+}
+
+/// Keystone console sessions: the token sealed in the cookie, opened only by this site's key, until its end.
+@Suite struct ConsoleKeystoneCookieTests {
+    @Test func aSealedSessionOpensOnlyWithTheKeyUntouchedAndBeforeItsEnd() throws {
+        let authenticator = KeystoneAuthenticator(config: KeystoneConfig(authURL: "http://127.0.0.1:1/v3", username: "u", password: "p", projectName: "s"))
+        let keystone = ConsoleKeystone(authenticator: authenticator, sealer: try SecretSealer(keyBytes: Array(repeating: 7, count: 32)))
+        let other = ConsoleKeystone(authenticator: authenticator, sealer: try SecretSealer(keyBytes: Array(repeating: 8, count: 32)))
+        let session = ConsoleKeystone.Sealed(token: "gAAAAAB-token", csrf: "csrf-1", expiresAt: 2_000)
+        let cookie = try keystone.seal(session)
+        #expect(cookie.hasPrefix("ks1.") && !cookie.contains("gAAAAAB") && !cookie.contains(";") && !cookie.contains(" "))
+        #expect(keystone.open(cookie, now: 1_999) == session)
+        #expect(keystone.open(cookie, now: 2_000) == nil)  // ended
+        #expect(other.open(cookie, now: 1_000) == nil)  // another site's key
+        var tampered = Array(cookie.utf8)
+        tampered[tampered.count / 2] ^= 1
+        #expect(keystone.open(String(decoding: tampered, as: UTF8.self), now: 1_000) == nil)
+        #expect(keystone.open("ks1.", now: 1_000) == nil && keystone.open("plain-session-id", now: 1_000) == nil)
     }
 }

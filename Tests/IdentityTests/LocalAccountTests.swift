@@ -123,3 +123,47 @@ import Testing
         #expect(try await accounts.authenticate(name: "ops", password: "a-new-password") == nil)
     }
 }
+
+/// The console's account administration: admins only, the CLI's rules, secrets shown once.
+@Suite struct AccountAdministrationTests {
+    @Test func onlyAnAdminManagesAccountsAndNobodyDeletesTheirOwn() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("imaged-adm-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: dir + "/catalog.sqlite")
+        let admin = AccountAdministration(accounts: LocalAccounts(catalog: catalog, iterations: 1000))
+        let root = Principal(userId: "u0", projectId: "admin", roles: ["admin"], userName: "root")
+        let member = Principal(userId: "u1", projectId: "p1", roles: ["member"], userName: "mia")
+        func refused(_ work: () async throws -> Void) async -> String? {
+            do { try await work(); return nil } catch let r as AccountAdministration.Refused { return r.description } catch { return "\(error)" }
+        }
+        #expect(await refused { _ = try await admin.list(by: member) } == "Only an admin may manage accounts.")
+        #expect(await refused { _ = try await admin.create(name: "x", project: "p", role: "member", password: nil, by: member) } != nil)
+        #expect(try await catalog.accounts().isEmpty)
+
+        let created = try await admin.create(name: "carol", project: "p-c", role: "reader", password: "long-enough", by: root)
+        #expect(created.roles == ["reader"] && created.passwordHash != nil)
+        #expect(await refused { _ = try await admin.create(name: "carol", project: "p-c", role: "reader", password: nil, by: root) }
+            == "An account named carol exists already.")
+        #expect(await refused { _ = try await admin.create(name: "bad name", project: "p", role: "member", password: nil, by: root) }?
+            .hasPrefix("Account name 'bad name' must be") == true)
+        #expect(await refused { _ = try await admin.create(name: "dave", project: "p", role: "owner", password: nil, by: root) }
+            == "The role must be admin, member or reader.")
+        #expect(await refused { _ = try await admin.create(name: "erin", project: "p", role: "member", password: "short", by: root) } != nil)
+
+        let key = try await admin.createKey(accountName: "carol", by: root)
+        let listed = try await admin.list(by: root)
+        #expect(listed.map(\.account.name) == ["carol"] && listed[0].keys.map(\.keyId) == [key.keyId] && listed[0].hasPassword)
+        #expect(!listed[0].keys[0].secretHash.contains(key.secret))
+        #expect(await refused { _ = try await admin.createKey(accountName: "nobody", by: root) } == "There is no account named nobody.")
+        #expect(await refused { try await admin.deleteKey(id: key.keyId, by: member) } != nil)
+        try await admin.deleteKey(id: key.keyId, by: root)
+        #expect(try await catalog.apiKeys(accountName: "carol").isEmpty)
+
+        _ = try await admin.create(name: "root", project: "admin", role: "admin", password: nil, by: root)
+        #expect(await refused { try await admin.delete(name: "root", by: root) } == "You cannot delete the account you are logged in with.")
+        try await admin.delete(name: "carol", by: root)
+        #expect(try await catalog.account(name: "carol") == nil)
+        #expect(await refused { try await admin.delete(name: "carol", by: root) } == "There is no account named carol.")
+    }
+}

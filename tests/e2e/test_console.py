@@ -720,3 +720,90 @@ def test_usage_page_shows_quota_bars_charts_the_task_queue_and_failures(console,
     assert browser.find_element(By.ID, "ready-status").text == "ready"
     assert "catalog" in browser.find_element(By.ID, "readiness").text
     shot(browser, "console-usage-admin")
+
+
+def test_admin_pages_manage_accounts_api_keys_and_quotas(console, browser):
+    from selenium.webdriver.common.by import By
+
+    # A member has no Admin link, and the page and its forms are refused.
+    alice = console.session("alice")
+    page = alice.get(console.url + "/console/images", timeout=30)
+    assert 'href="/console/admin"' not in page.text
+    assert alice.get(console.url + "/console/admin", timeout=30).status_code == 403
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = alice.post(console.url + "/console/admin/accounts", data={"csrf": token, "name": "mallory", "project": "p-alice", "role": "admin",
+                                                                  "password": "Mallory-pw-123"}, allow_redirects=False, timeout=30)
+    assert r.status_code == 403
+    assert "mallory" not in imaged("account", "list", "--data-dir", str(console.srv.data_dir))
+
+    # An admin creates an account, which can then log in.
+    name, project, password = unique("carol").replace("-", "_"), unique("p-carol"), "Carol-" + unique("pw")
+    log_in(browser, console, "root", next_path="/console/admin")
+    assert browser.find_element(By.CSS_SELECTOR, "nav a[aria-current=page]").text == "Admin"
+    browser.find_element(By.ID, "account-name").send_keys(name)
+    browser.find_element(By.ID, "account-project").send_keys(project)
+    browser.find_element(By.ID, "account-password").send_keys(password)
+    click_and_wait(browser, browser.find_element(By.ID, "account-create"))
+    assert browser.find_element(By.CSS_SELECTOR, "p.message.ok").text == "Account created."
+    row = browser.find_element(By.ID, f"account-{name}")
+    assert project in row.text and "member" in row.text
+    listed = imaged("account", "list", "--data-dir", str(console.srv.data_dir))
+    assert re.search(rf"^{name}\tproject={project}\troles=member\tpassword=yes\tkeys=\t", listed, re.M), listed
+    carol = requests.Session()
+    login = carol.get(console.url + "/console/login", timeout=30)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
+    r = carol.post(console.url + "/console/login", data={"csrf": csrf, "username": name, "password": password}, allow_redirects=False, timeout=60)
+    assert r.status_code == 303
+    assert carol.get(console.url + "/console/images", timeout=30).status_code == 200
+
+    # A new API key: its secret is on the answer to the POST, works against the API, and is never shown again.
+    click_and_wait(browser, browser.find_element(By.ID, f"new-key-{name}"))
+    key_id = browser.find_element(By.ID, "new-key-id").text
+    secret = browser.find_element(By.ID, "new-key-secret").text
+    assert key_id.startswith("imk_") and len(secret) >= 40
+    assert browser.find_element(By.ID, "new-key-token").text == f"X-Auth-Token: {key_id}:{secret}"
+    shot(browser, "console-admin")
+    api = lambda method, path, **kw: requests.request(method, console.url + path, headers={"X-Auth-Token": f"{key_id}:{secret}"}, timeout=30, **kw)
+    assert api("GET", "/v2/images").status_code == 200
+    browser.get(console.url + "/console/admin")
+    assert secret not in browser.page_source and browser.find_elements(By.ID, "new-key-secret") == []
+    assert key_id in browser.find_element(By.ID, f"account-{name}").text
+
+    # Quotas: one image at most for the new project; clearing the limit lets it grow again.
+    browser.find_element(By.ID, "quota-project").send_keys(project)
+    browser.find_element(By.ID, "quota-image_count_total").send_keys("1")
+    browser.find_element(By.ID, "quota-image_size_total").send_keys("1GiB")
+    click_and_wait(browser, browser.find_element(By.ID, "quota-save"))
+    assert browser.find_element(By.CSS_SELECTOR, "p.message.ok").text == "Limits saved."
+    quota_row = browser.find_element(By.CSS_SELECTOR, f"tr[data-project='{project}']")
+    assert "1 GiB" in quota_row.text and "default" in quota_row.text
+    body = {"disk_format": "raw", "container_format": "bare"}
+    assert api("POST", "/v2/images", json={**body, "name": "first"}).status_code == 201
+    over = api("POST", "/v2/images", json={**body, "name": "second"})
+    assert over.status_code == 413 and "image_count_total" in over.text
+    assert api("GET", "/v2/info/usage").json()["usage"]["image_count_total"]["limit"] == 1
+    # A bad value is refused on the page with nothing saved.
+    browser.find_element(By.ID, "quota-project").send_keys(project)
+    browser.find_element(By.ID, "quota-image_size_total").send_keys("lots")
+    click_and_wait(browser, browser.find_element(By.ID, "quota-save"))
+    assert "'lots' is not a valid image_size_total" in browser.find_element(By.CSS_SELECTOR, "p.message.error").text
+    assert api("GET", "/v2/info/usage").json()["usage"]["image_count_total"]["limit"] == 1
+    browser.find_element(By.ID, f"clear-quota-{project}").click()
+    browser.switch_to.alert.accept()
+    wait_page(browser, lambda b: "done=quota-cleared" in b.current_url)
+    assert browser.find_elements(By.CSS_SELECTOR, f"tr[data-project='{project}']") == []
+    assert api("POST", "/v2/images", json={**body, "name": "second"}).status_code == 201
+
+    # Revoking the key locks it out; deleting the account ends its console session too.
+    browser.find_element(By.ID, f"revoke-{key_id}").click()
+    browser.switch_to.alert.accept()
+    wait_page(browser, lambda b: "done=key-deleted" in b.current_url)
+    assert api("GET", "/v2/images").status_code == 401
+    browser.find_element(By.ID, f"delete-account-{name}").click()
+    browser.switch_to.alert.accept()
+    wait_page(browser, lambda b: "done=account-deleted" in b.current_url)
+    assert browser.find_elements(By.ID, f"account-{name}") == []
+    r = carol.get(console.url + "/console/images", allow_redirects=False, timeout=30)
+    assert r.status_code == 303 and r.headers["Location"].startswith("/console/login")
+    # An admin cannot delete their own account from the page.
+    assert browser.find_elements(By.ID, "delete-account-root") == []

@@ -251,3 +251,68 @@ def test_no_credential_reaches_imaged_logs(cloud):
     secrets = [cloud.info["service"]["password"], tok, *(u["password"] for u in cloud.info["users"].values())]
     for secret in secrets:
         assert secret not in logs
+
+
+def console_login(cloud, form):
+    """The web console's login form as a browser posts it; returns the session and the answer."""
+    import re
+    s = requests.Session()
+    page = s.get(cloud.server.url + "/console/login", timeout=30)
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = s.post(cloud.server.url + "/console/login", data={"csrf": csrf, **form}, allow_redirects=False, timeout=60)
+    return s, r
+
+
+def test_console_signs_in_through_keystone_and_logout_revokes_the_token(cloud):
+    import subprocess
+    from conftest import imaged_bin
+
+    # The login form offers Keystone first, with the project and the default domain.
+    page = requests.get(cloud.server.url + "/console/login", timeout=30).text
+    assert '<option value="keystone" selected>Keystone</option>' in page and 'name="domain" autocomplete="off" value="Default"' in page
+    u = cloud.user("alpha-member")
+    image = requests.post(cloud.server.url + "/v2/images", headers={"X-Auth-Token": cloud.token("alpha-member")}, timeout=30,
+                          json={"name": unique("ks-console"), "disk_format": "raw", "container_format": "bare"}).json()
+
+    # Wrong password, or a project the user has no role on: refused, no session.
+    for bad in [{"password": "wrong-" + u["password"], "project": "alpha"}, {"password": u["password"], "project": "beta"}]:
+        _, r = console_login(cloud, {"source": "keystone", "username": "alpha-member", "domain": "Default", **bad})
+        assert r.status_code == 401 and "Keystone refused these credentials" in r.text
+        assert "imaged_console=" not in r.headers.get("Set-Cookie", "")
+
+    s, r = console_login(cloud, {"source": "keystone", "username": "alpha-member", "password": u["password"],
+                                 "project": "alpha", "domain": "Default"})
+    assert r.status_code == 303 and r.headers["Location"] == "/console/images"
+    cookie = s.cookies.get("imaged_console")
+    assert cookie.startswith("ks1.") and u["password"] not in cookie  # sealed: neither token nor password readable
+    set_cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie and "Path=/console" in set_cookie
+    images = s.get(cloud.server.url + "/console/images", timeout=30)
+    assert images.status_code == 200
+    assert '<span class="user" title="user">alpha-member</span>' in images.text and '<span class="project" title="project">alpha</span>' in images.text
+    assert image["id"] in images.text  # the project's image, through the same policy as the API
+    assert s.get(cloud.server.url + "/console/admin", timeout=30).status_code == 403  # a member is no admin
+
+    # A tampered cookie is no session.
+    forged = requests.get(cloud.server.url + "/console/images", cookies={"imaged_console": cookie[:-4] + "AAAA"},
+                          allow_redirects=False, timeout=30)
+    assert forged.status_code == 303 and forged.headers["Location"].startswith("/console/login")
+
+    # Logout revokes the Keystone token: the same cookie, replayed, opens nothing any more.
+    import re
+    csrf = re.search(r'name="csrf" value="([^"]+)"', images.text).group(1)
+    out = s.post(cloud.server.url + "/console/logout", data={"csrf": csrf}, allow_redirects=False, timeout=30)
+    assert out.status_code == 303
+    replay = requests.get(cloud.server.url + "/console/images", cookies={"imaged_console": cookie}, allow_redirects=False, timeout=30)
+    assert replay.status_code == 303 and replay.headers["Location"].startswith("/console/login")
+
+    # Local accounts still sign in on a Keystone-mode server, by choosing them.
+    password = "Local-" + unique("pw")
+    proc = subprocess.run([str(imaged_bin()), "account", "create", unique("local"), "--project", "p-local", "--role", "member",
+                           "--password-stdin", "--data-dir", str(cloud.server.data_dir)], input=password + "\n",
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    name = proc.stdout.split()[1]
+    _, r = console_login(cloud, {"source": "local", "username": name, "password": password})
+    assert r.status_code == 303 and not r.cookies.get("imaged_console", "").startswith("ks1.")

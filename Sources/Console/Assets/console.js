@@ -169,3 +169,12 @@ for (const row of document.querySelectorAll("tr[data-task]")) {
     }
   }, 1000);
 }
+
+// The login form: Keystone's project and domain fields show only for a Keystone sign-in.
+const source = document.getElementById("source");
+if (source) {
+  const fields = document.getElementById("keystone-fields");
+  const sync = () => { fields.hidden = source.value !== "keystone"; };
+  source.addEventListener("change", sync);
+  sync();
+}
