@@ -220,12 +220,7 @@ public final class KeystoneAuthenticator: TokenAuthenticator {
                 ("domain", .object([("id", .string(config.projectDomainId))])),
             ]))])),
         ]))])
-        var request = HTTPClientRequest(url: config.baseURL + "/v3/auth/tokens?nocatalog=1")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: body.serialized))
-        let response = try await execute(request)
-        let bytes = try await collect(response)
+        let (response, bytes) = try await issueToken(body)
         guard response.status.code == 201, let token = response.headers.first(name: "X-Subject-Token") else {
             // Never log the request: it carries the service password.
             logger.error("keystone refused imaged's service credentials", metadata: ["status": "\(response.status.code)", "user": .string(config.username)])
@@ -235,6 +230,16 @@ public final class KeystoneAuthenticator: TokenAuthenticator {
         let expires = doc?["token"]?["expires_at"]?.stringValue.flatMap(Timestamp.parse).map(Double.init)
             ?? Date().timeIntervalSince1970 + 3600
         return ServiceToken(token: token, expiresAt: expires)
+    }
+
+    /// `POST /v3/auth/tokens` with `body` (an `auth` document); the answer and its body.
+    func issueToken(_ body: JSONValue) async throws -> (HTTPClientResponse, ByteBuffer) {
+        var request = HTTPClientRequest(url: config.baseURL + "/v3/auth/tokens?nocatalog=1")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body.serialized))
+        let response = try await execute(request)
+        return (response, try await collect(response))
     }
 
     func send(_ request: HTTPClientRequest) async throws -> (Int, ByteBuffer) {

@@ -29,12 +29,7 @@ extension KeystoneAuthenticator {
             ])),
             ("scope", .object([("project", .object([("name", .string(project)), ("domain", domainRef)]))])),
         ]))])
-        var request = HTTPClientRequest(url: config.baseURL + "/v3/auth/tokens?nocatalog=1")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: body.serialized))
-        let response = try await execute(request)
-        let bytes = try await collect(response)
+        let (response, bytes) = try await issueToken(body)
         switch response.status.code {
         case 201:
             guard let token = response.headers.first(name: "X-Subject-Token"),

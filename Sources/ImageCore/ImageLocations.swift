@@ -92,13 +92,8 @@ extension ImageService {
     public func failLocationImport(id: String, taskId: String) async throws {
         _ = try await catalog.updateImage(id: id) { image in
             guard image.status == .importing, image.properties[ImageService.importLockKey] == taskId else { return }
-            image.status = .queued
-            image.size = nil
-            image.checksum = nil
-            image.osHashAlgo = nil
-            image.osHashValue = nil
+            image.requeue()
             image.releaseImportLock()
-            image.updatedAt = max(Timestamp.now(), image.updatedAt)
         }
     }
 

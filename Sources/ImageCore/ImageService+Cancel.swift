@@ -47,15 +47,7 @@ extension ImageService {
         let lock = cancelled.id
         let image = try await catalog.updateImage(id: imageId) { image in
             guard image.properties[Self.importLockKey] == lock else { return }
-            if image.status == .importing {
-                image.status = .queued
-                image.writerNode = nil
-                image.size = nil
-                image.virtualSize = nil
-                image.checksum = nil
-                image.osHashAlgo = nil
-                image.osHashValue = nil
-            }
+            if image.status == .importing { image.requeue() }
             image.finishImport()
             image.updatedAt = max(Timestamp.now(), image.updatedAt)
         }

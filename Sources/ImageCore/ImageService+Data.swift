@@ -129,14 +129,7 @@ extension ImageService {
         return try await catalog.updateImage(id: id) { image in
             guard from.contains(image.status), writer.owns(image.writerNode) else { return }
             if let importTask, image.properties[Self.importLockKey] != importTask { return }
-            image.status = .queued
-            image.writerNode = nil
-            image.size = nil
-            image.virtualSize = nil
-            image.checksum = nil
-            image.osHashAlgo = nil
-            image.osHashValue = nil
-            image.updatedAt = max(Timestamp.now(), image.updatedAt)
+            image.requeue()
             also(&image)
         }
     }
@@ -199,6 +192,19 @@ extension ImageService {
 extension Image {
     /// Ends an import's hold on the image (its lock and target stores); `failedStore` records a
     /// failure in `os_glance_failed_import`, as Glance does.
+    /// Back to `queued` as Glance leaves a failed or abandoned upload or import: no size, virtual size,
+    /// digests or writer, so the client can try again.
+    public mutating func requeue() {
+        status = .queued
+        writerNode = nil
+        size = nil
+        virtualSize = nil
+        checksum = nil
+        osHashAlgo = nil
+        osHashValue = nil
+        updatedAt = max(Timestamp.now(), updatedAt)
+    }
+
     public mutating func releaseImportLock(failedStore: String? = nil) {
         properties.removeValue(forKey: ImageService.importLockKey)
         properties.removeValue(forKey: ImageService.importingToStoresKey)

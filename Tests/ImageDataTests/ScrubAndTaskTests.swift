@@ -168,6 +168,19 @@ func webDownload(_ uri: String) -> JSONValue {
         return (ImageImports(data: data, fetcher: fetcher, runner: runner, callbacks: NoCallbacks()), runner)
     }
 
+    /// Imports whose download takes about 10 s (4 MiB, 64 KiB every 150 ms), on 1 s leases: a run that stops
+    /// at its next renewal ends within ~1 s, so a 5 s bound separates the two even on a loaded machine.
+    /// The checkpoint is reached once the first chunk is written.
+    func slowDownload(_ node: Node) -> (ImageImports, TaskRunner, Checkpoint) {
+        var options = TaskRunner.Options()
+        options.leaseSeconds = 1
+        let downloading = Checkpoint()
+        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(4 << 20), delayPerChunk: .milliseconds(150),
+                                                                     afterFirstChunk: downloading),
+                                      options: options)
+        return (imports, runner, downloading)
+    }
+
     /// The fetch runs later, without the principal: the task carries whether an admin asked, and only
     /// the server sets it (a member's request body cannot).
     @Test func theFetchGetsTheReachOfWhoeverStartedTheImport() async throws {
@@ -298,14 +311,7 @@ func webDownload(_ uri: String) -> JSONValue {
     @Test func aRunThatLostItsLeaseStopsAndLeavesTheTaskAlone() async throws {
         let node = try Node()
         defer { node.remove() }
-        var options = TaskRunner.Options()
-        options.leaseSeconds = 1
-        // The whole download would take about 10 s; a run that stops at its next renewal ends within ~1 s,
-        // so the 5 s bound below separates the two even on a loaded machine.
-        let downloading = Checkpoint()
-        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(4 << 20), delayPerChunk: .milliseconds(150),
-                                                                     afterFirstChunk: downloading),
-                                      options: options)
+        let (imports, runner, downloading) = slowDownload(node)
         let id = try await node.image(.queued)
         let task = try await imports.start(id: id, method: "web-download", uri: "http://e.org/x", requestBody: webDownload("http://e.org/x"), requestId: nil, by: node.admin)
         let claimed = try #require(try await node.catalog.claimTask(owner: "n1", now: Timestamp.now(), leaseSeconds: 1))
@@ -329,12 +335,7 @@ func webDownload(_ uri: String) -> JSONValue {
     @Test func aCancelledImportGivesTheImageBackAndItsRunLeavesTheNextImportAlone() async throws {
         let node = try Node()
         defer { node.remove() }
-        var options = TaskRunner.Options()
-        options.leaseSeconds = 1
-        let downloading = Checkpoint()
-        let (imports, runner) = setUp(node, fetcher: ScriptedFetcher(body: pseudoRandom(4 << 20), delayPerChunk: .milliseconds(150),
-                                                                     afterFirstChunk: downloading),
-                                      options: options)
+        let (imports, runner, downloading) = slowDownload(node)
         let member = Principal(userId: "m", projectId: "p", roles: ["member"], userName: "mia")
         let reader = Principal(userId: "r", projectId: "p", roles: ["reader"])
         let stranger = Principal(userId: "s", projectId: "q", roles: ["member"])

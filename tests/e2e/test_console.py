@@ -143,9 +143,12 @@ def log_in(browser, console, who, next_path=None):
 
 
 def wait_page(browser, condition, timeout=30):
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, timeout).until(condition)
+    # While a page is being replaced, chromedriver may answer a look at the old one with an inspector error
+    # ("Node with given id does not belong to the document"): that is "not yet", asked again.
+    WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException, WebDriverException)).until(condition)
 
 
 def click_and_wait(browser, element):
@@ -153,7 +156,13 @@ def click_and_wait(browser, element):
     from selenium.webdriver.support import expected_conditions as EC
 
     element.click()
-    wait_page(browser, EC.staleness_of(element))
+
+    def gone(b):
+        try:
+            return EC.staleness_of(element)(b)
+        except Exception as e:  # the inspector's "does not belong to the document": the old page is gone
+            return "does not belong to the document" in str(e)
+    wait_page(browser, gone)
 
 
 def rows(browser):
