@@ -27,10 +27,11 @@ extension WebConsole {
 
     func cancelTask(imageId: String, taskId: String, _ session: Session) async throws -> Response {
         do {
-            let (task, _) = try await imports.cancel(taskId: taskId, by: session.principal)
-            guard task.imageId == imageId.lowercased() || task.imageId == imageId else {
+            // The task must be this image's (the page's), checked before anything is cancelled.
+            guard let task = try await service.task(id: taskId, by: session.principal), task.imageId == imageId.lowercased() else {
                 throw ImageError.notFound("No task found with ID \(taskId).")
             }
+            _ = try await imports.cancel(taskId: task.id, by: session.principal)
             return Self.redirect("/console/images/\(imageId)?done=task-cancelled")
         } catch let error as ImageError where error.kind != .notFound {
             return try await imagePage(id: imageId, session, message: .init(error: error.message), status: ConsoleRefusal(error).status)

@@ -630,6 +630,14 @@ def test_cancel_an_import_gives_the_image_back_and_a_new_import_works(console, b
                  allow_redirects=False, timeout=30)
     assert r.status_code == 404
     assert bob.get(console.url + f"/console/tasks/{task['id']}", timeout=30).status_code == 404
+    # Through another image's page, the task is not found and goes on.
+    other = console.create("alice", name=unique("other"))
+    alice = console.session("alice")
+    token = re.search(r'name="csrf" value="([^"]+)"', alice.get(console.url + "/console/images", timeout=30).text).group(1)
+    r = alice.post(console.url + f"/console/images/{other['id']}/tasks/{task['id']}/cancel", data={"csrf": token},
+                   allow_redirects=False, timeout=30)
+    assert r.status_code == 404
+    assert console.task("alice", image["id"], task["id"])["status"] == "processing"
 
     browser.find_element(By.ID, f"cancel-{task['id']}").click()
     browser.switch_to.alert.accept()
