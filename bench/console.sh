@@ -35,13 +35,10 @@ LIMIT=${LIMIT:-50}
 PORT=${PORT:-19396}
 URL=http://127.0.0.1:$PORT
 
-OUT=$BENCH/results/console-$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$OUT/raw"
-RESULTS=$OUT/results.tsv
-printf 'figure\tround\trps\tp50_us\tp99_us\terrors\n' > "$RESULTS"
 
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"   # log, die, wait_for_healthz, release_imaged, ensure_command, run_wrk, median, col, ratio
+latency_results console
 
 ensure_command wrk wrk
 ensure_command sqlite3 sqlite3

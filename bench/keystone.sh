@@ -26,13 +26,10 @@ KS_PORT=${KS_PORT:-19395}
 URL=http://127.0.0.1:$PORT
 KS_URL=http://127.0.0.1:$KS_PORT/v3
 
-OUT=$BENCH/results/keystone-$(date -u +%Y%m%dT%H%M%SZ)
-mkdir -p "$OUT/raw"
-RESULTS=$OUT/results.tsv
-printf 'figure\tround\trps\tp50_us\tp99_us\terrors\n' > "$RESULTS"
 
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"   # log, die, wait_for_healthz, release_imaged, ensure_command
+latency_results keystone
 
 ensure_command wrk wrk
 ensure_command sqlite3 sqlite3

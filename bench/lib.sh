@@ -98,6 +98,11 @@ new_raw_image() {
 }
 
 # The latency figures (RESULTS columns figure, round, rps, p50_us, p99_us, errors), for keystone.sh and console.sh:
+# latency_results NAME: a new results directory (results_dir) with those columns and a raw/ for wrk's output.
+latency_results() {
+    results_dir "$1" figure round rps p50_us p99_us errors
+    mkdir -p "$OUT/raw"
+}
 # run_wrk FIGURE ROUND SCRIPT [ENV=VALUE...]: one wrk run of $DURATION s at $CONNS connections ($THREADS threads)
 # against $URL with bench/SCRIPT (its RESULT line, see common.lua), raw output in $OUT/raw; adds its row.
 run_wrk() {
