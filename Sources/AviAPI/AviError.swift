@@ -1,4 +1,5 @@
 import Foundation
+import FrontEndSupport
 import HTTPTypes
 import Hummingbird
 import Identity
@@ -35,18 +36,9 @@ struct AviError: Error {
         if let e = error as? JSONParseError { return AviError(.badRequest, "Malformed JSON: \(e)") }
         guard let e = error as? ImageError else { return nil }
         switch e.kind {
-        case .badRequest: return AviError(.badRequest, e.message)
-        case .unauthorized: return AviError(.unauthorized, e.message)
-        case .forbidden: return AviError(.forbidden, e.message)
-        case .notFound: return AviError(.notFound, "Image object not found!")
-        case .conflict, .duplicate, .inUse: return AviError(.conflict, e.message)
-        case .payloadTooLarge: return AviError(.contentTooLarge, e.message)
-        case .unsupportedMediaType: return AviError(.unsupportedMediaType, e.message)
-        case .gone: return AviError(.notFound, "Image object not found!")
-        case .rangeNotSatisfiable: return AviError(.rangeNotSatisfiable, e.message)
-        case .unavailable: return AviError(.serviceUnavailable, e.message)
-        case .insufficientStorage: return AviError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), e.message)
+        case .notFound, .gone: return AviError(.notFound, "Image object not found!")
         case .internal: return nil
+        default: return AviError(e.kind.httpStatus, e.message)
         }
     }
 

@@ -1,3 +1,4 @@
+import FrontEndSupport
 import HTTPTypes
 import Hummingbird
 import ImageCore
@@ -70,20 +71,8 @@ struct ConsoleRefusal: Error {
     }
 
     init(_ error: ImageError) {
-        let status: HTTPResponse.Status = switch error.kind {
-        case .badRequest: .badRequest
-        case .unauthorized: .unauthorized
-        case .forbidden: .forbidden
-        case .notFound, .gone: .notFound
-        case .conflict, .duplicate, .inUse: .conflict
-        case .payloadTooLarge: .contentTooLarge
-        case .unsupportedMediaType: .unsupportedMediaType
-        case .rangeNotSatisfiable: .rangeNotSatisfiable
-        case .unavailable: .serviceUnavailable
-        case .insufficientStorage: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
-        case .internal: .internalServerError
-        }
-        self.init(status, error.message)
+        // A deleted image is simply not found here, as in the image list.
+        self.init(error.kind == .gone ? .notFound : error.kind.httpStatus, error.message)
     }
 
     func response(options: ConsoleOptions) -> Response {

@@ -61,9 +61,7 @@ struct DanubeError: Error, Equatable {
         case .conflict: return DanubeError(.expectationFailed, e.message)
         case .duplicate: return .exists
         case .inUse: return .usedByVMs
-        case .payloadTooLarge: return DanubeError(.contentTooLarge, e.message)
-        case .unavailable: return DanubeError(.serviceUnavailable, e.message)
-        case .insufficientStorage: return DanubeError(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), e.message)
+        case .payloadTooLarge, .unavailable, .insufficientStorage: return DanubeError(e.kind.httpStatus, e.message)
         case .internal: return nil
         }
     }

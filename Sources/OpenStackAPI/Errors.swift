@@ -1,4 +1,5 @@
 import Foundation
+import FrontEndSupport
 import HTTPTypes
 import Hummingbird
 import ImageCore
@@ -16,7 +17,7 @@ struct GlanceError: Error {
     static func from(_ error: any Error) -> GlanceError? {
         switch error {
         case let e as GlanceError: return e
-        case let e as ImageError: return GlanceError(Self.status(for: e.kind), e.message)
+        case let e as ImageError: return GlanceError(e.kind.httpStatus, e.message)
         case is JSONParseError: return GlanceError(.badRequest, "Malformed JSON in request body.")
         case let e as HTTPError:
             switch e.status {
@@ -25,23 +26,6 @@ struct GlanceError: Error {
             default: return GlanceError(e.status, e.body ?? e.status.reasonPhrase)
             }
         default: return nil
-        }
-    }
-
-    static func status(for kind: ImageError.Kind) -> HTTPResponse.Status {
-        switch kind {
-        case .badRequest: return .badRequest
-        case .unauthorized: return .unauthorized
-        case .forbidden: return .forbidden
-        case .notFound: return .notFound
-        case .conflict, .duplicate, .inUse: return .conflict
-        case .payloadTooLarge: return .contentTooLarge
-        case .unsupportedMediaType: return .unsupportedMediaType
-        case .gone: return .gone
-        case .rangeNotSatisfiable: return .rangeNotSatisfiable
-        case .unavailable: return .serviceUnavailable
-        case .insufficientStorage: return HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
-        case .internal: return .internalServerError
         }
     }
 
