@@ -2,7 +2,7 @@
 # Profiles the server under one of the catalog benchmark's loads with perf (Debian: linux-perf).
 #
 #   KEEP_DATA=1 bench/catalog.sh          # once, to get a seeded catalog (its path is in env.txt)
-#   DATA_DIR=/tmp/imaged-bench.XXXX bench/profile.sh get|list_active|list_queued|list_marker|create|healthz [seconds]
+#   DATA_DIR=/tmp/imaged-bench.XXXX bench/profile.sh get|get_hot|list_active|list_queued|list_marker|create|healthz [seconds]
 #
 # IMAGED_BIN defaults to the release build; DURABILITY=normal|full (default normal). perf samples
 # the server process only (cpu-clock, frame-pointer call graphs) while wrk runs the same script,
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export BENCH_DIR=$ROOT/bench BENCH_TOKEN=benchtok
-FIG=${1:?figure: get, list_active, list_queued, list_marker, create, healthz}
+FIG=${1:?figure: get, get_hot, list_active, list_queued, list_marker, create, healthz}
 SECS=${2:-10}
 : "${DATA_DIR:?DATA_DIR must name a catalog seeded by bench/catalog.sh (KEEP_DATA=1)}"
 IMAGED_BIN=${IMAGED_BIN:-$ROOT/.build-release/release/imaged}
@@ -33,6 +33,9 @@ for _ in $(seq 1 300); do curl -s -o /dev/null "$URL/healthz" && break; sleep 0.
 sqlite3 -batch "$DATA_DIR/catalog.sqlite" "SELECT id FROM images WHERE status IN ('queued','active')" > "$OUT/ids.txt"
 case $FIG in
     get) script=get_one.lua; envs=(BENCH_IDS="$OUT/ids.txt") ;;
+    get_hot) script=get_one.lua
+        sqlite3 -batch "$DATA_DIR/catalog.sqlite" "SELECT id FROM images WHERE status IN ('queued','active') ORDER BY random() LIMIT 10000" > "$OUT/ids.txt"
+        envs=(BENCH_IDS="$OUT/ids.txt") ;;
     list_active) script=list.lua; envs=(BENCH_LIST_PATH='/v2/images?status=active&sort=created_at:desc&limit=25') ;;
     list_queued) script=list.lua; envs=(BENCH_LIST_PATH='/v2/images?status=queued&sort=created_at:desc&limit=25') ;;
     list_marker) script=list.lua

@@ -18,6 +18,8 @@ public final class SQLiteCatalog: Catalog {
     let pool: DatabasePool
     let cache = ImageCache(capacity: 20_000)
     let inserts: InsertBatcher
+    /// Point reads without GRDB's queue hop (see DirectReaders).
+    let directReaders: DirectReaders
     /// Quota overrides are read on every create and data write; `imaged quota set` (another
     /// process) changes them, so they are remembered for a few seconds only.
     let quotaCache = TTLCache<String, QuotaLimits?>(seconds: 5)
@@ -38,6 +40,7 @@ public final class SQLiteCatalog: Catalog {
         if !unknown.isEmpty { throw CatalogSchemaTooNew(catalog: path, unknown: unknown.sorted()) }
         try Self.migrator.migrate(pool)
         inserts = InsertBatcher(pool: pool)
+        directReaders = DirectReaders(path: path, capacity: max(4, 2 * ProcessInfo.processInfo.activeProcessorCount))
     }
 
     static var migrator: DatabaseMigrator {
@@ -259,7 +262,12 @@ public final class SQLiteCatalog: Catalog {
     public func image(id: String) async throws -> Image? {
         // This process is the only writer of the file (the data dir is locked), so cached rows are current.
         if let cached = cache.get(id) { return cached }
-        let image = try await pool.read { db in try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first }
+        let image: Image?
+        if let direct = try directReaders.read({ try $0.rows(Self.selectByID, text: id, decode: Self.image).first }) {
+            image = direct
+        } else {
+            image = try await pool.read { db in try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first }
+        }
         if let image { cache.offer(image) }
         return image
     }

@@ -72,8 +72,16 @@ public enum RequestReading {
     }
 
     public static func formDecode(_ s: Substring) -> String {
+        guard s.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(s) }
         let spaced = s.replacingOccurrences(of: "+", with: " ")
         return spaced.removingPercentEncoding ?? spaced
+    }
+
+    /// A path segment with its %-escapes decoded (the segment itself when one is invalid). Most have
+    /// none and skip Foundation's decoder, which is a CFString round trip on every GET.
+    public static func percentDecoded(_ s: some StringProtocol) -> String {
+        guard s.utf8.contains(UInt8(ascii: "%")) else { return String(s) }
+        return s.removingPercentEncoding ?? String(s)
     }
 
     /// A caller's request id when it is a sane token (1–64 of `A-Z a-z 0-9 - _`), else nil: ids go

@@ -77,8 +77,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     }
 
     static func parameter(_ context: Context, _ name: String) throws -> String {
-        let raw = try context.parameters.require(name)
-        return raw.removingPercentEncoding ?? raw
+        RequestReading.percentDecoded(try context.parameters.require(name))
     }
 
     /// The request's media type, lower-case, without parameters; "" when absent.

@@ -9,6 +9,8 @@ import ImageData
 /// What the OpenStack front-end needs from the application's request context.
 public protocol OpenStackRequestContext: RequestContext {
     var principal: Principal? { get set }
+    /// The id the front door gave the request when the caller sent none (nil: make one).
+    var requestId: String? { get set }
 }
 
 public struct OpenStackAPIOptions: Sendable {
@@ -67,7 +69,8 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
-        let requestID = Self.requestID(from: request.headers[.requestID])
+        // The caller's id when sane, else the one the front door made, so logs and answer agree.
+        let requestID = Self.requestID(from: request.headers[.requestID] ?? context.requestId)
         var response: Response
         do {
             response = try await route(request, requestID: requestID, context: context)

@@ -25,6 +25,7 @@ import ServiceLifecycle
 public struct ImagedRequestContext: OpenStackRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
+    public var requestId: String?
     /// The peer of the connection (the audit line's client, per-address limits).
     public let remoteAddress: SocketAddress?
 

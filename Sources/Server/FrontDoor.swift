@@ -95,7 +95,7 @@ public struct ImagedResponder: HTTPResponder {
 /// One request id per request, in every front-end's logs and answer (`X-Request-Id`; OpenStack's own
 /// `x-openstack-request-id` carries the same value), the request counted in the metrics by front-end,
 /// route, method and status, and one log line.
-struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
+struct RequestTelemetry<Context: OpenStackRequestContext>: RouterMiddleware {
     let frontend: String
     var audit: AuditLog? = nil
 
@@ -106,6 +106,7 @@ struct RequestTelemetry<Context: RequestContext>: RouterMiddleware {
         let start = ContinuousClock.now
         let requestId = Self.requestId(request)
         var context = context
+        context.requestId = requestId
         context.logger[metadataKey: "request_id"] = .string(requestId)
         var response = try await audited(request, context, requestId: requestId, next: next)
         let id = response.headers[Self.openstackRequestId] ?? requestId

@@ -21,6 +21,7 @@ struct ImagedCommand: AsyncParsableCommand {
 
     /// Options from a configuration file and the environment join the command line before parsing.
     static func main() async {
+        LoggingSystem.bootstrap { LineLogHandler(label: $0) }
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
             await Self.main(try ConfigFile.expand(arguments, environment: ProcessInfo.processInfo.environment))
