@@ -1,3 +1,4 @@
+import CatalogSQL
 import GRDBSQLite
 import ImageCore
 import Synchronization
@@ -70,15 +71,23 @@ final class DirectReader: @unchecked Sendable {
         sqlite3_close_v2(db)
     }
 
-    /// Binds `text` to the statement's only parameter, steps it, and decodes every row.
-    func rows<T>(_ sql: String, text: String, decode: (OpaquePointer) throws -> T) throws -> [T] {
+    /// Binds `values` to the statement's parameters in order, steps it, and decodes every row.
+    func rows<T>(_ sql: String, _ values: [SQLValue], decode: (OpaquePointer) throws -> T) throws -> [T] {
         let statement = try prepared(sql)
         defer { sqlite3_reset(statement); sqlite3_clear_bindings(statement) }
-        var rc = text.withCString { sqlite3_bind_text(statement, 1, $0, -1, Self.transient) }
-        guard rc == SQLITE_OK else { throw failure(rc) }
+        for (i, value) in values.enumerated() {
+            let index = Int32(i + 1)
+            let rc: Int32 = switch value {
+            case .null: sqlite3_bind_null(statement, index)
+            case .text(let s): s.withCString { sqlite3_bind_text(statement, index, $0, -1, Self.transient) }
+            case .int(let n): sqlite3_bind_int64(statement, index, n)
+            case .bool(let b): sqlite3_bind_int64(statement, index, b ? 1 : 0)
+            }
+            guard rc == SQLITE_OK else { throw failure(rc) }
+        }
         var out: [T] = []
         while true {
-            rc = sqlite3_step(statement)
+            let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { return out }
             guard rc == SQLITE_ROW else { throw failure(rc) }
             out.append(try decode(statement))
@@ -87,6 +96,11 @@ final class DirectReader: @unchecked Sendable {
 
     private func prepared(_ sql: String) throws -> OpaquePointer {
         if let statement = statements[sql] { return statement }
+        // Lists make one statement per query shape; keep a bounded set.
+        if statements.count >= 128 {
+            for statement in statements.values { sqlite3_finalize(statement) }
+            statements = [:]
+        }
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard rc == SQLITE_OK, let statement else { throw failure(rc) }

@@ -236,12 +236,28 @@ public final class SQLiteCatalog: Catalog {
             nameRule: text(23).flatMap(NameRule.init(rawValue:)), writerNode: text(24))
     }
 
+    /// Decodes a row unless the row cache holds that version of it: a list then skips parsing the
+    /// tags, properties and extensions documents (half its CPU) for images read before.
+    func imageUsingCache(_ st: SQLiteStatement) throws -> Image {
+        if sqlite3_column_type(st, 0) != SQLITE_NULL, let p = sqlite3_column_text(st, 0) {
+            let id = String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, 0))), as: UTF8.self)
+            if let cached = cache.get(id), cached.version == sqlite3_column_int64(st, 21),
+               cached.updatedAt == sqlite3_column_int64(st, 17) {
+                return cached
+            }
+        }
+        let image = try Self.image(st)
+        cache.offer(image)
+        return image
+    }
+
     /// Runs a cached SELECT of `columns` and decodes every row.
-    static func fetchImages(_ db: Database, sql: String, arguments: StatementArguments) throws -> [Image] {
+    static func fetchImages(_ db: Database, sql: String, arguments: StatementArguments,
+                            decode: (SQLiteStatement) throws -> Image = image) throws -> [Image] {
         let statement = try db.cachedStatement(sql: sql)
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
         var images: [Image] = []
-        while try cursor.next() != nil { images.append(try image(statement.sqliteStatement)) }
+        while try cursor.next() != nil { images.append(try decode(statement.sqliteStatement)) }
         return images
     }
 
@@ -263,7 +279,7 @@ public final class SQLiteCatalog: Catalog {
         // This process is the only writer of the file (the data dir is locked), so cached rows are current.
         if let cached = cache.get(id) { return cached }
         let image: Image?
-        if let direct = try directReaders.read({ try $0.rows(Self.selectByID, text: id, decode: Self.image).first }) {
+        if let direct = try directReaders.read({ try $0.rows(Self.selectByID, [.text(id)], decode: Self.image).first }) {
             image = direct
         } else {
             image = try await pool.read { db in try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first }
@@ -309,9 +325,10 @@ public final class SQLiteCatalog: Catalog {
 
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
         let statement = ListSQL.build(query, .sqlite)
-        let (sql, args) = (statement.sql, Self.arguments(statement.values))
         // The SQL text depends only on the query's shape, so statements are reused across requests.
-        return try await pool.read { db in try Self.fetchImages(db, sql: sql, arguments: args) }
+        if let images = try directReaders.read({ try $0.rows(statement.sql, statement.values, decode: imageUsingCache) }) { return images }
+        let (sql, args) = (statement.sql, Self.arguments(statement.values))
+        return try await pool.read { [self] db in try Self.fetchImages(db, sql: sql, arguments: args, decode: imageUsingCache) }
     }
 
     public func countImages(_ query: ImageListQuery) async throws -> Int {
@@ -467,17 +484,35 @@ public final class SQLiteCatalog: Catalog {
 /// reader that fetched a row before a concurrent write commits cannot put the older row back.
 final class ImageCache: Sendable {
     let capacity: Int
-    let entries = Mutex<[String: Image]>([:])
+    /// The entries, and their ids in insertion order: when full, the oldest entry goes (lists offer
+    /// every row they read, so clearing all at once would empty the GETs' hot set too).
+    private let state: Mutex<(map: [String: Image], order: [String], next: Int)>
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacity: Int) {
+        self.capacity = capacity
+        state = Mutex(([:], [], 0))
+    }
 
-    func get(_ id: String) -> Image? { entries.withLock { $0[id] } }
+    func get(_ id: String) -> Image? { state.withLock { $0.map[id] } }
+
+    var count: Int { state.withLock { $0.map.count } }
+
+    func removeAll() { state.withLock { $0 = ([:], [], 0) } }
 
     func offer(_ image: Image) {
-        entries.withLock { map in
-            if let current = map[image.id], current.version >= image.version { return }
-            if map.count >= capacity, map[image.id] == nil { map.removeAll(keepingCapacity: true) }
-            map[image.id] = image
+        state.withLock { s in
+            if let current = s.map[image.id] {
+                if current.version < image.version { s.map[image.id] = image }
+                return
+            }
+            if s.order.count < capacity {
+                s.order.append(image.id)
+            } else {
+                s.map[s.order[s.next]] = nil
+                s.order[s.next] = image.id
+                s.next = (s.next + 1) % capacity
+            }
+            s.map[image.id] = image
         }
     }
 }

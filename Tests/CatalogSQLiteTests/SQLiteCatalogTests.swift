@@ -3,6 +3,7 @@ import Foundation
 import ImageCore
 import CatalogSQL
 import GRDB
+import GRDBSQLite
 import Testing
 
 func temporaryCatalogPath() throws -> (String, String) {
@@ -54,10 +55,23 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
         }
     }
 
-    @Test func boundedInSize() {
+    @Test func boundedInSizeAndTheOldestGoesFirst() {
         let cache = ImageCache(capacity: 10)
-        for i in 0..<25 { cache.offer(makeImage(i)) }
-        #expect(cache.entries.withLock { $0.count } <= 10)
+        let images = (0..<25).map { makeImage($0) }
+        for image in images { cache.offer(image) }
+        #expect(cache.count == 10)
+        #expect(images[..<15].allSatisfy { cache.get($0.id) == nil })
+        #expect(images[15...].allSatisfy { cache.get($0.id) == $0 })
+        // A newer version replaces an entry in place (nothing evicted); an older one never does.
+        var newer = images[20]
+        newer.version += 1
+        newer.name = "newer"
+        cache.offer(newer)
+        var older = images[20]
+        older.name = "older"
+        cache.offer(older)
+        #expect(cache.get(newer.id)?.name == "newer")
+        #expect(cache.count == 10 && images[15...].allSatisfy { cache.get($0.id) != nil })
     }
 }
 
@@ -105,7 +119,7 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
                     switch t % 4 {
                     case 0: return try await catalog.listImages(.init(scope: scope, sort: sort, limit: 25)).count > 0 ? 1 : 0
                     case 1:
-                        catalog.cache.entries.withLock { $0.removeAll() }
+                        catalog.cache.removeAll()
                         return try await catalog.image(id: known[t % known.count]) != nil ? 1 : 0
                     case 2:
                         return try await catalog.updateImage(id: known[t % known.count]) { $0.minRam += 1 } != nil ? 1 : 0
@@ -118,5 +132,35 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
             return try await group.reduce(0, +)
         }
         #expect(finished == 256)
+    }
+}
+
+@Suite struct DirectReadersTests {
+    /// Reads on our own connections see every committed write, bind each value type, and give way
+    /// (nil) instead of waiting when every connection is in use.
+    @Test func readsCommittedRowsAndGivesWayWhenAllAreBusy() async throws {
+        let (dir, path) = try temporaryCatalogPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let catalog = try SQLiteCatalog(path: path)
+        let image = makeImage(1, name: "first")
+        try await catalog.insertImage(image)
+        let readers = DirectReaders(path: path, capacity: 1)
+        let select = "SELECT name FROM images WHERE id = ? AND protected = ? AND min_ram >= ? AND (? IS NULL)"
+        func name() throws -> [String?]? {
+            try readers.read { reader in
+                try reader.rows(select, [.text(image.id), .bool(false), .int(0), .null]) { st in
+                    sqlite3_column_text(st, 0).map { String(cString: $0) }
+                }
+            }
+        }
+        #expect(try name() == ["first"])
+        _ = try await catalog.updateImage(id: image.id) { $0.name = "second" }
+        #expect(try name() == ["second"])
+        let nested = try readers.read { _ in try name() }
+        #expect(nested == .some(nil))
+        #expect(try readers.read { _ in 1 } == 1)
+        // A statement error is thrown, and the connection stays usable.
+        #expect(throws: ImageError.self) { try readers.read { try $0.rows("SELECT nope FROM images", []) { _ in 0 } } }
+        #expect(try name() == ["second"])
     }
 }
