@@ -107,6 +107,8 @@ public final class ImageIngest: @unchecked Sendable {
     private var batch: ByteBuffer
     public private(set) var received: Int64 = 0
     private var finished = false
+    /// This ingest's share of IngestMemory, given back once the lanes are done.
+    private(set) var reserved: Int
 
     /// `resume`: continue the stream another ingest saved with `suspend()` (its digests, inspection
     /// and byte count), as if this one had seen those bytes.
@@ -122,12 +124,15 @@ public final class ImageIngest: @unchecked Sendable {
         self.writer = writer
         self.algorithm = algorithm
         self.limits = limits
-        self.batchSize = batchSize
-        self.batch = ByteBufferAllocator().buffer(capacity: batchSize)
         var extras = Set(limits.pinned.map(\.algorithm))
         extras.remove(.md5)
         extras.remove(algorithm == .sha512 ? .sha512 : .sha256)
         let extraDigests = try extras.sorted().map { ($0, try digest($0)) }
+        // Reserved after the last `try`: from here on, deinit gives it back whatever happens.
+        let share = IngestMemory.reserve(preferred: batchSize, batches: lanesAhead + 2)
+        self.batchSize = share.batchSize
+        self.reserved = share.reserved
+        self.batch = ByteBufferAllocator().buffer(capacity: share.batchSize)
         let queues = (0..<(3 + extraDigests.count)).map { _ in BatchQueue(capacity: lanesAhead) }
         self.queues = queues
         md5Lane = Task { await Self.hashLane(queues[0], md5) }
@@ -180,6 +185,12 @@ public final class ImageIngest: @unchecked Sendable {
         // Dropped without finish or abort (a bug elsewhere): let the lanes end instead of waiting forever.
         struct Dropped: Error {}
         for q in queues { q.fail(Dropped()) }
+        releaseMemory()
+    }
+
+    private func releaseMemory() {
+        IngestMemory.release(reserved)
+        reserved = 0
     }
 
     /// Takes the next bytes of the stream.
@@ -228,6 +239,7 @@ public final class ImageIngest: @unchecked Sendable {
         var digests: [PinnedDigest.Algorithm: StreamDigest] = [.md5: await md5Lane.value,
                                                                 algorithm == .sha512 ? .sha512 : .sha256: await hashLane.value]
         for (name, lane) in extraLanes { digests[name] = await lane.value }
+        releaseMemory()
         return (inspector, digests)
     }
 
@@ -268,5 +280,6 @@ public final class ImageIngest: @unchecked Sendable {
         _ = await hashLane.value
         for (_, lane) in extraLanes { _ = await lane.value }
         _ = try? await writeLane.value
+        releaseMemory()
     }
 }

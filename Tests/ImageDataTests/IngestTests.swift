@@ -147,3 +147,41 @@ func temporaryDirectory(_ tag: String) -> String {
         }
     }
 }
+
+@Suite struct IngestMemoryTests {
+    /// Full batches while the node's budget lasts, halved batches when it runs short, and never
+    /// below the floor: an upload is never refused or stalled for memory.
+    @Test func batchesShrinkAsTheBudgetRunsOut() {
+        let mib = 1 << 20
+        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: 128 * mib) == mib)
+        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: 3 * mib) == mib / 2)
+        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: mib) == mib / 8)
+        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: 0) == IngestMemory.minimumBatch)
+        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: -50 * mib) == IngestMemory.minimumBatch)
+        #expect(IngestMemory.batchSize(preferred: 4096, batches: 5, free: 0) == 4096)
+    }
+
+    /// An ingest gives its share back when it finishes, aborts or is dropped.
+    @Test func anIngestReturnsItsShare() async throws {
+        let dir = temporaryDirectory("ingest-memory")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try FileBlobStore(root: dir)
+        for ending in 0..<3 {
+            let writer = try await store.makeWriter(key: "images/k\(ending)")
+            var ingest: ImageIngest? = try ImageIngest(writer: writer, algorithm: .sha512, limits: .init(sizeCap: 1 << 30))
+            #expect(ingest!.reserved >= 5 * IngestMemory.minimumBatch)
+            try await ingest!.append(ByteBuffer(repeating: 7, count: 3 << 20))
+            switch ending {
+            case 0: _ = try await ingest!.finish(); #expect(ingest!.reserved == 0)
+            case 1: await ingest!.abort(); #expect(ingest!.reserved == 0)
+            default:
+                // Dropped: its lanes end and deinit gives the share back.
+                weak let dropped = ingest
+                ingest = nil
+                for _ in 0..<200 where dropped != nil { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(dropped == nil)
+            }
+            await writer.cancel()
+        }
+    }
+}
