@@ -59,7 +59,7 @@ public final class ImageConverter: Sendable {
         for name in (try? fm.contentsOfDirectory(atPath: config.directory)) ?? [] where name.hasPrefix("conv-") {
             try? fm.removeItem(atPath: config.directory + "/" + name)
         }
-        isolation = Self.probeIsolation()
+        isolation = Self.probedIsolation
         if isolation == .none {
             logger.warning("image conversion runs without a network namespace (unshare refused); rlimits and timeout still apply")
         }
@@ -156,6 +156,9 @@ public final class ImageConverter: Sendable {
         let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
         return (p.terminationStatus, err)
     }
+
+    /// What this host allows, probed once per process (two child processes; the answer does not change).
+    static let probedIsolation = probeIsolation()
 
     static func probeIsolation() -> Isolation {
         if (try? run(["/usr/bin/env", "unshare", "--net", "--", "true"], timeout: 10).status) == 0 { return .netns }
