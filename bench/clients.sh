@@ -36,11 +36,7 @@ URL=http://127.0.0.1:$PORT
 . "$ROOT/bench/lib.sh"   # log, die, serve_imaged, run_wrk, median, col, ratio, latency_results
 latency_results clients
 
-ensure_command wrk wrk
-ensure_command sqlite3 sqlite3
-ensure_command curl curl
-release_imaged "$OUT/build.log" || die "no binary"
-[ -x "$IMAGED_BIN" ] || die "no executable at $IMAGED_BIN"
+latency_tools_and_binary
 
 # 1,000 sockets on each side, plus files.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -40,11 +40,7 @@ URL=http://127.0.0.1:$PORT
 . "$ROOT/bench/lib.sh"   # log, die, wait_for_healthz, release_imaged, ensure_command, run_wrk, median, col, ratio
 latency_results console
 
-ensure_command wrk wrk
-ensure_command sqlite3 sqlite3
-ensure_command curl curl
-release_imaged "$OUT/build.log" || die "no binary"
-[ -x "$IMAGED_BIN" ] || die "no executable at $IMAGED_BIN"
+latency_tools_and_binary
 
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/imaged-cbench.XXXXXX")
 SERVER_PID=

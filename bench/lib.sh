@@ -103,6 +103,14 @@ latency_results() {
     results_dir "$1" figure round rps p50_us p99_us errors
     mkdir -p "$OUT/raw"
 }
+# latency_tools_and_binary: wrk, sqlite3 and curl installed if missing; IMAGED_BIN set (release_imaged).
+latency_tools_and_binary() {
+    ensure_command wrk wrk
+    ensure_command sqlite3 sqlite3
+    ensure_command curl curl
+    release_imaged "$OUT/build.log" || die "no binary"
+    [ -x "$IMAGED_BIN" ] || die "no executable at $IMAGED_BIN"
+}
 # run_wrk FIGURE ROUND SCRIPT [ENV=VALUE...]: one wrk run of $DURATION s at $CONNS connections ($THREADS threads)
 # against $URL with bench/SCRIPT (its RESULT line, see common.lua), raw output in $OUT/raw; adds its row.
 run_wrk() {
