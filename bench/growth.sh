@@ -76,7 +76,7 @@ for scale in $SCALES; do
     done
     log "seeding $scale images (sqlite3, one transaction)"
     sqlite3 -batch "$DB" "BEGIN; WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $scale - 1)
-        INSERT INTO images SELECT $select FROM c, images t WHERE t.id = '$template'; COMMIT; ANALYZE;" \
+        INSERT INTO images SELECT $select FROM c, images t WHERE t.id = '$template'; COMMIT;" \
         || die "seeding failed"
     [ "$(sqlite3 -batch "$DB" 'SELECT count(*) FROM images')" -ge "$scale" ] || die "seeding left too few rows"
     sqlite3 -batch "$DB" "SELECT id FROM images ORDER BY random() LIMIT 100000" > "$OUT/ids-$scale.txt"
