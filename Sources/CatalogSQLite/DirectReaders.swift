@@ -51,6 +51,11 @@ final class DirectReaders: Sendable {
 final class DirectReader: @unchecked Sendable {
     private let db: OpaquePointer
     private var statements: [String: OpaquePointer] = [:]
+    /// [steps of 1,000 VM instructions so far, the most allowed]: the progress handler's state.
+    private let budget = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+    /// About 2–5 ms of work: an indexed page of a list takes a few thousand instructions, a sort over a
+    /// million rows tens of millions.
+    static let budgetSteps = 200
 
     init(path: String) throws {
         var handle: OpaquePointer?
@@ -63,18 +68,27 @@ final class DirectReader: @unchecked Sendable {
         // WAL recovery or a checkpoint can hold a reader off briefly.
         sqlite3_busy_timeout(handle, 2_000)
         db = handle
+        budget[0] = 0
+        budget[1] = Self.budgetSteps
+        sqlite3_progress_handler(handle, 1_000, { context in
+            let b = context!.assumingMemoryBound(to: Int.self)
+            b[0] += 1
+            return b[0] > b[1] ? 1 : 0
+        }, budget)
     }
 
     func close() {
         for statement in statements.values { sqlite3_finalize(statement) }
         statements = [:]
         sqlite3_close_v2(db)
+        budget.deallocate()
     }
 
     /// Binds `values` to the statement's parameters in order, steps it, and decodes every row.
     func rows<T>(_ sql: String, _ values: [SQLValue], decode: (OpaquePointer) throws -> T) throws -> [T] {
         let statement = try prepared(sql)
         defer { sqlite3_reset(statement); sqlite3_clear_bindings(statement) }
+        budget[0] = 0
         for (i, value) in values.enumerated() {
             let index = Int32(i + 1)
             let rc: Int32 = switch value {
@@ -89,6 +103,7 @@ final class DirectReader: @unchecked Sendable {
         while true {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { return out }
+            if rc == SQLITE_INTERRUPT { throw DirectReadOverBudget() }
             guard rc == SQLITE_ROW else { throw failure(rc) }
             out.append(try decode(statement))
         }
@@ -115,3 +130,7 @@ final class DirectReader: @unchecked Sendable {
     /// SQLITE_TRANSIENT: SQLite copies the bound text before the call returns.
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 }
+
+/// A direct read stopped at its budget: the caller runs it again on GRDB's reader threads, where a
+/// long scan does not hold a cooperative thread.
+struct DirectReadOverBudget: Error {}

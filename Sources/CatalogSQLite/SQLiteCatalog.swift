@@ -326,7 +326,9 @@ public final class SQLiteCatalog: Catalog {
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
         let statement = ListSQL.build(query, .sqlite)
         // The SQL text depends only on the query's shape, so statements are reused across requests.
-        if let images = try directReaders.read({ try $0.rows(statement.sql, statement.values, decode: imageUsingCache) }) { return images }
+        do {
+            if let images = try directReaders.read({ try $0.rows(statement.sql, statement.values, decode: imageUsingCache) }) { return images }
+        } catch is DirectReadOverBudget {}
         let (sql, args) = (statement.sql, Self.arguments(statement.values))
         return try await pool.read { [self] db in try Self.fetchImages(db, sql: sql, arguments: args, decode: imageUsingCache) }
     }

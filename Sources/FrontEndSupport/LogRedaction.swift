@@ -37,7 +37,7 @@ public enum LogRedaction {
         query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
             guard let eq = pair.firstIndex(of: "=") else { return String(pair) }
             let name = String(pair[..<eq])
-            return isSecret(Substring(name.removingPercentEncoding ?? name)) ? "\(name)=\(mask)" : String(pair)
+            return isSecret(Substring(RequestReading.percentDecoded(name))) ? "\(name)=\(mask)" : String(pair)
         }.joined(separator: "&")
     }
 

@@ -50,7 +50,7 @@ struct MetadefRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
     }
 
     static func query(_ request: Request, _ name: String) -> String? {
-        request.uri.queryParameters[Substring(name)].map { String($0).removingPercentEncoding ?? String($0) }
+        request.uri.queryParameters[Substring(name)].map { RequestReading.percentDecoded($0) }
     }
 
     // MARK: Namespaces
