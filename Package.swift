@@ -264,7 +264,7 @@ let package = Package(
         ], swiftSettings: strict),
         // One catalog suite, run against SQLite and (with IMAGED_TEST_POSTGRES_URL) PostgreSQL.
         .testTarget(name: "CatalogConformanceTests", dependencies: [
-            "CatalogSQLite", "CatalogPostgres", "ImageCore", .product(name: "Logging", package: "swift-log"),
+            "CatalogSQLite", "CatalogPostgres", "CatalogSQL", "ImageCore", .product(name: "Logging", package: "swift-log"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ], swiftSettings: strict),
         .testTarget(name: "ConsoleTests", dependencies: [

@@ -148,5 +148,16 @@ enum PostgresSchema {
         ]),
         // Metadata definitions (Glance's metadefs); contents follow their namespace's renames and deletion.
         ("v8: metadefs", PostgresCatalog.metadefSchema),
+        // Every sort key walks an index in the list's full order: the key (NULLs first ascending, last
+        // descending, as ListSQL orders them), then the created_at and id tie-breakers.
+        ("v10: an index per sort key", [
+            "DROP INDEX images_name",
+            "CREATE INDEX images_name_created ON images(name NULLS FIRST, created_at, id)",
+            "DROP INDEX images_updated",
+            "CREATE INDEX images_updated_created ON images(updated_at, created_at, id)",
+            "CREATE INDEX images_size_created ON images(size NULLS FIRST, created_at, id)",
+            "CREATE INDEX images_disk_format_created ON images(disk_format NULLS FIRST, created_at, id)",
+            "CREATE INDEX images_container_format_created ON images(container_format NULLS FIRST, created_at, id)",
+        ]),
     ]
 }

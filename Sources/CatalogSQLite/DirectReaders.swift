@@ -14,11 +14,13 @@ import Synchronization
 final class DirectReaders: Sendable {
     private let path: String
     private let capacity: Int
+    private let budgetSteps: Int
     private let idle = Mutex<(free: [DirectReader], opened: Int)>(([], 0))
 
-    init(path: String, capacity: Int) {
+    init(path: String, capacity: Int, budgetSteps: Int = DirectReader.budgetSteps) {
         self.path = path
         self.capacity = capacity
+        self.budgetSteps = budgetSteps
     }
 
     deinit {
@@ -37,7 +39,7 @@ final class DirectReaders: Sendable {
         case .none: return nil
         case .some(.some(let r)): reader = r
         case .some(.none):
-            do { reader = try DirectReader(path: path) } catch {
+            do { reader = try DirectReader(path: path, budgetSteps: budgetSteps) } catch {
                 idle.withLock { $0.opened -= 1 }
                 throw error
             }
@@ -57,7 +59,7 @@ final class DirectReader: @unchecked Sendable {
     /// million rows tens of millions.
     static let budgetSteps = 200
 
-    init(path: String) throws {
+    init(path: String, budgetSteps: Int = DirectReader.budgetSteps) throws {
         var handle: OpaquePointer?
         let rc = sqlite3_open_v2(path, &handle, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let handle else {
@@ -69,7 +71,7 @@ final class DirectReader: @unchecked Sendable {
         sqlite3_busy_timeout(handle, 2_000)
         db = handle
         budget[0] = 0
-        budget[1] = Self.budgetSteps
+        budget[1] = budgetSteps
         sqlite3_progress_handler(handle, 1_000, { context in
             let b = context!.assumingMemoryBound(to: Int.self)
             b[0] += 1

@@ -511,8 +511,14 @@ public struct ImageService: Sendable {
 
         var sort = request.sort
         let lastDirection = sort.last?.direction ?? .desc
-        if !sort.contains(where: { $0.key == .createdAt }) { sort.append(.init(.createdAt, lastDirection)) }
-        if !sort.contains(where: { $0.key == .id }) { sort.append(.init(.id, lastDirection)) }
+        if let unique = sort.firstIndex(where: { $0.key == .id }) {
+            // Nothing after the unique id can change the order; keys there only keep a database from
+            // walking the id index (PostgreSQL then sorts each page again).
+            sort.removeSubrange((unique + 1)...)
+        } else {
+            if !sort.contains(where: { $0.key == .createdAt }) { sort.append(.init(.createdAt, lastDirection)) }
+            sort.append(.init(.id, lastDirection))
+        }
 
         let scope = ImageListQuery.Scope(
             isAdmin: p.isAdmin, projectId: p.projectId, visibility: request.visibility,
