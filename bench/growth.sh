@@ -10,11 +10,11 @@
 # Per scale, on a fresh SQLite catalog (the embedded default, --durability full):
 #  1. one image is created through the API (the template row, in this binary's schema); the other
 #     rows are added by sqlite3 in one transaction, copies of the template with their own ids, names,
-#     sizes and creation times (4 in 5 active, 1 in 5 queued); seeding through the API would take
+#     sizes, disk formats and creation times (4 in 5 active, 1 in 5 queued); seeding through the API would take
 #     minutes per 1M rows and measure nothing more;
 #  2. RUNS rounds of DURATION s each: GET one (uniform over a sample of 100,000 ids, or all of them),
-#     list 25 sorted by each sort key that has an index or is commonly asked for (created_at,
-#     updated_at, name, size), a marker walk (list 25 by created_at from a random marker), create.
+#     list 25 sorted by each sort key (created_at, updated_at, name, size, status, disk_format,
+#     container_format, id), a marker walk (list 25 by created_at from a random marker), create.
 # Writes table.txt (req/s and p99 per scale, the slowdown 1M vs 10k) and growth.svg (each figure's
 # req/s relative to its 10k value, against the 1/1.25 line) to bench/results/growth-<UTC time>/.
 set -euo pipefail
@@ -28,6 +28,7 @@ SCALES=${SCALES:-"10000 100000 1000000"}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-32}
+SORT_KEYS=${SORT_KEYS:-"created_at updated_at name size status disk_format container_format id"}
 THREADS=${THREADS:-2}
 PORT=${PORT:-19398}
 URL=http://127.0.0.1:$PORT
@@ -69,6 +70,7 @@ for scale in $SCALES; do
             name) e="'growth-'||c.i" ;;
             status) e="CASE WHEN c.i % 5 = 0 THEN 'queued' ELSE 'active' END" ;;
             size) e="CASE WHEN c.i % 5 = 0 THEN NULL ELSE abs(random()) % 10000000000 END" ;;
+            disk_format) e="CASE c.i % 4 WHEN 0 THEN 'raw' WHEN 1 THEN 'qcow2' WHEN 2 THEN 'iso' ELSE 'vmdk' END" ;;
             created_at|updated_at) e="t.created_at - ($scale - c.i)" ;;
             *) e="t.$c" ;;
         esac
@@ -88,7 +90,7 @@ for scale in $SCALES; do
     [ "$n" = 25 ] || die "a list of 25 at $scale images returned $n"
     for r in $(seq 1 "$RUNS"); do
         run_wrk "get@$scale" "$r" get_one.lua BENCH_IDS="$OUT/ids-$scale.txt"
-        for key in created_at updated_at name size; do
+        for key in $SORT_KEYS; do
             run_wrk "list_$key@$scale" "$r" list.lua BENCH_LIST_PATH="$LIST$key&sort_dir=desc"
         done
         run_wrk "marker_walk@$scale" "$r" list.lua BENCH_LIST_PATH="${LIST}created_at&sort_dir=desc" BENCH_IDS="$OUT/ids-$scale.txt"
@@ -103,7 +105,7 @@ stat() { # figure scale column -> median
     local k; case $3 in rps) k=3 ;; p50_us) k=4 ;; p99_us) k=5 ;; esac
     col "$1@$2" "$k" | median
 }
-FIGURES="get list_created_at list_updated_at list_name list_size marker_walk create"
+FIGURES="get $(for k in $SORT_KEYS; do printf 'list_%s ' "$k"; done)marker_walk create"
 first=${SCALES%% *}; last=${SCALES##* }
 {
     echo "Growth: median of $RUNS rounds x ${DURATION}s at $CONNS connections per scale; SQLite, --durability full; $BUILD"

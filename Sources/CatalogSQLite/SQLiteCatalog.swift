@@ -509,36 +509,52 @@ public final class SQLiteCatalog: Catalog {
 /// reader that fetched a row before a concurrent write commits cannot put the older row back.
 final class ImageCache: Sendable {
     let capacity: Int
-    /// The entries, and their ids in insertion order: when full, the oldest entry goes (lists offer
-    /// every row they read, so clearing all at once would empty the GETs' hot set too).
-    private let state: Mutex<(map: [String: Image], order: [String], next: Int)>
+    /// Two generations. New entries go to `young`; when it holds half the capacity, `old` is dropped
+    /// whole and `young` becomes old. A hit in `old` is copied to `young`, so a hot entry survives.
+    /// Lists offer every row they read, so the cache churns at a large catalog: forgetting in bulk
+    /// costs nothing per entry, where removing the oldest one per insert was a tenth of a marker walk.
+    private let state: Mutex<(young: [String: Image], old: [String: Image])>
 
     init(capacity: Int) {
-        self.capacity = capacity
-        state = Mutex(([:], [], 0))
+        self.capacity = max(2, capacity)
+        state = Mutex(([:], [:]))
     }
 
-    func get(_ id: String) -> Image? { state.withLock { $0.map[id] } }
+    func get(_ id: String) -> Image? {
+        state.withLock { s in
+            if let image = s.young[id] { return image }
+            guard let image = s.old[id] else { return nil }
+            s.young[id] = image
+            return image
+        }
+    }
 
-    var count: Int { state.withLock { $0.map.count } }
+    /// Distinct entries (tests).
+    var count: Int { state.withLock { s in s.young.count + s.old.keys.count { s.young[$0] == nil } } }
 
-    func removeAll() { state.withLock { $0 = ([:], [], 0) } }
+    func removeAll() {
+        let dropped = state.withLock { s in
+            defer { s = ([:], [:]) }
+            return s
+        }
+        _ = dropped  // freed here, outside the lock
+    }
 
     func offer(_ image: Image) {
-        state.withLock { s in
-            if let current = s.map[image.id] {
-                if current.version < image.version { s.map[image.id] = image }
-                return
+        let dropped: [String: Image]? = state.withLock { s in
+            if let current = s.young[image.id] ?? s.old[image.id], current.version >= image.version {
+                if current.version == image.version, s.young[image.id] == nil { s.young[image.id] = current }
+                return nil
             }
-            if s.order.count < capacity {
-                s.order.append(image.id)
-            } else {
-                s.map[s.order[s.next]] = nil
-                s.order[s.next] = image.id
-                s.next = (s.next + 1) % capacity
+            s.young[image.id] = image
+            guard s.young.count >= capacity / 2 else { return nil }
+            defer {
+                s.old = s.young
+                s.young = Dictionary(minimumCapacity: capacity / 2)
             }
-            s.map[image.id] = image
+            return s.old
         }
+        _ = dropped  // freed here, outside the lock
     }
 }
 

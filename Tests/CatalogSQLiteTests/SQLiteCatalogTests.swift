@@ -55,23 +55,32 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
         }
     }
 
-    @Test func boundedInSizeAndTheOldestGoesFirst() {
+    @Test func boundedInSizeAndAHotEntrySurvives() {
         let cache = ImageCache(capacity: 10)
         let images = (0..<25).map { makeImage($0) }
-        for image in images { cache.offer(image) }
-        #expect(cache.count == 10)
-        #expect(images[..<15].allSatisfy { cache.get($0.id) == nil })
-        #expect(images[15...].allSatisfy { cache.get($0.id) == $0 })
-        // A newer version replaces an entry in place (nothing evicted); an older one never does.
-        var newer = images[20]
+        let hot = images[0]
+        for image in images {
+            cache.offer(image)
+            #expect(cache.get(hot.id) == hot)  // read between every insert: never forgotten
+            #expect(cache.count <= 10)
+        }
+        // The newest entries are always there (half the capacity, less the hot entry's place); older
+        // ones go in bulk.
+        #expect(images[21...].allSatisfy { cache.get($0.id) == $0 })
+        #expect(images[1..<10].allSatisfy { cache.get($0.id) == nil })
+        // A newer version replaces an entry; an older one never does, in either generation.
+        var newer = images[22]
         newer.version += 1
         newer.name = "newer"
         cache.offer(newer)
-        var older = images[20]
+        var older = images[22]
         older.name = "older"
         cache.offer(older)
         #expect(cache.get(newer.id)?.name == "newer")
-        #expect(cache.count == 10 && images[15...].allSatisfy { cache.get($0.id) != nil })
+        for image in images[5..<10] { cache.offer(image) }  // images[20...] move to the old generation
+        cache.offer(older)
+        #expect(cache.get(newer.id)?.name == "newer")
+        #expect(cache.count <= 10)
     }
 }
 
