@@ -6,7 +6,8 @@ OUT=$(cd "${1:?usage: bench/data-summary.sh bench/results/data-<time>}" && pwd)
 RESULTS=$OUT/results.tsv RSS_TSV=$OUT/rss.tsv CHECKS=$OUT/checks.tsv
 # shellcheck disable=SC1091
 . "$OUT/meta.env"
-TARGET_RATIO=0.80 RSS_LIMIT_MIB=64
+# Single-stream uploads: 0.85 (issue 23); downloads and the concurrent uploads: 0.80 (the data-path issue).
+TARGET_RATIO=0.80 UPLOAD_TARGET_RATIO=0.85 RSS_LIMIT_MIB=64
 
 values() { # phase figure -> one value per round
     awk -F'\t' -v p="$1" -v f="$2" 'NR > 1 && $1 == p && $3 == f { print $4 }' "$RESULTS"
@@ -49,7 +50,7 @@ for mib in $SIZES; do
     ratio_u=$(med "$ru"); ratio_d=$(med "$rd")
     row "upload $L (PUT until 204)" "$(fmt "$(med "$up")") MB/s" "$(runs "$up")" \
         "min(dd fsync $(fmt "$(med "$dd")"), slowest digest $(fmt "$(med "$dg")")) = $(fmt "$(med "$ref")") MB/s" \
-        "$(fmt "$ratio_u" %.2f)" "≥ $TARGET_RATIO" "$(verdict "$(fmt "$ratio_u" %.2f)" "$e")"
+        "$(fmt "$ratio_u" %.2f)" "≥ $UPLOAD_TARGET_RATIO" "$(TARGET_RATIO=$UPLOAD_TARGET_RATIO verdict "$(fmt "$ratio_u" %.2f)" "$e")"
     row "download $L (GET, curl -o /dev/null)" "$(fmt "$(med "$down")") MB/s" "$(runs "$down")" \
         "cat from page cache $(fmt "$(med "$cat_")") MB/s" "$(fmt "$ratio_d" %.2f)" "≥ $TARGET_RATIO" "$(verdict "$(fmt "$ratio_d" %.2f)" "$e")"
     cb=$(values "$p" cat_blob | stats)
