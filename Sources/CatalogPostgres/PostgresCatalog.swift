@@ -11,6 +11,7 @@ import Synchronization
 /// (`SELECT … FOR UPDATE`), so concurrent writers on any node never lose an update.
 public final class PostgresCatalog: Catalog {
     let client: PostgresClient
+    let acquireWatchdog = AcquireWatchdog(timeout: PostgresCatalog.acquireTimeout)
     let logger: Logger
     /// The client's run loop when this catalog runs it itself (`open`, for tools and tests).
     let ownRun = Mutex<Task<Void, Never>?>(nil)
@@ -132,23 +133,28 @@ public final class PostgresCatalog: Catalog {
     static let acquireTimeout: Duration = .seconds(5)
 
     /// Runs `work` on a pooled connection, or throws `.unavailable` when none is had within `acquireTimeout`
-    /// (the work itself, once it has a connection, is not bounded).
+    /// (the work itself, once it has a connection, is not bounded). The wait runs in a child task,
+    /// which the watchdog cancels when it lasts too long.
     func pooled<T: Sendable>(_ work: (PostgresConnection) async throws -> T) async throws -> T {
         try await withoutActuallyEscaping(work) { work in
             nonisolated(unsafe) let work = work  // awaited below before this function returns
-            let started = AcquireFlag()
-            let client = self.client
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await client.withConnection { c in started.set(); return try await work(c) } }
+            let (client, watchdog) = (self.client, self.acquireWatchdog)
+            return try await withThrowingTaskGroup(of: T.self) { group in
                 group.addTask {
-                    try await Task.sleep(for: Self.acquireTimeout)
-                    if !started.isSet { throw ImageError(.unavailable, "The catalog database cannot be reached; retry shortly.") }
-                    return nil
+                    let ticket = watchdog.waiting()
+                    do {
+                        return try await client.withConnection { c in
+                            if watchdog.acquired(ticket) { throw AcquireTimedOut() }
+                            return try await work(c)
+                        }
+                    } catch {
+                        if error is AcquireTimedOut || watchdog.acquired(ticket) {
+                            throw ImageError(.unavailable, "The catalog database cannot be reached; retry shortly.")
+                        }
+                        throw error
+                    }
                 }
-                while let next = try await group.next() {
-                    if let result = next { group.cancelAll(); return result }
-                }
-                throw ImageError(.internal, "catalog request ended without a result")
+                return try await group.next()!
             }
         }
     }
@@ -268,7 +274,33 @@ public final class PostgresCatalog: Catalog {
     }
 
     public func image(id: String) async throws -> Image? {
-        try await images(Self.selectByID, [.text(id)]).first
+        let logger = self.logger
+        do {
+            return try await pooled { c in
+                var found: Image?
+                for try await row in try await c.execute(SelectImageByID(id: id), logger: logger) { found = try Self.image(row) }
+                return found
+            }
+        } catch let e as PSQLError {
+            throw Self.translate(e)
+        } catch {
+            throw Self.unavailable(error) ?? error
+        }
+    }
+
+    /// The hottest read, prepared once per connection (postgres-nio keeps it by name): PostgreSQL
+    /// then skips parsing and planning it on every GET.
+    struct SelectImageByID: PostgresPreparedStatement {
+        static let name = "imaged_image_by_id"
+        static let sql = PostgresCatalog.selectByID
+        typealias Row = PostgresRow
+        let id: String
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings()
+            bindings.append(id)
+            return bindings
+        }
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
     }
 
     func clash(_ check: UniquenessCheck, except id: String, on c: PostgresConnection?) async throws -> Image? {
@@ -429,9 +461,5 @@ public final class PostgresCatalog: Catalog {
     }
 }
 
-/// Whether a request got its pooled connection (set once, read by the deadline).
-final class AcquireFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
-}
+/// The watchdog ended a wait for a connection just as one was handed over.
+struct AcquireTimedOut: Error {}
