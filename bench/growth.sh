@@ -81,19 +81,19 @@ for scale in $SCALES; do
         INSERT INTO images SELECT $select FROM c, images t WHERE t.id = '$template'; COMMIT;" \
         || die "seeding failed"
     [ "$(sqlite3 -batch "$DB" 'SELECT count(*) FROM images')" -ge "$scale" ] || die "seeding left too few rows"
-    sqlite3 -batch "$DB" "SELECT id FROM images ORDER BY random() LIMIT 100000" > "$OUT/ids-$scale.txt"
+    sqlite3 -batch "$DB" "SELECT id FROM images ORDER BY random() LIMIT 100000" > "$WORK/ids-$scale.txt"
     serve_imaged "$dir"
     # The server agrees with what was seeded: a sample image reads back, and a full page lists.
-    sample=$(head -1 "$OUT/ids-$scale.txt")
+    sample=$(head -1 "$WORK/ids-$scale.txt")
     bench_api "$URL/v2/images/$sample" | grep -q "\"id\": *\"$sample\"" || die "seeded image $sample does not read back"
     n=$(bench_api "$URL${LIST}name&sort_dir=asc" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["images"]))')
     [ "$n" = 25 ] || die "a list of 25 at $scale images returned $n"
     for r in $(seq 1 "$RUNS"); do
-        run_wrk "get@$scale" "$r" get_one.lua BENCH_IDS="$OUT/ids-$scale.txt"
+        run_wrk "get@$scale" "$r" get_one.lua BENCH_IDS="$WORK/ids-$scale.txt"
         for key in $SORT_KEYS; do
             run_wrk "list_$key@$scale" "$r" list.lua BENCH_LIST_PATH="$LIST$key&sort_dir=desc"
         done
-        run_wrk "marker_walk@$scale" "$r" list.lua BENCH_LIST_PATH="${LIST}created_at&sort_dir=desc" BENCH_IDS="$OUT/ids-$scale.txt"
+        run_wrk "marker_walk@$scale" "$r" list.lua BENCH_LIST_PATH="${LIST}created_at&sort_dir=desc" BENCH_IDS="$WORK/ids-$scale.txt"
         run_wrk "create@$scale" "$r" create.lua BENCH_TAG="g$scale-$r"
     done
     stop_server
