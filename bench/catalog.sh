@@ -180,7 +180,9 @@ stop_server() { # label: records peak RSS
     local hwm
     hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
     printf '%s\t%s\n' "$1" "$hwm" >> "$OUT/rss.tsv"
-    log "server peak RSS ($1): $((hwm / 1024)) MiB"
+    # The direct readers map the catalog file: its pages count in RSS as shared page cache (RssFile),
+    # not as memory of the server's own (RssAnon).
+    log "server peak RSS ($1): $((hwm / 1024)) MiB; now $(awk '/^RssAnon|^RssFile/ { printf "%s %d MiB ", $1, $2 / 1024 }' "/proc/$SERVER_PID/status")"
     kill "$SERVER_PID"
     for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$SERVER_PID" 2>/dev/null && { log "server did not stop on TERM; killing"; kill -9 "$SERVER_PID"; }

@@ -12,6 +12,8 @@ import Synchronization
 public final class PostgresCatalog: Catalog {
     let client: PostgresClient
     let acquireWatchdog = AcquireWatchdog(timeout: PostgresCatalog.acquireTimeout)
+    /// Spares decoding rows read before (never consulted instead of the database: other nodes write).
+    let decodeCache = ImageCache(capacity: 20_000)
     let logger: Logger
     /// The client's run loop when this catalog runs it itself (`open`, for tools and tests).
     let ownRun = Mutex<Task<Void, Never>?>(nil)
@@ -234,7 +236,22 @@ public final class PostgresCatalog: Catalog {
     }
 
     func images(_ sql: String, _ values: [SQLValue], on c: PostgresConnection? = nil) async throws -> [Image] {
-        try await rows(sql, values, on: c).map(Self.image)
+        try await rows(sql, values, on: c).map(imageUsingCache)
+    }
+
+    /// Decodes a row unless the cache holds that version of it, as the SQLite catalog does for lists.
+    /// Safe with other nodes writing: the cache only spares the decoding of a row this query has just
+    /// read, whose version and `updated_at` it compares (every row write bumps the version); it never
+    /// answers instead of the database.
+    func imageUsingCache(_ row: PostgresRow) throws -> Image {
+        let r = row.makeRandomAccess()
+        if let id = try r[0].decode(String?.self), let cached = decodeCache.get(id),
+           try cached.version == r[21].decode(Int64.self), try cached.updatedAt == r[17].decode(Int64.self) {
+            return cached
+        }
+        let image = try Self.image(row)
+        decodeCache.offer(image)
+        return image
     }
 
     /// A check needs a project's usage, which a synchronous `UsageReader` cannot fetch: the check
@@ -278,7 +295,7 @@ public final class PostgresCatalog: Catalog {
         do {
             return try await pooled { c in
                 var found: Image?
-                for try await row in try await c.execute(SelectImageByID(id: id), logger: logger) { found = try Self.image(row) }
+                for try await row in try await c.execute(SelectImageByID(id: id), logger: logger) { found = try self.imageUsingCache(row) }
                 return found
             }
         } catch let e as PSQLError {

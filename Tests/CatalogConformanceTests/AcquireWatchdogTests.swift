@@ -11,7 +11,7 @@ import Testing
             let ticket = watchdog.waiting()
             let cancelled: Bool
             do {
-                try await Task.sleep(for: .seconds(30))  // a pool that never hands a connection over
+                try await Task.sleep(for: .seconds(600))  // a pool that never hands a connection over
                 cancelled = false
             } catch {
                 cancelled = error is CancellationError
@@ -27,7 +27,8 @@ import Testing
         }
         let (longResult, shortResult) = (await long.value, await short.value)
         #expect(longResult.cancelled && longResult.timedOut)
-        #expect(clock.now - started < .seconds(5))
+        // Cancelled, not slept out (the bound is loose: the full suite can starve the loop for seconds).
+        #expect(clock.now - started < .seconds(120))
         #expect(!shortResult.cancelled && !shortResult.timedOut)
         // A ticket is reported once: asking again is not a second timeout.
         #expect(!watchdog.acquired(1) && !watchdog.acquired(2))
