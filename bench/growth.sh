@@ -4,6 +4,7 @@
 #
 #   bench/growth.sh                             # release build
 #   IMAGED_BIN=path/to/imaged bench/growth.sh   # skip the build
+#   bench/growth.sh --table bench/results/growth-<time>   # the table and plot of a past run again
 #
 # Knobs (environment): SCALES="10000 100000 1000000" RUNS=3 DURATION=5 CONNS=32 THREADS=2 PORT=19398
 #
@@ -35,70 +36,80 @@ URL=http://127.0.0.1:$PORT
 
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"   # log, die, serve_imaged, run_wrk, median, col, bench_api, latency_tools_and_binary
-latency_results growth   # figures are named FIGURE@SCALE
+if [ "${1:-}" = --table ]; then
+    # The table and plot of a past run, again (e.g. after the figures list changed).
+    OUT=$(cd "${2:?usage: bench/growth.sh --table bench/results/growth-<time>}" && pwd)
+    RESULTS=$OUT/results.tsv
+    SCALES=$(awk -F'\t' 'NR > 1 { split($1, a, "@"); print a[2] }' "$RESULTS" | sort -un | tr '\n' ' ' | sed 's/ $//')
+    SORT_KEYS=$(awk -F'\t' 'NR > 1 && $1 ~ /^list_/ { split($1, a, "@"); print substr(a[1], 6) }' "$RESULTS" | awk '!seen[$0]++' | tr '\n' ' ')
+    RUNS=$(awk -F'\t' 'NR > 1 && $2 > n { n = $2 } END { print n }' "$RESULTS")
+    BUILD="the run's own binary (table made again by --table)"
+else
+    latency_results growth   # figures are named FIGURE@SCALE
 
-latency_tools_and_binary
+    latency_tools_and_binary
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/imaged-growth.XXXXXX")
-SERVER_PID=
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/imaged-growth.XXXXXX")
     SERVER_PID=
-}
-cleanup() { stop_server; rm -rf "$WORK"; }
-trap cleanup EXIT
-curl -s -o /dev/null "$URL/healthz" && die "something already answers on $URL (set PORT=...)"
+    stop_server() {
+        [ -n "$SERVER_PID" ] || return 0
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    }
+    cleanup() { stop_server; rm -rf "$WORK"; }
+    trap cleanup EXIT
+    curl -s -o /dev/null "$URL/healthz" && die "something already answers on $URL (set PORT=...)"
 
-LIST='/v2/images?limit=25&sort_key='
-for scale in $SCALES; do
-    dir=$WORK/$scale
-    mkdir -p "$dir"
-    serve_imaged "$dir"
-    DB=$dir/data/catalog.sqlite
-    template=$(bench_api -H 'Content-Type: application/json' \
-        -d '{"name":"growth-0","disk_format":"qcow2","container_format":"bare","tags":["bench"],"os_distro":"debian","min_ram":512}' \
-        "$URL/v2/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-    stop_server
-    # Every column copied from the template but those a row makes its own.
-    cols=$(sqlite3 -batch "$DB" "SELECT group_concat(name, ' ') FROM pragma_table_info('images')")
-    select=""
-    for c in $cols; do
-        case $c in
-            id) e="lower(hex(randomblob(4)))||'-'||lower(hex(randomblob(2)))||'-4'||substr(lower(hex(randomblob(2))),2)||'-'||substr('89ab',1+abs(random())%4,1)||substr(lower(hex(randomblob(2))),2)||'-'||lower(hex(randomblob(6)))" ;;
-            name) e="'growth-'||c.i" ;;
-            status) e="CASE WHEN c.i % 5 = 0 THEN 'queued' ELSE 'active' END" ;;
-            size) e="CASE WHEN c.i % 5 = 0 THEN NULL ELSE abs(random()) % 10000000000 END" ;;
-            disk_format) e="CASE c.i % 4 WHEN 0 THEN 'raw' WHEN 1 THEN 'qcow2' WHEN 2 THEN 'iso' ELSE 'vmdk' END" ;;
-            created_at|updated_at) e="t.created_at - ($scale - c.i)" ;;
-            *) e="t.$c" ;;
-        esac
-        select+="${select:+, }$e"
-    done
-    log "seeding $scale images (sqlite3, one transaction)"
-    sqlite3 -batch "$DB" "BEGIN; WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $scale - 1)
-        INSERT INTO images SELECT $select FROM c, images t WHERE t.id = '$template'; COMMIT;" \
-        || die "seeding failed"
-    [ "$(sqlite3 -batch "$DB" 'SELECT count(*) FROM images')" -ge "$scale" ] || die "seeding left too few rows"
-    sqlite3 -batch "$DB" "SELECT id FROM images ORDER BY random() LIMIT 100000" > "$WORK/ids-$scale.txt"
-    serve_imaged "$dir"
-    # The server agrees with what was seeded: a sample image reads back, and a full page lists.
-    sample=$(head -1 "$WORK/ids-$scale.txt")
-    bench_api "$URL/v2/images/$sample" | grep -q "\"id\": *\"$sample\"" || die "seeded image $sample does not read back"
-    n=$(bench_api "$URL${LIST}name&sort_dir=asc" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["images"]))')
-    [ "$n" = 25 ] || die "a list of 25 at $scale images returned $n"
-    for r in $(seq 1 "$RUNS"); do
-        run_wrk "get@$scale" "$r" get_one.lua BENCH_IDS="$WORK/ids-$scale.txt"
-        for key in $SORT_KEYS; do
-            run_wrk "list_$key@$scale" "$r" list.lua BENCH_LIST_PATH="$LIST$key&sort_dir=desc"
+    LIST='/v2/images?limit=25&sort_key='
+    for scale in $SCALES; do
+        dir=$WORK/$scale
+        mkdir -p "$dir"
+        serve_imaged "$dir"
+        DB=$dir/data/catalog.sqlite
+        template=$(bench_api -H 'Content-Type: application/json' \
+            -d '{"name":"growth-0","disk_format":"qcow2","container_format":"bare","tags":["bench"],"os_distro":"debian","min_ram":512}' \
+            "$URL/v2/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+        stop_server
+        # Every column copied from the template but those a row makes its own.
+        cols=$(sqlite3 -batch "$DB" "SELECT group_concat(name, ' ') FROM pragma_table_info('images')")
+        select=""
+        for c in $cols; do
+            case $c in
+                id) e="lower(hex(randomblob(4)))||'-'||lower(hex(randomblob(2)))||'-4'||substr(lower(hex(randomblob(2))),2)||'-'||substr('89ab',1+abs(random())%4,1)||substr(lower(hex(randomblob(2))),2)||'-'||lower(hex(randomblob(6)))" ;;
+                name) e="'growth-'||c.i" ;;
+                status) e="CASE WHEN c.i % 5 = 0 THEN 'queued' ELSE 'active' END" ;;
+                size) e="CASE WHEN c.i % 5 = 0 THEN NULL ELSE abs(random()) % 10000000000 END" ;;
+                disk_format) e="CASE c.i % 4 WHEN 0 THEN 'raw' WHEN 1 THEN 'qcow2' WHEN 2 THEN 'iso' ELSE 'vmdk' END" ;;
+                created_at|updated_at) e="t.created_at - ($scale - c.i)" ;;
+                *) e="t.$c" ;;
+            esac
+            select+="${select:+, }$e"
         done
-        run_wrk "marker_walk@$scale" "$r" list.lua BENCH_LIST_PATH="${LIST}created_at&sort_dir=desc" BENCH_IDS="$WORK/ids-$scale.txt"
-        run_wrk "create@$scale" "$r" create.lua BENCH_TAG="g$scale-$r"
+        log "seeding $scale images (sqlite3, one transaction)"
+        sqlite3 -batch "$DB" "BEGIN; WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $scale - 1)
+            INSERT INTO images SELECT $select FROM c, images t WHERE t.id = '$template'; COMMIT;" \
+            || die "seeding failed"
+        [ "$(sqlite3 -batch "$DB" 'SELECT count(*) FROM images')" -ge "$scale" ] || die "seeding left too few rows"
+        sqlite3 -batch "$DB" "SELECT id FROM images ORDER BY random() LIMIT 100000" > "$WORK/ids-$scale.txt"
+        serve_imaged "$dir"
+        # The server agrees with what was seeded: a sample image reads back, and a full page lists.
+        sample=$(head -1 "$WORK/ids-$scale.txt")
+        bench_api "$URL/v2/images/$sample" | grep -q "\"id\": *\"$sample\"" || die "seeded image $sample does not read back"
+        n=$(bench_api "$URL${LIST}name&sort_dir=asc" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["images"]))')
+        [ "$n" = 25 ] || die "a list of 25 at $scale images returned $n"
+        for r in $(seq 1 "$RUNS"); do
+            run_wrk "get@$scale" "$r" get_one.lua BENCH_IDS="$WORK/ids-$scale.txt"
+            for key in $SORT_KEYS; do
+                run_wrk "list_$key@$scale" "$r" list.lua BENCH_LIST_PATH="$LIST$key&sort_dir=desc"
+            done
+            run_wrk "marker_walk@$scale" "$r" list.lua BENCH_LIST_PATH="${LIST}created_at&sort_dir=desc" BENCH_IDS="$WORK/ids-$scale.txt"
+            run_wrk "create@$scale" "$r" create.lua BENCH_TAG="g$scale-$r"
+        done
+        stop_server
+        rm -rf "$dir"
     done
-    stop_server
-    rm -rf "$dir"
-done
+fi
 
 # ---------------------------------------------------------------- table and plot
 stat() { # figure scale column -> median
@@ -109,11 +120,11 @@ FIGURES="get $(for k in $SORT_KEYS; do printf 'list_%s ' "$k"; done)marker_walk 
 first=${SCALES%% *}; last=${SCALES##* }
 {
     echo "Growth: median of $RUNS rounds x ${DURATION}s at $CONNS connections per scale; SQLite, --durability full; $BUILD"
-    printf '%-18s' figure
+    printf "%-22s" figure
     for s in $SCALES; do printf ' %-22s' "$s: req/s (p99 ms)"; done
     printf ' %-12s %s\n' "slowdown" "target <= 1.25 ($first -> $last)"
     for f in $FIGURES; do
-        printf '%-18s' "$f"
+        printf "%-22s" "$f"
         for s in $SCALES; do
             printf ' %-22s' "$(stat "$f" "$s" rps) ($(awk -v x="$(stat "$f" "$s" p99_us)" 'BEGIN { printf "%.2f", x / 1000 }'))"
         done
@@ -135,14 +146,14 @@ for fig, scale, rps in rows:
     if rps not in ("-", ""):
         series.setdefault(fig, []).append((int(scale), float(rps)))
 scales = sorted({int(s) for _, s, _ in rows})
-W, H, L, R, T, B = 760, 420, 70, 200, 40, 50
+W, H, L, R, T, B = 850, 420, 70, 260, 40, 50
 lo, hi = math.log10(scales[0]), math.log10(scales[-1]) if len(scales) > 1 else math.log10(scales[0]) + 1
 ymin = 0.0
 ratios = [v / (pts[0][1] or 1) for pts in (sorted(p) for p in series.values()) for _, v in pts]
 ymax = max([1.4] + [math.ceil(r * 5) / 5 for r in ratios])
 def x(s): return L + (math.log10(s) - lo) / (hi - lo) * (W - L - R)
 def y(v): return T + (ymax - min(max(v, ymin), ymax)) / (ymax - ymin) * (H - T - B)
-colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000"]
 out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
        f'<rect width="{W}" height="{H}" fill="white"/>',
        f'<text x="{L}" y="22" font-size="14">req/s relative to {scales[0]:,} images (1.0 = as fast; below 0.8 = over 1.25x slower)</text>']
