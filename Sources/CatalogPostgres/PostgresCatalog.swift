@@ -74,14 +74,21 @@ public final class PostgresCatalog: Catalog {
     /// Runs one statement, on `connection` when inside a transaction, else on any pooled connection.
     func rows(_ sql: String, _ values: [SQLValue] = [], on connection: PostgresConnection? = nil) async throws -> [PostgresRow] {
         let q = Self.query(sql, values)
-        do {
+        return try await Self.translatingErrors { [logger] in
             if let connection { return try await connection.query(q, logger: logger).collect() }
-            let logger = self.logger
             return try await pooled { c in try await c.query(q, logger: logger).collect() }
+        }
+    }
+
+    /// Runs `body`, turning postgres-nio's errors into the catalog's: a duplicate key into
+    /// `UniqueViolation`, a lost or unreachable database into `.unavailable`.
+    static func translatingErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
         } catch let e as PSQLError {
-            throw Self.translate(e)
+            throw translate(e)
         } catch {
-            throw Self.unavailable(error) ?? error
+            throw unavailable(error) ?? error
         }
     }
 
@@ -291,17 +298,12 @@ public final class PostgresCatalog: Catalog {
     }
 
     public func image(id: String) async throws -> Image? {
-        let logger = self.logger
-        do {
-            return try await pooled { c in
+        try await Self.translatingErrors { [logger] in
+            try await pooled { c in
                 var found: Image?
                 for try await row in try await c.execute(SelectImageByID(id: id), logger: logger) { found = try self.imageUsingCache(row) }
                 return found
             }
-        } catch let e as PSQLError {
-            throw Self.translate(e)
-        } catch {
-            throw Self.unavailable(error) ?? error
         }
     }
 
