@@ -222,8 +222,7 @@ public final class PostgresCatalog: Catalog {
         return "UPDATE images SET " + zip(names, casts).dropFirst().map { "\($0) = \($1)" }.joined(separator: ", ") + " WHERE id = $1"
     }()
 
-    static func image(_ row: PostgresRow) throws -> Image {
-        let r = row.makeRandomAccess()
+    static func image(_ r: PostgresRandomAccessRow) throws -> Image {
         func text(_ i: Int) throws -> String? { try r[i].decode(String?.self) }
         func int(_ i: Int) throws -> Int64? { try r[i].decode(Int64?.self) }
         guard let id = try text(0), let status = try text(2).flatMap(ImageStatus.init(rawValue:)),
@@ -252,11 +251,11 @@ public final class PostgresCatalog: Catalog {
     /// answers instead of the database.
     func imageUsingCache(_ row: PostgresRow) throws -> Image {
         let r = row.makeRandomAccess()
-        if let id = try r[0].decode(String?.self), let cached = decodeCache.get(id),
-           try cached.version == r[21].decode(Int64.self), try cached.updatedAt == r[17].decode(Int64.self) {
+        if let id = try r[0].decode(String?.self),
+           let cached = decodeCache.current(id, version: try r[21].decode(Int64.self), updatedAt: try r[17].decode(Int64.self)) {
             return cached
         }
-        let image = try Self.image(row)
+        let image = try Self.image(r)
         decodeCache.offer(image)
         return image
     }
