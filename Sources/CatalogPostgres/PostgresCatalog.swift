@@ -74,14 +74,21 @@ public final class PostgresCatalog: Catalog {
     /// Runs one statement, on `connection` when inside a transaction, else on any pooled connection.
     func rows(_ sql: String, _ values: [SQLValue] = [], on connection: PostgresConnection? = nil) async throws -> [PostgresRow] {
         let q = Self.query(sql, values)
-        do {
+        return try await Self.translatingErrors { [logger] in
             if let connection { return try await connection.query(q, logger: logger).collect() }
-            let logger = self.logger
             return try await pooled { c in try await c.query(q, logger: logger).collect() }
+        }
+    }
+
+    /// Runs `body`, turning postgres-nio's errors into the catalog's: a duplicate key into
+    /// `UniqueViolation`, a lost or unreachable database into `.unavailable`.
+    static func translatingErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
         } catch let e as PSQLError {
-            throw Self.translate(e)
+            throw translate(e)
         } catch {
-            throw Self.unavailable(error) ?? error
+            throw unavailable(error) ?? error
         }
     }
 
@@ -215,8 +222,7 @@ public final class PostgresCatalog: Catalog {
         return "UPDATE images SET " + zip(names, casts).dropFirst().map { "\($0) = \($1)" }.joined(separator: ", ") + " WHERE id = $1"
     }()
 
-    static func image(_ row: PostgresRow) throws -> Image {
-        let r = row.makeRandomAccess()
+    static func image(_ r: PostgresRandomAccessRow) throws -> Image {
         func text(_ i: Int) throws -> String? { try r[i].decode(String?.self) }
         func int(_ i: Int) throws -> Int64? { try r[i].decode(Int64?.self) }
         guard let id = try text(0), let status = try text(2).flatMap(ImageStatus.init(rawValue:)),
@@ -245,11 +251,11 @@ public final class PostgresCatalog: Catalog {
     /// answers instead of the database.
     func imageUsingCache(_ row: PostgresRow) throws -> Image {
         let r = row.makeRandomAccess()
-        if let id = try r[0].decode(String?.self), let cached = decodeCache.get(id),
-           try cached.version == r[21].decode(Int64.self), try cached.updatedAt == r[17].decode(Int64.self) {
+        if let id = try r[0].decode(String?.self),
+           let cached = decodeCache.current(id, version: try r[21].decode(Int64.self), updatedAt: try r[17].decode(Int64.self)) {
             return cached
         }
-        let image = try Self.image(row)
+        let image = try Self.image(r)
         decodeCache.offer(image)
         return image
     }
@@ -291,17 +297,12 @@ public final class PostgresCatalog: Catalog {
     }
 
     public func image(id: String) async throws -> Image? {
-        let logger = self.logger
-        do {
-            return try await pooled { c in
+        try await Self.translatingErrors { [logger] in
+            try await pooled { c in
                 var found: Image?
                 for try await row in try await c.execute(SelectImageByID(id: id), logger: logger) { found = try self.imageUsingCache(row) }
                 return found
             }
-        } catch let e as PSQLError {
-            throw Self.translate(e)
-        } catch {
-            throw Self.unavailable(error) ?? error
         }
     }
 

@@ -25,6 +25,13 @@ package final class ImageCache: Sendable {
         }
     }
 
+    /// The cached image when it is exactly the row a query has just read (same version and
+    /// `updated_at`): the caller can skip decoding that row.
+    package func current(_ id: String, version: Int64, updatedAt: Int64) -> Image? {
+        guard let cached = get(id), cached.version == version, cached.updatedAt == updatedAt else { return nil }
+        return cached
+    }
+
     /// Distinct entries (tests).
     package var count: Int { state.withLock { s in s.young.count + s.old.keys.count { s.young[$0] == nil } } }
 

@@ -264,8 +264,7 @@ public final class SQLiteCatalog: Catalog {
     func imageUsingCache(_ st: SQLiteStatement) throws -> Image {
         if sqlite3_column_type(st, 0) != SQLITE_NULL, let p = sqlite3_column_text(st, 0) {
             let id = String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, 0))), as: UTF8.self)
-            if let cached = cache.get(id), cached.version == sqlite3_column_int64(st, 21),
-               cached.updatedAt == sqlite3_column_int64(st, 17) {
+            if let cached = cache.current(id, version: sqlite3_column_int64(st, 21), updatedAt: sqlite3_column_int64(st, 17)) {
                 return cached
             }
         }
