@@ -242,22 +242,25 @@ public final class PostgresCatalog: Catalog {
     }
 
     func images(_ sql: String, _ values: [SQLValue], on c: PostgresConnection? = nil) async throws -> [Image] {
-        try await rows(sql, values, on: c).map(imageUsingCache)
+        let ticket = decodeCache.ticket()
+        return try await rows(sql, values, on: c).map { try imageUsingCache($0, since: ticket) }
     }
 
     /// Decodes a row unless the cache holds that version of it, as the SQLite catalog does for lists.
     /// Safe with other nodes writing: the cache only spares the decoding of a row this query has just
     /// read, whose version and `updated_at` it compares (every row write bumps the version); it never
     /// answers instead of the database.
-    func imageUsingCache(_ row: PostgresRow) throws -> Image {
+    func imageUsingCache(_ row: PostgresRow, since ticket: ImageCache.ReadTicket) throws -> Image {
         let r = row.makeRandomAccess()
-        if let id = try r[0].decode(String?.self),
-           let cached = decodeCache.current(id, version: try r[21].decode(Int64.self), updatedAt: try r[17].decode(Int64.self)) {
+        guard let id = try r[0].decode(String?.self) else { return try Self.image(r) }
+        switch decodeCache.lookup(id, version: try r[21].decode(Int64.self), updatedAt: try r[17].decode(Int64.self)) {
+        case .hit(let cached):
             return cached
+        case .miss(let admit):
+            let image = try Self.image(r)
+            if admit { decodeCache.offerRead(image, since: ticket) }
+            return image
         }
-        let image = try Self.image(r)
-        decodeCache.offer(image)
-        return image
     }
 
     /// A check needs a project's usage, which a synchronous `UsageReader` cannot fetch: the check
@@ -300,7 +303,10 @@ public final class PostgresCatalog: Catalog {
         try await Self.translatingErrors { [logger] in
             try await pooled { c in
                 var found: Image?
-                for try await row in try await c.execute(SelectImageByID(id: id), logger: logger) { found = try self.imageUsingCache(row) }
+                let ticket = self.decodeCache.ticket()
+                for try await row in try await c.execute(SelectImageByID(id: id), logger: logger) {
+                    found = try self.imageUsingCache(row, since: ticket)
+                }
                 return found
             }
         }

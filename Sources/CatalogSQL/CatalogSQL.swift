@@ -94,8 +94,27 @@ public enum DocumentColumns {
 
     public static func decodeTags(_ text: String) throws -> [String] {
         if text == "[]" { return [] }
+        if let tags = text.utf8.withContiguousStorageIfAvailable(FlatJSON.strings), let tags { return tags }
         guard case .array(let items) = try JSONValue.parse(text) else { throw ImageError(.internal, "corrupt tags") }
         return items.compactMap(\.stringValue)
+    }
+
+    /// Tags from a column's bytes (invalid UTF-8 is repaired, as `String(decoding:)` does).
+    public static func decodeTags(_ bytes: UnsafeBufferPointer<UInt8>) throws -> [String] {
+        if let tags = FlatJSON.strings(bytes) { return tags }
+        return try decodeTags(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Properties from a column's bytes.
+    public static func decodeProperties(_ bytes: UnsafeBufferPointer<UInt8>) throws -> [String: String] {
+        if let p = FlatJSON.stringObject(bytes) { return p }
+        return try decodeProperties(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Extensions from a column's bytes: nearly always the empty object.
+    public static func decodeExtensions(_ bytes: UnsafeBufferPointer<UInt8>) throws -> [String: JSONValue] {
+        if bytes.count == 2, bytes[0] == UInt8(ascii: "{"), bytes[1] == UInt8(ascii: "}") { return [:] }
+        return try decodeExtensions(String(decoding: bytes, as: UTF8.self))
     }
 
     public static func encodeExtensions(_ e: [String: JSONValue]) -> String {
@@ -110,6 +129,7 @@ public enum DocumentColumns {
 
     public static func decodeProperties(_ text: String) throws -> [String: String] {
         if text == "{}" { return [:] }
+        if let p = text.utf8.withContiguousStorageIfAvailable(FlatJSON.stringObject), let p { return p }
         guard case .object(let members) = try JSONValue.parse(text) else { throw ImageError(.internal, "corrupt properties") }
         var out: [String: String] = [:]
         for (k, v) in members { if let s = v.stringValue { out[k] = s } }

@@ -5,31 +5,92 @@ import Synchronization
 /// reader that fetched a row before a concurrent write commits cannot put the older row back.
 package final class ImageCache: Sendable {
     package let capacity: Int
+    private let state: Mutex<State>
+    /// Generations dropped so far (see `ReadTicket`).
+    private let flips = Atomic<UInt64>(0)
+
     /// Two generations. New entries go to `young`; when it holds half the capacity, `old` is dropped
     /// whole and `young` becomes old. A hit in `old` is copied to `young`, so a hot entry survives.
     /// Lists offer every row they read, so the cache churns at a large catalog: forgetting in bulk
     /// costs nothing per entry, where removing the oldest one per insert was a tenth of a marker walk.
-    private let state: Mutex<(young: [String: Image], old: [String: Image])>
+    private struct State {
+        var young: [String: Image] = [:]
+        var old: [String: Image] = [:]
+        /// The doorkeeper: ids a read has offered once, as bits of their hash. A row read for the
+        /// first time is only remembered here; its second read puts it in the cache. Reads spread
+        /// over a catalog far larger than the cache (a marker walk over a million images) then stop
+        /// filling it with rows nobody reads again, and stop paying to insert and free them, while
+        /// a set that is read again still gets in on its second read (TinyLFU's admission filter).
+        var seen = [UInt64](repeating: 0, count: ImageCache.seenBits / 64)
+        var seenSet = 0
 
-    package init(capacity: Int) {
-        self.capacity = max(2, capacity)
-        state = Mutex(([:], [:]))
-    }
-
-    package func get(_ id: String) -> Image? {
-        state.withLock { s in
-            if let image = s.young[id] { return image }
-            guard let image = s.old[id] else { return nil }
-            s.young[id] = image
+        /// A hit in `old` is copied to `young`.
+        mutating func hit(_ id: String) -> Image? {
+            if let image = young[id] { return image }
+            guard let image = old[id] else { return nil }
+            young[id] = image
             return image
+        }
+
+        /// Whether a read saw `id` before (since the doorkeeper last started again); records this one.
+        mutating func sawBefore(_ id: String) -> Bool {
+            let bit = Int(truncatingIfNeeded: UInt(bitPattern: id.hashValue) % UInt(ImageCache.seenBits))
+            let mask: UInt64 = 1 << UInt64(bit % 64)
+            if seen[bit / 64] & mask != 0 { return true }
+            seen[bit / 64] |= mask
+            seenSet += 1
+            if seenSet >= ImageCache.seenBits / 8 {
+                for k in seen.indices { seen[k] = 0 }
+                seenSet = 0
+            }
+            return false
         }
     }
 
+    /// 128 KiB of bits, cleared after an eighth of them were set: a row read once is then wrongly
+    /// admitted one time in 16 on average, and the bits cover the last ~130,000 first reads.
+    package static let seenBits = 1 << 20
+
+    /// When a read began: an offer from a read during which two generations were dropped is
+    /// refused. A newer version written meanwhile may have been dropped with them, and the older
+    /// row would then take its place (the SQLite catalog answers GET from the cache).
+    package struct ReadTicket: Sendable {
+        fileprivate let flips: UInt64
+    }
+
+    package init(capacity: Int) {
+        self.capacity = max(2, capacity)
+        state = Mutex(State())
+    }
+
+    /// Take before the read whose rows are offered with `offerRead`.
+    package func ticket() -> ReadTicket { ReadTicket(flips: flips.load(ordering: .acquiring)) }
+
+    package func get(_ id: String) -> Image? {
+        state.withLock { s in s.hit(id) }
+    }
+
+    /// What a read finds for a row it is about to decode.
+    package enum Lookup {
+        /// The cached image: the caller can skip decoding the row.
+        case hit(Image)
+        /// Decode the row; offer it (`offerRead`) only when `admit` says the cache would take it.
+        case miss(admit: Bool)
+    }
+
     /// The cached image when it is exactly the row a query has just read (same version and
-    /// `updated_at`): the caller can skip decoding that row.
-    package func current(_ id: String, version: Int64, updatedAt: Int64) -> Image? {
-        guard let cached = get(id), cached.version == version, cached.updatedAt == updatedAt else { return nil }
-        return cached
+    /// `updated_at`; any version when those are nil: a catalog whose cache holds every write it
+    /// made). On a miss it records the read in the doorkeeper: one lock and one pass for both.
+    package func lookup(_ id: String, version: Int64? = nil, updatedAt: Int64? = nil) -> Lookup {
+        state.withLock { s in
+            if let cached = s.hit(id) {
+                if (version ?? cached.version) == cached.version, (updatedAt ?? cached.updatedAt) == cached.updatedAt {
+                    return .hit(cached)
+                }
+                return .miss(admit: true)  // a newer version replaces it
+            }
+            return .miss(admit: s.sawBefore(id))
+        }
     }
 
     /// Distinct entries (tests).
@@ -37,20 +98,36 @@ package final class ImageCache: Sendable {
 
     package func removeAll() {
         let dropped = state.withLock { s in
-            defer { s = ([:], [:]) }
+            defer { s = State() }
             return s
         }
         _ = dropped  // freed here, outside the lock
     }
 
+    /// An image a write has just committed: always cached (replacing any older version).
     package func offer(_ image: Image) {
+        insert(image, since: nil)
+    }
+
+    /// An image a read has decoded after `lookup` said to offer it: cached unless generations were
+    /// dropped since the read began.
+    package func offerRead(_ image: Image, since ticket: ReadTicket) {
+        insert(image, since: ticket)
+    }
+
+    private func insert(_ image: Image, since ticket: ReadTicket?) {
         let dropped: [String: Image]? = state.withLock { s in
-            if let current = s.young[image.id] ?? s.old[image.id], current.version >= image.version {
-                if current.version == image.version, s.young[image.id] == nil { s.young[image.id] = current }
-                return nil
+            // `flips` only changes under this lock.
+            if let ticket, flips.load(ordering: .relaxed) &- ticket.flips >= 2 { return nil }
+            if let current = s.young[image.id] ?? s.old[image.id] {
+                if current.version >= image.version {
+                    if current.version == image.version, s.young[image.id] == nil { s.young[image.id] = current }
+                    return nil
+                }
             }
             s.young[image.id] = image
             guard s.young.count >= capacity / 2 else { return nil }
+            flips.add(1, ordering: .releasing)
             defer {
                 s.old = s.young
                 s.young = Dictionary(minimumCapacity: capacity / 2)

@@ -242,6 +242,11 @@ public final class SQLiteCatalog: Catalog {
             guard sqlite3_column_type(st, i) != SQLITE_NULL, let p = sqlite3_column_text(st, i) else { return nil }
             return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, i))), as: UTF8.self)
         }
+        /// A document column's bytes, valid until the statement steps again.
+        @inline(__always) func bytes(_ i: Int32) -> UnsafeBufferPointer<UInt8>? {
+            guard sqlite3_column_type(st, i) != SQLITE_NULL, let p = sqlite3_column_text(st, i) else { return nil }
+            return UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, i)))
+        }
         @inline(__always) func int(_ i: Int32) -> Int64 { sqlite3_column_int64(st, i) }
         @inline(__always) func optInt(_ i: Int32) -> Int64? { sqlite3_column_type(st, i) == SQLITE_NULL ? nil : int(i) }
         guard let id = text(0), let status = text(2).flatMap(ImageStatus.init(rawValue:)),
@@ -253,24 +258,25 @@ public final class SQLiteCatalog: Catalog {
             owner: text(6), containerFormat: text(7), diskFormat: text(8), size: optInt(9), virtualSize: optInt(10),
             minDisk: int(11), minRam: int(12), checksum: text(13), osHashAlgo: text(14), osHashValue: text(15),
             createdAt: int(16), updatedAt: int(17), deletedAt: optInt(18),
-            tags: try DocumentColumns.decodeTags(text(19) ?? "[]"),
-            properties: try DocumentColumns.decodeProperties(text(20) ?? "{}"),
-            version: int(21), extensions: try DocumentColumns.decodeExtensions(text(22) ?? "{}"),
+            tags: try bytes(19).map(DocumentColumns.decodeTags) ?? [],
+            properties: try bytes(20).map(DocumentColumns.decodeProperties) ?? [:],
+            version: int(21), extensions: try bytes(22).map(DocumentColumns.decodeExtensions) ?? [:],
             nameRule: text(23).flatMap(NameRule.init(rawValue:)), writerNode: text(24))
     }
 
     /// Decodes a row unless the row cache holds that version of it: a list then skips parsing the
     /// tags, properties and extensions documents (half its CPU) for images read before.
-    func imageUsingCache(_ st: SQLiteStatement) throws -> Image {
-        if sqlite3_column_type(st, 0) != SQLITE_NULL, let p = sqlite3_column_text(st, 0) {
-            let id = String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, 0))), as: UTF8.self)
-            if let cached = cache.current(id, version: sqlite3_column_int64(st, 21), updatedAt: sqlite3_column_int64(st, 17)) {
-                return cached
-            }
+    func imageUsingCache(_ st: SQLiteStatement, since ticket: ImageCache.ReadTicket) throws -> Image {
+        guard sqlite3_column_type(st, 0) != SQLITE_NULL, let p = sqlite3_column_text(st, 0) else { return try Self.image(st) }
+        let id = String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, 0))), as: UTF8.self)
+        switch cache.lookup(id, version: sqlite3_column_int64(st, 21), updatedAt: sqlite3_column_int64(st, 17)) {
+        case .hit(let cached):
+            return cached
+        case .miss(let admit):
+            let image = try Self.image(st)
+            if admit { cache.offerRead(image, since: ticket) }
+            return image
         }
-        let image = try Self.image(st)
-        cache.offer(image)
-        return image
     }
 
     /// Runs a cached SELECT of `columns` and decodes every row.
@@ -299,14 +305,19 @@ public final class SQLiteCatalog: Catalog {
 
     public func image(id: String) async throws -> Image? {
         // This process is the only writer of the file (the data dir is locked), so cached rows are current.
-        if let cached = cache.get(id) { return cached }
+        let admit: Bool
+        switch cache.lookup(id) {
+        case .hit(let cached): return cached
+        case .miss(let admitted): admit = admitted
+        }
+        let ticket = cache.ticket()
         let image: Image?
         if let direct = try directReaders.read({ try $0.rows(Self.selectByID, [.text(id)], decode: Self.image).first }) {
             image = direct
         } else {
             image = try await pool.read { db in try Self.fetchImages(db, sql: Self.selectByID, arguments: [id]).first }
         }
-        if let image { cache.offer(image) }
+        if let image, admit { cache.offerRead(image, since: ticket) }
         return image
     }
 
@@ -347,12 +358,14 @@ public final class SQLiteCatalog: Catalog {
 
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
         let statement = ListSQL.build(query, .sqlite)
+        let ticket = cache.ticket()
+        let decode: @Sendable (SQLiteStatement) throws -> Image = { [self] st in try imageUsingCache(st, since: ticket) }
         // The SQL text depends only on the query's shape, so statements are reused across requests.
         do {
-            if let images = try directReaders.read({ try $0.rows(statement.sql, statement.values, decode: imageUsingCache) }) { return images }
+            if let images = try directReaders.read({ try $0.rows(statement.sql, statement.values, decode: decode) }) { return images }
         } catch is DirectReadOverBudget {}
         let (sql, args) = (statement.sql, Self.arguments(statement.values))
-        return try await pool.read { [self] db in try Self.fetchImages(db, sql: sql, arguments: args, decode: imageUsingCache) }
+        return try await pool.read { db in try Self.fetchImages(db, sql: sql, arguments: args, decode: decode) }
     }
 
     public func countImages(_ query: ImageListQuery) async throws -> Int {

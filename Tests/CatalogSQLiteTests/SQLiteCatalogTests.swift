@@ -84,6 +84,126 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
     }
 }
 
+extension ImageCacheTests {
+    /// What a catalog does with a row it has read: look it up, and offer it when told to.
+    /// Returns whether the cache answered.
+    @discardableResult
+    func read(_ cache: ImageCache, _ image: Image, since ticket: ImageCache.ReadTicket? = nil) -> Bool {
+        let ticket = ticket ?? cache.ticket()
+        switch cache.lookup(image.id, version: image.version, updatedAt: image.updatedAt) {
+        case .hit(let cached):
+            #expect(cached == image)
+            return true
+        case .miss(let admit):
+            if admit { cache.offerRead(image, since: ticket) }
+            return false
+        }
+    }
+
+    /// A row read for the first time is only remembered; the second read caches it, the third hits.
+    /// A write's image is cached at once.
+    @Test func aReadRowIsCachedOnItsSecondRead() {
+        let cache = ImageCache(capacity: 100)
+        let row = makeImage(1), written = makeImage(2)
+        #expect(!read(cache, row))
+        #expect(cache.get(row.id) == nil)
+        #expect(!read(cache, row))
+        #expect(cache.get(row.id) == row)
+        #expect(read(cache, row))
+        cache.offer(written)
+        #expect(read(cache, written))
+        // A newer version read replaces a cached one without waiting for a second read.
+        var newer = written
+        newer.version += 1
+        newer.name = "newer"
+        #expect(!read(cache, newer))
+        #expect(cache.get(written.id) == newer)
+        // Any cached version answers a lookup without one (the SQLite GET: its cache has every write).
+        guard case .hit(let got) = cache.lookup(written.id) else { Issue.record("no hit"); return }
+        #expect(got == newer)
+    }
+
+    /// A read that began before two generations were dropped may hold a row older than a version
+    /// written meanwhile and dropped with them: its offer is refused. After one drop it is still taken.
+    @Test func aReadOlderThanTwoDroppedGenerationsIsRefused() {
+        let cache = ImageCache(capacity: 10)
+        let image = makeImage(0)
+        read(cache, image)  // seen once: the next read is admitted
+        let ticket = cache.ticket()
+        for i in 1...5 { cache.offer(makeImage(i)) }  // young reaches 5: one generation dropped
+        read(cache, image, since: ticket)
+        #expect(cache.get(image.id) == image)
+        let other = makeImage(99)
+        read(cache, other)
+        let late = cache.ticket()
+        for i in 6...15 { cache.offer(makeImage(i)) }  // two more drops
+        read(cache, other, since: late)
+        #expect(cache.get(other.id) == nil)
+        read(cache, other)
+        #expect(cache.get(other.id) == other)
+    }
+
+    /// Rows read once stay out of the cache but for hash collisions (one bit per id, at most an
+    /// eighth of the bits set: ~6 %), and the doorkeeper starts again when that many are set, so it
+    /// never comes to admit everything.
+    @Test func rowsReadOnceStayOut() {
+        let cache = ImageCache(capacity: 4 * ImageCache.seenBits)  // large enough never to drop a generation
+        let reads = ImageCache.seenBits / 2  // four fillings of the doorkeeper
+        for i in 0..<reads { read(cache, makeImage(i)) }
+        #expect(cache.count < reads / 10)
+        #expect(cache.count > 0)  // (collisions do admit some: the count is real, not a constant)
+    }
+}
+
+/// Tags and properties read from a column's bytes mean what the general JSON parser says they mean.
+@Suite struct DocumentColumnsTests {
+    func bytes<T>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> T) rethrows -> T {
+        try Array(text.utf8).withUnsafeBufferPointer(body)
+    }
+
+    func generalTags(_ text: String) throws -> [String] {
+        guard case .array(let items) = try JSONValue.parse(text) else { throw ImageError(.internal, "not an array") }
+        return items.compactMap(\.stringValue)
+    }
+
+    func generalProperties(_ text: String) throws -> [String: String] {
+        guard case .object(let members) = try JSONValue.parse(text) else { throw ImageError(.internal, "not an object") }
+        var out: [String: String] = [:]
+        for (k, v) in members { if let s = v.stringValue { out[k] = s } }
+        return out
+    }
+
+    @Test(arguments: [
+        "[]", "[\"bench\"]", "[\"a\",\"b\"]", "[\"a\", \"b\"]", " [ \"x\" ] ", "[\"sn\u{2603}w\"]",
+        "[\"q\\\"uote\"]", "[\"tab\\t\"]", "[\"\\u2603\"]", "[1, \"a\"]", "[\"a\", null]", "[\"\"]",
+    ])
+    func tagsAgree(_ text: String) throws {
+        #expect(try bytes(text, DocumentColumns.decodeTags) == (try generalTags(text)))
+        #expect(try DocumentColumns.decodeTags(text) == (try generalTags(text)))
+    }
+
+    @Test(arguments: [
+        "{}", "{\"os_distro\":\"debian\"}", "{\"a\": \"1\", \"b\": \"2\"}", "{\"k\":\"v1\",\"k\":\"v2\"}",
+        "{\"quote\\\"d\":\"\u{2603}\"}", "{\"n\":1,\"s\":\"x\"}", "{\"nested\":{\"a\":\"b\"}}", "{\"\":\"\"}",
+        "\u{FEFF}{\"bom\":\"x\"}",
+    ])
+    func propertiesAgree(_ text: String) throws {
+        #expect(try bytes(text, DocumentColumns.decodeProperties) == (try generalProperties(text)))
+        #expect(try DocumentColumns.decodeProperties(text) == (try generalProperties(text)))
+    }
+
+    /// What the general parser refuses is refused from bytes too: a truncated document, trailing
+    /// data, a raw control character. Invalid UTF-8 is repaired, as reading the column as a String was.
+    @Test func malformedDocumentsAreRefused() throws {
+        for text in ["[\"a\"", "[\"a\"] x", "[\"a\u{1}\"]", "{\"a\":\"b\"", "{\"a\" \"b\"}", "[\"a\",]", "{,}"] {
+            #expect(throws: (any Error).self) { try bytes(text, DocumentColumns.decodeTags) }
+            #expect(throws: (any Error).self) { try bytes(text, DocumentColumns.decodeProperties) }
+        }
+        let invalidUTF8: [UInt8] = [0x5B, 0x22, 0xFF, 0xFE, 0x22, 0x5D]  // ["\xFF\xFE"]
+        #expect(try invalidUTF8.withUnsafeBufferPointer(DocumentColumns.decodeTags) == ["\u{FFFD}\u{FFFD}"])
+    }
+}
+
 @Suite struct ListPlanTests {
     /// Paging after a marker must be an index range, not a scan of every newer row.
     @Test func markerPagingIsAnIndexRange() async throws {
