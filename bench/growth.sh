@@ -7,6 +7,7 @@
 #   bench/growth.sh --table bench/results/growth-<time>   # the table and plot of a past run again
 #
 # Knobs (environment): SCALES="10000 100000 1000000" RUNS=3 DURATION=5 CONNS=32 THREADS=2 PORT=19398
+#   KEEP_DATA=1: keep each scale's catalog (for bench/profile.sh; the log names the directories)
 #
 # Per scale, on a fresh SQLite catalog (the embedded default, --durability full):
 #  1. one image is created through the API (the template row, in this binary's schema); the other
@@ -57,7 +58,7 @@ else
         wait "$SERVER_PID" 2>/dev/null || true
         SERVER_PID=
     }
-    cleanup() { stop_server; rm -rf "$WORK"; }
+    cleanup() { stop_server; [ "${KEEP_DATA:-0}" = 1 ] || rm -rf "$WORK"; }
     trap cleanup EXIT
     curl -s -o /dev/null "$URL/healthz" && die "something already answers on $URL (set PORT=...)"
 
@@ -107,7 +108,7 @@ else
             run_wrk "create@$scale" "$r" create.lua BENCH_TAG="g$scale-$r"
         done
         stop_server
-        rm -rf "$dir"
+        if [ "${KEEP_DATA:-0}" = 1 ]; then log "kept the $scale-image catalog: DATA_DIR=$dir/data"; else rm -rf "$dir"; fi
     done
 fi
 

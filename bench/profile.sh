@@ -2,7 +2,9 @@
 # Profiles the server under one of the catalog benchmark's loads with perf (Debian: linux-perf).
 #
 #   KEEP_DATA=1 bench/catalog.sh          # once, to get a seeded catalog (its path is in env.txt)
-#   DATA_DIR=/tmp/imaged-bench.XXXX bench/profile.sh get|get_hot|list_active|list_queued|list_marker|create|healthz [seconds]
+#   DATA_DIR=/tmp/imaged-bench.XXXX bench/profile.sh get|get_hot|list_active|list_queued|list_marker|marker_walk|create|healthz [seconds]
+#   (KEEP_DATA=1 bench/growth.sh keeps its catalogs too; marker_walk is its figure: list 25 by
+#   created_at from a marker drawn among 100,000 images of any status)
 #
 # IMAGED_BIN defaults to the release build; DURABILITY=normal|full (default normal). perf samples
 # the server process only (cpu-clock, frame-pointer call graphs) while wrk runs the same script,
@@ -12,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export BENCH_DIR=$ROOT/bench BENCH_TOKEN=benchtok
-FIG=${1:?figure: get, get_hot, list_active, list_queued, list_marker, create, healthz}
+FIG=${1:?figure: get, get_hot, list_active, list_queued, list_marker, marker_walk, create, healthz}
 SECS=${2:-10}
 : "${DATA_DIR:?DATA_DIR must name a catalog seeded by bench/catalog.sh (KEEP_DATA=1)}"
 IMAGED_BIN=${IMAGED_BIN:-$ROOT/.build-release/release/imaged}
@@ -41,6 +43,9 @@ case $FIG in
     list_marker) script=list.lua
         sqlite3 -batch "$DATA_DIR/catalog.sqlite" "SELECT id FROM images WHERE status = 'queued' ORDER BY random() LIMIT 10000" > "$OUT/ids.txt"
         envs=(BENCH_LIST_PATH='/v2/images?status=queued&sort=created_at:desc&limit=25' BENCH_IDS="$OUT/ids.txt") ;;
+    marker_walk) script=list.lua
+        sqlite3 -batch "$DATA_DIR/catalog.sqlite" "SELECT id FROM images ORDER BY random() LIMIT 100000" > "$OUT/ids.txt"
+        envs=(BENCH_LIST_PATH='/v2/images?limit=25&sort_key=created_at&sort_dir=desc' BENCH_IDS="$OUT/ids.txt") ;;
     create) script=create.lua; envs=(BENCH_TAG=profile) ;;
     healthz) script=healthz.lua; envs=() ;;
     *) echo "unknown figure $FIG" >&2; exit 2 ;;

@@ -1,8 +1,11 @@
 import CatalogPostgres
+import Foundation
+import NIOCore
 import Hummingbird
 import ImageData
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Runs the task runner for the life of the server.
 struct TaskRunnerService: Service {
@@ -34,6 +37,7 @@ struct UploadReaperService: Service {
 /// is the group's first service: it starts before the server and is shut down after the server has
 /// finished, so the writes of that clean-up still reach the catalog.
 public func runImaged(_ config: ServerConfig) async throws {
+    EventLoopThreads.use(config.eventLoopThreads)
     var logger = Logger(label: "imaged")
     logger.logLevel = config.logLevel
     let postgres = try config.catalog.pooled(logger: logger, caFile: config.caFile)
@@ -93,4 +97,22 @@ public func buildApplication(_ config: ServerConfig, postgres: PostgresCatalog? 
     if let reaper = imaged.reaper { app.addServices(SoftDeleteReaperService(reaper: reaper)) }
     app.addServices(UploadReaperService(reaper: imaged.uploadReaper))
     return app
+}
+
+/// Sizes NIO's shared event loop group, which the HTTP server, the PostgreSQL pool and outbound
+/// HTTP all use. NIO reads the size once, when the group is first used, and a second setting
+/// crashes: so once per process, before anything starts, and never over an operator's
+/// `NIO_SINGLETON_GROUP_LOOP_COUNT`.
+enum EventLoopThreads {
+    private static let done = Mutex(false)
+
+    static func use(_ threads: Int) {
+        done.withLock { done in
+            guard !done else { return }
+            done = true
+            if ProcessInfo.processInfo.environment["NIO_SINGLETON_GROUP_LOOP_COUNT"] == nil {
+                NIOSingletons.groupLoopCountSuggestion = threads
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@ enum ConfigFile {
     /// serve's options, by long name (a unit of `imaged config check` keeps it true: every name parses).
     static let options = ["data-dir", "listen", "no-auth", "token-file", "durability", "public-endpoint", "log-level", "hash-algorithm",
                           "image-size-cap", "max-virtual-size", "decompress", "qemu-img", "convert-timeout", "import-allow-cidr", "import-allow-port", "import-private", "import-connections", "task-lease-seconds",
-                          "login-lock-after", "login-address-lock-after", "login-lock-max-seconds", "login-concurrency", "login-queue", "login-per-client",
+                          "login-lock-after", "login-address-lock-after", "login-lock-max-seconds", "login-concurrency", "event-loop-threads", "login-queue", "login-per-client",
                           "zstack-session-seconds", "zstack-export-seconds", "secret-key-file", "scalr-os-file", "shutdown-grace-seconds", "tls-cert", "tls-key",
                           "header-timeout", "idle-timeout", "min-upload-rate", "upload-stall-seconds", "max-connections", "max-connections-per-client", "ca-file", "danube-prefix", "danube-token-seconds",
                           "danube-snapshot-url", "danube-vm-url", "danube-imagestore", "danube-dc", "expunge-after-seconds", "keystone-url", "keystone-user",

@@ -143,6 +143,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Password checks (PBKDF2) run at once (default: the number of cores).")
     var loginConcurrency: Int?
 
+    @Option(help: "Threads for network I/O and HTTP parsing (default: half the cores, at least 1; request handlers run on a thread per core besides).")
+    var eventLoopThreads: Int?
+
     @Option(help: "Password checks that may wait for one of those; more logins are refused at once with 503 (default: --login-concurrency).")
     var loginQueue: Int?
 
@@ -389,6 +392,10 @@ struct ServeOptions: ParsableArguments {
         config.loginThrottle.maxDelayMs = loginLockMaxSeconds * 1000
         // A quiet key is forgotten after an hour, or after the longest lock when that is longer.
         config.loginThrottle.forgetAfterMs = max(3_600_000, 2 * loginLockMaxSeconds * 1000)
+        if let eventLoopThreads {
+            guard (1...256).contains(eventLoopThreads) else { throw ValidationError("--event-loop-threads must be between 1 and 256") }
+            config.eventLoopThreads = eventLoopThreads
+        }
         if let loginConcurrency {
             guard (1...256).contains(loginConcurrency) else { throw ValidationError("--login-concurrency must be between 1 and 256") }
             config.loginConcurrency = loginConcurrency

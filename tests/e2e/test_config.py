@@ -92,6 +92,32 @@ def test_front_ends_and_task_workers_are_chosen_by_configuration(tmp_path):
         srv.kill(signal.SIGTERM)
 
 
+def nio_loop_threads(pid: int) -> int:
+    """Threads of NIO's shared event loop group in a process (named NIO-SGLTN-<group>-#<n>)."""
+    return sum(1 for t in Path(f"/proc/{pid}/task").iterdir()
+               if (t / "comm").read_text().startswith("NIO-SGLTN-"))
+
+
+def test_event_loop_threads_default_to_half_the_cores_and_follow_the_option(tmp_path):
+    cores = len(os.sched_getaffinity(0))
+    out = check("--data-dir", str(tmp_path / "c"))
+    assert effective(out.stdout)["event-loop-threads"] == str(max(1, cores // 2)), out.stdout
+    out = check("--event-loop-threads", "0")
+    assert out.returncode != 0 and "--event-loop-threads must be between 1 and 256" in out.stderr
+    for args, expected, env in [((), max(1, cores // 2), None), (("--event-loop-threads", "3"), 3, None),
+                                # NIO's own variable wins over ours: an operator who set it meant it
+                                (("--event-loop-threads", "3"), 2, {**os.environ, "NIO_SINGLETON_GROUP_LOOP_COUNT": "2"})]:
+        srv = ImagedServer(tmp_path / f"s{expected}-{len(args)}", *args, env=env)
+        srv.start()
+        try:
+            alice = Raw(srv.url, "alice")
+            image = alice.create(name="loops", disk_format="raw", container_format="bare")
+            assert alice.get(f"/v2/images/{image['id']}").json()["name"] == "loops"
+            assert nio_loop_threads(srv.proc.pid) == expected, (args, env)
+        finally:
+            srv.kill(signal.SIGTERM)
+
+
 def test_the_documented_example_validates():
     out = check("--config", str(REPO / "examples" / "imaged.yaml"),
                 env={"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example-secret-key"})
