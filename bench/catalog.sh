@@ -53,7 +53,7 @@ else
     mkdir -p "$OUT/raw"
     RESULTS=$OUT/results.tsv
     TABLE_ONLY=
-    printf 'figure\tround\trps\tmean_us\tp50_us\tp90_us\tp99_us\tmax_us\trequests\terrors\tsrv_cpu_us_per_req\tbusy_pct\tctxsw_per_req\n' > "$RESULTS"
+    printf 'figure\tround\trps\tmean_us\tp50_us\tp90_us\tp99_us\tmax_us\trequests\terrors\tsrv_cpu_us_per_req\tbusy_pct\tctxsw_per_req\tsteal_ms\n' > "$RESULTS"
 fi
 
 # shellcheck source=lib.sh
@@ -126,6 +126,7 @@ print_table() {
     echo "server CPU per request (median us): healthz $(stat healthz srv_cpu_us_per_req | cut -d' ' -f1), get $(stat get srv_cpu_us_per_req | cut -d' ' -f1), get_hot $(stat get_hot srv_cpu_us_per_req | cut -d' ' -f1), list_active $(stat list_active srv_cpu_us_per_req | cut -d' ' -f1), list_queued $(stat list_queued srv_cpu_us_per_req | cut -d' ' -f1), list_marker $(stat list_marker srv_cpu_us_per_req | cut -d' ' -f1), create_normal $(stat create_normal srv_cpu_us_per_req | cut -d' ' -f1), create_full $(stat create_full srv_cpu_us_per_req | cut -d' ' -f1)"
     echo "server context switches per request (median): healthz $(stat healthz ctxsw_per_req | cut -d' ' -f1), get $(stat get ctxsw_per_req | cut -d' ' -f1), get_hot $(stat get_hot ctxsw_per_req | cut -d' ' -f1), list_active $(stat list_active ctxsw_per_req | cut -d' ' -f1), create_normal $(stat create_normal ctxsw_per_req | cut -d' ' -f1), create_full $(stat create_full ctxsw_per_req | cut -d' ' -f1)"
     echo "machine busy during runs (median %): healthz $(stat healthz busy_pct | cut -d' ' -f1), get $(stat get busy_pct | cut -d' ' -f1), list_active $(stat list_active busy_pct | cut -d' ' -f1), create_normal $(stat create_normal busy_pct | cut -d' ' -f1), create_full $(stat create_full busy_pct | cut -d' ' -f1)"
+    echo "hypervisor steal per round (ms; list_active p99 in ms): $(awk -F'\t' 'NR > 1 && $1 == "list_active" { printf "%sr%s %s (p99 %.1f)", (n++ ? ", " : ""), $2, $14, $7 / 1000 }' "$RESULTS"); all rounds: $(awk -F'\t' 'NR > 1 && $14 != "" && $14 != "-" { s += $14 } END { print s + 0 }' "$RESULTS") ms"
     echo "server peak RSS (VmHWM): $(awk -F'\t' '{ printf "%s%s %d MiB", (NR > 1 ? ", " : ""), $1, $2 / 1024 }' "$OUT/rss.tsv")"
     echo "catalog: $API_QUEUED API-created (queued) + $EXTRA_ACTIVE active / $EXTRA_DEACTIVATED deactivated / $EXTRA_DELETED deleted rows added with sqlite3; $(grep 'images during reads' "$OUT/env.txt" | cut -d: -f2 | tr -d ' ') rows during reads, $(grep 'images at the end' "$OUT/env.txt" | cut -d: -f2 | tr -d ' ') at the end"
     echo "ratio = median over rounds of (figure / reference in the same round); reference for create = sqlite3 CLI, one autocommit INSERT per row, WAL, same synchronous; 32 rows/txn rows show what batching commits would allow"
@@ -199,6 +200,7 @@ server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 # Context switches of all server threads: a thread hop (event loop -> database queue -> executor) costs one or two.
 server_ctxsw() { cat /proc/"$SERVER_PID"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }'; }
 cpu_sample() { awk '/^cpu / {idle = $5 + $6; total = 0; for (i = 2; i <= NF; i++) total += $i; print total, idle}' /proc/stat; }
+# steal_ms (lib.sh): a few slices of hypervisor steal in a round decide its p99.
 busy_pct() { # "total idle" before, after
     local t0 i0 t1 i1; read -r t0 i0 <<<"$1"; read -r t1 i1 <<<"$2"
     awk -v dt=$((t1 - t0)) -v di=$((i1 - i0)) 'BEGIN { printf "%.0f", (dt > 0 ? 100 * (dt - di) / dt : 0) }'
@@ -208,11 +210,11 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 # run_wrk figure round script [env assignments...]: one wrk run, one line in results.tsv
 run_wrk() {
     local fig=$1 round=$2 script=$3; shift 3
-    local raw=$OUT/raw/$fig-r$round.txt c0 c1 s0 s1 x0 x1
-    s0=$(server_ticks); c0=$(cpu_sample); x0=$(server_ctxsw)
+    local raw=$OUT/raw/$fig-r$round.txt c0 c1 s0 s1 x0 x1 st0 st1
+    s0=$(server_ticks); c0=$(cpu_sample); x0=$(server_ctxsw); st0=$(steal_ms)
     env "$@" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$script" "$URL/" > "$raw" 2>&1 \
         || die "wrk failed for $fig; see $raw"
-    s1=$(server_ticks); c1=$(cpu_sample); x1=$(server_ctxsw)
+    s1=$(server_ticks); c1=$(cpu_sample); x1=$(server_ctxsw); st1=$(steal_ms)
     local line; line=$(grep '^RESULT ' "$raw") || die "no RESULT line in $raw"
     # shellcheck disable=SC2086
     local $(echo "${line#RESULT }")
@@ -220,10 +222,10 @@ run_wrk() {
     local cpu_per_req; cpu_per_req=$(awk -v t=$(((s1 - s0) * TICK_US)) -v n="$requests" 'BEGIN { printf "%.0f", (n > 0 ? t / n : 0) }')
     local busy; busy=$(busy_pct "$c0" "$c1")
     local ctxsw; ctxsw=$(awk -v x=$((x1 - x0)) -v n="$requests" 'BEGIN { printf "%.2f", (n > 0 ? x / n : 0) }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$round" "$rps" "$mean_us" "$p50_us" "$p90_us" \
-        "$p99_us" "$max_us" "$requests" "$errors" "$cpu_per_req" "$busy" "$ctxsw" >> "$RESULTS"
-    log "$(awk -v f="$fig" -v r="$round" -v rps="$rps" -v p50="$p50_us" -v p99="$p99_us" -v e="$errors" -v c="$cpu_per_req" -v b="$busy" -v x="$ctxsw" \
-        'BEGIN { printf "%-14s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s  server CPU %s us/req  %s ctxsw/req  machine busy %s%%", f, r, rps, p50 / 1000, p99 / 1000, e, c, x, b }')"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$round" "$rps" "$mean_us" "$p50_us" "$p90_us" \
+        "$p99_us" "$max_us" "$requests" "$errors" "$cpu_per_req" "$busy" "$ctxsw" "$((st1 - st0))" >> "$RESULTS"
+    log "$(awk -v f="$fig" -v r="$round" -v rps="$rps" -v p50="$p50_us" -v p99="$p99_us" -v e="$errors" -v c="$cpu_per_req" -v b="$busy" -v x="$ctxsw" -v st=$((st1 - st0)) \
+        'BEGIN { printf "%-14s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s  server CPU %s us/req  %s ctxsw/req  machine busy %s%%  steal %s ms", f, r, rps, p50 / 1000, p99 / 1000, e, c, x, b, st }')"
     LAST_REQUESTS=$requests
 }
 
@@ -258,7 +260,7 @@ sqlite_ref() { # figure round synchronous(FULL|NORMAL) [rows per transaction, de
     after=$(sqlite3 -batch "$REF_DB" 'SELECT count(*) FROM images')
     local n=$((after - before)) rps
     rps=$(awk -v n=$n -v d="$DURATION" 'BEGIN { printf "%.1f", n / d }')
-    printf '%s\t%s\t%s\t-\t-\t-\t-\t-\t%s\t0\t-\t%s\t-\n' "$fig" "$round" "$rps" "$n" "$(busy_pct "$c0" "$c1")" >> "$RESULTS"
+    printf '%s\t%s\t%s\t-\t-\t-\t-\t-\t%s\t0\t-\t%s\t-\t-\n' "$fig" "$round" "$rps" "$n" "$(busy_pct "$c0" "$c1")" >> "$RESULTS"
     log "$(printf '%-14s r%s %9s inserts/s (sqlite3 CLI, synchronous=%s, %s rows/transaction)' "$fig" "$round" "$rps" "$sync" "$batch")"
 }
 

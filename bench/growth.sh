@@ -135,6 +135,14 @@ first=${SCALES%% *}; last=${SCALES##* }
         printf ' %-12s %s\n' "$slow" "$verdict"
     done
     echo "slowdown = req/s at $first / req/s at $last (medians); create adds rows while it runs"
+    # Older runs have no steal column (7): then this line says nothing.
+    if awk -F'\t' 'NR > 1 && NF >= 7 { found = 1 } END { exit !found }' "$RESULTS"; then
+        printf 'hypervisor steal during the runs (ms, all rounds and figures):'
+        for s in $SCALES; do
+            printf ' %s %s' "$s" "$(awk -F'\t' -v s="@$s" 'NR > 1 && substr($1, length($1) - length(s) + 1) == s { t += $7 } END { print t + 0 }' "$RESULTS")"
+        done
+        echo " (slices of up to ~100 ms, each stalling the requests in flight)"
+    fi
 } | tee "$OUT/table.txt"
 
 # The plot: req/s relative to the smallest scale, per figure, on a log scale of catalog sizes.

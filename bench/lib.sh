@@ -100,7 +100,7 @@ new_raw_image() {
 # The latency figures (RESULTS columns figure, round, rps, p50_us, p99_us, errors), for keystone.sh and console.sh:
 # latency_results NAME: a new results directory (results_dir) with those columns and a raw/ for wrk's output.
 latency_results() {
-    results_dir "$1" figure round rps p50_us p99_us errors
+    results_dir "$1" figure round rps p50_us p99_us errors steal_ms
     mkdir -p "$OUT/raw"
 }
 # latency_tools_and_binary: wrk, sqlite3 and curl installed if missing; IMAGED_BIN set (release_imaged).
@@ -115,17 +115,23 @@ latency_tools_and_binary() {
 # against $URL with bench/SCRIPT (its RESULT line, see common.lua), raw output in $OUT/raw; adds its row.
 run_wrk() {
     local fig=$1 round=$2 script=$3; shift 3
-    local raw=$OUT/raw/$fig-r$round.txt
+    local raw=$OUT/raw/$fig-r$round.txt st0 st1
+    st0=$(steal_ms)
     env "$@" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$script" "$URL/" > "$raw" 2>&1 \
         || die "wrk failed for $fig; see $raw"
+    st1=$(steal_ms)
     local line; line=$(grep '^RESULT ' "$raw") || die "no RESULT line in $raw"
     # shellcheck disable=SC2086
     local $(echo "${line#RESULT }")
     local errors=$((err_connect + err_read + err_write + err_status + err_timeout))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$round" "$rps" "$p50_us" "$p99_us" "$errors" >> "$RESULTS"
-    log "$(printf '%-22s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s' "$fig" "$round" "$rps" \
-        "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')" "$errors")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fig" "$round" "$rps" "$p50_us" "$p99_us" "$errors" "$((st1 - st0))" >> "$RESULTS"
+    log "$(printf '%-22s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s  steal %s ms' "$fig" "$round" "$rps" \
+        "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')" "$errors" "$((st1 - st0))")"
 }
+
+# CPU time the hypervisor gave to others while our vCPUs were runnable (/proc/stat "steal"), in ms:
+# on a shared host it comes in slices of up to ~100 ms that stall every request in flight.
+steal_ms() { awk -v t="$(getconf CLK_TCK)" '/^cpu / { print int($9 * 1000 / t) }' /proc/stat; }
 
 # median: of the numbers on stdin ("-" when none). col FIGURE COLUMN: that column of FIGURE's rows.
 # ratio A B COLUMN: the median over rounds of A/B in the same round.
