@@ -23,6 +23,17 @@ package final class ImageCache: Sendable {
         /// a set that is read again still gets in on its second read (TinyLFU's admission filter).
         var seen = [UInt64](repeating: 0, count: ImageCache.seenBits / 64)
         var seenSet = 0
+        /// Read lookups and hits in the current window of `ImageCache.window` lookups.
+        var lookups = 0
+        var hits = 0
+        /// The last window's hits were under half its lookups, and the cache has been full (a
+        /// generation was dropped): the rows read again are more than the cache holds (a walk over 100,000 images, five times
+        /// the cache, passes the doorkeeper nearly every time), and admitting each one only makes
+        /// the cache drop what it holds sooner. Then one in `ImageCache.thinning` is admitted: the
+        /// churn falls eightfold, and a set that is read often still gets in within a few reads.
+        var thinning = false
+        var skipped = 0
+        var filled = false
 
         /// A hit in `old` is copied to `young`.
         mutating func hit(_ id: String) -> Image? {
@@ -50,6 +61,8 @@ package final class ImageCache: Sendable {
     /// 128 KiB of bits, cleared after an eighth of them were set: a row read once is then wrongly
     /// admitted one time in 16 on average, and the bits cover the last ~130,000 first reads.
     package static let seenBits = 1 << 20
+    static let window = 4096
+    package static let thinning = 8
 
     /// When a read began: an offer from a read during which two generations were dropped is
     /// refused. A newer version written meanwhile may have been dropped with them, and the older
@@ -83,13 +96,23 @@ package final class ImageCache: Sendable {
     /// made). On a miss it records the read in the doorkeeper: one lock and one pass for both.
     package func lookup(_ id: String, version: Int64? = nil, updatedAt: Int64? = nil) -> Lookup {
         state.withLock { s in
+            s.lookups += 1
+            if s.lookups == Self.window {
+                s.thinning = s.filled && s.hits * 2 < s.lookups
+                s.lookups = 0
+                s.hits = 0
+            }
             if let cached = s.hit(id) {
                 if (version ?? cached.version) == cached.version, (updatedAt ?? cached.updatedAt) == cached.updatedAt {
+                    s.hits += 1
                     return .hit(cached)
                 }
                 return .miss(admit: true)  // a newer version replaces it
             }
-            return .miss(admit: s.sawBefore(id))
+            guard s.sawBefore(id) else { return .miss(admit: false) }
+            guard s.thinning else { return .miss(admit: true) }
+            s.skipped += 1
+            return .miss(admit: s.skipped % Self.thinning == 0)
         }
     }
 
@@ -128,6 +151,7 @@ package final class ImageCache: Sendable {
             s.young[image.id] = image
             guard s.young.count >= capacity / 2 else { return nil }
             flips.add(1, ordering: .releasing)
+            s.filled = true
             defer {
                 s.old = s.young
                 s.young = Dictionary(minimumCapacity: capacity / 2)

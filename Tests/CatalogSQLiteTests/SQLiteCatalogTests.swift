@@ -155,6 +155,36 @@ extension ImageCacheTests {
     }
 }
 
+extension ImageCacheTests {
+    /// Rows read again but more of them than the cache holds: once the cache has been full and a
+    /// window of lookups hit less than half the time, one second read in eight is admitted, not
+    /// each. A small set read often still gets in, and then hits.
+    @Test func aWorkingSetLargerThanTheCacheIsAdmittedOneInEight() {
+        let cache = ImageCache(capacity: 200)
+        let rows = (0..<2_000).map { makeImage($0) }
+        for row in rows { read(cache, row) }  // first reads: remembered only
+        // Second reads: the first window (4,096 lookups) is not over, so each is admitted; the
+        // cache fills and drops generations, and the window ends with few hits.
+        for row in rows { read(cache, row) }
+        for row in rows { read(cache, row) }
+        // Now thinning: count what a pass over the rows admits.
+        let ticketless = cache.ticket()
+        var admitted = 0, misses = 0
+        for row in rows {
+            if case .miss(let admit) = cache.lookup(row.id, version: row.version, updatedAt: row.updatedAt) {
+                misses += 1
+                if admit { admitted += 1; cache.offerRead(row, since: ticketless) }
+            }
+        }
+        #expect(misses > 1_500)
+        #expect(admitted >= misses / ImageCache.thinning - 1 && admitted <= misses / ImageCache.thinning + 1)
+        // A hot set of ten is in the cache after a few dozen reads each, and answers from it.
+        let hot = (5_000..<5_010).map { makeImage($0) }
+        for _ in 0..<40 { for row in hot { read(cache, row) } }
+        #expect(hot.allSatisfy { read(cache, $0) })
+    }
+}
+
 /// Tags and properties read from a column's bytes mean what the general JSON parser says they mean.
 @Suite struct DocumentColumnsTests {
     func bytes<T>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) throws -> T) rethrows -> T {
