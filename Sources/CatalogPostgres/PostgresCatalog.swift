@@ -20,6 +20,8 @@ public final class PostgresCatalog: Catalog {
     public let location: PostgresLocation
     /// Quota overrides change rarely (`imaged quota set`); every node sees a change within 5 s.
     let quotaCache = TTLCache<String, QuotaLimits?>(seconds: 5)
+    /// GETs by id under load are read together.
+    let byIDBatcher: ReadBatcher<String, Image>
 
     /// A catalog whose connection pool the caller runs: `imaged serve` puts `service` into its
     /// ServiceGroup (started first, stopped last, so the pool closes after every request has
@@ -28,7 +30,14 @@ public final class PostgresCatalog: Catalog {
         self.location = location
         self.logger = logger
         client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
+        // A few batches in flight keep both the database and this node busy; the rest of the pool stays
+        // for lists and writes.
+        byIDBatcher = ReadBatcher(lanes: max(1, min(Self.byIDLanes, location.configuration.options.maximumConnections / 2)),
+                                  maxBatch: Self.byIDMaxBatch)
     }
+
+    static let byIDLanes = 4
+    static let byIDMaxBatch = 64
 
     /// The connection pool, as a ServiceLifecycle service (postgres-nio's client is one).
     public var service: any Service { client }
@@ -300,12 +309,20 @@ public final class PostgresCatalog: Catalog {
     }
 
     public func image(id: String) async throws -> Image? {
+        try await byIDBatcher.read(id) { ids in try await self.images(ids: ids) }
+    }
+
+    /// The images of `ids` that exist, by id: one prepared statement, whatever the number.
+    func images(ids: [String]) async throws -> [String: Image] {
         try await Self.translatingErrors { [logger] in
             try await pooled { c in
-                var found: Image?
+                var found: [String: Image] = [:]
                 let ticket = self.decodeCache.ticket()
-                for try await row in try await c.execute(SelectImageByID(id: id), logger: logger) {
-                    found = try self.imageUsingCache(row, since: ticket)
+                let rows = ids.count == 1 ? try await c.execute(SelectImageByID(id: ids[0]), logger: logger)
+                                          : try await c.execute(SelectImagesByIDs(ids: ids), logger: logger)
+                for try await row in rows {
+                    let image = try self.imageUsingCache(row, since: ticket)
+                    found[image.id] = image
                 }
                 return found
             }
@@ -322,6 +339,20 @@ public final class PostgresCatalog: Catalog {
         func makeBindings() -> PostgresBindings {
             var bindings = PostgresBindings()
             bindings.append(id)
+            return bindings
+        }
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    /// Several GETs answered by one query (`ReadBatcher`); `id = ANY($1)` is an index lookup per id.
+    struct SelectImagesByIDs: PostgresPreparedStatement {
+        static let name = "imaged_images_by_ids"
+        static let sql = "SELECT \(PostgresCatalog.columns) FROM images WHERE id = ANY($1)"
+        typealias Row = PostgresRow
+        let ids: [String]
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings()
+            bindings.append(ids)
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }

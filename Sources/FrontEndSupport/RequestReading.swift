@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import ImageCore
 import Hummingbird
 import NIOCore
 
@@ -94,7 +95,7 @@ public enum RequestReading {
     }
 
     /// A new request id in Glance's form.
-    public static func newRequestId() -> String { "req-" + UUID().uuidString.lowercased() }
+    public static func newRequestId() -> String { "req-" + ImageID.generate() }
 }
 
 /// Page-numbered listings (Avi's `page`/`page_size`, Scalr's `pageNum`/`maxResults`): the rows

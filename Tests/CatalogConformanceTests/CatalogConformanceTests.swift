@@ -39,6 +39,36 @@ import Testing
         }
     }
 
+    /// Many concurrent reads by id (PostgreSQL answers those that arrive together with one query):
+    /// each gets its own image or nil, and a read that starts after a write returns sees it.
+    @Test(arguments: Backend.available)
+    func concurrentReadsByIDEachGetTheirOwnImage(_ backend: Backend) async throws {
+        try await TestCatalog.with(backend) { catalog in
+            let images = (1...60).map { makeImage($0) }
+            for image in images { try await catalog.insertImage(image) }
+            let missing = (0..<20).map { _ in ImageID.generate() }
+            let wanted = (images.map(\.id) + missing).shuffled()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (round, id) in (wanted + wanted).enumerated() {
+                    group.addTask {
+                        if round % 10 == 0, let known = images.first(where: { $0.id == id }) {
+                            let renamed = "renamed-\(round)"
+                            let written = try await catalog.updateImage(id: known.id) { $0.name = renamed }
+                            #expect(written?.name == renamed)
+                            // Read after the write returned: the new name or a later write's, never the old one.
+                            let read = try await catalog.image(id: known.id)
+                            #expect(read?.name?.hasPrefix("renamed-") == true, "\(known.id) read \(read?.name ?? "nil")")
+                        } else {
+                            let read = try await catalog.image(id: id)
+                            #expect(read?.id == (missing.contains(id) ? nil : id))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
     /// Many concurrent inserts, some with ids already taken, some racing for one id: exactly the
     /// duplicates fail.
     @Test(arguments: Backend.available)

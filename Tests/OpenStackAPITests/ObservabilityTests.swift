@@ -61,6 +61,20 @@ import Testing
         #expect(Observability.route("/") == "/" && Observability.route("") == "/")
         // Whatever a caller sends, the label is built from the fixed words, `{id}` and a depth cut.
         #expect(Observability.route("/evil/\u{1F600}/%00/a/b/c/d/e/f") == "/{id}/{id}/{id}/{id}/{id}/{id}/…")
+        // The same label as splitting the path on "/" (its definition), odd paths included.
+        func bySplitting(_ path: String) -> String {
+            var out = ""
+            for (depth, segment) in path.split(separator: "/").enumerated() {
+                if depth == 6 { out += "/…"; break }
+                out += "/" + (Observability.routeWords.contains(segment) ? String(segment) : "{id}")
+            }
+            if path.hasSuffix("/") && !out.isEmpty { out += "/" }
+            return out.isEmpty ? "/" : out
+        }
+        for path in ["//v2//images//x", "/v2/images/", "v2/images", "/a/b/c/d/e/f/g/", "/a/b/c/d/e/f/", "/v2/images/abc", "///", "/x",
+                     "images", "/v2/images/\u{E9}t\u{E9}/tags/t", "/api/image-x/login/"] {
+            #expect(Observability.route(path) == bySplitting(path), "\(path)")
+        }
     }
 
     @Test func openAPIDocumentsAreServed() async throws {
