@@ -81,7 +81,7 @@ public final class ImageConverter: Sendable {
 
     /// A new scratch file for a source, as a blob writer (no fsync: it lives for one conversion).
     func scratchWriter() throws -> ScratchFile {
-        try ScratchFile(path: config.directory + "/conv-" + UUID().uuidString.lowercased() + ".src")
+        try ScratchFile(path: config.directory + "/conv-" + ImageID.generate() + ".src")
     }
 
     /// The command line that converts `source` (detected as `format`) into `output`.
@@ -139,7 +139,7 @@ public final class ImageConverter: Sendable {
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = FileHandle.nullDevice
         // A file, not a pipe: a chatty child never blocks on a full pipe while nobody reads it.
-        let errPath = NSTemporaryDirectory() + "/imaged-conv-\(UUID().uuidString).err"
+        let errPath = NSTemporaryDirectory() + "/imaged-conv-\(ImageID.generate()).err"
         FileManager.default.createFile(atPath: errPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: errPath) }
         let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))

@@ -46,7 +46,7 @@ extension ImageDataService {
             throw ImageError.badRequest("Store \(store.id) does not support resumable uploads.")
         }
         let now = Timestamp.now()
-        let session = UploadSession(id: UUID().uuidString.lowercased(), target: target, store: store.id, length: length,
+        let session = UploadSession(id: ImageID.generate(), target: target, store: store.id, length: length,
                                     createdAt: now, expiresAt: now + settings.ttl, pinned: pinned.map(\.description))
         let image = try await images.beginUploadSession(id: imageId, session: session, by: p)
         logger.info("upload session opened", metadata: ["image": .string(image.id), "session": .string(session.id),
@@ -97,7 +97,7 @@ extension ImageDataService {
             throw ImageError.tooLarge("The upload's bytes would go past its Upload-Length of \(current.length): \(declaredBytes) bytes from offset \(offset).")
         }
         let id = visible.id, sid = sessionId.lowercased()
-        let holder = images.nodeId + "/" + UUID().uuidString.lowercased()
+        let holder = images.nodeId + "/" + ImageID.generate()
         var (image, session) = try await images.claimUploadSession(id: id, sessionId: sid, offset: offset, holder: holder,
                                                                   until: Timestamp.now() + settings.leaseSeconds)
         let writing = SessionWrite(data: self, imageId: id, holder: holder, settings: settings)

@@ -41,7 +41,7 @@ public enum Envelopes {
         ]).serialized.utf8)
     }
 
-    public static func newId() -> String { UUID().uuidString.lowercased() }
+    public static func newId() -> String { ImageID.generate() }
 
     /// `2026-12-03 23:40:12.123456` (UTC).
     static func pythonTimestamp(_ date: Date) -> String {

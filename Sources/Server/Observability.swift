@@ -65,15 +65,15 @@ public enum Observability {
     static func route(_ path: String) -> String {
         var out = ""
         var depth = 0
-        var segmentStart = path.utf8.startIndex
-        // Segments between slashes, found without building an array of them (this runs on every request).
-        for index in path.utf8.indices where path.utf8[index] == UInt8(ascii: "/") || index == path.utf8.index(before: path.utf8.endIndex) {
-            let end = path.utf8[index] == UInt8(ascii: "/") ? index : path.utf8.endIndex
-            defer { segmentStart = path.utf8.index(after: index) }
-            guard segmentStart < end else { continue }
+        // Segments between slashes, sliced in place rather than split into an array (every request pays this).
+        var rest = path[...]
+        while !rest.isEmpty {
+            let end = rest.firstIndex(of: "/") ?? rest.endIndex
+            let segment = rest[..<end]
+            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
+            guard !segment.isEmpty else { continue }
             depth += 1
             if depth > 6 { out += "/…"; break }
-            let segment = path[segmentStart..<end]
             out += "/"
             out += routeWords.contains(segment) ? segment : "{id}"
         }
