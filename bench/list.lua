@@ -1,5 +1,5 @@
 -- GET BENCH_LIST_PATH (e.g. /v2/images?status=active&sort=created_at:desc&limit=25).
--- With BENCH_IDS set, every request adds &marker=<random id from the file> (keyset paging
+-- With BENCH_IDS set (and not empty), every request adds &marker=<random id from the file> (keyset paging
 -- from a random place in the catalog).
 dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 
@@ -9,7 +9,8 @@ function init(args)
    local path = os.getenv("BENCH_LIST_PATH")
    assert(path, "BENCH_LIST_PATH is not set")
    reqs = {}
-   if os.getenv("BENCH_IDS") then
+   local ids = os.getenv("BENCH_IDS")
+   if ids and ids ~= "" then
       for _, id in ipairs(read_lines("BENCH_IDS")) do
          reqs[#reqs + 1] = wrk.format("GET", path .. "&marker=" .. id)
       end

@@ -159,5 +159,35 @@ enum PostgresSchema {
             "CREATE INDEX images_disk_format_created ON images(disk_format NULLS FIRST, created_at, id)",
             "CREATE INDEX images_container_format_created ON images(container_format NULLS FIRST, created_at, id)",
         ]),
+        // What ListPageCache checks before answering a page again: every committed write of images or
+        // image_members (imaged's, another node's, an operator's SQL) moves the sum of `n`. The bump runs
+        // at commit (a deferred trigger), once per transaction, on a row picked by the connection: a
+        // writer waits for that row only while another commit on it finishes, and holds no lock anyone
+        // else can want by then, so it adds no deadlock. The rows start at random values, so a catalog
+        // dropped and made again never repeats a revision a node remembers.
+        ("v11: image revisions", [
+            "CREATE TABLE image_revisions (shard INT PRIMARY KEY, n BIGINT NOT NULL)",
+            "INSERT INTO image_revisions (shard, n) SELECT g, CAST(random() * 1e12 AS BIGINT) FROM generate_series(0, 63) g",
+            """
+            CREATE FUNCTION imaged_bump_image_revision() RETURNS trigger LANGUAGE plpgsql
+            SET search_path FROM CURRENT AS $$
+            BEGIN
+                IF current_setting('imaged.image_revision_bumped', true) IS DISTINCT FROM 'y' THEN
+                    UPDATE image_revisions SET n = n + 1 WHERE shard = pg_backend_pid() % 64;
+                    PERFORM set_config('imaged.image_revision_bumped', 'y', true);
+                END IF;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE CONSTRAINT TRIGGER images_revision AFTER INSERT OR UPDATE OR DELETE ON images
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION imaged_bump_image_revision()
+            """,
+            """
+            CREATE CONSTRAINT TRIGGER image_members_revision AFTER INSERT OR UPDATE OR DELETE ON image_members
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION imaged_bump_image_revision()
+            """,
+        ]),
     ]
 }

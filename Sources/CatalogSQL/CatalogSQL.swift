@@ -3,7 +3,7 @@ import ImageCore
 import Synchronization
 
 /// A value bound to a statement, whatever the engine. Each catalog turns these into its own bindings.
-public enum SQLValue: Sendable, Equatable {
+public enum SQLValue: Sendable, Hashable {
     case null
     case text(String)
     case int(Int64)
@@ -31,10 +31,18 @@ public struct SQLStatement: Sendable {
 
     public mutating func append(_ text: String) { sql += text }
 
-    /// Binds a value and returns its placeholder text.
+    /// Binds a value and returns its placeholder text. PostgreSQL's placeholders carry their type, so
+    /// a statement prepared from the text alone (`PostgresCatalog.preparedRows`) types its parameters
+    /// as the values bound now do.
     public mutating func bind(_ value: SQLValue) -> String {
         values.append(value)
-        return dialect == .sqlite ? "?" : "$\(values.count)"
+        guard dialect == .postgres else { return "?" }
+        switch value {
+        case .null: return "$\(values.count)"
+        case .text: return "$\(values.count)::text"
+        case .int: return "$\(values.count)::bigint"
+        case .bool: return "$\(values.count)::boolean"
+        }
     }
 
     public mutating func bindList(_ values: [SQLValue]) -> String {

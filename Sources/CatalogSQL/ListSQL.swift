@@ -4,8 +4,9 @@ import ImageCore
 /// Turns an `ImageListQuery` into one SELECT with bound values, for either catalog. Column names
 /// come only from the query's enums; every caller-supplied value is bound.
 public enum ListSQL {
-    public static func build(_ q: ImageListQuery, _ dialect: SQLDialect) -> SQLStatement {
-        var st = SQLStatement(dialect, "SELECT \(selectColumns(dialect)) FROM images")
+    /// `extraColumn` is selected after the image's columns (an expression, the same in every row).
+    public static func build(_ q: ImageListQuery, _ dialect: SQLDialect, extraColumn: String? = nil) -> SQLStatement {
+        var st = SQLStatement(dialect, "SELECT \(selectColumns(dialect))\(extraColumn.map { ", " + $0 } ?? "") FROM images")
         appendWhere(q, &st)
         if let marker = q.marker { appendAfterMarker(marker, q.sort, &st) }
 

@@ -1,0 +1,185 @@
+@testable import CatalogPostgres
+import Foundation
+import ImageCore
+import Logging
+import Testing
+
+/// PostgreSQL answers a list page read before from `ListPageCache` while the catalog's revision has
+/// not moved. These tests write the ways a real cluster writes (this node, another node on the same
+/// database, an operator's SQL) and check each list that follows sees the write.
+@Suite(.enabled(if: Backend.postgresURL != nil, "IMAGED_TEST_POSTGRES_URL is not set"))
+struct PostgresListCacheTests {
+    static let adminScope = ImageListQuery.Scope(isAdmin: true, projectId: "p1", visibility: .all, memberStatuses: nil)
+    static let byCreated = [ImageListQuery.Sort(.createdAt, .asc), .init(.id, .asc)]
+
+    /// Two nodes on one fresh schema.
+    static func withTwoNodes(_ body: (PostgresCatalog, PostgresCatalog) async throws -> Void) async throws {
+        let t = try await Backend.postgres.make()
+        let a = try #require(t.catalog as? PostgresCatalog)
+        var logger = Logger(label: "test.postgres.b")
+        logger.logLevel = .warning
+        let b = try await PostgresCatalog.open(a.location, logger: logger)
+        do {
+            try await body(a, b)
+        } catch {
+            b.close()
+            await t.cleanup()
+            throw error
+        }
+        b.close()
+        await t.cleanup()
+    }
+
+    static func names(_ catalog: PostgresCatalog, _ query: ImageListQuery) async throws -> [String] {
+        try await catalog.listImages(query).map { $0.name ?? "-" }
+    }
+
+    @Test func aPageReadAgainIsAnsweredFromTheCacheUntilAWriteCommits() async throws {
+        try await Self.withTwoNodes { a, _ in
+            let images = (0..<5).map { makeImage($0, name: "n\($0)", created: Int64(100 + $0)) }
+            for image in images { try await a.insertImage(image) }
+            let query = ImageListQuery(scope: Self.adminScope, sort: Self.byCreated, limit: 3)
+
+            // Read once: only remembered as offered. Read twice: kept. Then answered from the cache.
+            #expect(try await Self.names(a, query) == ["n0", "n1", "n2"])
+            #expect(try await Self.names(a, query) == ["n0", "n1", "n2"])
+            let before = a.listPages.hits.load(ordering: .relaxed)
+            #expect(before == 0)
+            #expect(try await Self.names(a, query) == ["n0", "n1", "n2"])
+            #expect(a.listPages.hits.load(ordering: .relaxed) == before + 1, "the same page, nothing written: a hit")
+
+            _ = try await a.updateImage(id: images[1].id) { image, _ in image.name = "renamed" }
+            #expect(try await Self.names(a, query) == ["n0", "renamed", "n2"])
+            #expect(a.listPages.hits.load(ordering: .relaxed) == before + 1, "a write moved the revision: read again")
+            #expect(try await Self.names(a, query) == ["n0", "renamed", "n2"])
+            #expect(a.listPages.hits.load(ordering: .relaxed) == before + 2)
+
+            // Another page of the same list is its own entry.
+            var next = query
+            next.marker = images[2]
+            #expect(try await Self.names(a, next) == ["n3", "n4"])
+        }
+    }
+
+    @Test func writesFromAnotherNodeAndFromPlainSQLAreSeenByTheNextList() async throws {
+        try await Self.withTwoNodes { a, b in
+            let first = makeImage(1, name: "first", created: 100)
+            try await a.insertImage(first)
+            let query = ImageListQuery(scope: Self.adminScope, sort: Self.byCreated, limit: 10)
+            for _ in 0..<3 { #expect(try await Self.names(a, query) == ["first"]) }
+            #expect(a.listPages.hits.load(ordering: .relaxed) == 1)
+
+            // Another node inserts.
+            try await b.insertImage(makeImage(2, name: "second", created: 200))
+            #expect(try await Self.names(a, query) == ["first", "second"])
+
+            // An operator's SQL, outside imaged's write paths (bumping the row's version, as every write
+            // must: rows are decoded again only when their version or updated_at moves).
+            _ = try await b.rows("UPDATE images SET name = 'by-sql', version = version + 1 WHERE id = $1", [.text(first.id)])
+            #expect(try await Self.names(a, query) == ["by-sql", "second"])
+
+            // A rolled-back write moves nothing that a list could see.
+            let hits = a.listPages.hits.load(ordering: .relaxed)
+            do {
+                try await b.transaction { c -> Void in
+                    _ = try await b.rows("UPDATE images SET name = 'rolled-back', version = version + 1 WHERE id = $1", [.text(first.id)], on: c)
+                    throw CancellationError()
+                }
+            } catch is CancellationError {}
+            #expect(try await Self.names(a, query) == ["by-sql", "second"])
+            #expect(a.listPages.hits.load(ordering: .relaxed) == hits + 1, "a rollback leaves the revision alone")
+
+            // Membership decides a project's shared list: another node accepting shows the image.
+            var shared = makeImage(3, owner: "p1", name: "shared", created: 300)
+            shared.visibility = .shared
+            try await a.insertImage(shared)
+            let asP2 = ImageListQuery(scope: .init(isAdmin: false, projectId: "p2", visibility: .default, memberStatuses: [.accepted]),
+                                      sort: Self.byCreated, limit: 10)
+            #expect(try await Self.names(a, asP2) == [])
+            try await b.insertMember(ImageMember(imageId: shared.id, memberId: "p2", status: .pending, createdAt: 1, updatedAt: 1))
+            #expect(try await Self.names(a, asP2) == [])
+            try await b.updateMember(ImageMember(imageId: shared.id, memberId: "p2", status: .accepted, createdAt: 1, updatedAt: 2))
+            #expect(try await Self.names(a, asP2) == ["shared"])
+            #expect(try await Self.names(a, asP2) == ["shared"])
+            _ = try await b.deleteMember(imageId: shared.id, memberId: "p2")
+            #expect(try await Self.names(a, asP2) == [])
+        }
+    }
+
+    /// Writers on two nodes and listers at once: every write commits (the revision rows add no
+    /// deadlock or serialization error), and a list that starts after the last write returned shows
+    /// every write.
+    @Test func concurrentWritersOnTwoNodesAndListers() async throws {
+        try await Self.withTwoNodes { a, b in
+            let images = (0..<16).map { makeImage($0, name: "v0", created: Int64(100 + $0)) }
+            for image in images { try await a.insertImage(image) }
+            let query = ImageListQuery(scope: Self.adminScope, sort: Self.byCreated, limit: 16)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for round in 1...5 {
+                    for (i, image) in images.enumerated() {
+                        let node = (i + round) % 2 == 0 ? a : b
+                        group.addTask {
+                            let written = try await node.updateImage(id: image.id) { img, _ in
+                                img.name = "v\(max(round, Int(img.name?.dropFirst() ?? "0") ?? 0))"
+                            }
+                            #expect(written != nil)
+                            // This writer's own write is in any list it starts now, on either node.
+                            let listed = try await (i % 2 == 0 ? a : b).listImages(query)
+                            let mine = listed.first { $0.id == image.id }
+                            #expect((Int(mine?.name?.dropFirst() ?? "0") ?? 0) >= round)
+                        }
+                    }
+                }
+                for _ in 0..<20 { group.addTask { _ = try await a.listImages(query) } }
+                try await group.waitForAll()
+            }
+            #expect(try await Self.names(a, query) == Array(repeating: "v5", count: 16))
+            #expect(try await Self.names(b, query) == Array(repeating: "v5", count: 16))
+        }
+    }
+
+    /// Lists of many shapes (filters of 1 to 12 names), unprepared (no room on any connection), then
+    /// prepared: the same answers either way, typed parameters included (text, bigint, boolean, NULL).
+    @Test func listsOfManyShapesAnswerTheSamePreparedOrNot() async throws {
+        try await Self.withTwoNodes { a, _ in
+            var images: [Image] = []
+            for i in 0..<12 {
+                var image = makeImage(i, name: "s\(i)", created: Int64(100 + i))
+                image.isProtected = i % 2 == 0
+                images.append(image)
+                try await a.insertImage(image)
+            }
+            let noProject = ImageListQuery.Scope(isAdmin: true, projectId: nil, visibility: .default, memberStatuses: nil)
+            for round in 0..<2 {
+                a.preparedPerConnection.store(round == 0 ? 0 : 64, ordering: .relaxed)
+                for n in 1...12 {
+                    var query = ImageListQuery(scope: n % 3 == 0 ? noProject : Self.adminScope, sort: Self.byCreated, limit: 20)
+                    query.filters = [.oneOf(.name, (0..<n).map { "s\($0)" }), .isProtected(true), .int(.size, .gte, 0)]
+                    let expected = images.prefix(n).filter { $0.isProtected && ($0.size ?? -1) >= 0 }.map(\.name)
+                    #expect(try await a.listImages(query).map(\.name) == expected, "round \(round), \(n) names")
+                }
+                let prepared = a.preparedLists.withLock { $0.values.reduce(0) { $0 + $1.count } }
+                #expect(round == 0 ? prepared == 0 : prepared >= 12, "round \(round): \(prepared) prepared")
+            }
+        }
+    }
+
+    /// The cache is bounded: a stream of pages read once drops old ones, and a page read again survives.
+    @Test func thePageCacheKeepsWhatIsReadAgainWithinItsBounds() {
+        let cache = ListPageCache(capacity: 8, imageCapacity: 1_000)
+        let hot = ListPageCache.Key(sql: "hot", values: [])
+        cache.keep(hot, .init(revision: 1, images: []))
+        #expect(cache.page(hot) == nil, "offered once: not kept")
+        cache.keep(hot, .init(revision: 1, images: []))
+        for i in 0..<100 {
+            for _ in 0..<2 { cache.keep(.init(sql: "cold", values: [.int(Int64(i))]), .init(revision: 1, images: []) ) }
+            #expect(cache.page(hot)?.revision == 1, "read again after \(i) others")
+        }
+        #expect(cache.page(.init(sql: "cold", values: [.int(99)]))?.revision == 1)
+        #expect(cache.page(.init(sql: "cold", values: [.int(0)])) == nil)
+        // An older read never replaces a newer page.
+        cache.keep(hot, .init(revision: 5, images: []))
+        cache.keep(hot, .init(revision: 3, images: []))
+        #expect(cache.page(hot)?.revision == 5)
+    }
+}
