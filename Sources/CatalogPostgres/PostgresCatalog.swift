@@ -24,7 +24,7 @@ public final class PostgresCatalog: Catalog {
     /// GETs by id under load are read together.
     let byIDBatcher: ReadBatcher<String, Image>
     /// List statements prepared on each connection, by SQL text (`preparedRows`).
-    let preparedLists = Mutex<[PostgresConnection.ID: [String: PreparedQuery]]>([:])
+    let preparedLists = Mutex<[PostgresConnection.ID: PreparedLists]>([:])
     /// List pages, answered again while the catalog's revision has not moved.
     let listPages = ListPageCache(capacity: 1_024, imageCapacity: 50_000)
     /// Concurrent lists check the revision together: one read answers every list waiting for one.
@@ -429,9 +429,14 @@ public final class PostgresCatalog: Catalog {
         return images
     }
 
+    struct PreparedLists {
+        let connection: PostgresConnection
+        var bySQL: [String: PreparedQuery] = [:]
+    }
+
     /// Statements of one shape prepared per connection: a list's shape (filters, sort, scope) repeats
-    /// while its values change, and PostgreSQL then parses and plans it once per connection instead of
-    /// on every list (a fifth of the database's CPU in a list benchmark). `SQLStatement` types every
+    /// while its values change, and PostgreSQL then parses it once per connection instead of on every
+    /// list (its plan cache still decides whether to plan each execution). `SQLStatement` types every
     /// placeholder in the text, so the statement's parameters take the types bound here. A connection
     /// prepares at most `preparedPerConnection` shapes; others run unprepared, so a stream of odd
     /// shapes cannot grow a backend's memory. postgres-nio's `PreparedQuery` (the only prepared
@@ -442,14 +447,18 @@ public final class PostgresCatalog: Catalog {
             try await pooled { c in
                 let limit = self.preparedPerConnection.load(ordering: .relaxed)
                 let (known, room) = self.preparedLists.withLock { lists in
-                    (lists[c.id]?[sql], (lists[c.id]?.count ?? 0) < limit)
+                    (lists[c.id]?.bySQL[sql], (lists[c.id]?.bySQL.count ?? 0) < limit)
                 }
                 let prepared: PreparedQuery
                 if let known {
                     prepared = known
                 } else if room {
                     prepared = try await c.prepare(query: sql).get()
-                    self.preparedLists.withLock { $0[c.id, default: [:]][sql] = prepared }
+                    self.preparedLists.withLock { lists in
+                        // A connection's first shape: forget the connections the pool has closed since.
+                        if lists[c.id] == nil { lists = lists.filter { !$0.value.connection.isClosed } }
+                        lists[c.id, default: PreparedLists(connection: c)].bySQL[sql] = prepared
+                    }
                 } else {
                     return (try await c.query(Self.query(sql, values), logger: logger).collect(), false)
                 }

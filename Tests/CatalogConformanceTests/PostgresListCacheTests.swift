@@ -158,7 +158,7 @@ struct PostgresListCacheTests {
                     let expected = images.prefix(n).filter { $0.isProtected && ($0.size ?? -1) >= 0 }.map(\.name)
                     #expect(try await a.listImages(query).map(\.name) == expected, "round \(round), \(n) names")
                 }
-                let prepared = a.preparedLists.withLock { $0.values.reduce(0) { $0 + $1.count } }
+                let prepared = a.preparedLists.withLock { $0.values.reduce(0) { $0 + $1.bySQL.count } }
                 #expect(round == 0 ? prepared == 0 : prepared >= 12, "round \(round): \(prepared) prepared")
             }
         }
