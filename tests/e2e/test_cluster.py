@@ -75,6 +75,49 @@ def test_upload_through_one_node_download_through_the_other(cluster):
     assert alice_a.get(f"/v2/images/{image['id']}/file").status_code == 404
 
 
+def test_a_list_read_again_on_one_node_shows_every_write_made_through_the_other(cluster):
+    """Node B answers a list page it read before from memory only while the catalog's revision is
+    unchanged; every write through node A (create, rename, share, accept, delete) must show in B's very
+    next list, however often B read that page before."""
+    c = cluster()
+    a, b = c.node(), c.node()
+    alice_a, alice_b, bob_a, bob_b = Raw(a.url, "alice"), Raw(b.url, "alice"), Raw(a.url, "bob"), Raw(b.url, "bob")
+    tag = unique("listed")
+
+    def listed(who, **params):
+        pages = []
+        for _ in range(3):  # read, kept on the second read, answered from memory on the third
+            r = who.get("/v2/images", params={"tag": tag, "sort": "created_at:asc", **params})
+            assert r.status_code == 200, r.text
+            pages.append([(i["id"], i["name"]) for i in r.json()["images"]])
+        assert pages[0] == pages[1] == pages[2]
+        return sorted(pages[0], key=lambda p: p[1])  # two images created in one second tie on created_at
+
+    assert listed(alice_b) == []
+    first = alice_a.create(name="first", disk_format="raw", container_format="bare", tags=[tag])
+    assert listed(alice_b) == [(first["id"], "first")]
+    second = alice_a.create(name="second", disk_format="raw", container_format="bare", tags=[tag],
+                            visibility="shared")
+    assert listed(alice_b) == [(first["id"], "first"), (second["id"], "second")]
+    assert alice_a.patch(f"/v2/images/{first['id']}", [{"op": "replace", "path": "/name", "value": "renamed"}]).status_code == 200
+    assert listed(alice_b) == [(first["id"], "renamed"), (second["id"], "second")]
+
+    # Sharing: bob's lists on B follow the membership written on A.
+    assert listed(bob_b) == []
+    assert listed(bob_b, member_status="pending") == []
+    assert alice_a.post(f"/v2/images/{second['id']}/members", json={"member": "p-bob"}).status_code == 200
+    assert listed(bob_b, member_status="pending") == [(second["id"], "second")]
+    assert listed(bob_b) == []
+    r = bob_a.put(f"/v2/images/{second['id']}/members/p-bob", json={"status": "accepted"})
+    assert r.status_code == 200, r.text
+    assert listed(bob_b) == [(second["id"], "second")]
+    assert listed(bob_b, member_status="pending") == []
+
+    assert alice_a.delete(f"/v2/images/{first['id']}").status_code == 204
+    assert listed(alice_b) == [(second["id"], "second")]
+    assert listed(bob_b) == [(second["id"], "second")]
+
+
 def test_concurrent_patches_through_both_nodes_lose_no_acknowledged_update(cluster):
     c = cluster()
     nodes = [c.node(), c.node()]
