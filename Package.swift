@@ -40,9 +40,11 @@ let package = Package(
         .target(name: "CCompression", linkerSettings: [
             .linkedLibrary("z"), .linkedLibrary("lzma"), .linkedLibrary("zstd"), .linkedLibrary("bz2"),
         ]),
+        // Child processes (qemu-img) by posix_spawn, waited for with a timeout that cannot kill a reused pid.
+        .target(name: "CChildProcess"),
         // The streaming data path: digests on the fly, size caps, disk-format inspection, import tasks.
         .target(name: "ImageData", dependencies: [
-            "ImageCore", "CDigests", "CCompression",
+            "ImageCore", "CDigests", "CCompression", "CChildProcess",
             // Counters and gauges of the data path and the task runner (swift-metrics' API only).
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import CChildProcess
 import Foundation
 import ImageCore
 import Logging
@@ -129,32 +130,44 @@ public final class ImageConverter: Sendable {
         return output
     }
 
-    /// Runs a command with an empty environment (PATH only); returns its exit status and what it wrote to stderr.
-    /// A stuck child is killed after `timeout` seconds.
+    /// Runs a command with an empty environment (PATH only); returns its exit status (128 + the signal
+    /// for a child a signal ended, 137 when the timeout killed it) and what it wrote to stderr.
+    /// A stuck child is killed after `timeout` seconds. Blocks the calling thread (callers run it on a
+    /// pool thread); the spawn is our own posix_spawn, not Foundation's Process (see CChildProcess).
     static func run(_ argv: [String], timeout: Int) throws -> (status: Int32, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        p.environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "MALLOC_ARENA_MAX": "2"]
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = FileHandle.nullDevice
+        let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "MALLOC_ARENA_MAX=2"]
         // A file, not a pipe: a chatty child never blocks on a full pipe while nobody reads it.
         let errPath = NSTemporaryDirectory() + "/imaged-conv-\(ImageID.generate()).err"
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errPath) }
-        let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        p.standardError = errHandle
-        try p.run()
-        let deadline = DispatchTime.now() + .seconds(timeout)
-        let done = DispatchSemaphore(value: 0)
-        p.terminationHandler = { _ in done.signal() }
-        if p.isRunning, done.wait(timeout: deadline) == .timedOut {
-            kill(p.processIdentifier, SIGKILL)
+        let errFD = open(errPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard errFD >= 0 else { throw ImageError(.internal, "cannot create \(errPath): errno \(errno)") }
+        unlink(errPath)  // the open descriptor is all we read it through
+        defer { close(errFD) }
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup($0) } + [nil]
+        defer { (cArgv + cEnv).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = imaged_spawn(argv[0], cArgv, cEnv, errFD, &pid)
+        guard spawned == 0 else { throw ImageError(.internal, "cannot start \(argv[0]): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        var killed: Int32 = 0
+        let waited = imaged_wait_child(pid, Int32(clamping: timeout * 1000), &status, &killed)
+        guard waited == 0 else { throw ImageError(.internal, "cannot wait for \(argv[0]): \(String(cString: strerror(waited)))") }
+        let signal = status & 0x7f
+        let code: Int32 = killed != 0 ? 137 : signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        return (code, readStderr(errFD))
+    }
+
+    /// The first 64 KiB the child wrote to stderr (the message is quoted, never whole).
+    private static func readStderr(_ fd: Int32) -> String {
+        var bytes = [UInt8](repeating: 0, count: 64 << 10)
+        var filled = 0
+        while filled < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(filled)) }
+            if n < 0, errno == EINTR { continue }
+            if n <= 0 { break }
+            filled += n
         }
-        p.waitUntilExit()
-        try? errHandle.close()
-        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        return (p.terminationStatus, err)
+        return String(decoding: bytes[..<filled], as: UTF8.self)
     }
 
     /// What this host allows, probed once per process (two child processes; the answer does not change).

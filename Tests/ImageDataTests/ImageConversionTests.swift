@@ -74,6 +74,39 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == [URL(fileURLWithPath: scratch.path).lastPathComponent])
     }
 
+    /// The child runner (posix_spawn, not Foundation's Process): exit codes, stderr, the PATH-only
+    /// environment, no inherited descriptors or ignored signals, and the timeout's kill.
+    @Test func childProcessesRunWithTheirStatusStderrAndNothingInherited() throws {
+        let shell = ["/bin/sh", "-c"]
+        let exit3 = try ImageConverter.run(shell + ["echo complaint >&2; exit 3"], timeout: 10)
+        #expect(exit3.status == 3)
+        #expect(exit3.stderr == "complaint\n")
+        // Only PATH, LC_ALL and MALLOC_ARENA_MAX reach the child: no credentials from the server's environment.
+        let env = try ImageConverter.run(shell + ["env | sort >&2"], timeout: 10)
+        #expect(env.status == 0)
+        let names: [String] = env.stderr.split(separator: "\n").map { line in String(line.prefix { $0 != "=" }) }
+        #expect(names.filter { $0 != "PWD" } == ["LC_ALL", "MALLOC_ARENA_MAX", "PATH"])
+        // A descriptor this process holds open is not the child's (closefrom 3).
+        let held = open("/dev/null", O_RDONLY)  // no O_CLOEXEC on purpose
+        defer { close(held) }
+        let fds = try ImageConverter.run(shell + ["ls /proc/self/fd >&2"], timeout: 10)
+        let childFDs: [String] = fds.stderr.split(separator: "\n").map(String.init)
+        #expect(!childFDs.contains(String(held)))
+        #expect(childFDs.contains("2"))
+        // The server ignores SIGPIPE (as this process does now); the child gets the default back, so the
+        // shell dies of the SIGPIPE it sends itself (128 + 13). A shell started with it ignored exits 0.
+        signal(SIGPIPE, SIG_IGN)
+        let pipe = try ImageConverter.run(shell + ["kill -PIPE $$; exit 0"], timeout: 10)
+        #expect(pipe.status == 128 + 13)
+        // A stuck child is killed at the timeout and reported as 137.
+        let started = ContinuousClock.now
+        let stuck = try ImageConverter.run(["/bin/sleep", "30"], timeout: 1)
+        #expect(stuck.status == 137)
+        #expect(started.duration(to: .now) < .seconds(10))
+        // A missing program is an error the caller reports, not a crash.
+        #expect(throws: ImageError.self) { try ImageConverter.run(["/nonexistent/qemu-img"], timeout: 10) }
+    }
+
     /// The first MiB decides: bytes already in the target format go straight to the store, others to scratch.
     @Test func theHeadDecidesBetweenStoreAndScratch() async throws {
         let dir = NSTemporaryDirectory() + "/imaged-conv-test-\(UUID().uuidString)"
