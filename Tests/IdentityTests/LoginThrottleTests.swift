@@ -132,7 +132,9 @@ final class Flag: Sendable {
         while await pool.admission.waiting < 1 { try await Task.sleep(for: .milliseconds(5)) }
         let start = ContinuousClock.now
         await #expect(throws: LoginRefused(.busy, retryAfter: 1)) { _ = try await pool.run { 3 } }
-        #expect(ContinuousClock.now - start < .milliseconds(200))
+        // A refusal that waited would wait for ever (the first call holds its slot until `open`); the
+        // bound only has to tell "at once" from that, with room for a loaded machine.
+        #expect(ContinuousClock.now - start < .seconds(5))
         open.set()
         let results = [try await first.value, try await second.value]
         #expect(results == [1, 2])
