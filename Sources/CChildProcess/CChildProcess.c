@@ -45,10 +45,10 @@ static long long now_ms(void) {
 }
 
 /// Waits until the child has exited without reaping it (its pid stays reserved); 1 exited, 0 timed out.
-static int exited_within(pid_t pid, int timeout_ms) {
+static int exited_within(pid_t pid, int timeout_ms, int use_pidfd) {
     long long deadline = now_ms() + timeout_ms;
 #ifdef SYS_pidfd_open
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pidfd = use_pidfd ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
     if (pidfd >= 0) {
         for (;;) {
             long long left = deadline - now_ms();
@@ -70,9 +70,9 @@ static int exited_within(pid_t pid, int timeout_ms) {
     }
 }
 
-int imaged_wait_child(pid_t pid, int timeout_ms, int *status, int *killed) {
+int imaged_wait_child(pid_t pid, int timeout_ms, int use_pidfd, int *status, int *killed) {
     *killed = 0;
-    if (!exited_within(pid, timeout_ms)) {
+    if (!exited_within(pid, timeout_ms, use_pidfd)) {
         kill(pid, SIGKILL);  // not reaped yet, so the pid is still this child's
         *killed = 1;
     }

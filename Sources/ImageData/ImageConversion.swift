@@ -134,7 +134,8 @@ public final class ImageConverter: Sendable {
     /// for a child a signal ended, 137 when the timeout killed it) and what it wrote to stderr.
     /// A stuck child is killed after `timeout` seconds. Blocks the calling thread (callers run it on a
     /// pool thread); the spawn is our own posix_spawn, not Foundation's Process (see CChildProcess).
-    static func run(_ argv: [String], timeout: Int) throws -> (status: Int32, stderr: String) {
+    /// `pidfd: false` (tests) takes the path of a kernel without pidfd_open.
+    static func run(_ argv: [String], timeout: Int, pidfd: Bool = true) throws -> (status: Int32, stderr: String) {
         let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "MALLOC_ARENA_MAX=2"]
         // A file, not a pipe: a chatty child never blocks on a full pipe while nobody reads it.
         let errPath = NSTemporaryDirectory() + "/imaged-conv-\(ImageID.generate()).err"
@@ -150,7 +151,7 @@ public final class ImageConverter: Sendable {
         guard spawned == 0 else { throw ImageError(.internal, "cannot start \(argv[0]): \(String(cString: strerror(spawned)))") }
         var status: Int32 = 0
         var killed: Int32 = 0
-        let waited = imaged_wait_child(pid, Int32(clamping: timeout * 1000), &status, &killed)
+        let waited = imaged_wait_child(pid, Int32(clamping: timeout * 1000), pidfd ? 1 : 0, &status, &killed)
         guard waited == 0 else { throw ImageError(.internal, "cannot wait for \(argv[0]): \(String(cString: strerror(waited)))") }
         let signal = status & 0x7f
         let code: Int32 = killed != 0 ? 137 : signal == 0 ? (status >> 8) & 0xff : 128 + signal

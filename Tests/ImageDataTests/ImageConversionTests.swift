@@ -103,6 +103,9 @@ import Testing
         let stuck = try ImageConverter.run(["/bin/sleep", "30"], timeout: 1)
         #expect(stuck.status == 137)
         #expect(started.duration(to: .now) < .seconds(10))
+        // Where the kernel has no pidfd_open, the wait polls: the same status, the same timeout.
+        #expect(try ImageConverter.run(shell + ["sleep 0.2; exit 4"], timeout: 10, pidfd: false).status == 4)
+        #expect(try ImageConverter.run(["/bin/sleep", "30"], timeout: 1, pidfd: false).status == 137)
         // A missing program is an error the caller reports, not a crash.
         #expect(throws: ImageError.self) { try ImageConverter.run(["/nonexistent/qemu-img"], timeout: 10) }
     }
