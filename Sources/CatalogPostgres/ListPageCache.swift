@@ -9,9 +9,24 @@ import Synchronization
 /// What it spares is the database parsing, planning and running the list, and this node decoding
 /// the rows; the check itself is one trivial statement that concurrent lists share (`ReadBatcher`).
 final class ListPageCache: Sendable {
+    /// A list statement and its values. Its hash is computed once: a list that misses looks it up, offers
+    /// it to the doorkeeper and inserts it, and each of those hashes only this Int.
     struct Key: Hashable, Sendable {
         let sql: String
         let values: [SQLValue]
+        let hash: Int
+
+        init(sql: String, values: [SQLValue]) {
+            self.sql = sql
+            self.values = values
+            var hasher = Hasher()
+            hasher.combine(sql)
+            hasher.combine(values)
+            hash = hasher.finalize()
+        }
+
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.sql == b.sql && a.values == b.values }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
     }
 
     struct Page: Sendable {
@@ -64,10 +79,9 @@ final class ListPageCache: Sendable {
 
     /// Keeps `page` when `key` was offered before, unless a page of a later revision is already kept.
     func keep(_ key: Key, _ page: Page) {
-        let hash = key.hashValue
         state.withLock { s in
-            if s.offered.insert(hash).inserted {
-                if s.offered.count > Self.offeredLimit { s.offered = [hash] }
+            if s.offered.insert(key.hash).inserted {
+                if s.offered.count > Self.offeredLimit { s.offered = [key.hash] }
                 return
             }
             if let kept = s.young[key] ?? s.old[key], kept.revision > page.revision { return }

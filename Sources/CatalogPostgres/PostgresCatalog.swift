@@ -275,7 +275,10 @@ public final class PostgresCatalog: Catalog {
     /// read, whose version and `updated_at` it compares (every row write bumps the version); it never
     /// answers instead of the database.
     func imageUsingCache(_ row: PostgresRow, since ticket: ImageCache.ReadTicket, binary: Bool = false) throws -> Image {
-        let r = row.makeRandomAccess()
+        try imageUsingCache(row.makeRandomAccess(), since: ticket, binary: binary)
+    }
+
+    func imageUsingCache(_ r: PostgresRandomAccessRow, since ticket: ImageCache.ReadTicket, binary: Bool) throws -> Image {
         guard let id = try Self.cell(r, 0, binary: binary).decode(String?.self) else { return try Self.image(r, binary: binary) }
         switch decodeCache.lookup(id, version: try Self.cell(r, 21, binary: binary).decode(Int64.self),
                                   updatedAt: try Self.cell(r, 17, binary: binary).decode(Int64.self)) {
@@ -420,12 +423,17 @@ public final class PostgresCatalog: Catalog {
         }
         let ticket = decodeCache.ticket()
         let (rows, binary) = try await preparedRows(st.sql, st.values)
-        let images = try rows.map { try imageUsingCache($0, since: ticket, binary: binary) }
-        // An empty page has no row to carry the revision; it is read again next time.
-        if let first = rows.first,
-           let revision = try Self.cell(first.makeRandomAccess(), CatalogColumns.imageNames.count, binary: binary).decode(Int64?.self) {
-            listPages.keep(key, ListPageCache.Page(revision: revision, images: images))
+        var revision: Int64?
+        var images: [Image] = []
+        images.reserveCapacity(rows.count)
+        for row in rows {
+            let r = row.makeRandomAccess()
+            // Every row carries the revision (one snapshot); the first one's is read.
+            if images.isEmpty { revision = try Self.cell(r, CatalogColumns.imageNames.count, binary: binary).decode(Int64?.self) }
+            images.append(try imageUsingCache(r, since: ticket, binary: binary))
         }
+        // An empty page has no row to carry the revision; it is read again next time.
+        if let revision { listPages.keep(key, ListPageCache.Page(revision: revision, images: images)) }
         return images
     }
 

@@ -163,7 +163,10 @@ struct PostgresListCacheTests {
             }
         }
     }
+}
 
+/// The page cache's own rules, without a database.
+@Suite struct ListPageCacheTests {
     /// The cache is bounded: a stream of pages read once drops old ones, and a page read again survives.
     @Test func thePageCacheKeepsWhatIsReadAgainWithinItsBounds() {
         let cache = ListPageCache(capacity: 8, imageCapacity: 1_000)
@@ -181,5 +184,16 @@ struct PostgresListCacheTests {
         cache.keep(hot, .init(revision: 5, images: []))
         cache.keep(hot, .init(revision: 3, images: []))
         #expect(cache.page(hot)?.revision == 5)
+    }
+
+    /// Keys of one statement with other values, or one value with another statement, are other pages.
+    @Test func keysAreTheStatementAndItsValues() {
+        let a = ListPageCache.Key(sql: "q", values: [.int(1), .text("x")])
+        #expect(a == ListPageCache.Key(sql: "q", values: [.int(1), .text("x")]))
+        #expect(a.hashValue == ListPageCache.Key(sql: "q", values: [.int(1), .text("x")]).hashValue)
+        for other in [ListPageCache.Key(sql: "q", values: [.int(2), .text("x")]), .init(sql: "q", values: [.text("1"), .text("x")]),
+                      .init(sql: "r", values: [.int(1), .text("x")]), .init(sql: "q", values: [.int(1)])] {
+            #expect(a != other)
+        }
     }
 }
