@@ -25,12 +25,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let input = dir + "/in", output = dir + "/out"
         try Data(data).write(to: URL(fileURLWithPath: input))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", "\(tool) \(args.joined(separator: " ")) \"$0\" > \"$1\"", input, output]
-        try p.run()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "\(tool) failed")
+        // The server's child runner, not Foundation's Process (swift-corelibs-foundation#5472).
+        let (status, stderr) = try ImageConverter.run(["/bin/sh", "-c", "\(tool) \(args.joined(separator: " ")) \"$0\" > \"$1\"", input, output],
+                                                      timeout: 600)
+        #expect(status == 0, "\(tool) failed: \(stderr)")
         return Array(try Data(contentsOf: URL(fileURLWithPath: output)))
     }
 

@@ -24,24 +24,19 @@ enum FormatInspectorTestSupport {
             "required tool '\(name)' not found in PATH; install it (qemu-img/qemu-io: qemu-utils, genisoimage: genisoimage)")
     }
 
+    /// Runs the tool in `dir` and returns its stdout. Through the server's own child runner
+    /// (posix_spawn): Foundation's Process crashes intermittently on Linux (swift-corelibs-foundation#5472).
     @discardableResult
     static func run(_ name: String, _ arguments: [String], in dir: URL) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try tool(name))
-        process.arguments = arguments
-        process.currentDirectoryURL = dir
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw FormatInspectorTestError(description:
-                "\(name) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(String(decoding: stderr, as: UTF8.self))")
+        let out = dir.path + "/.stdout-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        // sh: cd to the directory, stdout to a file, then exec the tool with its arguments untouched.
+        let script = #"cd "$1" || exit 126; out=$2; shift 2; exec "$@" > "$out""#
+        let (status, stderr) = try ImageConverter.run(["/bin/sh", "-c", script, "sh", dir.path, out, try tool(name)] + arguments, timeout: 600)
+        guard status == 0 else {
+            throw FormatInspectorTestError(description: "\(name) \(arguments.joined(separator: " ")) failed (\(status)): \(stderr)")
         }
-        return String(decoding: stdout, as: UTF8.self)
+        return (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
     }
 
     static func qemuImg(_ arguments: [String], in dir: URL) throws {
