@@ -152,12 +152,13 @@ public struct ImageError: Error, Equatable, CustomStringConvertible {
 public enum ImageID {
     /// Caller-chosen ids must look like a UUID (any case, hyphenated); stored lower-case.
     public static func isValid(_ s: String) -> Bool {
-        let u = Array(s.utf8)
-        guard u.count == 36 else { return false }
-        for (i, c) in u.enumerated() {
+        guard s.utf8.count == 36 else { return false }
+        var i = 0
+        for c in s.utf8 {
             if i == 8 || i == 13 || i == 18 || i == 23 {
                 if c != UInt8(ascii: "-") { return false }
             } else if !Self.isHex(c) { return false }
+            i += 1
         }
         return true
     }
@@ -168,11 +169,16 @@ public enum ImageID {
 
     /// A new random (version 4) UUID, lower-case. Not Foundation's `UUID()`, which on Linux opens,
     /// reads and closes `/dev/urandom` for each one (~3 % of a GET, which makes a request id): the
-    /// 16 bytes come from the system generator (`getrandom`), with no file.
+    /// 16 bytes come from the system generator (`getrandom`) through `RandomBytes`, with no file.
     public static func generate() -> String {
-        var random = SystemRandomNumberGenerator()
-        let high = (random.next() as UInt64) & ~0xF000 | 0x4000                        // version 4
-        let low = (random.next() as UInt64) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000  // variant 10
+        let (high, low) = RandomBytes.shared.next128()
+        return format(high: high, low: low)
+    }
+
+    /// The UUID of 128 random bits, with the version and variant bits set.
+    static func format(high randomHigh: UInt64, low randomLow: UInt64) -> String {
+        let high = randomHigh & ~0xF000 | 0x4000                        // version 4
+        let low = randomLow & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000  // variant 10
         return String(unsafeUninitializedCapacity: 36) { out in
             let digits: StaticString = "0123456789abcdef"
             var i = 0

@@ -157,7 +157,7 @@ struct DataRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
             }
             let id = try R.parameter(context, "id")
             _ = try await imports.start(id: id, method: name, uri: uri, requestBody: body,
-                                        requestId: request.headers[.requestID], credential: request.headers[.authToken], by: p)
+                                        requestId: context.requestId, credential: request.headers[.authToken], by: p)
             return Response(status: .accepted)
         }
     }

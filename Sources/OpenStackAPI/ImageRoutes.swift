@@ -158,12 +158,15 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
     }
 
     var show: Handler {
-        { [service, locationDisplay] request, context in
-            let p = try Self.principal(context)
-            try await Self.requireNoBody(request)
-            return Self.imageResponse(try await service.showImage(id: try Self.parameter(context, "id"), by: p),
-                                      shown: locationDisplay.viewer(p))
+        { [self] request, context in
+            try await show(request, id: try Self.parameter(context, "id"), principal: try Self.principal(context))
         }
+    }
+
+    /// GET one image: through the router (`show`), or called directly for `GET /v2/images/{id}`.
+    func show(_ request: Request, id: String, principal p: Principal) async throws -> Response {
+        try await Self.requireNoBody(request)
+        return Self.imageResponse(try await service.showImage(id: id, by: p), shown: locationDisplay.viewer(p))
     }
 
     var list: Handler {

@@ -30,7 +30,7 @@ struct LocationRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
             guard let urlValue = body["url"] else { throw GlanceError(.badRequest, "'url' is a required property.") }
             guard case .string(let url) = urlValue, !url.isEmpty else { throw GlanceError(.badRequest, "'url' must be a non-empty string.") }
             try await imports.addLocation(id: try R.parameter(context, "id"), url: url, validationData: body["validation_data"],
-                                          requestId: request.headers[.requestID], by: p)
+                                          requestId: context.requestId, by: p)
             return Response(status: .accepted)
         }
     }

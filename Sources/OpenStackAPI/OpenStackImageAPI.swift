@@ -47,6 +47,8 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
     let authenticator: any TokenAuthenticator
     let options: OpenStackAPIOptions
     let routes: RouterResponder<Context>
+    /// The image routes, for the one request answered without the router (GET one image).
+    let images: ImageRoutes<Context>
 
     /// Minor versions we implement, newest first; the first is CURRENT.
     static var versions: [String] { ["v2.17", "v2.16", "v2.15", "v2.14", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"] }
@@ -66,6 +68,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         MetadefRoutes<Context>(metadefs: service.metadefs).register(on: router, using: imageRoutes)
         imageRoutes.register(on: router)
         routes = router.buildResponder()
+        images = imageRoutes
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -104,22 +107,29 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
 
         var context = context
         // The authenticator decides about a missing token: `--no-auth` accepts it, real ones refuse "".
-        guard let principal = try await authenticator.principal(forToken: request.headers[.authToken] ?? "",
-                                                                serviceToken: request.headers[.serviceToken])
+        guard let principal = try await authenticator.principal(forToken: RequestReading.header(.authToken, in: request.headers) ?? "",
+                                                                serviceToken: RequestReading.header(.serviceToken, in: request.headers))
         else {
             var headers: HTTPFields = [:]
             if let uri = options.identityURI { headers[.wwwAuthenticate] = "Keystone uri=\"\(uri)\"" }
             throw GlanceError(.unauthorized, "The request you have made requires authentication.", headers: headers)
         }
         context.principal = principal
+        // Handlers that record the request id (imports, tasks) read it here.
+        context.requestId = requestID
 
-        // `/v2.N/...` aliases the v2 API; the request id travels in the header to handlers that record it (tasks).
-        var head = request.head
-        if first != "v2" {
-            head.path = "/v2/" + segments.joined(separator: "/") + (request.uri.query.map { "?" + $0 } ?? "")
+        // GET one image, the call hypervisors and dashboards make most, goes straight to its handler:
+        // the router's trie walk and the request copy were a tenth of what a GET cost on SQLite.
+        if first == "v2", request.method == .get, segments.count == 2, segments.first == "images" {
+            return try await images.show(request, id: RequestReading.percentDecoded(segments.last!), principal: principal)
         }
-        head.headerFields[.requestID] = requestID
-        let routed = Request(head: head, body: request.body)
+        // `/v2.N/...` aliases the v2 API.
+        var routed = request
+        if first != "v2" {
+            var head = request.head
+            head.path = "/v2/" + segments.joined(separator: "/") + (request.uri.query.map { "?" + $0 } ?? "")
+            routed = Request(head: head, body: request.body)
+        }
         let response = try await routes.respond(to: routed, context: context)
         // The router's own 404 (a method no route knows) has no body: answer Glance's instead.
         if response.status == .notFound, response.headers[.contentType] == nil {

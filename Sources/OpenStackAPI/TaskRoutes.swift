@@ -50,7 +50,7 @@ struct TaskRoutes<Context: OpenStackRequestContext>: OpenStackRouteGroup {
             let p = try R.principal(context)
             try Self.requireAdmin(p)
             let (_, input) = try Self.createBody(try await R.readJSON(request))
-            let task = try await imports.startLegacyImport(input: input, requestId: request.headers[.requestID], by: p)
+            let task = try await imports.startLegacyImport(input: input, requestId: context.requestId, by: p)
             var w = JSONWriter(capacity: 1024)
             Views.task(task, into: &w)
             return Views.json(w, status: .created, headers: [.location: "/v2/tasks/\(task.id)"])

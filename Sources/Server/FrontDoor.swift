@@ -109,7 +109,7 @@ struct RequestTelemetry<Context: OpenStackRequestContext>: RouterMiddleware {
         context.requestId = requestId
         context.logger[metadataKey: "request_id"] = .string(requestId)
         var response = try await audited(request, context, requestId: requestId, next: next)
-        let id = response.headers[Self.openstackRequestId] ?? requestId
+        let id = RequestReading.header(Self.openstackRequestId, in: response.headers) ?? requestId
         response.headers[Self.requestIdHeader] = id
         let path = request.uri.path
         Observability.record(frontend: frontend, route: Observability.route(path), method: request.method.rawValue,

@@ -64,22 +64,28 @@ public enum Observability {
     /// number of time series.
     static func route(_ path: String) -> String {
         var out = ""
+        out.reserveCapacity(48)
         var depth = 0
-        // Segments between slashes, sliced in place rather than split into an array (every request pays this).
-        var rest = path[...]
-        while !rest.isEmpty {
-            let end = rest.firstIndex(of: "/") ?? rest.endIndex
-            let segment = rest[..<end]
-            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
-            guard !segment.isEmpty else { continue }
+        // Segments between slashes, found in the UTF-8 bytes and sliced in place (every request pays
+        // this; a Character-wise search was 2 % of a GET). A segment longer than every route word (an
+        // id) is not hashed.
+        let utf8 = path.utf8
+        var start = utf8.startIndex
+        while start < utf8.endIndex {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+            defer { start = end < utf8.endIndex ? utf8.index(after: end) : end }
+            guard end > start else { continue }
             depth += 1
             if depth > 6 { out += "/…"; break }
             out += "/"
-            out += routeWords.contains(segment) ? segment : "{id}"
+            let segment = path[start..<end]
+            out += utf8.distance(from: start, to: end) <= longestRouteWord && routeWords.contains(segment) ? segment : "{id}"
         }
         if path.hasSuffix("/") && !out.isEmpty { out += "/" }
         return out.isEmpty ? "/" : out
     }
+
+    static let longestRouteWord = routeWords.map(\.utf8.count).max() ?? 0
 
     static let routeWords: Set<Substring> = [
         // OpenStack

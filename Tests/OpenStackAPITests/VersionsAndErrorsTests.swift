@@ -126,6 +126,44 @@ import Testing
         }
     }
 
+    /// `GET /v2/images/{id}` skips the router (a hot path); `/v2.N/images/{id}` still goes through it.
+    /// Both answer the same bytes and headers, and the shortcut keeps every rule of the route.
+    @Test func getOneImageAnswersAlikeWithOrWithoutTheRouter() async throws {
+        try await withAPI { api in
+            let id = try await api.create(#"{"name": "same", "tags": ["a"], "os_distro": "debian"}"#)
+            let direct = try await api.call(.get, "/v2/images/\(id)", headers: ["x-openstack-request-id": "req-direct"])
+            let routed = try await api.call(.get, "/v2.16/images/\(id)", headers: ["x-openstack-request-id": "req-direct"])
+            #expect(direct.status == .ok && routed.status == .ok)
+            #expect(direct.text == routed.text)
+            #expect(direct["name"] == .string("same") && direct["os_distro"] == .string("debian"))
+            for name in ["content-type", "content-length", "x-openstack-request-id", "x-request-id"] {
+                #expect(direct.header(name) == routed.header(name), "\(name)")
+            }
+            #expect(direct.header("x-openstack-request-id") == "req-direct" && direct.header("x-request-id") == "req-direct")
+            // A percent-encoded id, upper case: the same image.
+            let encoded = "%" + String(id.utf8.first!, radix: 16) + String(id.dropFirst()).uppercased()
+            #expect(try await api.call(.get, "/v2/images/\(encoded)")["id"] == .string(id))
+            // Not visible to another project, unknown, malformed: Glance's 404, both ways.
+            for path in ["/v2/images/\(id)", "/v2.16/images/\(id)"] {
+                let hidden = try await api.call(.get, path, token: Tok.bob)
+                #expect(hidden.status == .notFound)
+                #expect(hidden.text.contains("No image found with ID \(id)"), "\(hidden.text)")
+            }
+            #expect(try await api.call(.get, "/v2/images/6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d4").status == .notFound)
+            #expect(try await api.call(.get, "/v2/images/not-a-uuid").status == .notFound)
+            #expect(try await api.call(.get, "/v2/images/\(id)", token: nil).status == .unauthorized)
+            // A body on a GET is refused; HEAD (through the router) has the GET's headers and no body.
+            let withBody = try await api.call(.get, "/v2/images/\(id)", json: "{}")
+            #expect(withBody.status == .badRequest)
+            #expect(withBody.text.contains("A body is not expected"))
+            let head = try await api.call(.head, "/v2/images/\(id)")
+            #expect(head.status == .ok && head.bytes.isEmpty)
+            #expect(head.header("content-length") == direct.header("content-length"))
+            // An empty id (a trailing slash) is Glance's 404, not the image.
+            #expect(try await api.call(.get, "/v2/images/\(id)/").status == .notFound)
+        }
+    }
+
     @Test func healthzIsAnonymous() async throws {
         try await withAPI { api in
             let r = try await api.call(.get, "/healthz", token: nil)
