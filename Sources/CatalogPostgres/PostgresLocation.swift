@@ -2,7 +2,7 @@ import Foundation
 import ImageCore
 import PostgresNIO
 
-/// Where the catalog lives: `postgres://USER:PASSWORD@HOST:PORT/DATABASE?schema=S&sslmode=MODE&sslrootcert=FILE&pool=N`.
+/// Where the catalog lives: `postgres://USER:PASSWORD@HOST:PORT/DATABASE?schema=S&sslmode=MODE&sslrootcert=FILE&pool=N&keepalive=SECONDS`.
 /// `sslmode` as libpq's: `disable`; `prefer` (default) and `require` encrypt without checking the
 /// certificate; `verify-ca` checks it against the trust roots; `verify-full` checks the host name too.
 /// The trust roots are the system's plus `sslrootcert` (a PEM bundle; else the caller's `caFile`).
@@ -63,6 +63,20 @@ public struct PostgresLocation: Sendable {
         if let pool = query["pool"] {
             guard let n = Int(pool), (1...500).contains(n) else { throw ImageError.badRequest("pool must be 1 to 500") }
             configuration.options.maximumConnections = n
+        }
+        // postgres-nio's pool starts a keep-alive timer each time a connection goes back idle and
+        // cancels it when the connection is leased again: three tasks and a sleep, every query. A GET
+        // on PostgreSQL ran 11 % faster without it (A/B, same catalog). So keep-alive queries are off
+        // unless asked for: a dropped connection is seen when the server closes it, as libpq-based
+        // services see it. (Keeping connections open for good would spare the idle-timeout timer too,
+        // 7 % more, but every node would then hold its connections even when idle; the unit suite's
+        // many short-lived catalogs ran the test server out of connections that way.)
+        configuration.options.keepAliveBehavior = nil
+        if let keepalive = query["keepalive"] {
+            guard let seconds = Int(keepalive), (0...3_600).contains(seconds) else {
+                throw ImageError.badRequest("keepalive must be 0 (off) to 3600 seconds")
+            }
+            if seconds > 0 { configuration.options.keepAliveBehavior = .init(frequency: .seconds(seconds)) }
         }
         redacted = Self.redact(text)
     }
