@@ -16,8 +16,8 @@ package enum ListParameters {
 
     /// Percent-decoding with `+` as space; invalid escapes are kept as written.
     static func decode(_ s: Substring) -> String {
+        guard s.utf8.contains(where: { $0 == 0x25 || $0 == 0x2B }) else { return String(s) }
         let u = Array(s.utf8)
-        guard u.contains(where: { $0 == 0x25 || $0 == 0x2B }) else { return String(s) }
         var out: [UInt8] = []
         out.reserveCapacity(u.count)
         var i = 0

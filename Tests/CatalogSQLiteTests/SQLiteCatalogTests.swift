@@ -55,6 +55,26 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
         }
     }
 
+    /// Entries are found by id alone: ids that differ only in one character, or in case, are
+    /// different entries, whatever their hashes.
+    @Test func entriesAreKeyedByTheWholeId() {
+        let cache = ImageCache(capacity: 100)
+        var a = makeImage(1), b = makeImage(2)
+        a.id = "6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d4"
+        b.id = "6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d5"
+        cache.offer(a)
+        cache.offer(b)
+        #expect(cache.get(a.id)?.id == a.id && cache.get(b.id)?.id == b.id)
+        #expect(cache.get(a.id.uppercased()) == nil)
+        #expect(cache.get("6f3a5d66-2c38-4c36-9f11-0ed5a1b2c3d6") == nil)
+        #expect(cache.count == 2)
+        guard case .hit(let hit) = cache.lookup(b.id, version: b.version, updatedAt: b.updatedAt) else {
+            Issue.record("no hit for \(b.id)")
+            return
+        }
+        #expect(hit.id == b.id)
+    }
+
     @Test func boundedInSizeAndAHotEntrySurvives() {
         let cache = ImageCache(capacity: 10)
         let images = (0..<25).map { makeImage($0) }
