@@ -9,10 +9,6 @@ package final class ImageCache: Sendable {
     /// Generations dropped so far (see `ReadTicket`).
     private let flips = Atomic<UInt64>(0)
 
-    /// Two generations. New entries go to `young`; when it holds half the capacity, `old` is dropped
-    /// whole and `young` becomes old. A hit in `old` is copied to `young`, so a hot entry survives.
-    /// Lists offer every row they read, so the cache churns at a large catalog: forgetting in bulk
-    /// costs nothing per entry, where removing the oldest one per insert was a tenth of a marker walk.
     /// An id with its hash, computed once: a lookup probes two generations and the doorkeeper, and
     /// an insert probes both again; hashing the 36-character id each time was most of a lookup (a
     /// marker walk over a million images spent 6 % of its CPU in them).
@@ -29,6 +25,10 @@ package final class ImageCache: Sendable {
         static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.id == b.id }
     }
 
+    /// Two generations. New entries go to `young`; when it holds half the capacity, `old` is dropped
+    /// whole and `young` becomes old. A hit in `old` is copied to `young`, so a hot entry survives.
+    /// Lists offer every row they read, so the cache churns at a large catalog: forgetting in bulk
+    /// costs nothing per entry, where removing the oldest one per insert was a tenth of a marker walk.
     private struct State {
         var young: [Key: Image] = [:]
         var old: [Key: Image] = [:]
