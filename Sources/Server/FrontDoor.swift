@@ -69,6 +69,8 @@ public struct ImagedResponder: HTTPResponder {
         return response
     }
 
+    static let v2 = "/v2"
+
     /// Which front-end answers a request: a label for metrics and logs, and its responder.
     struct Handler {
         let label: String
@@ -76,6 +78,11 @@ public struct ImagedResponder: HTTPResponder {
     }
 
     func frontend(for request: Request) -> Handler {
+        // No vendor front-end claims a path under `/v2` (Danube's prefix is the operator's, so it is
+        // asked): OpenStack's traffic skips the other claim checks.
+        if request.uri.path.utf8.starts(with: Self.v2.utf8), enabled.contains(.openstack), !danube.claims(request) {
+            return Handler(label: "openstack", respond: openstack.respond)
+        }
         if enabled.contains(.console), WebConsole<Context>.claims(request) { return Handler(label: "console", respond: console.respond) }
         if enabled.contains(.avi), AviImageAPI<Context>.claims(request) { return Handler(label: "avi", respond: avi.respond) }
         if enabled.contains(.zstack), ZStackImageAPI<Context>.claims(request) { return Handler(label: "zstack", respond: zstack.respond) }
@@ -99,8 +106,8 @@ struct RequestTelemetry<Context: OpenStackRequestContext>: RouterMiddleware {
     let frontend: String
     var audit: AuditLog? = nil
 
-    static var requestIdHeader: HTTPField.Name { HTTPField.Name("x-request-id")! }
-    static var openstackRequestId: HTTPField.Name { HTTPField.Name("x-openstack-request-id")! }
+    static var requestIdHeader: HTTPField.Name { RequestIdHeaders.requestId }
+    static var openstackRequestId: HTTPField.Name { RequestIdHeaders.openstack }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -123,6 +130,13 @@ struct RequestTelemetry<Context: OpenStackRequestContext>: RouterMiddleware {
 
     /// The caller's `X-Request-Id` when it is a sane token, else a new `req-<uuid>` (Glance's form).
     static func requestId(_ request: Request) -> String {
-        RequestReading.requestId(request.headers[requestIdHeader] ?? request.headers[openstackRequestId]) ?? RequestReading.newRequestId()
+        RequestReading.requestId(RequestReading.header(requestIdHeader, in: request.headers)
+                                 ?? RequestReading.header(openstackRequestId, in: request.headers)) ?? RequestReading.newRequestId()
     }
+}
+
+/// Made once (a generic type cannot store them): building a name validates it, on every request.
+enum RequestIdHeaders {
+    static let requestId = HTTPField.Name("x-request-id")!
+    static let openstack = HTTPField.Name("x-openstack-request-id")!
 }

@@ -16,6 +16,18 @@ import Testing
         #expect(try PostgresLocation(url: base + "&pool=4").configuration.options.maximumConnections == 4)
     }
 
+    /// Prepared statements are planned once per connection unless the URL gives PostgreSQL's choice back.
+    @Test func planCacheModeIsSetAtConnect() throws {
+        func mode(_ url: String) throws -> [String] {
+            try PostgresLocation(url: url).configuration.options.additionalStartupParameters.filter { $0.0 == "plan_cache_mode" }.map(\.1)
+        }
+        #expect(try mode(base) == ["force_generic_plan"])
+        #expect(try mode(base + "&plan_cache_mode=auto") == ["auto"])
+        let withSchema = try PostgresLocation(url: base + "&schema=imaged").configuration.options.additionalStartupParameters
+        #expect(withSchema.map(\.0) == ["search_path", "plan_cache_mode"])
+        #expect(throws: ImageError.self) { try PostgresLocation(url: base + "&plan_cache_mode=fast") }
+    }
+
     @Test func keepAliveQueriesRunWhenAskedFor() throws {
         let every45 = try PostgresLocation(url: base + "&keepalive=45").configuration.options.keepAliveBehavior
         #expect(every45?.frequency == .seconds(45))

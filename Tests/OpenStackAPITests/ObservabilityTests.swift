@@ -72,7 +72,10 @@ import Testing
             return out.isEmpty ? "/" : out
         }
         for path in ["//v2//images//x", "/v2/images/", "v2/images", "/a/b/c/d/e/f/g/", "/a/b/c/d/e/f/", "/v2/images/abc", "///", "/x",
-                     "images", "/v2/images/\u{E9}t\u{E9}/tags/t", "/api/image-x/login/"] {
+                     "images", "/v2/images/\u{E9}t\u{E9}/tags/t", "/api/image-x/login/",
+                     // GET one image's shortcut and its edges: a route word, an id with a trailing slash, a long word.
+                     "/v2/images/6f1c0c1e-7d2a-4d8b-9a51-0c1d2e3f4a5b", "/v2/images/6f1c0c1e-7d2a-4d8b-9a51-0c1d2e3f4a5b/",
+                     "/v2/images/members", "/v2/images/user.v1beta0.yml", "/v2/images/user.v1beta0.ymlx", "/v2/imagesx/0123456789abcdefghij"] {
             #expect(Observability.route(path) == bySplitting(path), "\(path)")
         }
     }
