@@ -64,7 +64,8 @@ public struct PostgresLocation: Sendable {
         // kept planning a list page on every execution: with sixteen indexes to weigh, planning was
         // close to half of the database's CPU for a page after a random marker, and a generic plan
         // made those lists 15 % faster (same catalog, alternating rounds). The catalog's statements are
-        // indexed lookups and indexed, limited scans, whose best plan seldom depends on the values bound. `plan_cache_mode=auto` gives PostgreSQL's own choice back (PostgreSQL 12 or later).
+        // indexed lookups and indexed, limited scans, whose best plan seldom depends on the values
+        // bound. `plan_cache_mode=auto` gives PostgreSQL's own choice back (PostgreSQL 12 or later).
         let planMode = query["plan_cache_mode"] ?? "force_generic_plan"
         guard ["auto", "force_generic_plan", "force_custom_plan"].contains(planMode) else {
             throw ImageError.badRequest("plan_cache_mode must be auto, force_generic_plan or force_custom_plan")

@@ -146,7 +146,6 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         return Views.json(w, status: status)
     }
 
-    /// Adopts a caller's `X-OpenStack-Request-ID` when it is sane (as Glance does), else makes one.
     /// The caller's principal from its token. The authenticator decides about a missing token:
     /// `--no-auth` accepts it, real ones refuse "".
     func authenticate(_ request: Request) async throws -> Principal {
@@ -160,6 +159,7 @@ public struct OpenStackImageAPI<Context: OpenStackRequestContext>: HTTPResponder
         return principal
     }
 
+    /// Adopts a caller's `X-OpenStack-Request-ID` when it is sane (as Glance does), else makes one.
     static func requestID(from incoming: String?) -> String {
         guard let given = RequestReading.requestId(incoming) else { return RequestReading.newRequestId() }
         return given.hasPrefix("req-") ? given : "req-" + given
