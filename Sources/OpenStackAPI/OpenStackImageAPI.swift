@@ -34,7 +34,8 @@ public struct OpenStackAPIOptions: Sendable {
 }
 
 extension HTTPField.Name {
-    static let requestID = HTTPField.Name("x-openstack-request-id")!
+    /// Glance's `x-openstack-request-id` (the front door reads it too).
+    public static let requestID = HTTPField.Name("x-openstack-request-id")!
     static let authToken = HTTPField.Name("x-auth-token")!
     static let serviceToken = HTTPField.Name("x-service-token")!
     static let acceptPatch = HTTPField.Name("accept-patch")!

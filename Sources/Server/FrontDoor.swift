@@ -107,7 +107,7 @@ struct RequestTelemetry<Context: OpenStackRequestContext>: RouterMiddleware {
     var audit: AuditLog? = nil
 
     static var requestIdHeader: HTTPField.Name { RequestIdHeaders.requestId }
-    static var openstackRequestId: HTTPField.Name { RequestIdHeaders.openstack }
+    static var openstackRequestId: HTTPField.Name { .requestID }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -135,8 +135,7 @@ struct RequestTelemetry<Context: OpenStackRequestContext>: RouterMiddleware {
     }
 }
 
-/// Made once (a generic type cannot store them): building a name validates it, on every request.
+/// Made once (a generic type cannot store it): building a name validates it, on every request.
 enum RequestIdHeaders {
     static let requestId = HTTPField.Name("x-request-id")!
-    static let openstack = HTTPField.Name("x-openstack-request-id")!
 }
