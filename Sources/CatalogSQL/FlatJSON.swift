@@ -39,7 +39,9 @@ enum FlatJSON {
         guard i < b.count, b[i] == UInt8(ascii: "{") else { return nil }
         i += 1
         skipWhitespace(b, &i)
-        var out: [String: String] = [:]
+        // Sized once: every member has a colon (strings may hold more), where growing from empty
+        // rehashed the members at each doubling.
+        var out = [String: String](minimumCapacity: b.reduce(0) { $0 + ($1 == UInt8(ascii: ":") ? 1 : 0) })
         if i < b.count, b[i] == UInt8(ascii: "}") {
             i += 1
         } else {

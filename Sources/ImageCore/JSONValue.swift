@@ -267,33 +267,75 @@ public struct JSONWriter: Sendable {
         bytes.append(0x22)
         var s = s
         s.withUTF8 { u in
+            guard let base = u.baseAddress else { return }
             var runStart = 0
-            for (k, c) in u.enumerated() where c < 0x20 || c == 0x22 || c == 0x5C {
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<k]))
-                switch c {
-                case 0x22: raw("\\\"")
-                case 0x5C: raw("\\\\")
-                case 0x0A: raw("\\n")
-                case 0x0D: raw("\\r")
-                case 0x09: raw("\\t")
-                default:
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    raw("\\u00")
-                    bytes.append(hex[Int(c >> 4)])
-                    bytes.append(hex[Int(c & 15)])
+            var k = 0
+            while k < u.count {
+                // Eight bytes at a time while none of them needs an escape: most strings have none.
+                if k + 8 <= u.count, !Self.mayNeedEscape(UnsafeRawPointer(base + k).loadUnaligned(as: UInt64.self)) {
+                    k += 8
+                    continue
                 }
-                runStart = k + 1
+                let c = base[k]
+                if c < 0x20 || c == 0x22 || c == 0x5C {
+                    bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<k]))
+                    escape(c)
+                    runStart = k + 1
+                }
+                k += 1
             }
             bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart...]))
         }
         bytes.append(0x22)
     }
 
+    private mutating func escape(_ c: UInt8) {
+        switch c {
+        case 0x22: raw("\\\"")
+        case 0x5C: raw("\\\\")
+        case 0x0A: raw("\\n")
+        case 0x0D: raw("\\r")
+        case 0x09: raw("\\t")
+        default:
+            raw("\\u00")
+            bytes.append(Self.hexDigits[Int(c >> 4)])
+            bytes.append(Self.hexDigits[Int(c & 15)])
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Whether any byte of `w` is below 0x20, a quote or a backslash (exact: no byte is missed, and
+    /// none is reported that is not there).
+    @inline(__always) package static func mayNeedEscape(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let below20 = (w &- ones &* 0x20) & ~w & highs
+        let q = w ^ (ones &* 0x22)
+        let b = w ^ (ones &* 0x5C)
+        let quote = (q &- ones) & ~q & highs
+        let backslash = (b &- ones) & ~b & highs
+        return (below20 | quote | backslash) != 0
+    }
+
     public mutating func optionalString(_ s: String?) {
         if let s { string(s) } else { raw("null") }
     }
 
-    public mutating func int(_ v: Int64) { bytes.append(contentsOf: String(v).utf8) }
+    /// Decimal digits written in place (no `String` made per number).
+    public mutating func int(_ v: Int64) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var magnitude = v.magnitude
+            var first = digits.count
+            repeat {
+                first -= 1
+                digits[first] = 0x30 + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if v < 0 { bytes.append(0x2D) }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[first...]))
+        }
+    }
 
     public mutating func optionalInt(_ v: Int64?) {
         if let v { int(v) } else { raw("null") }

@@ -6,12 +6,26 @@ import ImageCore
 package enum ListParameters {
     /// Splits a raw query into decoded (key, value) pairs, keeping order and repeats.
     /// `+` means space, as in WebOb's form decoding.
-    static func pairs(_ rawQuery: String?) -> [(String, String)] {
+    package static func pairs(_ rawQuery: String?) -> [(String, String)] {
         guard let rawQuery, !rawQuery.isEmpty else { return [] }
-        return rawQuery.split(separator: "&", omittingEmptySubsequences: true).map { part in
-            let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (decode(kv[0]), kv.count > 1 ? decode(kv[1]) : "")
+        // Split on the UTF-8 bytes of `&` and `=` (ASCII, so every cut falls on a scalar boundary):
+        // splitting the String by Character was a tenth of a list's own work.
+        var found: [(String, String)] = []
+        let bytes = rawQuery.utf8
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
+            if start < end {
+                let part = rawQuery[start..<end]
+                if let equals = part.utf8.firstIndex(of: UInt8(ascii: "=")) {
+                    found.append((decode(part[..<equals]), decode(part[part.utf8.index(after: equals)...])))
+                } else {
+                    found.append((decode(part), ""))
+                }
+            }
+            start = end < bytes.endIndex ? bytes.index(after: end) : end
         }
+        return found
     }
 
     /// Percent-decoding with `+` as space; invalid escapes are kept as written.

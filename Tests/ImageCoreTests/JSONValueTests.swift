@@ -62,6 +62,73 @@ import Testing
         #expect(text.contains(#"\u0001"#) && text.contains(#"\""#) && text.contains(#"\\"#))
         #expect(try JSONValue.parse(text) == original)
     }
+
+    /// The writer's word-at-a-time scan against a byte-by-byte reference: every special byte at
+    /// every position of strings longer and shorter than a word, beside multi-byte characters.
+    @Test func writerEscapesAtEveryPosition() throws {
+        func reference(_ s: String) -> String {
+            var out = "\""
+            for c in s.utf8 {
+                switch c {
+                case 0x22: out += "\\\""
+                case 0x5C: out += "\\\\"
+                case 0x0A: out += "\\n"
+                case 0x0D: out += "\\r"
+                case 0x09: out += "\\t"
+                case ..<0x20: out += "\\u00" + String(c >> 4, radix: 16) + String(c & 15, radix: 16)
+                default: out += String(UnicodeScalar(c))  // ASCII here; multi-byte added below
+                }
+            }
+            return out + "\""
+        }
+        for length in 0...19 {
+            for position in 0..<max(length, 1) {
+                for special: UInt8 in [0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1F, 0x22, 0x5C] {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    if length > 0 { bytes[position] = special }
+                    let s = String(decoding: bytes, as: UTF8.self)
+                    var w = JSONWriter()
+                    w.string(s)
+                    #expect(String(decoding: w.bytes, as: UTF8.self) == reference(s), "length \(length) at \(position)")
+                    #expect(try JSONValue.parse(String(decoding: w.bytes, as: UTF8.self)) == .string(s))
+                }
+            }
+        }
+        // Bytes above 0x7F (UTF-8 continuation and lead bytes) are never escaped.
+        let wide = "☃é\"☃☃☃\\x☃"
+        var w = JSONWriter()
+        w.string(wide)
+        #expect(String(decoding: w.bytes, as: UTF8.self) == #""☃é\"☃☃☃\\x☃""#)
+    }
+
+    @Test func escapeScanIsExact() {
+        func reference(_ w: UInt64) -> Bool {
+            (0..<8).contains { i in
+                let c = UInt8(truncatingIfNeeded: w >> (8 * UInt64(i)))
+                return c < 0x20 || c == 0x22 || c == 0x5C
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        var words: [UInt64] = (0..<20_000).map { _ in generator.next() }
+        // Every byte value at every position of a word otherwise safe ('a'), and of one all 0xFF.
+        for base: UInt64 in [0x6161_6161_6161_6161, 0xFFFF_FFFF_FFFF_FFFF] {
+            for i in 0..<8 {
+                for c in 0...255 {
+                    let shift = 8 * UInt64(i)
+                    words.append(base & ~(0xFF << shift) | UInt64(c) << shift)
+                }
+            }
+        }
+        let wrong = words.filter { JSONWriter.mayNeedEscape($0) != reference($0) }
+        #expect(wrong.isEmpty, "\(wrong.prefix(5).map { String($0, radix: 16) })")
+    }
+
+    @Test(arguments: [Int64.min, Int64.min + 1, -10, -1, 0, 1, 9, 10, 99, 100, 1_073_741_824, Int64.max])
+    func writerWritesIntegers(_ v: Int64) {
+        var w = JSONWriter()
+        w.int(v)
+        #expect(String(decoding: w.bytes, as: UTF8.self) == String(v))
+    }
 }
 
 @Suite struct TimestampTests {

@@ -82,3 +82,17 @@ import Testing
         }
     }
 }
+
+@Suite struct QueryPairsTests {
+    /// Glance's (WebOb's) splitting: `&` separates, the first `=` splits, empty parts are dropped,
+    /// `+` and escapes decode after the split (so an escaped `&` or `=` stays in its value).
+    @Test func splitsOnTheFirstEqualsAndDropsEmptyParts() {
+        let found = ListParameters.pairs("a=1&&b=&=c&d&e=f=g&x=%41+b%26c%3Dd&&")
+        #expect(found.map { "\($0.0)|\($0.1)" } == ["a|1", "b|", "|c", "d|", "e|f=g", "x|A b&c=d"])
+        #expect(ListParameters.pairs(nil).isEmpty)
+        #expect(ListParameters.pairs("").isEmpty)
+        #expect(ListParameters.pairs("&&&").isEmpty)
+        let wide = ListParameters.pairs("é=ü☃&name=a\u{301}&\u{301}=x")
+        #expect(wide.map { "\($0.0)|\($0.1)" } == ["é|ü☃", "name|a\u{301}", "\u{301}|x"])
+    }
+}
