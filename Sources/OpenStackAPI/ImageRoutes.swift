@@ -179,9 +179,7 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
             let limit = min(listRequest.limit ?? service.config.listDefaultLimit, service.config.listMaxLimit)
 
             // `first` is the query without `marker`; `next` adds the last id whenever the page is full.
-            let kept = (request.uri.query ?? "").split(separator: "&").filter {
-                ListParameters.decode($0.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]) != "marker"
-            }.joined(separator: "&")
+            let kept = ListParameters.withoutMarker(request.uri.query)
             var w = JSONWriter(capacity: 1024 * (images.count + 1))
             w.raw("{\"images\":[")
             for (i, image) in images.enumerated() {

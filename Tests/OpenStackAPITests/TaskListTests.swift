@@ -95,4 +95,12 @@ import Testing
         let wide = ListParameters.pairs("é=ü☃&name=a\u{301}&\u{301}=x")
         #expect(wide.map { "\($0.0)|\($0.1)" } == ["é|ü☃", "name|a\u{301}", "\u{301}|x"])
     }
+
+    /// A page's `first` link keeps the query as written, less every `marker` (spelt with escapes too).
+    @Test func firstLinkDropsEveryMarker() {
+        #expect(ListParameters.withoutMarker("marker=x&limit=2&&marker=y&%6Darker=z&sort=name:asc&markers=1&q=a%26marker%3D1")
+                == "limit=2&sort=name:asc&markers=1&q=a%26marker%3D1")
+        #expect(ListParameters.withoutMarker(nil) == "")
+        #expect(ListParameters.withoutMarker("marker") == "")
+    }
 }
