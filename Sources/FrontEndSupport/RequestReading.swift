@@ -32,11 +32,32 @@ public enum RequestReading {
     /// as a space and percent-escapes decoded where well-formed: clients that send a raw `%` (ZStack's
     /// Python SDK) keep it.
     public static func formPairs(_ text: String?) -> [(String, String)] {
-        guard let text, !text.isEmpty else { return [] }
-        return text.split(separator: "&").map { pair in
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (formDecode(parts[0]), parts.count > 1 ? formDecode(parts[1]) : "")
+        queryParts(text).map { part in
+            let (key, value) = keyAndValue(part)
+            return (formDecode(key), value.map(formDecode) ?? "")
         }
+    }
+
+    /// A query's `&`-separated parts as written, empty ones dropped. Cut on the UTF-8 bytes of `&`
+    /// (ASCII, so every cut falls on a scalar boundary): splitting the String by Character was a
+    /// tenth of a list's own work.
+    public static func queryParts(_ text: String?) -> [Substring] {
+        guard let text else { return [] }
+        var found: [Substring] = []
+        let bytes = text.utf8
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
+            if start < end { found.append(text[start..<end]) }
+            start = end < bytes.endIndex ? bytes.index(after: end) : end
+        }
+        return found
+    }
+
+    /// A part cut at its first `=`, both sides as written; no value when there is no `=`.
+    public static func keyAndValue(_ part: Substring) -> (key: Substring, value: Substring?) {
+        guard let equals = part.utf8.firstIndex(of: UInt8(ascii: "=")) else { return (part, nil) }
+        return (part[..<equals], part[part.utf8.index(after: equals)...])
     }
 
     /// Form encoding as browsers and Python's `urlencode` do it: unreserved characters kept, space as `+`,

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Foundation
+import FrontEndSupport
 import ImageCore
 
 /// Parses `GET /v2/images` query strings with Glance's syntax into an `ImageListRequest`.
@@ -7,33 +8,15 @@ package enum ListParameters {
     /// Splits a raw query into decoded (key, value) pairs, keeping order and repeats.
     /// `+` means space, as in WebOb's form decoding.
     package static func pairs(_ rawQuery: String?) -> [(String, String)] {
-        guard let rawQuery else { return [] }
-        return parts(rawQuery).map { part in
-            guard let equals = part.utf8.firstIndex(of: UInt8(ascii: "=")) else { return (decode(part), "") }
-            return (decode(part[..<equals]), decode(part[part.utf8.index(after: equals)...]))
+        RequestReading.queryParts(rawQuery).map { part in
+            let (key, value) = RequestReading.keyAndValue(part)
+            return (decode(key), value.map(decode) ?? "")
         }
-    }
-
-    /// The query's `&`-separated parts as written, empty ones dropped. Cut on the UTF-8 bytes of `&`
-    /// and `=` (ASCII, so every cut falls on a scalar boundary): splitting the String by Character
-    /// was a tenth of a list's own work.
-    package static func parts(_ rawQuery: String) -> [Substring] {
-        var found: [Substring] = []
-        let bytes = rawQuery.utf8
-        var start = bytes.startIndex
-        while start < bytes.endIndex {
-            let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
-            if start < end { found.append(rawQuery[start..<end]) }
-            start = end < bytes.endIndex ? bytes.index(after: end) : end
-        }
-        return found
     }
 
     /// The query as written without its `marker` parameters (a page's `first` link).
     package static func withoutMarker(_ rawQuery: String?) -> String {
-        parts(rawQuery ?? "").filter { part in
-            decode(part.utf8.firstIndex(of: UInt8(ascii: "=")).map { part[..<$0] } ?? part) != "marker"
-        }.joined(separator: "&")
+        RequestReading.queryParts(rawQuery).filter { decode(RequestReading.keyAndValue($0).key) != "marker" }.joined(separator: "&")
     }
 
     /// Percent-decoding with `+` as space; invalid escapes are kept as written.
