@@ -39,8 +39,8 @@ public enum RequestReading {
     }
 
     /// A query's `&`-separated parts as written, empty ones dropped. Cut on the UTF-8 bytes of `&`
-    /// (ASCII, so every cut falls on a scalar boundary): splitting the String by Character was a
-    /// tenth of a list's own work.
+    /// (ASCII, so every cut falls on a scalar boundary): splitting the String by Character was 1.4 %
+    /// of a random-marker list's samples, this 0.4 %.
     public static func queryParts(_ text: String?) -> [Substring] {
         guard let text else { return [] }
         var found: [Substring] = []

@@ -173,13 +173,14 @@ struct ImageRoutes<Context: OpenStackRequestContext>: Sendable {
         { [service] request, context in
             let p = try Self.principal(context)
             try await Self.requireNoBody(request)
-            let listRequest = try ListParameters.parse(request.uri.query)
+            let query = request.uri.query  // made from the URI's bytes at each read: read once
+            let listRequest = try ListParameters.parse(query)
             let images = try await service.listImages(listRequest, by: p)
             let shown = locationDisplay.viewer(p)
             let limit = min(listRequest.limit ?? service.config.listDefaultLimit, service.config.listMaxLimit)
 
             // `first` is the query without `marker`; `next` adds the last id whenever the page is full.
-            let kept = ListParameters.withoutMarker(request.uri.query)
+            let kept = ListParameters.withoutMarker(query)
             var w = JSONWriter(capacity: 1024 * (images.count + 1))
             w.raw("{\"images\":[")
             for (i, image) in images.enumerated() {
