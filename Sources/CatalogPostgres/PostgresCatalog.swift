@@ -14,7 +14,7 @@ public final class PostgresCatalog: Catalog {
     let client: PostgresClient
     let acquireWatchdog = AcquireWatchdog(timeout: PostgresCatalog.acquireTimeout)
     /// Spares decoding rows read before (never consulted instead of the database: other nodes write).
-    let decodeCache = ImageCache(capacity: 20_000)
+    let decodeCache: ImageCache
     let logger: Logger
     /// The client's run loop when this catalog runs it itself (`open`, for tools and tests).
     let ownRun = Mutex<Task<Void, Never>?>(nil)
@@ -33,8 +33,10 @@ public final class PostgresCatalog: Catalog {
     /// A catalog whose connection pool the caller runs: `imaged serve` puts `service` into its
     /// ServiceGroup (started first, stopped last, so the pool closes after every request has
     /// finished), then calls `migrate()`. Nothing connects before the pool runs.
-    public init(location: PostgresLocation, logger: Logger = Logger(label: "imaged.postgres")) {
+    /// `cacheBytes`: the memory the decoded rows kept may take (`ImageCache`; default 256 MiB).
+    public init(location: PostgresLocation, logger: Logger = Logger(label: "imaged.postgres"), cacheBytes: Int? = nil) {
         self.location = location
+        decodeCache = ImageCache(bytes: cacheBytes ?? ImageCache.defaultBytes)
         self.logger = logger
         client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
         byIDBatcher = ReadBatcher(lanes: Self.byIDLanes, maxBatch: Self.byIDMaxBatch)

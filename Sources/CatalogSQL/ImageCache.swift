@@ -3,8 +3,13 @@ import Synchronization
 
 /// Recently read or written images by id. An entry is replaced only by a newer version, so a
 /// reader that fetched a row before a concurrent write commits cannot put the older row back.
+///
+/// Bounded by memory (`bytes`, an estimate per entry: `footprint`) and by a number of entries
+/// (`capacity`, for tests). A catalog of 100,000 images fits in the default budget: reading one
+/// then costs no SQLite read (the SQLite catalog answers GET by id from here) and no row decoding.
 package final class ImageCache: Sendable {
     package let capacity: Int
+    package let bytes: Int
     private let state: Mutex<State>
     /// Generations dropped so far (see `ReadTicket`).
     private let flips = Atomic<UInt64>(0)
@@ -30,8 +35,10 @@ package final class ImageCache: Sendable {
     /// Lists offer every row they read, so the cache churns at a large catalog: forgetting in bulk
     /// costs nothing per entry, where removing the oldest one per insert was a tenth of a marker walk.
     private struct State {
-        var young: [Key: Image] = [:]
-        var old: [Key: Image] = [:]
+        var young: [Key: Entry] = [:]
+        var old: [Key: Entry] = [:]
+        /// The estimated memory of `young`'s entries; `old`'s was at most half the budget when it flipped.
+        var youngBytes = 0
         /// The doorkeeper: ids a read has offered once, as bits of their hash. A row read for the
         /// first time is only remembered here; its second read puts it in the cache. Reads spread
         /// over a catalog far larger than the cache (a marker walk over a million images) then stop
@@ -53,10 +60,11 @@ package final class ImageCache: Sendable {
 
         /// A hit in `old` is copied to `young`.
         mutating func hit(_ key: Key) -> Image? {
-            if let image = young[key] { return image }
-            guard let image = old[key] else { return nil }
-            young[key] = image
-            return image
+            if let entry = young[key] { return entry.image }
+            guard let entry = old[key] else { return nil }
+            young[key] = entry
+            youngBytes += entry.bytes
+            return entry.image
         }
 
         /// Whether a read saw `id` before (since the doorkeeper last started again); records this one.
@@ -87,10 +95,50 @@ package final class ImageCache: Sendable {
         fileprivate let flips: UInt64
     }
 
-    package init(capacity: Int) {
+    /// An image with its estimated memory, computed once when it enters the cache.
+    struct Entry {
+        let image: Image
+        let bytes: Int
+    }
+
+    /// 256 MiB: about 250,000 images of a typical size (a dozen short properties), so a catalog of
+    /// 100,000 is read from memory. Memory is taken only as images are read.
+    package static let defaultBytes = 256 << 20
+
+    package init(capacity: Int = .max, bytes: Int = ImageCache.defaultBytes) {
         self.capacity = max(2, capacity)
+        self.bytes = max(2, bytes)
         state = Mutex(State())
     }
+
+    /// What keeping `image` costs, approximately: the dictionary slot (its key and the inline
+    /// `Image`, at the dictionary's usual load) and every heap allocation the image holds. Strings of
+    /// up to 15 UTF-8 bytes are stored inline; longer ones are a heap object (32-byte header, the
+    /// bytes and a NUL, rounded to 16 by malloc, plus its 16-byte header).
+    package static func footprint(_ image: Image) -> Int {
+        func heap(_ s: String?) -> Int {
+            guard let n = s?.utf8.count, n > 15 else { return 0 }
+            return (32 + n + 1 + 15) & ~15 + 16
+        }
+        var n = slotBytes
+        n += heap(image.id) + heap(image.name) + heap(image.owner) + heap(image.containerFormat) + heap(image.diskFormat)
+            + heap(image.checksum) + heap(image.osHashAlgo) + heap(image.osHashValue) + heap(image.writerNode)
+        if !image.tags.isEmpty {
+            n += 48 + 16 * image.tags.count
+            for tag in image.tags { n += heap(tag) }
+        }
+        if !image.properties.isEmpty {
+            // Buckets of two Strings, a power of two at most 3/4 full: about 2.0 slots per entry on average.
+            n += 64 + 2 * 32 * image.properties.count
+            for (key, value) in image.properties { n += heap(key) + heap(value) }
+        }
+        if !image.extensions.isEmpty { n += 64 + 128 * image.extensions.count }
+        return n
+    }
+
+    /// A slot of `[Key: Entry]` (about 1.5 slots per entry at the dictionary's load), and the slot
+    /// the doorkeeper or the other generation may hold for it.
+    static let slotBytes = 3 * (MemoryLayout<Key>.stride + MemoryLayout<Entry>.stride) / 2
 
     /// Take before the read whose rows are offered with `offerRead`.
     package func ticket() -> ReadTicket { ReadTicket(flips: flips.load(ordering: .acquiring)) }
@@ -137,6 +185,9 @@ package final class ImageCache: Sendable {
     /// Distinct entries (tests).
     package var count: Int { state.withLock { s in s.young.count + s.old.keys.count { s.young[$0] == nil } } }
 
+    /// The estimated memory of both generations (tests; an image in both counts twice).
+    package var heldBytes: Int { state.withLock { s in s.young.values.reduce(0) { $0 + $1.bytes } + s.old.values.reduce(0) { $0 + $1.bytes } } }
+
     package func removeAll() {
         let dropped = state.withLock { s in
             defer { s = State() }
@@ -158,22 +209,29 @@ package final class ImageCache: Sendable {
 
     private func insert(_ image: Image, since ticket: ReadTicket?) {
         let key = Key(image.id)
-        let dropped: [Key: Image]? = state.withLock { s in
+        let entry = Entry(image: image, bytes: Self.footprint(image))  // measured outside the lock
+        let dropped: [Key: Entry]? = state.withLock { s in
             // `flips` only changes under this lock.
             if let ticket, flips.load(ordering: .relaxed) &- ticket.flips >= 2 { return nil }
             if let current = s.young[key] ?? s.old[key] {
-                if current.version >= image.version {
-                    if current.version == image.version, s.young[key] == nil { s.young[key] = current }
+                if current.image.version >= image.version {
+                    if current.image.version == image.version, s.young[key] == nil {
+                        s.young[key] = current
+                        s.youngBytes += current.bytes
+                    }
                     return nil
                 }
             }
-            s.young[key] = image
-            guard s.young.count >= capacity / 2 else { return nil }
+            if let replaced = s.young.updateValue(entry, forKey: key) { s.youngBytes -= replaced.bytes }
+            s.youngBytes += entry.bytes
+            // Each generation holds at most half the entries and half the bytes.
+            guard s.young.count >= capacity / 2 || s.youngBytes >= bytes / 2 else { return nil }
             flips.add(1, ordering: .releasing)
             s.filled = true
             defer {
                 s.old = s.young
-                s.young = Dictionary(minimumCapacity: capacity / 2)
+                s.young = Dictionary(minimumCapacity: s.old.count)
+                s.youngBytes = 0
             }
             return s.old
         }

@@ -16,7 +16,7 @@ public final class SQLiteCatalog: Catalog {
     }
 
     let pool: DatabasePool
-    let cache = ImageCache(capacity: 20_000)
+    let cache: ImageCache
     let inserts: InsertBatcher
     /// Point reads without GRDB's queue hop (see DirectReaders).
     let directReaders: DirectReaders
@@ -24,13 +24,15 @@ public final class SQLiteCatalog: Catalog {
     /// process) changes them, so they are remembered for a few seconds only.
     let quotaCache = TTLCache<String, QuotaLimits?>(seconds: 5)
 
-    public convenience init(path: String, durability: Durability = .full) throws {
-        try self.init(path: path, durability: durability, directReadBudgetSteps: DirectReader.budgetSteps)
+    /// `cacheBytes`: the memory the images read and written may take (`ImageCache`; default 256 MiB).
+    public convenience init(path: String, durability: Durability = .full, cacheBytes: Int? = nil) throws {
+        try self.init(path: path, durability: durability, directReadBudgetSteps: DirectReader.budgetSteps, cacheBytes: cacheBytes)
     }
 
     /// `directReadBudgetSteps`: how much work (in 1,000s of SQLite VM instructions) a read may do on
     /// a direct connection before it moves to GRDB's reader threads; tests make it tiny.
-    init(path: String, durability: Durability, directReadBudgetSteps: Int) throws {
+    init(path: String, durability: Durability, directReadBudgetSteps: Int, cacheBytes: Int? = nil) throws {
+        cache = ImageCache(bytes: cacheBytes ?? ImageCache.defaultBytes)
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.maximumReaderCount = 8

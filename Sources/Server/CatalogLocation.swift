@@ -29,27 +29,29 @@ public enum CatalogLocation: Sendable, Equatable {
     /// For `imaged serve` on PostgreSQL: the catalog whose connection pool the server runs as a
     /// service of its ServiceGroup (nil for SQLite, which has nothing to run). Nothing connects yet.
     /// `caFile` (`--ca-file`) is trusted for `sslmode=verify-ca|verify-full` unless the URL names `sslrootcert`.
-    public func pooled(logger: Logger, caFile: String? = nil) throws -> PostgresCatalog? {
+    /// `cacheBytes`: the memory its cache of decoded rows may take (nil: the default, 256 MiB).
+    public func pooled(logger: Logger, caFile: String? = nil, cacheBytes: Int? = nil) throws -> PostgresCatalog? {
         guard case .postgres(let url) = self else { return nil }
-        return PostgresCatalog(location: try PostgresLocation(url: url, caFile: caFile), logger: logger)
+        return PostgresCatalog(location: try PostgresLocation(url: url, caFile: caFile), logger: logger, cacheBytes: cacheBytes)
     }
 
-    func openSQLite(dataDir: String, durability: SQLiteCatalog.Durability) throws -> SQLiteCatalog {
+    func openSQLite(dataDir: String, durability: SQLiteCatalog.Durability, cacheBytes: Int? = nil) throws -> SQLiteCatalog {
         guard case .sqlite(let path) = self else { throw ConfigError("not a SQLite catalog") }
         if path == nil {
             try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         }
-        return try SQLiteCatalog(path: path ?? dataDir + "/catalog.sqlite", durability: durability)
+        return try SQLiteCatalog(path: path ?? dataDir + "/catalog.sqlite", durability: durability, cacheBytes: cacheBytes)
     }
 
     /// Opens (and migrates) the catalog, for tools and tests: a PostgreSQL pool runs until the
-    /// catalog is closed. `dataDir` holds the default SQLite file.
-    public func open(dataDir: String, durability: SQLiteCatalog.Durability = .full,
+    /// catalog is closed. `dataDir` holds the default SQLite file; `cacheBytes` bounds the SQLite
+    /// catalog's cache of images (nil: the default, 256 MiB).
+    public func open(dataDir: String, durability: SQLiteCatalog.Durability = .full, cacheBytes: Int? = nil,
                      logger: Logger = Logger(label: "imaged.catalog")) async throws -> any Catalog {
         switch self {
         case .sqlite:
-            return try openSQLite(dataDir: dataDir, durability: durability)
+            return try openSQLite(dataDir: dataDir, durability: durability, cacheBytes: cacheBytes)
         case .postgres(let url):
             return try await PostgresCatalog.open(try PostgresLocation(url: url), logger: logger)
         }

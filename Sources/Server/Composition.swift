@@ -69,7 +69,8 @@ public func buildImaged(_ config: ServerConfig, logger: Logger, postgres: Postgr
         try await postgres.migrate()
         catalog = postgres
     } else {
-        catalog = try await config.catalog.open(dataDir: dataDir, durability: config.durability, logger: logger)
+        catalog = try await config.catalog.open(dataDir: dataDir, durability: config.durability,
+                                                cacheBytes: config.catalogCacheSize, logger: logger)
     }
     var serviceConfig = ImageServiceConfig()
     serviceConfig.quota = config.quota

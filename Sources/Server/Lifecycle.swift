@@ -40,7 +40,7 @@ public func runImaged(_ config: ServerConfig) async throws {
     EventLoopThreads.use(config.eventLoopThreads)
     var logger = Logger(label: "imaged")
     logger.logLevel = config.logLevel
-    let postgres = try config.catalog.pooled(logger: logger, caFile: config.caFile)
+    let postgres = try config.catalog.pooled(logger: logger, caFile: config.caFile, cacheBytes: config.catalogCacheSize)
     let server = ServerService(config: config, postgres: postgres)
     let services: [ServiceGroupConfiguration.ServiceConfiguration] = (postgres.map { [.init(service: $0.service)] } ?? [])
         + [.init(service: server)]

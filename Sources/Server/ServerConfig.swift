@@ -124,6 +124,8 @@ public struct ServerConfig: Sendable {
     /// This node's image cache (`--cache-dir`, nil: `<data-dir>/cache`) and its size in bytes (`--cache-size`, 0: no cache).
     public var cacheDirectory: String?
     public var cacheSize: Int64 = 10 << 30
+    /// Memory for the catalog records of the images this node reads (`--catalog-cache-size`).
+    public var catalogCacheSize = 256 << 20
     /// The front-ends this node answers (`--frontend`); the others' paths answer 404. Every one by default.
     public var frontends: Set<Frontend> = Set(Frontend.allCases)
     /// Background tasks (imports, copies, vendor jobs) one node runs at once (`--task-workers`).
@@ -228,6 +230,7 @@ extension ServerConfig {
             ("task-workers", String(taskWorkers)),
             ("event-loop-threads", String(eventLoopThreads)),
             ("cache", cacheSize > 0 ? "\(cacheDirectory ?? dataDirectory + "/cache"), at most \(cacheSize) bytes" : "off"),
+            ("catalog-cache", "at most \(catalogCacheSize) bytes of image records"),
             ("audit-log", auditLogPath ?? "none"),
             ("notify", notify.description),
             ("front-ends", Frontend.allCases.filter { frontends.contains($0) }.map { $0.mount(danubePrefix: danubePrefix) }.joined(separator: ", ")),

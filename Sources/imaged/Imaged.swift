@@ -251,6 +251,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Size of this node's image cache (bytes, or 512MiB, 10GiB…; least recently used images are evicted); 0 turns the cache and the cache API off.")
     var cacheSize = "10GiB"
 
+    @Option(help: "Memory for the images' catalog records this node keeps (bytes, or 64MiB, 1GiB…): reads of a kept image skip the SQLite read or the PostgreSQL row decoding. About 1 KiB per image; 0 keeps none.")
+    var catalogCacheSize = "256MiB"
+
     @Option(help: "Validate X-Auth-Token against this Keystone (e.g. http://keystone:5000/v3).")
     var keystoneUrl: String?
 
@@ -482,6 +485,7 @@ struct ServeOptions: ParsableArguments {
         config.nodeHeartbeatSeconds = nodeHeartbeatSeconds
         config.s3MultipartMaxAge = s3MultipartMaxAge
         config.cacheSize = try parseSize(cacheSize)
+        config.catalogCacheSize = Int(try parseSize(catalogCacheSize))
         config.cacheDirectory = cacheDir
         if let url = keystoneUrl {
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw ValidationError("--keystone-url must be an http(s) URL") }

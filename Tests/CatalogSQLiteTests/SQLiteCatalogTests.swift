@@ -105,6 +105,62 @@ func makeImage(_ i: Int, owner: String = "p1", name: String? = nil, created: Int
 }
 
 extension ImageCacheTests {
+    /// The estimate counts what an image holds on the heap: strings longer than 15 UTF-8 bytes
+    /// (shorter ones are inline), tags and properties, each by its length.
+    @Test func footprintFollowsWhatAnImageHolds() {
+        var image = makeImage(1)
+        image.properties = [:]
+        image.tags = []
+        image.id = "short"
+        let bare = ImageCache.footprint(image)
+        #expect(bare > 0)
+        image.name = String(repeating: "n", count: 15)
+        #expect(ImageCache.footprint(image) == bare)  // inline
+        image.name = String(repeating: "n", count: 16)
+        let named = ImageCache.footprint(image)
+        #expect(named >= bare + 16 + 32)
+        image.name = String(repeating: "n", count: 1_000)
+        #expect(ImageCache.footprint(image) >= bare + 1_000 + 32)
+        image.properties = ["description": String(repeating: "d", count: 4_000)]
+        let described = ImageCache.footprint(image)
+        #expect(described >= ImageCache.footprint({ var i = image; i.properties = [:]; return i }()) + 4_000 + 64)
+        image.tags = (0..<10).map { "tag-number-\($0)-of-ten" }
+        #expect(ImageCache.footprint(image) >= described + 10 * (16 + 21))
+    }
+
+    /// The cache holds at most its budget of estimated bytes, whatever the number of entries: big
+    /// records leave sooner than small ones, and a budget's worth of small ones all stay.
+    @Test func boundedByItsBudgetOfBytes() {
+        func image(_ i: Int, propertyBytes: Int) -> Image {
+            var image = makeImage(i)
+            image.properties = ["blob": String(repeating: "x", count: propertyBytes)]
+            return image
+        }
+        let small = (0..<400).map { image($0, propertyBytes: 20) }
+        let big = (0..<400).map { image($0, propertyBytes: 20_000) }
+        let budget = 40 * ImageCache.footprint(big[0])
+        let cache = ImageCache(bytes: budget)
+        for record in big {
+            cache.offer(record)
+            #expect(cache.heldBytes <= budget)
+        }
+        let bigKept = big.count { cache.get($0.id) != nil }
+        #expect(bigKept >= 20 && bigKept <= 40)
+        // The same budget keeps every one of the small records, about 20 times more.
+        let smallCache = ImageCache(bytes: budget)
+        for record in small { smallCache.offer(record) }
+        #expect(small.allSatisfy { smallCache.get($0.id) == $0 })
+        #expect(smallCache.heldBytes <= budget)
+        // Replacing an entry with a newer version counts the new one only.
+        var newer = small[0]
+        newer.version += 1
+        smallCache.offer(newer)
+        #expect(smallCache.get(newer.id) == newer)
+        #expect(smallCache.heldBytes == small.dropFirst().reduce(0) { $0 + ImageCache.footprint($1) } + ImageCache.footprint(newer))
+    }
+}
+
+extension ImageCacheTests {
     /// What a catalog does with a row it has read: look it up, and offer it when told to.
     /// Returns whether the cache answered.
     @discardableResult
