@@ -27,8 +27,14 @@ public final class PostgresCatalog: Catalog {
     let preparedLists = Mutex<[PostgresConnection.ID: PreparedLists]>([:])
     /// List pages, answered again while the catalog's revision has not moved.
     let listPages = ListPageCache(capacity: 1_024, imageCapacity: 50_000)
-    /// Concurrent lists check the revision together: one read answers every list waiting for one.
+    /// Concurrent lists and GETs check the revision together: one read answers every one waiting.
     let revisionBatcher = ReadBatcher<Int, Int64>(lanes: 2, maxBatch: 4_096)
+    /// The latest catalog revision a read on this node has found (`image(id:)` checks the revision
+    /// only for a cached row read at this one: otherwise a write has committed since, and the row is
+    /// read at once instead of after a check that would fail).
+    let knownRevision = Atomic<Int64>(.min)
+    /// GETs answered from the cache after a revision check, for tests and the bench's explanation.
+    let revisionHits = Atomic<Int>(0)
 
     /// A catalog whose connection pool the caller runs: `imaged serve` puts `service` into its
     /// ServiceGroup (started first, stopped last, so the pool closes after every request has
@@ -283,17 +289,24 @@ public final class PostgresCatalog: Catalog {
         try imageUsingCache(row.makeRandomAccess(), since: ticket, binary: binary)
     }
 
-    func imageUsingCache(_ r: PostgresRandomAccessRow, since ticket: ImageCache.ReadTicket, binary: Bool) throws -> Image {
+    /// `revision`: the catalog revision the row was read at (in the same statement), recorded with it.
+    func imageUsingCache(_ r: PostgresRandomAccessRow, since ticket: ImageCache.ReadTicket, binary: Bool,
+                         revision: Int64? = nil) throws -> Image {
         guard let id = try Self.cell(r, 0, binary: binary).decode(String?.self) else { return try Self.image(r, binary: binary) }
         switch decodeCache.lookup(id, version: try Self.cell(r, 21, binary: binary).decode(Int64.self),
-                                  updatedAt: try Self.cell(r, 17, binary: binary).decode(Int64.self)) {
+                                  updatedAt: try Self.cell(r, 17, binary: binary).decode(Int64.self), revision: revision) {
         case .hit(let cached):
             return cached
         case .miss(let admit):
             let image = try Self.image(r, binary: binary)
-            if admit { decodeCache.offerRead(image, since: ticket) }
+            if admit { decodeCache.offerRead(image, since: ticket, revision: revision) }
             return image
         }
+    }
+
+    /// A revision a read has just found: the latest known unless a later one was found meanwhile.
+    func found(revision: Int64) {
+        knownRevision.max(revision, ordering: .relaxed)
     }
 
     /// A check needs a project's usage, which a synchronous `UsageReader` cannot fetch: the check
@@ -332,11 +345,23 @@ public final class PostgresCatalog: Catalog {
         }
     }
 
+    /// A row read at revision R is still the row while the catalog's revision is R: every commit that
+    /// writes `images` or `image_members`, on any node or in plain SQL, moves it (`ListPageCache`). So
+    /// a cached row read at the latest revision this node knows is answered after one check of the
+    /// revision, which concurrent GETs and lists share (`revisionBatcher`), instead of a read of the
+    /// row. The check starts after this GET was asked, so a client still reads its own writes from
+    /// any node. Otherwise, or when the check finds the revision moved, the row is read.
     public func image(id: String) async throws -> Image? {
-        try await byIDBatcher.read(id) { ids in try await self.images(ids: ids) }
+        if let (cached, at) = decodeCache.withRevision(id), at == knownRevision.load(ordering: .relaxed),
+           try await revision() == at {
+            revisionHits.add(1, ordering: .relaxed)
+            return cached
+        }
+        return try await byIDBatcher.read(id) { ids in try await self.images(ids: ids) }
     }
 
-    /// The images of `ids` that exist, by id: one prepared statement, whatever the number.
+    /// The images of `ids` that exist, by id: one prepared statement, whatever the number. Each row
+    /// carries the catalog revision of the statement's snapshot.
     func images(ids: [String]) async throws -> [String: Image] {
         try await Self.translatingErrors { [logger] in
             try await pooled { c in
@@ -344,20 +369,27 @@ public final class PostgresCatalog: Catalog {
                 let ticket = self.decodeCache.ticket()
                 let rows = ids.count == 1 ? try await c.execute(SelectImageByID(id: ids[0]), logger: logger)
                                           : try await c.execute(SelectImagesByIDs(ids: ids), logger: logger)
+                var revision: Int64?
                 for try await row in rows {
-                    let image = try self.imageUsingCache(row, since: ticket)
+                    let r = row.makeRandomAccess()
+                    if revision == nil { revision = try Self.cell(r, Self.revisionIndex, binary: false).decode(Int64?.self) }
+                    let image = try self.imageUsingCache(r, since: ticket, binary: false, revision: revision)
                     found[image.id] = image
                 }
+                if let revision { self.found(revision: revision) }
                 return found
             }
         }
     }
 
+    /// Where a row read with `revisionColumn` carries the revision: after the image's columns.
+    static let revisionIndex = CatalogColumns.imageNames.count
+
     /// The hottest read, prepared once per connection (postgres-nio keeps it by name): PostgreSQL
     /// then skips parsing and planning it on every GET.
     struct SelectImageByID: PostgresPreparedStatement {
         static let name = "imaged_image_by_id"
-        static let sql = PostgresCatalog.selectByID
+        static let sql = "SELECT \(PostgresCatalog.columns), \(PostgresCatalog.revisionColumn) FROM images WHERE id = $1"
         typealias Row = PostgresRow
         let id: String
         func makeBindings() -> PostgresBindings {
@@ -371,7 +403,7 @@ public final class PostgresCatalog: Catalog {
     /// Several GETs answered by one query (`ReadBatcher`); `id = ANY($1)` is an index lookup per id.
     struct SelectImagesByIDs: PostgresPreparedStatement {
         static let name = "imaged_images_by_ids"
-        static let sql = "SELECT \(PostgresCatalog.columns) FROM images WHERE id = ANY($1)"
+        static let sql = "SELECT \(PostgresCatalog.columns), \(PostgresCatalog.revisionColumn) FROM images WHERE id = ANY($1)"
         typealias Row = PostgresRow
         let ids: [String]
         func makeBindings() -> PostgresBindings {
@@ -434,9 +466,10 @@ public final class PostgresCatalog: Catalog {
         for row in rows {
             let r = row.makeRandomAccess()
             // Every row carries the revision (one snapshot); the first one's is read.
-            if images.isEmpty { revision = try Self.cell(r, CatalogColumns.imageNames.count, binary: binary).decode(Int64?.self) }
-            images.append(try imageUsingCache(r, since: ticket, binary: binary))
+            if images.isEmpty { revision = try Self.cell(r, Self.revisionIndex, binary: binary).decode(Int64?.self) }
+            images.append(try imageUsingCache(r, since: ticket, binary: binary, revision: revision))
         }
+        if let revision { found(revision: revision) }
         // An empty page has no row to carry the revision; it is read again next time.
         if let revision { listPages.keep(key, ListPageCache.Page(revision: revision, images: images)) }
         return images
@@ -503,6 +536,7 @@ public final class PostgresCatalog: Catalog {
                 try await self.pooled { c in
                     var found: Int64?
                     for try await row in try await c.execute(SelectRevision(), logger: logger) { found = try row.decode(Int64?.self) }
+                    if let found { self.found(revision: found) }
                     return [0: found ?? 0]
                 }
             }

@@ -59,12 +59,12 @@ package final class ImageCache: Sendable {
         var filled = false
 
         /// A hit in `old` is copied to `young`.
-        mutating func hit(_ key: Key) -> Image? {
-            if let entry = young[key] { return entry.image }
+        mutating func hit(_ key: Key) -> Entry? {
+            if let entry = young[key] { return entry }
             guard let entry = old[key] else { return nil }
             young[key] = entry
             youngBytes += entry.bytes
-            return entry.image
+            return entry
         }
 
         /// Whether a read saw `id` before (since the doorkeeper last started again); records this one.
@@ -95,10 +95,12 @@ package final class ImageCache: Sendable {
         fileprivate let flips: UInt64
     }
 
-    /// An image with its estimated memory, computed once when it enters the cache.
+    /// An image with its estimated memory, computed once when it enters the cache, and the latest
+    /// catalog revision a read found this version at (PostgreSQL: `PostgresCatalog.image(id:)`).
     struct Entry {
         let image: Image
         let bytes: Int
+        var revision: Int64?
     }
 
     /// 256 MiB: about 250,000 images of a typical size (a dozen short properties), so a catalog of
@@ -145,7 +147,17 @@ package final class ImageCache: Sendable {
 
     package func get(_ id: String) -> Image? {
         let key = Key(id)
-        return state.withLock { s in s.hit(key) }
+        return state.withLock { s in s.hit(key)?.image }
+    }
+
+    /// The cached image of `id` with the latest catalog revision a read found that version at; nil
+    /// when it is not cached or no read has said at which revision.
+    package func withRevision(_ id: String) -> (image: Image, revision: Int64)? {
+        let key = Key(id)
+        return state.withLock { s in
+            guard let entry = s.hit(key), let revision = entry.revision else { return nil }
+            return (entry.image, revision)
+        }
     }
 
     /// What a read finds for a row it is about to decode.
@@ -159,7 +171,8 @@ package final class ImageCache: Sendable {
     /// The cached image when it is exactly the row a query has just read (same version and
     /// `updated_at`; any version when those are nil: a catalog whose cache holds every write it
     /// made). On a miss it records the read in the doorkeeper: one lock and one pass for both.
-    package func lookup(_ id: String, version: Int64? = nil, updatedAt: Int64? = nil) -> Lookup {
+    /// `revision`: the catalog revision the query read the row at; a hit then records it.
+    package func lookup(_ id: String, version: Int64? = nil, updatedAt: Int64? = nil, revision: Int64? = nil) -> Lookup {
         let key = Key(id)  // hashed outside the lock
         return state.withLock { s in
             s.lookups += 1
@@ -168,9 +181,11 @@ package final class ImageCache: Sendable {
                 s.lookups = 0
                 s.hits = 0
             }
-            if let cached = s.hit(key) {
+            if let entry = s.hit(key) {
+                let cached = entry.image
                 if (version ?? cached.version) == cached.version, (updatedAt ?? cached.updatedAt) == cached.updatedAt {
                     s.hits += 1
+                    if let revision, (entry.revision ?? .min) < revision { s.young[key]?.revision = revision }
                     return .hit(cached)
                 }
                 return .miss(admit: true)  // a newer version replaces it
@@ -202,22 +217,24 @@ package final class ImageCache: Sendable {
     }
 
     /// An image a read has decoded after `lookup` said to offer it: cached unless generations were
-    /// dropped since the read began.
-    package func offerRead(_ image: Image, since ticket: ReadTicket) {
-        insert(image, since: ticket)
+    /// dropped since the read began. `revision`: the catalog revision the read found it at.
+    package func offerRead(_ image: Image, since ticket: ReadTicket, revision: Int64? = nil) {
+        insert(image, since: ticket, revision: revision)
     }
 
-    private func insert(_ image: Image, since ticket: ReadTicket?) {
+    private func insert(_ image: Image, since ticket: ReadTicket?, revision: Int64? = nil) {
         let key = Key(image.id)
-        let entry = Entry(image: image, bytes: Self.footprint(image))  // measured outside the lock
+        let entry = Entry(image: image, bytes: Self.footprint(image), revision: revision)  // measured outside the lock
         let dropped: [Key: Entry]? = state.withLock { s in
             // `flips` only changes under this lock.
             if let ticket, flips.load(ordering: .relaxed) &- ticket.flips >= 2 { return nil }
             if let current = s.young[key] ?? s.old[key] {
                 if current.image.version >= image.version {
-                    if current.image.version == image.version, s.young[key] == nil {
-                        s.young[key] = current
-                        s.youngBytes += current.bytes
+                    if current.image.version == image.version {
+                        // The same version, read again: kept, with the later revision it was found at.
+                        var kept = current
+                        if let revision, (kept.revision ?? .min) < revision { kept.revision = revision }
+                        if s.young.updateValue(kept, forKey: key) == nil { s.youngBytes += kept.bytes }
                     }
                     return nil
                 }

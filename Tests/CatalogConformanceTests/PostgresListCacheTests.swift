@@ -138,6 +138,91 @@ struct PostgresListCacheTests {
         }
     }
 
+    /// GET by id: a row read at the latest revision is answered from the cache after one check of the
+    /// revision. Writes on this node, on another node and in plain SQL, to this image or any other,
+    /// move the revision, and the next GET reads the row again.
+    @Test func aGETIsAnsweredFromTheCacheOnlyWhileNothingWasWritten() async throws {
+        try await Self.withTwoNodes { a, b in
+            let image = makeImage(1, name: "v1", created: 100)
+            try await a.insertImage(image)
+            func hits() -> Int { a.revisionHits.load(ordering: .relaxed) }
+            // First read: only remembered; second: cached with its revision; third: answered after the check.
+            for _ in 0..<2 { #expect(try await a.image(id: image.id)?.name == "v1") }
+            #expect(hits() == 0)
+            #expect(try await a.image(id: image.id) == a.decodeCache.get(image.id))
+            #expect(try await a.image(id: image.id)?.name == "v1")
+            #expect(hits() == 2)
+
+            // Another node renames it: read again, then cached at the new revision.
+            _ = try await b.updateImage(id: image.id) { i, _ in i.name = "v2" }
+            #expect(try await a.image(id: image.id)?.name == "v2")
+            #expect(hits() == 2)
+            #expect(try await a.image(id: image.id)?.name == "v2")
+            #expect(hits() == 3)
+
+            // A write to another image moves the revision as well.
+            let other = makeImage(2, name: "other", created: 200)
+            try await b.insertImage(other)
+            #expect(try await a.image(id: image.id)?.name == "v2")
+            #expect(hits() == 3)
+            #expect(try await a.image(id: image.id)?.name == "v2")
+            #expect(hits() == 4)
+
+            // This node's own write.
+            _ = try await a.updateImage(id: image.id) { i, _ in i.name = "v3" }
+            #expect(try await a.image(id: image.id)?.name == "v3")
+            #expect(hits() == 4)
+
+            // Plain SQL (bumping the version, as every write must).
+            _ = try await b.rows("UPDATE images SET name = 'by-sql', version = version + 1 WHERE id = $1", [.text(image.id)])
+            #expect(try await a.image(id: image.id)?.name == "by-sql")
+
+            // A list reads rows with the revision too: once a row is cached, a GET after a list is answered.
+            let query = ImageListQuery(scope: Self.adminScope, sort: Self.byCreated, limit: 10)
+            for _ in 0..<2 { _ = try await a.listImages(query) }
+            let beforeGET = hits()
+            #expect(try await a.image(id: other.id)?.name == "other")
+            #expect(hits() == beforeGET + 1)
+
+            // Deleted on another node: gone at the next GET.
+            _ = try await b.rows("DELETE FROM images WHERE id = $1", [.text(other.id)])
+            #expect(try await a.image(id: other.id) == nil)
+            #expect(hits() == beforeGET + 1)
+        }
+    }
+
+    /// Writers on two nodes and readers GETting on both at once: a GET started after a write returned
+    /// sees that write (or a later one), on either node, whatever the cache holds.
+    @Test func concurrentWritersAndGETsOnTwoNodes() async throws {
+        try await Self.withTwoNodes { a, b in
+            let images = (0..<8).map { makeImage($0, name: "v0", created: Int64(100 + $0)) }
+            for image in images { try await a.insertImage(image) }
+            // Warm both nodes' caches so GETs take the revision path.
+            for node in [a, b] { for _ in 0..<3 { for image in images { _ = try await node.image(id: image.id) } } }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for round in 1...5 {
+                    for (i, image) in images.enumerated() {
+                        let writer = (i + round) % 2 == 0 ? a : b
+                        let reader = (i + round) % 3 == 0 ? a : b
+                        group.addTask {
+                            _ = try await writer.updateImage(id: image.id) { img, _ in
+                                img.name = "v\(max(round, Int(img.name?.dropFirst() ?? "0") ?? 0))"
+                            }
+                            let read = try await reader.image(id: image.id)
+                            #expect((Int(read?.name?.dropFirst() ?? "0") ?? 0) >= round)
+                        }
+                    }
+                }
+                for _ in 0..<40 { group.addTask { for image in images { _ = try await a.image(id: image.id) } } }
+                try await group.waitForAll()
+            }
+            for node in [a, b] {
+                for image in images { #expect(try await node.image(id: image.id)?.name == "v5") }
+            }
+            #expect(a.revisionHits.load(ordering: .relaxed) + b.revisionHits.load(ordering: .relaxed) > 0)
+        }
+    }
+
     /// Lists of many shapes (filters of 1 to 12 names), unprepared (no room on any connection), then
     /// prepared: the same answers either way, typed parameters included (text, bigint, boolean, NULL).
     @Test func listsOfManyShapesAnswerTheSamePreparedOrNot() async throws {
