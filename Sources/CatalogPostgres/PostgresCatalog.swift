@@ -28,7 +28,8 @@ public final class PostgresCatalog: Catalog {
     /// List pages, answered again while the catalog's revision has not moved.
     let listPages = ListPageCache(capacity: 1_024, imageCapacity: 50_000)
     /// Concurrent lists and GETs check the revision together: one read answers every one waiting.
-    let revisionBatcher = ReadBatcher<Int, Int64>(lanes: 2, maxBatch: 4_096)
+    /// One check in flight, as for GETs by id (`byIDLanes`): two made smaller batches for the same GETs.
+    let revisionBatcher = ReadBatcher<Int, Int64>(lanes: 1, maxBatch: 4_096)
     /// The latest catalog revision a read on this node has found (`image(id:)` checks the revision
     /// only for a cached row read at this one: otherwise a write has committed since, and the row is
     /// read at once instead of after a check that would fail).
