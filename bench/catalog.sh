@@ -333,8 +333,9 @@ API_QUEUED=$(sql "SELECT count(*) FROM images WHERE status = 'queued'")
 LIST_SQL="SELECT * FROM images WHERE status NOT IN ('deleted','killed','pending_delete') AND os_hidden = 0 AND (visibility <> 'community' OR owner = 'p1') AND status IN ('active') ORDER BY created_at DESC, id DESC LIMIT 25"
 { echo "list: $LIST_SQL"; sql "EXPLAIN QUERY PLAN $LIST_SQL"; } > "$OUT/query-plans.txt"
 
-# Ids for GET one: every visible image (wrk draws uniformly among them, so a bounded in-process
-# cache mostly misses), and a hot set of 10,000 (fits such a cache). Markers for paging: queued ids.
+# Ids for GET one: every visible image, drawn uniformly by wrk (the default --catalog-cache-size holds
+# all ~126k once each was read twice, so the first round warms it), and a hot set of 10,000. Markers
+# for paging: queued ids.
 sql "SELECT id FROM images WHERE status IN ('queued','active')" > "$OUT/ids-get.txt"
 sql "SELECT id FROM images WHERE status IN ('queued','active') ORDER BY random() LIMIT 10000" > "$OUT/ids-hot.txt"
 sql "SELECT id FROM images WHERE status = 'queued' ORDER BY random() LIMIT 10000" > "$OUT/ids-marker.txt"

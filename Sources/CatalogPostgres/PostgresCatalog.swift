@@ -14,7 +14,8 @@ import Synchronization
 public final class PostgresCatalog: Catalog {
     let client: PostgresClient
     let acquireWatchdog = AcquireWatchdog(timeout: PostgresCatalog.acquireTimeout)
-    /// Spares decoding rows read before (never consulted instead of the database: other nodes write).
+    /// Spares decoding rows read before; answers instead of the database only after a check that the
+    /// catalog's revision has not moved since the row was read (`image(id:)`: other nodes write).
     let decodeCache: ImageCache
     let logger: Logger
     /// The client's run loop when this catalog runs it itself (`open`, for tools and tests).
