@@ -17,10 +17,13 @@ enum ConfigFile {
                           "keystone-password-file", "keystone-project", "keystone-domain", "keystone-cache-seconds", "keystone-public-url",
                           "catalog", "blob-store", "store", "default-store", "s3-endpoint", "s3-region", "s3-key-prefix", "s3-virtual-host",
                           "s3-part-mib", "quota-image-count", "quota-image-size", "quota-stage-size", "quota-uploading",
-                          "frontend", "task-workers", "cache-dir", "cache-size",
-                          "notify-url", "notify-webhook", "notify-queue", "notify-exchange"]
-    static let flags: Set<String> = ["no-auth", "s3-virtual-host"]
-    static let repeatable: Set<String> = ["import-allow-cidr", "import-allow-port", "store", "danube-imagestore", "danube-dc", "frontend", "notify-webhook"]
+                          "frontend", "task-workers", "cache-dir", "cache-size", "catalog-cache-size",
+                          "notify-url", "notify-webhook", "notify-queue", "notify-exchange",
+                          "show-image-direct-url", "show-multiple-locations", "upload-session-ttl", "cors-origin", "zstack-max-jobs",
+                          "audit-log", "node-heartbeat-seconds", "s3-multipart-max-age"]
+    static let flags: Set<String> = ["no-auth", "s3-virtual-host", "show-image-direct-url", "show-multiple-locations"]
+    static let repeatable: Set<String> = ["import-allow-cidr", "import-allow-port", "store", "danube-imagestore", "danube-dc", "frontend", "notify-webhook",
+                                          "cors-origin"]
 
     struct Invalid: Error, CustomStringConvertible { let description: String }
 

@@ -4,6 +4,7 @@ S3 serves, shows itself on /metrics and /readyz, and loses nothing when SIGTERMe
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -25,6 +26,34 @@ def check(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def effective(out: str) -> dict:
     return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+
+
+def test_every_serve_option_is_read_from_the_file_and_the_environment(tmp_path):
+    """Each long option `imaged serve --help` lists is a key of the configuration file and an IMAGED_<OPTION>
+    variable: a new option left out of the file's list would be refused there as unknown, and ignored in the
+    environment."""
+    help_text = subprocess.run([str(imaged_bin()), "serve", "--help"], capture_output=True, text=True, timeout=60).stdout
+    names = sorted(set(re.findall(r"^\s+(?:-\w, )?--([a-z0-9-]+)", help_text, re.M)) - {"help", "config", "version"})
+    assert len(names) > 60 and "catalog-cache-size" in names and "cache-size" in names
+    cfg = tmp_path / "imaged.yaml"
+    for name in names:
+        cfg.write_text(f"{name}: x\n")  # often not a valid value: refused for that, never as unknown
+        out = check("--config", str(cfg))
+        assert "unknown option" not in out.stderr, (name, out.stderr)
+    # one of them end to end: file, environment over file, a bad value
+    cfg.write_text("catalog-cache-size: 64MiB\n")
+    assert effective(check("--config", str(cfg)).stdout)["catalog-cache"] == f"at most {64 << 20} bytes of image records"
+    out = check("--config", str(cfg), env={"IMAGED_CATALOG_CACHE_SIZE": "1GiB"})
+    assert effective(out.stdout)["catalog-cache"] == f"at most {1 << 30} bytes of image records"
+    assert effective(check().stdout)["catalog-cache"] == f"at most {256 << 20} bytes of image records"
+    cfg.write_text("catalog-cache-size: lots\n")
+    out = check("--config", str(cfg))
+    assert out.returncode != 0 and "'lots' is not a size" in out.stderr, out.stderr
+    # options the file's list once missed: a flag, a repeatable one, a path
+    cfg.write_text("show-image-direct-url: true\ncors-origin: [https://a.example, https://b.example]\naudit-log: none\n")
+    eff = effective(check("--config", str(cfg)).stdout)
+    assert (eff["show-image-direct-url"], eff["cors-origin"], eff["audit-log"]) == \
+        ("true", "https://a.example, https://b.example", "none"), eff
 
 
 def test_config_check_merges_file_environment_and_flags(tmp_path):
