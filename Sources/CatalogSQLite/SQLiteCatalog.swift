@@ -24,7 +24,11 @@ public final class SQLiteCatalog: Catalog {
     /// process) changes them, so they are remembered for a few seconds only.
     let quotaCache = TTLCache<String, QuotaLimits?>(seconds: 5)
 
-    /// `cacheBytes`: the memory the images read and written may take (`ImageCache`; default 256 MiB).
+    /// The memory the image cache takes at most unless told otherwise (256 MiB; `ImageCache`), for
+    /// the server's configuration, which cannot name the catalogs' cache type.
+    public static let defaultCacheBytes = ImageCache.defaultBytes
+
+    /// `cacheBytes`: the memory the images read and written may take (default `defaultCacheBytes`).
     public convenience init(path: String, durability: Durability = .full, cacheBytes: Int? = nil) throws {
         try self.init(path: path, durability: durability, directReadBudgetSteps: DirectReader.budgetSteps, cacheBytes: cacheBytes)
     }

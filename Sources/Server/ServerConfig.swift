@@ -125,7 +125,7 @@ public struct ServerConfig: Sendable {
     public var cacheDirectory: String?
     public var cacheSize: Int64 = 10 << 30
     /// Memory for the catalog records of the images this node reads (`--catalog-cache-size`).
-    public var catalogCacheSize = 256 << 20
+    public var catalogCacheSize = SQLiteCatalog.defaultCacheBytes
     /// The front-ends this node answers (`--frontend`); the others' paths answer 404. Every one by default.
     public var frontends: Set<Frontend> = Set(Frontend.allCases)
     /// Background tasks (imports, copies, vendor jobs) one node runs at once (`--task-workers`).
