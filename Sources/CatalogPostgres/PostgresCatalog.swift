@@ -293,11 +293,13 @@ public final class PostgresCatalog: Catalog {
     }
 
     /// `revision`: the catalog revision the row was read at (in the same statement), recorded with it.
+    /// `byID`: read for a GET, not met by a list (`ImageCache.lookup`).
     func imageUsingCache(_ r: PostgresRandomAccessRow, since ticket: ImageCache.ReadTicket, binary: Bool,
-                         revision: Int64? = nil) throws -> Image {
+                         revision: Int64? = nil, byID: Bool = false) throws -> Image {
         guard let id = try Self.cell(r, 0, binary: binary).decode(String?.self) else { return try Self.image(r, binary: binary) }
         switch decodeCache.lookup(id, version: try Self.cell(r, 21, binary: binary).decode(Int64.self),
-                                  updatedAt: try Self.cell(r, 17, binary: binary).decode(Int64.self), revision: revision) {
+                                  updatedAt: try Self.cell(r, 17, binary: binary).decode(Int64.self), revision: revision,
+                                  byID: byID) {
         case .hit(let cached):
             return cached
         case .miss(let admit):
@@ -376,7 +378,7 @@ public final class PostgresCatalog: Catalog {
                 for try await row in rows {
                     let r = row.makeRandomAccess()
                     if revision == nil { revision = try Self.cell(r, Self.revisionIndex, binary: false).decode(Int64?.self) }
-                    let image = try self.imageUsingCache(r, since: ticket, binary: false, revision: revision)
+                    let image = try self.imageUsingCache(r, since: ticket, binary: false, revision: revision, byID: true)
                     found[image.id] = image
                 }
                 if let revision { self.found(revision: revision) }

@@ -312,7 +312,7 @@ public final class SQLiteCatalog: Catalog {
     public func image(id: String) async throws -> Image? {
         // This process is the only writer of the file (the data dir is locked), so cached rows are current.
         let admit: Bool
-        switch cache.lookup(id) {
+        switch cache.lookup(id, byID: true) {
         case .hit(let cached): return cached
         case .miss(let admitted): admit = admitted
         }

@@ -233,8 +233,9 @@ extension ImageCacheTests {
 
 extension ImageCacheTests {
     /// Rows read again but more of them than the cache holds: once the cache has been full and a
-    /// window of lookups hit less than half the time, one second read in eight is admitted, not
-    /// each. A small set read often still gets in, and then hits.
+    /// window of lookups hit less than half the time, one second read in eight by a list is
+    /// admitted, not each; a second read by id still is. A small set read often still gets in, and
+    /// then hits.
     @Test func aWorkingSetLargerThanTheCacheIsAdmittedOneInEight() {
         let cache = ImageCache(capacity: 200)
         let rows = (0..<2_000).map { makeImage($0) }
@@ -254,6 +255,20 @@ extension ImageCacheTests {
         }
         #expect(misses > 1_500)
         #expect(admitted >= misses / ImageCache.thinning - 1 && admitted <= misses / ImageCache.thinning + 1)
+        // Still thinning (the window of 4,096 lookups is not over): rows a list meets for the second
+        // time are admitted one in eight, rows read by id (GETs) each on its second read.
+        let listed = (6_000..<6_040).map { makeImage($0) }, fetched = (7_000..<7_040).map { makeImage($0) }
+        func secondReadsAdmitted(_ rows: [Image], byID: Bool) -> Int {
+            for row in rows { _ = cache.lookup(row.id, version: row.version, updatedAt: row.updatedAt, byID: byID) }
+            return rows.count { row in
+                guard case .miss(let admit) = cache.lookup(row.id, version: row.version, updatedAt: row.updatedAt, byID: byID)
+                else { return false }
+                return admit
+            }
+        }
+        #expect(secondReadsAdmitted(fetched, byID: true) == fetched.count)
+        let listedAdmitted = secondReadsAdmitted(listed, byID: false)
+        #expect(listedAdmitted >= listed.count / ImageCache.thinning - 1 && listedAdmitted <= listed.count / ImageCache.thinning + 1)
         // A hot set of ten is in the cache after a few dozen reads each, and answers from it.
         let hot = (5_000..<5_010).map { makeImage($0) }
         for _ in 0..<40 { for row in hot { read(cache, row) } }
