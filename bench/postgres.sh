@@ -31,7 +31,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$BENCH/results/postgres-$STAMP
 mkdir -p "$OUT/raw"
 RESULTS=$OUT/results.tsv
-printf 'figure\tround\trps\tp50_us\tp99_us\terrors\n' > "$RESULTS"
+printf 'figure\tround\trps\tp50_us\tp99_us\terrors\tserver_us\tpostgres_us\n' > "$RESULTS"
 
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"
@@ -109,27 +109,45 @@ b=$(curl -s -H "X-Auth-Token: benchtok" "http://127.0.0.1:$PG_PORT_SERVER/v2/ima
 [ "$a" = "$b" ] && [ -n "$a" ] || die "the two servers answer differently for $id: $a / $b"
 export BENCH_IDS=$WORK/ids.txt
 
-run() { # figure round port script
-    local raw=$OUT/raw/$1-r$2.txt line
+# "pid ticks" for each given process: its CPU time so far (user + system, in clock ticks).
+cpu_ticks() { local p; for p in "$@"; do [ -r "/proc/$p/stat" ] && awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat"; done; }
+# The CPU ticks processes took between two cpu_ticks listings, counting those alive at both (the pool's
+# backends stay connected; an autovacuum worker that came or went in between is left out).
+cpu_delta() { awk 'NR == FNR { a[$1] = $2; next } ($1 in a) { t += $2 - a[$1] } END { print t + 0 }' "$1" "$2"; }
+# The PostgreSQL server's processes: the postmaster and its children.
+pg_pids() { local pm; pm=$(head -1 "$WORK/pg/data/postmaster.pid"); echo "$pm" $(pgrep -P "$pm"); }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+run() { # figure round port script server-pid
+    local raw=$OUT/raw/$1-r$2.txt line pids s p
+    pids=$(pg_pids)
+    cpu_ticks "$5" > "$WORK/cpu-s0"; cpu_ticks $pids > "$WORK/cpu-p0"
     wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$4" "http://127.0.0.1:$3/" > "$raw" 2>&1 \
         || die "wrk failed; see $raw"
+    cpu_ticks "$5" > "$WORK/cpu-s1"; cpu_ticks $pids > "$WORK/cpu-p1"
+    s=$(cpu_delta "$WORK/cpu-s0" "$WORK/cpu-s1"); p=$(cpu_delta "$WORK/cpu-p0" "$WORK/cpu-p1")
     line=$(grep '^RESULT ' "$raw") || die "no RESULT in $raw"
     # shellcheck disable=SC2086
     local $(echo "${line#RESULT }")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$p50_us" "$p99_us" \
-        $((err_connect + err_read + err_write + err_status + err_timeout)) >> "$RESULTS"
-    log "$(printf '%-16s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms' "$1" "$2" "$rps" "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')")"
+    # CPU per request of the imaged server measured and of PostgreSQL (which only the PostgreSQL server uses).
+    local per; per=$(awk -v n="$rps" -v d="$DURATION" -v t="$TICK_US" -v s="$s" -v p="$p" \
+        'BEGIN { r = n * d; if (r < 1) r = 1; printf "%.1f\t%.1f", s * t / r, p * t / r }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$p50_us" "$p99_us" \
+        $((err_connect + err_read + err_write + err_status + err_timeout)) "$per" >> "$RESULTS"
+    log "$(printf '%-16s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  CPU/req imaged %s us, PostgreSQL %s us' "$1" "$2" "$rps" \
+        "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')" "${per%%$'\t'*}" "${per##*$'\t'}")"
 }
 
+SQLITE_PID=${PIDS[0]} POSTGRES_PID=${PIDS[1]}
 for r in $(seq 1 "$RUNS"); do
-    run healthz "$r" "$PORT" healthz.lua
-    run get_sqlite "$r" "$PORT" get_one.lua
-    run get_postgres "$r" "$PG_PORT_SERVER" get_one.lua
-    BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run list_sqlite "$r" "$PORT" list.lua
-    BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run list_postgres "$r" "$PG_PORT_SERVER" list.lua
+    run healthz "$r" "$PORT" healthz.lua "$SQLITE_PID"
+    run get_sqlite "$r" "$PORT" get_one.lua "$SQLITE_PID"
+    run get_postgres "$r" "$PG_PORT_SERVER" get_one.lua "$POSTGRES_PID"
+    BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run list_sqlite "$r" "$PORT" list.lua "$SQLITE_PID"
+    BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run list_postgres "$r" "$PG_PORT_SERVER" list.lua "$POSTGRES_PID"
     # The first page, as a dashboard or `openstack image list --limit 25` asks it again and again.
-    BENCH_IDS= BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run first_sqlite "$r" "$PORT" list.lua
-    BENCH_IDS= BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run first_postgres "$r" "$PG_PORT_SERVER" list.lua
+    BENCH_IDS= BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run first_sqlite "$r" "$PORT" list.lua "$SQLITE_PID"
+    BENCH_IDS= BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run first_postgres "$r" "$PG_PORT_SERVER" list.lua "$POSTGRES_PID"
 done
 stop_all
 
@@ -150,6 +168,15 @@ errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULT
         f() { awk -v x="$1" -v s="$scale" 'BEGIN { printf (s == 1 ? "%.0f" : "%.2f"), x / s }'; }
         printf '%-34s %-28s %-28s %-14s %s\n' "$label" "$(f "$pm") ($(f "$plo")-$(f "$phi"))" "$(f "$sm") ($(f "$slo")-$(f "$shi"))" \
             "$(paired "${fig}_postgres" "${fig}_sqlite" "$col")" "$(( $(errs "${fig}_postgres") + $(errs "${fig}_sqlite") ))"
+    done
+    # Where the CPU of one request goes: the imaged server's, and PostgreSQL's for the PostgreSQL figures.
+    # The machine's cores serve wrk, imaged and PostgreSQL together, so a PostgreSQL figure pays both.
+    printf '%-34s %-28s %-28s\n' "CPU per request (us, medians)" "PostgreSQL: imaged + database" "SQLite: imaged"
+    for fig in get list first; do
+        read -r pi _ <<<"$(stat "${fig}_postgres" server_us)"; read -r pd _ <<<"$(stat "${fig}_postgres" postgres_us)"
+        read -r si _ <<<"$(stat "${fig}_sqlite" server_us)"
+        printf '%-34s %-28s %-28s\n' "  $fig" "$(printf '%.0f + %.0f = %.0f' "$pi" "$pd" "$(awk -v a="$pi" -v b="$pd" 'BEGIN { print a + b }')")" \
+            "$(printf '%.0f' "$si")"
     done
     read -r hm _ <<<"$(stat healthz rps)"
     echo "/healthz reference: $hm req/s (median). $n_pg images in each catalog; $RUNS rounds x ${DURATION}s, $CONNS connections, $THREADS wrk threads."
