@@ -175,11 +175,9 @@ package final class ImageCache: Sendable {
     /// made). On a miss it records the read in the doorkeeper: one lock and one pass for both.
     /// `revision`: the catalog revision the query read the row at; a hit then records it.
     /// `byID`: the row was asked for by id (a GET), not met by a list. Thinning then does not apply:
-    /// a client reading a set of images again and again is what the cache is for, and a list walking a
-    /// catalog larger than the cache must not keep that set out for long. On a million images,
-    /// after the growth bench's lists and marker walks, thinning kept a 100,000-image GET set out
-    /// for minutes (15.2k and 15.5k GETs/s in two rounds, against 21.7k once it was in). A GET
-    /// that misses costs a read and a decode, far more than admitting what it read.
+    /// a client reading a set of images again and again is what the cache is for, and lists walking a
+    /// catalog larger than the cache (which turn thinning on) must not make that set enter eight times
+    /// slower. A GET that misses costs a read and a decode, far more than admitting what it read.
     package func lookup(_ id: String, version: Int64? = nil, updatedAt: Int64? = nil, revision: Int64? = nil,
                         byID: Bool = false) -> Lookup {
         let key = Key(id)  // hashed outside the lock
