@@ -205,7 +205,6 @@ busy_pct() { # "total idle" before, after
     local t0 i0 t1 i1; read -r t0 i0 <<<"$1"; read -r t1 i1 <<<"$2"
     awk -v dt=$((t1 - t0)) -v di=$((i1 - i0)) 'BEGIN { printf "%.0f", (dt > 0 ? 100 * (dt - di) / dt : 0) }'
 }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # run_wrk figure round script [env assignments...]: one wrk run, one line in results.tsv
 run_wrk() {

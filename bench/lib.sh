@@ -133,6 +133,13 @@ run_wrk() {
 # on a shared host it comes in slices of up to ~100 ms that stall every request in flight.
 steal_ms() { awk -v t="$(getconf CLK_TCK)" '/^cpu / { print int($9 * 1000 / t) }' /proc/stat; }
 
+# cpu_ticks PID...: "pid ticks" for each process, its CPU time so far (user + system, in clock ticks).
+# cpu_delta BEFORE AFTER: the ticks taken between two such listings (files) by the processes alive at both
+# (one that came or went in between, such as an autovacuum worker, is left out). TICK_US: one tick in µs.
+cpu_ticks() { local p; for p in "$@"; do [ -r "/proc/$p/stat" ] && awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat"; done; }
+cpu_delta() { awk 'NR == FNR { a[$1] = $2; next } ($1 in a) { t += $2 - a[$1] } END { print t + 0 }' "$1" "$2"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
 # median: of the numbers on stdin ("-" when none). col FIGURE COLUMN: that column of FIGURE's rows.
 # ratio A B COLUMN: the median over rounds of A/B in the same round.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } printf "%.2f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

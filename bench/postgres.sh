@@ -109,14 +109,8 @@ b=$(curl -s -H "X-Auth-Token: benchtok" "http://127.0.0.1:$PG_PORT_SERVER/v2/ima
 [ "$a" = "$b" ] && [ -n "$a" ] || die "the two servers answer differently for $id: $a / $b"
 export BENCH_IDS=$WORK/ids.txt
 
-# "pid ticks" for each given process: its CPU time so far (user + system, in clock ticks).
-cpu_ticks() { local p; for p in "$@"; do [ -r "/proc/$p/stat" ] && awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat"; done; }
-# The CPU ticks processes took between two cpu_ticks listings, counting those alive at both (the pool's
-# backends stay connected; an autovacuum worker that came or went in between is left out).
-cpu_delta() { awk 'NR == FNR { a[$1] = $2; next } ($1 in a) { t += $2 - a[$1] } END { print t + 0 }' "$1" "$2"; }
-# The PostgreSQL server's processes: the postmaster and its children.
+# The PostgreSQL server's processes: the postmaster and its children (the pool's backends stay connected).
 pg_pids() { local pm; pm=$(head -1 "$WORK/pg/data/postmaster.pid"); echo "$pm" $(pgrep -P "$pm"); }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 run() { # figure round port script server-pid
     local raw=$OUT/raw/$1-r$2.txt line pids s p
