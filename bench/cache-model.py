@@ -2,15 +2,16 @@
 """A model of the catalog cache's admission policy (Sources/CatalogSQL/ImageCache.swift) replaying
 growth.sh's load at 1M images, to tell what share of its GETs the cache answers in each round.
 
-    python3 bench/cache-model.py                       # 256 MiB, 20 s warm-up, GETs never thinned
+    python3 bench/cache-model.py                       # 256 MiB, 20 s warm-up, a GET admitted on its first read
     python3 bench/cache-model.py --budget-mib 512
-    python3 bench/cache-model.py --no-warmup --thin-gets   # the policy and method before 2026-12-06
+    python3 bench/cache-model.py --gets-doorkeeper     # a GET admitted on its second read (policy of 9ec91a6)
+    python3 bench/cache-model.py --gets-doorkeeper --no-warmup --thin-gets   # the policy and method before 2026-12-06
 
 What it models: two generations (a new entry goes to `young`; when `young` holds half the budget, `old`
 is dropped and `young` becomes old; a hit in `old` is copied to `young`), the doorkeeper (a row enters
 on its second read; it forgets after 131,072 first reads), and thinning (once a generation was dropped,
 a window of 4,096 lookups that hit under half the time makes the next window admit one second read in
-eight). Every entry weighs 1.1 KiB (measured, bench/README "Fifth pass"). What it leaves out: the
+eight). A row read by id (a GET) passes both and is admitted on its first read. Every entry weighs 1.1 KiB (measured, bench/README "Fifth pass"). What it leaves out: the
 doorkeeper's hash collisions, the read tickets, the first-page lists (25 rows the cache already holds).
 
 The load, per growth.sh at 1M with the rates of its 2026-12-06 runs: GETs uniform over 100,000 ids
@@ -27,9 +28,10 @@ THINNING = 8
 
 
 class Cache:
-    def __init__(self, budget_mib, thin_gets):
+    def __init__(self, budget_mib, thin_gets, gets_doorkeeper):
         self.half = budget_mib / 2
         self.thin_gets = thin_gets
+        self.gets_doorkeeper = gets_doorkeeper
         self.young, self.old, self.young_mib = set(), set(), 0.0
         self.seen = set()
         self.lookups = self.hits = self.skipped = 0
@@ -54,6 +56,9 @@ class Cache:
             if key not in self.young:
                 self.insert(key)
             return True
+        if by_id and not self.gets_doorkeeper:
+            self.insert(key)
+            return False
         if key not in self.seen:
             self.seen.add(key)
             if len(self.seen) >= SEEN_LIMIT:
@@ -74,13 +79,15 @@ def main():
     ap.add_argument("--warmup", type=float, default=20, help="seconds of GETs before round 1")
     ap.add_argument("--no-warmup", action="store_true")
     ap.add_argument("--thin-gets", action="store_true", help="thin GETs too, as before 2026-12-06")
+    ap.add_argument("--gets-doorkeeper", action="store_true",
+                    help="a GET enters on its second read, like a list's row (before the seventh pass)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)
     images = 1_000_000
     get_set = rng.sample(range(images), 100_000)
-    cache = Cache(args.budget_mib, args.thin_gets)
+    cache = Cache(args.budget_mib, args.thin_gets, args.gets_doorkeeper)
     next_id = images
 
     def gets(n):

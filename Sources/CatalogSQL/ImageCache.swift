@@ -54,7 +54,7 @@ package final class ImageCache: Sendable {
         /// the cache, passes the doorkeeper nearly every time), and admitting each one only makes
         /// the cache drop what it holds sooner. Then one row a list read in `ImageCache.thinning` is
         /// admitted: the churn falls eightfold, and a set that is read often still gets in within a
-        /// few reads. A row read by id is not thinned (`lookup`'s `byID`).
+        /// few reads. A row read by id passes both the doorkeeper and thinning (`lookup`'s `byID`).
         var thinning = false
         var skipped = 0
         var filled = false
@@ -174,10 +174,12 @@ package final class ImageCache: Sendable {
     /// `updated_at`; any version when those are nil: a catalog whose cache holds every write it
     /// made). On a miss it records the read in the doorkeeper: one lock and one pass for both.
     /// `revision`: the catalog revision the query read the row at; a hit then records it.
-    /// `byID`: the row was asked for by id (a GET), not met by a list. Thinning then does not apply:
-    /// a client reading a set of images again and again is what the cache is for, and lists walking a
-    /// catalog larger than the cache (which turn thinning on) must not make that set enter eight times
-    /// slower. A GET that misses costs a read and a decode, far more than admitting what it read.
+    /// `byID`: the row was asked for by id (a GET), not met by a list. It is admitted on its first
+    /// read, past the doorkeeper and thinning: both are there for lists walking a catalog larger than
+    /// the cache, and a walk's first reads clear the doorkeeper every ~130,000 rows, so a set of images
+    /// clients GET again and again, but less often than that, would otherwise never get in (growth.sh
+    /// at 1M: bench/README "Seventh pass"). A GET that misses costs a read and a decode, far more than
+    /// admitting what it read; a GET of an image nobody reads again costs one insert.
     package func lookup(_ id: String, version: Int64? = nil, updatedAt: Int64? = nil, revision: Int64? = nil,
                         byID: Bool = false) -> Lookup {
         let key = Key(id)  // hashed outside the lock
@@ -197,8 +199,9 @@ package final class ImageCache: Sendable {
                 }
                 return .miss(admit: true)  // a newer version replaces it
             }
+            if byID { return .miss(admit: true) }
             guard s.sawBefore(key) else { return .miss(admit: false) }
-            guard s.thinning, !byID else { return .miss(admit: true) }
+            guard s.thinning else { return .miss(admit: true) }
             s.skipped += 1
             return .miss(admit: s.skipped % Self.thinning == 0)
         }
