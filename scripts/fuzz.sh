@@ -10,6 +10,8 @@
 #   scripts/fuzz.sh asan [TARGET...]    the same fuzzing with AddressSanitizer as well (-sanitize=fuzzer,address,
 #                                       build folder .build-fuzz-asan); without targets: the ones that parse
 #                                       untrusted bytes at the lowest level, FuzzInspector and FuzzJSON
+#   scripts/fuzz.sh build               only build what the two above run (every target, and the asan ones),
+#                                       so that they start fuzzing at once (CI builds while e2e runs)
 #
 # Environment: FUZZ_SECONDS (per target, default 45; FUZZ_ASAN_SECONDS in asan mode, default 30), FUZZ_TIMEOUT (seconds one input may take before it
 # counts as a hang, default 10), FUZZ_RSS_MB (memory limit, default 2048), FUZZ_RESULTS (where each
@@ -35,10 +37,35 @@ mode=fuzz
 case "${1:-}" in
   replay) mode=replay; shift ;;
   asan) mode=asan; shift ;;
+  build) mode=build; shift ;;
 esac
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   if [ "$mode" = asan ]; then targets=("${ASAN_TARGETS[@]}"); else targets=("${ALL_TARGETS[@]}"); fi
+fi
+ASAN_SCRATCH=.build-fuzz-asan
+ASAN_FLAGS=(-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING)
+
+# Builds each of the targets after the first two arguments (scratch path, flags as one word) with them.
+build_targets() {
+  local scratch=$1 t
+  local -a flags
+  read -r -a flags <<<"$2"
+  shift 2
+  for t in "$@"; do
+    if ! swift build --scratch-path "$scratch" "${flags[@]}" --product "$t" </dev/null; then
+      echo "fuzz.sh: the fuzzing build of $t ($scratch) failed"
+      return 2
+    fi
+  done
+}
+
+if [ "$mode" = build ]; then
+  started=$(date +%s)
+  build_targets "$SCRATCH" "${FUZZ_FLAGS[*]}" "${ALL_TARGETS[@]}" || exit 2
+  build_targets "$ASAN_SCRATCH" "${ASAN_FLAGS[*]}" "${ASAN_TARGETS[@]}" || exit 2
+  echo "FUZZ-BUILD mode=build seconds=$(( $(date +%s) - started ))"
+  exit 0
 fi
 for t in "${targets[@]}"; do
   [ -d "Fuzz/corpus/$t" ] || { echo "fuzz.sh: unknown target $t (targets: ${ALL_TARGETS[*]})"; exit 2; }
@@ -57,8 +84,8 @@ fi
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-45}
 tag=FUZZ
 if [ "$mode" = asan ]; then
-  SCRATCH=.build-fuzz-asan
-  FUZZ_FLAGS=(-Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING)
+  SCRATCH=$ASAN_SCRATCH
+  FUZZ_FLAGS=("${ASAN_FLAGS[@]}")
   SECONDS_PER_TARGET=${FUZZ_ASAN_SECONDS:-30}
   tag=FUZZ-ASAN
   # Leaks are libFuzzer's -detect_leaks (on by default); ASan itself only has to stop at the first error.
@@ -72,12 +99,7 @@ RESULTS=${FUZZ_RESULTS:-$SCRATCH/results}
 export SWIFT_BACKTRACE=enable=no
 
 started=$(date +%s)
-for t in "${targets[@]}"; do
-  if ! swift build --scratch-path "$SCRATCH" "${FUZZ_FLAGS[@]}" --product "$t" </dev/null; then
-    echo "fuzz.sh: the fuzzing build of $t failed"
-    exit 2
-  fi
-done
+build_targets "$SCRATCH" "${FUZZ_FLAGS[*]}" "${targets[@]}" || exit 2
 bin=$(swift build --scratch-path "$SCRATCH" "${FUZZ_FLAGS[@]}" --show-bin-path)
 echo "FUZZ-BUILD mode=$mode targets=${#targets[@]} seconds=$(( $(date +%s) - started ))"
 

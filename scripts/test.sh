@@ -8,9 +8,10 @@
 #      files and S3)
 #   4. the end-to-end suite: the real imaged binary driven by openstack CLI / openstacksdk / glanceclient, on the
 #      embedded default, then the client suites again on PostgreSQL + S3 (plus the multi-node tests)
-#   5. in the background: fuzzing (scripts/fuzz.sh): the seed corpus replayed by the debug build, then every
-#      libFuzzer target (disk-format inspector, each front-end's request decoding) built and run for FUZZ_SECONDS
-#      each; meanwhile the scale-out client suites and Tempest (scripts/tempest.sh ci) run in the foreground
+#   5. in the background: fuzzing (scripts/fuzz.sh): every libFuzzer target (disk-format inspector, each
+#      front-end's request decoding) built at the lowest CPU priority while e2e runs; after e2e, the seed corpus
+#      replayed by the debug build and each target run for FUZZ_SECONDS, while the scale-out client suites
+#      and Tempest (scripts/tempest.sh ci) run in the foreground
 # Exits non-zero if any step fails. Safe to run twice; the second run skips installs.
 set -uo pipefail
 
@@ -173,6 +174,14 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+# The fuzzing step's own builds (-sanitize=fuzzer, ~11 minutes on two cores) start now, at the lowest CPU
+# priority, and use what e2e leaves idle (it mostly waits on servers and clients); after e2e, only the
+# fuzzing itself is left. Started after it, they were the run's longest pole (61 minutes in all).
+FUZZ_BUILD_LOG=$ROOT/.build/fuzz-build.log
+nice -n 19 scripts/fuzz.sh build </dev/null >"$FUZZ_BUILD_LOG" 2>&1 &
+fuzz_build_pid=$!
+
+# ---------------------------------------------------------------------------------------------
 # 4. End-to-end: the real binary and the real clients
 begin e2e
 log "pytest tests/e2e"
@@ -196,6 +205,11 @@ FUZZ_LOG=$ROOT/.build/fuzz-step.log
 # pole after e2e and CI must stay under 60 minutes. Longer runs: FUZZ_SECONDS=600 scripts/fuzz.sh TARGET.
 export FUZZ_SECONDS=${FUZZ_SECONDS:-25} FUZZ_ASAN_SECONDS=${FUZZ_ASAN_SECONDS:-20}
 fuzz_step() {
+  # The builds started before e2e (a sibling process: polled, not waited for). Had one failed, fuzz.sh
+  # below builds again and says why.
+  while kill -0 "$fuzz_build_pid" 2>/dev/null; do sleep 5; done
+  log "the fuzzing builds, started before e2e:"
+  tail -1 "$FUZZ_BUILD_LOG"
   log "fuzzing: corpus replay, then scripts/fuzz.sh (${FUZZ_SECONDS} s per target), then scripts/fuzz.sh asan (${FUZZ_ASAN_SECONDS} s per target)"
   if ! scripts/fuzz.sh replay </dev/null; then echo "FUZZ-RESULT replay"; return 1; fi
   local rc=0
