@@ -136,7 +136,8 @@ steal_ms() { awk -v t="$(getconf CLK_TCK)" '/^cpu / { print int($9 * 1000 / t) }
 # cpu_ticks PID...: "pid ticks" for each process, its CPU time so far (user + system, in clock ticks).
 # cpu_delta BEFORE AFTER: the ticks taken between two such listings (files) by the processes alive at both
 # (one that came or went in between, such as an autovacuum worker, is left out). TICK_US: one tick in µs.
-cpu_ticks() { local p; for p in "$@"; do [ -r "/proc/$p/stat" ] && awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat"; done; }
+# A process gone before it is read is skipped: cpu_ticks never fails (postgres.sh runs under set -e).
+cpu_ticks() { local p; for p in "$@"; do awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true; done; }
 cpu_delta() { awk 'NR == FNR { a[$1] = $2; next } ($1 in a) { t += $2 - a[$1] } END { print t + 0 }' "$1" "$2"; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
