@@ -219,9 +219,6 @@ extension ImageCacheTests {
         #expect(cache.get(other.id) == other)
     }
 
-    /// Rows read once stay out of the cache but for hash collisions (one bit per id, at most an
-    /// eighth of the bits set: ~6 %), and the doorkeeper starts again when that many are set, so it
-    /// never comes to admit everything.
     /// A row read by id (a GET) is cached on its first read, even right after a walk's first reads
     /// cleared the doorkeeper, and answers the next read by id.
     @Test func aRowReadByIDIsCachedOnItsFirstRead() {
@@ -243,6 +240,9 @@ extension ImageCacheTests {
         }
     }
 
+    /// Rows read once stay out of the cache but for hash collisions (one bit per id, at most an
+    /// eighth of the bits set: ~6 %), and the doorkeeper starts again when that many are set, so it
+    /// never comes to admit everything.
     @Test func rowsReadOnceStayOut() {
         let cache = ImageCache(capacity: 4 * ImageCache.seenBits)  // large enough never to drop a generation
         let reads = ImageCache.seenBits / 2  // four fillings of the doorkeeper
