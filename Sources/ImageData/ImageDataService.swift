@@ -134,7 +134,7 @@ public struct ImageDataService: Sendable {
                 throw error
             }
         } catch {
-            await uncancelled { _ = try? await images.returnToQueued(id: image.id, from: [.saving]) }
+            await requeueAfterFailedWrite(id: image.id, from: .saving)
             // Glance's failed upload: image.upload at error priority, the reason as payload.
             images.emit("image.upload", .string("Failed to upload image data for image \(image.id): \((error as? ImageError)?.message ?? "\(error)")"),
                         priority: .error)
@@ -165,8 +165,28 @@ public struct ImageDataService: Sendable {
                 throw error
             }
         } catch {
-            await uncancelled { _ = try? await images.returnToQueued(id: image.id, from: [.uploading]) }
+            await requeueAfterFailedWrite(id: image.id, from: .uploading)
             throw error
+        }
+    }
+
+    /// Puts an image whose upload or staging failed back to `queued` (when it is still this node's
+    /// write in `status`). The failure is often the catalog's own outage, and then this write fails
+    /// too: it is tried again in the background until the catalog takes it. This node is alive and
+    /// beating, so no other node's reaper would requeue the image, and left in `saving` it could
+    /// never be uploaded again (the chaos test found one after a PostgreSQL restart).
+    func requeueAfterFailedWrite(id: String, from status: ImageStatus) async {
+        let images = self.images, logger = self.logger
+        let requeue: @Sendable () async throws -> Void = { _ = try await images.returnToQueued(id: id, from: [status]) }
+        await uncancelled {
+            do { try await requeue() } catch {
+                logger.warning("could not queue the image again; retrying in the background",
+                               metadata: ["image": .string(id), "error": "\(error)"])
+                Task.detached {
+                    let attempts = await retryUntilDone(requeue)
+                    logger.notice("image queued again after its failed write", metadata: ["image": .string(id), "attempts": "\(attempts)"])
+                }
+            }
         }
     }
 
@@ -419,6 +439,26 @@ public struct ImageDataService: Sendable {
 /// image in `saving` until the next restart.
 public func uncancelled(_ work: @escaping @Sendable () async -> Void) async {
     await Task { await work() }.value
+}
+
+/// Runs `attempt` until it returns without throwing, waiting `first` after the first failure and
+/// twice as long after each next one, at most `longest`. Returns the number of attempts. For clean-up
+/// that must happen once the catalog or a store is back, for as long as this process lives.
+@discardableResult
+func retryUntilDone(first: Duration = .milliseconds(500), longest: Duration = .seconds(30),
+                    _ attempt: @Sendable () async throws -> Void) async -> Int {
+    var wait = first
+    var attempts = 0
+    while true {
+        attempts += 1
+        do {
+            try await attempt()
+            return attempts
+        } catch {
+            try? await Task.sleep(for: wait)
+            wait = min(wait * 2, longest)
+        }
+    }
 }
 
 /// One `Range: bytes=…` specification.

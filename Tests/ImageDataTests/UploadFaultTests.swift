@@ -3,6 +3,7 @@ import CatalogSQLite
 import Foundation
 import ImageCore
 import NIOCore
+import Synchronization
 import Testing
 @testable import ImageData
 
@@ -33,6 +34,22 @@ struct BrokenBody: AsyncSequence {
 }
 
 @Suite struct UploadFaultTests {
+    /// A requeue the catalog refused (its outage failed the upload too) is tried again, waiting longer
+    /// each time, until it goes through; the attempts are counted.
+    @Test func cleanUpIsRetriedUntilItGoesThrough() async {
+        let failures = Mutex(3)
+        let started = ContinuousClock.now
+        let attempts = await retryUntilDone(first: .milliseconds(20), longest: .milliseconds(40)) {
+            try failures.withLock { left in
+                guard left == 0 else { left -= 1; throw ImageError(.unavailable, "catalog away") }
+            }
+        }
+        #expect(attempts == 4)
+        #expect(failures.withLock { $0 } == 0)
+        // Waited 20, 40, then 40 ms (the longest) between them.
+        #expect(ContinuousClock.now - started >= .milliseconds(100))
+    }
+
     @Test func clientGoneMidUploadQueuesTheImageAndKeepsNothing() async throws {
         let node = try Node()
         defer { node.remove() }

@@ -162,6 +162,56 @@ def test_catalog_outage_answers_503_with_retry_after_in_each_api_and_recovers(tm
         srv.kill(signal.SIGTERM)
 
 
+def test_upload_failing_in_a_catalog_outage_is_queued_again_once_the_catalog_is_back(tmp_path):
+    """An upload whose data is in when PostgreSQL is down cannot record it, nor put the image back to
+    queued: the node retries the requeue until the catalog is back. (The writer is this live node, so no
+    other node's reaper would; left in `saving`, the image could never be uploaded again.)"""
+    pg_dir()
+    from conftest import postgres_url
+    srv = ImagedServer(tmp_path / "n", "--catalog", postgres_url(f"e2e_{uuid.uuid4().hex[:12]}"))
+    srv.start()
+    release = threading.Event()
+    try:
+        alice = Raw(srv.url, "alice")
+        image = alice.create(name=unique("outage-upload"), disk_format="raw", container_format="bare")
+        started, results = threading.Event(), {}
+
+        def send():
+            try:
+                results["r"] = upload(alice, image["id"], stalled_body(random_bytes(3 * MiB, 903), started, release), timeout=90)
+            except requests.RequestException as e:
+                results["e"] = e
+        thread = threading.Thread(target=send, daemon=True)
+        thread.start()
+        assert started.wait(30)
+        wait_for(lambda: alice.get(f"/v2/images/{image['id']}").json()["status"] == "saving", 10, what="saving")
+        pg("stop")
+        try:
+            release.set()                      # the body ends while the catalog is away: the upload fails
+            thread.join(90)
+            assert "r" in results, results
+            assert results["r"].status_code == 503, results["r"].text
+            wait_for(lambda: "could not queue the image again" in srv.log_text(), 15, what="the failed requeue logged")
+        finally:
+            pg("start")
+
+        def status():
+            r = alice.get(f"/v2/images/{image['id']}")
+            return r.json()["status"] if r.status_code == 200 else None
+        wait_for(lambda: status() == "queued", 60, what="the image queued again")
+        assert "image queued again after its failed write" in srv.log_text()
+        shown = alice.get(f"/v2/images/{image['id']}").json()
+        assert shown["size"] is None and shown["checksum"] is None
+        # And it takes a new upload, intact.
+        data = random_bytes(2 * MiB + 5, 904)
+        r = upload(alice, image["id"], data)
+        assert r.status_code == 204, r.text
+        assert alice.get(f"/v2/images/{image['id']}/file").content == data
+    finally:
+        release.set()
+        srv.kill(signal.SIGTERM)
+
+
 def test_s3_unreachable_upload_503_and_requeued_download_503_readyz_names_the_store(tmp_path):
     if not os.environ.get("IMAGED_TEST_S3_ENV"):
         pytest.skip("needs IMAGED_TEST_S3_ENV (scripts/test.sh sets it)")
