@@ -44,6 +44,22 @@ def stalled_body(first: bytes, started: threading.Event, release: threading.Even
     release.wait(120)
 
 
+def start_stalled_upload(client: Raw, image_id: str, first: bytes, release: threading.Event, timeout: float) -> tuple:
+    """Uploads `first` to the image in a thread, then holds the body open until `release`; returns once the
+    bytes are sent, with the thread and a dict that gets the response ("r") or the client error ("e")."""
+    started, results = threading.Event(), {}
+
+    def send():
+        try:
+            results["r"] = upload(client, image_id, stalled_body(first, started, release), timeout=timeout)
+        except requests.RequestException as e:
+            results["e"] = e
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    assert started.wait(30)
+    return thread, results
+
+
 def requires_cluster():
     if not (os.environ.get("IMAGED_TEST_POSTGRES_URL") and os.environ.get("IMAGED_TEST_S3_ENV")):
         pytest.skip("needs PostgreSQL + S3 (IMAGED_TEST_POSTGRES_URL, IMAGED_TEST_S3_ENV; scripts/test.sh sets them)")
@@ -63,18 +79,8 @@ def test_dead_nodes_upload_is_requeued_by_the_other_node_and_its_parts_aborted(t
     try:
         alice_a, alice_b = Raw(a.url, "alice"), Raw(b.url, "alice")
         image = alice_a.create(name=unique("reap"), disk_format="raw", container_format="bare")
-        started = threading.Event()
         first = random_bytes(7 * MiB, 901)   # one 5 MiB part sent to S3, the rest buffered
-        results = {}
-
-        def send():
-            try:
-                results["r"] = upload(alice_a, image["id"], stalled_body(first, started, release), timeout=60)
-            except requests.RequestException as e:
-                results["e"] = e
-        thread = threading.Thread(target=send, daemon=True)
-        thread.start()
-        assert started.wait(30)
+        start_stalled_upload(alice_a, image["id"], first, release, timeout=60)
         wait_for(lambda: alice_b.get(f"/v2/images/{image['id']}").json()["status"] == "saving", 10, what="saving")
         prefix = f"e2e-{tag}/"
         wait_for(lambda: open_multipart_uploads(prefix), 15, what="a multipart upload in progress")
@@ -174,16 +180,7 @@ def test_upload_failing_in_a_catalog_outage_is_queued_again_once_the_catalog_is_
     try:
         alice = Raw(srv.url, "alice")
         image = alice.create(name=unique("outage-upload"), disk_format="raw", container_format="bare")
-        started, results = threading.Event(), {}
-
-        def send():
-            try:
-                results["r"] = upload(alice, image["id"], stalled_body(random_bytes(3 * MiB, 903), started, release), timeout=90)
-            except requests.RequestException as e:
-                results["e"] = e
-        thread = threading.Thread(target=send, daemon=True)
-        thread.start()
-        assert started.wait(30)
+        thread, results = start_stalled_upload(alice, image["id"], random_bytes(3 * MiB, 903), release, timeout=90)
         wait_for(lambda: alice.get(f"/v2/images/{image['id']}").json()["status"] == "saving", 10, what="saving")
         pg("stop")
         try:
