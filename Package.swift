@@ -90,6 +90,7 @@ let package = Package(
         .target(name: "CatalogPostgres", dependencies: [
             "ImageCore", "CatalogSQL",
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),

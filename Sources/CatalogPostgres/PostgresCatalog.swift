@@ -2,6 +2,7 @@ import CatalogSQL
 import Foundation
 import ImageCore
 import Logging
+import NIOCore
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
@@ -105,8 +106,8 @@ public final class PostgresCatalog: Catalog {
     func rows(_ sql: String, _ values: [SQLValue] = [], on connection: PostgresConnection? = nil) async throws -> [PostgresRow] {
         let q = Self.query(sql, values)
         return try await Self.translatingErrors { [logger] in
-            if let connection { return try await connection.query(q, logger: logger).collect() }
-            return try await pooled { c in try await c.query(q, logger: logger).collect() }
+            if let connection { return try await connection.whileOpen { $0.query(q, logger: logger) }.rows }
+            return try await pooled { c in try await c.whileOpen { $0.query(q, logger: logger) }.rows }
         }
     }
 
@@ -133,21 +134,46 @@ public final class PostgresCatalog: Catalog {
     /// PostgreSQL could not be reached or went away (restarting, shutting down, connection lost):
     /// the core's `.unavailable`, which every front-end answers 503 with `Retry-After`. The pool
     /// reconnects by itself; what was not committed was not acknowledged.
+    /// 08xxx connection exceptions, 57P01-03 shutdown / cannot connect now, 53300 too many connections.
+    static func isUnavailable(sqlState state: String) -> Bool {
+        state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300"
+    }
+
     static func unavailable(_ error: any Error) -> ImageError? {
         if let e = error as? PSQLError {
             switch e.code {
             case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .poolClosed:
                 return ImageError(.unavailable, "The catalog database is unavailable (\(e.code)); retry shortly.")
             case .server:
-                // 08xxx connection exceptions, 57P01-03 shutdown / cannot connect now, 53300 too many connections.
                 let state = e.serverInfo?[.sqlState] ?? ""
-                if state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300" {
+                if Self.isUnavailable(sqlState: state) {
                     return ImageError(.unavailable, "The catalog database is unavailable (SQLSTATE \(state)); retry shortly.")
                 }
                 return nil
             default:
                 return nil
             }
+        }
+        // postgres-nio's older API (prepared lists and reads, `executePrepared`) reports the same failures
+        // as `PostgresError`, and a lost connection as the socket's own error.
+        if let e = error as? PostgresError {
+            switch e {
+            case .connectionClosed:
+                return ImageError(.unavailable, "The catalog database closed the connection; retry shortly.")
+            case .protocol(let message) where message == "Unexpected connection close":
+                return ImageError(.unavailable, "The catalog database closed the connection; retry shortly.")
+            case .server(let server):
+                let state = server.fields[.sqlState] ?? ""
+                if Self.isUnavailable(sqlState: state) {
+                    return ImageError(.unavailable, "The catalog database is unavailable (SQLSTATE \(state)); retry shortly.")
+                }
+                return nil
+            case .protocol:
+                return nil
+            }
+        }
+        if error is IOError || error is ChannelError {
+            return ImageError(.unavailable, "The connection to the catalog database failed; retry shortly.")
         }
         // The pool gave up connecting (postgres-nio's ConnectionPoolError, from a module not imported here).
         if String(describing: type(of: error)) == "ConnectionPoolError" {
@@ -198,15 +224,19 @@ public final class PostgresCatalog: Catalog {
         }
     }
 
+    static func run(_ sql: PostgresQuery, on c: PostgresConnection, logger: Logger) async throws {
+        _ = try await c.whileOpen { $0.query(sql, logger: logger) }
+    }
+
     private func transactionOnce<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         try await pooled { connection in
-            try await connection.query("BEGIN", logger: logger)
+            try await Self.run("BEGIN", on: connection, logger: logger)
             do {
                 let result = try await body(connection)
-                try await connection.query("COMMIT", logger: logger)
+                try await Self.run("COMMIT", on: connection, logger: logger)
                 return result
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                try? await Self.run("ROLLBACK", on: connection, logger: logger)
                 throw error
             }
         }
@@ -368,17 +398,18 @@ public final class PostgresCatalog: Catalog {
     /// The images of `ids` that exist, by id: one prepared statement, whatever the number. Each row
     /// carries the catalog revision of the statement's snapshot.
     func images(ids: [String]) async throws -> [String: Image] {
-        try await Self.translatingErrors { [logger] in
+        try await Self.translatingErrors {
             try await pooled { c in
                 var found: [String: Image] = [:]
                 let ticket = self.decodeCache.ticket()
-                let rows = ids.count == 1 ? try await c.execute(SelectImageByID(id: ids[0]), logger: logger)
-                                          : try await c.execute(SelectImagesByIDs(ids: ids), logger: logger)
+                let rows = ids.count == 1
+                    ? try await self.executePrepared(Self.selectImageByID, [PostgresData(string: ids[0])], on: c)
+                    : try await self.executePrepared(Self.selectImagesByIDs, [PostgresData(array: ids.map(PostgresData.init(string:)), elementType: .text)], on: c)
                 var revision: Int64?
-                for try await row in rows {
+                for row in rows {
                     let r = row.makeRandomAccess()
-                    if revision == nil { revision = try Self.cell(r, Self.revisionIndex, binary: false).decode(Int64?.self) }
-                    let image = try self.imageUsingCache(r, since: ticket, binary: false, revision: revision, byID: true)
+                    if revision == nil { revision = try Self.cell(r, Self.revisionIndex, binary: true).decode(Int64?.self) }
+                    let image = try self.imageUsingCache(r, since: ticket, binary: true, revision: revision, byID: true)
                     found[image.id] = image
                 }
                 if let revision { self.found(revision: revision) }
@@ -390,34 +421,12 @@ public final class PostgresCatalog: Catalog {
     /// Where a row read with `revisionColumn` carries the revision: after the image's columns.
     static let revisionIndex = CatalogColumns.imageNames.count
 
-    /// The hottest read, prepared once per connection (postgres-nio keeps it by name): PostgreSQL
-    /// then skips parsing and planning it on every GET.
-    struct SelectImageByID: PostgresPreparedStatement {
-        static let name = "imaged_image_by_id"
-        static let sql = "SELECT \(PostgresCatalog.columns), \(PostgresCatalog.revisionColumn) FROM images WHERE id = $1"
-        typealias Row = PostgresRow
-        let id: String
-        func makeBindings() -> PostgresBindings {
-            var bindings = PostgresBindings()
-            bindings.append(id)
-            return bindings
-        }
-        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
-    }
+    /// The hottest read, prepared once per connection (`executePrepared`): PostgreSQL then skips
+    /// parsing and planning it on every GET.
+    static let selectImageByID = "SELECT \(PostgresCatalog.columns), \(PostgresCatalog.revisionColumn) FROM images WHERE id = $1"
 
     /// Several GETs answered by one query (`ReadBatcher`); `id = ANY($1)` is an index lookup per id.
-    struct SelectImagesByIDs: PostgresPreparedStatement {
-        static let name = "imaged_images_by_ids"
-        static let sql = "SELECT \(PostgresCatalog.columns), \(PostgresCatalog.revisionColumn) FROM images WHERE id = ANY($1)"
-        typealias Row = PostgresRow
-        let ids: [String]
-        func makeBindings() -> PostgresBindings {
-            var bindings = PostgresBindings()
-            bindings.append(ids)
-            return bindings
-        }
-        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
-    }
+    static let selectImagesByIDs = "SELECT \(PostgresCatalog.columns), \(PostgresCatalog.revisionColumn) FROM images WHERE id = ANY($1)"
 
     func clash(_ check: UniquenessCheck, except id: String, on c: PostgresConnection?) async throws -> Image? {
         let st = ListSQL.buildCandidates(check, except: id, .postgres)
@@ -483,6 +492,8 @@ public final class PostgresCatalog: Catalog {
     struct PreparedLists {
         let connection: PostgresConnection
         var bySQL: [String: PreparedQuery] = [:]
+        /// The catalog's own statements (`executePrepared`).
+        var fixed: [String: PreparedQuery] = [:]
     }
 
     /// Statements of one shape prepared per connection: a list's shape (filters, sort, scope) repeats
@@ -504,16 +515,40 @@ public final class PostgresCatalog: Catalog {
                 if let known {
                     prepared = known
                 } else if room {
-                    prepared = try await c.prepare(query: sql).get()
-                    self.preparedLists.withLock { lists in
-                        // A connection's first shape: forget the connections the pool has closed since.
-                        if lists[c.id] == nil { lists = lists.filter { !$0.value.connection.isClosed } }
-                        lists[c.id, default: PreparedLists(connection: c)].bySQL[sql] = prepared
-                    }
+                    prepared = try await c.whileOpen { $0.prepare(query: sql) }
+                    self.keep(prepared, sql, on: c, fixed: false)
                 } else {
-                    return (try await c.query(Self.query(sql, values), logger: logger).collect(), false)
+                    let q = Self.query(sql, values)
+                    return (try await c.whileOpen { $0.query(q, logger: logger) }.rows, false)
                 }
-                return (try await prepared.execute(values.map(Self.data)).get(), true)
+                let binds = values.map(Self.data)
+                return (try await c.whileOpen { _ in prepared.execute(binds) }, true)
+            }
+        }
+    }
+
+    /// Runs one of the catalog's own statements (`selectImageByID`, `SelectRevision`…) on `c`, prepared
+    /// there on first use; its rows come in binary (`preparedRows`).
+    func executePrepared(_ sql: String, _ binds: [PostgresData], on c: PostgresConnection) async throws -> [PostgresRow] {
+        let prepared: PreparedQuery
+        if let known = preparedLists.withLock({ $0[c.id]?.fixed[sql] }) {
+            prepared = known
+        } else {
+            prepared = try await c.whileOpen { $0.prepare(query: sql) }
+            keep(prepared, sql, on: c, fixed: true)
+        }
+        return try await c.whileOpen { _ in prepared.execute(binds) }
+    }
+
+    /// Records a statement prepared on `c`; `fixed`: one of the catalog's own, outside the list shapes' bound.
+    func keep(_ prepared: PreparedQuery, _ sql: String, on c: PostgresConnection, fixed: Bool) {
+        preparedLists.withLock { lists in
+            // A connection's first statement: forget the connections the pool has closed since.
+            if lists[c.id] == nil { lists = lists.filter { !$0.value.connection.isClosed } }
+            if fixed {
+                lists[c.id, default: PreparedLists(connection: c)].fixed[sql] = prepared
+            } else {
+                lists[c.id, default: PreparedLists(connection: c)].bySQL[sql] = prepared
             }
         }
     }
@@ -531,16 +566,16 @@ public final class PostgresCatalog: Catalog {
     }
 
     /// The catalog's revision, as a column of a list (evaluated once per statement, in its snapshot).
-    static let revisionColumn = "(\(SelectRevision.sql))"
+    static let revisionColumn = "(\(selectRevision))"
 
     /// The catalog's revision now. A read that asks while another is in flight waits for the next one,
     /// which starts after it asked (`ReadBatcher`), so it sees every write committed before.
     func revision() async throws -> Int64 {
         let revision = try await revisionBatcher.read(0) { _ in
-            try await Self.translatingErrors { [logger] in
+            try await Self.translatingErrors {
                 try await self.pooled { c in
-                    var found: Int64?
-                    for try await row in try await c.execute(SelectRevision(), logger: logger) { found = try row.decode(Int64?.self) }
+                    let rows = try await self.executePrepared(Self.selectRevision, [], on: c)
+                    let found = try rows.first.flatMap { try Self.cell($0.makeRandomAccess(), 0, binary: true).decode(Int64?.self) }
                     if let found { self.found(revision: found) }
                     return [0: found ?? 0]
                 }
@@ -549,13 +584,7 @@ public final class PostgresCatalog: Catalog {
         return revision ?? 0
     }
 
-    struct SelectRevision: PostgresPreparedStatement {
-        static let name = "imaged_image_revision"
-        static let sql = "SELECT CAST(sum(n) AS BIGINT) FROM image_revisions"
-        typealias Row = PostgresRow
-        func makeBindings() -> PostgresBindings { PostgresBindings() }
-        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
-    }
+    static let selectRevision = "SELECT CAST(sum(n) AS BIGINT) FROM image_revisions"
 
     public func countImages(_ query: ImageListQuery) async throws -> Int {
         let st = ListSQL.buildCount(query, .postgres)
