@@ -131,14 +131,14 @@ public final class PostgresCatalog: Catalog {
         return unavailable(e) ?? e
     }
 
-    /// PostgreSQL could not be reached or went away (restarting, shutting down, connection lost):
-    /// the core's `.unavailable`, which every front-end answers 503 with `Retry-After`. The pool
-    /// reconnects by itself; what was not committed was not acknowledged.
     /// 08xxx connection exceptions, 57P01-03 shutdown / cannot connect now, 53300 too many connections.
     static func isUnavailable(sqlState state: String) -> Bool {
         state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300"
     }
 
+    /// PostgreSQL could not be reached or went away (restarting, shutting down, connection lost):
+    /// the core's `.unavailable`, which every front-end answers 503 with `Retry-After`. The pool
+    /// reconnects by itself; what was not committed was not acknowledged.
     static func unavailable(_ error: any Error) -> ImageError? {
         if let e = error as? PSQLError {
             switch e.code {
@@ -224,6 +224,7 @@ public final class PostgresCatalog: Catalog {
         }
     }
 
+    /// Runs a statement whose rows are not wanted (BEGIN, COMMIT…) on `c`.
     static func run(_ sql: PostgresQuery, on c: PostgresConnection, logger: Logger) async throws {
         _ = try await c.whileOpen { $0.query(sql, logger: logger) }
     }
@@ -527,7 +528,7 @@ public final class PostgresCatalog: Catalog {
         }
     }
 
-    /// Runs one of the catalog's own statements (`selectImageByID`, `SelectRevision`…) on `c`, prepared
+    /// Runs one of the catalog's own statements (`selectImageByID`, `selectRevision`…) on `c`, prepared
     /// there on first use; its rows come in binary (`preparedRows`).
     func executePrepared(_ sql: String, _ binds: [PostgresData], on c: PostgresConnection) async throws -> [PostgresRow] {
         let prepared: PreparedQuery
@@ -584,6 +585,7 @@ public final class PostgresCatalog: Catalog {
         return revision ?? 0
     }
 
+    /// The catalog's revision: every commit that writes images or members moves it (`ListPageCache`).
     static let selectRevision = "SELECT CAST(sum(n) AS BIGINT) FROM image_revisions"
 
     public func countImages(_ query: ImageListQuery) async throws -> Int {
