@@ -44,7 +44,10 @@ def cached_ids(admin: Raw) -> list[str]:
 
 def active_image(client: Raw, data: bytes) -> dict:
     image = client.create(name=unique("cache"), disk_format="raw", container_format="bare")
-    r = client.put(f"/v2/images/{image['id']}/file", data=data, headers={"Content-Type": "application/octet-stream"})
+    # Up to 1 GiB, through the counting relay (this process) to RGW: on a loaded CI machine the answer can
+    # come more than Raw's default 30 s after the last byte, as the downloads below allow 300 s.
+    r = client.put(f"/v2/images/{image['id']}/file", data=data, headers={"Content-Type": "application/octet-stream"},
+                   timeout=300)
     assert r.status_code == 204, r.text
     return client.get(f"/v2/images/{image['id']}").json()
 
