@@ -404,8 +404,8 @@ public final class PostgresCatalog: Catalog {
                 var found: [String: Image] = [:]
                 let ticket = self.decodeCache.ticket()
                 let rows = ids.count == 1
-                    ? try await self.executePrepared(Self.selectImageByID, [PostgresData(string: ids[0])], on: c)
-                    : try await self.executePrepared(Self.selectImagesByIDs, [PostgresData(array: ids.map(PostgresData.init(string:)), elementType: .text)], on: c)
+                    ? try await self.executePrepared(.imageByID, [PostgresData(string: ids[0])], on: c)
+                    : try await self.executePrepared(.imagesByIDs, [PostgresData(array: ids.map(PostgresData.init(string:)), elementType: .text)], on: c)
                 var revision: Int64?
                 for row in rows {
                     let r = row.makeRandomAccess()
@@ -473,6 +473,7 @@ public final class PostgresCatalog: Catalog {
             listPages.countHit()
             return page.images
         }
+        if keysFirst.worthTrying(), let images = try await listByKeys(query, pageKey: key) { return images }
         let ticket = decodeCache.ticket()
         let (rows, binary) = try await preparedRows(st.sql, st.values)
         var revision: Int64?
@@ -490,11 +491,84 @@ public final class PostgresCatalog: Catalog {
         return images
     }
 
+    /// A list page read as keys first: the page's ids, versions and revision, then in full only the
+    /// rows the cache does not hold at that version (one more statement, by id). With the page's rows
+    /// cached, PostgreSQL neither reads nor sends 26 full rows (their JSON as text) and this node does
+    /// not receive them: most of a list's cost on both sides. `nil` when a row changed or went away
+    /// between the two statements: the caller reads the page in full, in one snapshot.
+    func listByKeys(_ query: ImageListQuery, pageKey: ListPageCache.Key) async throws -> [Image]? {
+        let st = ListSQL.build(query, .postgres, columns: "id, version, updated_at", extraColumn: Self.revisionColumn)
+        let ticket = decodeCache.ticket()
+        let (rows, binary) = try await preparedRows(st.sql, st.values)
+        var revision: Int64?
+        var images: [Image?] = []
+        images.reserveCapacity(rows.count)
+        var missing: [(index: Int, version: Int64, updatedAt: Int64, admit: Bool)] = []
+        var missingIDs: [String] = []
+        for row in rows {
+            let r = row.makeRandomAccess()
+            if images.isEmpty { revision = try Self.cell(r, 3, binary: binary).decode(Int64?.self) }
+            let id = try Self.cell(r, 0, binary: binary).decode(String.self)
+            let version = try Self.cell(r, 1, binary: binary).decode(Int64.self)
+            let updatedAt = try Self.cell(r, 2, binary: binary).decode(Int64.self)
+            switch decodeCache.lookup(id, version: version, updatedAt: updatedAt, revision: revision) {
+            case .hit(let cached):
+                images.append(cached)
+            case .miss(let admit):
+                missing.append((images.count, version, updatedAt, admit))
+                missingIDs.append(id)
+                images.append(nil)
+            }
+        }
+        keysFirst.record(rows: rows.count, hits: rows.count - missing.count)
+        if !missing.isEmpty {
+            let fetched = try await Self.translatingErrors {
+                try await pooled { c in
+                    try await self.executePrepared(.imagesByIDs, [PostgresData(array: missingIDs.map(PostgresData.init(string:)), elementType: .text)], on: c)
+                        .map { try Self.image($0.makeRandomAccess(), binary: true) }
+                }
+            }
+            let byID = Dictionary(fetched.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            for (slot, id) in zip(missing, missingIDs) {
+                // Changed since the keys were read: this page is no longer one snapshot.
+                guard let image = byID[id], image.version == slot.version, image.updatedAt == slot.updatedAt else { return nil }
+                // The same version as at the keys' revision: recorded at that (earlier) revision.
+                if slot.admit { decodeCache.offerRead(image, since: ticket, revision: revision) }
+                images[slot.index] = image
+            }
+        }
+        let page = images.compactMap { $0 }
+        if let revision {
+            found(revision: revision)
+            listPages.keep(pageKey, ListPageCache.Page(revision: revision, images: page))
+        }
+        return page
+    }
+
+    /// Whether lists are read keys first (`listByKeys`): while most rows lists meet are cached. With
+    /// most missing, the second statement would cost more than the full rows it spares.
+    let keysFirst = KeysFirstGauge()
+
     struct PreparedLists {
         let connection: PostgresConnection
         var bySQL: [String: PreparedQuery] = [:]
         /// The catalog's own statements (`executePrepared`).
-        var fixed: [String: PreparedQuery] = [:]
+        var own: [OwnStatement: PreparedQuery] = [:]
+    }
+
+    /// The catalog's own statements, prepared on each connection on first use (`executePrepared`) in
+    /// addition to the list shapes. Named by a case, not by their text: a GET that misses the cache
+    /// would otherwise hash the ~700-character by-id statement to find it.
+    enum OwnStatement: Hashable, Sendable {
+        case imageByID, imagesByIDs, revision
+
+        var sql: String {
+            switch self {
+            case .imageByID: PostgresCatalog.selectImageByID
+            case .imagesByIDs: PostgresCatalog.selectImagesByIDs
+            case .revision: PostgresCatalog.selectRevision
+            }
+        }
     }
 
     /// Statements of one shape prepared per connection: a list's shape (filters, sort, scope) repeats
@@ -516,42 +590,42 @@ public final class PostgresCatalog: Catalog {
                 if let known {
                     prepared = known
                 } else if room {
-                    prepared = try await c.whileOpen { $0.prepare(query: sql) }
-                    self.keep(prepared, sql, on: c, fixed: false)
+                    prepared = try await self.prepare(sql, on: c) { $0.bySQL[sql] = $1 }
                 } else {
                     let q = Self.query(sql, values)
                     return (try await c.whileOpen { $0.query(q, logger: logger) }.rows, false)
                 }
-                let binds = values.map(Self.data)
-                return (try await c.whileOpen { _ in prepared.execute(binds) }, true)
+                return (try await Self.execute(prepared, values.map(Self.data), on: c), true)
             }
         }
     }
 
-    /// Runs one of the catalog's own statements (`selectImageByID`, `selectRevision`…) on `c`, prepared
-    /// there on first use; its rows come in binary (`preparedRows`).
-    func executePrepared(_ sql: String, _ binds: [PostgresData], on c: PostgresConnection) async throws -> [PostgresRow] {
+    /// Runs one of the catalog's own statements on `c`, prepared there on first use; its rows come in
+    /// binary (`preparedRows`).
+    func executePrepared(_ statement: OwnStatement, _ binds: [PostgresData], on c: PostgresConnection) async throws -> [PostgresRow] {
         let prepared: PreparedQuery
-        if let known = preparedLists.withLock({ $0[c.id]?.fixed[sql] }) {
+        if let known = preparedLists.withLock({ $0[c.id]?.own[statement] }) {
             prepared = known
         } else {
-            prepared = try await c.whileOpen { $0.prepare(query: sql) }
-            keep(prepared, sql, on: c, fixed: true)
+            prepared = try await prepare(statement.sql, on: c) { $0.own[statement] = $1 }
         }
-        return try await c.whileOpen { _ in prepared.execute(binds) }
+        return try await Self.execute(prepared, binds, on: c)
     }
 
-    /// Records a statement prepared on `c`; `fixed`: one of the catalog's own, outside the list shapes' bound.
-    func keep(_ prepared: PreparedQuery, _ sql: String, on c: PostgresConnection, fixed: Bool) {
+    /// Prepares `sql` on `c` and records it there with `record`.
+    func prepare(_ sql: String, on c: PostgresConnection,
+                 record: (inout PreparedLists, PreparedQuery) -> Void) async throws -> PreparedQuery {
+        let prepared = try await c.whileOpen { $0.prepare(query: sql) }
         preparedLists.withLock { lists in
             // A connection's first statement: forget the connections the pool has closed since.
             if lists[c.id] == nil { lists = lists.filter { !$0.value.connection.isClosed } }
-            if fixed {
-                lists[c.id, default: PreparedLists(connection: c)].fixed[sql] = prepared
-            } else {
-                lists[c.id, default: PreparedLists(connection: c)].bySQL[sql] = prepared
-            }
+            record(&lists[c.id, default: PreparedLists(connection: c)], prepared)
         }
+        return prepared
+    }
+
+    static func execute(_ prepared: PreparedQuery, _ binds: [PostgresData], on c: PostgresConnection) async throws -> [PostgresRow] {
+        try await c.whileOpen { _ in prepared.execute(binds) }
     }
 
     /// 64; tests lower it to reach the unprepared path.
@@ -575,7 +649,7 @@ public final class PostgresCatalog: Catalog {
         let revision = try await revisionBatcher.read(0) { _ in
             try await Self.translatingErrors {
                 try await self.pooled { c in
-                    let rows = try await self.executePrepared(Self.selectRevision, [], on: c)
+                    let rows = try await self.executePrepared(.revision, [], on: c)
                     let found = try rows.first.flatMap { try Self.cell($0.makeRandomAccess(), 0, binary: true).decode(Int64?.self) }
                     if let found { self.found(revision: found) }
                     return [0: found ?? 0]

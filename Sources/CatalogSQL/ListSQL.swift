@@ -5,8 +5,9 @@ import ImageCore
 /// come only from the query's enums; every caller-supplied value is bound.
 public enum ListSQL {
     /// `extraColumn` is selected after the image's columns (an expression, the same in every row).
-    public static func build(_ q: ImageListQuery, _ dialect: SQLDialect, extraColumn: String? = nil) -> SQLStatement {
-        var st = SQLStatement(dialect, "SELECT \(selectColumns(dialect))\(extraColumn.map { ", " + $0 } ?? "") FROM images")
+    /// `columns`: what to select instead of every column of the image (`selectColumns`).
+    public static func build(_ q: ImageListQuery, _ dialect: SQLDialect, columns: String? = nil, extraColumn: String? = nil) -> SQLStatement {
+        var st = SQLStatement(dialect, "SELECT \(columns ?? selectColumns(dialect))\(extraColumn.map { ", " + $0 } ?? "") FROM images")
         appendWhere(q, &st)
         if let marker = q.marker { appendAfterMarker(marker, q.sort, &st) }
 

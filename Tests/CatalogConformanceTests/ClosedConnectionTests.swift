@@ -47,8 +47,8 @@ struct ClosedConnectionTests {
             try await catalog.insertImage(kept)
             let kinds: [(String, @Sendable (PostgresCatalog, PostgresConnection) async throws -> Void)] = [
                 ("one-off", { c, conn in _ = try await c.rows("SELECT 1", on: conn) }),
-                ("by id", { c, conn in _ = try await c.executePrepared(PostgresCatalog.selectImageByID, [PostgresData(string: "x")], on: conn) }),
-                ("revision", { c, conn in _ = try await c.executePrepared(PostgresCatalog.selectRevision, [], on: conn) }),
+                ("by id", { c, conn in _ = try await c.executePrepared(.imageByID, [PostgresData(string: "x")], on: conn) }),
+                ("revision", { c, conn in _ = try await c.executePrepared(.revision, [], on: conn) }),
                 ("begin", { c, conn in try await PostgresCatalog.run("BEGIN", on: conn, logger: c.logger) }),
             ]
             for (name, statement) in kinds {
@@ -87,16 +87,12 @@ struct ClosedConnectionTests {
             let catalog = try #require(anyCatalog as? PostgresCatalog)
             // A statement's own failure passes through as the server's error (division by zero, 22012).
             let failed = await #expect(throws: PostgresError.self) {
-                _ = try await PostgresCatalog.translatingErrors {
-                    try await catalog.pooled { try await catalog.executePrepared("SELECT 1/0", [], on: $0) }
-                }
+                _ = try await catalog.preparedRows("SELECT 1/0", [])
             }
             if case .server(let e)? = failed { #expect(e.fields[.sqlState] == "22012") } else { Issue.record("\(String(describing: failed))") }
             // A statement whose backend is terminated under it (what a PostgreSQL shutdown does) is unavailability.
             let error = await #expect(throws: ImageError.self) {
-                _ = try await PostgresCatalog.translatingErrors {
-                    try await catalog.pooled { try await catalog.executePrepared("SELECT pg_terminate_backend(pg_backend_pid())", [], on: $0) }
-                }
+                _ = try await catalog.preparedRows("SELECT pg_terminate_backend(pg_backend_pid())", [])
             }
             #expect(error?.kind == .unavailable, "\(String(describing: error))")
         }
