@@ -493,7 +493,7 @@ public final class PostgresCatalog: Catalog {
 
     /// A list page read as keys first: the page's ids, versions and revision, then in full only the
     /// rows the cache does not hold at that version (one more statement, by id). With the page's rows
-    /// cached, PostgreSQL neither reads nor sends 26 full rows (their JSON as text) and this node does
+    /// cached, PostgreSQL neither reads nor sends a page of full rows (their JSON as text) and this node does
     /// not receive them: most of a list's cost on both sides. `nil` when a row changed or went away
     /// between the two statements: the caller reads the page in full, in one snapshot.
     func listByKeys(_ query: ImageListQuery, pageKey: ListPageCache.Key) async throws -> [Image]? {
