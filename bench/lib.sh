@@ -147,3 +147,23 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } 
 col() { awk -F'\t' -v f="$1" -v c="$2" 'NR > 1 && $1 == f { print $c }' "$RESULTS"; }
 ratio() { awk -F'\t' -v a="$1" -v b="$2" -v c="$3" 'NR > 1 && $1 == a { x[$2] = $c } NR > 1 && $1 == b { y[$2] = $c }
     END { for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r] }' "$RESULTS" | median; }
+
+# perf_record PID SECONDS DIR: samples process PID with perf (cpu-clock, frame-pointer call graphs) for
+# SECONDS into DIR/perf.data, in the background ($! is perf). Installs Debian's linux-perf when missing.
+perf_record() {
+    command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null; }
+    perf record -F 1999 -g -p "$1" -o "$3/perf.data" -- sleep "$2" 2> "$3/perf-record.log" &
+}
+
+# perf_reports DIR: from DIR/perf.data, flat.txt (self time by binary and symbol), by-dso.txt and
+# children.txt (inclusive time, with callers), Swift symbols demangled.
+perf_reports() {
+    local demangle='cat'
+    command -v swift >/dev/null && demangle='swift demangle --simplified --compact'
+    perf report -i "$1/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.5 -g none 2>/dev/null \
+        | $demangle | sed -E 's/[ ]+(-[ ]+-)?[ ]*$//' > "$1/flat.txt"
+    perf report -i "$1/perf.data" --stdio --no-children --sort dso --percent-limit 0.5 -g none 2>/dev/null \
+        | sed -E 's/[ ]+$//' > "$1/by-dso.txt"
+    perf report -i "$1/perf.data" --stdio --children --sort symbol --percent-limit 2 -g caller,0.5,callee,function,percent 2>/dev/null \
+        | $demangle | sed -E 's/[ ]+(-[ ]+-)?[ ]*$//' > "$1/children.txt"
+}

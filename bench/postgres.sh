@@ -8,7 +8,7 @@
 #
 # Knobs: RUNS=5 DURATION=10 CONNS=32 THREADS=2 IMAGES=100000 PORT=19494 (SQLite server; PostgreSQL server PORT+1)
 #        PROFILE=get_postgres (any figure): perf samples the server under that figure's last round (warm) and writes
-#        profile-<figure>.txt (flat) and profile-<figure>-graph.txt (callers) beside the results
+#        profile.sh's reports (flat.txt, by-dso.txt, children.txt) to profile-<figure>/ beside the results
 #
 #  1. seeds IMAGES rows (random UUIDs, 4 owners, tags and properties) into a fresh SQLite catalog with the sqlite3
 #     CLI, creates the PostgreSQL schema by starting imaged on it once, and copies the same rows in with psql \copy;
@@ -114,25 +114,22 @@ export BENCH_IDS=$WORK/ids.txt
 # The PostgreSQL server's processes: the postmaster and its children (the pool's backends stay connected).
 pg_pids() { local pm; pm=$(head -1 "$WORK/pg/data/postmaster.pid"); echo "$pm" $(pgrep -P "$pm"); }
 
-demangle() { if command -v swift >/dev/null; then swift demangle --simplified --compact; else cat; fi | sed -E 's/[ ]+(-[ ]+-)?[ ]*$//'; }
 run() { # figure round port script server-pid
     local raw=$OUT/raw/$1-r$2.txt line pids s p
     pids=$(pg_pids)
     cpu_ticks "$5" > "$WORK/cpu-s0"; cpu_ticks $pids > "$WORK/cpu-p0"
-    local perf_pid=
+    local perf_pid= prof=$OUT/profile-$1
     if [ "${PROFILE:-}" = "$1" ] && [ "$2" = "$RUNS" ]; then
-        perf record -F 1999 -g -p "$5" -o "$WORK/perf.data" -- sleep "$DURATION" 2> "$OUT/perf-record.log" &
+        mkdir -p "$prof"
+        perf_record "$5" "$DURATION" "$prof"
         perf_pid=$!
     fi
     wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$4" "http://127.0.0.1:$3/" > "$raw" 2>&1 \
         || die "wrk failed; see $raw"
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || true
-        # As profile.sh reports: self time by binary and symbol, then inclusive time with callers.
-        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.5 -g none 2>/dev/null \
-            | demangle > "$OUT/profile-$1.txt" || true
-        perf report -i "$WORK/perf.data" --stdio --children --sort symbol --percent-limit 2 -g caller,0.5,callee,function,percent \
-            2>/dev/null | demangle > "$OUT/profile-$1-graph.txt" || true
+        perf_reports "$prof" || true
+        rm -f "$prof/perf.data"  # tens of MiB; the reports are what is kept
     fi
     cpu_ticks "$5" > "$WORK/cpu-s1"; cpu_ticks $pids > "$WORK/cpu-p1"
     s=$(cpu_delta "$WORK/cpu-s0" "$WORK/cpu-s1"); p=$(cpu_delta "$WORK/cpu-p0" "$WORK/cpu-p1")

@@ -23,7 +23,8 @@ CONNS=${CONNS:-32} THREADS=${THREADS:-2} PORT=${PORT:-19394}
 URL=http://127.0.0.1:$PORT
 OUT=$ROOT/bench/results/profile-$FIG-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
-command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null; }
+# shellcheck source=lib.sh
+. "$ROOT/bench/lib.sh"
 
 echo '{"tokens": [{"token": "benchtok", "user_id": "u1", "project_id": "p1", "roles": ["admin"]}]}' > "$OUT/tokens.json"
 "$IMAGED_BIN" serve --data-dir "$DATA_DIR" --listen "127.0.0.1:$PORT" --token-file "$OUT/tokens.json" \
@@ -53,17 +54,12 @@ esac
 
 # Warm up, then sample the server while wrk runs.
 env "${envs[@]}" wrk -t"$THREADS" -c"$CONNS" -d2s -s "bench/$script" "$URL/" > /dev/null
-perf record -F 1999 -g -p "$PID" -o "$OUT/perf.data" -- sleep "$SECS" 2> "$OUT/perf-record.log" &
+perf_record "$PID" "$SECS" "$OUT"
 PERF=$!
 env "${envs[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" -s "bench/$script" "$URL/" | tee "$OUT/wrk.txt" | grep -E 'RESULT|Requests/sec'
 wait $PERF || true
 
-demangle() { if command -v swift >/dev/null; then swift demangle --simplified --compact; else cat; fi | sed -E 's/[ ]+(-[ ]+-)?[ ]*$//'; }
-perf report -i "$OUT/perf.data" --stdio --no-children --sort dso,symbol --percent-limit 0.5 -g none 2>/dev/null \
-    | demangle > "$OUT/flat.txt"
-perf report -i "$OUT/perf.data" --stdio --no-children --sort dso --percent-limit 0.5 -g none 2>/dev/null | sed -E 's/[ ]+$//' > "$OUT/by-dso.txt"
-perf report -i "$OUT/perf.data" --stdio --children --sort symbol --percent-limit 2 -g caller,0.5,callee,function,percent 2>/dev/null \
-    | demangle > "$OUT/children.txt"
+perf_reports "$OUT"
 echo "profile in ${OUT#"$ROOT"/}: flat.txt (self time), by-dso.txt, children.txt (inclusive)"
 grep -v '^#' "$OUT/by-dso.txt" | grep -v '^$' | head -15
 grep -v '^#' "$OUT/flat.txt" | grep -v '^$' | head -40
