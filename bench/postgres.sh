@@ -33,7 +33,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$BENCH/results/postgres-$STAMP
 mkdir -p "$OUT/raw"
 RESULTS=$OUT/results.tsv
-printf 'figure\tround\trps\tp50_us\tp99_us\terrors\tserver_us\tpostgres_us\n' > "$RESULTS"
+printf 'figure\tround\trps\tp50_us\tp99_us\terrors\tserver_us\tpostgres_us\tserver_cs\tpostgres_cs\n' > "$RESULTS"
 
 # shellcheck source=lib.sh
 . "$ROOT/bench/lib.sh"
@@ -118,6 +118,7 @@ run() { # figure round port script server-pid
     local raw=$OUT/raw/$1-r$2.txt line pids s p
     pids=$(pg_pids)
     cpu_ticks "$5" > "$WORK/cpu-s0"; cpu_ticks $pids > "$WORK/cpu-p0"
+    context_switches "$5" > "$WORK/cs-s0"; context_switches $pids > "$WORK/cs-p0"
     local perf_pid= prof=$OUT/profile-$1
     if [ "${PROFILE:-}" = "$1" ] && [ "$2" = "$RUNS" ]; then
         mkdir -p "$prof"
@@ -132,17 +133,20 @@ run() { # figure round port script server-pid
         rm -f "$prof/perf.data"  # tens of MiB; the reports are what is kept
     fi
     cpu_ticks "$5" > "$WORK/cpu-s1"; cpu_ticks $pids > "$WORK/cpu-p1"
+    context_switches "$5" > "$WORK/cs-s1"; context_switches $pids > "$WORK/cs-p1"
     s=$(cpu_delta "$WORK/cpu-s0" "$WORK/cpu-s1"); p=$(cpu_delta "$WORK/cpu-p0" "$WORK/cpu-p1")
+    local scs pcs; scs=$(cpu_delta "$WORK/cs-s0" "$WORK/cs-s1"); pcs=$(cpu_delta "$WORK/cs-p0" "$WORK/cs-p1")
     line=$(grep '^RESULT ' "$raw") || die "no RESULT in $raw"
     # shellcheck disable=SC2086
     local $(echo "${line#RESULT }")
     # CPU per request of the imaged server measured and of PostgreSQL (which only the PostgreSQL server uses).
-    local per; per=$(awk -v n="$rps" -v d="$DURATION" -v t="$TICK_US" -v s="$s" -v p="$p" \
-        'BEGIN { r = n * d; if (r < 1) r = 1; printf "%.1f\t%.1f", s * t / r, p * t / r }')
+    local per; per=$(awk -v n="$rps" -v d="$DURATION" -v t="$TICK_US" -v s="$s" -v p="$p" -v a="$scs" -v b="$pcs" \
+        'BEGIN { r = n * d; if (r < 1) r = 1; printf "%.1f\t%.1f\t%.3f\t%.3f", s * t / r, p * t / r, a / r, b / r }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$p50_us" "$p99_us" \
         $((err_connect + err_read + err_write + err_status + err_timeout)) "$per" >> "$RESULTS"
-    log "$(printf '%-16s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  CPU/req imaged %s us, PostgreSQL %s us' "$1" "$2" "$rps" \
-        "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')" "${per%%$'\t'*}" "${per##*$'\t'}")"
+    local su pu sc pc; IFS=$'\t' read -r su pu sc pc <<<"$per"
+    log "$(printf '%-16s r%s %9s req/s  p50 %6.2f ms  p99 %7.2f ms  CPU/req imaged %s us, PostgreSQL %s us; context switches/req %s, %s' "$1" "$2" "$rps" \
+        "$(awk -v x="$p50_us" 'BEGIN{print x/1000}')" "$(awk -v x="$p99_us" 'BEGIN{print x/1000}')" "$su" "$pu" "$sc" "$pc")"
 }
 
 SQLITE_PID=${PIDS[0]} POSTGRES_PID=${PIDS[1]}
@@ -184,6 +188,14 @@ errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULT
         read -r si _ <<<"$(stat "${fig}_sqlite" server_us)"
         printf '%-34s %-28s %-28s\n' "  $fig" "$(printf '%.0f + %.0f = %.0f' "$pi" "$pd" "$(awk -v a="$pi" -v b="$pd" 'BEGIN { print a + b }')")" \
             "$(printf '%.0f' "$si")"
+    done
+    # A request that waits on the database sleeps and is woken: each context switch is kernel time
+    # on the same two cores (imaged's threads, and PostgreSQL's backends for the PostgreSQL figures).
+    printf '%-34s %-28s %-28s\n' "context switches per request" "PostgreSQL: imaged + database" "SQLite: imaged"
+    for fig in get list first; do
+        read -r pi _ <<<"$(stat "${fig}_postgres" server_cs)"; read -r pd _ <<<"$(stat "${fig}_postgres" postgres_cs)"
+        read -r si _ <<<"$(stat "${fig}_sqlite" server_cs)"
+        printf '%-34s %-28s %-28s\n' "  $fig" "$(printf '%.2f + %.2f' "$pi" "$pd")" "$(printf '%.2f' "$si")"
     done
     read -r hm _ <<<"$(stat healthz rps)"
     echo "/healthz reference: $hm req/s (median). $n_pg images in each catalog; $RUNS rounds x ${DURATION}s, $CONNS connections, $THREADS wrk threads."

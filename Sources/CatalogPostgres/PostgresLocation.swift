@@ -79,9 +79,11 @@ public struct PostgresLocation: Sendable {
         // cancels it when the connection is leased again: three tasks and a sleep, every query. A GET
         // on PostgreSQL ran 11 % faster without it (A/B, same catalog). So keep-alive queries are off
         // unless asked for: a dropped connection is seen when the server closes it, as libpq-based
-        // services see it. (Keeping connections open for good would spare the idle-timeout timer too,
-        // 7 % more, but every node would then hold its connections even when idle; the unit suite's
-        // many short-lived catalogs ran the test server out of connections that way.)
+        // services see it. Connections are not kept open either (`minimumConnections` stays 0),
+        // although kept connections pay no idle-timeout timer (GET 0.65 of SQLite against 0.60 with
+        // four kept, bench/README): after a database restart, postgres-nio 1.33.2's pool fails its
+        // own precondition (`createNewDemandConnectionIfPossible`, minimum ≤ active) on the next lease
+        // while the kept ones reconnect, and the process stops (seen in test_chaos).
         configuration.options.keepAliveBehavior = nil
         if let keepalive = query["keepalive"] {
             guard let seconds = Int(keepalive), (0...3_600).contains(seconds) else {
