@@ -139,7 +139,8 @@ run() { # figure round port script server-pid
     line=$(grep '^RESULT ' "$raw") || die "no RESULT in $raw"
     # shellcheck disable=SC2086
     local $(echo "${line#RESULT }")
-    # CPU per request of the imaged server measured and of PostgreSQL (which only the PostgreSQL server uses).
+    # CPU and context switches per request: the imaged server measured's, and PostgreSQL's (which only the
+    # PostgreSQL server uses).
     local per; per=$(awk -v n="$rps" -v d="$DURATION" -v t="$TICK_US" -v s="$s" -v p="$p" -v a="$scs" -v b="$pcs" \
         'BEGIN { r = n * d; if (r < 1) r = 1; printf "%.1f\t%.1f\t%.3f\t%.3f", s * t / r, p * t / r, a / r, b / r }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$p50_us" "$p99_us" \
