@@ -134,16 +134,17 @@ run_wrk() {
 steal_ms() { awk -v t="$(getconf CLK_TCK)" '/^cpu / { print int($9 * 1000 / t) }' /proc/stat; }
 
 # cpu_ticks PID...: "pid ticks" for each process, its CPU time so far (user + system, in clock ticks).
-# cpu_delta BEFORE AFTER: the ticks taken between two such listings (files) by the processes alive at both
-# (one that came or went in between, such as an autovacuum worker, is left out). TICK_US: one tick in µs.
+# counter_delta BEFORE AFTER: the ticks (or other counts) taken between two such listings (files) by the
+# processes (or threads) alive at both (one that came or went in between, such as an autovacuum worker,
+# is left out). TICK_US: one tick in µs.
 # A process gone before it is read is skipped: cpu_ticks never fails (postgres.sh runs under set -e).
 cpu_ticks() { local p; for p in "$@"; do awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true; done; }
-# context_switches PID…: one line per thread (its voluntary + involuntary switches), so that cpu_delta
+# context_switches PID…: one line per thread (its voluntary + involuntary switches), so that counter_delta
 # counts only threads alive at both ends (the task pool's threads come and go).
 context_switches() { local p t; for p in "$@"; do for t in /proc/"$p"/task/*; do
     awk -v k="${t##*/}" '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { if (NR) print k, n + 0 }' "$t/status" 2>/dev/null || true
 done; done; }
-cpu_delta() { awk 'NR == FNR { a[$1] = $2; next } ($1 in a) { t += $2 - a[$1] } END { print t + 0 }' "$1" "$2"; }
+counter_delta() { awk 'NR == FNR { a[$1] = $2; next } ($1 in a) { t += $2 - a[$1] } END { print t + 0 }' "$1" "$2"; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # median: of the numbers on stdin ("-" when none). col FIGURE COLUMN: that column of FIGURE's rows.

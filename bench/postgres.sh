@@ -134,8 +134,8 @@ run() { # figure round port script server-pid
     fi
     cpu_ticks "$5" > "$WORK/cpu-s1"; cpu_ticks $pids > "$WORK/cpu-p1"
     context_switches "$5" > "$WORK/cs-s1"; context_switches $pids > "$WORK/cs-p1"
-    s=$(cpu_delta "$WORK/cpu-s0" "$WORK/cpu-s1"); p=$(cpu_delta "$WORK/cpu-p0" "$WORK/cpu-p1")
-    local scs pcs; scs=$(cpu_delta "$WORK/cs-s0" "$WORK/cs-s1"); pcs=$(cpu_delta "$WORK/cs-p0" "$WORK/cs-p1")
+    s=$(counter_delta "$WORK/cpu-s0" "$WORK/cpu-s1"); p=$(counter_delta "$WORK/cpu-p0" "$WORK/cpu-p1")
+    local scs pcs; scs=$(counter_delta "$WORK/cs-s0" "$WORK/cs-s1"); pcs=$(counter_delta "$WORK/cs-p0" "$WORK/cs-p1")
     line=$(grep '^RESULT ' "$raw") || die "no RESULT in $raw"
     # shellcheck disable=SC2086
     local $(echo "${line#RESULT }")
@@ -181,23 +181,25 @@ errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULT
         printf '%-34s %-28s %-28s %-14s %s\n' "$label" "$(f "$pm") ($(f "$plo")-$(f "$phi"))" "$(f "$sm") ($(f "$slo")-$(f "$shi"))" \
             "$(paired "${fig}_postgres" "${fig}_sqlite" "$col")" "$(( $(errs "${fig}_postgres") + $(errs "${fig}_sqlite") ))"
     done
+    # per_request TITLE SERVER_COLUMN POSTGRES_COLUMN DECIMALS: per figure, the median per request of the
+    # PostgreSQL server's imaged + database (and their sum) beside the SQLite server's imaged.
+    per_request() {
+        printf '%-34s %-28s %-28s\n' "$1" "PostgreSQL: imaged + database" "SQLite: imaged"
+        local fig pi pd si
+        for fig in get list first; do
+            read -r pi _ <<<"$(stat "${fig}_postgres" "$2")"; read -r pd _ <<<"$(stat "${fig}_postgres" "$3")"
+            read -r si _ <<<"$(stat "${fig}_sqlite" "$2")"
+            printf '%-34s %-28s %-28s\n' "  $fig" \
+                "$(awk -v a="$pi" -v b="$pd" -v d="$4" 'BEGIN { f = "%." d "f"; printf f " + " f " = " f, a, b, a + b }')" \
+                "$(printf "%.${4}f" "$si")"
+        done
+    }
     # Where the CPU of one request goes: the imaged server's, and PostgreSQL's for the PostgreSQL figures.
     # The machine's cores serve wrk, imaged and PostgreSQL together, so a PostgreSQL figure pays both.
-    printf '%-34s %-28s %-28s\n' "CPU per request (us, medians)" "PostgreSQL: imaged + database" "SQLite: imaged"
-    for fig in get list first; do
-        read -r pi _ <<<"$(stat "${fig}_postgres" server_us)"; read -r pd _ <<<"$(stat "${fig}_postgres" postgres_us)"
-        read -r si _ <<<"$(stat "${fig}_sqlite" server_us)"
-        printf '%-34s %-28s %-28s\n' "  $fig" "$(printf '%.0f + %.0f = %.0f' "$pi" "$pd" "$(awk -v a="$pi" -v b="$pd" 'BEGIN { print a + b }')")" \
-            "$(printf '%.0f' "$si")"
-    done
+    per_request "CPU per request (us, medians)" server_us postgres_us 0
     # A request that waits on the database sleeps and is woken: each context switch is kernel time
     # on the same two cores (imaged's threads, and PostgreSQL's backends for the PostgreSQL figures).
-    printf '%-34s %-28s %-28s\n' "context switches per request" "PostgreSQL: imaged + database" "SQLite: imaged"
-    for fig in get list first; do
-        read -r pi _ <<<"$(stat "${fig}_postgres" server_cs)"; read -r pd _ <<<"$(stat "${fig}_postgres" postgres_cs)"
-        read -r si _ <<<"$(stat "${fig}_sqlite" server_cs)"
-        printf '%-34s %-28s %-28s\n' "  $fig" "$(printf '%.2f + %.2f' "$pi" "$pd")" "$(printf '%.2f' "$si")"
-    done
+    per_request "context switches per request" server_cs postgres_cs 2
     read -r hm _ <<<"$(stat healthz rps)"
     echo "/healthz reference: $hm req/s (median). $n_pg images in each catalog; $RUNS rounds x ${DURATION}s, $CONNS connections, $THREADS wrk threads."
     echo "binary: $BUILD; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
