@@ -265,6 +265,8 @@ def openstack_seeds() -> None:
                                    b"&created_at=gte:2024-01-01T00:00:00Z&updated_at=lt:2030-01-01T00:00:00%2B02:00"
                                    b"&tag=x&tag=y&protected=true&os_hidden=True&hw_disk_bus=virtio&owner=p1&checksum=abc")
     seed("list-sort-keys", 3, 0, 0, b"sort_key=name&sort_key=size&sort_dir=asc&sort_dir=desc&limit=0")
+    # A sort that reaches the unique id ends there (the keys after it are dropped, no created_at added).
+    seed("list-sort-by-id", 3, 0, 0, b"sort_key=name&sort_key=id&sort_key=size&sort_dir=asc&sort_dir=desc&sort_dir=asc&limit=5")
     seed("member-add", 4, 1, 0, js({"member": "p2"}))
     seed("member-status", 4, 1, 0, js({"status": "accepted"}))
 

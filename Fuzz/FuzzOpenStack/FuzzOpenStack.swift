@@ -39,7 +39,12 @@ func list(_ payload: [UInt8], _ caller: Principal, _ marker: Image) throws {
     let request = try ListParameters.parse(String(decoding: payload, as: UTF8.self))
     var query = try ImageService.listQuery(request, config: config, by: caller)
     require(query.limit >= 0 && query.limit <= config.listMaxLimit, "limit \(query.limit)")
-    require(query.sort.contains { $0.key == .id } && query.sort.contains { $0.key == .createdAt }, "no tie-breakers")
+    // A total order: the sort ends at the unique id (a list sorted by id stops there, needing no
+    // created_at); one without id has created_at and id appended.
+    require(query.sort.last?.key == .id && query.sort.dropLast().allSatisfy { $0.key != .id }, "the sort does not end at the id")
+    if !request.sort.contains(where: { $0.key == .id }) {
+        require(query.sort.contains { $0.key == .createdAt }, "no created_at tie-breaker")
+    }
     if request.marker != nil { query.marker = marker }
     for dialect in [SQLDialect.sqlite, .postgres] {
         for statement in [ListSQL.build(query, dialect), ListSQL.buildCount(query, dialect)] {
