@@ -7,14 +7,16 @@
 #   IMAGED_BIN=path/to/imaged bench/postgres.sh
 #
 # Knobs: RUNS=5 DURATION=10 CONNS=32 THREADS=2 IMAGES=100000 PORT=19494 (SQLite server; PostgreSQL server PORT+1)
+#        WARMUP=1 (a cold first pass of GETs on each server before round 1, reported apart from the medians)
+#        PG_OPTIONS=read_lease_ms=0 (catalog URL options for the PostgreSQL server, e.g. to compare a check on every GET)
 #        PROFILE=get_postgres (any figure): perf samples the server under that figure's last round (warm) and writes
 #        profile.sh's reports (flat.txt, by-dso.txt, children.txt) to profile-<figure>/ beside the results
 #
 #  1. seeds IMAGES rows (random UUIDs, 4 owners, tags and properties) into a fresh SQLite catalog with the sqlite3
 #     CLI, creates the PostgreSQL schema by starting imaged on it once, and copies the same rows in with psql \copy;
-#  2. both servers up (release, --log-level warning); each round: /healthz, GET one on SQLite, GET one on
-#     PostgreSQL, list 25 from a random marker on SQLite and on PostgreSQL, the first page of that list on
-#     SQLite and on PostgreSQL (wrk, CONNS connections);
+#  2. both servers up (release, --log-level warning); a cold pass of GET one on each (WARMUP); each round:
+#     /healthz, GET one on SQLite, GET one on PostgreSQL, list 25 from a random marker on SQLite and on PostgreSQL, the first page of that list on
+#     SQLite and on PostgreSQL (wrk, CONNS connections); after the rounds, one round of create on each;
 #  3. prints medians, min-max and the paired ratio PostgreSQL / SQLite; raw output in bench/results/postgres-<time>/.
 set -euo pipefail
 
@@ -61,7 +63,7 @@ export BENCH_TOKEN=benchtok
 
 PG_DB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 scripts/postgres.sh start "$WORK/pg" "$PG_DB_PORT" >> "$OUT/postgres.log" 2>&1 || die "PostgreSQL did not start; see $OUT/postgres.log"
-PG_URL="$(cat "$WORK/pg/url")?schema=bench&sslmode=disable"
+PG_URL="$(cat "$WORK/pg/url")?schema=bench&sslmode=disable${PG_OPTIONS:+&$PG_OPTIONS}"
 PSQL_URL=$(cat "$WORK/pg/url")
 PSQL=$(ls /usr/lib/postgresql/*/bin/psql | sort -V | tail -1)
 log "PostgreSQL $("$PSQL" --version | awk '{print $3}') on 127.0.0.1:$PG_DB_PORT"
@@ -151,6 +153,13 @@ run() { # figure round port script server-pid
 }
 
 SQLITE_PID=${PIDS[0]} POSTGRES_PID=${PIDS[1]}
+# One pass of GETs over the ids on each server before the rounds: both start with nothing cached, and
+# a first pass measures filling the caches (a PostgreSQL miss is a round trip, a SQLite one a page
+# read), not serving. Reported on its own line, kept out of the medians; WARMUP=0 skips it.
+if [ "${WARMUP:-1}" = 1 ]; then
+    run cold_get_sqlite 0 "$PORT" get_one.lua "$SQLITE_PID"
+    run cold_get_postgres 0 "$PG_PORT_SERVER" get_one.lua "$POSTGRES_PID"
+fi
 for r in $(seq 1 "$RUNS"); do
     run healthz "$r" "$PORT" healthz.lua "$SQLITE_PID"
     run get_sqlite "$r" "$PORT" get_one.lua "$SQLITE_PID"
@@ -161,6 +170,11 @@ for r in $(seq 1 "$RUNS"); do
     BENCH_IDS= BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run first_sqlite "$r" "$PORT" list.lua "$SQLITE_PID"
     BENCH_IDS= BENCH_LIST_PATH="/v2/images?status=active&sort=created_at:desc&limit=25" run first_postgres "$r" "$PG_PORT_SERVER" list.lua "$POSTGRES_PID"
 done
+# Create, one round on each after all the others (new images would change the lists' first page): a
+# write on PostgreSQL returns only once the nodes' read leases are out (`read_lease_ms`), so this is
+# what that wait costs writers.
+BENCH_TAG=sqlite run create_sqlite 1 "$PORT" create.lua "$SQLITE_PID"
+BENCH_TAG=postgres run create_postgres 1 "$PG_PORT_SERVER" create.lua "$POSTGRES_PID"
 stop_all
 
 stat() { awk -F'\t' -v f="$1" -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) col = i; next } $1 == f { print $col }' "$RESULTS" \
@@ -173,7 +187,8 @@ errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULT
     printf '%-34s %-28s %-28s %-14s %s\n' "figure" "PostgreSQL median (min-max)" "SQLite median (min-max)" "PG/SQLite" "errors"
     for pair in "get:GET one image (req/s):rps:1" "get:GET one image p99 (ms):p99_us:1000" "get:GET one image p50 (ms):p50_us:1000" \
                 "list:list 25 active, random marker (req/s):rps:1" "list:list 25 active, random marker p99 (ms):p99_us:1000" \
-                "first:list 25 active, first page (req/s):rps:1" "first:list 25 active, first page p99 (ms):p99_us:1000"; do
+                "first:list 25 active, first page (req/s):rps:1" "first:list 25 active, first page p99 (ms):p99_us:1000" \
+                "create:create, one round after the rest (req/s):rps:1" "create:create p50 (ms):p50_us:1000"; do
         IFS=: read -r fig label col scale <<<"$pair"
         read -r pm plo phi <<<"$(stat "${fig}_postgres" "$col")"
         read -r sm slo shi <<<"$(stat "${fig}_sqlite" "$col")"
@@ -202,5 +217,11 @@ errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULT
     per_request "context switches per request" server_cs postgres_cs 2
     read -r hm _ <<<"$(stat healthz rps)"
     echo "/healthz reference: $hm req/s (median). $n_pg images in each catalog; $RUNS rounds x ${DURATION}s, $CONNS connections, $THREADS wrk threads."
+    if [ "${WARMUP:-1}" = 1 ]; then
+        read -r cp _ <<<"$(stat cold_get_postgres rps)"; read -r cs _ <<<"$(stat cold_get_sqlite rps)"
+        echo "cold first pass of GET one (before round 1, not in the medians): PostgreSQL $cp, SQLite $cs req/s," \
+            "$(paired cold_get_postgres cold_get_sqlite rps); $(( $(errs cold_get_postgres) + $(errs cold_get_sqlite) )) errors"
+    fi
+    [ -z "${PG_OPTIONS:-}" ] || echo "PostgreSQL catalog URL options: $PG_OPTIONS"
     echo "binary: $BUILD; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/table.txt"

@@ -39,6 +39,10 @@ public final class PostgresCatalog: Catalog {
     let knownRevision = Atomic<Int64>(.min)
     /// GETs answered from the cache after a revision check, for tests and the bench's explanation.
     let revisionHits = Atomic<Int>(0)
+    /// Lets a recent check answer for the reads after it; writes wait it out (`RevisionLease`).
+    let lease: RevisionLease
+    /// Revision checks run (each answers every read waiting for it), for tests and the bench.
+    let revisionChecks = Atomic<Int>(0)
 
     /// A catalog whose connection pool the caller runs: `imaged serve` puts `service` into its
     /// ServiceGroup (started first, stopped last, so the pool closes after every request has
@@ -50,6 +54,7 @@ public final class PostgresCatalog: Catalog {
         self.logger = logger
         client = PostgresClient(configuration: location.configuration, backgroundLogger: logger)
         byIDBatcher = ReadBatcher(lanes: Self.byIDLanes, maxBatch: Self.byIDMaxBatch)
+        lease = RevisionLease(length: location.readLease)
     }
 
     /// One batch in flight at a time: the GETs that arrive meanwhile ride the next one. Per GET, a
@@ -379,17 +384,17 @@ public final class PostgresCatalog: Catalog {
         } catch is UniqueViolation {
             throw ImageError.conflict("An image with identifier \(image.id) already exists.")
         }
+        await waitOutLeases()
     }
 
     /// A row read at revision R is still the row while the catalog's revision is R: every commit that
     /// writes `images` or `image_members`, on any node or in plain SQL, moves it (`ListPageCache`). So
-    /// a cached row read at the latest revision this node knows is answered after one check of the
-    /// revision, which concurrent GETs and lists share (`revisionBatcher`), instead of a read of the
-    /// row. The check starts after this GET was asked, so a client still reads its own writes from
-    /// any node. Otherwise, or when the check finds the revision moved, the row is read.
+    /// a cached row read at the latest revision this node knows is answered when the revision is still
+    /// R (`isCurrent`: a check started within the lease, or one this GET waits for), instead of a read
+    /// of the row. Otherwise, or when the revision moved, the row is read.
     public func image(id: String) async throws -> Image? {
         if let (cached, at) = decodeCache.withRevision(id), at == knownRevision.load(ordering: .relaxed),
-           try await revision() == at {
+           try await isCurrent(at) {
             revisionHits.add(1, ordering: .relaxed)
             return cached
         }
@@ -447,20 +452,22 @@ public final class PostgresCatalog: Catalog {
     }
 
     public func updateImage(id: String, _ change: @escaping @Sendable (inout Image, UsageReader) throws -> Void) async throws -> Image? {
-        try await transaction { c -> Image? in
-            guard let original = try await images(Self.selectByID + " FOR UPDATE", [.text(id)], on: c).first else { return nil }
+        let (image, wrote) = try await transaction { c -> (Image?, Bool) in
+            guard let original = try await images(Self.selectByID + " FOR UPDATE", [.text(id)], on: c).first else { return (nil, false) }
             var image = try await withUsage(on: c) { usage in
                 var changed = original
                 try change(&changed, usage)
                 return changed
             }
             image.id = original.id
-            guard image != original else { return original }
+            guard image != original else { return (original, false) }
             if let unique = image.uniqueness(changedFrom: original) { try await refuseClash(unique, except: image.id, on: c) }
             image.version = original.version + 1
             _ = try await rows(Self.updateSQL, CatalogColumns.values(image), on: c)
-            return image
+            return (image, true)
         }
+        if wrote { await waitOutLeases() }
+        return image
     }
 
     /// A page read before is answered again when the revision it was read at is still the catalog's:
@@ -469,7 +476,7 @@ public final class PostgresCatalog: Catalog {
     public func listImages(_ query: ImageListQuery) async throws -> [Image] {
         let st = ListSQL.build(query, .postgres, extraColumn: Self.revisionColumn)
         let key = ListPageCache.Key(sql: st.sql, values: st.values)
-        if let page = listPages.page(key), try await revision() == page.revision {
+        if let page = listPages.page(key), try await isCurrent(page.revision) {
             listPages.countHit()
             return page.images
         }
@@ -647,16 +654,48 @@ public final class PostgresCatalog: Catalog {
     /// which starts after it asked (`ReadBatcher`), so it sees every write committed before.
     func revision() async throws -> Int64 {
         let revision = try await revisionBatcher.read(0) { _ in
-            try await Self.translatingErrors {
+            let started = ContinuousClock.now
+            self.revisionChecks.add(1, ordering: .relaxed)
+            return try await Self.translatingErrors {
                 try await self.pooled { c in
                     let rows = try await self.executePrepared(.revision, [], on: c)
                     let found = try rows.first.flatMap { try Self.cell($0.makeRandomAccess(), 0, binary: true).decode(Int64?.self) }
-                    if let found { self.found(revision: found) }
+                    if let found {
+                        self.found(revision: found)
+                        self.lease.record(found, startedAt: started)
+                    }
                     return [0: found ?? 0]
                 }
             }
         }
         return revision ?? 0
+    }
+
+    /// Whether the catalog's revision is still `revision`: said by a check started within the lease
+    /// (`RevisionLease`) without waiting, else by a check this read waits for. Under steady reads a
+    /// check starts ahead of need once the lease is half gone, so the reads seldom wait.
+    func isCurrent(_ revision: Int64) async throws -> Bool {
+        switch lease.answer(for: revision) {
+        case .current(let refresh):
+            if refresh, lease.claimRefresh() {
+                Task { [self] in
+                    defer { lease.refreshEnded() }
+                    _ = try? await self.revision()
+                }
+            }
+            return true
+        case .unknown:
+            return try await self.revision() == revision
+        }
+    }
+
+    /// After a commit that moved the revision, before the writer returns: a read asked from then on,
+    /// on any node, is asked after every lease that could still vouch for the old revision has run
+    /// out (`RevisionLease`). Not cut short when the writer's task is cancelled.
+    func waitOutLeases() async {
+        let wait = lease.commitWait
+        guard wait > .zero else { return }
+        await Task.detached { try? await Task.sleep(for: wait) }.value
     }
 
     /// The catalog's revision: every commit that writes images or members moves it (`ListPageCache`).
@@ -768,16 +807,20 @@ public final class PostgresCatalog: Catalog {
         } catch is UniqueViolation {
             throw ImageError.conflict("Member \(m.memberId) already exists on image \(m.imageId).")
         }
+        await waitOutLeases()
     }
 
     public func updateMember(_ m: ImageMember) async throws {
-        _ = try await rows("UPDATE image_members SET status = $1, updated_at = $2 WHERE image_id = $3 AND member_id = $4",
-                           [.text(m.status.rawValue), .int(m.updatedAt), .text(m.imageId), .text(m.memberId)])
+        let updated = try await rows("UPDATE image_members SET status = $1, updated_at = $2 WHERE image_id = $3 AND member_id = $4 RETURNING 1",
+                                     [.text(m.status.rawValue), .int(m.updatedAt), .text(m.imageId), .text(m.memberId)])
+        if !updated.isEmpty { await waitOutLeases() }
     }
 
     public func deleteMember(imageId: String, memberId: String) async throws -> Bool {
-        try await !rows("DELETE FROM image_members WHERE image_id = $1 AND member_id = $2 RETURNING 1",
-                        [.text(imageId), .text(memberId)]).isEmpty
+        let deleted = try await !rows("DELETE FROM image_members WHERE image_id = $1 AND member_id = $2 RETURNING 1",
+                                      [.text(imageId), .text(memberId)]).isEmpty
+        if deleted { await waitOutLeases() }
+        return deleted
     }
 }
 

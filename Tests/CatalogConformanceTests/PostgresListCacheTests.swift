@@ -76,6 +76,8 @@ struct PostgresListCacheTests {
             // An operator's SQL, outside imaged's write paths (bumping the row's version, as every write
             // must: rows are decoded again only when their version or updated_at moves).
             _ = try await b.rows("UPDATE images SET name = 'by-sql', version = version + 1 WHERE id = $1", [.text(first.id)])
+            // It does not wait out the nodes' leases as imaged's writes do: seen once they have run out.
+            try await Task.sleep(for: a.lease.commitWait)
             #expect(try await Self.names(a, query) == ["by-sql", "second"])
 
             // A rolled-back write moves nothing that a list could see.
@@ -176,6 +178,7 @@ struct PostgresListCacheTests {
 
             // Plain SQL (bumping the version, as every write must).
             _ = try await b.rows("UPDATE images SET name = 'by-sql', version = version + 1 WHERE id = $1", [.text(image.id)])
+            try await Task.sleep(for: a.lease.commitWait)  // once a's lease has run out (plain SQL does not wait it out)
             #expect(try await a.image(id: image.id)?.name == "by-sql")
 
             // A list reads rows with the revision too: once a row is cached, a GET after a list is answered.
@@ -187,6 +190,7 @@ struct PostgresListCacheTests {
 
             // Deleted on another node: gone at the next GET.
             _ = try await b.rows("DELETE FROM images WHERE id = $1", [.text(other.id)])
+            try await Task.sleep(for: a.lease.commitWait)
             #expect(try await a.image(id: other.id) == nil)
             #expect(hits() == beforeGET + 1)
         }
@@ -221,6 +225,63 @@ struct PostgresListCacheTests {
                 for image in images { #expect(try await node.image(id: image.id)?.name == "v5") }
             }
             #expect(a.revisionHits.load(ordering: .relaxed) + b.revisionHits.load(ordering: .relaxed) > 0)
+        }
+    }
+
+    /// The lease, on two nodes with a one-second one (so the test does not depend on the machine's
+    /// speed): a check answers for the GETs after it without another; a write through imaged returns
+    /// only once the lease is out, so the other node's next GET sees it; plain SQL does not wait, and is
+    /// seen once the lease has run out; past half the lease a GET starts the next check itself.
+    @Test func aCheckAnswersForTheLeaseAndImagedWritesWaitItOut() async throws {
+        try await Self.withTwoNodes { setup, _ in
+            var location = setup.location
+            location.readLease = .seconds(1)
+            let a = try await PostgresCatalog.open(location)
+            let b = try await PostgresCatalog.open(location)
+            defer { a.close(); b.close() }
+            let image = makeImage(1, name: "v1", created: 100)
+            try await b.insertImage(image)
+
+            #expect(try await a.image(id: image.id)?.name == "v1")  // read, cached
+            #expect(try await a.image(id: image.id)?.name == "v1")  // one check
+            let checks = a.revisionChecks.load(ordering: .relaxed)
+            #expect(checks == 1)
+            for _ in 0..<20 { #expect(try await a.image(id: image.id)?.name == "v1") }
+            #expect(a.revisionChecks.load(ordering: .relaxed) == checks, "answered by the lease, no check")
+            #expect(a.revisionHits.load(ordering: .relaxed) == 21)
+
+            // Another node's write returns only after the lease: the next GET here checks and sees it.
+            let clock = ContinuousClock()
+            let took = try await clock.measure {
+                _ = try await b.updateImage(id: image.id) { i, _ in i.name = "v2" }
+            }
+            #expect(took >= b.lease.commitWait)
+            #expect(try await a.image(id: image.id)?.name == "v2")
+            #expect(a.revisionChecks.load(ordering: .relaxed) > checks)
+
+            // A write that changes nothing commits nothing, and does not wait.
+            let unchanged = try await clock.measure { _ = try await b.updateImage(id: image.id) { i, _ in i.name = "v2" } }
+            #expect(unchanged < b.lease.length)
+
+            // Plain SQL does not wait: within the lease, this node still answers what it checked last...
+            #expect(try await a.image(id: image.id)?.name == "v2")
+            _ = try await a.revision()  // a check started just now vouches, for a whole second
+            _ = try await b.rows("UPDATE images SET name = 'by-sql', version = version + 1 WHERE id = $1", [.text(image.id)])
+            #expect(try await a.image(id: image.id)?.name == "v2", "plain SQL within the lease: not seen yet")
+            // ...and sees it once the lease has run out.
+            try await Task.sleep(for: a.lease.commitWait)
+            #expect(try await a.image(id: image.id)?.name == "by-sql")
+
+            // Past half the lease, a GET is answered at once and starts the next check for the ones after.
+            #expect(try await a.image(id: image.id)?.name == "by-sql")  // checked: the lease starts
+            let before = a.revisionChecks.load(ordering: .relaxed)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await a.image(id: image.id)?.name == "by-sql")
+            let deadline = ContinuousClock.now + .seconds(5)
+            while a.revisionChecks.load(ordering: .relaxed) == before, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(a.revisionChecks.load(ordering: .relaxed) == before + 1, "one check started ahead of need")
         }
     }
 
@@ -281,5 +342,44 @@ struct PostgresListCacheTests {
                       .init(sql: "r", values: [.int(1), .text("x")]), .init(sql: "q", values: [.int(1)])] {
             #expect(a != other)
         }
+    }
+}
+
+/// The lease's own rules, on made-up instants.
+@Suite struct RevisionLeaseTests {
+    @Test func aCheckAnswersForItsRevisionUntilTheLeaseRunsOut() {
+        let lease = RevisionLease(length: .milliseconds(10))
+        let t0 = ContinuousClock.now
+        #expect(lease.answer(for: 7, now: t0) == .unknown, "no check yet")
+        lease.record(7, startedAt: t0)
+        #expect(lease.answer(for: 7, now: t0 + .milliseconds(3)) == .current(refresh: false))
+        #expect(lease.answer(for: 7, now: t0 + .milliseconds(6)) == .current(refresh: true), "past half: check ahead")
+        #expect(lease.answer(for: 7, now: t0 + .milliseconds(10)) == .current(refresh: true))
+        #expect(lease.answer(for: 7, now: t0 + .microseconds(10_001)) == .unknown, "run out")
+        #expect(lease.answer(for: 8, now: t0 + .milliseconds(1)) == .unknown, "another revision: check")
+        // Measured from when the check started, not when it answered; a check that started earlier
+        // and answered later does not replace a later-started one.
+        lease.record(8, startedAt: t0 + .milliseconds(5))
+        lease.record(7, startedAt: t0 + .milliseconds(4))
+        #expect(lease.answer(for: 8, now: t0 + .milliseconds(9)) == .current(refresh: false))
+        #expect(lease.answer(for: 7, now: t0 + .milliseconds(9)) == .unknown)
+        // Writers wait the lease and an eighth more, for clocks that run at different rates.
+        #expect(lease.commitWait == .microseconds(11_250))
+    }
+
+    @Test func aZeroLeaseChecksEveryReadAndWritersDoNotWait() {
+        let lease = RevisionLease(length: .zero)
+        let t0 = ContinuousClock.now
+        lease.record(7, startedAt: t0)
+        #expect(lease.answer(for: 7, now: t0) == .unknown)
+        #expect(lease.commitWait == .zero)
+    }
+
+    @Test func oneReadAtATimeStartsTheCheckAhead() {
+        let lease = RevisionLease(length: .milliseconds(10))
+        #expect(lease.claimRefresh())
+        #expect(!lease.claimRefresh())
+        lease.refreshEnded()
+        #expect(lease.claimRefresh())
     }
 }

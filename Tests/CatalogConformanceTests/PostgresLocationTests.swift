@@ -36,4 +36,15 @@ import Testing
             #expect(throws: ImageError.self, "keepalive=\(bad)") { try PostgresLocation(url: base + "&keepalive=\(bad)") }
         }
     }
+
+    /// The read lease every node of a cluster shares: 5 ms unless the URL says, 0 (a check on every
+    /// read) to 1 s.
+    @Test func readLeaseComesFromTheURL() throws {
+        #expect(try PostgresLocation(url: base).readLease == .milliseconds(5))
+        #expect(try PostgresLocation(url: base + "&read_lease_ms=0").readLease == .zero)
+        #expect(try PostgresLocation(url: base + "&read_lease_ms=1000").readLease == .seconds(1))
+        for bad in ["-1", "1001", "soon", ""] {
+            #expect(throws: ImageError.self, "read_lease_ms=\(bad)") { try PostgresLocation(url: base + "&read_lease_ms=\(bad)") }
+        }
+    }
 }
