@@ -8,9 +8,10 @@ import ServiceLifecycle
 import Synchronization
 
 /// The scale-out catalog: every node of a cluster opens the same database. Nothing about images is
-/// answered from memory without asking the database (another node may change any row): a list page, or
-/// an image by id, is answered again only once the database says nothing was written since
-/// (`ListPageCache`, `image(id:)`). Writes lock
+/// answered from memory without the database's word (another node may change any row): a list page, or
+/// an image by id, is answered again only when a check of the catalog's revision, started after the
+/// last write any client was told of, says nothing was written since (`ListPageCache`, `image(id:)`,
+/// `RevisionLease`). Writes lock
 /// the rows they change (`SELECT … FOR UPDATE`), so concurrent writers on any node never lose an update.
 public final class PostgresCatalog: Catalog {
     let client: PostgresClient
