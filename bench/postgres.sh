@@ -15,8 +15,9 @@
 #  1. seeds IMAGES rows (random UUIDs, 4 owners, tags and properties) into a fresh SQLite catalog with the sqlite3
 #     CLI, creates the PostgreSQL schema by starting imaged on it once, and copies the same rows in with psql \copy;
 #  2. both servers up (release, --log-level warning); a cold pass of GET one on each (WARMUP); each round:
-#     /healthz, GET one on SQLite, GET one on PostgreSQL, list 25 from a random marker on SQLite and on PostgreSQL, the first page of that list on
-#     SQLite and on PostgreSQL (wrk, CONNS connections); after the rounds, one round of create on each;
+#     /healthz, GET one on SQLite, GET one on PostgreSQL, list 25 from a random marker on SQLite and on
+#     PostgreSQL, the first page of that list on SQLite and on PostgreSQL (wrk, CONNS connections); after
+#     the rounds, one round of create on each;
 #  3. prints medians, min-max and the paired ratio PostgreSQL / SQLite; raw output in bench/results/postgres-<time>/.
 set -euo pipefail
 
