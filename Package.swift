@@ -248,7 +248,7 @@ let package = Package(
         ], swiftSettings: strict),
         // One conformance suite, run against every BlobStore driver.
         .testTarget(name: "BlobStoreTests", dependencies: [
-            "BlobStoreFile", "BlobStoreS3", "ImageCore", .product(name: "NIOCore", package: "swift-nio"),
+            "BlobStoreFile", "BlobStoreS3", "CFileShims", "ImageCore", .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         .testTarget(name: "IdentityTests", dependencies: [

@@ -53,6 +53,9 @@ for mib in $SIZES; do
         "$(fmt "$ratio_u" %.2f)" "≥ $UPLOAD_TARGET_RATIO" "$(TARGET_RATIO=$UPLOAD_TARGET_RATIO verdict "$(fmt "$ratio_u" %.2f)" "$e")"
     row "download $L (GET, curl -o /dev/null)" "$(fmt "$(med "$down")") MB/s" "$(runs "$down")" \
         "cat from page cache $(fmt "$(med "$cat_")") MB/s" "$(fmt "$ratio_d" %.2f)" "≥ $TARGET_RATIO" "$(verdict "$(fmt "$ratio_d" %.2f)" "$e")"
+    dc=$(values "$p" download_cold | stats)
+    [ "$(med "$dc")" = - ] || row "&nbsp;&nbsp;first GET right after the upload, blob not warmed ($L; from disk when written direct)" "$(fmt "$(med "$dc")") MB/s" "$(runs "$dc")" \
+        "the GET below, blob in page cache: $(fmt "$(med "$down")") MB/s" "$(fmt "$(med "$(paired "$p" download_cold download | stats)")" %.2f)" "" "info"
     cb=$(values "$p" cat_blob | stats)
     [ "$(med "$cb")" = - ] || row "&nbsp;&nbsp;cat of the stored blob after GET ($L)" "$(fmt "$(med "$cb")") MB/s" "$(runs "$cb")" \
         "cat of the test file $(fmt "$(med "$cat_")") MB/s" "$(fmt "$(med "$(paired "$p" cat_blob cat | stats)")" %.2f)" "" "info"

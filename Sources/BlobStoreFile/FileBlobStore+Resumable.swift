@@ -59,7 +59,7 @@ extension FileBlobStore: ResumableBlobStore, BlobStoreOrphanReaping {
             return fd
         }
         return FileBlobWriter(fd: fd, temporary: file, final: final, directory: directory, pool: pool,
-                              sparseBlock: sparse ? Self.sparseBlock : 0, offset: offset, token: token)
+                              sparse: sparse, offset: offset, token: token)
     }
 
     public func discardResumable(token: String) async {

@@ -11,15 +11,19 @@ import NIOPosix
 /// Blobs as files under one directory. A writer fills `.tmp/<random>.part`, then `commit()` fsyncs
 /// it, renames it over the final name and fsyncs the directory, so a blob appears whole or not at all,
 /// even across a power loss. Blocking syscalls run on a thread pool of its own (`ioThreads`).
-/// When `sparse`, aligned blocks of zeros are not written but left as holes (see `FileBlobWriter`).
+/// When `sparse`, aligned blocks of zeros are not written but left as holes; when `direct`, new
+/// blobs are written past the page cache (see `FileBlobWriter`).
 public struct FileBlobStore: BlobStore {
     public let id = "file"
     public let root: String
     /// Whole zero blocks become holes (default); off: every byte is written.
     public let sparse: Bool
+    /// New blobs written with O_DIRECT where the file system takes it (default); off: through the page cache.
+    public let direct: Bool
     let pool: NIOThreadPool
-    /// The unit a hole is made of: the page and the usual file system block.
-    static let sparseBlock = 4096
+    /// The unit a hole is made of and direct writes are aligned to: the page, the usual file system
+    /// block, and a multiple of disks' logical blocks (512 or 4096 bytes).
+    static let block = 4096
 
     static let temporaryDirectory = ".tmp"
 
@@ -33,9 +37,10 @@ public struct FileBlobStore: BlobStore {
     }()
 
     /// Creates `root` (and its temporary directory) when missing.
-    public init(root: String, sparse: Bool = true, threadPool: NIOThreadPool = FileBlobStore.ioThreads) throws {
+    public init(root: String, sparse: Bool = true, direct: Bool = true, threadPool: NIOThreadPool = FileBlobStore.ioThreads) throws {
         self.root = root.hasSuffix("/") ? String(root.dropLast()) : root
         self.sparse = sparse
+        self.direct = direct
         self.pool = threadPool
         try Self.makeDirectories(self.root + "/" + Self.temporaryDirectory)
     }
@@ -58,14 +63,16 @@ public struct FileBlobStore: BlobStore {
         let final = try path(key)
         let directory = String(final[..<final.lastIndex(of: "/")!])
         let temporary = root + "/" + Self.temporaryDirectory + "/" + randomName() + ".part"
-        let fd = try await pool.runIfActive {
+        let direct = self.direct
+        let (fd, directFd) = try await pool.runIfActive {
             try Self.makeDirectories(directory)
             let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
             guard fd >= 0 else { throw BlobStoreError.syscall("open \(temporary)", errno) }
-            return fd
+            // A file system without direct I/O refuses the open: the page cache then, silently.
+            return (fd, direct ? imaged_open_direct(temporary) : -1)
         }
-        return FileBlobWriter(fd: fd, temporary: temporary, final: final, directory: directory, pool: pool,
-                              sparseBlock: sparse ? Self.sparseBlock : 0)
+        return FileBlobWriter(fd: fd, directFd: directFd, temporary: temporary, final: final, directory: directory,
+                              pool: pool, sparse: sparse)
     }
 
     public func size(key: String) async throws -> Int64? {
@@ -208,21 +215,32 @@ extension BlobStoreError {
 
 /// Used by one task at a time (the upload that owns it); the lock only makes that checkable.
 ///
-/// Sparse (`sparseBlock` > 0): the file is written in whole blocks at block-aligned offsets, and a
-/// block of zeros is skipped, so it stays a hole of the new file. Bytes short of a block boundary
-/// wait in `carry` for the next write (request bodies arrive in chunks of any size); commit writes
-/// the last partial block and truncates the file to its logical size, so a trailing hole counts.
-/// Readers see zeros in the holes: the bytes, and the digests computed upstream, are unchanged.
+/// Blocks (`block` > 0, when sparse or direct): the file is written in whole blocks at
+/// block-aligned offsets. Bytes short of a block boundary wait in `carry` for the next write
+/// (request bodies arrive in chunks of any size); commit writes the last partial block and
+/// truncates the file to its logical size, so a trailing hole counts.
+///
+/// Sparse (`skipZeros`): a block of zeros is skipped, so it stays a hole of the new file. Readers
+/// see zeros in the holes: the bytes, and the digests computed upstream, are unchanged.
+///
+/// Direct (`directFd` ≥ 0): whole blocks go to the disk with O_DIRECT, past the page cache. The
+/// kernel's copy of each byte into the cache was most of an upload's CPU besides the digests (perf,
+/// bench/README), and a multi-GiB image no longer evicts what the cache holds. The last partial
+/// block goes through the page cache, and commit's fsync covers both.
 final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
     let temporary: String
     let final: String
     let directory: String
     let pool: NIOThreadPool
-    let sparseBlock: Int
+    /// The unit whole writes are made of (0: bytes go on as they come).
+    let block: Int
+    let skipZeros: Bool
     private var fd: Int32
-    /// Bytes handed to the file so far (block-aligned when sparse).
+    /// The same file opened with O_DIRECT, or -1: none, or the file system refused it.
+    private var directFd: Int32
+    /// Bytes handed to the file so far (block-aligned when `block` > 0).
     private var offset: Int64 = 0
-    /// Sparse only: the bytes after `offset`, fewer than a block.
+    /// With blocks only: the bytes after `offset`, fewer than a block.
     private var carry = ByteBuffer()
     /// Where writeback was last started: the disk works while the stream goes on, so the fsync at
     /// commit has little left to do (otherwise a multi-GiB upload waits seconds after its last byte).
@@ -232,17 +250,24 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
     /// A resumable blob's writer: its file outlives the writer (`suspend`, or dropped), named by `token`.
     let token: String?
 
+    /// Whether whole blocks still bypass the page cache (tests look).
+    var writesDirect: Bool { directFd >= 0 }
+
     /// `offset`: bytes already in the file (a resumed blob), all of them durable.
-    init(fd: Int32, temporary: String, final: String, directory: String, pool: NIOThreadPool, sparseBlock: Int = 0,
-         offset: Int64 = 0, token: String? = nil) {
-        self.fd = fd; self.temporary = temporary; self.final = final; self.directory = directory; self.pool = pool
-        self.sparseBlock = sparseBlock
+    /// `directFd`: the file opened with O_DIRECT (then `offset` must be block-aligned), or -1.
+    init(fd: Int32, directFd: Int32 = -1, temporary: String, final: String, directory: String, pool: NIOThreadPool,
+         sparse: Bool, offset: Int64 = 0, token: String? = nil) {
+        self.fd = fd; self.directFd = directFd
+        self.temporary = temporary; self.final = final; self.directory = directory; self.pool = pool
+        self.skipZeros = sparse
+        self.block = sparse || directFd >= 0 ? FileBlobStore.block : 0
         self.offset = offset; self.flushedTo = offset; self.token = token
     }
 
     deinit {
         // A writer dropped without commit or cancel must not leak its descriptor or its bytes (a
         // resumable blob's bytes are the session's: they stay until it ends).
+        if directFd >= 0 { close(directFd) }
         if fd >= 0 { close(fd); if token == nil { unlink(temporary) } }
     }
 
@@ -252,24 +277,15 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
         return token
     }
 
-    /// The bytes so far made part of the file: the sparse carry written out (the next writes continue
+    /// The bytes so far made part of the file: the carry written out (the next writes continue
     /// from an unaligned offset, which only costs alignment) and the size set; their fsync runs on a
     /// duplicate descriptor, so it may overlap later writes and outlive this writer's descriptor.
     func beginCheckpoint() async throws -> (token: String, durable: @Sendable () async throws -> Void) {
         guard fd >= 0, let token else { throw BlobStoreError.writerFinished }
         let fd = self.fd, path = temporary
-        if carry.readableBytes > 0 {
-            let pending = carry, at = offset
-            try await pool.runIfActive {
-                try pending.withUnsafeReadableBytes { bytes in
-                    if imaged_write_skipping_zero_blocks(fd, bytes.baseAddress, bytes.count, at, bytes.count) != 0 {
-                        throw BlobStoreError.syscall("write \(path)", errno)
-                    }
-                }
-            }
-            offset += Int64(pending.readableBytes)
-            carry = ByteBuffer()
-        }
+        // An unaligned offset next: whole blocks can no longer go direct.
+        closeDirect()
+        try await writeCarry()
         // A trailing hole must count: the file's size is the bytes received.
         let size = offset
         let copy = try await pool.runIfActive {
@@ -287,8 +303,29 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
         })
     }
 
+    /// The bytes waiting in `carry` written through the page cache (zeros skipped when sparse).
+    private func writeCarry() async throws {
+        guard carry.readableBytes > 0 else { return }
+        let pending = carry, at = offset, fd = self.fd, path = temporary, skipZeros = self.skipZeros
+        try await pool.runIfActive {
+            try pending.withUnsafeReadableBytes { bytes in
+                let failed = skipZeros
+                    ? imaged_write_skipping_zero_blocks(fd, bytes.baseAddress, bytes.count, at, bytes.count)
+                    : imaged_write_all(fd, bytes.baseAddress, bytes.count, at)
+                if failed != 0 { throw BlobStoreError.syscall("write \(path)", errno) }
+            }
+        }
+        offset += Int64(pending.readableBytes)
+        carry = ByteBuffer()
+    }
+
+    private func closeDirect() {
+        if directFd >= 0 { close(directFd); directFd = -1 }
+    }
+
     func suspend() async {
         guard fd >= 0 else { return }
+        closeDirect()
         let fd = self.fd
         self.fd = -1
         _ = try? await pool.runIfActive { close(fd) }
@@ -296,18 +333,12 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
 
     func write(_ buffer: ByteBuffer) async throws {
         guard fd >= 0 else { throw BlobStoreError.writerFinished }
-        if sparseBlock > 0 { return try await writeSparse(buffer) }
+        if block > 0 { return try await writeBlocks(buffer) }
         let fd = self.fd, at = offset, path = temporary
         try await pool.runIfActive {
             try buffer.withUnsafeReadableBytes { bytes in
-                var done = 0
-                while done < bytes.count {
-                    let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(at + Int64(done)))
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw BlobStoreError.syscall("write \(path)", errno)
-                    }
-                    done += n
+                if imaged_write_all(fd, bytes.baseAddress, bytes.count, at) != 0 {
+                    throw BlobStoreError.syscall("write \(path)", errno)
                 }
             }
         }
@@ -324,52 +355,63 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
         }
     }
 
-    /// Whole blocks go to the file now (zero blocks skipped), the rest waits in `carry`.
-    private func writeSparse(_ buffer: ByteBuffer) async throws {
+    /// Whole blocks go to the file now, the rest waits in `carry`.
+    private func writeBlocks(_ buffer: ByteBuffer) async throws {
         var input = buffer
         var pieces: [ByteBuffer] = []
         if carry.readableBytes > 0 {
-            let take = min(sparseBlock - carry.readableBytes, input.readableBytes)
+            let take = min(block - carry.readableBytes, input.readableBytes)
             carry.writeImmutableBuffer(input.readSlice(length: take)!)
-            guard carry.readableBytes == sparseBlock else { return }
+            guard carry.readableBytes == block else { return }
             pieces.append(carry)
             carry = ByteBuffer()
         }
-        let whole = input.readableBytes - input.readableBytes % sparseBlock
+        let whole = input.readableBytes - input.readableBytes % block
         if whole > 0 { pieces.append(input.readSlice(length: whole)!) }
         if input.readableBytes > 0 {
-            carry = ByteBufferAllocator().buffer(capacity: sparseBlock)
+            carry = ByteBufferAllocator().buffer(capacity: block)
             carry.writeImmutableBuffer(input)
         }
         guard !pieces.isEmpty else { return }
         let length = pieces.reduce(0) { $0 + Int64($1.readableBytes) }
-        try await writeSkippingZeros(pieces, at: offset)
+        try await writeWhole(pieces, at: offset)
         offset += length
-        startWriteback()
+        // Direct writes leave nothing dirty to start writeback of.
+        if directFd < 0 { startWriteback() }
     }
 
-    private func writeSkippingZeros(_ pieces: [ByteBuffer], at start: Int64) async throws {
-        let fd = self.fd, path = temporary, block = sparseBlock
-        try await pool.runIfActive {
-            var at = start
+    /// Whole blocks at a block-aligned offset: direct when it can, zero blocks skipped when sparse.
+    private func writeWhole(_ pieces: [ByteBuffer], at start: Int64) async throws {
+        let fd = self.fd, directFd = self.directFd, path = temporary, block = self.block, skipZeros = self.skipZeros
+        let refused = try await pool.runIfActive {
+            var at = start, refused = false
             for piece in pieces {
                 try piece.withUnsafeReadableBytes { bytes in
-                    if imaged_write_skipping_zero_blocks(fd, bytes.baseAddress, bytes.count, at, block) != 0 {
-                        throw BlobStoreError.syscall("write \(path)", errno)
+                    let result: Int32
+                    if directFd >= 0 && !refused {
+                        result = imaged_write_blocks_direct(directFd, fd, bytes.baseAddress, bytes.count, at, block, skipZeros ? 1 : 0)
+                        if result == 1 { refused = true }
+                    } else {
+                        result = skipZeros ? imaged_write_skipping_zero_blocks(fd, bytes.baseAddress, bytes.count, at, block)
+                            : imaged_write_all(fd, bytes.baseAddress, bytes.count, at)
                     }
+                    if result < 0 { throw BlobStoreError.syscall("write \(path)", errno) }
                 }
                 at += Int64(piece.readableBytes)
             }
+            return refused
         }
+        // The file system wants another alignment (or no direct I/O): the page cache from here on.
+        if refused { closeDirect() }
     }
 
     func commit() async throws {
         guard fd >= 0 else { throw BlobStoreError.writerFinished }
-        if sparseBlock > 0 {
-            // The last partial block (skipped when zero), then the file's size made the logical size.
+        if block > 0 {
+            // The last partial block (skipped when sparse and zero), then the file's size made the logical size.
             let size = offset + Int64(carry.readableBytes)
             do {
-                if carry.readableBytes > 0 { try await writeSkippingZeros([carry], at: offset) }
+                try await writeCarry()
                 let fd = self.fd, path = temporary
                 try await pool.runIfActive {
                     guard ftruncate(fd, off_t(size)) == 0 else { throw BlobStoreError.syscall("ftruncate \(path)", errno) }
@@ -378,9 +420,8 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
                 await cancel()
                 throw error
             }
-            offset = size
-            carry = ByteBuffer()
         }
+        closeDirect()
         let fd = self.fd, temporary = self.temporary, final = self.final, directory = self.directory
         self.fd = -1
         try await pool.runIfActive {
@@ -400,6 +441,7 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
 
     func cancel() async {
         guard fd >= 0 else { return }
+        closeDirect()
         let fd = self.fd, temporary = self.temporary
         self.fd = -1
         _ = try? await pool.runIfActive {

@@ -10,9 +10,9 @@ import Logging
 public func makeBlobStore(_ choice: ServerConfig.Blobs, dataDir: String, storeId: String? = nil, caFile: String? = nil,
                           logger: Logger) throws -> (any BlobStore, String) {
     switch choice {
-    case .file(let dir, let sparse):
+    case .file(let dir, let sparse, let direct):
         let root = dir ?? (storeId.map { dataDir + "/stores/" + $0 } ?? dataDir + "/blobs")
-        return (try FileBlobStore(root: root, sparse: sparse), storeId == nil ? "file blobs" : "files in \(root)")
+        return (try FileBlobStore(root: root, sparse: sparse, direct: direct), storeId == nil ? "file blobs" : "files in \(root)")
     case .s3(let s3):
         return (try S3BlobStore(config: s3, client: try OutboundTLS.storeClient(caFile: caFile), logger: logger),
                 "S3 blobs in \(s3.endpoint) bucket \(s3.bucket)" + (s3.keyPrefix.isEmpty ? "" : " under \(s3.keyPrefix)"))

@@ -22,8 +22,9 @@ public struct ServerConfig: Sendable {
     public var port = 9292
     public var auth = Auth.tokenFile(nil)
     public enum Blobs: Sendable {
-        /// Files under this directory (nil: `<data-dir>/blobs`); `sparse`: zero blocks become holes.
-        case file(String?, sparse: Bool = true)
+        /// Files under this directory (nil: `<data-dir>/blobs`); `sparse`: zero blocks become holes;
+        /// `direct`: new blobs written past the page cache (O_DIRECT) where the file system allows.
+        case file(String?, sparse: Bool = true, direct: Bool = true)
         case s3(S3Config)
     }
     public var blobs = Blobs.file(nil)
@@ -171,7 +172,8 @@ extension ServerConfig {
     public var summary: [(String, String)] {
         func blobs(_ b: Blobs) -> String {
             switch b {
-            case .file(let dir, let sparse): return "file " + (dir ?? dataDirectory + "/blobs") + (sparse ? "" : " (not sparse)")
+            case .file(let dir, let sparse, let direct):
+                return "file " + (dir ?? dataDirectory + "/blobs") + (sparse ? "" : " (not sparse)") + (direct ? "" : " (page cache writes)")
             case .s3(let s3):
                 return "s3 \(s3.endpoint) bucket \(s3.bucket) region \(s3.region)" + (s3.keyPrefix.isEmpty ? "" : " prefix \(s3.keyPrefix)")
                     + " \(s3.pathStyle ? "path-style" : "virtual-host") parts \(s3.partSize >> 20) MiB access key \(s3.accessKey.isEmpty ? "(none)" : "set") secret key \(s3.secretKey.isEmpty ? "(none)" : "***")"

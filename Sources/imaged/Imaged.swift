@@ -278,10 +278,10 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Catalog: sqlite (<data-dir>/catalog.sqlite), sqlite:PATH, or postgres://USER@HOST:PORT/DB[?schema=S&sslmode=require] (password in the URL or PGPASSWORD; default: IMAGED_CATALOG or sqlite). Several nodes may share one PostgreSQL catalog.")
     var catalog: String?
 
-    @Option(help: "Where image bytes go: 'file' (<data-dir>/blobs), 'file:DIR', or 's3:BUCKET' (see --s3-*). A file store leaves zero blocks as holes unless the spec ends with '?sparse=false' (URL-style, so no comma in lists).")
+    @Option(help: "Where image bytes go: 'file' (<data-dir>/blobs), 'file:DIR', or 's3:BUCKET' (see --s3-*). A file store leaves zero blocks as holes unless the spec ends with '?sparse=false', and writes past the page cache (O_DIRECT) unless '?direct=false' (URL-style, joined by &, so no comma in lists).")
     var blobStore = "file"
 
-    @Option(help: "A named store (repeatable; Glance's multiple backends): NAME=file, NAME=file:DIR (either may end with ?sparse=false) or NAME=s3:BUCKET (S3 settings from --s3-*). Replaces --blob-store; /v2/info/stores lists them, uploads may pick one (X-Image-Meta-Store), copy-image copies between them.")
+    @Option(help: "A named store (repeatable; Glance's multiple backends): NAME=file, NAME=file:DIR (either may end with ?sparse=false, ?direct=false) or NAME=s3:BUCKET (S3 settings from --s3-*). Replaces --blob-store; /v2/info/stores lists them, uploads may pick one (X-Image-Meta-Store), copy-image copies between them.")
     var store: [String] = []
 
     @Option(help: "The named store uploads and imports use by default (default: the first --store).")
@@ -530,7 +530,7 @@ struct ServeOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
-        if config.catalog.isShared, case .file(nil, _) = config.blobs {
+        if config.catalog.isShared, case .file(nil, _, _) = config.blobs {
             // Allowed (one node on PostgreSQL), but other nodes cannot read this node's files.
             FileHandle.standardError.write(Data("note: a PostgreSQL catalog with file blobs under the data directory serves one node only; use --blob-store s3:BUCKET for several\n".utf8))
         }
@@ -551,7 +551,7 @@ func storeOptions(_ text: String) throws -> (spec: String, options: [String: Str
     var options: [String: String] = [:]
     for pair in text[text.index(after: q)...].split(separator: "&") {
         let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-        guard kv.count == 2, ["sparse", "convert"].contains(kv[0]), options[kv[0]] == nil else {
+        guard kv.count == 2, ["sparse", "direct", "convert"].contains(kv[0]), options[kv[0]] == nil else {
             throw badStoreSpec(text)
         }
         options[kv[0]] = kv[1]
@@ -560,7 +560,7 @@ func storeOptions(_ text: String) throws -> (spec: String, options: [String: Str
 }
 
 func badStoreSpec(_ text: String) -> ValidationError {
-    ValidationError("a blob store is file, file:DIR (either with ?sparse=false) or s3:BUCKET, any of them with ?convert=raw|qcow2 (options joined by &), got '\(text)'")
+    ValidationError("a blob store is file, file:DIR (either with ?sparse=false, ?direct=false) or s3:BUCKET, any of them with ?convert=raw|qcow2 (options joined by &), got '\(text)'")
 }
 
 /// The disk format a store spec's `?convert=` asks its images to be converted to, if any.
@@ -572,21 +572,23 @@ func storeConversion(_ text: String) throws -> ConversionTarget? {
     return target
 }
 
-/// `file`, `file:DIR` (either with `?sparse=false`: zero blocks written, not left as holes) or
+/// `file`, `file:DIR` (either with `?sparse=false`: zero blocks written, not left as holes;
+/// `?direct=false`: written through the page cache, not with O_DIRECT) or
 /// `s3:BUCKET` with the S3 settings (credentials from the AWS environment variables).
 func blobChoice(_ text: String, endpoint: String?, region: String?, keyPrefix: String, virtualHost: Bool,
                 partMib: Int) throws -> ServerConfig.Blobs {
     let (spec, options) = try storeOptions(text)
     if spec.hasPrefix("file") {
-        var sparse = true
-        if let value = options["sparse"] {
+        func flag(_ name: String) throws -> Bool {
+            guard let value = options[name] else { return true }
             guard value == "true" || value == "false" else { throw badStoreSpec(text) }
-            sparse = value == "true"
+            return value == "true"
         }
-        if spec == "file" { return .file(nil, sparse: sparse) }
-        if spec.hasPrefix("file:"), spec.count > 5 { return .file(String(spec.dropFirst(5)), sparse: sparse) }
+        let sparse = try flag("sparse"), direct = try flag("direct")
+        if spec == "file" { return .file(nil, sparse: sparse, direct: direct) }
+        if spec.hasPrefix("file:"), spec.count > 5 { return .file(String(spec.dropFirst(5)), sparse: sparse, direct: direct) }
     }
-    guard spec.hasPrefix("s3:"), spec.count > 3, options["sparse"] == nil else {
+    guard spec.hasPrefix("s3:"), spec.count > 3, options["sparse"] == nil, options["direct"] == nil else {
         throw badStoreSpec(text)
     }
     let env = ProcessInfo.processInfo.environment

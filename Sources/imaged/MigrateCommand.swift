@@ -46,7 +46,7 @@ struct MigrateCommand: AsyncParsableCommand {
         // No server may write to a local source meanwhile (nor to a local target).
         func usesDataDir(_ c: CatalogLocation, _ b: ServerConfig.Blobs) -> Bool {
             if case .sqlite(nil) = c { return true }
-            if case .file(nil, _) = b { return true }
+            if case .file(nil, _, _) = b { return true }
             return false
         }
         var localDirs: [String] = []

@@ -59,6 +59,12 @@ struct BlobStoreDriver: Sendable, CustomTestStringConvertible {
         return (try FileBlobStore(root: dir, sparse: false), { try? FileManager.default.removeItem(atPath: dir) })
     }
 
+    /// Through the page cache, as before direct writes (`direct=false`).
+    static let filesPageCache = BlobStoreDriver(name: "files (page cache)") {
+        let dir = FileBlobStoreTests.tempDir()
+        return (try FileBlobStore(root: dir, direct: false), { try? FileManager.default.removeItem(atPath: dir) })
+    }
+
     /// Confined to a key prefix of its own, so tests never see each other's objects.
     static let s3 = BlobStoreDriver(name: "s3") {
         let store = try S3BlobStoreTests.store()
@@ -68,7 +74,9 @@ struct BlobStoreDriver: Sendable, CustomTestStringConvertible {
         })
     }
 
-    static var available: [BlobStoreDriver] { S3TestEnvironment.values == nil ? [.files, .filesNotSparse] : [.files, .filesNotSparse, .s3] }
+    static var available: [BlobStoreDriver] {
+        [.files, .filesNotSparse, .filesPageCache] + (S3TestEnvironment.values == nil ? [] : [.s3])
+    }
 
     /// Runs `body` with a fresh store and removes what it left, whatever happened.
     func withStore(_ body: (any BlobStore) async throws -> Void) async throws {

@@ -153,7 +153,7 @@ def test_sparse_false_and_s3_count_every_byte(three_stores):
     assert 'store="bucket"' not in requests.get(srv.url + "/metrics", timeout=30).text
 
 
-def test_the_sparse_option_of_a_file_store_spec(tmp_path):
+def test_the_sparse_and_direct_options_of_a_file_store_spec(tmp_path):
     def check(*args):
         return subprocess.run([str(imaged_bin()), "config", "check", "--data-dir", str(tmp_path), *args],
                               capture_output=True, text=True, timeout=60)
@@ -164,7 +164,13 @@ def test_the_sparse_option_of_a_file_store_spec(tmp_path):
     r = check("--store", "a=file:/srv/a?sparse=true", "--store", "b=file")
     assert r.returncode == 0, r.stderr
     assert "file /srv/a\n" in r.stdout + "\n" and "(not sparse)" not in r.stdout
+    # Direct writes are the default; `direct=false` keeps uploads in the page cache.
+    assert "(page cache writes)" not in r.stdout
+    r = check("--blob-store", "file:/srv/b?direct=false&sparse=false")
+    assert r.returncode == 0, r.stderr
+    assert "file /srv/b (not sparse) (page cache writes)" in r.stdout
     for bad in ("file?sparse=maybe", "file,sparse=false", "file:?sparse=false", "file?convert=vhd", "file?colour=red",
-                "s3:b?sparse=false", "file?sparse=false&sparse=true"):
+                "s3:b?sparse=false", "file?sparse=false&sparse=true", "file?direct=no", "s3:b?direct=false",
+                "file?direct=false&direct=true"):
         r = check("--blob-store", bad)
         assert r.returncode != 0 and "a blob store is file, file:DIR" in r.stderr, (bad, r.stdout, r.stderr)
