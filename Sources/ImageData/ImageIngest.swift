@@ -129,11 +129,11 @@ public final class ImageIngest: @unchecked Sendable {
         extras.remove(algorithm == .sha512 ? .sha512 : .sha256)
         let extraDigests = try extras.sorted().map { ($0, try digest($0)) }
         // Reserved after the last `try`: from here on, deinit gives it back whatever happens.
-        let share = IngestMemory.reserve(preferred: batchSize, batches: lanesAhead + 2)
+        let share = IngestMemory.reserve(preferred: batchSize, lanesAhead: lanesAhead)
         self.batchSize = share.batchSize
         self.reserved = share.reserved
         self.batch = ByteBufferAllocator().buffer(capacity: share.batchSize)
-        let queues = (0..<(3 + extraDigests.count)).map { _ in BatchQueue(capacity: lanesAhead) }
+        let queues = (0..<(3 + extraDigests.count)).map { _ in BatchQueue(capacity: share.lanesAhead) }
         self.queues = queues
         md5Lane = Task { await Self.hashLane(queues[0], md5) }
         hashLane = Task { await Self.hashLane(queues[1], multihash) }

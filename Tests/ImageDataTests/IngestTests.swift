@@ -149,16 +149,37 @@ func temporaryDirectory(_ tag: String) -> String {
 }
 
 @Suite struct IngestMemoryTests {
-    /// Full batches while the node's budget lasts, halved batches when it runs short, and never
-    /// below the floor: an upload is never refused or stalled for memory.
-    @Test func batchesShrinkAsTheBudgetRunsOut() {
+    /// Full batches and queues while the node's budget lasts; past it, queues of one batch and
+    /// halved batches, never below the floor: an upload is never refused or stalled for memory.
+    @Test func sharesShrinkAsTheBudgetRunsOut() {
+        typealias Share = IngestMemory.Share
+        let mib = 1 << 20, floor = IngestMemory.minimumBatch
+        #expect(IngestMemory.share(preferred: mib, lanesAhead: 3, free: 128 * mib) == Share(batchSize: mib, lanesAhead: 3))
+        #expect(IngestMemory.share(preferred: mib, lanesAhead: 3, free: 5 * mib) == Share(batchSize: mib, lanesAhead: 3))
+        #expect(IngestMemory.share(preferred: mib, lanesAhead: 3, free: 5 * mib - 1) == Share(batchSize: mib, lanesAhead: 1))
+        #expect(IngestMemory.share(preferred: mib, lanesAhead: 3, free: 2 * mib) == Share(batchSize: mib / 2, lanesAhead: 1))
+        #expect(IngestMemory.share(preferred: mib, lanesAhead: 3, free: 0) == Share(batchSize: floor, lanesAhead: 1))
+        #expect(IngestMemory.share(preferred: mib, lanesAhead: 3, free: -50 * mib) == Share(batchSize: floor, lanesAhead: 1))
+        #expect(IngestMemory.share(preferred: 4096, lanesAhead: 3, free: 0) == Share(batchSize: 4096, lanesAhead: 1))
+        #expect(Share(batchSize: mib, lanesAhead: 1).reserved == 3 * mib)
+        #expect(Share(batchSize: mib, lanesAhead: 3).reserved == 5 * mib)
+    }
+
+    /// 100 uploads starting one after another: the first dozen get the full share, the rest three
+    /// batches each, none smaller than the floor.
+    @Test func aHundredUploadsShareTheBudget() {
         let mib = 1 << 20
-        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: 128 * mib) == mib)
-        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: 3 * mib) == mib / 2)
-        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: mib) == mib / 8)
-        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: 0) == IngestMemory.minimumBatch)
-        #expect(IngestMemory.batchSize(preferred: mib, batches: 5, free: -50 * mib) == IngestMemory.minimumBatch)
-        #expect(IngestMemory.batchSize(preferred: 4096, batches: 5, free: 0) == 4096)
+        var free = IngestMemory.budget
+        var shares: [IngestMemory.Share] = []
+        for _ in 0..<100 {
+            let share = IngestMemory.share(preferred: mib, lanesAhead: 3, free: free)
+            free -= share.reserved
+            shares.append(share)
+        }
+        #expect(shares.prefix(12).allSatisfy { $0 == .init(batchSize: mib, lanesAhead: 3) })
+        #expect(shares.dropFirst(12).allSatisfy { $0.lanesAhead == 1 && $0.batchSize >= IngestMemory.minimumBatch })
+        let held = shares.reduce(0) { $0 + $1.reserved }
+        #expect(held <= IngestMemory.budget + 88 * 3 * IngestMemory.minimumBatch, "\(held >> 20) MiB")
     }
 
     /// An ingest gives its share back when it finishes, aborts or is dropped.
@@ -169,7 +190,7 @@ func temporaryDirectory(_ tag: String) -> String {
         for ending in 0..<3 {
             let writer = try await store.makeWriter(key: "images/k\(ending)")
             var ingest: ImageIngest? = try ImageIngest(writer: writer, algorithm: .sha512, limits: .init(sizeCap: 1 << 30))
-            #expect(ingest!.reserved >= 5 * IngestMemory.minimumBatch)
+            #expect(ingest!.reserved >= 3 * IngestMemory.minimumBatch)
             try await ingest!.append(ByteBuffer(repeating: 7, count: 3 << 20))
             switch ending {
             case 0: _ = try await ingest!.finish(); #expect(ingest!.reserved == 0)
