@@ -19,8 +19,9 @@
 #   KEEP_DATA=1         keep the work directory (test files + data dir) at the end
 #
 # Each round of a size S:  openssl speed md5 + HASH (slowest digest, 16 KiB blocks)  |  dd of S with
-# conv=fsync into the data dir's filesystem  |  PUT S (curl -T, until 204)  |  cat of the test file
-# from page cache  |  GET S (curl -o /dev/null)  |  DELETE.  Ratios are paired per round: upload /
+# conv=fsync into the data dir's filesystem  |  PUT S (curl -T, until 204)  |  first GET of the blob as
+# the upload left it (information)  |  cat of the test file from page cache  |  GET S of the warmed
+# blob (curl -o /dev/null)  |  DELETE.  Ratios are paired per round: upload /
 # min(dd, digest), download / cat.  The concurrent phase does the same with CONC parallel PUTs
 # against dd of CONC x CONC_MIB.  RSS is sampled every 100 ms from /proc (and VmHWM after
 # clear_refs).  Information only: the same curl commands against bench/loopback.py (loopback +

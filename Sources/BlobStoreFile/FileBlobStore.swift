@@ -250,9 +250,6 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
     /// A resumable blob's writer: its file outlives the writer (`suspend`, or dropped), named by `token`.
     let token: String?
 
-    /// Whether whole blocks still bypass the page cache (tests look).
-    var writesDirect: Bool { directFd >= 0 }
-
     /// `offset`: bytes already in the file (a resumed blob), all of them durable.
     /// `directFd`: the file opened with O_DIRECT (then `offset` must be block-aligned), or -1.
     init(fd: Int32, directFd: Int32 = -1, temporary: String, final: String, directory: String, pool: NIOThreadPool,
