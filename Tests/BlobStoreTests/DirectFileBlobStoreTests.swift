@@ -47,16 +47,6 @@ import Testing
         return (vector.filter { $0 & 1 != 0 }.count, pages)
     }
 
-    static func write(_ store: FileBlobStore, _ key: String, _ data: [UInt8], piece: Int) async throws {
-        let w = try await store.makeWriter(key: key)
-        var i = 0
-        while i < data.count {
-            try await w.write(ByteBuffer(bytes: data[i..<min(data.count, i + piece)]))
-            i += piece
-        }
-        try await w.commit()
-    }
-
     /// 8 MiB and 1000 bytes in odd pieces: through the page cache, every page stays cached after the
     /// commit; written direct, at most the last (partial) page is. Read back, both give every byte.
     @Test(.enabled(if: temporaryDirectoryIsOnADisk, "direct writes on tmpfs are cached like any other"),
@@ -68,8 +58,8 @@ import Testing
         let direct = try FileBlobStore(root: dir + "/direct", sparse: sparse)
         let cached = try FileBlobStore(root: dir + "/cached", sparse: sparse, direct: false)
         #expect(direct.direct && !cached.direct)
-        try await Self.write(direct, "images/a", data, piece: 65_537)
-        try await Self.write(cached, "images/a", data, piece: 65_537)
+        try await SparseFileBlobStoreTests.store(direct, "images/a", data, piece: 65_537)
+        try await SparseFileBlobStoreTests.store(cached, "images/a", data, piece: 65_537)
 
         let past = try Self.residentPages(dir + "/direct/images/a")
         let through = try Self.residentPages(dir + "/cached/images/a")
@@ -90,7 +80,7 @@ import Testing
         let dir = FileBlobStoreTests.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try FileBlobStore(root: dir)
-        try await Self.write(store, "images/h", data, piece: 1 << 20)
+        try await SparseFileBlobStoreTests.store(store, "images/h", data, piece: 1 << 20)
         let space = try #require(try await store.blobSpace(key: "images/h"))
         #expect(space.logical == Int64(data.count))
         // 300,000 + 70,001 data bytes, plus at most a partial block at each edge and the lone byte's block.
