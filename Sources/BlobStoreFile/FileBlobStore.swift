@@ -306,14 +306,20 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
         let pending = carry, at = offset, fd = self.fd, path = temporary, skipZeros = self.skipZeros
         try await pool.runIfActive {
             try pending.withUnsafeReadableBytes { bytes in
-                let failed = skipZeros
-                    ? imaged_write_skipping_zero_blocks(fd, bytes.baseAddress, bytes.count, at, bytes.count)
-                    : imaged_write_all(fd, bytes.baseAddress, bytes.count, at)
-                if failed != 0 { throw BlobStoreError.syscall("write \(path)", errno) }
+                if Self.writeBuffered(fd, bytes, at: at, block: bytes.count, skipZeros: skipZeros) != 0 {
+                    throw BlobStoreError.syscall("write \(path)", errno)
+                }
             }
         }
         offset += Int64(pending.readableBytes)
         carry = ByteBuffer()
+    }
+
+    /// Through the page cache: every byte, or all but the whole zero pieces of `block` bytes when
+    /// sparse. 0, or -1 with errno.
+    private static func writeBuffered(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at: Int64, block: Int, skipZeros: Bool) -> Int32 {
+        skipZeros ? imaged_write_skipping_zero_blocks(fd, bytes.baseAddress, bytes.count, at, block)
+            : imaged_write_all(fd, bytes.baseAddress, bytes.count, at)
     }
 
     private func closeDirect() {
@@ -389,8 +395,7 @@ final class FileBlobWriter: ResumableBlobWriter, @unchecked Sendable {
                         result = imaged_write_blocks_direct(directFd, fd, bytes.baseAddress, bytes.count, at, block, skipZeros ? 1 : 0)
                         if result == 1 { refused = true }
                     } else {
-                        result = skipZeros ? imaged_write_skipping_zero_blocks(fd, bytes.baseAddress, bytes.count, at, block)
-                            : imaged_write_all(fd, bytes.baseAddress, bytes.count, at)
+                        result = Self.writeBuffered(fd, bytes, at: at, block: block, skipZeros: skipZeros)
                     }
                     if result < 0 { throw BlobStoreError.syscall("write \(path)", errno) }
                 }

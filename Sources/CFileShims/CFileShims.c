@@ -12,6 +12,7 @@ int imaged_start_writeback(int fd, int64_t offset, int64_t length) {
 }
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,26 +37,35 @@ static int write_all(int fd, const unsigned char *p, size_t n, int64_t at) {
     return 0;
 }
 
-int imaged_write_skipping_zero_blocks(int fd, const void *bytes, size_t length, int64_t offset, size_t block) {
-    const unsigned char *b = bytes;
-    size_t run = 0, i = 0;  // [run, i): bytes to write in one pwrite
+/// Hands each run of non-zero `block`-sized pieces of `bytes` to `put` (with its file offset), in
+/// order; whole zero pieces, and a last partial piece of zeros, are skipped. Stops at put's first error.
+typedef int (*run_writer)(void *context, const unsigned char *p, size_t n, int64_t at);
+static int put_nonzero_runs(const unsigned char *b, size_t length, int64_t offset, size_t block,
+                            run_writer put, void *context) {
+    size_t run = 0, i = 0;  // [run, i): bytes to put in one call
     while (i < length) {
         size_t n = length - i < block ? length - i : block;
         if (imaged_is_zero(b + i, n)) {
-            if (i > run && write_all(fd, b + run, i - run, offset + (int64_t)run) != 0) return -1;
+            if (i > run && put(context, b + run, i - run, offset + (int64_t)run) != 0) return -1;
             run = i + n;
         }
         i += n;
     }
-    if (length > run && write_all(fd, b + run, length - run, offset + (int64_t)run) != 0) return -1;
+    if (length > run && put(context, b + run, length - run, offset + (int64_t)run) != 0) return -1;
     return 0;
+}
+
+static int put_buffered(void *context, const unsigned char *p, size_t n, int64_t at) {
+    return write_all(*(int *)context, p, n, at);
+}
+
+int imaged_write_skipping_zero_blocks(int fd, const void *bytes, size_t length, int64_t offset, size_t block) {
+    return put_nonzero_runs(bytes, length, offset, block, put_buffered, &fd);
 }
 
 int imaged_write_all(int fd, const void *bytes, size_t length, int64_t offset) {
     return write_all(fd, bytes, length, offset);
 }
-
-#include <stdlib.h>
 
 int imaged_open_direct(const char *path) {
 #ifdef O_DIRECT
@@ -73,47 +83,40 @@ int imaged_open_direct(const char *path) {
 enum { direct_chunk = 1 << 20, direct_alignment = 4096 };
 static __thread unsigned char *direct_staging;
 
+struct direct_target { int direct_fd, fd, refused; };
+
 /// Writes one run through `direct_fd` in chunks copied to the staging buffer; once the descriptor
 /// refuses (EINVAL: the file system wants another alignment, or no direct I/O), through `fd`.
-static int put_run(int direct_fd, int fd, const unsigned char *p, size_t n, int64_t at, int *refused) {
-    if (!*refused && direct_staging) {
+static int put_direct(void *context, const unsigned char *p, size_t n, int64_t at) {
+    struct direct_target *t = context;
+    if (!t->refused && direct_staging) {
         const unsigned char *q = p;
         size_t left = n;
         int64_t where = at;
         while (left > 0) {
             size_t m = left < direct_chunk ? left : direct_chunk;
             memcpy(direct_staging, q, m);
-            if (write_all(direct_fd, direct_staging, m, where) != 0) {
+            if (write_all(t->direct_fd, direct_staging, m, where) != 0) {
                 if (errno != EINVAL) return -1;
-                *refused = 1;  // the whole run again through the page cache: rewriting bytes is harmless
+                t->refused = 1;  // the whole run again through the page cache: rewriting bytes is harmless
                 break;
             }
             q += m; left -= m; where += (int64_t)m;
         }
-        if (!*refused) return 0;
+        if (!t->refused) return 0;
     }
-    return write_all(fd, p, n, at);
+    return write_all(t->fd, p, n, at);
 }
 
 int imaged_write_blocks_direct(int direct_fd, int fd, const void *bytes, size_t length, int64_t offset,
                                size_t block, int skip_zeros) {
-    int refused = 0;
     if (!direct_staging) {
         void *buffer = NULL;
         // Without memory for it, this write goes through the page cache; a later one tries again.
         if (posix_memalign(&buffer, direct_alignment, direct_chunk) == 0) direct_staging = buffer;
     }
-    const unsigned char *b = bytes;
-    if (!skip_zeros) return put_run(direct_fd, fd, b, length, offset, &refused) != 0 ? -1 : refused;
-    size_t run = 0, i = 0;  // [run, i): non-zero blocks to write as one run
-    while (i < length) {
-        size_t n = length - i < block ? length - i : block;
-        if (imaged_is_zero(b + i, n)) {
-            if (i > run && put_run(direct_fd, fd, b + run, i - run, offset + (int64_t)run, &refused) != 0) return -1;
-            run = i + n;
-        }
-        i += n;
-    }
-    if (length > run && put_run(direct_fd, fd, b + run, length - run, offset + (int64_t)run, &refused) != 0) return -1;
-    return refused;
+    struct direct_target target = { direct_fd, fd, 0 };
+    int failed = skip_zeros ? put_nonzero_runs(bytes, length, offset, block, put_direct, &target)
+                            : put_direct(&target, bytes, length, offset);
+    return failed != 0 ? -1 : target.refused;
 }
