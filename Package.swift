@@ -226,12 +226,13 @@ let package = Package(
         .executableTarget(name: "FuzzScalr", dependencies: [
             "FuzzSupport", "ScalrAPI", "Identity", "ImageCore", .product(name: "Hummingbird", package: "hummingbird"),
         ], path: "Fuzz/FuzzScalr", swiftSettings: strict),
-        // The listener's connection gate and deadlines on the real HTTP/1 codec, on an EmbeddedChannel's virtual clock.
+        // The listener's connection gate and deadlines on the real HTTP/1 codec, on an EmbeddedChannel's virtual clock; the listening socket's accept batches on a real loopback socket.
         .testTarget(name: "ServerTests", dependencies: [
             "Server",
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),

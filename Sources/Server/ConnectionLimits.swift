@@ -16,6 +16,10 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// Open connections of this node, and of one client address.
     public var maxConnections = 4096
     public var maxConnectionsPerClient = 256
+    /// Connections the kernel may hold accepted-but-not-yet-taken (listen(2)'s backlog; Linux caps it at
+    /// `net.core.somaxconn`). A burst of connects past it loses SYNs, and each lost one waits 1 s, 3 s…
+    /// for its retry: 4096, like Glance's eventlet, not Hummingbird's 256.
+    public var listenBacklog = 4096
 
     public init() {}
 }

@@ -89,8 +89,11 @@ public func buildApplication(_ config: ServerConfig, postgres: PostgresCatalog? 
     var app = Application(
         responder: imaged.responder,
         server: guardedServer(limits: config.connectionLimits, tls: tls),
-        configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
-        onServerRunning: { _ in logger.notice("\(listenLine)") },
+        configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil, backlog: config.connectionLimits.listenBacklog),
+        onServerRunning: { channel in
+            await ListeningSocket.tune(channel)
+            logger.notice("\(listenLine)")
+        },
         logger: logger)
     app.addServices(TaskRunnerService(runner: imaged.runner))
     if let tls { app.addServices(CertificateReloadService(store: tls, logger: logger)) }

@@ -220,7 +220,7 @@ extension ServerConfig {
             ("task-lease-seconds", String(taskLeaseSeconds)),
             ("shutdown-grace-seconds", String(shutdownGraceSeconds)),
             ("tls", tls.map { "certificate \($0.certificate) key \($0.key) (reloaded on SIGHUP)" } ?? "off (plain HTTP)"),
-            ("connections", "header \(connectionLimits.headerTimeoutSeconds) s, idle \(connectionLimits.idleTimeoutSeconds) s, upload at least \(connectionLimits.minUploadBytesPerSecond) B/s over \(connectionLimits.uploadStallSeconds) s, at most \(connectionLimits.maxConnections) per node and \(connectionLimits.maxConnectionsPerClient) per client address"),
+            ("connections", "header \(connectionLimits.headerTimeoutSeconds) s, idle \(connectionLimits.idleTimeoutSeconds) s, upload at least \(connectionLimits.minUploadBytesPerSecond) B/s over \(connectionLimits.uploadStallSeconds) s, at most \(connectionLimits.maxConnections) per node and \(connectionLimits.maxConnectionsPerClient) per client address, listen backlog \(connectionLimits.listenBacklog)"),
             ("ca-file", caFile ?? "(none: the system's trust roots)"),
             ("quota", "images \(limit(quota.imageCountTotal)), bytes \(limit(quota.imageSizeTotal)), staged \(limit(quota.imageStageTotal)), uploading \(limit(quota.imageCountUploading))"),
             ("secret-key-file", secretKeyFile ?? dataDirectory + "/secret.key"),

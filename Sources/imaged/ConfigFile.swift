@@ -12,7 +12,7 @@ enum ConfigFile {
                           "image-size-cap", "max-virtual-size", "decompress", "qemu-img", "convert-timeout", "import-allow-cidr", "import-allow-port", "import-private", "import-connections", "task-lease-seconds",
                           "login-lock-after", "login-address-lock-after", "login-lock-max-seconds", "login-concurrency", "event-loop-threads", "login-queue", "login-per-client",
                           "zstack-session-seconds", "zstack-export-seconds", "secret-key-file", "scalr-os-file", "shutdown-grace-seconds", "tls-cert", "tls-key",
-                          "header-timeout", "idle-timeout", "min-upload-rate", "upload-stall-seconds", "max-connections", "max-connections-per-client", "ca-file", "danube-prefix", "danube-token-seconds",
+                          "header-timeout", "idle-timeout", "min-upload-rate", "upload-stall-seconds", "max-connections", "max-connections-per-client", "listen-backlog", "ca-file", "danube-prefix", "danube-token-seconds",
                           "danube-snapshot-url", "danube-vm-url", "danube-imagestore", "danube-dc", "expunge-after-seconds", "keystone-url", "keystone-user",
                           "keystone-password-file", "keystone-project", "keystone-domain", "keystone-cache-seconds", "keystone-public-url",
                           "catalog", "blob-store", "store", "default-store", "s3-endpoint", "s3-region", "s3-key-prefix", "s3-virtual-host",

@@ -194,6 +194,9 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Open connections one client address may hold; more are closed at once.")
     var maxConnectionsPerClient = 256
 
+    @Option(help: "Connections the kernel may queue before the server accepts them (listen backlog; Linux caps it at net.core.somaxconn).")
+    var listenBacklog = 4096
+
     @Option(help: "A PEM bundle of CA certificates trusted besides the system's for outbound TLS: Keystone, S3, imports.")
     var caFile: String?
 
@@ -439,8 +442,8 @@ struct ServeOptions: ParsableArguments {
         guard headerTimeout >= 1, idleTimeout >= 1, uploadStallSeconds >= 1, minUploadRate >= 0 else {
             throw ValidationError("--header-timeout, --idle-timeout and --upload-stall-seconds must be at least 1, --min-upload-rate not negative")
         }
-        guard maxConnections >= 1, maxConnectionsPerClient >= 1 else {
-            throw ValidationError("--max-connections and --max-connections-per-client must be at least 1")
+        guard maxConnections >= 1, maxConnectionsPerClient >= 1, listenBacklog >= 1 else {
+            throw ValidationError("--max-connections, --max-connections-per-client and --listen-backlog must be at least 1")
         }
         config.connectionLimits.headerTimeoutSeconds = headerTimeout
         config.connectionLimits.idleTimeoutSeconds = idleTimeout
@@ -448,6 +451,7 @@ struct ServeOptions: ParsableArguments {
         config.connectionLimits.uploadStallSeconds = uploadStallSeconds
         config.connectionLimits.maxConnections = maxConnections
         config.connectionLimits.maxConnectionsPerClient = maxConnectionsPerClient
+        config.connectionLimits.listenBacklog = listenBacklog
         if let caFile { try OutboundTLS.check(caFile: caFile) }
         config.caFile = caFile
         guard danubeTokenSeconds >= 1 else { throw ValidationError("--danube-token-seconds must be positive") }

@@ -109,6 +109,10 @@ def test_idle_sockets_and_slowloris_are_cut_off_while_normal_clients_are_served(
 
     attacker = threading.Thread(target=slowloris)
     attacker.start()
+    # Measured once the node holds them all: what the held sockets cost others, not what accepting a
+    # flood of 500 connects costs (the node accepts ListeningSocket.acceptsPerWakeUp per wake-up; a debug
+    # build takes several ms for a batch). The header deadline (2 s) is still far.
+    wait_for(lambda: open_gauge(limited.url) >= 501, timeout=5, what="the 500 idle connections to be accepted")
 
     # Meanwhile the normal client keeps being served.
     loaded = p99_of_gets(client)
@@ -213,4 +217,72 @@ def test_connection_caps_per_client_and_per_node(tmp_path):
         # Everything released: only the /metrics request itself is open (the previous one may take a moment to go).
         wait_for(lambda: open_gauge(srv.url) == 1, timeout=5, what="imaged_connections_open to be 1")
     finally:
+        srv.kill()
+
+
+def handshakes_done(port: int, count: int, within: float) -> tuple[int, list[socket.socket]]:
+    """Starts `count` non-blocking connects to `port` at once; returns how many finished their handshake
+    within `within` seconds (a SYN the kernel dropped is retried only after 1 s), and the sockets."""
+    sel = selectors.DefaultSelector()
+    socks = []
+    for _ in range(count):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        sel.register(s, selectors.EVENT_WRITE)
+        socks.append(s)
+    done = 0
+    deadline = time.monotonic() + within
+    while done < count and (left := deadline - time.monotonic()) > 0:
+        for key, _ in sel.select(timeout=left):
+            sel.unregister(key.fileobj)
+            if key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                done += 1
+    sel.close()
+    return done, socks
+
+
+@pytest.mark.parametrize("backlog", [None, 64])
+def test_a_burst_of_connects_waits_in_the_listen_backlog(tmp_path, backlog):
+    """A node that is busy (here: stopped) when 200 clients connect at once: the kernel completes their
+    handshakes into the listen backlog, 4096 by default (capped by net.core.somaxconn), so none loses its
+    SYN and waits a second for the retry; `--listen-backlog` sets it. Once the node runs again it serves
+    every one of them."""
+    import os
+    import signal
+    extra = ["--listen-backlog", str(backlog)] if backlog else []
+    srv = ImagedServer(tmp_path, *extra)
+    srv.start()
+    socks: list[socket.socket] = []
+    try:
+        somaxconn = int(open("/proc/sys/net/core/somaxconn").read())
+        expected = min(backlog or 4096, somaxconn)
+        if backlog is None and expected < 200:
+            pytest.skip(f"net.core.somaxconn is {somaxconn}: the kernel caps any backlog under this burst")
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            done, socks = handshakes_done(srv.port, 200, within=0.8)
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        if backlog is None:
+            assert done == 200, f"only {done} of 200 connects finished while the node was busy"
+        else:
+            # Linux admits backlog + 1 into a full queue; the rest wait for their SYN's retry.
+            assert expected <= done <= expected + 1, f"{done} connects finished with a backlog of {backlog}"
+        # Running again: every connection, queued or retried, gets its answer.
+        for s in socks:
+            s.setblocking(True)
+            s.settimeout(10)
+        for s in socks:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answered = 0
+        for s in socks:
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            answered += data.startswith(b"HTTP/1.1 200")
+        assert answered == 200
+    finally:
+        for s in socks:
+            s.close()
         srv.kill()
