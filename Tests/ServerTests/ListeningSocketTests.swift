@@ -44,11 +44,16 @@ struct ListeningSocketTests {
 
         // Keep the server's loop busy while the clients connect: the kernel finishes their handshakes
         // into the backlog, and the loop finds them all at its next wake-up.
+        // The clients connect only once the loop is inside the blocking task: a connect that reaches it
+        // before would be accepted alone.
         let release = Mutex(false)
+        let holding = Mutex(false)
         server.eventLoop.execute {
+            holding.withLock { $0 = true }
             let until = Date().addingTimeInterval(10)
             while !release.withLock({ $0 }), Date() < until { usleep(1000) }
         }
+        while !holding.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(1)) }
         var clients: [any Channel] = []
         for _ in 0..<burst {
             clients.append(try await ClientBootstrap(group: clientGroup).connect(to: server.localAddress!).get())
