@@ -51,6 +51,12 @@ def imaged_bin() -> Path:
     return path
 
 
+def config_check(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`imaged config check ARGS…` with `env` over this process's environment; output captured as text."""
+    return subprocess.run([str(imaged_bin()), "config", "check", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

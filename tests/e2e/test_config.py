@@ -14,14 +14,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, ImagedServer, Raw, imaged_bin, random_bytes, scale_out_config, upload, wait_for
+from conftest import REPO, ImagedServer, Raw, config_check, imaged_bin, random_bytes, scale_out_config, upload, wait_for
 
 MiB = 1 << 20
 
 
-def check(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(imaged_bin()), "config", "check", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})
+check = config_check
 
 
 def effective(out: str) -> dict:

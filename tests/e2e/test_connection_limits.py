@@ -12,14 +12,13 @@ import resource
 import selectors
 import signal
 import socket
-import subprocess
 import threading
 import time
 
 import pytest
 import requests
 
-from conftest import ImagedServer, Raw, imaged_bin, unique, wait_for, wait_status
+from conftest import ImagedServer, Raw, config_check, unique, wait_for, wait_status
 
 HEADER_TIMEOUT = 2
 IDLE_TIMEOUT = 3
@@ -296,9 +295,8 @@ def test_a_burst_of_connects_waits_in_the_listen_backlog(tmp_path, backlog):
 
 
 def test_the_listen_backlog_is_shown_and_checked(tmp_path):
-    def check(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(imaged_bin()), "config", "check", "--data-dir", str(tmp_path / "d"), *args],
-                              capture_output=True, text=True, timeout=60)
+    def check(*args: str):
+        return config_check("--data-dir", str(tmp_path / "d"), *args)
     shown = check("--listen-backlog", "1024")
     assert shown.returncode == 0, shown.stderr
     assert "listen backlog 1024" in shown.stdout

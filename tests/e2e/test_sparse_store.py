@@ -7,13 +7,12 @@ logical in usage and is not listed for the gauges."""
 import hashlib
 import os
 import re
-import subprocess
 import uuid
 
 import pytest
 import requests
 
-from conftest import download_digest, GlanceCLI, ImagedServer, Raw, imaged_bin, random_bytes, s3_env, s3_process_env, unique, upload, wait_status
+from conftest import config_check, download_digest, GlanceCLI, ImagedServer, Raw, random_bytes, s3_env, s3_process_env, unique, upload, wait_status
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -155,8 +154,7 @@ def test_sparse_false_and_s3_count_every_byte(three_stores):
 
 def test_the_sparse_and_direct_options_of_a_file_store_spec(tmp_path):
     def check(*args):
-        return subprocess.run([str(imaged_bin()), "config", "check", "--data-dir", str(tmp_path), *args],
-                              capture_output=True, text=True, timeout=60)
+        return config_check("--data-dir", str(tmp_path), *args)
 
     r = check("--blob-store", "file?sparse=false")
     assert r.returncode == 0, r.stderr

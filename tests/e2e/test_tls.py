@@ -356,10 +356,7 @@ def test_avi_login_and_refs_over_https(tls_server, pki):
 
 
 def test_config_check_refuses_files_that_do_not_load(pki):
-    from conftest import imaged_bin
-
-    def check(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(imaged_bin()), "config", "check", *args], capture_output=True, text=True, timeout=60)
+    from conftest import config_check as check
 
     good = check("--tls-cert", str(pki["one"][0]), "--tls-key", str(pki["one"][1]), "--ca-file", str(pki["ca"]))
     assert good.returncode == 0, good.stderr
