@@ -11,6 +11,7 @@
 #
 # Every connection comes from 127.0.0.1, so the server runs with --max-connections-per-client raised to
 # MANY + 64 (its default, 256 per client address, is what a real node keeps against one greedy host).
+# Also measured, as references: /healthz at both connection counts, and the server's CPU per request.
 # Targets: 1,000 connections >= 0.9x the 16-connection throughput, no errors; uploads aggregate
 # >= 0.8x dd, server RSS growth < 256 MiB, every image's digests equal to the bytes sent.
 set -euo pipefail
@@ -65,10 +66,22 @@ log "catalog: $(count) images"
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status"; }
 
 # ---------------------------------------------------------------- GET one, many connections
+# Each run also records the server's CPU per request (user + system, µs), and /healthz runs at the same
+# connection counts: how much the framework alone (no auth, no catalog) loses at MANY, the reference
+# for what GET loses there.
+server_cpu_per_request() { # FIGURE ROUND TICKS_BEFORE TICKS_AFTER: a "cpu_FIGURE" row in the results
+    local n; n=$(awk '/requests in/ { print $1; exit }' "$OUT/raw/$1-r$2.txt")
+    printf '%s\t%s\t%s\t0\t0\t0\t0\n' "cpu_$1" "$2" "$(awk -v t=$(($4 - $3)) -v u="$TICK_US" -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? t * u / n : 0) }')" >> "$RESULTS"
+}
 for r in $(seq 1 "$RUNS"); do
     if [ $((r % 2)) -eq 1 ]; then order="$FEW $MANY"; else order="$MANY $FEW"; fi
     for c in $order; do
+        t0=$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')
         CONNS=$c run_wrk "get_c$c" "$r" get_one.lua BENCH_IDS="$OUT/ids.txt"
+        server_cpu_per_request "get_c$c" "$r" "$t0" "$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')"
+        t0=$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')
+        CONNS=$c run_wrk "healthz_c$c" "$r" healthz.lua
+        server_cpu_per_request "healthz_c$c" "$r" "$t0" "$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')"
     done
 done
 
@@ -145,6 +158,9 @@ errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULT
     printf '%-40s %-14s %-14s %-10s %s\n' "GET one, $MANY connections (req/s)" "$many_rps" "$FEW: $few_rps" "$q" ">= 0.90 $verdict"
     printf '%-40s %-14s %-14s %-10s %s\n' "GET one, $MANY connections, p99 (ms)" "$(ms "$(col "get_c$MANY" 5 | median)")" "$FEW: $(ms "$(col "get_c$FEW" 5 | median)")" "" "errors $(errs "get_c$MANY")"
     printf '%-40s %-14s %-14s %-10s %s\n' "GET one, $MANY connections, p50 (ms)" "$(ms "$(col "get_c$MANY" 4 | median)")" "$FEW: $(ms "$(col "get_c$FEW" 4 | median)")" "" ""
+    printf '%-40s %-14s %-14s %-10s %s\n' "  server CPU per GET (us)" "$(col "cpu_get_c$MANY" 3 | median)" "$FEW: $(col "cpu_get_c$FEW" 3 | median)" "$(ratio "cpu_get_c$MANY" "cpu_get_c$FEW" 3)" "info"
+    printf '%-40s %-14s %-14s %-10s %s\n' "  /healthz, $MANY connections (req/s)" "$(col "healthz_c$MANY" 3 | median)" "$FEW: $(col "healthz_c$FEW" 3 | median)" "$(ratio "healthz_c$MANY" "healthz_c$FEW" 3)" "reference: the framework alone"
+    printf '%-40s %-14s %-14s %-10s %s\n' "  server CPU per /healthz (us)" "$(col "cpu_healthz_c$MANY" 3 | median)" "$FEW: $(col "cpu_healthz_c$FEW" 3 | median)" "$(ratio "cpu_healthz_c$MANY" "cpu_healthz_c$FEW" 3)" "info"
     up=$(col uploads 3 | median); dd=$(col dd_fsync 3 | median); q=$(ratio uploads dd_fsync 3); growth=$(col uploads 4 | median)
     verdict=$(awk -v q="$q" -v g="$growth" 'BEGIN { print (q >= 0.8 && g < 256 ? "PASS" : "FAIL") }'); [ "$upload_errors" -gt 0 ] && verdict="FAIL ($upload_errors failed or wrong)"
     printf '%-40s %-14s %-14s %-10s %s\n' "$UPLOADS concurrent uploads (MiB/s)" "$up" "dd: $dd" "$q" ">= 0.80, RSS < 256 MiB: $verdict"
