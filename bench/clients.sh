@@ -69,19 +69,20 @@ rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status"; }
 # Each run also records the server's CPU per request (user + system, µs), and /healthz runs at the same
 # connection counts: how much the framework alone (no auth, no catalog) loses at MANY, the reference
 # for what GET loses there.
-server_cpu_per_request() { # FIGURE ROUND TICKS_BEFORE TICKS_AFTER: a "cpu_FIGURE" row in the results
-    local n; n=$(awk '/requests in/ { print $1; exit }' "$OUT/raw/$1-r$2.txt")
-    printf '%s\t%s\t%s\t0\t0\t0\t0\n' "cpu_$1" "$2" "$(awk -v t=$(($4 - $3)) -v u="$TICK_US" -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? t * u / n : 0) }')" >> "$RESULTS"
+run_wrk_with_cpu() { # FIGURE ROUND SCRIPT [ENV…]: run_wrk, then a "cpu_FIGURE" row: server µs per request
+    local t0 t1 n
+    t0=$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')
+    run_wrk "$@"
+    t1=$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')
+    n=$(awk '/requests in/ { print $1; exit }' "$OUT/raw/$1-r$2.txt")
+    printf '%s\t%s\t%s\t0\t0\t0\t0\n' "cpu_$1" "$2" \
+        "$(awk -v t=$((t1 - t0)) -v u="$TICK_US" -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? t * u / n : 0) }')" >> "$RESULTS"
 }
 for r in $(seq 1 "$RUNS"); do
     if [ $((r % 2)) -eq 1 ]; then order="$FEW $MANY"; else order="$MANY $FEW"; fi
     for c in $order; do
-        t0=$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')
-        CONNS=$c run_wrk "get_c$c" "$r" get_one.lua BENCH_IDS="$OUT/ids.txt"
-        server_cpu_per_request "get_c$c" "$r" "$t0" "$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')"
-        t0=$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')
-        CONNS=$c run_wrk "healthz_c$c" "$r" healthz.lua
-        server_cpu_per_request "healthz_c$c" "$r" "$t0" "$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')"
+        CONNS=$c run_wrk_with_cpu "get_c$c" "$r" get_one.lua BENCH_IDS="$OUT/ids.txt"
+        CONNS=$c run_wrk_with_cpu "healthz_c$c" "$r" healthz.lua
     done
 done
 
