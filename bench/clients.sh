@@ -11,7 +11,8 @@
 #
 # Every connection comes from 127.0.0.1, so the server runs with --max-connections-per-client raised to
 # MANY + 64 (its default, 256 per client address, is what a real node keeps against one greedy host).
-# Also measured, as references: /healthz at both connection counts, and the server's CPU per request.
+# Also measured, as references: /healthz at both connection counts; SwiftNIO alone answering on the
+# event loop (bench/nio-floor, NIO_FLOOR=0 skips it); and the server's CPU per request for each.
 # Targets: 1,000 connections >= 0.9x the 16-connection throughput, no errors; uploads aggregate
 # >= 0.8x dd, server RSS growth < 256 MiB, every image's digests equal to the bytes sent.
 set -euo pipefail
@@ -47,6 +48,7 @@ WORK=$(mktemp -d "${WORK:-${TMPDIR:-/tmp}}/imaged-clients.XXXXXX")
 SERVER_PID=
 cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    [ -n "${FLOOR_PID:-}" ] && kill "$FLOOR_PID" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -70,19 +72,34 @@ rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status"; }
 # connection counts: how much the framework alone (no auth, no catalog) loses at MANY, the reference
 # for what GET loses there.
 run_wrk_with_cpu() { # FIGURE ROUND SCRIPT [ENV…]: run_wrk, then a "cpu_FIGURE" row: server µs per request
-    local t0 t1 n
-    t0=$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')
+    local t0 t1 n pid=${CPU_PID:-$SERVER_PID}
+    t0=$(cpu_ticks "$pid" | awk '{ print $2 }')
     run_wrk "$@"
-    t1=$(cpu_ticks "$SERVER_PID" | awk '{ print $2 }')
+    t1=$(cpu_ticks "$pid" | awk '{ print $2 }')
     n=$(awk '/requests in/ { print $1; exit }' "$OUT/raw/$1-r$2.txt")
     printf '%s\t%s\t%s\t0\t0\t0\t0\n' "cpu_$1" "$2" \
         "$(awk -v t=$((t1 - t0)) -v u="$TICK_US" -v n="$n" 'BEGIN { printf "%.1f", (n > 0 ? t * u / n : 0) }')" >> "$RESULTS"
 }
+# The floor under the stack (bench/nio-floor): SwiftNIO alone with imaged's listener settings and
+# HTTP/1 codec, answering on the event loop. NIO_FLOOR=0 skips it.
+FLOOR_PID=
+if [ "${NIO_FLOOR:-1}" != 0 ]; then
+    log "building bench/nio-floor (release)"
+    flock /tmp/imaged-build.lock swift build -c release --package-path "$BENCH/nio-floor" \
+        --scratch-path "$ROOT/.build-nio-floor" > "$OUT/nio-floor.build.log" 2>&1 || die "nio-floor did not build; see $OUT/nio-floor.build.log"
+    FLOOR_URL=http://127.0.0.1:$((PORT + 1))
+    curl -s -o /dev/null "$FLOOR_URL/" && die "something already answers on $FLOOR_URL (set PORT=...)"
+    "$ROOT/.build-nio-floor/release/nio-floor" $((PORT + 1)) > "$OUT/nio-floor.log" 2>&1 &
+    FLOOR_PID=$!
+    for _ in $(seq 50); do curl -sf -o /dev/null "$FLOOR_URL/healthz" && break; sleep 0.1; done
+    curl -sf -o /dev/null "$FLOOR_URL/healthz" || die "nio-floor did not answer; see $OUT/nio-floor.log"
+fi
 for r in $(seq 1 "$RUNS"); do
     if [ $((r % 2)) -eq 1 ]; then order="$FEW $MANY"; else order="$MANY $FEW"; fi
     for c in $order; do
         CONNS=$c run_wrk_with_cpu "get_c$c" "$r" get_one.lua BENCH_IDS="$OUT/ids.txt"
         CONNS=$c run_wrk_with_cpu "healthz_c$c" "$r" healthz.lua
+        if [ -n "$FLOOR_PID" ]; then URL=$FLOOR_URL CPU_PID=$FLOOR_PID CONNS=$c run_wrk_with_cpu "floor_c$c" "$r" healthz.lua; fi
     done
 done
 
@@ -162,6 +179,10 @@ errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULT
     printf '%-40s %-14s %-14s %-10s %s\n' "  server CPU per GET (us)" "$(col "cpu_get_c$MANY" 3 | median)" "$FEW: $(col "cpu_get_c$FEW" 3 | median)" "$(ratio "cpu_get_c$MANY" "cpu_get_c$FEW" 3)" "info"
     printf '%-40s %-14s %-14s %-10s %s\n' "  /healthz, $MANY connections (req/s)" "$(col "healthz_c$MANY" 3 | median)" "$FEW: $(col "healthz_c$FEW" 3 | median)" "$(ratio "healthz_c$MANY" "healthz_c$FEW" 3)" "reference: the framework alone"
     printf '%-40s %-14s %-14s %-10s %s\n' "  server CPU per /healthz (us)" "$(col "cpu_healthz_c$MANY" 3 | median)" "$FEW: $(col "cpu_healthz_c$FEW" 3 | median)" "$(ratio "cpu_healthz_c$MANY" "cpu_healthz_c$FEW" 3)" "info"
+    if [ -n "$FLOOR_PID" ]; then
+        printf '%-40s %-14s %-14s %-10s %s\n' "  NIO alone, $MANY connections (req/s)" "$(col "floor_c$MANY" 3 | median)" "$FEW: $(col "floor_c$FEW" 3 | median)" "$(ratio "floor_c$MANY" "floor_c$FEW" 3)" "reference: the floor (bench/nio-floor)"
+        printf '%-40s %-14s %-14s %-10s %s\n' "  CPU per request, NIO alone (us)" "$(col "cpu_floor_c$MANY" 3 | median)" "$FEW: $(col "cpu_floor_c$FEW" 3 | median)" "$(ratio "cpu_floor_c$MANY" "cpu_floor_c$FEW" 3)" "info"
+    fi
     up=$(col uploads 3 | median); dd=$(col dd_fsync 3 | median); q=$(ratio uploads dd_fsync 3); growth=$(col uploads 4 | median)
     verdict=$(awk -v q="$q" -v g="$growth" 'BEGIN { print (q >= 0.8 && g < 256 ? "PASS" : "FAIL") }'); [ "$upload_errors" -gt 0 ] && verdict="FAIL ($upload_errors failed or wrong)"
     printf '%-40s %-14s %-14s %-10s %s\n' "$UPLOADS concurrent uploads (MiB/s)" "$up" "dd: $dd" "$q" ">= 0.80, RSS < 256 MiB: $verdict"
