@@ -7,7 +7,8 @@
 #   IMAGED_BIN=path/to/imaged bench/clients.sh   # skip the build
 #
 # Knobs (environment): RUNS=5 DURATION=10 MANY=1000 FEW=16 THREADS=2 TARGET_IMAGES=10000
-#   UPLOADS=100 UPLOAD_MIB=64 UPLOAD_RUNS=1 PORT=19397 WORK=<dir on the disk to measure> (default: $TMPDIR)
+#   UPLOADS=100 UPLOAD_MIB=64 UPLOAD_RUNS=1 PORT=19397 (nio-floor: PORT+1) NIO_FLOOR=1
+#   WORK=<dir on the disk to measure> (default: $TMPDIR)
 #
 # Every connection comes from 127.0.0.1, so the server runs with --max-connections-per-client raised to
 # MANY + 64 (its default, 256 per client address, is what a real node keeps against one greedy host).
