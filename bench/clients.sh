@@ -92,8 +92,7 @@ if [ "${NIO_FLOOR:-1}" != 0 ]; then
     curl -s -o /dev/null "$FLOOR_URL/" && die "something already answers on $FLOOR_URL (set PORT=...)"
     "$ROOT/.build-nio-floor/release/nio-floor" $((PORT + 1)) > "$OUT/nio-floor.log" 2>&1 &
     FLOOR_PID=$!
-    for _ in $(seq 50); do curl -sf -o /dev/null "$FLOOR_URL/healthz" && break; sleep 0.1; done
-    curl -sf -o /dev/null "$FLOOR_URL/healthz" || die "nio-floor did not answer; see $OUT/nio-floor.log"
+    wait_for_healthz "$FLOOR_URL" "$FLOOR_PID" "$OUT/nio-floor.log" || die "nio-floor did not answer"
 fi
 for r in $(seq 1 "$RUNS"); do
     if [ $((r % 2)) -eq 1 ]; then order="$FEW $MANY"; else order="$MANY $FEW"; fi
@@ -177,12 +176,14 @@ errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULT
     printf '%-40s %-14s %-14s %-10s %s\n' "GET one, $MANY connections (req/s)" "$many_rps" "$FEW: $few_rps" "$q" ">= 0.90 $verdict"
     printf '%-40s %-14s %-14s %-10s %s\n' "GET one, $MANY connections, p99 (ms)" "$(ms "$(col "get_c$MANY" 5 | median)")" "$FEW: $(ms "$(col "get_c$FEW" 5 | median)")" "" "errors $(errs "get_c$MANY")"
     printf '%-40s %-14s %-14s %-10s %s\n' "GET one, $MANY connections, p50 (ms)" "$(ms "$(col "get_c$MANY" 4 | median)")" "$FEW: $(ms "$(col "get_c$FEW" 4 | median)")" "" ""
-    printf '%-40s %-14s %-14s %-10s %s\n' "  server CPU per GET (us)" "$(col "cpu_get_c$MANY" 3 | median)" "$FEW: $(col "cpu_get_c$FEW" 3 | median)" "$(ratio "cpu_get_c$MANY" "cpu_get_c$FEW" 3)" "info"
-    printf '%-40s %-14s %-14s %-10s %s\n' "  /healthz, $MANY connections (req/s)" "$(col "healthz_c$MANY" 3 | median)" "$FEW: $(col "healthz_c$FEW" 3 | median)" "$(ratio "healthz_c$MANY" "healthz_c$FEW" 3)" "reference: the framework alone"
-    printf '%-40s %-14s %-14s %-10s %s\n' "  server CPU per /healthz (us)" "$(col "cpu_healthz_c$MANY" 3 | median)" "$FEW: $(col "cpu_healthz_c$FEW" 3 | median)" "$(ratio "cpu_healthz_c$MANY" "cpu_healthz_c$FEW" 3)" "info"
+    # LABEL FIGURE NOTE: FIGURE's median at MANY, at FEW, and the median ratio of the two
+    many_few() { printf '%-40s %-14s %-14s %-10s %s\n' "$1" "$(col "${2}_c$MANY" 3 | median)" "$FEW: $(col "${2}_c$FEW" 3 | median)" "$(ratio "${2}_c$MANY" "${2}_c$FEW" 3)" "$3"; }
+    many_few "  server CPU per GET (us)" cpu_get info
+    many_few "  /healthz, $MANY connections (req/s)" healthz "reference: the framework alone"
+    many_few "  server CPU per /healthz (us)" cpu_healthz info
     if [ -n "$FLOOR_PID" ]; then
-        printf '%-40s %-14s %-14s %-10s %s\n' "  NIO alone, $MANY connections (req/s)" "$(col "floor_c$MANY" 3 | median)" "$FEW: $(col "floor_c$FEW" 3 | median)" "$(ratio "floor_c$MANY" "floor_c$FEW" 3)" "reference: the floor (bench/nio-floor)"
-        printf '%-40s %-14s %-14s %-10s %s\n' "  CPU per request, NIO alone (us)" "$(col "cpu_floor_c$MANY" 3 | median)" "$FEW: $(col "cpu_floor_c$FEW" 3 | median)" "$(ratio "cpu_floor_c$MANY" "cpu_floor_c$FEW" 3)" "info"
+        many_few "  NIO alone, $MANY connections (req/s)" floor "reference: the floor (bench/nio-floor)"
+        many_few "  CPU per request, NIO alone (us)" cpu_floor info
     fi
     up=$(col uploads 3 | median); dd=$(col dd_fsync 3 | median); q=$(ratio uploads dd_fsync 3); growth=$(col uploads 4 | median)
     verdict=$(awk -v q="$q" -v g="$growth" 'BEGIN { print (q >= 0.8 && g < 256 ? "PASS" : "FAIL") }'); [ "$upload_errors" -gt 0 ] && verdict="FAIL ($upload_errors failed or wrong)"

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -5,7 +6,8 @@ import NIOPosix
 // nio-floor PORT: `{"status":"ok"}` to every request, keep-alive, on the event loop that read it.
 // The listener is set up as imaged's (backlog 4096, 64 accepts per wake-up) and so is the codec
 // (NIO's HTTP/1 server pipeline without pipelining assistance or error handling), on as many event
-// loop threads as imaged's default (NIO's singleton group: one per core).
+// loop threads as imaged's default `--event-loop-threads`: half the cores, at least one
+// (NIO_SINGLETON_GROUP_LOOP_COUNT overrides it, as it does imaged's).
 final class FixedAnswer: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -32,6 +34,9 @@ final class FixedAnswer: ChannelInboundHandler {
 }
 
 let port = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 19399
+if ProcessInfo.processInfo.environment["NIO_SINGLETON_GROUP_LOOP_COUNT"] == nil {
+    NIOSingletons.groupLoopCountSuggestion = max(1, System.coreCount / 2)
+}
 let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
     .serverChannelOption(.backlog, value: 4096)
     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
