@@ -8,6 +8,9 @@
 #
 # Knobs (environment): RUNS=5 DURATION=10 MANY=1000 FEW=16 THREADS=2 TARGET_IMAGES=10000
 #   UPLOADS=100 UPLOAD_MIB=64 UPLOAD_RUNS=1 PORT=19397 (nio-floor: PORT+1) NIO_FLOOR=1
+#   SERVER_CPUS= CLIENT_CPUS= (taskset lists: servers and wrk apart during the GET rounds)
+#   NIO_SINGLETON_GROUP_LOOP_COUNT=N: imaged and nio-floor on N event loop threads (imaged's
+#   --event-loop-threads; default half the cores)
 #   WORK=<dir on the disk to measure> (default: $TMPDIR)
 #
 # Every connection comes from 127.0.0.1, so the server runs with --max-connections-per-client raised to
@@ -94,6 +97,13 @@ if [ "${NIO_FLOOR:-1}" != 0 ]; then
     FLOOR_PID=$!
     wait_for_healthz "$FLOOR_URL" "$FLOOR_PID" "$OUT/nio-floor.log" || die "nio-floor did not answer"
 fi
+# SERVER_CPUS / CLIENT_CPUS (taskset lists, e.g. 0 and 1): the servers and wrk on separate CPUs for
+# the GET rounds, as when the clients are other machines; unset, they share every CPU.
+pin_servers() { # CPU list: every thread of imaged (and of nio-floor) on those CPUs
+    local pid
+    for pid in $SERVER_PID $FLOOR_PID; do taskset -a -p -c "$1" "$pid" > /dev/null; done
+}
+[ -n "${SERVER_CPUS:-}" ] && pin_servers "$SERVER_CPUS"
 for r in $(seq 1 "$RUNS"); do
     if [ $((r % 2)) -eq 1 ]; then order="$FEW $MANY"; else order="$MANY $FEW"; fi
     for c in $order; do
@@ -102,6 +112,8 @@ for r in $(seq 1 "$RUNS"); do
         if [ -n "$FLOOR_PID" ]; then URL=$FLOOR_URL CPU_PID=$FLOOR_PID CONNS=$c run_wrk_with_cpu "floor_c$c" "$r" healthz.lua; fi
     done
 done
+
+[ -n "${SERVER_CPUS:-}" ] && pin_servers "0-$(($(nproc) - 1))"
 
 # ---------------------------------------------------------------- concurrent uploads
 # One random base file; upload i sends a 16-byte header naming i, then the base, so every image has its
@@ -169,7 +181,7 @@ done
 ms() { awk -v x="$1" 'BEGIN { if (x == "-") print "-"; else printf "%.2f", x / 1000 }'; }
 errs() { awk -F'\t' -v f="$1" '$1 == f { s += $6 } END { print s + 0 }' "$RESULTS"; }
 {
-    echo "Many clients: $(count) images; GET one at $FEW and $MANY keep-alive connections, $RUNS rounds x ${DURATION}s, $THREADS wrk threads; $UPLOADS concurrent ${UPLOAD_MIB} MiB uploads x $UPLOAD_RUNS; $BUILD"
+    echo "Many clients: $(count) images; GET one at $FEW and $MANY keep-alive connections, $RUNS rounds x ${DURATION}s, $THREADS wrk threads; $UPLOADS concurrent ${UPLOAD_MIB} MiB uploads x $UPLOAD_RUNS; $BUILD; event loop threads: ${NIO_SINGLETON_GROUP_LOOP_COUNT:-the default, half the cores}${SERVER_CPUS:+; GET rounds: servers on CPUs $SERVER_CPUS}${CLIENT_CPUS:+, wrk on CPUs $CLIENT_CPUS}"
     few_rps=$(col "get_c$FEW" 3 | median); many_rps=$(col "get_c$MANY" 3 | median); q=$(ratio "get_c$MANY" "get_c$FEW" 3)
     verdict=$(awk -v q="$q" 'BEGIN { print (q >= 0.9 ? "PASS" : "FAIL") }'); [ "$(errs "get_c$MANY")" -gt 0 ] && verdict="FAIL ($(errs "get_c$MANY") errors)"
     printf '%-40s %-14s %-14s %-10s %s\n' figure median reference ratio "target / result"

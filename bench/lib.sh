@@ -113,11 +113,12 @@ latency_tools_and_binary() {
 }
 # run_wrk FIGURE ROUND SCRIPT [ENV=VALUE...]: one wrk run of $DURATION s at $CONNS connections ($THREADS threads)
 # against $URL with bench/SCRIPT (its RESULT line, see common.lua), raw output in $OUT/raw; adds its row.
+# With CLIENT_CPUS set (a taskset list), wrk runs on those CPUs only.
 run_wrk() {
     local fig=$1 round=$2 script=$3; shift 3
     local raw=$OUT/raw/$fig-r$round.txt st0 st1
     st0=$(steal_ms)
-    env "$@" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$script" "$URL/" > "$raw" 2>&1 \
+    env "$@" ${CLIENT_CPUS:+taskset -c "$CLIENT_CPUS"} wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$BENCH/$script" "$URL/" > "$raw" 2>&1 \
         || die "wrk failed for $fig; see $raw"
     st1=$(steal_ms)
     local line; line=$(grep '^RESULT ' "$raw") || die "no RESULT line in $raw"

@@ -82,7 +82,9 @@ public struct ServerConfig: Sendable {
     /// Threads that do the network I/O and HTTP parsing (`--event-loop-threads`). Half the cores: the
     /// request handlers run on Swift's task pool, which has a thread per core, so a loop per core
     /// as well made twice as many busy threads as cores. On 2 cores one loop gave GET one 16%
-    /// and list 25 11% more requests per second than two, at a lower median (bench/README).
+    /// and list 25 11% more requests per second than two, at a lower median (bench/README). With
+    /// 1,000 connections, two loops keep more of the throughput (a median 0.89 of 16 connections'
+    /// against 0.79), at the cost of list latency; no one default wins both (bench/README).
     public var eventLoopThreads = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
     public var loginQueue: Int?
     /// Of those places, how many one client address may hold (`--login-per-client`; nil: half the slots).
